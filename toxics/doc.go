@@ -1,0 +1,28 @@
+// Package toxics is shakedown's vocabulary of faults: what can go wrong
+// with a network link or with a node, as plain typed values.
+//
+// It does no I/O. A fault is a value such as
+//
+//	toxics.Latency{Delay: 200 * time.Millisecond, Jitter: 20 * time.Millisecond, Direction: toxics.Downstream}
+//	toxics.Blackhole{}
+//	toxics.Crash{}
+//
+// Link faults ([LinkFault]) act on the bytes and connections between a
+// client and one dependency; package harness applies them through an
+// embedded Toxiproxy, and package sim applies them to its in-memory network
+// with the same client-visible behaviour. Node faults ([NodeFault]) act on
+// the dependency itself: crash, stop, pause and restart.
+//
+// Every fault validates itself ([Fault.Validate]) with an error that names
+// the field and the value, and has a JSON form a person can write by hand:
+//
+//	{"kind":"latency","delay":"200ms","jitter":"20ms","direction":"downstream"}
+//
+// [Marshal] and [Unmarshal] convert between the two; decoding rejects
+// unknown kinds, unknown fields and invalid values, and a decoded fault
+// encodes back to the same bytes.
+//
+// Durations are [time.Duration], rates are bytes per second, and nothing here
+// draws random numbers: faults with randomness (jitter, corruption) are
+// seeded by whoever applies them, from the run's seed.
+package toxics

@@ -1,0 +1,273 @@
+package toxics
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// wire is the JSON form of every fault: the kind plus the fields that kind
+// has. Pointers tell a missing field from a zero one.
+type wire struct {
+	Kind          Kind     `json:"kind"`
+	Delay         *string  `json:"delay,omitempty"`
+	Jitter        *string  `json:"jitter,omitempty"`
+	Rate          *int64   `json:"rate,omitempty"`
+	AverageSize   *int     `json:"average_size,omitempty"`
+	SizeVariation *int     `json:"size_variation,omitempty"`
+	Probability   *float64 `json:"probability,omitempty"`
+	Bytes         *int64   `json:"bytes,omitempty"`
+	After         *string  `json:"after,omitempty"`
+	Grace         *string  `json:"grace,omitempty"`
+	Direction     *string  `json:"direction,omitempty"`
+}
+
+// fields lists, per kind, the JSON fields it accepts; those in required must
+// be present.
+var fields = map[Kind]struct{ allowed, required []string }{
+	KindLatency:   {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
+	KindBandwidth: {[]string{"rate", "direction"}, []string{"rate"}},
+	KindSlicer:    {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
+	KindSlowClose: {[]string{"delay", "direction"}, []string{"delay"}},
+	KindCorrupt:   {[]string{"probability", "direction"}, []string{"probability"}},
+	KindDataLimit: {[]string{"bytes", "direction"}, []string{"bytes"}},
+	KindTimeout:   {[]string{"after", "direction"}, []string{"after"}},
+	KindBlackhole: {[]string{"direction"}, nil},
+	KindReset:     {nil, nil},
+	KindDown:      {nil, nil},
+	KindPause:     {nil, nil},
+	KindRestart:   {nil, nil},
+	KindStop:      {[]string{"grace"}, nil},
+	KindCrash:     {nil, nil},
+}
+
+func (w *wire) present() []string {
+	var out []string
+	add := func(name string, set bool) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	add("delay", w.Delay != nil)
+	add("jitter", w.Jitter != nil)
+	add("rate", w.Rate != nil)
+	add("average_size", w.AverageSize != nil)
+	add("size_variation", w.SizeVariation != nil)
+	add("probability", w.Probability != nil)
+	add("bytes", w.Bytes != nil)
+	add("after", w.After != nil)
+	add("grace", w.Grace != nil)
+	add("direction", w.Direction != nil)
+	return out
+}
+
+func dur(d time.Duration) *string { s := d.String(); return &s }
+
+func optDur(d time.Duration) *string {
+	if d == 0 {
+		return nil
+	}
+	return dur(d)
+}
+
+func optDir(d Direction) *string {
+	if d == Both {
+		return nil
+	}
+	s := d.String()
+	return &s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Marshal returns the JSON form of f after validating it. Optional fields
+// at their zero value (no jitter, both directions) are left out.
+func Marshal(f Fault) ([]byte, error) {
+	if err := Validate(f); err != nil {
+		return nil, err
+	}
+	w := wire{Kind: f.Kind()}
+	switch f := f.(type) {
+	case Latency:
+		w.Delay, w.Jitter, w.Direction = dur(f.Delay), optDur(f.Jitter), optDir(f.Direction)
+	case Bandwidth:
+		w.Rate, w.Direction = ptr(f.Rate), optDir(f.Direction)
+	case Slicer:
+		w.AverageSize, w.Delay, w.Direction = ptr(f.AverageSize), optDur(f.Delay), optDir(f.Direction)
+		if f.SizeVariation != 0 {
+			w.SizeVariation = ptr(f.SizeVariation)
+		}
+	case SlowClose:
+		w.Delay, w.Direction = dur(f.Delay), optDir(f.Direction)
+	case Corrupt:
+		w.Probability, w.Direction = ptr(f.Probability), optDir(f.Direction)
+	case DataLimit:
+		w.Bytes, w.Direction = ptr(f.Bytes), optDir(f.Direction)
+	case Timeout:
+		w.After, w.Direction = dur(f.After), optDir(f.Direction)
+	case Blackhole:
+		w.Direction = optDir(f.Direction)
+	case Stop:
+		w.Grace = optDur(f.Grace)
+	case Reset, Down, Pause, Restart, Crash:
+	default:
+		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
+	}
+	return json.Marshal(w)
+}
+
+// Unmarshal decodes one fault from its JSON form and validates it. The
+// error names the kind and the field at fault.
+func Unmarshal(data []byte) (Fault, error) {
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, fmt.Errorf("toxics: decode fault: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("toxics: decode fault: trailing data after the JSON object")
+	}
+	if w.Kind == "" {
+		return nil, fmt.Errorf("toxics: decode fault: field \"kind\" is required")
+	}
+	spec, ok := fields[w.Kind]
+	if !ok {
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds))
+	}
+	present := w.present()
+	for _, name := range present {
+		if !slices.Contains(spec.allowed, name) {
+			return nil, fmt.Errorf("toxics: decode %s: it has no field %q (it takes: %s)", w.Kind, name, orNone(spec.allowed))
+		}
+	}
+	for _, name := range spec.required {
+		if !slices.Contains(present, name) {
+			return nil, fmt.Errorf("toxics: decode %s: field %q is required", w.Kind, name)
+		}
+	}
+	d := decoder{kind: w.Kind}
+	var f Fault
+	switch w.Kind {
+	case KindLatency:
+		f = Latency{Delay: d.dur("delay", w.Delay), Jitter: d.dur("jitter", w.Jitter), Direction: d.dir(w.Direction)}
+	case KindBandwidth:
+		f = Bandwidth{Rate: *w.Rate, Direction: d.dir(w.Direction)}
+	case KindSlicer:
+		f = Slicer{AverageSize: *w.AverageSize, SizeVariation: deref(w.SizeVariation), Delay: d.dur("delay", w.Delay), Direction: d.dir(w.Direction)}
+	case KindSlowClose:
+		f = SlowClose{Delay: d.dur("delay", w.Delay), Direction: d.dir(w.Direction)}
+	case KindCorrupt:
+		f = Corrupt{Probability: *w.Probability, Direction: d.dir(w.Direction)}
+	case KindDataLimit:
+		f = DataLimit{Bytes: *w.Bytes, Direction: d.dir(w.Direction)}
+	case KindTimeout:
+		f = Timeout{After: d.dur("after", w.After), Direction: d.dir(w.Direction)}
+	case KindBlackhole:
+		f = Blackhole{Direction: d.dir(w.Direction)}
+	case KindReset:
+		f = Reset{}
+	case KindDown:
+		f = Down{}
+	case KindPause:
+		f = Pause{}
+	case KindRestart:
+		f = Restart{}
+	case KindStop:
+		f = Stop{Grace: d.dur("grace", w.Grace)}
+	case KindCrash:
+		f = Crash{}
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+type decoder struct {
+	kind Kind
+	err  error
+}
+
+func (d *decoder) dur(field string, s *string) time.Duration {
+	if s == nil || d.err != nil {
+		return 0
+	}
+	v, err := time.ParseDuration(*s)
+	if err != nil {
+		d.err = &FieldError{Kind: d.kind, Field: field, Value: fmt.Sprintf("%q", *s), Reason: "is not a duration such as \"250ms\" or \"1.5s\""}
+	}
+	return v
+}
+
+func (d *decoder) dir(s *string) Direction {
+	if s == nil || d.err != nil {
+		return Both
+	}
+	v, err := ParseDirection(*s)
+	if err != nil {
+		d.err = &FieldError{Kind: d.kind, Field: "direction", Value: fmt.Sprintf("%q", *s), Reason: "is not one of both, upstream, downstream"}
+	}
+	return v
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func joinKinds(ks []Kind) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "no fields"
+	}
+	return strings.Join(s, ", ")
+}
+
+// Spec wraps a Fault so it can sit in a struct that is encoded as JSON,
+// such as a schedule step. Its zero value holds no fault and encodes as
+// null.
+type Spec struct {
+	Fault Fault
+}
+
+// MarshalJSON implements json.Marshaler.
+func (s Spec) MarshalJSON() ([]byte, error) {
+	if s.Fault == nil {
+		return []byte("null"), nil
+	}
+	return Marshal(s.Fault)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Spec) UnmarshalJSON(data []byte) error {
+	if string(bytes.TrimSpace(data)) == "null" {
+		s.Fault = nil
+		return nil
+	}
+	f, err := Unmarshal(data)
+	if err != nil {
+		return err
+	}
+	s.Fault = f
+	return nil
+}
