@@ -1,0 +1,121 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// Outcome is what the client knows about an op once it returned.
+type Outcome uint8
+
+const (
+	// OK: the op succeeded.
+	OK Outcome = iota
+	// Failed: the op failed and had no effect on the dependency (an
+	// error the client knows happened before anything was applied, such
+	// as a refused connection).
+	Failed
+	// Unknown: the op failed in a way that leaves its effect unknown (a
+	// timeout, a connection reset after the request was sent). Checkers
+	// treat it as possibly applied.
+	Unknown
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OK:
+		return "ok"
+	case Failed:
+		return "failed"
+	case Unknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (o Outcome) MarshalText() ([]byte, error) {
+	if o > Unknown {
+		return nil, fmt.Errorf("sim: invalid outcome %d", uint8(o))
+	}
+	return []byte(o.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "ok":
+		*o = OK
+	case "failed":
+		*o = Failed
+	case "unknown":
+		*o = Unknown
+	default:
+		return fmt.Errorf("sim: outcome %q is not one of ok, failed, unknown", b)
+	}
+	return nil
+}
+
+// Op is one operation of a workload. All times are offsets from the start
+// of the History, on the monotonic clock (in JSON: integer nanoseconds).
+type Op struct {
+	ID   uint64 `json:"id"`
+	Kind string `json:"kind"`
+	// Intended is when the op was meant to start. Open-loop drivers set
+	// it from the arrival schedule, so a slow system cannot hide its
+	// latency by delaying the load; closed-loop drivers set it to Start.
+	Intended time.Duration `json:"intended"`
+	Start    time.Duration `json:"start"`
+	End      time.Duration `json:"end"`
+	Outcome  Outcome       `json:"outcome"`
+	Err      string        `json:"err,omitempty"`
+	// Input and Output are free-form values the workload records for
+	// checkers that reason about data, such as linearizability or lost
+	// writes.
+	Input  string `json:"input,omitempty"`
+	Output string `json:"output,omitempty"`
+}
+
+// Latency is the time from the intended start to the end.
+func (o Op) Latency() time.Duration { return o.End - o.Intended }
+
+// FaultEvent records one step of the schedule as it really ran.
+type FaultEvent struct {
+	// Step is the index of the step in the schedule.
+	Step   int         `json:"step"`
+	Target string      `json:"target"`
+	Fault  toxics.Spec `json:"fault"`
+	// Start is when the fault was applied and End when it was reverted
+	// (End is 0 if it never was).
+	Start time.Duration `json:"start"`
+	End   time.Duration `json:"end"`
+	// Err says why the fault could not be applied (then it had no effect);
+	// RevertErr why it could not be reverted.
+	Err       string `json:"err,omitempty"`
+	RevertErr string `json:"revert_err,omitempty"`
+}
+
+// Applied reports whether the fault took effect.
+func (e FaultEvent) Applied() bool { return e.Err == "" }
+
+// Sample is one reading of a sampler, such as a pool's in-use count.
+type Sample struct {
+	At    time.Duration `json:"at"`
+	Name  string        `json:"name"`
+	Value float64       `json:"value"`
+}
+
+// History is everything one run recorded, on one timeline.
+type History struct {
+	Seed     int64     `json:"seed"`
+	Schedule Schedule  `json:"schedule"`
+	Began    time.Time `json:"began"`
+	// Duration is how long the run lasted, from its start to the end of
+	// its last op or fault.
+	Duration time.Duration `json:"duration"`
+	Ops      []Op          `json:"ops"`
+	Faults   []FaultEvent  `json:"faults"`
+	Samples  []Sample      `json:"samples,omitempty"`
+}
