@@ -1,0 +1,723 @@
+package sim
+
+import (
+	"io"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// pipeCap is how many unread bytes one direction of a connection holds
+// (the sender's and receiver's kernel buffers and the proxy, together)
+// before a writer waits.
+const pipeCap = 256 << 10
+
+// chunk is a run of bytes on its way through a pipe, or its end.
+type chunk struct {
+	data  []byte    // bytes not read yet
+	taken int       // bytes of the chunk already read
+	start time.Time // when the first byte arrives
+	// rate, when positive, paces the chunk: its bytes arrive at rate
+	// bytes per second from start. Zero: all arrive at start.
+	rate     int64
+	held     bool // stalled (bandwidth 0) until the fault is reverted
+	boundary bool // a read stops at the end of this chunk (slicer)
+	eof      bool // the writer's end of the stream: no data
+}
+
+func (c *chunk) plain() bool { return !c.held && !c.eof && !c.boundary && c.rate == 0 }
+
+// readable is how many of the unread bytes have arrived at now.
+func (c *chunk) readable(now time.Time) int {
+	if c.held || now.Before(c.start) {
+		return 0
+	}
+	if c.rate == 0 {
+		return len(c.data)
+	}
+	arrived := mulDiv(uint64(now.Sub(c.start)), uint64(c.rate), uint64(time.Second))
+	if arrived >= uint64(c.taken+len(c.data)) {
+		return len(c.data)
+	}
+	return int(arrived) - c.taken
+}
+
+// next is when the next unread byte arrives.
+func (c *chunk) next() time.Time {
+	if c.rate == 0 {
+		return c.start
+	}
+	return c.start.Add(durationOf(ceilMulDiv(uint64(c.taken+1), uint64(time.Second), uint64(c.rate))))
+}
+
+// end is when the last byte arrives.
+func (c *chunk) end() time.Time {
+	if c.rate == 0 {
+		return c.start
+	}
+	return c.start.Add(durationOf(ceilMulDiv(uint64(c.taken+len(c.data)), uint64(time.Second), uint64(c.rate))))
+}
+
+func mulDiv(a, b, d uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= d {
+		return math.MaxUint64
+	}
+	q, _ := bits.Div64(hi, lo, d)
+	return q
+}
+
+func ceilMulDiv(a, b, d uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= d {
+		return math.MaxUint64
+	}
+	q, r := bits.Div64(hi, lo, d)
+	if r != 0 {
+		q++
+	}
+	return q
+}
+
+func durationOf(ns uint64) time.Duration {
+	if ns > math.MaxInt64/2 {
+		return math.MaxInt64 / 2
+	}
+	return time.Duration(ns)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// pipe is one direction of a connection: what one side writes and the
+// other reads, with the link faults of that direction applied on the way.
+type pipe struct {
+	ep   *Endpoint
+	dir  toxics.Direction // Upstream or Downstream
+	seed [2]uint64
+
+	mu       sync.Mutex
+	q        []chunk
+	head     int
+	buffered int       // unread data bytes queued
+	tail     time.Time // when the last queued byte arrives
+	eof      bool      // an end of stream is queued
+	discard  bool      // the reader is gone or the path is cut: writes vanish
+	rdl, wdl time.Time // the reader's read deadline, the writer's write deadline
+	rsig     chan struct{}
+	wsig     chan struct{}
+	rng      *rand.Rand
+	limits   map[uint64]int64 // bytes passed per data_limit fault
+}
+
+func (p *pipe) readWait() <-chan struct{} {
+	if p.rsig == nil {
+		p.rsig = make(chan struct{})
+	}
+	return p.rsig
+}
+
+func (p *pipe) writeWait() <-chan struct{} {
+	if p.wsig == nil {
+		p.wsig = make(chan struct{})
+	}
+	return p.wsig
+}
+
+func (p *pipe) notifyReaders() {
+	if p.rsig != nil {
+		close(p.rsig)
+		p.rsig = nil
+	}
+}
+
+func (p *pipe) notifyWriters() {
+	if p.wsig != nil {
+		close(p.wsig)
+		p.wsig = nil
+	}
+}
+
+func (p *pipe) rand() *rand.Rand {
+	if p.rng == nil {
+		p.rng = rand.New(rand.NewPCG(p.seed[0], p.seed[1]))
+	}
+	return p.rng
+}
+
+func (p *pipe) pop() {
+	p.q[p.head] = chunk{}
+	p.head++
+	switch {
+	case p.head == len(p.q):
+		p.q, p.head = p.q[:0], 0
+	case p.head >= 32 && 2*p.head >= len(p.q):
+		n := copy(p.q, p.q[p.head:])
+		clear(p.q[n:])
+		p.q, p.head = p.q[:n], 0
+	}
+}
+
+// take copies into b what has arrived by now. It returns io.EOF's cue
+// when the stream ended and nothing else is left, and otherwise, when it
+// copied nothing, the time at which more arrives (zero: unknown, wait for
+// a change).
+func (p *pipe) take(b []byte, now time.Time) (n int, eof bool, wake time.Time) {
+	for p.head < len(p.q) && n < len(b) {
+		ch := &p.q[p.head]
+		if ch.held {
+			return n, false, time.Time{}
+		}
+		if ch.eof {
+			if now.Before(ch.start) {
+				return n, false, ch.start
+			}
+			return n, n == 0, time.Time{}
+		}
+		r := ch.readable(now)
+		if r == 0 {
+			return n, false, ch.next()
+		}
+		k := copy(b[n:], ch.data[:r])
+		n += k
+		ch.data = ch.data[k:]
+		ch.taken += k
+		p.buffered -= k
+		if len(ch.data) > 0 {
+			return n, false, time.Time{}
+		}
+		boundary := ch.boundary
+		p.pop()
+		if boundary {
+			break
+		}
+	}
+	return n, false, time.Time{}
+}
+
+// push queues b, written at now, through the faults of pol. It reports
+// whether a data limit was reached, after which the connection closes.
+func (p *pipe) push(b []byte, pol *policy, now time.Time) (limitHit bool) {
+	if pol == nil {
+		if p.head < len(p.q) {
+			last := &p.q[len(p.q)-1]
+			if last.plain() && !now.Before(last.start) {
+				last.data = append(last.data, b...)
+				p.buffered += len(b)
+				return false
+			}
+		}
+		p.enqueue(chunk{data: append([]byte(nil), b...)}, now, -1)
+		return false
+	}
+	if len(pol.limits) > 0 {
+		b, limitHit = p.limit(b, pol.limits)
+		if len(b) == 0 {
+			return limitHit
+		}
+	}
+	data := append([]byte(nil), b...)
+	for _, prob := range pol.corrupt {
+		p.corrupt(data, prob)
+	}
+	at := now
+	for _, l := range pol.latency {
+		at = at.Add(p.delay(l))
+	}
+	if s := pol.slicer; s != nil {
+		for i := 0; len(data) > 0; i++ {
+			size := s.AverageSize
+			if s.SizeVariation > 0 {
+				size += p.rand().IntN(2*s.SizeVariation+1) - s.SizeVariation
+			}
+			size = min(size, len(data))
+			p.enqueue(chunk{data: data[:size:size], boundary: true}, at.Add(time.Duration(i)*s.Delay), pol.rate)
+			data = data[size:]
+		}
+		return limitHit
+	}
+	p.enqueue(chunk{data: data}, at, pol.rate)
+	return limitHit
+}
+
+// enqueue appends ch, arriving from at (but after everything queued),
+// paced at rate bytes per second (0: held; negative: unpaced).
+func (p *pipe) enqueue(ch chunk, at time.Time, rate int64) {
+	ch.start = later(at, p.tail)
+	switch {
+	case rate == 0:
+		ch.held = true
+	case rate > 0:
+		ch.rate = rate
+	}
+	if !ch.held {
+		p.tail = ch.end()
+	}
+	p.q = append(p.q, ch)
+	p.buffered += len(ch.data)
+}
+
+func (p *pipe) limit(b []byte, limits []limitRule) ([]byte, bool) {
+	if p.limits == nil {
+		p.limits = map[uint64]int64{}
+	}
+	for _, l := range limits {
+		left := l.bytes - p.limits[l.id]
+		if left <= 0 {
+			return nil, true
+		}
+		if int64(len(b)) > left {
+			b = b[:left]
+		}
+	}
+	hit := false
+	for _, l := range limits {
+		p.limits[l.id] += int64(len(b))
+		if p.limits[l.id] >= l.bytes {
+			hit = true
+		}
+	}
+	return b, hit
+}
+
+func (p *pipe) corrupt(b []byte, prob float64) {
+	r := p.rand()
+	for i := range b {
+		if prob >= 1 || r.Float64() < prob {
+			b[i] ^= 1 << r.IntN(8)
+		}
+	}
+}
+
+func (p *pipe) delay(l toxics.Latency) time.Duration {
+	d := l.Delay
+	if l.Jitter > 0 {
+		d += time.Duration(p.rand().Int64N(2*int64(l.Jitter)+1)) - l.Jitter
+	}
+	return d
+}
+
+// closeWrite queues the end of the stream (late by a slow_close fault).
+func (p *pipe) closeWrite(now time.Time) {
+	pol := p.ep.policy(p.dir)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.eof {
+		at := now
+		if pol != nil {
+			at = at.Add(pol.slowClose)
+		}
+		p.eof = true
+		p.q = append(p.q, chunk{eof: true, start: later(at, p.tail)})
+	}
+	p.notifyReaders()
+	p.notifyWriters()
+}
+
+// closeRead drops what is queued and makes later writes vanish: the
+// reader is gone.
+func (p *pipe) closeRead() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.discard = true
+	p.dropLocked()
+	p.notifyReaders()
+	p.notifyWriters()
+}
+
+func (p *pipe) dropLocked() {
+	clear(p.q)
+	p.q, p.head, p.buffered = p.q[:0], 0, 0
+	if p.eof {
+		p.q = append(p.q, chunk{eof: true})
+	}
+}
+
+// cut ends the pipe as when the path closes: what has arrived by now can
+// still be read, then EOF; what has not is lost, and so is whatever is
+// written later.
+func (p *pipe) cut(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := p.head
+	for ; keep < len(p.q); keep++ {
+		ch := &p.q[keep]
+		if ch.eof || ch.held || now.Before(ch.start) {
+			break
+		}
+		if r := ch.readable(now); r < len(ch.data) {
+			p.buffered -= len(ch.data) - r
+			ch.data = ch.data[:r]
+			ch.rate = 0
+			keep++
+			break
+		}
+	}
+	for i := keep; i < len(p.q); i++ {
+		p.buffered -= len(p.q[i].data)
+	}
+	clear(p.q[keep:])
+	p.q = append(p.q[:keep], chunk{eof: true, start: now})
+	p.eof, p.discard = true, true
+	p.notifyReaders()
+	p.notifyWriters()
+}
+
+// drop empties the pipe and makes later writes vanish (a reset).
+func (p *pipe) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.eof, p.discard = true, true
+	p.dropLocked()
+	p.notifyReaders()
+	p.notifyWriters()
+}
+
+// release delivers at once what delay faults hold (their revert).
+func (p *pipe) release(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := p.head; i < len(p.q); i++ {
+		ch := &p.q[i]
+		ch.held = false
+		ch.rate = 0
+		if ch.start.After(now) {
+			ch.start = now
+		}
+	}
+	if p.tail.After(now) {
+		p.tail = now
+	}
+	p.notifyReaders()
+}
+
+func (p *pipe) setReadDeadline(t time.Time) {
+	p.mu.Lock()
+	p.rdl = t
+	p.notifyReaders()
+	p.mu.Unlock()
+}
+
+func (p *pipe) setWriteDeadline(t time.Time) {
+	p.mu.Lock()
+	p.wdl = t
+	p.notifyWriters()
+	p.mu.Unlock()
+}
+
+// wait blocks until sig is closed or, if at is not zero, until at.
+func wait(sig <-chan struct{}, at time.Time) {
+	if at.IsZero() {
+		<-sig
+		return
+	}
+	d := time.Until(at)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-sig:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	case b.Before(a):
+		return b
+	}
+	return a
+}
+
+// Reset states of a conn.
+const (
+	rstNone     int32 = iota
+	rstPending        // the next read or write returns ECONNRESET
+	rstReported       // reads return EOF, writes EPIPE
+)
+
+// conn is one side of a simulated connection.
+type conn struct {
+	pair          *pair
+	server        bool
+	rd, wr        *pipe
+	local, remote addr
+	done          chan struct{} // closed by Close
+	closed        atomic.Bool
+	rshut, wshut  atomic.Bool
+	rst           atomic.Int32
+}
+
+func (c *conn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.local, Addr: c.remote, Err: err}
+}
+
+// frozen waits while the server side's node is paused: a paused process
+// neither reads nor writes.
+func (c *conn) frozen() {
+	if !c.server {
+		return
+	}
+	for {
+		g := c.pair.ep.pauseGate()
+		if g == nil {
+			return
+		}
+		select {
+		case <-g:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// resetErr returns the error of a reset connection (nil if it is not):
+// ECONNRESET once, then EOF for reads and EPIPE for writes, as on Linux.
+func (c *conn) resetErr(op string) error {
+	switch c.rst.Load() {
+	case rstNone:
+		return nil
+	case rstPending:
+		if c.rst.CompareAndSwap(rstPending, rstReported) {
+			return c.opErr(op, errReset(op))
+		}
+	}
+	if op == "read" {
+		return io.EOF
+	}
+	return c.opErr(op, errPipe())
+}
+
+// Read reads what has arrived, waiting for data, the end of the stream,
+// the read deadline, a reset or Close.
+func (c *conn) Read(b []byte) (int, error) {
+	p := c.rd
+	for {
+		c.frozen()
+		if c.closed.Load() {
+			return 0, c.opErr("read", net.ErrClosed)
+		}
+		if err := c.resetErr("read"); err != nil {
+			return 0, err
+		}
+		if c.rshut.Load() {
+			return 0, io.EOF
+		}
+		p.mu.Lock()
+		now := time.Now()
+		if !p.rdl.IsZero() && !now.Before(p.rdl) {
+			p.mu.Unlock()
+			return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		}
+		if len(b) == 0 {
+			p.mu.Unlock()
+			return 0, nil
+		}
+		n, eof, wake := p.take(b, now)
+		if n > 0 {
+			p.notifyWriters()
+			p.mu.Unlock()
+			return n, nil
+		}
+		if eof {
+			p.mu.Unlock()
+			return 0, io.EOF
+		}
+		sig := p.readWait()
+		at := earliest(wake, p.rdl)
+		p.mu.Unlock()
+		wait(sig, at)
+	}
+}
+
+// Write queues b for the peer, waiting while the buffer is full.
+func (c *conn) Write(b []byte) (int, error) {
+	p := c.wr
+	total := 0
+	for {
+		c.frozen()
+		if c.closed.Load() {
+			return total, c.opErr("write", net.ErrClosed)
+		}
+		if err := c.resetErr("write"); err != nil {
+			return total, err
+		}
+		if c.wshut.Load() {
+			return total, c.opErr("write", errPipe())
+		}
+		p.mu.Lock()
+		now := time.Now()
+		if !p.wdl.IsZero() && !now.Before(p.wdl) {
+			p.mu.Unlock()
+			return total, c.opErr("write", os.ErrDeadlineExceeded)
+		}
+		if len(b) == 0 {
+			p.mu.Unlock()
+			return total, nil
+		}
+		pol := p.ep.policy(p.dir)
+		if p.discard || (pol != nil && pol.drop) {
+			p.mu.Unlock()
+			p.ep.countBytes(p.dir, len(b))
+			return total + len(b), nil
+		}
+		space := pipeCap - p.buffered
+		if space <= 0 {
+			sig := p.writeWait()
+			dl := p.wdl
+			p.mu.Unlock()
+			wait(sig, dl)
+			continue
+		}
+		k := min(space, len(b))
+		hit := p.push(b[:k], pol, now)
+		p.notifyReaders()
+		p.mu.Unlock()
+		p.ep.countBytes(p.dir, k)
+		total += k
+		b = b[k:]
+		if hit {
+			// The proxy closes the connection; what is left is lost.
+			c.pair.sever(severFin)
+			return total + len(b), nil
+		}
+		if len(b) == 0 {
+			return total, nil
+		}
+	}
+}
+
+// Close closes the connection: the peer reads what was sent, then EOF.
+func (c *conn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.opErr("close", net.ErrClosed)
+	}
+	close(c.done)
+	if !c.wshut.Load() {
+		c.wr.closeWrite(time.Now())
+	} else {
+		c.wr.mu.Lock()
+		c.wr.notifyWriters()
+		c.wr.mu.Unlock()
+	}
+	c.rd.closeRead()
+	c.pair.sideClosed()
+	return nil
+}
+
+// CloseWrite shuts down the writing side: the peer reads EOF after what
+// was sent; later writes fail with EPIPE.
+func (c *conn) CloseWrite() error {
+	if c.closed.Load() {
+		return c.opErr("close", net.ErrClosed)
+	}
+	if c.wshut.CompareAndSwap(false, true) {
+		c.wr.closeWrite(time.Now())
+	}
+	return nil
+}
+
+// CloseRead shuts down the reading side: reads return EOF and what the
+// peer sends is dropped.
+func (c *conn) CloseRead() error {
+	if c.closed.Load() {
+		return c.opErr("close", net.ErrClosed)
+	}
+	if c.rshut.CompareAndSwap(false, true) {
+		c.rd.closeRead()
+	}
+	return nil
+}
+
+func (c *conn) LocalAddr() net.Addr  { return c.local }
+func (c *conn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *conn) SetDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rd.setReadDeadline(t)
+	c.wr.setWriteDeadline(t)
+	return nil
+}
+
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rd.setReadDeadline(t)
+	return nil
+}
+
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.wr.setWriteDeadline(t)
+	return nil
+}
+
+// How a path ends.
+const (
+	severFin         = iota // both sides read what arrived, then EOF
+	severResetClient        // the client gets ECONNRESET, the server EOF
+	severResetBoth          // both get ECONNRESET
+)
+
+// pair is one connection: its client side, its server side and the two
+// pipes between them.
+type pair struct {
+	ep             *Endpoint
+	seq            uint64
+	client, server *conn
+	up, down       *pipe // up: client to server
+	severed        atomic.Bool
+	open           atomic.Int32 // sides not closed yet
+}
+
+func (pr *pair) sideClosed() {
+	if pr.open.Add(-1) == 0 {
+		pr.ep.removePair(pr)
+	}
+}
+
+// sever ends the connection from the path between the two sides (a
+// proxy closing it, a fault, a crash). It acts once.
+func (pr *pair) sever(mode int) {
+	if !pr.severed.CompareAndSwap(false, true) {
+		return
+	}
+	now := time.Now()
+	switch mode {
+	case severFin:
+		pr.up.cut(now)
+		pr.down.cut(now)
+	case severResetClient:
+		pr.client.rst.CompareAndSwap(rstNone, rstPending)
+		pr.down.drop()
+		pr.up.cut(now)
+	case severResetBoth:
+		pr.client.rst.CompareAndSwap(rstNone, rstPending)
+		pr.server.rst.CompareAndSwap(rstNone, rstPending)
+		pr.down.drop()
+		pr.up.drop()
+	}
+	pr.ep.removePair(pr)
+}
