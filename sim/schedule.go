@@ -2,10 +2,12 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +34,11 @@ func (s Step) String() string {
 	if s.Fault != nil {
 		f = s.Fault.String()
 	}
-	return fmt.Sprintf("+%v for %v %s %s", s.At, s.For, s.Target, f)
+	sign := "+"
+	if s.At < 0 {
+		sign = ""
+	}
+	return fmt.Sprintf("%s%v for %v %s %s", sign, s.At, s.For, s.Target, f)
 }
 
 type stepJSON struct {
@@ -47,7 +53,8 @@ func (s Step) MarshalJSON() ([]byte, error) {
 	return json.Marshal(stepJSON{At: s.At.String(), For: s.For.String(), Target: s.Target, Fault: toxics.Spec{Fault: s.Fault}})
 }
 
-// UnmarshalJSON reads the form MarshalJSON writes.
+// UnmarshalJSON reads the form MarshalJSON writes. "at", "target" and
+// "fault" are required, and so is "for" except for a restart.
 func (s *Step) UnmarshalJSON(data []byte) error {
 	var j stepJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -59,9 +66,18 @@ func (s *Step) UnmarshalJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
-	dur, err := parseDuration("for", j.For)
-	if err != nil {
-		return err
+	if j.Target == "" {
+		return fmt.Errorf("field \"target\" is required")
+	}
+	if j.Fault.Fault == nil {
+		return fmt.Errorf("field \"fault\" is required (such as {\"kind\":\"blackhole\"})")
+	}
+	var dur time.Duration
+	if j.For != "" || j.Fault.Fault.Kind() != toxics.KindRestart {
+		// A restart takes no time, so it may leave "for" out.
+		if dur, err = parseDuration("for", j.For); err != nil {
+			return err
+		}
 	}
 	*s = Step{At: at, For: dur, Target: j.Target, Fault: j.Fault.Fault}
 	return nil
@@ -111,7 +127,7 @@ func (s Schedule) String() string {
 // them: by At, then by position.
 func (s Schedule) Sorted() Schedule {
 	steps := slices.Clone(s.Steps)
-	slices.SortStableFunc(steps, func(a, b Step) int { return int(a.At - b.At) })
+	slices.SortStableFunc(steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })
 	return Schedule{Steps: steps}
 }
 
@@ -133,14 +149,26 @@ func (e *StepError) Unwrap() error { return e.Err }
 // offset and duration, and no two steps that cannot hold at once overlap on
 // the same target (two node faults, two link faults of the same kind and
 // direction, or down and reset). It returns every problem, joined.
+//
+// Targets themselves are checked too: a nil target or two targets with the
+// same name is an error.
 func (s Schedule) Validate(targets []Target) error {
+	var errs []error
 	byName := make(map[string]Target, len(targets))
 	names := make([]string, 0, len(targets))
-	for _, t := range targets {
-		byName[t.Name()] = t
-		names = append(names, t.Name())
+	for i, t := range targets {
+		if t == nil {
+			errs = append(errs, fmt.Errorf("sim: target %d is nil", i))
+			continue
+		}
+		name := t.Name()
+		if _, dup := byName[name]; dup {
+			errs = append(errs, fmt.Errorf("sim: target %d: another target is also named %q", i, name))
+			continue
+		}
+		byName[name] = t
+		names = append(names, name)
 	}
-	var errs []error
 	bad := func(i int, format string, args ...any) {
 		errs = append(errs, &StepError{Index: i, Step: s.Steps[i], Err: fmt.Errorf(format, args...)})
 	}
@@ -150,6 +178,8 @@ func (s Schedule) Validate(targets []Target) error {
 			bad(i, "negative offset %v", st.At)
 		case st.For < 0:
 			bad(i, "negative duration %v", st.For)
+		case st.At > math.MaxInt64-st.For:
+			bad(i, "offset %v plus duration %v overflows", st.At, st.For)
 		}
 		if err := toxics.Validate(st.Fault); err != nil {
 			bad(i, "%w", err)
@@ -171,7 +201,8 @@ func (s Schedule) Validate(targets []Target) error {
 	for i, a := range s.Steps {
 		for j := i + 1; j < len(s.Steps); j++ {
 			b := s.Steps[j]
-			if a.Target != b.Target || a.Fault == nil || b.Fault == nil || !overlap(a, b) {
+			if a.Target != b.Target || a.Fault == nil || b.Fault == nil || a.At < 0 || b.At < 0 ||
+				a.For < 0 || b.For < 0 || a.At > math.MaxInt64-a.For || b.At > math.MaxInt64-b.For || !overlap(a, b) {
 				continue
 			}
 			if conflict(a.Fault, b.Fault) {
@@ -208,16 +239,30 @@ func conflict(a, b toxics.Fault) bool {
 }
 
 // ParseSchedule decodes a schedule from its JSON form. It checks the form
-// only; call Validate to check it against targets.
+// only; call Validate to check it against targets. An error in a step names
+// the step's index:
+//
+//	sim: parse schedule: step 1: field "for": "2 s" is not a duration such as "1.5s"
 func ParseSchedule(data []byte) (Schedule, error) {
-	var s Schedule
+	var raw struct {
+		Steps []json.RawMessage `json:"steps"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := dec.Decode(&raw); err != nil {
 		return Schedule{}, fmt.Errorf("sim: parse schedule: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Schedule{}, fmt.Errorf("sim: parse schedule: trailing data after the JSON object")
+	}
+	if raw.Steps == nil {
+		return Schedule{}, nil
+	}
+	s := Schedule{Steps: make([]Step, len(raw.Steps))}
+	for i, r := range raw.Steps {
+		if err := s.Steps[i].UnmarshalJSON(r); err != nil {
+			return Schedule{}, fmt.Errorf("sim: parse schedule: step %d: %w", i, err)
+		}
 	}
 	return s, nil
 }

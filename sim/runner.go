@@ -1,0 +1,345 @@
+package sim
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// Defaults for the zero values of [Config].
+const (
+	DefaultCooldown = time.Second
+	DefaultDrain    = 10 * time.Second
+	// RevertTimeout bounds each revert. Reverts run on a context that is
+	// not cancelled with the run's, so a cancelled run still heals.
+	RevertTimeout = 30 * time.Second
+)
+
+// Config says what one [Run] does. Only Schedule and Targets are needed;
+// every other field has a working zero value.
+type Config struct {
+	// Seed is the run's seed: op kinds, inputs and trace IDs all derive
+	// from it. Zero is a seed like any other.
+	Seed int64
+	// Schedule is the faults to apply, validated against Targets before
+	// anything starts.
+	Schedule Schedule
+	// Targets are what the schedule's steps name.
+	Targets []Target
+	// Workload is the load to drive from the start of the run to its end.
+	// The zero value drives none.
+	Workload Workload
+	// Samplers are polled every SampleEvery (zero: [DefaultSampleEvery]).
+	Samplers    []Sampler
+	SampleEvery time.Duration
+	// Cooldown is how long the run goes on after the schedule's horizon
+	// (its last revert), so recovery can be observed. Zero means
+	// [DefaultCooldown]; a negative value means none.
+	Cooldown time.Duration
+	// Drain is how long ops still in flight at the end of the run may
+	// take before their contexts are cancelled. Zero means
+	// [DefaultDrain].
+	Drain time.Duration
+	// Logger receives a record for every fault applied and reverted, with
+	// the seed and the step. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if err := c.Schedule.Validate(c.Targets); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Workload.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for i, s := range c.Samplers {
+		if s == nil {
+			errs = append(errs, fmt.Errorf("sim: Config.Samplers[%d] is nil", i))
+		}
+	}
+	if c.SampleEvery < 0 {
+		errs = append(errs, fmt.Errorf("sim: Config.SampleEvery %v is negative", c.SampleEvery))
+	}
+	if c.Drain < 0 {
+		errs = append(errs, fmt.Errorf("sim: Config.Drain %v is negative", c.Drain))
+	}
+	return errors.Join(errs...)
+}
+
+// Run applies cfg.Schedule to cfg.Targets while cfg.Workload runs, and
+// returns everything that happened as one [History].
+//
+// It validates the configuration first and returns a nil History if it is
+// wrong. Then it starts the workload and the samplers, applies each step
+// at its offset and reverts it when its duration ends, all from the
+// calling goroutine in a stable order (at the same instant, reverts before
+// applies, then by step index), with one timer for the next event. After
+// the schedule's horizon the workload goes on for the cooldown, then no
+// new op starts and ops in flight get cfg.Drain to finish.
+//
+// Every timestamp is an offset from one start time, measured with
+// time.Since, so under [testing/synctest] the run takes no wall time and
+// every step starts exactly on time.
+//
+// If ctx is cancelled, Run stops the workload, reverts every fault it
+// applied and returns the partial History with an error wrapping
+// ctx.Err(). A fault that could not be applied or reverted is recorded in
+// its [FaultEvent] and is also in the returned error, as a [*StepError];
+// so is a panic in an op. The History is complete in every case.
+func Run(ctx context.Context, cfg Config) (*History, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With(slog.Int64("seed", cfg.Seed))
+	cooldown := cfg.Cooldown
+	switch {
+	case cooldown == 0:
+		cooldown = DefaultCooldown
+	case cooldown < 0:
+		cooldown = 0
+	}
+	drain := cmp.Or(cfg.Drain, DefaultDrain)
+	every := cmp.Or(cfg.SampleEvery, DefaultSampleEvery)
+	horizon := cfg.Schedule.Horizon()
+	end := horizon + cooldown
+
+	start := time.Now()
+	r := &runner{cfg: cfg, log: log, start: start, targets: make(map[string]Target, len(cfg.Targets))}
+	for _, t := range cfg.Targets {
+		r.targets[t.Name()] = t
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "sim: run started", slog.Int("steps", len(cfg.Schedule.Steps)),
+		slog.Duration("horizon", horizon), slog.Duration("end", end))
+
+	opsCtx, cancelOps := context.WithCancel(ctx)
+	defer cancelOps()
+	stop := make(chan struct{})
+	var rec Recorder
+	var wg sync.WaitGroup
+	var work *workRun
+	if len(cfg.Workload.Kinds) > 0 {
+		work = newWorkRun(opsCtx, cfg.Seed, start, end, cfg.Workload, stop, &rec)
+		work.stopErr = func() error { return context.Cause(ctx) }
+		driver := cfg.Workload.Driver
+		if driver == nil {
+			driver = ClosedLoop{}
+		}
+		wg.Go(func() { driver.drive(work) })
+	}
+	var samples []Sample
+	if len(cfg.Samplers) > 0 {
+		wg.Go(func() { samples = sampleLoop(opsCtx, cfg.Samplers, every, start, stop, log) })
+	}
+
+	r.runSchedule(ctx)
+	if ctx.Err() == nil {
+		r.wait(ctx, end)
+		if ctx.Err() != nil {
+			r.cancelledAt = time.Since(start)
+		}
+	}
+	close(stop)
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	drainTimer := time.NewTimer(drain)
+	select {
+	case <-done:
+	case <-drainTimer.C:
+		log.LogAttrs(ctx, slog.LevelWarn, "sim: ops still in flight after the drain; cancelling them", slog.Duration("drain", drain))
+		cancelOps()
+		<-done
+	}
+	drainTimer.Stop()
+
+	h := &History{
+		Seed:     cfg.Seed,
+		Schedule: cfg.Schedule,
+		Began:    start.Round(0).UTC(),
+		Ops:      rec.Ops(),
+		Faults:   r.events,
+		Samples:  samples,
+		Duration: time.Since(start),
+	}
+	errs := r.errs
+	if work != nil && work.panicErr != nil {
+		errs = append(errs, work.panicErr)
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append([]error{fmt.Errorf("sim: run cancelled at %v: %w", r.cancelledAt, context.Cause(ctx))}, errs...)
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "sim: run finished", slog.Int("ops", len(h.Ops)),
+		slog.Int("faults", len(h.Faults)), slog.Duration("duration", h.Duration), slog.Int("errors", len(errs)))
+	return h, errors.Join(errs...)
+}
+
+// runner applies one schedule. Only Run's goroutine touches it.
+type runner struct {
+	cfg         Config
+	log         *slog.Logger
+	start       time.Time
+	targets     map[string]Target
+	events      []FaultEvent
+	errs        []error
+	cancelledAt time.Duration
+	timer       *time.Timer
+}
+
+// active is a fault that is applied and not yet reverted.
+type active struct {
+	step   int
+	end    time.Duration // planned revert offset
+	event  int           // index in runner.events
+	revert func(context.Context) error
+}
+
+// runSchedule applies and reverts every step, returning after the last
+// revert or, if ctx is cancelled, once everything applied is reverted.
+func (r *runner) runSchedule(ctx context.Context) {
+	steps := r.cfg.Schedule.Steps
+	order := make([]int, len(steps))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(steps[a].At, steps[b].At) })
+	next := 0
+	var live []active
+	for next < len(order) || len(live) > 0 {
+		if ctx.Err() != nil {
+			break
+		}
+		now := time.Since(r.start)
+		// Reverts due, by step index.
+		var due []active
+		live = slices.DeleteFunc(live, func(a active) bool {
+			if a.end <= now {
+				due = append(due, a)
+				return true
+			}
+			return false
+		})
+		slices.SortFunc(due, func(a, b active) int { return cmp.Compare(a.step, b.step) })
+		for _, a := range due {
+			r.revert(ctx, a)
+		}
+		// Then applies due, by offset and index.
+		for next < len(order) && steps[order[next]].At <= now && ctx.Err() == nil {
+			if a, ok := r.apply(ctx, order[next]); ok {
+				live = append(live, a)
+			}
+			next++
+		}
+		if len(due) > 0 || ctx.Err() != nil {
+			continue
+		}
+		// Sleep until the next event.
+		at := time.Duration(-1)
+		if next < len(order) {
+			at = steps[order[next]].At
+		}
+		for _, a := range live {
+			if at < 0 || a.end < at {
+				at = a.end
+			}
+		}
+		if at >= 0 && at > now {
+			r.wait(ctx, at)
+		}
+	}
+	if ctx.Err() == nil {
+		return
+	}
+	r.cancelledAt = time.Since(r.start)
+	r.log.LogAttrs(ctx, slog.LevelWarn, "sim: run cancelled; reverting every applied fault",
+		slog.Duration("offset", r.cancelledAt), slog.Int("applied", len(live)), slog.Any("cause", context.Cause(ctx)))
+	slices.SortFunc(live, func(a, b active) int { return cmp.Compare(a.step, b.step) })
+	for _, a := range live {
+		r.revert(ctx, a)
+	}
+}
+
+// wait blocks until offset at or until ctx is done.
+func (r *runner) wait(ctx context.Context, at time.Duration) {
+	d := at - time.Since(r.start)
+	if d <= 0 {
+		return
+	}
+	if r.timer == nil {
+		r.timer = time.NewTimer(d)
+	} else {
+		r.timer.Reset(d)
+	}
+	select {
+	case <-r.timer.C:
+	case <-ctx.Done():
+		r.timer.Stop()
+	}
+}
+
+func (r *runner) stepAttrs(i int) slog.Attr {
+	st := r.cfg.Schedule.Steps[i]
+	return slog.Group("step", slog.Int("index", i), slog.String("target", st.Target),
+		slog.String("fault", st.Fault.String()), slog.Duration("at", st.At), slog.Duration("for", st.For))
+}
+
+func (r *runner) apply(ctx context.Context, i int) (active, bool) {
+	st := r.cfg.Schedule.Steps[i]
+	ev := FaultEvent{Step: i, Target: st.Target, Fault: toxics.Spec{Fault: st.Fault}, Start: time.Since(r.start)}
+	var revert func(context.Context) error
+	err := protect(fmt.Sprintf("Apply of target %q", st.Target), func() error {
+		var e error
+		revert, e = r.targets[st.Target].Apply(ctx, st.Fault)
+		return e
+	})
+	r.events = append(r.events, ev)
+	if err != nil {
+		r.events[len(r.events)-1].Err = err.Error()
+		r.errs = append(r.errs, &StepError{Index: i, Step: st, Err: fmt.Errorf("apply: %w", err)})
+		r.log.LogAttrs(ctx, slog.LevelError, "sim: fault not applied", r.stepAttrs(i),
+			slog.Duration("offset", ev.Start), slog.Any("err", err))
+		return active{}, false
+	}
+	r.log.LogAttrs(ctx, slog.LevelInfo, "sim: fault applied", r.stepAttrs(i),
+		slog.Duration("offset", ev.Start), slog.Duration("late", ev.Start-st.At))
+	end := st.End()
+	if st.Fault.Kind() == toxics.KindRestart {
+		end = st.At
+	}
+	return active{step: i, end: end, event: len(r.events) - 1, revert: revert}, true
+}
+
+func (r *runner) revert(ctx context.Context, a active) {
+	st := r.cfg.Schedule.Steps[a.step]
+	ev := &r.events[a.event]
+	began := time.Since(r.start)
+	err := protect(fmt.Sprintf("revert of target %q", st.Target), func() error {
+		if a.revert == nil {
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RevertTimeout)
+		defer cancel()
+		return a.revert(rctx)
+	})
+	if err != nil {
+		ev.RevertErr = err.Error()
+		r.errs = append(r.errs, &StepError{Index: a.step, Step: st, Err: fmt.Errorf("revert: %w", err)})
+		r.log.LogAttrs(ctx, slog.LevelError, "sim: fault not reverted", r.stepAttrs(a.step),
+			slog.Duration("offset", began), slog.Any("err", err))
+		return
+	}
+	ev.End = time.Since(r.start)
+	r.log.LogAttrs(ctx, slog.LevelInfo, "sim: fault reverted", r.stepAttrs(a.step),
+		slog.Duration("offset", began), slog.Duration("held", ev.End-ev.Start))
+}

@@ -1,0 +1,97 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"runtime"
+	"slices"
+	"time"
+)
+
+// DefaultSampleEvery is the sampling interval when [Config.SampleEvery] is
+// zero.
+const DefaultSampleEvery = 100 * time.Millisecond
+
+// Sampler reads values worth putting on the run's timeline next to the
+// ops, such as a connection pool's in-use count or the number of
+// goroutines. The runner polls every sampler every [Config.SampleEvery],
+// once at the start and once at the end, from one goroutine.
+type Sampler interface {
+	// Name prefixes the names of the sampler's values in the History:
+	// value "in_use" of sampler "pg" is recorded as "pg.in_use", and the
+	// value with the empty key as "pg".
+	Name() string
+	// Sample returns the current values. An error is logged and the
+	// reading skipped.
+	Sample(ctx context.Context) (map[string]float64, error)
+}
+
+// SamplerFunc returns a Sampler with the given name that calls f.
+func SamplerFunc(name string, f func(ctx context.Context) (map[string]float64, error)) Sampler {
+	return funcSampler{name: name, f: f}
+}
+
+type funcSampler struct {
+	name string
+	f    func(context.Context) (map[string]float64, error)
+}
+
+func (s funcSampler) Name() string { return s.name }
+func (s funcSampler) Sample(ctx context.Context) (map[string]float64, error) {
+	if s.f == nil {
+		return nil, fmt.Errorf("sim: sampler %q has a nil function", s.name)
+	}
+	return s.f(ctx)
+}
+
+// Goroutines returns a Sampler of the number of goroutines in the process,
+// recorded as "goroutines". A count that keeps climbing through a run is
+// the usual sign of leaked connections or stuck requests.
+func Goroutines() Sampler {
+	return SamplerFunc("goroutines", func(context.Context) (map[string]float64, error) {
+		return map[string]float64{"": float64(runtime.NumGoroutine())}, nil
+	})
+}
+
+// sampleLoop polls the samplers until stop closes, then once more.
+func sampleLoop(ctx context.Context, samplers []Sampler, every time.Duration, start time.Time, stop <-chan struct{}, log *slog.Logger) []Sample {
+	var out []Sample
+	read := func() {
+		at := time.Since(start)
+		for i, s := range samplers {
+			var vals map[string]float64
+			var name string
+			err := protect(fmt.Sprintf("sampler %d", i), func() error {
+				name = s.Name()
+				var e error
+				vals, e = s.Sample(ctx)
+				return e
+			})
+			if err != nil {
+				log.LogAttrs(ctx, slog.LevelWarn, "sim: sampler failed", slog.Int("sampler", i), slog.String("name", name), slog.Any("err", err))
+				continue
+			}
+			for _, k := range slices.Sorted(maps.Keys(vals)) {
+				n := name
+				if k != "" {
+					n += "." + k
+				}
+				out = append(out, Sample{At: at, Name: n, Value: vals[k]})
+			}
+		}
+	}
+	read()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			read()
+		case <-stop:
+			read()
+			return out
+		}
+	}
+}

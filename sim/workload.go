@@ -1,0 +1,360 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMaxInFlight is the [OpenLoop] concurrency cap when
+// MaxInFlight is zero.
+const DefaultMaxInFlight = 1000
+
+// OpKind is one kind of op in a [Workload], such as "orders" (which touch
+// Postgres) or "stock" (which touch only Redis). Summaries and invariants
+// can be scoped to a kind by its name.
+type OpKind struct {
+	// Name names the kind in the History ([Op.Kind]). It is required and
+	// unique within a workload.
+	Name string
+	// Weight is how often the kind is drawn relative to the others
+	// (draws come from the run's seed). Zero means 1.
+	Weight int
+	// Input, if set, draws the op's input from r. r is seeded from the
+	// run's seed and the op's ID, so the same seed gives the same inputs
+	// whatever the timing. The input is recorded as [Op.Input] and passed
+	// to Do.
+	Input func(r *rand.Rand) string
+	// Do performs the op and returns its output, recorded as [Op.Output].
+	// ctx carries the op's ID ([OpID]) and a W3C traceparent
+	// ([Traceparent]), and is cancelled when [Workload.Timeout] passes or
+	// the run is cancelled. Required.
+	Do func(ctx context.Context, input string) (output string, err error)
+}
+
+// Workload is the load a [Run] drives while the schedule runs. Its zero
+// value issues no ops.
+type Workload struct {
+	// Driver issues the ops: an [OpenLoop] or a [ClosedLoop]. Nil means
+	// ClosedLoop{Workers: 1}.
+	Driver Driver
+	// Kinds are the kinds of op to mix; each op draws one by weight.
+	Kinds []OpKind
+	// Timeout bounds each op: its context is cancelled Timeout after it
+	// started. Zero means none.
+	Timeout time.Duration
+	// Classify turns an op's non-nil error into an outcome. Nil means the
+	// package's [Classify].
+	Classify func(error) Outcome
+}
+
+func (w Workload) validate() error {
+	if len(w.Kinds) == 0 {
+		if w.Driver != nil {
+			return errors.New("sim: Workload.Driver is set but Workload.Kinds is empty")
+		}
+		return nil
+	}
+	names := make(map[string]int, len(w.Kinds))
+	for i, k := range w.Kinds {
+		switch {
+		case k.Name == "":
+			return fmt.Errorf("sim: Workload.Kinds[%d]: Name is empty", i)
+		case k.Weight < 0:
+			return fmt.Errorf("sim: Workload.Kinds[%d] (%q): Weight %d is negative", i, k.Name, k.Weight)
+		case k.Do == nil:
+			return fmt.Errorf("sim: Workload.Kinds[%d] (%q): Do is nil", i, k.Name)
+		}
+		if j, dup := names[k.Name]; dup {
+			return fmt.Errorf("sim: Workload.Kinds[%d]: name %q is also the name of Kinds[%d]", i, k.Name, j)
+		}
+		names[k.Name] = i
+	}
+	if w.Timeout < 0 {
+		return fmt.Errorf("sim: Workload.Timeout %v is negative", w.Timeout)
+	}
+	if w.Driver != nil {
+		return w.Driver.validate()
+	}
+	return nil
+}
+
+// Driver issues a workload's ops: [OpenLoop] or [ClosedLoop].
+type Driver interface {
+	validate() error
+	drive(w *workRun)
+}
+
+// OpenLoop issues ops at a fixed arrival rate whatever the system does:
+// op i is intended to start at i/Rate seconds after the run's start, and
+// its latency is measured from that intended start, so a slow system
+// cannot hide its latency by slowing the load down.
+//
+// At most MaxInFlight ops run at once. An op that is due while the cap is
+// reached waits for a free slot and is recorded with its intended start
+// (its latency includes the wait); one still waiting when the run ends is
+// recorded as [Failed] with [ErrNotStarted]. No op is dropped silently.
+type OpenLoop struct {
+	// Rate is the number of ops per second. Required.
+	Rate float64
+	// MaxInFlight caps the ops running at once. Zero means
+	// [DefaultMaxInFlight].
+	MaxInFlight int
+}
+
+// ClosedLoop runs Workers workers, each issuing its next op as soon as the
+// previous one returned (after Think, if set). An op's intended start is
+// its actual start.
+//
+// Under [testing/synctest] an op that never blocks (no I/O, timer or
+// channel) lets no virtual time pass: give such workloads a Think time.
+type ClosedLoop struct {
+	// Workers is the number of concurrent workers. Zero means 1.
+	Workers int
+	// Think is the pause of a worker between two ops. Zero means none.
+	Think time.Duration
+}
+
+func (d OpenLoop) validate() error {
+	if !(d.Rate > 0) || math.IsInf(d.Rate, 0) {
+		return fmt.Errorf("sim: OpenLoop.Rate %v is not a positive number of ops per second", d.Rate)
+	}
+	if d.MaxInFlight < 0 {
+		return fmt.Errorf("sim: OpenLoop.MaxInFlight %d is negative", d.MaxInFlight)
+	}
+	return nil
+}
+
+func (d ClosedLoop) validate() error {
+	if d.Workers < 0 {
+		return fmt.Errorf("sim: ClosedLoop.Workers %d is negative", d.Workers)
+	}
+	if d.Think < 0 {
+		return fmt.Errorf("sim: ClosedLoop.Think %v is negative", d.Think)
+	}
+	return nil
+}
+
+// workRun is the state one run's workload shares between its goroutines.
+type workRun struct {
+	seed     int64
+	start    time.Time
+	end      time.Duration // no op is intended at or after end
+	kinds    []OpKind
+	cum      []int // cumulative weights
+	timeout  time.Duration
+	classify func(error) Outcome
+	ctx      context.Context // parent of every op's context
+	stop     <-chan struct{} // closed when no new op may start
+	stopErr  func() error    // why stop closed: nil at the planned end
+	rec      *Recorder
+	nextID   atomic.Uint64
+
+	panicOnce sync.Once
+	panicErr  error
+}
+
+func newWorkRun(ctx context.Context, seed int64, start time.Time, end time.Duration, w Workload, stop <-chan struct{}, rec *Recorder) *workRun {
+	wr := &workRun{seed: seed, start: start, end: end, kinds: w.Kinds, timeout: w.Timeout,
+		classify: w.Classify, ctx: ctx, stop: stop, rec: rec}
+	if wr.classify == nil {
+		wr.classify = Classify
+	}
+	total := 0
+	for _, k := range w.Kinds {
+		total += max(k.Weight, 0)
+		if k.Weight == 0 {
+			total++
+		}
+		wr.cum = append(wr.cum, total)
+	}
+	return wr
+}
+
+const saltOp = 0x6f70 // "op"
+
+// draw picks the kind and input of op id from the seed alone.
+func (w *workRun) draw(id uint64) (k *OpKind, input string, err error) {
+	r := rand.New(rand.NewPCG(uint64(w.seed), mix(uint64(w.seed), id, saltOp)))
+	n := r.IntN(w.cum[len(w.cum)-1])
+	i := 0
+	for w.cum[i] <= n {
+		i++
+	}
+	k = &w.kinds[i]
+	if k.Input != nil {
+		err = protect(fmt.Sprintf("input of op kind %q", k.Name), func() error {
+			input = k.Input(r)
+			return nil
+		})
+	}
+	return k, input, err
+}
+
+// do runs op id and records it. closed says the intended start is the
+// actual start.
+func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
+	k, input, err := w.draw(id)
+	op := Op{ID: id, Kind: k.Name, Intended: intended, Input: input}
+	ctx := withOp(w.ctx, w.seed, id)
+	cancel := context.CancelFunc(func() {})
+	if w.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+	}
+	op.Start = time.Since(w.start)
+	if closed {
+		op.Intended = op.Start
+	}
+	if err == nil {
+		err = protect(fmt.Sprintf("op %d (%s)", id, k.Name), func() error {
+			var e error
+			op.Output, e = k.Do(ctx, input)
+			return e
+		})
+	}
+	op.End = time.Since(w.start)
+	cancel()
+	w.finish(&op, err)
+}
+
+// skip records op id as due at intended but never started.
+func (w *workRun) skip(id uint64, intended time.Duration, why error) {
+	k, input, err := w.draw(id)
+	now := time.Since(w.start)
+	op := Op{ID: id, Kind: k.Name, Intended: intended, Start: now, End: now, Input: input}
+	if err == nil {
+		err = why
+	}
+	op.Outcome = Failed
+	op.Err = err.Error()
+	w.rec.Record(op)
+}
+
+func (w *workRun) finish(op *Op, err error) {
+	if err != nil {
+		if errors.Is(err, ErrPanic) {
+			w.panicOnce.Do(func() { w.panicErr = err })
+		}
+		op.Err = err.Error()
+		op.Outcome = Unknown
+		_ = protect("Workload.Classify", func() error {
+			if o := w.classify(err); o <= Unknown {
+				op.Outcome = o
+			}
+			return nil
+		})
+	}
+	w.rec.Record(*op)
+}
+
+// stopped reports whether no new op may start.
+func (w *workRun) stopped() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d OpenLoop) drive(w *workRun) {
+	limit := d.MaxInFlight
+	if limit == 0 {
+		limit = DefaultMaxInFlight
+	}
+	slots := make(chan struct{}, limit)
+	interval := float64(time.Second) / d.Rate
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := uint64(0); ; i++ {
+		intended := time.Duration(float64(i) * interval)
+		if intended >= w.end || w.stopped() {
+			w.skipDue(i, interval)
+			return
+		}
+		if wait := intended - time.Since(w.start); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-w.stop:
+				w.skipDue(i, interval)
+				return
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			select {
+			case slots <- struct{}{}:
+			case <-w.stop:
+				w.skipDue(i, interval)
+				return
+			}
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			w.do(i, intended, false)
+		})
+	}
+}
+
+// skipDue records as not started the ops from i on that were due before
+// now and before the end.
+func (w *workRun) skipDue(i uint64, interval float64) {
+	why := ErrNotStarted
+	if err := w.stopErr(); err != nil {
+		why = err
+	}
+	limit := min(time.Since(w.start), w.end)
+	for ; ; i++ {
+		intended := time.Duration(float64(i) * interval)
+		if intended >= limit {
+			return
+		}
+		w.skip(i, intended, why)
+	}
+}
+
+func (d ClosedLoop) drive(w *workRun) {
+	var wg sync.WaitGroup
+	for range max(d.Workers, 1) {
+		wg.Go(func() {
+			var timer *time.Timer
+			for !w.stopped() && time.Since(w.start) < w.end {
+				w.do(w.nextID.Add(1)-1, 0, true)
+				if d.Think <= 0 {
+					continue
+				}
+				if timer == nil {
+					timer = time.NewTimer(d.Think)
+					defer timer.Stop()
+				} else {
+					timer.Reset(d.Think)
+				}
+				select {
+				case <-timer.C:
+				case <-w.stop:
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// protect runs f, turning a panic into an error wrapping [ErrPanic].
+func protect(what string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w in %s: %v", ErrPanic, what, v)
+		}
+	}()
+	return f()
+}
