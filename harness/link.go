@@ -7,8 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/stream"
+	"github.com/rs/zerolog"
 
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -21,11 +28,15 @@ type linkConfig struct {
 	logger *slog.Logger
 }
 
-// WithSeed seeds every random draw the Link makes (jitter, corruption,
-// slicer sizes). The default seed is 0.
+// WithSeed seeds every random draw the Link makes: latency jitter, which
+// bits corruption flips, slicer sizes. Each fault draws from its own source,
+// derived from the seed and the fault's position in the order of Apply
+// calls, and every connection starts that fault's sequence afresh, so a
+// run with one seed draws the same numbers. The default seed is 0.
 func WithSeed(seed int64) LinkOption { return func(c *linkConfig) { c.seed = seed } }
 
-// WithLogger sets the logger of the Link. The default discards everything.
+// WithLogger sets where the Link logs connections (Debug) and faults
+// (Info). The default discards everything.
 func WithLogger(l *slog.Logger) LinkOption {
 	return func(c *linkConfig) {
 		if l != nil {
@@ -36,27 +47,105 @@ func WithLogger(l *slog.Logger) LinkOption {
 
 // LinkStats counts what went through a Link since it started.
 type LinkStats struct {
-	Accepted  int64
-	Active    int64
-	Refused   int64
-	BytesUp   int64
+	// Accepted counts connections accepted from clients, including those
+	// the Link turned away at once.
+	Accepted int64
+	// Active counts client connections open now.
+	Active int64
+	// Refused counts accepted connections the Link closed at once: reset
+	// by a Reset fault, or the upstream could not be dialled. Dials that
+	// a Down fault refuses never reach the Link and are not counted.
+	Refused int64
+	// BytesUp counts bytes delivered to the upstream.
+	BytesUp int64
+	// BytesDown counts bytes delivered to clients.
 	BytesDown int64
 }
 
-// Link is a fault-injecting TCP proxy in front of one upstream.
-// (Skeleton: pass-through only; faults are not implemented yet.)
+// linkDialTimeout bounds the Link's dial of the upstream for one client.
+const linkDialTimeout = 10 * time.Second
+
+// Link is a TCP proxy on 127.0.0.1 in front of one upstream (a container,
+// a process, any TCP server), through which faults from package toxics
+// reach the connections between a client and that upstream.
+//
+// The Link runs its own accept loop and connection table; the bytes of
+// each connection flow through an embedded Toxiproxy toxic pipeline, one
+// per direction. A fault applied with [Link.Apply] acts on live connections
+// at once and on every connection opened while it is active; the function
+// Apply returns reverts it, also at once. Faults combine: several may be
+// active together, in the order they were applied.
+//
+// Upstream means client to upstream, Downstream the way back; a fault with
+// direction Both acts on both. What each fault does, as a client sees it:
+//
+//   - [toxics.Latency]: every chunk is delayed by Delay ± Jitter (drawn
+//     from the seed, see [WithSeed]) from the moment the Link read it;
+//     order is kept; stacked latencies add. With Both, a round trip grows by
+//     twice the delay.
+//   - [toxics.Bandwidth]: at most Rate bytes per second pass, in pieces
+//     of about 50 ms worth. Rate 0 holds all data back; reverting delivers
+//     it, and connections survive.
+//   - [toxics.Slicer]: data arrives in slices of AverageSize ±
+//     SizeVariation bytes (sizes drawn from the seed), Delay apart.
+//   - [toxics.SlowClose]: when one side closes, the Link passes the close
+//     on Delay later.
+//   - [toxics.Corrupt]: each byte has one random bit flipped with the given
+//     probability (draws from the seed).
+//   - [toxics.DataLimit]: once Bytes bytes have passed since the fault began
+//     (or since the connection opened, if later), the connection is closed.
+//   - [toxics.Timeout]: data is dropped and the connection closed After
+//     the fault began (or After the connection opened, if later), whether
+//     or not data flows. Reverted before that, the connection stays open.
+//   - [toxics.Blackhole]: data is dropped; connections stay open and carry
+//     data again after the revert (what was sent meanwhile is lost).
+//   - [toxics.Reset]: live connections are aborted with a TCP RST (the
+//     client reads ECONNRESET), and so is every new connection while the
+//     fault lasts. The upstream side is reset as well.
+//   - [toxics.Down]: the listener closes, so new dials are refused, and
+//     live connections are closed (FIN). Reverting listens again on the
+//     same address.
+//
+// When a client half-closes (shutdown of its write side) the Link
+// half-closes towards the upstream after delivering what it holds, and the
+// other way round; a connection is torn down when both directions are
+// done, when a write fails, or when a fault closes it.
+//
+// A Link made by [NewLink] is closed by t.Cleanup; one made by [StartLink]
+// must be closed by the caller. [Link.Close] closes the listener and every
+// connection and returns when all of the Link's goroutines have ended.
 type Link struct {
-	name     string
-	mu       sync.Mutex
-	upstream string
-	ln       net.Listener
-	addr     string
-	conns    map[net.Conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
+	name string
+	addr string
+	seed int64
+	log  *slog.Logger
+
+	server *toxiproxy.ApiServer
+	proxy  *toxiproxy.Proxy
+
+	ctx    context.Context // cancelled by Close: stops dials in flight
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loops, connection set-up, live connections
+	ops    sync.WaitGroup // fault operations running in the background
+
+	accepted, refused, active, bytesUp, bytesDown atomic.Int64
+
+	mu        sync.Mutex
+	upstream  string
+	ln        net.Listener // nil while a Down fault is active or after Close
+	conns     map[*linkConn]struct{}
+	faults    []*appliedFault // in the order they were applied
+	nextFault uint64
+	nextConn  uint64
+	resets    int // active Reset faults
+	downs     int // active Down faults
+	closed    bool
+	closeDone chan struct{}
 }
 
-// NewLink starts a Link on 127.0.0.1:0 in front of upstream, closed by t.Cleanup.
+// NewLink starts a Link on 127.0.0.1:0 in front of upstream ("host:port")
+// and returns once it listens. t.Cleanup closes it. A bad name or upstream,
+// or a failure to listen, fails the test with t.Fatalf.
 func NewLink(t testing.TB, name, upstream string, opts ...LinkOption) *Link {
 	t.Helper()
 	l, err := StartLink(name, upstream, opts...)
@@ -64,99 +153,435 @@ func NewLink(t testing.TB, name, upstream string, opts ...LinkOption) *Link {
 		t.Fatalf("%v", err)
 		return nil
 	}
-	t.Cleanup(func() { _ = l.Close() })
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
 	return l
 }
 
-// StartLink starts a Link; the caller must Close it.
+// StartLink is [NewLink] without a testing.TB: it returns an error instead
+// of failing a test, and the caller must Close the Link.
 func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
-	if _, _, err := net.SplitHostPort(upstream); err != nil {
-		return nil, fmt.Errorf("harness: link %q: upstream %q: %w", name, upstream, err)
+	if name == "" {
+		return nil, errors.New("harness: StartLink: the link name is empty")
 	}
+	if err := checkHostPort(upstream); err != nil {
+		return nil, fmt.Errorf("harness: link %q: upstream %w", name, err)
+	}
+	cfg := linkConfig{logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	registerLinkToxics()
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("harness: link %q: listen: %w", name, err)
+		return nil, fmt.Errorf("harness: link %q: listen on 127.0.0.1:0: %w", name, err)
 	}
-	l := &Link{name: name, upstream: upstream, ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	// A Toxiproxy server and proxy of our own, never started: the Link
+	// accepts connections itself and only borrows the toxic pipeline. The
+	// HTTP API is never started either.
+	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	proxy := toxiproxy.NewProxy(server, name, ln.Addr().String(), upstream)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Link{
+		name:      name,
+		addr:      ln.Addr().String(),
+		seed:      cfg.seed,
+		log:       cfg.logger.With("link", name),
+		server:    server,
+		proxy:     proxy,
+		ctx:       ctx,
+		cancel:    cancel,
+		upstream:  upstream,
+		ln:        ln,
+		conns:     make(map[*linkConn]struct{}),
+		closeDone: make(chan struct{}),
+	}
 	l.wg.Add(1)
-	go l.accept()
+	go l.accept(ln)
+	l.log.Debug("link listening", "addr", l.addr, "upstream", upstream)
 	return l, nil
 }
 
-func (l *Link) accept() {
-	defer l.wg.Done()
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		l.mu.Lock()
-		up := l.upstream
-		l.mu.Unlock()
-		u, err := net.Dial("tcp", up)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		l.mu.Lock()
-		l.conns[c], l.conns[u] = struct{}{}, struct{}{}
-		l.mu.Unlock()
-		l.wg.Add(2)
-		go func() { defer l.wg.Done(); io.Copy(u, c); u.Close() }()
-		go func() { defer l.wg.Done(); io.Copy(c, u); c.Close() }()
+// checkAddr checks that addr is "host:port" with a numeric port.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
 	}
-}
-
-// Name returns the Link's name.
-func (l *Link) Name() string { return l.name }
-
-// Addr returns the address clients dial.
-func (l *Link) Addr() string { return l.addr }
-
-// Upstream returns the current upstream address.
-func (l *Link) Upstream() string { l.mu.Lock(); defer l.mu.Unlock(); return l.upstream }
-
-// SetUpstream re-points new connections to addr.
-func (l *Link) SetUpstream(addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return fmt.Errorf("harness: link %q: upstream %q: %w", l.name, addr, err)
+	if host == "" {
+		return fmt.Errorf("%q has no host", addr)
 	}
-	l.mu.Lock()
-	l.upstream = addr
-	l.mu.Unlock()
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not a number in 1..65535", addr, port)
+	}
 	return nil
 }
 
-// Supports reports whether k is a link fault kind.
-func (l *Link) Supports(k toxics.Kind) bool { return k.IsLink() }
-
-// Apply starts f on the Link.
-func (l *Link) Apply(ctx context.Context, f toxics.Fault) (func(context.Context) error, error) {
-	return nil, errors.New("harness: link: Apply not implemented yet")
+// Name returns the name the Link was started with.
+func (l *Link) Name() string {
+	if l == nil {
+		return ""
+	}
+	return l.name
 }
 
-// Clear reverts every active fault.
-func (l *Link) Clear(ctx context.Context) error { return nil }
+// Addr returns the address clients dial, "127.0.0.1:port". It stays the
+// same for the Link's life, also across a Down fault and its revert.
+func (l *Link) Addr() string {
+	if l == nil {
+		return ""
+	}
+	return l.addr
+}
 
-// Active returns the faults currently applied.
-func (l *Link) Active() []toxics.Fault { return nil }
+// Upstream returns the address new connections are forwarded to.
+func (l *Link) Upstream() string {
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.upstream
+}
 
-// Stats returns counters.
-func (l *Link) Stats() LinkStats { return LinkStats{} }
+// SetUpstream re-points new connections to addr, for instance after a
+// container restarted on a new port. Live connections keep their upstream
+// and Addr does not change.
+func (l *Link) SetUpstream(addr string) error {
+	if l == nil {
+		return errors.New("harness: SetUpstream on a nil *Link")
+	}
+	if err := checkHostPort(addr); err != nil {
+		return fmt.Errorf("harness: link %q: set upstream %w", l.name, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("harness: link %q: set upstream: the link is closed", l.name)
+	}
+	l.upstream = addr
+	l.log.Debug("upstream set", "upstream", addr)
+	return nil
+}
 
-// Close closes the Link.
+// Supports reports whether the Link can apply faults of kind k: the link
+// kinds.
+func (l *Link) Supports(k toxics.Kind) bool { return k.IsLink() }
+
+// Stats returns the Link's counters.
+func (l *Link) Stats() LinkStats {
+	if l == nil {
+		return LinkStats{}
+	}
+	return LinkStats{
+		Accepted:  l.accepted.Load(),
+		Active:    l.active.Load(),
+		Refused:   l.refused.Load(),
+		BytesUp:   l.bytesUp.Load(),
+		BytesDown: l.bytesDown.Load(),
+	}
+}
+
+// Active returns the faults currently applied, in the order they were
+// applied.
+func (l *Link) Active() []toxics.Fault {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]toxics.Fault, 0, len(l.faults))
+	for _, a := range l.faults {
+		out = append(out, a.fault)
+	}
+	return out
+}
+
+// accept runs the accept loop of one listener until it is closed.
+func (l *Link) accept(ln net.Listener) {
+	defer l.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or similar: wait a little, but
+			// stop at once when the link closes.
+			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+			l.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-l.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		l.accepted.Add(1)
+		tc := c.(*net.TCPConn)
+		l.mu.Lock()
+		switch {
+		case l.closed:
+			l.mu.Unlock()
+			_ = tc.Close()
+			continue
+		case l.resets > 0:
+			l.mu.Unlock()
+			l.refused.Add(1)
+			resetTCP(tc)
+			l.log.Debug("connection reset on accept", "client", tc.RemoteAddr().String())
+			continue
+		}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.serve(tc)
+	}
+}
+
+// resetConn aborts c with a TCP RST.
+func resetTCP(c *net.TCPConn) {
+	_ = c.SetLinger(0)
+	_ = c.Close()
+}
+
+// serve dials the upstream for one accepted client and starts the two
+// toxic pipelines between them.
+func (l *Link) serve(client *net.TCPConn) {
+	defer l.wg.Done()
+	up := l.Upstream()
+	d := net.Dialer{Timeout: linkDialTimeout}
+	uc, err := d.DialContext(l.ctx, "tcp", up)
+	if err != nil {
+		l.refused.Add(1)
+		resetTCP(client)
+		l.log.Debug("upstream dial failed", "client", client.RemoteAddr().String(), "upstream", up, "err", err)
+		return
+	}
+	upstream := uc.(*net.TCPConn)
+
+	l.mu.Lock()
+	switch {
+	case l.closed || l.downs > 0:
+		l.mu.Unlock()
+		_ = client.Close()
+		_ = upstream.Close()
+		return
+	case l.resets > 0:
+		l.mu.Unlock()
+		l.refused.Add(1)
+		resetTCP(client)
+		resetTCP(upstream)
+		return
+	}
+	l.nextConn++
+	c := &linkConn{l: l, id: l.nextConn, client: client, upstream: upstream}
+	c.writers.Store(2)
+	l.conns[c] = struct{}{}
+	l.active.Add(1)
+	l.wg.Add(1) // done when both pipelines have finished
+	l.mu.Unlock()
+
+	l.log.Debug("connection open", "conn", c.id, "client", client.RemoteAddr().String(), "upstream", up)
+	upSrc := &linkSource{c: client}
+	downSrc := &linkSource{c: upstream}
+	name := "c" + strconv.FormatUint(c.id, 10)
+	l.proxy.Toxics.StartLink(l.server, name+"_up", upSrc,
+		&linkSink{conn: c, dst: upstream, src: upSrc, n: &l.bytesUp}, stream.Upstream)
+	l.proxy.Toxics.StartLink(l.server, name+"_down", downSrc,
+		&linkSink{conn: c, dst: client, src: downSrc, n: &l.bytesDown}, stream.Downstream)
+}
+
+// linkConn is one client connection and its upstream connection.
+type linkConn struct {
+	l                *Link
+	id               uint64
+	client, upstream *net.TCPConn
+	closeOnce        sync.Once
+	writers          atomic.Int32 // pipelines still running
+}
+
+// close closes both connections, with an RST if reset is true.
+func (c *linkConn) close(reset bool) {
+	c.closeOnce.Do(func() {
+		if reset {
+			_ = c.client.SetLinger(0)
+			_ = c.upstream.SetLinger(0)
+		}
+		_ = c.client.Close()
+		_ = c.upstream.Close()
+		c.l.active.Add(-1)
+	})
+}
+
+// pipelineDone is called by each pipeline's sink when it closes.
+func (c *linkConn) pipelineDone() {
+	if c.writers.Add(-1) != 0 {
+		return
+	}
+	c.close(false)
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	c.l.log.Debug("connection closed", "conn", c.id)
+	c.l.wg.Done()
+}
+
+// source is the read end of a pipeline. It remembers whether its
+// connection ended cleanly (EOF), to tell a half-close from an abort.
+type linkSource struct {
+	c   *net.TCPConn
+	eof atomic.Bool
+}
+
+// linkChunkSize is the size of the reads that feed a pipeline; every read
+// becomes one chunk travelling through the toxics.
+const linkChunkSize = 64 << 10
+
+func (s *linkSource) Read(p []byte) (int, error) {
+	n, err := s.c.Read(p)
+	if err == io.EOF {
+		s.eof.Store(true)
+	}
+	return n, err
+}
+
+// WriteTo lets io.Copy read in larger pieces than its default 32 KiB.
+func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, linkChunkSize)
+	var total int64
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// sink is the write end of a pipeline. A failed write aborts the whole
+// connection and from then on the sink swallows what arrives, so the
+// pipeline in front of it always drains and its goroutines end.
+type linkSink struct {
+	conn   *linkConn
+	dst    *net.TCPConn
+	src    *linkSource // the other end of this pipeline
+	n      *atomic.Int64
+	failed bool // only the pipeline's writer goroutine touches it
+}
+
+func (s *linkSink) Write(p []byte) (int, error) {
+	if s.failed {
+		return len(p), nil
+	}
+	n, err := s.dst.Write(p)
+	s.n.Add(int64(n))
+	if err != nil {
+		s.failed = true
+		s.conn.close(false)
+	}
+	return len(p), nil
+}
+
+// ReadFrom copies from the pipeline in one go, without io.Copy's 32 KiB
+// buffer in between.
+func (s *linkSink) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, linkChunkSize)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			_, _ = s.Write(buf[:n])
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// Close ends the pipeline: a half-close if its source ended cleanly,
+// otherwise (a fault closed the stream, or a write failed) the whole
+// connection closes.
+func (s *linkSink) Close() error {
+	if s.src.eof.Load() && !s.failed {
+		_ = s.dst.CloseWrite()
+	} else {
+		s.conn.close(false)
+	}
+	s.conn.pipelineDone()
+	return nil
+}
+
+// Close closes the listener and every connection, removes all faults, and
+// returns when every goroutine of the Link has ended. It is safe to call
+// more than once; later calls wait for the first to finish.
 func (l *Link) Close() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
+		<-l.closeDone
 		return nil
 	}
 	l.closed = true
-	l.ln.Close()
+	ln := l.ln
+	l.ln = nil
+	conns := make([]*linkConn, 0, len(l.conns))
 	for c := range l.conns {
-		c.Close()
+		conns = append(conns, c)
 	}
 	l.mu.Unlock()
+
+	l.cancel()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	// Closed connections make every sink swallow, so pipelines drain and
+	// fault operations blocked on them finish.
+	for _, c := range conns {
+		c.close(false)
+	}
+	l.ops.Wait()
+	// Removing the toxics releases what they hold (a stalled bandwidth,
+	// a pending delay), so the last pipelines can end.
+	l.proxy.Toxics.ResetToxics(toxiproxyCtx(context.Background()))
 	l.wg.Wait()
+
+	l.mu.Lock()
+	l.faults = nil
+	l.mu.Unlock()
+	close(l.closeDone)
+	l.log.Debug("link closed")
 	return nil
+}
+
+// toxiproxyCtx carries a disabled zerolog logger, which Toxiproxy reads from
+// the context of its toxic operations.
+func toxiproxyCtx(ctx context.Context) context.Context {
+	return zerolog.Nop().WithContext(ctx)
 }
