@@ -1,0 +1,217 @@
+package properties
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// fakeTarget is a sim.Target that records nothing; tests of generators
+// only need its name and kinds.
+type fakeTarget struct {
+	name  string
+	kinds []toxics.Kind
+}
+
+func (f fakeTarget) Name() string { return f.name }
+func (f fakeTarget) Supports(k toxics.Kind) bool {
+	for _, x := range f.kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+func (f fakeTarget) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
+	return func(context.Context) error { return nil }, nil
+}
+
+var (
+	linkOnly = fakeTarget{"db", toxics.LinkKinds()}
+	allFault = fakeTarget{"cache", append(toxics.LinkKinds(), toxics.NodeKinds()...)}
+)
+
+func TestSchedulesAreValid(t *testing.T) {
+	targets := []sim.Target{linkOnly, allFault}
+	g, err := Schedules(Bounds{Targets: Aim(targets), MaxSteps: 6, Horizon: 5 * time.Second,
+		Values: Values{Jitter: 20 * time.Millisecond, Grace: DurationRange{0, time.Second}}})
+	require.NoError(t, err)
+	rapid.Check(t, func(t *rapid.T) {
+		s := g.Draw(t, "schedule")
+		if err := s.Validate(targets); err != nil {
+			t.Fatalf("invalid schedule:\n%s\n%v", s, err)
+		}
+		if h := s.Horizon(); h > 5*time.Second {
+			t.Fatalf("horizon %v beyond bound 5s:\n%s", h, s)
+		}
+		for _, st := range s.Steps {
+			if st.At%(100*time.Millisecond) != 0 || st.For%(100*time.Millisecond) != 0 {
+				t.Fatalf("step %s is off the 100ms grid", st)
+			}
+			if st.Fault.Kind() != toxics.KindRestart && (st.For < 100*time.Millisecond || st.For > 2500*time.Millisecond) {
+				t.Fatalf("step %s lasts outside 100ms..2.5s", st)
+			}
+		}
+		// The JSON form round-trips.
+		data, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := sim.ParseSchedule(data)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, data)
+		}
+		again, _ := json.Marshal(back)
+		if string(again) != string(data) {
+			t.Fatalf("round trip changed the schedule:\n%s\n%s", data, again)
+		}
+	})
+}
+
+func TestSchedulesKindsPerTarget(t *testing.T) {
+	// db takes only latency and blackhole; node faults never reach it.
+	db := fakeTarget{"db", []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole}}
+	node := fakeTarget{"node", toxics.NodeKinds()}
+	g, err := Schedules(Bounds{Targets: Aim([]sim.Target{db, node})})
+	require.NoError(t, err)
+	seen := map[string]map[toxics.Kind]bool{"db": {}, "node": {}}
+	for seed := range 300 {
+		s := g.Example(seed)
+		for _, st := range s.Steps {
+			seen[st.Target][st.Fault.Kind()] = true
+		}
+	}
+	require.Equal(t, map[toxics.Kind]bool{toxics.KindLatency: true, toxics.KindBlackhole: true}, seen["db"])
+	for k := range seen["node"] {
+		require.True(t, k.IsNode(), "node got link fault %s", k)
+	}
+	require.Len(t, seen["node"], 4, "every node kind is drawn in 300 examples")
+}
+
+func TestBoundsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Bounds
+		want string
+	}{
+		{"no targets", Bounds{}, "Targets is empty"},
+		{"unnamed target", Bounds{Targets: []TargetKinds{{Kinds: toxics.LinkKinds()}}}, "has no name"},
+		{"no kinds", Bounds{Targets: []TargetKinds{{Name: "db"}}}, "has no fault kinds"},
+		{"unknown kind", Bounds{Targets: []TargetKinds{{Name: "db", Kinds: []toxics.Kind{"meteor"}}}}, `unknown fault kind "meteor"`},
+		{"twice", Bounds{Targets: []TargetKinds{{Name: "db", Kinds: toxics.LinkKinds()}, {Name: "db", Kinds: toxics.LinkKinds()}}}, "listed twice"},
+		{"off grid", Bounds{Targets: Aim([]sim.Target{linkOnly}), Fault: DurationRange{150 * time.Millisecond, time.Second}}, "Fault.Min = 150ms is not a multiple"},
+		{"min above max", Bounds{Targets: Aim([]sim.Target{linkOnly}), Fault: DurationRange{2 * time.Second, time.Second}}, "need 0 < Min <= Max"},
+		{"fault beyond horizon", Bounds{Targets: Aim([]sim.Target{linkOnly}), Horizon: time.Second, Fault: DurationRange{2 * time.Second, 2 * time.Second}}, "beyond Horizon"},
+		{"negative rate", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Rate: Int64Range{-1, 10}}}, "Values.Rate = -1..10"},
+		{"corrupt zero", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Corrupt: [2]float64{0, 0.5}}}, "Values.Corrupt"},
+		{"bad direction", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Directions: []toxics.Direction{7}}}, "Values.Directions[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Schedules(tt.b)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tt.want)
+		})
+	}
+	_, err := Schedules(Bounds{Targets: Aim([]sim.Target{linkOnly})})
+	require.NoError(t, err, "defaults are valid")
+}
+
+// shrinkRun is what one shrink experiment saw.
+type shrinkRun struct {
+	minimal  sim.Schedule // the last failing schedule: rapid's shrunk case
+	failures int
+	runs     int // property runs from the first failure on (reproduce + shrink + report)
+	distinct int // distinct schedules among them: the runs a verdict cache cannot save
+	elapsed  time.Duration
+}
+
+// shrinkOn runs rapid over g with a property that fails when fails does,
+// and returns the case rapid shrank to.
+func shrinkOn(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.Schedule) bool) shrinkRun {
+	t.Helper()
+	var r shrinkRun
+	var start time.Time
+	seen := map[string]bool{}
+	tb := &captureTB{name: t.Name() + "/shrink", ctx: context.Background()}
+	before := failFiles(tb.name)
+	errs := runRapid(tb, func(rt *rapid.T) {
+		s := g.Draw(rt, "schedule")
+		if r.failures > 0 {
+			r.runs++
+			if key := s.String(); !seen[key] {
+				seen[key] = true
+				r.distinct++
+			}
+		}
+		if fails(s) {
+			if r.failures == 0 {
+				start = time.Now()
+			}
+			r.failures++
+			r.minimal = s
+			rt.Fatal("long blackhole on db")
+		}
+	})
+	r.elapsed = time.Since(start)
+	removeFailFile(failFileOf(errs), before)
+	if len(errs) == 0 {
+		t.Fatalf("rapid found no failing schedule")
+	}
+	return r
+}
+
+func longBlackholeOnDB(s sim.Schedule) bool {
+	for _, st := range s.Steps {
+		if st.Target == "db" && st.Fault.Kind() == toxics.KindBlackhole && st.For >= 2*time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+func TestShrinkToThreshold(t *testing.T) {
+	// Two targets so that target choice must shrink too, every kind, and
+	// up to five steps over 20 s.
+	cache := fakeTarget{"cache", append(toxics.LinkKinds(), toxics.NodeKinds()...)}
+	targets := []sim.Target{cache, linkOnly}
+	g, err := Schedules(Bounds{Targets: Aim(targets), MaxSteps: 5, Horizon: 20 * time.Second,
+		Fault: DurationRange{100 * time.Millisecond, 8 * time.Second}})
+	require.NoError(t, err)
+
+	r := shrinkOn(t, g, longBlackholeOnDB)
+	want := sim.Schedule{Steps: []sim.Step{{At: 0, For: 2 * time.Second, Target: "db", Fault: toxics.Blackhole{}}}}
+	require.Equal(t, want, r.minimal, "shrunk to:\n%s", r.minimal)
+	t.Logf("shrunk to %s in %v with %d property runs after the first failure (%d distinct schedules)", r.minimal, r.elapsed, r.runs, r.distinct)
+}
+
+// BenchmarkShrinkToThreshold reports the time and the number of property
+// runs rapid needs to shrink the one-step case.
+func BenchmarkShrinkToThreshold(b *testing.B) {
+	cache := fakeTarget{"cache", append(toxics.LinkKinds(), toxics.NodeKinds()...)}
+	g, err := Schedules(Bounds{Targets: Aim([]sim.Target{cache, linkOnly}), MaxSteps: 5, Horizon: 20 * time.Second,
+		Fault: DurationRange{100 * time.Millisecond, 8 * time.Second}})
+	require.NoError(b, err)
+	runs, distinct := 0, 0
+	var shrink time.Duration
+	for b.Loop() {
+		r := shrinkOn(b, g, longBlackholeOnDB)
+		if !strings.Contains(r.minimal.String(), "for 2s db blackhole()") || len(r.minimal.Steps) != 1 {
+			b.Fatalf("did not shrink to the threshold: %s", r.minimal)
+		}
+		runs += r.runs
+		distinct += r.distinct
+		shrink += r.elapsed
+	}
+	b.ReportMetric(float64(runs)/float64(b.N), "reruns/op")
+	b.ReportMetric(float64(distinct)/float64(b.N), "distinct-schedules/op")
+	b.ReportMetric(float64(shrink.Microseconds())/float64(b.N), "shrink-µs/op")
+}
