@@ -1,0 +1,244 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/modules/postgres"
+)
+
+// Default images, used when neither [WithImage] nor the environment
+// variables SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE choose one.
+const (
+	DefaultPostgresImage = "postgres:16-alpine"
+	DefaultRedisImage    = "redis:7-alpine"
+)
+
+// PostgresOption configures [Env.Postgres].
+type PostgresOption interface{ applyPostgres(*postgresConfig) }
+
+// RedisOption configures [Env.Redis].
+type RedisOption interface{ applyRedis(*redisConfig) }
+
+// DependencyOption configures both [Env.Postgres] and [Env.Redis].
+type DependencyOption struct{ f func(*depConfig) }
+
+func (o DependencyOption) applyPostgres(c *postgresConfig) { o.f(&c.depConfig) }
+func (o DependencyOption) applyRedis(c *redisConfig)       { o.f(&c.depConfig) }
+
+type depConfig struct {
+	image        string
+	startTimeout time.Duration
+}
+
+// WithImage runs the dependency from image instead of the default (or
+// the one SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE names). The
+// image must behave like the official one: for Postgres honour
+// POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB; for Redis accept
+// redis-server's flags as its command. It has no effect on the process
+// backend.
+func WithImage(image string) DependencyOption {
+	return DependencyOption{func(c *depConfig) { c.image = image }}
+}
+
+// WithStartTimeout bounds the first start and every later wait for
+// readiness (default 2 minutes).
+func WithStartTimeout(d time.Duration) DependencyOption {
+	return DependencyOption{func(c *depConfig) { c.startTimeout = d }}
+}
+
+type postgresOption func(*postgresConfig)
+
+func (o postgresOption) applyPostgres(c *postgresConfig) { o(c) }
+
+type postgresConfig struct {
+	depConfig
+	user, database string
+}
+
+// WithUser sets the Postgres user (default "shakedown"). The password is
+// always random, new for every Env.
+func WithUser(name string) PostgresOption {
+	return postgresOption(func(c *postgresConfig) { c.user = name })
+}
+
+// WithDatabase sets the database created for the test (default
+// "shakedown").
+func WithDatabase(name string) PostgresOption {
+	return postgresOption(func(c *postgresConfig) { c.database = name })
+}
+
+var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Postgres is a Postgres server, in a container or a local process,
+// behind a [Link]. Connect through the Link with DSN, ConnConfig or
+// PoolConfig; the node-fault methods come from the embedded [Node].
+type Postgres struct {
+	*Node
+	user, password, database string
+}
+
+// Postgres starts a Postgres server called name, fronted by a Link, and
+// returns when it answers queries. The user and database default to
+// "shakedown" and the password is random. It stops the test with
+// t.Fatalf if the server cannot start, and skips it when neither Docker
+// nor the postgres binaries are available (see [Backend]).
+func (e *Env) Postgres(name string, opts ...PostgresOption) *Postgres {
+	e.t.Helper()
+	cfg := postgresConfig{depConfig: depConfig{image: os.Getenv(EnvPostgresImage)}, user: "shakedown", database: "shakedown"}
+	for _, o := range opts {
+		if o != nil {
+			o.applyPostgres(&cfg)
+		}
+	}
+	if cfg.image == "" {
+		cfg.image = DefaultPostgresImage
+	}
+	if !identRE.MatchString(cfg.user) {
+		e.fatalf("harness: Postgres(%q): user %q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)", name, cfg.user)
+	}
+	if !identRE.MatchString(cfg.database) {
+		e.fatalf("harness: Postgres(%q): database %q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)", name, cfg.database)
+	}
+	if cfg.startTimeout < 0 {
+		e.fatalf("harness: Postgres(%q): start timeout %v is negative", name, cfg.startTimeout)
+	}
+	if cfg.startTimeout == 0 {
+		cfg.startTimeout = defaultStartTimeout
+	}
+	if err := e.claim(name); err != nil {
+		e.fatalf("%v", err)
+	}
+	docker, ok := e.useDocker("Postgres "+name, "initdb", "postgres")
+	if !ok {
+		return nil
+	}
+	p := &Postgres{user: cfg.user, password: randomHex(16), database: cfg.database}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout)
+	defer cancel()
+	t0 := time.Now()
+	var err error
+	if docker {
+		p.Node, err = e.postgresContainer(ctx, name, cfg, p)
+	} else {
+		p.Node, err = e.postgresProcess(ctx, name, cfg, p)
+	}
+	if err != nil {
+		e.release(name)
+		e.fatalf("harness: Postgres(%q): %v", name, err)
+	}
+	e.add(p)
+	e.log.Info("postgres ready", "dependency", name, "addr", p.Addr(), "direct", p.DirectAddr(), "node", p.rt.describe(), "took", time.Since(t0).Round(time.Millisecond))
+	return p
+}
+
+func (e *Env) postgresContainer(ctx context.Context, name string, cfg postgresConfig, p *Postgres) (*Node, error) {
+	const port = "5432/tcp"
+	opts, err := e.docker.customizers(ctx, name, port)
+	if err != nil {
+		return nil, err
+	}
+	ready := p.readyOn(p.database)
+	opts = append(opts,
+		postgres.WithUsername(p.user),
+		postgres.WithPassword(p.password),
+		postgres.WithDatabase(p.database),
+		testcontainers.WithWaitStrategyAndDeadline(cfg.startTimeout, readyStrategy{port: port, ready: ready}),
+	)
+	ctr, err := postgres.Run(ctx, cfg.image, opts...)
+	if ctr != nil {
+		if dc, ok := ctr.Container.(*testcontainers.DockerContainer); ok {
+			e.docker.created(dc, name)
+			if err == nil {
+				return e.startDockerNode(ctx, name, port, dc, ready, cfg.startTimeout)
+			}
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("unexpected container type %T", ctr.Container)
+	}
+	return nil, fmt.Errorf("image %s: %w", cfg.image, err)
+}
+
+// readyOn returns the readiness check: connect as the user to database
+// db and run SELECT 1.
+func (p *Postgres) readyOn(db string) func(context.Context, string) error {
+	return func(ctx context.Context, addr string) error {
+		conn, err := pgx.Connect(ctx, p.dsn(addr, db))
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		var one int
+		return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+	}
+}
+
+// createDatabase creates the test's database (process backend; the
+// container's entrypoint does it from POSTGRES_DB).
+func (p *Postgres) createDatabase(ctx context.Context, addr string) error {
+	conn, err := pgx.Connect(ctx, p.dsn(addr, "postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	// The name is a validated identifier, so quoting it is enough.
+	if _, err := conn.Exec(ctx, `CREATE DATABASE "`+p.database+`"`); err != nil {
+		return fmt.Errorf("create database %s: %w", p.database, err)
+	}
+	return nil
+}
+
+func (p *Postgres) dsn(addr, db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(p.user, p.password),
+		Host:     addr,
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// DSN is the connection URL through the Link, with sslmode=disable.
+func (p *Postgres) DSN() string { return p.dsn(p.Addr(), p.database) }
+
+// DirectDSN is the connection URL to the server itself, bypassing the
+// Link. It changes when a container restarts.
+func (p *Postgres) DirectDSN() string { return p.dsn(p.DirectAddr(), p.database) }
+
+// ConnConfig is a pgx configuration for DSN; set timeouts on it as the
+// service under test would.
+func (p *Postgres) ConnConfig() *pgx.ConnConfig {
+	c, err := pgx.ParseConfig(p.DSN())
+	if err != nil {
+		// The DSN is built from validated parts; this is a bug.
+		panic(fmt.Sprintf("harness: Postgres %s: parse own DSN: %v", p.name, err))
+	}
+	return c
+}
+
+// PoolConfig is a pgxpool configuration for DSN.
+func (p *Postgres) PoolConfig() *pgxpool.Config {
+	c, err := pgxpool.ParseConfig(p.DSN())
+	if err != nil {
+		panic(fmt.Sprintf("harness: Postgres %s: parse own DSN: %v", p.name, err))
+	}
+	return c
+}
+
+// User is the Postgres user.
+func (p *Postgres) User() string { return p.user }
+
+// Password is the user's password, random for every Env.
+func (p *Postgres) Password() string { return p.password }
+
+// Database is the test's database.
+func (p *Postgres) Database() string { return p.database }

@@ -1,0 +1,436 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// defaultGrace is how long a graceful stop of a local process waits
+// before it kills the process, as Docker's default stop timeout.
+const defaultGrace = 10 * time.Second
+
+// processRuntime runs an Env's local processes. Everything lives under
+// one directory of its own (os.TempDir()/shakedown-<run>-*), owned by the
+// unprivileged user the servers run as, and is recorded in a run file
+// (see [Reap]) so that a later run can kill what a killed run left.
+type processRuntime struct {
+	env  *Env
+	root string
+	cred *syscall.Credential // nil when not root
+	rec  *runRecord
+}
+
+// processes returns the Env's process runtime, creating it on first use.
+func (e *Env) processes() (*processRuntime, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.procs != nil {
+		return e.procs, nil
+	}
+	if n, err := reapProcesses(e.log); err != nil {
+		e.log.Warn("reaping processes of dead runs failed", "err", err)
+	} else if n > 0 {
+		e.log.Info("reaped processes of dead runs", "count", n)
+	}
+	cred, err := unprivileged()
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.MkdirTemp("", "shakedown-"+e.runID+"-")
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		if err := os.Chown(root, int(cred.Uid), int(cred.Gid)); err != nil {
+			_ = os.RemoveAll(root)
+			return nil, err
+		}
+	}
+	rec, err := newRunRecord(e, root)
+	if err != nil {
+		_ = os.RemoveAll(root)
+		return nil, err
+	}
+	pr := &processRuntime{env: e, root: root, cred: cred, rec: rec}
+	e.procs = pr
+	// Registered before any process: runs after they are all killed.
+	e.closers = append(e.closers, closer{"process directory " + root, func(context.Context) error {
+		return errors.Join(os.RemoveAll(root), rec.remove())
+	}})
+	return pr, nil
+}
+
+// unprivileged returns the credential servers run with when the test
+// runs as root (postgres and initdb refuse root): the user "postgres" if
+// it exists, else "nobody".
+func unprivileged() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+	}
+	return nil, errors.New("running as root, and postgres refuses root, but neither user \"postgres\" nor \"nobody\" exists to run the servers as: " +
+		"create one (useradd --system postgres) or run the tests as an ordinary user")
+}
+
+// dir creates a directory for one dependency, owned by the server user.
+func (pr *processRuntime) dir(name string) (string, error) {
+	d := filepath.Join(pr.root, name)
+	if err := os.Mkdir(d, 0o700); err != nil {
+		return "", err
+	}
+	return d, pr.chown(d)
+}
+
+func (pr *processRuntime) chown(path string) error {
+	if pr.cred == nil {
+		return nil
+	}
+	return os.Chown(path, int(pr.cred.Uid), int(pr.cred.Gid))
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago. The
+// server binds it itself; a clash with another program in between makes
+// the start fail with a clear error rather than a wrong connection.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// run runs a short command (initdb) to completion as the server user.
+func (pr *processRuntime) run(ctx context.Context, logPath string, argv ...string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = serverEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: pr.cred}
+	out, err := cmd.CombinedOutput()
+	_ = os.WriteFile(logPath, out, 0o644)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", filepath.Base(argv[0]), err, tail(out, 2000))
+	}
+	return nil
+}
+
+func serverEnv() []string {
+	env := []string{"LC_ALL=C", "LANG=C"}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "PATH" || k == "TZ" {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func tail(b []byte, n int) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// processNode is a local server process as a runtimeNode. Its address
+// never changes: the same port and data directory across restarts.
+type processNode struct {
+	pr      *processRuntime
+	name    string
+	argv    []string
+	dir     string
+	logPath string
+	addr    string
+	stopSig syscall.Signal
+	cred    *syscall.Credential
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited and was waited for
+}
+
+func (n *processNode) describe() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil && n.cmd.Process != nil {
+		return fmt.Sprintf("process %d", n.cmd.Process.Pid)
+	}
+	return "process (not running)"
+}
+
+func (n *processNode) start(ctx context.Context) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done != nil {
+		select {
+		case <-n.done:
+		default:
+			return n.addr, nil // still running
+		}
+	}
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer logf.Close()
+	cmd := exec.Command(n.argv[0], n.argv[1:]...)
+	cmd.Dir = n.dir
+	cmd.Env = serverEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group (no terminal signals); killed with the test
+	// binary (Pdeathsig), and by the reaper if that did not happen.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: n.cred}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	n.cmd, n.done = cmd, done
+	if err := n.pr.rec.addPID(cmd.Process.Pid); err != nil {
+		n.pr.env.log.Warn("recording pid for the reaper failed", "pid", cmd.Process.Pid, "err", err)
+	}
+	return n.addr, nil
+}
+
+// exited returns a non-nil error when the process has exited, with the
+// end of its log: a readiness check that sees it gives up at once.
+func (n *processNode) exited() error {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if done == nil {
+		return permanent(errors.New("process not started"))
+	}
+	select {
+	case <-done:
+		log, _ := os.ReadFile(n.logPath)
+		return permanent(fmt.Errorf("%s exited (%v); log %s ends: %s", filepath.Base(n.argv[0]), cmd.ProcessState, n.logPath, tail(log, 1500)))
+	default:
+		return nil
+	}
+}
+
+func (n *processNode) current() (*exec.Cmd, chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd, n.done
+}
+
+func (n *processNode) stop(ctx context.Context, grace time.Duration) error {
+	cmd, done := n.current()
+	if cmd == nil {
+		return nil
+	}
+	if grace <= 0 {
+		grace = defaultGrace
+	}
+	_ = cmd.Process.Signal(n.stopSig)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		n.pr.env.log.Warn("graceful stop timed out, killing", "dependency", n.name, "grace", grace)
+	case <-ctx.Done():
+	}
+	return n.kill(ctx)
+}
+
+// kill kills the server and every process it started (Postgres backends
+// live in their own sessions, so a process group is not enough), then
+// waits until they are gone.
+func (n *processNode) kill(ctx context.Context) error {
+	cmd, done := n.current()
+	if cmd == nil {
+		return nil
+	}
+	pid := cmd.Process.Pid
+	// Freeze the parent so it forks no more children while we look.
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	kids := descendants(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, k := range kids {
+		_ = syscall.Kill(k.pid, syscall.SIGKILL)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return waitGone(ctx, kids)
+}
+
+func (n *processNode) pause(context.Context) error {
+	cmd, _ := n.current()
+	if cmd == nil {
+		return errors.New("not running")
+	}
+	pid := cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	for _, k := range descendants(pid) {
+		_ = syscall.Kill(k.pid, syscall.SIGSTOP)
+	}
+	return nil
+}
+
+func (n *processNode) unpause(context.Context) error {
+	cmd, _ := n.current()
+	if cmd == nil {
+		return errors.New("not running")
+	}
+	pid := cmd.Process.Pid
+	for _, k := range descendants(pid) {
+		_ = syscall.Kill(k.pid, syscall.SIGCONT)
+	}
+	return syscall.Kill(pid, syscall.SIGCONT)
+}
+
+// closeNode kills the process at teardown.
+func (n *processNode) closeNode(ctx context.Context) error {
+	return n.kill(ctx)
+}
+
+// startProcessNode starts n, waits for ready, starts the Link and
+// registers the teardown.
+func (e *Env) startProcessNode(ctx context.Context, n *processNode, ready func(context.Context, string) error, startTimeout time.Duration) (*Node, error) {
+	checked := func(ctx context.Context, addr string) error {
+		if err := n.exited(); err != nil {
+			return err
+		}
+		return ready(ctx, addr)
+	}
+	e.onClose("process "+n.name, n.closeNode)
+	addr, err := n.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := poll(ctx, func(ctx context.Context) error { return checked(ctx, addr) }); err != nil {
+		return nil, fmt.Errorf("not ready on %s: %w", addr, err)
+	}
+	link, err := e.newLink(n.name, addr)
+	if err != nil {
+		return nil, err
+	}
+	return newNode(e, n.name, link, n, addr, checked, startTimeout), nil
+}
+
+func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConfig, p *Postgres) (*Node, error) {
+	pr, err := e.processes()
+	if err != nil {
+		return nil, err
+	}
+	initdb, err1 := exec.LookPath("initdb")
+	pgbin, err2 := exec.LookPath("postgres")
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	dir, err := pr.dir(name)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	pwfile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(p.password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := pr.chown(pwfile); err != nil {
+		return nil, err
+	}
+	if err := pr.run(ctx, filepath.Join(dir, "initdb.log"), initdb, "-D", data, "-U", p.user, "--pwfile="+pwfile,
+		"-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf("\n# shakedown\nlisten_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\nfull_page_writes = off\n", port, dir)
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.WriteString(conf)
+	if err = errors.Join(err, f.Close()); err != nil {
+		return nil, err
+	}
+	n := &processNode{
+		pr: pr, name: name, argv: []string{pgbin, "-D", data}, dir: dir,
+		logPath: filepath.Join(dir, "postgres.log"), addr: "127.0.0.1:" + strconv.Itoa(port),
+		stopSig: syscall.SIGINT, // fast shutdown; SIGTERM would wait for clients to leave
+		cred:    pr.cred,
+	}
+	// The maintenance database exists from the start; the test's is
+	// created once the server runs.
+	node, err := e.startProcessNode(ctx, n, p.readyOn("postgres"), cfg.startTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if p.database != "postgres" {
+		if err := p.createDatabase(ctx, n.addr); err != nil {
+			return nil, err
+		}
+	}
+	return node, nil
+}
+
+func (e *Env) redisProcess(ctx context.Context, name string, cfg redisConfig, r *Redis) (*Node, error) {
+	pr, err := e.processes()
+	if err != nil {
+		return nil, err
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := pr.dir(name)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	n := &processNode{
+		pr: pr, name: name, dir: dir,
+		argv: []string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+			"--requirepass", r.password, "--daemonize", "no", "--appendonly", "no"},
+		logPath: filepath.Join(dir, "redis.log"), addr: "127.0.0.1:" + strconv.Itoa(port),
+		stopSig: syscall.SIGTERM, // saves a snapshot (default save points) and exits
+		cred:    pr.cred,
+	}
+	return e.startProcessNode(ctx, n, r.ready, cfg.startTimeout)
+}
+
+// permanentError stops poll at once: retrying cannot help.
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+func permanent(err error) error { return &permanentError{err} }

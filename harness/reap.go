@@ -1,0 +1,374 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// Reaping. Ryuk cannot run without a registry, and a test binary that is
+// killed (a timeout, kill -9, a crashed CI job) runs no t.Cleanup. So
+// every container and network an Env creates carries labels naming the
+// run, the test binary's pid and start time, and the host; every local
+// process is written down in a run record under
+// os.TempDir()/shakedown-runs/<run>.json together with the directory it
+// uses. At the start of a run (the first Docker or process dependency of
+// each Env) what belongs to a DEAD owner on this host is removed: a pid
+// that no longer exists, or exists with another start time. Live runs
+// are never touched, so `go test ./...` with several test binaries at
+// once is safe. Local processes also die with the test binary by
+// themselves (Pdeathsig) in most cases; the record covers the rest.
+
+// Reap removes the containers, networks, local processes and directories
+// that runs on this host left behind when their test binary died. It
+// returns how many things it removed. [New] does this by itself; Reap is
+// for a TestMain or a CI step that wants to clean up first.
+func Reap(ctx context.Context) (int, error) {
+	log := slog.New(slog.DiscardHandler)
+	n, err := reapProcesses(log)
+	disableRyuk()
+	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
+	if derr != nil {
+		return n, err // no Docker: nothing to reap there
+	}
+	defer cli.Close()
+	m, err2 := reapDocker(ctx, cli.Client, log)
+	return n + m, errors.Join(err, err2)
+}
+
+// Leftovers lists what still exists of run runID (an [Env.RunID]):
+// containers and networks carrying its label, and live processes in its
+// run record. With runID "", it lists what any Env of this test binary
+// left. After an Env's teardown it should be empty; tests and TestMain
+// use it to prove nothing leaked.
+func Leftovers(ctx context.Context, runID string) ([]string, error) {
+	var out []string
+	recs, err := readRecords()
+	for _, r := range recs {
+		if (runID != "" && r.data.Run != runID) || (runID == "" && r.data.OwnerPID != os.Getpid()) {
+			continue
+		}
+		for _, p := range r.data.Procs {
+			if alive(p.PID, p.Start) {
+				out = append(out, fmt.Sprintf("process %d of run %s", p.PID, r.data.Run))
+			}
+		}
+		if _, serr := os.Stat(r.data.Root); serr == nil {
+			out = append(out, fmt.Sprintf("directory %s of run %s", r.data.Root, r.data.Run))
+		}
+	}
+	disableRyuk()
+	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
+	if derr != nil {
+		return out, err
+	}
+	defer cli.Close()
+	f := make(client.Filters)
+	if runID != "" {
+		f.Add("label", LabelRun+"="+runID)
+	} else {
+		f.Add("label", LabelPID+"="+strconv.Itoa(os.Getpid()))
+	}
+	cs, cerr := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if cerr == nil {
+		for _, c := range cs.Items {
+			out = append(out, fmt.Sprintf("container %s %v (%s) of run %s", shortID(c.ID), c.Names, c.State, c.Labels[LabelRun]))
+		}
+	}
+	ns, nerr := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if nerr == nil {
+		for _, n := range ns.Items {
+			out = append(out, fmt.Sprintf("network %s of run %s", n.Name, n.Labels[LabelRun]))
+		}
+	}
+	return out, errors.Join(err, cerr, nerr)
+}
+
+// ownerDead reports whether the labels name a test binary on this host
+// that no longer runs.
+func ownerDead(labels map[string]string) bool {
+	host, _ := os.Hostname()
+	if labels[LabelHost] != host {
+		return false // another machine's run: we cannot tell
+	}
+	pid, err := strconv.Atoi(labels[LabelPID])
+	if err != nil {
+		return false
+	}
+	start, _ := strconv.ParseUint(labels[LabelPIDStart], 10, 64)
+	return !alive(pid, start)
+}
+
+func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int, error) {
+	f := make(client.Filters).Add("label", LabelRun)
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, c := range cs.Items {
+		if !ownerDead(c.Labels) {
+			continue
+		}
+		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
+			continue
+		}
+		log.Info("reaped container of dead run", "container", shortID(c.ID), "run", c.Labels[LabelRun], "pid", c.Labels[LabelPID])
+		n++
+	}
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return n, errors.Join(append(errs, err)...)
+	}
+	for _, nw := range ns.Items {
+		if !ownerDead(nw.Labels) {
+			continue
+		}
+		_, err := cli.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{})
+		if err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
+			continue
+		}
+		log.Info("reaped network of dead run", "network", nw.Name, "run", nw.Labels[LabelRun])
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+func reapProcesses(log *slog.Logger) (int, error) {
+	recs, err := readRecords()
+	host, _ := os.Hostname()
+	n := 0
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range recs {
+		d := r.data
+		if d.Host != host || alive(d.OwnerPID, d.OwnerStart) {
+			continue
+		}
+		var killed []procInfo
+		for _, p := range d.Procs {
+			if !alive(p.PID, p.Start) {
+				continue
+			}
+			kids := descendants(p.PID)
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+			for _, k := range kids {
+				_ = syscall.Kill(k.pid, syscall.SIGKILL)
+			}
+			killed = append(killed, append(kids, procInfo{p.PID, p.Start})...)
+			log.Info("reaped process of dead run", "pid", p.PID, "run", d.Run)
+			n++
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := waitGone(ctx, killed); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		if ownedRoot(d.Root) {
+			if err := os.RemoveAll(d.Root); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// ownedRoot guards RemoveAll: only directories the process runtime makes.
+func ownedRoot(dir string) bool {
+	return dir != "" && filepath.Dir(dir) == filepath.Clean(os.TempDir()) && strings.HasPrefix(filepath.Base(dir), "shakedown-")
+}
+
+// runRecord is the file that lists an Env's local processes.
+type runRecord struct {
+	path string
+	mu   sync.Mutex
+	data recordData
+}
+
+type recordData struct {
+	Run        string     `json:"run"`
+	Host       string     `json:"host"`
+	OwnerPID   int        `json:"owner_pid"`
+	OwnerStart uint64     `json:"owner_start"`
+	Started    int64      `json:"started"`
+	Root       string     `json:"root"`
+	Procs      []procData `json:"procs"`
+}
+
+type procData struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+func recordDir() string { return filepath.Join(os.TempDir(), "shakedown-runs") }
+
+func newRunRecord(e *Env, root string) (*runRecord, error) {
+	if err := os.MkdirAll(recordDir(), 0o755); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+	r := &runRecord{
+		path: filepath.Join(recordDir(), e.runID+".json"),
+		data: recordData{Run: e.runID, Host: host, OwnerPID: pid, OwnerStart: procStartTime(pid), Started: e.started.Unix(), Root: root},
+	}
+	return r, r.write()
+}
+
+func (r *runRecord) addPID(pid int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.data.Procs = append(r.data.Procs, procData{pid, procStartTime(pid)})
+	return r.write()
+}
+
+// write replaces the file atomically, so a reaper never reads half.
+func (r *runRecord) write() error {
+	b, err := json.Marshal(r.data)
+	if err != nil {
+		return err
+	}
+	tmp := r.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.path)
+}
+
+func (r *runRecord) remove() error {
+	err := os.Remove(r.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func readRecords() ([]*runRecord, error) {
+	files, err := filepath.Glob(filepath.Join(recordDir(), "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*runRecord
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		r := &runRecord{path: f}
+		if json.Unmarshal(b, &r.data) != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// procInfo names a process by pid and start time, against pid reuse.
+type procInfo struct {
+	pid   int
+	start uint64
+}
+
+// procStat reads the parent, start time (clock ticks since boot) and
+// state of pid from /proc.
+func procStat(pid int) (ppid int, start uint64, state byte, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// The command name is in parentheses and may contain anything.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
+	if len(f) < 20 {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	start, _ = strconv.ParseUint(f[19], 10, 64)
+	return ppid, start, f[0][0], nil
+}
+
+func procStartTime(pid int) uint64 {
+	_, s, _, _ := procStat(pid)
+	return s
+}
+
+// alive reports whether pid runs and, when start is not 0, is the
+// process that started then. Zombies count as gone.
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	_, s, state, err := procStat(pid)
+	if err != nil || state == 'Z' || state == 'X' {
+		return false
+	}
+	return start == 0 || s == start
+}
+
+// descendants lists every process below pid.
+func descendants(pid int) []procInfo {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]procInfo{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, start, _, err := procStat(p)
+		if err != nil {
+			continue
+		}
+		children[ppid] = append(children[ppid], procInfo{p, start})
+	}
+	var out []procInfo
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c.pid)
+		}
+	}
+	return out
+}
+
+// waitGone waits until none of procs is alive.
+func waitGone(ctx context.Context, procs []procInfo) error {
+	return poll(ctx, func(context.Context) error {
+		for _, p := range procs {
+			if alive(p.pid, p.start) {
+				return fmt.Errorf("process %d still running", p.pid)
+			}
+		}
+		return nil
+	})
+}
