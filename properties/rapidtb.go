@@ -139,7 +139,7 @@ func removeFailFile(path string, before map[string]bool) {
 	}
 	_ = os.Remove(path)
 	dir := filepath.Dir(path)
-	for range 2 { // testdata/rapid/<Test>, then testdata/rapid
+	for range 3 { // testdata/rapid/<Test>, testdata/rapid, testdata
 		if os.Remove(dir) != nil {
 			return
 		}
