@@ -86,7 +86,7 @@ func TestLatencyQuantile(t *testing.T) {
 	runCases(t, []invCase{
 		{"p99 before holds", LatencyQuantile{Q: 0.99, Max: 20 * ms, Window: Before}, h, Held, nil},
 		{"p99 during breaks, naming the fault and the excess", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: During}, h, Broken,
-			[]string{"during fault 0 (db blackhole() at 1s..2s)", "p99 900ms over 2 ops", "over by 800ms", "op 10"}},
+			[]string{"during fault 0: db blackhole() (1s..2s)", "p99 900ms over 2 ops", "over by 800ms", "op 10"}},
 		{"p50 during holds", LatencyQuantile{Q: 0.5, Max: 100 * ms, Window: During}, h, Held, nil},
 		{"kind filter leaves the slow get out", LatencyQuantile{Q: 1, Max: 100 * ms, Window: During, Kinds: []string{"put"}}, h, Held, nil},
 		{"after holds", LatencyQuantile{Q: 0.99, Max: 20 * ms, Window: After}, h, Held, nil},

@@ -9,21 +9,28 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// Window says which part of a run an invariant looks at. An op belongs to
-// a window by the interval from its intended start to its end.
+// Window says which part of a run an invariant looks at. The windows are
+// those of [sim.History.Windows] (the same the report shows); which ops an
+// invariant counts in them is stricter than an op's intended start, so
+// that a fault's effect is charged to the fault:
+//
+//   - Before holds the ops that ended before the first fault took effect
+//     (the whole run if none did), so an op caught by the fault is not
+//     counted as calm;
+//   - During is judged once per fault, over the ops whose interval (from
+//     intended start to end) overlaps the fault's: an op in flight when a
+//     blackhole began is its victim;
+//   - After holds the ops intended to start at or after the last heal.
 type Window uint8
 
 const (
 	// Overall is the whole run.
 	Overall Window = iota
-	// Before holds the ops that ended before the first fault took effect
-	// (the whole run if none did).
+	// Before is the calm before the first fault.
 	Before
-	// During is judged once per fault that took effect, over the ops
-	// whose interval overlaps the fault's.
+	// During is each fault that took effect, judged on its own.
 	During
-	// After holds the ops intended to start once the last fault was
-	// reverted.
+	// After is the recovery after the last fault was reverted.
 	After
 )
 
@@ -71,15 +78,6 @@ func cmpDur(a, b time.Duration) int {
 	return 0
 }
 
-// faultEnd is when the fault stopped holding; one never reverted holds to
-// the end of the run.
-func faultEnd(h *sim.History, e sim.FaultEvent) time.Duration {
-	if neverReverted(e) {
-		return max(h.Duration, e.Start)
-	}
-	return e.End
-}
-
 // neverReverted reports whether a fault may still have held at the end of
 // the run: it was not reverted, or reverting it failed. A restart is a
 // point in time and needs no revert.
@@ -88,14 +86,6 @@ func neverReverted(e sim.FaultEvent) bool {
 		return false
 	}
 	return e.End == 0 || e.End < e.Start || e.RevertErr != ""
-}
-
-func faultLabel(h *sim.History, e sim.FaultEvent) string {
-	f := "<nil>"
-	if e.Fault.Fault != nil {
-		f = e.Fault.Fault.String()
-	}
-	return fmt.Sprintf("during fault %d (%s %s at %v..%v)", e.Step, e.Target, f, e.Start, faultEnd(h, e))
 }
 
 // lastHeal returns when the last applied fault was reverted, and an
@@ -134,36 +124,38 @@ func spans(h *sim.History, w Window, kinds []string) ([]span, string) {
 		}
 		return out
 	}
-	fs := applied(h)
+	ws := h.Windows()
 	switch w {
 	case Overall:
 		return []span{{label: "over the whole run", from: 0, to: h.Duration, ops: ops(func(sim.Op) bool { return true })}}, ""
 	case Before:
-		if len(fs) == 0 {
-			return []span{{label: "before any fault (none took effect)", from: 0, to: h.Duration, ops: ops(func(sim.Op) bool { return true })}}, ""
+		b := ws[0]
+		if len(ws) == 1 {
+			return []span{{label: b.Label, from: 0, to: b.To, ops: ops(func(sim.Op) bool { return true })}}, ""
 		}
-		first := fs[0].Start
-		return []span{{label: fmt.Sprintf("before the first fault at %v", first), from: 0, to: first,
-			ops: ops(func(op sim.Op) bool { return op.End < first })}}, ""
+		return []span{{label: fmt.Sprintf("%s at %v", b.Label, b.To), from: 0, to: b.To,
+			ops: ops(func(op sim.Op) bool { return op.End < b.To })}}, ""
 	case During:
-		if len(fs) == 0 {
-			return nil, "no fault took effect in this run"
+		var out []span
+		for _, win := range ws {
+			if win.Phase != sim.During {
+				continue
+			}
+			from, to := win.From, win.To
+			out = append(out, span{label: fmt.Sprintf("during %s (%v..%v)", win.Label, from, to), from: from, to: to,
+				event: &h.Faults[win.Fault], ops: ops(func(op sim.Op) bool { return overlaps(op, from, to) })})
 		}
-		out := make([]span, 0, len(fs))
-		for i := range fs {
-			e := fs[i]
-			from, to := e.Start, faultEnd(h, e)
-			out = append(out, span{label: faultLabel(h, e), from: from, to: to, event: &fs[i],
-				ops: ops(func(op sim.Op) bool { return overlaps(op, from, to) })})
+		if len(out) == 0 {
+			return nil, "no fault took effect in this run"
 		}
 		return out, ""
 	case After:
-		heal, why := lastHeal(h)
-		if why != "" {
+		if _, why := lastHeal(h); why != "" {
 			return nil, why
 		}
-		return []span{{label: fmt.Sprintf("after the last heal at %v", heal), from: heal, to: h.Duration,
-			ops: ops(func(op sim.Op) bool { return op.Intended >= heal })}}, ""
+		a := ws[len(ws)-1]
+		return []span{{label: fmt.Sprintf("%s at %v", a.Label, a.From), from: a.From, to: a.To,
+			ops: ops(func(op sim.Op) bool { return op.Intended >= a.From })}}, ""
 	}
 	return nil, fmt.Sprintf("unknown window %v", w)
 }
