@@ -1,0 +1,193 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+// Variant selects how the service talks to its dependencies. Everything
+// else (routes, SQL, Redis commands, logs) is the same code.
+type Variant int
+
+const (
+	// Naive is how services are often first written: no timeouts, the
+	// drivers' default pools, no breaker, no retries. It works until a
+	// dependency is slow rather than down.
+	Naive Variant = iota
+	// Resilient bounds every call with a timeout, guards each dependency
+	// with a bulkhead and a circuit breaker, retries idempotent calls a
+	// bounded number of times with jittered backoff, sizes its pools, and
+	// answers in a degraded way when the stock cache is unavailable.
+	Resilient
+)
+
+func (v Variant) String() string {
+	switch v {
+	case Naive:
+		return "naive"
+	case Resilient:
+		return "resilient"
+	}
+	return fmt.Sprintf("Variant(%d)", int(v))
+}
+
+// Config is what [New] needs. Postgres and Redis are required; every other
+// field has a documented zero value.
+type Config struct {
+	// Variant is Naive (the zero value) or Resilient.
+	Variant Variant
+	// Postgres configures the orders database, typically
+	// pgxpool.ParseConfig(dsn). New copies it and, per variant, overrides
+	// the pool size and timeouts; the caller's value is not modified.
+	Postgres *pgxpool.Config
+	// Redis configures the stock cache. New copies it and, per variant,
+	// overrides the pool size, timeouts and retries.
+	Redis *redis.Options
+	// Logger receives one structured line per request, carrying the trace
+	// ID of the incoming W3C traceparent header. Nil discards logs.
+	Logger *slog.Logger
+	// Seed seeds the jitter of the resilient variant's retry backoff, so
+	// two runs with one seed wait the same delays.
+	Seed int64
+	// Limits are the resilient variant's numbers; zero fields take the
+	// values of [DefaultLimits]. The naive variant ignores them.
+	Limits Limits
+}
+
+// Service is the checkout HTTP service. Create it with [New], serve
+// [Service.Handler] (or [Service.Server]), and Close it when done.
+type Service struct {
+	variant Variant
+	limits  Limits
+	log     *slog.Logger
+	db      *pgxpool.Pool
+	cache   *redis.Client
+	// dbGuard and cacheGuard run every call to Postgres and Redis: a
+	// plain call in the naive variant, failsafe policies in the
+	// resilient one (see guard.go).
+	dbGuard, cacheGuard guard
+	handler             http.Handler
+}
+
+// New builds the service. It opens no connection yet (pools dial on first
+// use), so it returns at once and succeeds even while a dependency is down:
+// the resilient variant is meant to start degraded. Call [Service.Migrate]
+// to create the orders table.
+func New(cfg Config) (*Service, error) {
+	if cfg.Postgres == nil {
+		return nil, errors.New("checkout: Config.Postgres is nil (use pgxpool.ParseConfig(dsn))")
+	}
+	if cfg.Redis == nil {
+		return nil, errors.New("checkout: Config.Redis is nil")
+	}
+	if cfg.Variant != Naive && cfg.Variant != Resilient {
+		return nil, fmt.Errorf("checkout: Config.Variant is %d, want Naive or Resilient", int(cfg.Variant))
+	}
+	limits := cfg.Limits.withDefaults()
+	if err := limits.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = slog.New(traceHandler{log.Handler()}).With("variant", cfg.Variant.String())
+	s := &Service{variant: cfg.Variant, limits: limits, log: log}
+
+	pgCfg := cfg.Postgres.Copy()
+	rdOpt := *cfg.Redis
+	switch cfg.Variant {
+	case Naive:
+		// No connect timeout, whatever the DSN said; the pool keeps
+		// pgx's default size (max(4, CPUs)). Queries wait as long as
+		// the caller's context, which no one bounds.
+		pgCfg.ConnConfig.ConnectTimeout = 0
+		// go-redis does have timeouts by default; switch them off.
+		// -1 means "block forever". There is no way to disable the dial
+		// timeout, so make it long. No retries, default pool size.
+		rdOpt.ReadTimeout = -1
+		rdOpt.WriteTimeout = -1
+		rdOpt.DialTimeout = time.Hour
+		rdOpt.MaxRetries = -1
+		s.dbGuard, s.cacheGuard = bare{}, bare{}
+	case Resilient:
+		// A pool no larger than the bulkhead in front of it: callers
+		// beyond that are turned away by the bulkhead after a short wait
+		// instead of queueing inside the driver.
+		pgCfg.MaxConns = int32(limits.PostgresConns)
+		pgCfg.ConnConfig.ConnectTimeout = limits.PostgresTimeout
+		rdOpt.PoolSize = limits.RedisConns
+		rdOpt.PoolTimeout = limits.QueueWait
+		rdOpt.DialTimeout = limits.RedisTimeout
+		rdOpt.DialerRetries = 1 // one dial per attempt; retries are ours
+		rdOpt.ReadTimeout = limits.RedisTimeout
+		rdOpt.WriteTimeout = limits.RedisTimeout
+		// Without this go-redis ignores the context's deadline and
+		// cancellation on the socket, and only its own timeouts apply.
+		rdOpt.ContextTimeoutEnabled = true
+		// Retries live in one place (the guard). Retrying inside the
+		// driver too would multiply the attempts under a fault.
+		rdOpt.MaxRetries = -1
+		s.dbGuard = newPolicy("postgres", s.log, limits, limits.PostgresTimeout, limits.PostgresConns, cfg.Seed)
+		s.cacheGuard = newPolicy("redis", s.log, limits, limits.RedisTimeout, limits.RedisConns, cfg.Seed+1)
+	}
+	db, err := pgxpool.NewWithConfig(context.Background(), pgCfg)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: postgres pool: %w", err)
+	}
+	s.db = db
+	s.cache = redis.NewClient(&rdOpt)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Variant reports which variant s is.
+func (s *Service) Variant() Variant { return s.variant }
+
+// Handler is the service's HTTP API:
+//
+//	POST /orders        {"item":"apple","qty":2} -> 201 {"id":"..."}
+//	GET  /stock/{item}  -> 200 {"item":"apple","stock":41}
+//	GET  /orders/{id}   -> 200 {"id":"...","item":"apple","qty":2}
+//
+// Every response is JSON; errors are {"error":"..."} with a 4xx or 5xx
+// status. A degraded answer carries the header X-Degraded: 1.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Server returns an http.Server for [Service.Handler] with the variant's
+// server timeouts: none for Naive; for Resilient, bounds on reading the
+// request and writing the response so a slow client cannot hold a
+// goroutine forever. With httptest, assign it to Server.Config before
+// Start.
+func (s *Service) Server() *http.Server {
+	srv := &http.Server{Handler: s.handler}
+	if s.variant == Resilient {
+		srv.ReadHeaderTimeout = s.limits.RequestTimeout
+		srv.ReadTimeout = 2 * s.limits.RequestTimeout
+		srv.WriteTimeout = 2 * s.limits.RequestTimeout
+		srv.IdleTimeout = time.Minute
+	}
+	return srv
+}
+
+// Postgres is the service's connection pool, for pool samplers
+// (Pool.Stat) and for tests that read the orders table directly.
+func (s *Service) Postgres() *pgxpool.Pool { return s.db }
+
+// Redis is the service's Redis client, for pool samplers
+// (Client.PoolStats) and for tests.
+func (s *Service) Redis() *redis.Client { return s.cache }
+
+// Close releases both pools. It waits for connections in use to be
+// returned, so stop serving requests first.
+func (s *Service) Close() error {
+	s.db.Close()
+	return s.cache.Close()
+}
