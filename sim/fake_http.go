@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -105,6 +106,9 @@ func (f *FakeHTTP) Err() error {
 func (f *FakeHTTP) Close() error {
 	f.once.Do(func() {
 		f.err = f.srv.Close()
+		if errors.Is(f.err, net.ErrClosed) {
+			f.err = nil // the network closed the listener first
+		}
 		f.wg.Wait()
 	})
 	return f.err

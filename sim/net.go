@@ -265,12 +265,12 @@ func (n *Network) Close() error {
 	}
 	n.mu.Unlock()
 	slices.SortFunc(eps, func(a, b *Endpoint) int { return strings.Compare(a.name, b.name) })
-	for _, ep := range eps {
-		ep.shutdown()
-	}
 	var errs []error
 	for _, f := range fakes {
 		errs = append(errs, f.Close())
+	}
+	for _, ep := range eps {
+		ep.shutdown()
 	}
 	return errors.Join(errs...)
 }
