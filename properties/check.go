@@ -1,0 +1,560 @@
+package properties
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// Environment variables Check reads.
+const (
+	// EnvIterations bounds the iterations of every Check in the process,
+	// overriding Config.Iterations: SHAKEDOWN_ITERATIONS=50 go test ...
+	EnvIterations = "SHAKEDOWN_ITERATIONS"
+	// EnvReplay names a schedule file (one Check wrote, or one written by
+	// hand); Check then runs exactly that schedule once instead of
+	// exploring.
+	EnvReplay = "SHAKEDOWN_REPLAY"
+)
+
+// DefaultIterations is the number of schedules Check tries when neither
+// Config.Iterations nor SHAKEDOWN_ITERATIONS says otherwise.
+const DefaultIterations = 10
+
+// Env is what Check resets before every iteration: all faults cleared,
+// stopped nodes restarted, readiness awaited. harness.Env satisfies it. A
+// nil Env resets nothing.
+type Env interface {
+	Reset(ctx context.Context) error
+}
+
+// EnvFunc adapts a function to [Env], for resetting state of one's own
+// (a circuit breaker, a cache) along with the dependencies.
+type EnvFunc func(ctx context.Context) error
+
+// Reset calls f.
+func (f EnvFunc) Reset(ctx context.Context) error { return f(ctx) }
+
+// Config is what Check explores and what it checks.
+type Config struct {
+	// Targets are what schedules aim at, such as the Env's dependencies.
+	// Required.
+	Targets []sim.Target
+	// Bounds bound the drawn schedules. Bounds.Targets defaults to
+	// Aim(Targets).
+	Bounds Bounds
+	// Workload is the load each run drives. Required (at least one kind).
+	Workload sim.Workload
+	// Samplers, SampleEvery, Cooldown, Drain and Logger are passed to
+	// sim.Run (see sim.Config). Cooldown is the time after the last heal
+	// that Recovery and the After window get to see.
+	Samplers    []sim.Sampler
+	SampleEvery time.Duration
+	Cooldown    time.Duration
+	Drain       time.Duration
+	Logger      *slog.Logger
+	// Invariants are judged after every run. Required.
+	Invariants []Invariant
+	// Iterations is the most schedules explored before shrinking
+	// (default DefaultIterations; SHAKEDOWN_ITERATIONS overrides it).
+	// rapid's own -rapid.checks (default 100, 20 with -short) is an upper
+	// bound too.
+	Iterations int
+	// Seed is the base of every run's seed: a run's seed is derived from
+	// Seed and its schedule, so a schedule always runs with the same seed.
+	Seed int64
+	// ShrinkTime bounds the time spent shrinking a failure (default: as
+	// long as rapid allows, which is -rapid.shrinktime, 30s by default;
+	// raise that flag for real dependencies, where a run takes seconds).
+	ShrinkTime time.Duration
+	// Dir is where Check writes a failing schedule and its report
+	// (default testdata/shakedown/<test name>).
+	Dir string
+	// Simulate, when set, makes every run a simulated one: the run
+	// happens in its own testing/synctest bubble, in virtual time, on a
+	// World that Simulate builds inside that bubble (a sim.Network with
+	// its fakes, the clients under test, their workload). Targets,
+	// Workload and Samplers above must then be empty, and the Env passed
+	// to Check or Explore nil: the World has them. Simulate registers
+	// its teardown with t.Cleanup (closing the Network), since a bubble
+	// ends only when all its goroutines have. rapid itself runs outside
+	// the bubbles, in real time, so a run costs microseconds of its time
+	// whatever the schedule's length.
+	Simulate func(t *testing.T) World
+}
+
+// World is what one simulated run needs; see Config.Simulate.
+type World struct {
+	Env      Env
+	Targets  []sim.Target
+	Workload sim.Workload
+	Samplers []sim.Sampler
+}
+
+func (c Config) validate() (Config, error) {
+	var errs []error
+	if c.Simulate != nil {
+		if len(c.Targets) > 0 || len(c.Workload.Kinds) > 0 || len(c.Samplers) > 0 {
+			errs = append(errs, errors.New("properties: Config.Simulate is set: leave Targets, Workload and Samplers empty (the World has them)"))
+		}
+	} else {
+		errs = append(errs, checkWorld(c.Targets, c.Workload)...)
+	}
+	if len(c.Bounds.Targets) == 0 {
+		c.Bounds.Targets = Aim(c.Targets)
+	}
+	if err := c.Bounds.Validate(); err != nil && (c.Simulate == nil || len(c.Bounds.Targets) > 0) {
+		errs = append(errs, err)
+	}
+	if len(c.Invariants) == 0 {
+		errs = append(errs, errors.New("properties: Config.Invariants is empty"))
+	}
+	for i, inv := range c.Invariants {
+		if inv == nil {
+			errs = append(errs, fmt.Errorf("properties: Config.Invariants[%d] is nil", i))
+		}
+	}
+	if c.Iterations < 0 {
+		errs = append(errs, fmt.Errorf("properties: Config.Iterations = %d is negative", c.Iterations))
+	}
+	if c.ShrinkTime < 0 {
+		errs = append(errs, fmt.Errorf("properties: Config.ShrinkTime = %v is negative", c.ShrinkTime))
+	}
+	if v, ok := os.LookupEnv(EnvIterations); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("properties: %s=%q is not a positive number of iterations", EnvIterations, v))
+		} else {
+			c.Iterations = n
+		}
+	}
+	if c.Iterations == 0 {
+		c.Iterations = DefaultIterations
+	}
+	return c, errors.Join(errs...)
+}
+
+func checkWorld(targets []sim.Target, w sim.Workload) []error {
+	var errs []error
+	if len(targets) == 0 {
+		errs = append(errs, errors.New("properties: no targets: Config.Targets (or World.Targets) is empty"))
+	}
+	for i, t := range targets {
+		if t == nil {
+			errs = append(errs, fmt.Errorf("properties: target %d is nil", i))
+		}
+	}
+	if len(w.Kinds) == 0 {
+		errs = append(errs, errors.New("properties: the workload has no op kinds: nothing would be judged"))
+	}
+	return errs
+}
+
+// prepare validates cfg and, for a simulated config, builds one World in
+// a bubble of its own to learn its targets (for Bounds.Targets) and check
+// it.
+func prepare(t testing.TB, env Env, cfg Config) (Config, error) {
+	cfg, err := cfg.validate()
+	if err != nil || cfg.Simulate == nil {
+		return cfg, err
+	}
+	tt, ok := t.(*testing.T)
+	if !ok {
+		return cfg, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
+	}
+	if env != nil {
+		return cfg, errors.New("properties: Config.Simulate is set: pass a nil Env (World.Env is reset instead)")
+	}
+	var errs []error
+	synctest.Test(tt, func(st *testing.T) {
+		w := cfg.Simulate(st)
+		errs = checkWorld(w.Targets, w.Workload)
+		if len(cfg.Bounds.Targets) == 0 {
+			cfg.Bounds.Targets = Aim(w.Targets)
+		}
+	})
+	if err := cfg.Bounds.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// Iteration is one run of one schedule and what the invariants said.
+type Iteration struct {
+	Schedule sim.Schedule
+	Seed     int64
+	History  *sim.History
+	Findings []Finding
+	// RunErr is what sim.Run returned besides the history: faults that
+	// did not apply or revert, panics in ops. It does not fail the
+	// iteration by itself; a panic in an op is also a Broken finding.
+	RunErr error
+	// Wall is how long the iteration took, reset included.
+	Wall time.Duration
+}
+
+// Failed reports whether an invariant broke.
+func (it *Iteration) Failed() bool { return it != nil && Failed(it.Findings) }
+
+// Result is what [Explore] found.
+type Result struct {
+	// Failed is true when some schedule broke an invariant. Failure is
+	// then the shrunk failing iteration: the smallest schedule rapid
+	// found that still fails, with its history and findings.
+	Failed  bool
+	Failure *Iteration
+	// Flaky is true when the first failure did not fail again when run
+	// a second time; Failure is then that first failure, unshrunk.
+	Flaky bool
+	// Iterations is the number of schedules explored before any failure
+	// (or in all, when none failed); Runs counts every run, shrinking
+	// included, and CacheHits the shrink candidates that repeated a
+	// schedule already run and took its verdict.
+	Iterations, Runs, CacheHits int
+	// Stopped says why the exploration stopped before the iteration
+	// bound ("" if it did not): the test's deadline.
+	Stopped string
+	// Elapsed is the whole exploration; Shrinking the part after the
+	// first failure.
+	Elapsed, Shrinking time.Duration
+	// Coverage counts what the runs exercised.
+	Coverage Coverage
+	// Rapid holds rapid's own report of a failure.
+	Rapid []string
+}
+
+// Explore runs rapid over schedules drawn within cfg.Bounds: each
+// iteration resets env, runs the schedule with cfg.Workload through
+// sim.Run and judges cfg.Invariants. It returns what it found instead of
+// failing t, so a test can assert that a fragile configuration is caught:
+//
+//	res, err := properties.Explore(t, env, cfg)
+//	require.NoError(t, err)
+//	require.True(t, res.Failed, "a client without timeouts must fail")
+//
+// The error is for what stopped the exploration itself: a bad Config, a
+// failed Reset, an invalid schedule. t is used for logs, its name, its
+// context and its deadline: a run is not started unless it can finish
+// before the deadline.
+func Explore(t testing.TB, env Env, cfg Config) (*Result, error) {
+	t.Helper()
+	return explore(t, env, cfg, false)
+}
+
+// explore is Explore; keepFailFile keeps the fail file rapid writes for a
+// failure (Check keeps it, so the next run tries the failure first).
+func explore(t testing.TB, env Env, cfg Config, keepFailFile bool) (*Result, error) {
+	t.Helper()
+	cfg, err := prepare(t, env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g, err := Schedules(cfg.Bounds)
+	if err != nil {
+		return nil, err
+	}
+	x := &explorer{t: t, env: env, cfg: cfg, gen: g, ctx: t.Context(), cache: map[string]*Iteration{}}
+	x.deadline = deadlineOf(t)
+	start := time.Now()
+	tb := &captureTB{name: t.Name(), ctx: x.ctx, logf: t.Logf}
+	before := failFiles(tb.name)
+	errs := runRapid(tb, x.prop)
+	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
+		Elapsed: time.Since(start), Coverage: x.cov, Rapid: dropExpected(errs)}
+	if x.fatal != nil {
+		removeFailFile(failFileOf(errs), before)
+		return res, x.fatal
+	}
+	if x.first != nil {
+		res.Failed = true
+		res.Shrinking = time.Since(x.shrinkStart)
+		res.Failure = x.last
+		if x.phase == reproducing || !x.reproduced {
+			res.Flaky = true
+			res.Failure = x.first
+		}
+	}
+	if !keepFailFile {
+		removeFailFile(failFileOf(errs), before)
+	}
+	return res, nil
+}
+
+// deadlineOf returns t's deadline, or the zero time when it has none. In
+// a testing/synctest bubble, where time is virtual and T.Deadline panics,
+// there is none.
+func deadlineOf(t testing.TB) (d time.Time) {
+	dt, ok := t.(interface{ Deadline() (time.Time, bool) })
+	if !ok {
+		return time.Time{}
+	}
+	defer func() {
+		if recover() != nil {
+			d = time.Time{}
+		}
+	}()
+	d, _ = dt.Deadline()
+	return d
+}
+
+// dropExpected removes rapid's complaint about skipped tests, which is how
+// Explore stops at its iteration bound.
+func dropExpected(errs []string) []string {
+	var out []string
+	for _, e := range errs {
+		if !strings.HasPrefix(e, "[rapid] only generated") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type phase uint8
+
+const (
+	searching phase = iota
+	reproducing
+	shrinking
+)
+
+// failMessage is the one message every failing iteration gives rapid:
+// rapid takes a failure for the same failure only when message and stack
+// match, and real runs differ in their numbers from one run to the next.
+const failMessage = "shakedown: an invariant broke"
+
+type explorer struct {
+	t        testing.TB
+	env      Env
+	cfg      Config
+	gen      *rapid.Generator[sim.Schedule]
+	ctx      context.Context
+	deadline time.Time
+
+	phase       phase
+	iterations  int
+	runs, hits  int
+	stopped     string
+	fatal       error
+	first, last *Iteration
+	reproduced  bool
+	shrinkStart time.Time
+	cache       map[string]*Iteration
+	cov         Coverage
+	// overhead is the mean wall time of a run beyond its schedule's own
+	// length (horizon plus cooldown), used to tell whether a run fits
+	// before the deadline.
+	overheadSum time.Duration
+}
+
+func (x *explorer) prop(rt *rapid.T) {
+	if x.fatal != nil {
+		x.skip(rt)
+		return
+	}
+	if x.phase == searching {
+		if x.iterations >= x.cfg.Iterations {
+			rt.SkipNow()
+		}
+		if !x.fits(x.cfg.Bounds.Horizon, 5) {
+			x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for another run and shrinking", time.Until(x.deadline).Round(time.Second))
+			rt.SkipNow()
+		}
+	}
+	s := x.gen.Draw(rt, "schedule")
+	key := scheduleKey(s)
+	var it *Iteration
+	switch x.phase {
+	case searching:
+		x.iterations++
+		it = x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
+	case reproducing:
+		it = x.run(s, "reproducing the failure")
+		x.phase = shrinking
+		if it != nil && it.Failed() {
+			x.reproduced = true
+		}
+	case shrinking:
+		if cached, ok := x.cache[key]; ok {
+			x.hits++
+			it = cached
+			break
+		}
+		if x.cfg.ShrinkTime > 0 && time.Since(x.shrinkStart) > x.cfg.ShrinkTime {
+			return // out of shrink time: reject the candidate without running it
+		}
+		if !x.fits(s.Horizon(), 1) {
+			x.stopped = "the test's deadline cut shrinking short"
+			return
+		}
+		it = x.run(s, "shrinking")
+	}
+	if it == nil {
+		return // fatal; recorded
+	}
+	if x.phase != searching {
+		x.cache[key] = it
+	}
+	if !it.Failed() {
+		return
+	}
+	if x.first == nil {
+		x.first = it
+		x.phase = reproducing
+		x.shrinkStart = time.Now()
+		x.cache[key] = it
+	}
+	x.last = it
+	rt.Fatal(failMessage)
+}
+
+// skip ends an iteration without running it: invalid while searching,
+// passing (so rejected) while shrinking.
+func (x *explorer) skip(rt *rapid.T) {
+	if x.phase == searching {
+		rt.SkipNow()
+	}
+}
+
+// fits reports whether a run of a schedule with the given horizon (and k
+// more like it) can finish before the test's deadline.
+func (x *explorer) fits(horizon time.Duration, k int) bool {
+	if x.deadline.IsZero() {
+		return true
+	}
+	need := horizon + x.cooldown() + x.overhead() + 2*time.Second
+	return time.Until(x.deadline) > time.Duration(k)*need
+}
+
+func (x *explorer) cooldown() time.Duration {
+	switch {
+	case x.cfg.Cooldown == 0:
+		return sim.DefaultCooldown
+	case x.cfg.Cooldown < 0:
+		return 0
+	}
+	return x.cfg.Cooldown
+}
+
+func (x *explorer) overhead() time.Duration {
+	if x.runs == 0 {
+		return 0
+	}
+	return x.overheadSum / time.Duration(x.runs)
+}
+
+// run runs one iteration. A nil result means a fatal error, kept in x.fatal.
+func (x *explorer) run(s sim.Schedule, what string) *Iteration {
+	x.t.Helper()
+	it, err := runIn(x.t, x.env, x.cfg, s, runSeed(x.cfg.Seed, s))
+	if err != nil {
+		x.fatal = err
+		return nil
+	}
+	x.runs++
+	x.overheadSum += max(it.Wall-(s.Horizon()+x.cooldown()), 0)
+	x.cov.add(it)
+	verdict := "held"
+	if it.Failed() {
+		verdict = "BROKE"
+	}
+	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v)%s", what, len(s.Steps), s.Horizon(),
+		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), oneLine(s))
+	if it.Failed() && x.first == nil {
+		x.t.Logf("shakedown: first failure:\n%s", Summary(it.Findings))
+	}
+	if it.RunErr != nil {
+		x.t.Logf("shakedown: %s: run reported: %v", what, it.RunErr)
+	}
+	return it
+}
+
+func oneLine(s sim.Schedule) string {
+	if len(s.Steps) == 0 {
+		return ""
+	}
+	parts := make([]string, len(s.Steps))
+	for i, st := range s.Steps {
+		parts[i] = st.String()
+	}
+	return ": " + strings.Join(parts, "; ")
+}
+
+// runIn runs s once: directly, or for a simulated config in a bubble of
+// its own on a fresh World.
+func runIn(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
+	if cfg.Simulate == nil {
+		return runOnce(t.Context(), env, cfg, s, seed)
+	}
+	tt, ok := t.(*testing.T)
+	if !ok {
+		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
+	}
+	synctest.Test(tt, func(st *testing.T) {
+		w := cfg.Simulate(st)
+		c := cfg
+		c.Targets, c.Workload, c.Samplers = w.Targets, w.Workload, w.Samplers
+		it, err = runOnce(st.Context(), w.Env, c, s, seed)
+	})
+	return it, err
+}
+
+// runOnce resets env, runs s and judges the invariants. Its error is for
+// what makes the run impossible: a failed reset or an invalid setup.
+func runOnce(ctx context.Context, env Env, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+	start := time.Now()
+	if env != nil {
+		if err := env.Reset(ctx); err != nil {
+			return nil, fmt.Errorf("properties: reset before running schedule\n%s\n: %w", s, err)
+		}
+	}
+	h, err := sim.Run(ctx, sim.Config{Seed: seed, Schedule: s, Targets: cfg.Targets, Workload: cfg.Workload,
+		Samplers: cfg.Samplers, SampleEvery: cfg.SampleEvery, Cooldown: cfg.Cooldown, Drain: cfg.Drain, Logger: cfg.Logger})
+	if h == nil {
+		return nil, fmt.Errorf("properties: run schedule\n%s\n: %w", s, err)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("properties: run cancelled: %w", err)
+	}
+	it := &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: Evaluate(h, cfg.Invariants)}
+	if errors.Is(err, sim.ErrPanic) {
+		it.Findings = append(it.Findings, Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
+	}
+	it.Wall = time.Since(start)
+	return it, nil
+}
+
+// scheduleKey identifies a schedule for the verdict cache.
+func scheduleKey(s sim.Schedule) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return s.String()
+	}
+	return string(b)
+}
+
+// runSeed derives a run's seed from the base seed and the schedule, so a
+// schedule always runs with the same seed, and different schedules with
+// different ones.
+func runSeed(base int64, s sim.Schedule) int64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(uint64(base) >> (8 * i))
+	}
+	h.Write(b[:])
+	h.Write([]byte(scheduleKey(s)))
+	return int64(h.Sum64() >> 1)
+}

@@ -1,0 +1,305 @@
+package properties
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// Check explores schedules with [Explore] and fails t when one breaks an
+// invariant. The failure message holds the findings of the shrunk
+// schedule, the schedule as JSON with its seed, and one command that
+// replays it; the schedule file and the HTML report are written to
+// cfg.Dir (default testdata/shakedown/<test name>/). Check also fails t
+// when an invariant had no evidence in any run (say, FailFast when no op
+// ever failed during a fault): a check that never judged is not a pass.
+// Every Check logs a coverage line.
+//
+// With SHAKEDOWN_REPLAY set to a schedule file, Check runs exactly that
+// schedule once and judges it (see [Replay]).
+//
+// The number of schedules explored is cfg.Iterations, overridden by
+// SHAKEDOWN_ITERATIONS. rapid v1.3.0 has no per-test setting for it, so
+// Explore counts iterations itself and turns away rapid's draws beyond the
+// bound. rapid reads the test's deadline only from a *testing.T it is given
+// directly; Explore does the same itself: it starts no run that cannot end
+// before the deadline, keeping time for shrinking.
+func Check(t testing.TB, env Env, cfg Config) {
+	t.Helper()
+	if path := os.Getenv(EnvReplay); path != "" {
+		Replay(t, env, cfg, path)
+		return
+	}
+	res, err := explore(t, env, cfg, true)
+	if res != nil {
+		t.Log("shakedown: " + res.Coverage.String())
+		if res.Stopped != "" {
+			t.Logf("shakedown: stopped early: %s", res.Stopped)
+		}
+	}
+	if err != nil {
+		t.Fatalf("shakedown: %v", err)
+	}
+	if res.Runs == 0 {
+		t.Errorf("shakedown: no schedule was run, so nothing was checked: %s", res.Stopped)
+		return
+	}
+	if res.Failed {
+		reportFailure(t, cfg, res)
+	}
+	if un := res.Coverage.Unjudged(); len(un) > 0 {
+		report := t.Errorf
+		if res.Failed {
+			report = t.Logf // the failure says enough
+		}
+		report("shakedown: no evidence in any of %d runs for: %s\n(widen the bounds, lengthen the cooldown, or check that the samplers these invariants read are configured)",
+			res.Coverage.Runs, strings.Join(un, "; "))
+	}
+}
+
+func reportFailure(t testing.TB, cfg Config, res *Result) {
+	t.Helper()
+	it := res.Failure
+	dir := cfg.Dir
+	if dir == "" {
+		dir = filepath.Join("testdata", "shakedown", safeName(t.Name()))
+	}
+	schedPath := filepath.Join(dir, "schedule.json")
+	reportPath := filepath.Join(dir, "report.html")
+	replay := ReplayCommand(t.Name(), schedPath)
+	data, err := SaveSchedule(schedPath, t.Name(), it)
+	if err != nil {
+		t.Errorf("shakedown: %v", err)
+	}
+	if err := writeReport(reportPath, t.Name(), it, replay); err != nil {
+		t.Errorf("shakedown: %v", err)
+		reportPath = "(not written)"
+	}
+	var b strings.Builder
+	switch {
+	case res.Flaky:
+		fmt.Fprintf(&b, "shakedown: an invariant broke after %d iterations, but the schedule did not fail again when rerun (flaky); it is not shrunk:\n", res.Iterations)
+	default:
+		fmt.Fprintf(&b, "shakedown: an invariant broke after %d iterations; shrunk in %v (%d runs, %d cached verdicts):\n",
+			res.Iterations, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits)
+	}
+	for _, f := range it.Findings {
+		if f.Verdict == Broken {
+			b.WriteString("    " + strings.ReplaceAll(f.Err.Error(), "\n", "\n    ") + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "schedule (seed %d):\n%s\n", it.Seed, data)
+	fmt.Fprintf(&b, "replay: %s\n", replay)
+	fmt.Fprintf(&b, "report: %s", reportPath)
+	t.Error(b.String())
+}
+
+func writeReport(path, test string, it *Iteration, replay string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	verdict := "held: " + strings.Join(findingNames(it.Findings, Held), "; ")
+	failed := it.Failed()
+	if failed {
+		verdict = "FAIL: " + strings.Join(findingNames(it.Findings, Broken), "; ")
+	}
+	err = sim.WriteReport(f, it.History, sim.ReportOptions{Title: test, Verdict: verdict, Failed: failed, Replay: replay})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	return nil
+}
+
+func findingNames(fs []Finding, v Verdict) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Verdict == v {
+			out = append(out, f.Invariant)
+		}
+	}
+	return out
+}
+
+// Saved is the file Check writes for a failing schedule; [Replay] reads it
+// back. A bare schedule ({"steps":[...]}) is read too, with the seed
+// derived from Config.Seed.
+type Saved struct {
+	Test     string       `json:"test,omitempty"`
+	Seed     int64        `json:"seed"`
+	Schedule sim.Schedule `json:"schedule"`
+	// Broken lists the invariants that broke, for people; Replay ignores it.
+	Broken []string `json:"broken,omitempty"`
+}
+
+// SaveSchedule writes it's schedule and seed to path (creating its
+// directory) and returns the JSON written.
+func SaveSchedule(path, test string, it *Iteration) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(Saved{Test: test, Seed: it.Seed, Schedule: it.Schedule, Broken: findingNames(it.Findings, Broken)}); err != nil {
+		return nil, fmt.Errorf("save schedule: %w", err)
+	}
+	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return data, fmt.Errorf("save schedule: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return data, fmt.Errorf("save schedule: %w", err)
+	}
+	return data, nil
+}
+
+// LoadSchedule reads a file [SaveSchedule] wrote, or a bare schedule. The
+// seed is zero and hasSeed false for a bare schedule.
+func LoadSchedule(path string) (s sim.Schedule, seed int64, hasSeed bool, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule: %w", err)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
+	}
+	if _, bare := probe["steps"]; bare {
+		s, err := sim.ParseSchedule(data)
+		if err != nil {
+			return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
+		}
+		return s, 0, false, nil
+	}
+	var raw struct {
+		Test     string          `json:"test"`
+		Seed     *int64          `json:"seed"`
+		Schedule json.RawMessage `json:"schedule"`
+		Broken   []string        `json:"broken"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: trailing data after the JSON object", path)
+	}
+	if raw.Schedule == nil {
+		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: field \"schedule\" is required (or give a bare {\"steps\":[...]})", path)
+	}
+	s, err = sim.ParseSchedule(raw.Schedule)
+	if err != nil {
+		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
+	}
+	if raw.Seed == nil {
+		return s, 0, false, nil
+	}
+	return s, *raw.Seed, true, nil
+}
+
+// Run resets env, runs schedule s once with the given seed (in a bubble
+// of its own for a simulated Config) and judges cfg.Invariants;
+// cfg.Iterations plays no part. The error is for what made the run
+// impossible (a failed reset, an invalid schedule), not for broken
+// invariants: those are in the findings.
+func Run(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+	t.Helper()
+	cfg, err := prepare(t, env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return runIn(t, env, cfg, s, seed)
+}
+
+// Replay runs the schedule saved at path once (see [Run]) and fails t if an
+// invariant breaks, writing the report next to the schedule file as
+// replay.html. Check calls it when SHAKEDOWN_REPLAY is set.
+func Replay(t testing.TB, env Env, cfg Config, path string) {
+	t.Helper()
+	s, seed, hasSeed, err := LoadSchedule(path)
+	if err != nil {
+		t.Fatalf("shakedown: %s=%s: %v", EnvReplay, path, err)
+	}
+	if !hasSeed {
+		seed = runSeed(cfg.Seed, s)
+	}
+	t.Logf("shakedown: replaying %s (seed %d):\n%s", path, seed, s)
+	it, err := Run(t, env, cfg, s, seed)
+	if err != nil {
+		t.Fatalf("shakedown: replay %s: %v", path, err)
+	}
+	if it.RunErr != nil {
+		t.Logf("shakedown: run reported: %v", it.RunErr)
+	}
+	report := filepath.Join(filepath.Dir(path), "replay.html")
+	if err := writeReport(report, t.Name(), it, ReplayCommand(t.Name(), path)); err != nil {
+		t.Errorf("shakedown: %v", err)
+	} else {
+		t.Logf("shakedown: report: %s", report)
+	}
+	if it.Failed() {
+		t.Errorf("shakedown: replay of %s broke an invariant (%v):\n%s", path, it.Wall.Round(time.Millisecond), Summary(it.Findings))
+		return
+	}
+	t.Logf("shakedown: replay of %s held (%v):\n%s", path, it.Wall.Round(time.Millisecond), Summary(it.Findings))
+}
+
+// ReplayCommand is the shell command that replays the schedule file path
+// (relative to the package directory) in the test called test:
+//
+//	SHAKEDOWN_REPLAY=testdata/shakedown/TestCheckout/schedule.json go test -run '^TestCheckout$' ./checkout
+func ReplayCommand(test, path string) string {
+	elems := strings.Split(test, "/")
+	for i, e := range elems {
+		elems[i] = "^" + regexp.QuoteMeta(e) + "$"
+	}
+	return fmt.Sprintf("%s=%s go test -run %s %s", EnvReplay, shellQuote(path), shellQuote(strings.Join(elems, "/")), packageDir())
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// packageDir is the test's package directory relative to its module root
+// ("./checkout"), or "." when the module root is not found.
+func packageDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			rel, err := filepath.Rel(dir, wd)
+			if err != nil || rel == "." {
+				return "."
+			}
+			return "./" + filepath.ToSlash(rel)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "."
+		}
+		dir = parent
+	}
+}
