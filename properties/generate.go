@@ -154,7 +154,9 @@ func defInt(r *Int64Range, lo, hi int64) {
 func (b Bounds) Validate() error {
 	b = b.withDefaults()
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("properties: bounds: "+format, args...)) }
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("properties: bounds: "+format, args...))
+	}
 	if len(b.Targets) == 0 {
 		bad("Targets is empty: name at least one target and its fault kinds")
 	}
