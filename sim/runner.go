@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -80,8 +81,11 @@ func (c Config) validate() error {
 // It validates the configuration first and returns a nil History if it is
 // wrong. Then it starts the workload and the samplers, applies each step
 // at its offset and reverts it when its duration ends, all from the
-// calling goroutine in a stable order (at the same instant, reverts before
-// applies, then by step index), with one timer for the next event. After
+// calling goroutine with one timer for the next event. The order of the
+// events depends on the schedule alone: by planned offset; at the same
+// offset reverts, then applies, then the reverts of steps that take no
+// time (a Restart, or For == 0); then by step index. A runner that falls
+// behind the clock performs them in the same order, late. After
 // the schedule's horizon the workload goes on for the cooldown, then no
 // new op starts and ops in flight get cfg.Drain to finish.
 //
@@ -200,62 +204,56 @@ type runner struct {
 // active is a fault that is applied and not yet reverted.
 type active struct {
 	step   int
-	end    time.Duration // planned revert offset
-	event  int           // index in runner.events
+	event  int // index in runner.events
 	revert func(context.Context) error
+}
+
+// event is one planned apply or revert.
+type event struct {
+	at    time.Duration
+	phase int // at the same instant: 0 reverts, 1 applies, 2 reverts of zero-length steps applied then
+	step  int
+}
+
+// plan returns the schedule's events in the order the runner performs
+// them: by planned offset; at the same offset reverts, then applies, then
+// the reverts of steps that take no time; then by step index. The order
+// depends on the schedule alone, so a runner that falls behind the clock
+// still performs the events in the same order, only late.
+func plan(s Schedule) []event {
+	evs := make([]event, 0, 2*len(s.Steps))
+	for i, st := range s.Steps {
+		evs = append(evs, event{at: st.At, phase: 1, step: i})
+		if st.For == 0 || st.Fault.Kind() == toxics.KindRestart {
+			evs = append(evs, event{at: st.At, phase: 2, step: i})
+		} else {
+			evs = append(evs, event{at: st.End(), phase: 0, step: i})
+		}
+	}
+	slices.SortFunc(evs, func(a, b event) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.phase, b.phase), cmp.Compare(a.step, b.step))
+	})
+	return evs
 }
 
 // runSchedule applies and reverts every step, returning after the last
 // revert or, if ctx is cancelled, once everything applied is reverted.
 func (r *runner) runSchedule(ctx context.Context) {
-	steps := r.cfg.Schedule.Steps
-	order := make([]int, len(steps))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(steps[a].At, steps[b].At) })
-	next := 0
-	var live []active
-	for next < len(order) || len(live) > 0 {
+	live := map[int]active{}
+	for _, ev := range plan(r.cfg.Schedule) {
+		r.wait(ctx, ev.at)
 		if ctx.Err() != nil {
 			break
 		}
-		now := time.Since(r.start)
-		// Reverts due, by step index.
-		var due []active
-		live = slices.DeleteFunc(live, func(a active) bool {
-			if a.end <= now {
-				due = append(due, a)
-				return true
+		if ev.phase == 1 {
+			if a, ok := r.apply(ctx, ev.step); ok {
+				live[ev.step] = a
 			}
-			return false
-		})
-		slices.SortFunc(due, func(a, b active) int { return cmp.Compare(a.step, b.step) })
-		for _, a := range due {
-			r.revert(ctx, a)
-		}
-		// Then applies due, by offset and index.
-		for next < len(order) && steps[order[next]].At <= now && ctx.Err() == nil {
-			if a, ok := r.apply(ctx, order[next]); ok {
-				live = append(live, a)
-			}
-			next++
-		}
-		if len(due) > 0 || ctx.Err() != nil {
 			continue
 		}
-		// Sleep until the next event.
-		at := time.Duration(-1)
-		if next < len(order) {
-			at = steps[order[next]].At
-		}
-		for _, a := range live {
-			if at < 0 || a.end < at {
-				at = a.end
-			}
-		}
-		if at >= 0 && at > now {
-			r.wait(ctx, at)
+		if a, ok := live[ev.step]; ok {
+			delete(live, ev.step)
+			r.revert(ctx, a)
 		}
 	}
 	if ctx.Err() == nil {
@@ -264,9 +262,8 @@ func (r *runner) runSchedule(ctx context.Context) {
 	r.cancelledAt = time.Since(r.start)
 	r.log.LogAttrs(ctx, slog.LevelWarn, "sim: run cancelled; reverting every applied fault",
 		slog.Duration("offset", r.cancelledAt), slog.Int("applied", len(live)), slog.Any("cause", context.Cause(ctx)))
-	slices.SortFunc(live, func(a, b active) int { return cmp.Compare(a.step, b.step) })
-	for _, a := range live {
-		r.revert(ctx, a)
+	for _, i := range slices.Sorted(maps.Keys(live)) {
+		r.revert(ctx, live[i])
 	}
 }
 
@@ -313,11 +310,7 @@ func (r *runner) apply(ctx context.Context, i int) (active, bool) {
 	}
 	r.log.LogAttrs(ctx, slog.LevelInfo, "sim: fault applied", r.stepAttrs(i),
 		slog.Duration("offset", ev.Start), slog.Duration("late", ev.Start-st.At))
-	end := st.End()
-	if st.Fault.Kind() == toxics.KindRestart {
-		end = st.At
-	}
-	return active{step: i, end: end, event: len(r.events) - 1, revert: revert}, true
+	return active{step: i, event: len(r.events) - 1, revert: revert}, true
 }
 
 func (r *runner) revert(ctx context.Context, a active) {

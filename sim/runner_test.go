@@ -427,8 +427,8 @@ func TestRunLogs(t *testing.T) {
 }
 
 // TestRunWallClock runs a short schedule on the real clock. It asserts the
-// order of events and a lateness bound with a generous margin (50 ms, for
-// a shared CI machine); the real lateness figures come from
+// order of events and a lateness bound with a generous margin (1 s: the
+// machine may be shared and loaded); the real lateness figures come from
 // BenchmarkRunnerLateness.
 func TestRunWallClock(t *testing.T) {
 	var lg sharedLog
@@ -451,10 +451,18 @@ func TestRunWallClock(t *testing.T) {
 	for _, f := range h.Faults {
 		late := f.Start - sched.Steps[f.Step].At
 		require.GreaterOrEqual(t, late, time.Duration(0))
-		require.Less(t, late, ms(50), "step %d", f.Step)
+		require.Less(t, late, time.Second, "step %d", f.Step)
 	}
-	require.EqualValues(t, ops.Load(), len(h.Ops))
-	require.InDelta(t, 70, len(h.Ops), 1, "1000 ops/s for 70 ms")
+	ran := 0
+	for _, op := range h.Ops {
+		if op.Err == "" {
+			ran++
+		} else {
+			require.Equal(t, ErrNotStarted.Error(), op.Err, "an op due just at the end may not start")
+		}
+	}
+	require.EqualValues(t, ops.Load(), ran)
+	require.Len(t, h.Ops, 70, "1000 ops/s for 70 ms: every op due is recorded")
 }
 
 func TestRunNothing(t *testing.T) {

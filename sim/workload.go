@@ -298,6 +298,12 @@ func (d OpenLoop) drive(w *workRun) {
 				return
 			}
 		}
+		if time.Since(w.start) >= w.end {
+			// The slot came free only at the end: too late to start.
+			<-slots
+			w.skipDue(i, interval)
+			return
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			w.do(i, intended, false)
