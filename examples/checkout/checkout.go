@@ -74,6 +74,9 @@ type Service struct {
 	// resilient one (see guard.go).
 	dbGuard, cacheGuard guard
 	handler             http.Handler
+	// closing is cancelled by Close, and with it every request's context.
+	closing context.Context
+	close   context.CancelFunc
 }
 
 // New builds the service. It opens no connection yet (pools dial on first
@@ -105,9 +108,10 @@ func New(cfg Config) (*Service, error) {
 	rdOpt := *cfg.Redis
 	switch cfg.Variant {
 	case Naive:
-		// No connect timeout, whatever the DSN said; the pool keeps
-		// pgx's default size (max(4, CPUs)). Queries wait as long as
-		// the caller's context, which no one bounds.
+		// No connect timeout, whatever the DSN said (pgxpool still
+		// gives up on a connect after 2 minutes); the pool keeps pgx's
+		// default size (max(4, CPUs)). Queries wait as long as the
+		// caller's context, which no one bounds.
 		pgCfg.ConnConfig.ConnectTimeout = 0
 		// go-redis does have timeouts by default; switch them off.
 		// -1 means "block forever". There is no way to disable the dial
@@ -122,10 +126,10 @@ func New(cfg Config) (*Service, error) {
 		// beyond that are turned away by the bulkhead after a short wait
 		// instead of queueing inside the driver.
 		pgCfg.MaxConns = int32(limits.PostgresConns)
-		pgCfg.ConnConfig.ConnectTimeout = limits.PostgresTimeout
+		pgCfg.ConnConfig.ConnectTimeout = limits.ConnectTimeout
 		rdOpt.PoolSize = limits.RedisConns
 		rdOpt.PoolTimeout = limits.QueueWait
-		rdOpt.DialTimeout = limits.RedisTimeout
+		rdOpt.DialTimeout = limits.ConnectTimeout
 		rdOpt.DialerRetries = 1 // one dial per attempt; retries are ours
 		rdOpt.ReadTimeout = limits.RedisTimeout
 		rdOpt.WriteTimeout = limits.RedisTimeout
@@ -144,6 +148,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.db = db
 	s.cache = redis.NewClient(&rdOpt)
+	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
 }
@@ -185,9 +190,14 @@ func (s *Service) Postgres() *pgxpool.Pool { return s.db }
 // (Client.PoolStats) and for tests.
 func (s *Service) Redis() *redis.Client { return s.cache }
 
-// Close releases both pools. It waits for connections in use to be
-// returned, so stop serving requests first.
+// Close aborts the calls in flight (requests still being served fail with
+// 503) and releases both pools. It returns even when a dependency hangs
+// the naive variant: cancelling the requests' contexts stops pgx, and
+// closing the Redis client closes connections that go-redis reads without
+// a deadline. Close the HTTP server after the Service.
 func (s *Service) Close() error {
+	s.close()
+	err := s.cache.Close()
 	s.db.Close()
-	return s.cache.Close()
+	return err
 }

@@ -21,17 +21,16 @@ import (
 )
 
 // serve starts a Service and an HTTP server in front of it; both are
-// closed by t.Cleanup (the server first, so no request is in flight when
-// the pools close).
+// closed by t.Cleanup.
 func serve(t testing.TB, cfg Config) (*Service, *httptest.Server) {
 	t.Helper()
 	svc, err := New(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = svc.Close() })
 	ts := httptest.NewUnstartedServer(nil)
 	ts.Config = svc.Server()
 	ts.Start()
 	t.Cleanup(ts.Close)
+	t.Cleanup(func() { _ = svc.Close() }) // first: it aborts what is in flight
 	return svc, ts
 }
 
@@ -212,6 +211,15 @@ func deadAddr(t testing.TB) string {
 // answers: the fault a missing timeout turns into a hang.
 func blackHole(t testing.TB) string {
 	t.Helper()
+	addr, _ := blackHoleNotify(t)
+	return addr
+}
+
+// blackHoleNotify is blackHole, and a channel that receives once per
+// connection accepted.
+func blackHoleNotify(t testing.TB) (string, <-chan struct{}) {
+	t.Helper()
+	accepted := make(chan struct{}, 100)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var (
@@ -228,6 +236,10 @@ func blackHole(t testing.TB) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
 		}
 	})
 	t.Cleanup(func() {
@@ -239,7 +251,60 @@ func blackHole(t testing.TB) string {
 			c.Close()
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), accepted
+}
+
+// TestCloseAbortsHangingCalls: the naive variant hangs on a dependency
+// that never answers, and Close still returns and ends those requests.
+func TestCloseAbortsHangingCalls(t *testing.T) {
+	pgAddr, pgAccepted := blackHoleNotify(t)
+	rdAddr, rdAccepted := blackHoleNotify(t)
+	pg, err := pgxpool.ParseConfig("postgres://u@" + pgAddr + "/db?sslmode=disable")
+	require.NoError(t, err)
+	svc, err := New(Config{Variant: Naive, Postgres: pg, Redis: &redis.Options{Addr: rdAddr}})
+	require.NoError(t, err)
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = svc.Server()
+	ts.Start()
+	defer ts.Close()
+
+	done := make(chan int, 2)
+	for _, path := range []string{"/stock/apple", "/orders/" + strings.Repeat("a", 32)} {
+		go func() {
+			resp, err := ts.Client().Get(ts.URL + path)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	<-pgAccepted
+	<-rdAccepted // both requests now wait on a dependency that never answers
+	select {
+	case code := <-done:
+		t.Fatalf("a request returned %d before Close", code)
+	default:
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- svc.Close() }()
+	// Bound: Close and the aborted requests take milliseconds; 10 s is a
+	// generous margin for a loaded machine.
+	timeout := time.After(10 * time.Second)
+	for range 2 {
+		select {
+		case code := <-done:
+			require.Equal(t, http.StatusServiceUnavailable, code)
+		case <-timeout:
+			t.Fatal("a request still hangs after Close")
+		}
+	}
+	select {
+	case <-closed:
+	case <-timeout:
+		t.Fatal("Close did not return")
+	}
 }
 
 // testDegradesWithoutCache: with Redis unreachable, the

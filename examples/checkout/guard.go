@@ -21,10 +21,15 @@ import (
 type Limits struct {
 	// RequestTimeout bounds a whole HTTP request, retries included.
 	RequestTimeout time.Duration
-	// PostgresTimeout and RedisTimeout bound one attempt of one call
-	// (and one dial) to each dependency.
+	// PostgresTimeout and RedisTimeout bound one attempt of one call to
+	// each dependency.
 	PostgresTimeout time.Duration
 	RedisTimeout    time.Duration
+	// ConnectTimeout bounds opening one connection. It is longer than
+	// an attempt: a Postgres connection costs a process on the server,
+	// and pgxpool finishes a connect in the background when the attempt
+	// that asked for it gives up, so the next attempt finds it ready.
+	ConnectTimeout time.Duration
 	// PostgresConns and RedisConns size each pool and the bulkhead in
 	// front of it: at most that many calls to the dependency at once.
 	PostgresConns int
@@ -53,6 +58,7 @@ var DefaultLimits = Limits{
 	RequestTimeout:   800 * time.Millisecond,
 	PostgresTimeout:  200 * time.Millisecond,
 	RedisTimeout:     50 * time.Millisecond,
+	ConnectTimeout:   time.Second,
 	PostgresConns:    8,
 	RedisConns:       8,
 	QueueWait:        20 * time.Millisecond,
@@ -75,6 +81,7 @@ func (l Limits) withDefaults() Limits {
 	set(&l.RequestTimeout, d.RequestTimeout)
 	set(&l.PostgresTimeout, d.PostgresTimeout)
 	set(&l.RedisTimeout, d.RedisTimeout)
+	set(&l.ConnectTimeout, d.ConnectTimeout)
 	set(&l.QueueWait, d.QueueWait)
 	set(&l.RetryBackoff, d.RetryBackoff)
 	set(&l.RetryBackoffMax, d.RetryBackoffMax)
@@ -107,7 +114,7 @@ func (l Limits) validate() error {
 		v    time.Duration
 	}{
 		{"RequestTimeout", l.RequestTimeout}, {"PostgresTimeout", l.PostgresTimeout},
-		{"RedisTimeout", l.RedisTimeout}, {"QueueWait", l.QueueWait},
+		{"RedisTimeout", l.RedisTimeout}, {"ConnectTimeout", l.ConnectTimeout}, {"QueueWait", l.QueueWait},
 		{"RetryBackoff", l.RetryBackoff}, {"RetryBackoffMax", l.RetryBackoffMax},
 		{"BreakerDelay", l.BreakerDelay},
 	} {

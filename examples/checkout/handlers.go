@@ -65,12 +65,14 @@ func (s *Service) middleware(next http.Handler) http.Handler {
 		if !ok {
 			id = newID()
 		}
-		ctx := withTraceID(r.Context(), id)
+		ctx, cancel := context.WithCancel(withTraceID(r.Context(), id))
+		defer cancel()
+		defer context.AfterFunc(s.closing, cancel)() // Close aborts the request
 		if s.variant == Resilient {
 			// The whole request, retries included, fits in this budget.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, s.limits.RequestTimeout)
-			defer cancel()
+			var stop context.CancelFunc
+			ctx, stop = context.WithTimeout(ctx, s.limits.RequestTimeout)
+			defer stop()
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
