@@ -115,10 +115,12 @@ const linkDialTimeout = 10 * time.Second
 // must be closed by the caller. [Link.Close] closes the listener and every
 // connection and returns when all of the Link's goroutines have ended.
 type Link struct {
+	id   uint64 // key of done in linkDones
 	name string
 	addr string
 	seed int64
 	log  *slog.Logger
+	done chan struct{} // closed by Close: every toxic lets go
 
 	server *toxiproxy.ApiServer
 	proxy  *toxiproxy.Proxy
@@ -190,6 +192,8 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Link{
+		id:        linkIDs.Add(1),
+		done:      make(chan struct{}),
 		name:      name,
 		addr:      ln.Addr().String(),
 		seed:      cfg.seed,
@@ -203,6 +207,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		conns:     make(map[*linkConn]struct{}),
 		closeDone: make(chan struct{}),
 	}
+	linkDones.Store(l.id, l.done)
 	l.wg.Add(1)
 	go l.accept(ln)
 	l.log.Debug("link listening", "addr", l.addr, "upstream", upstream)
@@ -437,7 +442,7 @@ func (c *linkConn) pipelineDone() {
 	c.l.wg.Done()
 }
 
-// source is the read end of a pipeline. It remembers whether its
+// linkSource is the read end of a pipeline. It remembers whether its
 // connection ended cleanly (EOF), to tell a half-close from an abort.
 type linkSource struct {
 	c   *net.TCPConn
@@ -456,7 +461,10 @@ func (s *linkSource) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo lets io.Copy read in larger pieces than its default 32 KiB.
+// WriteTo feeds the pipeline. It reads in larger pieces than io.Copy's
+// default 32 KiB and, when the connection fails (rather than ending
+// cleanly), sends the abort marker (an empty chunk) so that the toxics
+// drop what they hold for it; see linktoxics.go.
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 	buf := make([]byte, linkChunkSize)
 	var total int64
@@ -473,12 +481,13 @@ func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 			return total, nil
 		}
 		if err != nil {
+			_, _ = w.Write([]byte{})
 			return total, err
 		}
 	}
 }
 
-// sink is the write end of a pipeline. A failed write aborts the whole
+// linkSink is the write end of a pipeline. A failed write aborts the whole
 // connection and from then on the sink swallows what arrives, so the
 // pipeline in front of it always drains and its goroutines end.
 type linkSink struct {
@@ -561,15 +570,15 @@ func (l *Link) Close() error {
 	if ln != nil {
 		_ = ln.Close()
 	}
-	// Closed connections make every sink swallow, so pipelines drain and
-	// fault operations blocked on them finish.
+	// Every toxic drops what it holds (a stalled bandwidth, a pending
+	// delay) and closed connections make every sink swallow, so the
+	// pipelines drain, and fault operations waiting on them finish.
+	close(l.done)
+	linkDones.Delete(l.id)
 	for _, c := range conns {
 		c.close(false)
 	}
 	l.ops.Wait()
-	// Removing the toxics releases what they hold (a stalled bandwidth,
-	// a pending delay), so the last pipelines can end.
-	l.proxy.Toxics.ResetToxics(toxiproxyCtx(context.Background()))
 	l.wg.Wait()
 
 	l.mu.Lock()

@@ -172,7 +172,7 @@ func (l *Link) goOp(fn func()) bool {
 // client write; so it runs in the background and Apply stops waiting when
 // ctx ends, in which case the toxics are removed as soon as they are added.
 func (l *Link) startToxics(ctx context.Context, a *appliedFault) error {
-	specs, err := toxicsFor(a.fault, a.id, seedMix(uint64(l.seed), a.id))
+	specs, err := toxicsFor(a.fault, l.id, a.id, seedMix(uint64(l.seed), a.id))
 	if err != nil {
 		return err
 	}

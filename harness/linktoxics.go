@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Shopify/toxiproxy/v2/stream"
@@ -20,16 +21,27 @@ import (
 // chunk (timeout), or stop reading their input once they close (limit_data),
 // which strands the goroutines in front of them.
 //
-// Rules every toxic here follows, because Toxiproxy interrupts a stub not
-// only to remove its toxic but also to re-wire it when a neighbour is added
-// or removed (and then runs Pipe again on the same stub):
-//   - every blocking step selects on stub.Interrupt as well;
-//   - anything that must survive a re-wire (a chunk not yet sent, a timer,
-//     the random source) lives in stub.State, never in Pipe's locals;
-//   - Cleanup (called only when the toxic is removed) flushes what the
-//     toxic still holds, so a revert delivers instead of dropping;
-//   - a toxic that closes its stream early keeps draining its input until
-//     the input closes, so the stubs in front of it never block forever.
+// Rules every toxic here follows:
+//
+//   - Toxiproxy interrupts a stub not only to remove its toxic but also to
+//     re-wire it when a neighbour is added or removed, and then runs Pipe
+//     again on the same stub. So every blocking step selects on
+//     stub.Interrupt, and anything that must survive a re-wire (a chunk not
+//     yet sent, a timer, the random source) lives in stub.State.
+//   - Cleanup, called only when the toxic is removed, passes on what the
+//     toxic still holds, so a revert delivers instead of dropping.
+//   - A toxic that closes its stream early keeps draining its input until
+//     the input closes, so the stubs in front of it can always finish.
+//   - A toxic never holds on to data of a dead connection. Once a
+//     connection is aborted (not cleanly closed) the Link's source sends an
+//     empty chunk, the abort marker, down the pipeline: every toxic passes
+//     it on, drops what it holds, closes its stream and drains. When the
+//     Link closes, every toxic does the same at once (toxicBase.done). This
+//     matters because Toxiproxy's removal of a toxic from a pipeline that
+//     is closing can leave that pipeline's stubs out of step with its chain
+//     (it returns early without re-slicing them), after which removals
+//     interrupt the wrong stub: a toxic that waited for its removal would
+//     then wait forever.
 
 // Type names in Toxiproxy's global registry.
 const (
@@ -45,8 +57,8 @@ const (
 
 var toxicsRegistered sync.Once
 
-// registerLinkToxics adds the custom toxics to Toxiproxy's registry (a process
-// global of Toxiproxy's, written once, never changed afterwards).
+// registerLinkToxics adds the custom toxics to Toxiproxy's registry of toxic
+// types (a process global of Toxiproxy's, written once, never changed).
 func registerLinkToxics() {
 	toxicsRegistered.Do(func() {
 		tpx.Register(toxicLatency, new(latencyToxic))
@@ -60,6 +72,30 @@ func registerLinkToxics() {
 	})
 }
 
+// Toxiproxy makes toxic instances itself, from JSON, so a toxic can only
+// find its Link through a value in that JSON: the Link's id. linkDones
+// holds, for each open Link, the channel its Close closes. Entries live
+// exactly as long as their Link, and ids are never reused, so Links (and
+// tests) never see each other's entries.
+var (
+	linkIDs   atomic.Uint64
+	linkDones sync.Map // uint64 → chan struct{}
+	closedCh  = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+)
+
+// toxicBase is embedded in every custom toxic.
+type toxicBase struct {
+	Link uint64 `json:"link"`
+}
+
+// done returns a channel closed when the toxic's Link closes.
+func (b *toxicBase) done() <-chan struct{} {
+	if ch, ok := linkDones.Load(b.Link); ok {
+		return ch.(chan struct{})
+	}
+	return closedCh
+}
+
 // toxicJSON is one toxic as Toxiproxy's AddToxicJson reads it.
 type toxicJSON struct {
 	Name       string  `json:"name"`
@@ -71,8 +107,9 @@ type toxicJSON struct {
 
 // toxicsFor translates a validated toxic-backed link fault into one toxic per
 // direction it affects. Each direction gets its own seed derived from seed.
-func toxicsFor(f toxics.LinkFault, id, seed uint64) ([]toxicJSON, error) {
+func toxicsFor(f toxics.LinkFault, link, id, seed uint64) ([]toxicJSON, error) {
 	var out []toxicJSON
+	base := toxicBase{Link: link}
 	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
 		if !toxics.DirectionOf(f).Has(d) {
 			continue
@@ -82,21 +119,21 @@ func toxicsFor(f toxics.LinkFault, id, seed uint64) ([]toxicJSON, error) {
 		var attrs any
 		switch f := f.(type) {
 		case toxics.Latency:
-			typ, attrs = toxicLatency, &latencyToxic{Delay: f.Delay, Jitter: f.Jitter, Seed: dseed}
+			typ, attrs = toxicLatency, &latencyToxic{toxicBase: base, Delay: f.Delay, Jitter: f.Jitter, Seed: dseed}
 		case toxics.Bandwidth:
-			typ, attrs = toxicBandwidth, &bandwidthToxic{Rate: f.Rate}
+			typ, attrs = toxicBandwidth, &bandwidthToxic{toxicBase: base, Rate: f.Rate}
 		case toxics.Slicer:
-			typ, attrs = toxicSlicer, &slicerToxic{AverageSize: f.AverageSize, SizeVariation: f.SizeVariation, Delay: f.Delay, Seed: dseed}
+			typ, attrs = toxicSlicer, &slicerToxic{toxicBase: base, AverageSize: f.AverageSize, SizeVariation: f.SizeVariation, Delay: f.Delay, Seed: dseed}
 		case toxics.SlowClose:
-			typ, attrs = toxicSlowClose, &slowCloseToxic{Delay: f.Delay}
+			typ, attrs = toxicSlowClose, &slowCloseToxic{toxicBase: base, Delay: f.Delay}
 		case toxics.Corrupt:
-			typ, attrs = toxicCorrupt, &corruptToxic{Probability: f.Probability, Seed: dseed}
+			typ, attrs = toxicCorrupt, &corruptToxic{toxicBase: base, Probability: f.Probability, Seed: dseed}
 		case toxics.DataLimit:
-			typ, attrs = toxicDataLimit, &dataLimitToxic{Bytes: f.Bytes}
+			typ, attrs = toxicDataLimit, &dataLimitToxic{toxicBase: base, Bytes: f.Bytes}
 		case toxics.Timeout:
-			typ, attrs = toxicTimeout, &timeoutToxic{After: f.After}
+			typ, attrs = toxicTimeout, &timeoutToxic{toxicBase: base, After: f.After}
 		case toxics.Blackhole:
-			typ, attrs = toxicBlackhole, &blackholeToxic{}
+			typ, attrs = toxicBlackhole, &blackholeToxic{toxicBase: base}
 		default:
 			return nil, fmt.Errorf("%s is not carried by a toxic", f.Kind())
 		}
@@ -117,7 +154,7 @@ func toxicsFor(f toxics.LinkFault, id, seed uint64) ([]toxicJSON, error) {
 
 func (t toxicJSON) encode() ([]byte, error) { return json.Marshal(t) }
 
-// mix derives an independent 64-bit seed from a seed and a salt
+// seedMix derives an independent 64-bit seed from a seed and a salt
 // (SplitMix64 finaliser).
 func seedMix(seed, salt uint64) uint64 {
 	z := seed + 0x9e3779b97f4a7c15*(salt+1)
@@ -130,81 +167,141 @@ func seededRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seedMix(seed, 0x5eed)))
 }
 
-// send delivers c downstream; false if the stub was interrupted first.
-func stubSend(stub *tpx.ToxicStub, c *stream.StreamChunk) bool {
+// event is what ended a blocking step of a toxic.
+type event uint8
+
+const (
+	evOK        event = iota // the step completed
+	evInterrupt              // Toxiproxy interrupted the stub
+	evEOF                    // the input closed cleanly
+	evAbort                  // the connection was aborted, or the Link closed
+)
+
+// isAbortMarker reports whether c is the abort marker: the only empty chunk
+// a pipeline ever carries (Toxiproxy never makes empty chunks of data).
+func isAbortMarker(c *stream.StreamChunk) bool { return len(c.Data) == 0 }
+
+// stubReceive takes the next chunk.
+func stubReceive(stub *tpx.ToxicStub, done <-chan struct{}) (*stream.StreamChunk, event) {
 	select {
-	case stub.Output <- c:
-		return true
+	case c := <-stub.Input:
+		switch {
+		case c == nil:
+			return nil, evEOF
+		case isAbortMarker(c):
+			return nil, evAbort
+		}
+		return c, evOK
 	case <-stub.Interrupt:
-		return false
+		return nil, evInterrupt
+	case <-done:
+		return nil, evAbort
 	}
 }
 
-// wait waits until t; false if the stub was interrupted first.
-func stubWait(stub *tpx.ToxicStub, t time.Time) bool {
+// stubSend passes c on.
+func stubSend(stub *tpx.ToxicStub, c *stream.StreamChunk, done <-chan struct{}) event {
+	select {
+	case stub.Output <- c:
+		return evOK
+	case <-stub.Interrupt:
+		return evInterrupt
+	case <-done:
+		return evAbort
+	}
+}
+
+// stubWait waits until t.
+func stubWait(stub *tpx.ToxicStub, t time.Time, done <-chan struct{}) event {
 	d := time.Until(t)
 	if d <= 0 {
 		select {
 		case <-stub.Interrupt:
-			return false
+			return evInterrupt
+		case <-done:
+			return evAbort
 		default:
-			return true
+			return evOK
 		}
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-		return true
+		return evOK
 	case <-stub.Interrupt:
-		return false
+		return evInterrupt
+	case <-done:
+		return evAbort
 	}
 }
 
-// receive takes the next chunk; ok is false if the stub was interrupted.
-// A nil chunk means the input has closed.
-func stubReceive(stub *tpx.ToxicStub) (c *stream.StreamChunk, ok bool) {
-	select {
-	case c = <-stub.Input:
-		return c, true
-	case <-stub.Interrupt:
-		return nil, false
-	}
-}
-
-// drain discards the input until it closes; used after a toxic has closed
-// its output, so that the stubs in front of it can still finish. The stub
-// is closed, so nothing can interrupt it any more.
+// stubDrain discards the input until it closes; used after a toxic has
+// closed its output, so that the stubs in front of it can finish. The stub
+// is closed, so nothing interrupts it any more.
 func stubDrain(stub *tpx.ToxicStub) {
 	for range stub.Input {
 	}
 }
 
-// heldChunk is the part of a toxic's state that holds a chunk it has taken but
-// not yet passed on.
-type heldChunk struct {
-	out *stream.StreamChunk
+// flow is the part of every toxic's state that holds a chunk taken but not
+// yet passed on, and remembers an abort in progress.
+type flow struct {
+	out     *stream.StreamChunk
+	aborted bool
 }
 
-// flush passes the heldChunk chunk on; Cleanup calls it when the toxic is
+// stop handles an event that ends this run of Pipe; it reports whether
+// Pipe must return.
+func (f *flow) stop(stub *tpx.ToxicStub, ev event) bool {
+	switch ev {
+	case evInterrupt:
+		return true
+	case evEOF:
+		stub.Close()
+		return true
+	case evAbort:
+		f.abort(stub)
+		return true
+	}
+	return false
+}
+
+// abort drops what the toxic holds, passes the abort marker on, closes the
+// stream and drains the input. If Toxiproxy interrupts it, the next run of
+// Pipe calls it again.
+func (f *flow) abort(stub *tpx.ToxicStub) {
+	f.out = nil
+	f.aborted = true
+	select {
+	case stub.Output <- &stream.StreamChunk{Data: []byte{}, Timestamp: time.Now()}:
+	case <-stub.Interrupt:
+		return
+	}
+	stub.Close()
+	stubDrain(stub)
+}
+
+// flush passes the held chunk on; Cleanup calls it when the toxic is
 // removed, so a revert delivers what the toxic was holding back.
-func (h *heldChunk) flush(stub *tpx.ToxicStub) {
-	if h.out != nil {
-		stub.Output <- h.out
-		h.out = nil
+func (f *flow) flush(stub *tpx.ToxicStub) {
+	if f.out != nil {
+		stub.Output <- f.out
+		f.out = nil
 	}
 }
 
 // latencyToxic delays every chunk by Delay ± Jitter from the moment it was
 // read, keeping order. Jitter is drawn from a source seeded with Seed.
 type latencyToxic struct {
+	toxicBase
 	Delay  time.Duration `json:"delay"`
 	Jitter time.Duration `json:"jitter"`
 	Seed   uint64        `json:"seed"`
 }
 
 type latencyState struct {
-	heldChunk
+	flow
 	rng *rand.Rand
 	due time.Time
 }
@@ -225,24 +322,25 @@ func (t *latencyToxic) draw(r *rand.Rand) time.Duration {
 
 func (t *latencyToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*latencyState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	for {
 		if st.out == nil {
-			c, ok := stubReceive(stub)
-			if !ok {
-				return
-			}
-			if c == nil {
-				stub.Close()
+			c, ev := stubReceive(stub, done)
+			if st.stop(stub, ev) {
 				return
 			}
 			st.out, st.due = c, c.Timestamp.Add(t.draw(st.rng))
 		}
-		if !stubWait(stub, st.due) {
+		if st.stop(stub, stubWait(stub, st.due, done)) {
 			return
 		}
 		// A later latency toxic measures from here, so stacked delays add.
 		st.out.Timestamp = st.due
-		if !stubSend(stub, st.out) {
+		if st.stop(stub, stubSend(stub, st.out, done)) {
 			return
 		}
 		st.out = nil
@@ -252,38 +350,56 @@ func (t *latencyToxic) Pipe(stub *tpx.ToxicStub) {
 // bandwidthToxic passes at most Rate bytes per second, in pieces of about
 // 50 ms worth of data. Rate 0 holds everything until the toxic is removed.
 type bandwidthToxic struct {
+	toxicBase
 	Rate int64 `json:"rate"`
 }
 
 type bandwidthState struct {
-	heldChunk
-	next time.Time // when the next piece may go
+	flow
+	queue  []*stream.StreamChunk // held while stalled (Rate 0)
+	queued int
+	eof    bool      // the input closed while stalled
+	next   time.Time // when the next piece may go
 }
 
-// bandwidthBurst is how far behind schedule the toxic may fall (after an
-// idle spell) before it stops catching up.
-const bandwidthBurst = 50 * time.Millisecond
+const (
+	// bandwidthBurst is how far behind schedule the toxic may fall (after
+	// an idle spell) before it stops catching up.
+	bandwidthBurst = 50 * time.Millisecond
+	// bandwidthHold is how much a stalled toxic reads and holds before it
+	// stops reading: about what the kernel buffers of a stalled TCP
+	// connection would take. Reading on lets it notice an abort.
+	bandwidthHold = 1 << 20
+)
 
 func (t *bandwidthToxic) NewState() any { return new(bandwidthState) }
 func (t *bandwidthToxic) Cleanup(stub *tpx.ToxicStub) {
-	stub.State.(*bandwidthState).flush(stub)
+	st := stub.State.(*bandwidthState)
+	st.flush(stub)
+	for _, c := range st.queue {
+		stub.Output <- c
+	}
+	st.queue, st.queued = nil, 0
+	// If the input closed meanwhile, Toxiproxy's removal reads the closed
+	// input next and closes the stream.
 }
 
 func (t *bandwidthToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*bandwidthState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	if t.Rate <= 0 {
-		<-stub.Interrupt // stall until removed (Cleanup flushes) or re-wired
+		t.stall(stub, st, done)
 		return
 	}
 	piece := max(1, t.Rate/20)
 	for {
 		if st.out == nil {
-			c, ok := stubReceive(stub)
-			if !ok {
-				return
-			}
-			if c == nil {
-				stub.Close()
+			c, ev := stubReceive(stub, done)
+			if st.stop(stub, ev) {
 				return
 			}
 			st.out = c
@@ -292,12 +408,12 @@ func (t *bandwidthToxic) Pipe(stub *tpx.ToxicStub) {
 		if st.next.IsZero() || now.Sub(st.next) > bandwidthBurst {
 			st.next = now
 		}
-		if !stubWait(stub, st.next) {
+		if st.stop(stub, stubWait(stub, st.next, done)) {
 			return
 		}
 		n := min(int64(len(st.out.Data)), piece)
 		part := &stream.StreamChunk{Data: st.out.Data[:n], Timestamp: st.out.Timestamp}
-		if !stubSend(stub, part) {
+		if st.stop(stub, stubSend(stub, part, done)) {
 			return
 		}
 		st.next = st.next.Add(time.Duration(float64(n) / float64(t.Rate) * float64(time.Second)))
@@ -308,9 +424,41 @@ func (t *bandwidthToxic) Pipe(stub *tpx.ToxicStub) {
 	}
 }
 
+// stall holds everything until the toxic is removed (Cleanup delivers it),
+// reading on up to bandwidthHold bytes so that an abort is noticed.
+func (t *bandwidthToxic) stall(stub *tpx.ToxicStub, st *bandwidthState, done <-chan struct{}) {
+	for {
+		var in <-chan *stream.StreamChunk
+		if !st.eof && st.queued < bandwidthHold {
+			in = stub.Input
+		}
+		select {
+		case <-stub.Interrupt:
+			return
+		case <-done:
+			st.queue, st.queued = nil, 0
+			st.abort(stub)
+			return
+		case c := <-in:
+			switch {
+			case c == nil:
+				st.eof = true
+			case isAbortMarker(c):
+				st.queue, st.queued = nil, 0
+				st.abort(stub)
+				return
+			default:
+				st.queue = append(st.queue, c)
+				st.queued += len(c.Data)
+			}
+		}
+	}
+}
+
 // slicerToxic cuts chunks into slices of AverageSize ± SizeVariation bytes
 // (sizes drawn from a source seeded with Seed) sent Delay apart.
 type slicerToxic struct {
+	toxicBase
 	AverageSize   int           `json:"average_size"`
 	SizeVariation int           `json:"size_variation"`
 	Delay         time.Duration `json:"delay"`
@@ -318,7 +466,7 @@ type slicerToxic struct {
 }
 
 type slicerState struct {
-	heldChunk
+	flow
 	rng  *rand.Rand
 	size int       // size of the next slice, 0 if not drawn yet
 	next time.Time // when the next slice may go
@@ -341,14 +489,15 @@ func (t *slicerToxic) draw(r *rand.Rand) int {
 
 func (t *slicerToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*slicerState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	for {
 		if st.out == nil {
-			c, ok := stubReceive(stub)
-			if !ok {
-				return
-			}
-			if c == nil {
-				stub.Close()
+			c, ev := stubReceive(stub, done)
+			if st.stop(stub, ev) {
 				return
 			}
 			st.out = c
@@ -356,12 +505,12 @@ func (t *slicerToxic) Pipe(stub *tpx.ToxicStub) {
 		if st.size == 0 {
 			st.size = t.draw(st.rng)
 		}
-		if !stubWait(stub, st.next) {
+		if st.stop(stub, stubWait(stub, st.next, done)) {
 			return
 		}
 		n := min(len(st.out.Data), st.size)
 		part := &stream.StreamChunk{Data: st.out.Data[:n], Timestamp: st.out.Timestamp}
-		if !stubSend(stub, part) {
+		if st.stop(stub, stubSend(stub, part, done)) {
 			return
 		}
 		st.size = 0
@@ -373,14 +522,15 @@ func (t *slicerToxic) Pipe(stub *tpx.ToxicStub) {
 	}
 }
 
-// slowCloseToxic passes data through and, once its input closes, waits
-// Delay before closing its output.
+// slowCloseToxic passes data through and, once its input closes cleanly,
+// waits Delay before closing its output.
 type slowCloseToxic struct {
+	toxicBase
 	Delay time.Duration `json:"delay"`
 }
 
 type slowCloseState struct {
-	heldChunk
+	flow
 	closeAt time.Time // zero until the input has closed
 }
 
@@ -393,26 +543,31 @@ func (t *slowCloseToxic) Cleanup(stub *tpx.ToxicStub) {
 
 func (t *slowCloseToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*slowCloseState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	for {
 		if !st.closeAt.IsZero() {
-			if !stubWait(stub, st.closeAt) {
+			if st.stop(stub, stubWait(stub, st.closeAt, done)) {
 				return
 			}
 			stub.Close()
 			return
 		}
 		if st.out == nil {
-			c, ok := stubReceive(stub)
-			if !ok {
-				return
-			}
-			if c == nil {
+			c, ev := stubReceive(stub, done)
+			if ev == evEOF {
 				st.closeAt = time.Now().Add(t.Delay)
 				continue
 			}
+			if st.stop(stub, ev) {
+				return
+			}
 			st.out = c
 		}
-		if !stubSend(stub, st.out) {
+		if st.stop(stub, stubSend(stub, st.out, done)) {
 			return
 		}
 		st.out = nil
@@ -422,12 +577,13 @@ func (t *slowCloseToxic) Pipe(stub *tpx.ToxicStub) {
 // corruptToxic flips one random bit in each byte with probability
 // Probability, drawing from a source seeded with Seed.
 type corruptToxic struct {
+	toxicBase
 	Probability float64 `json:"probability"`
 	Seed        uint64  `json:"seed"`
 }
 
 type corruptState struct {
-	heldChunk
+	flow
 	rng  *rand.Rand
 	skip int64 // clean bytes before the next corrupted one; -1 if not drawn
 }
@@ -438,7 +594,9 @@ func (t *corruptToxic) Cleanup(stub *tpx.ToxicStub) {
 }
 
 // gap draws how many clean bytes come before the next corrupted one: a
-// geometric draw, so the cost is per corrupted byte, not per byte.
+// geometric draw, so the cost is per corrupted byte, not per byte, and the
+// bits flipped depend on byte positions only, not on how the stream was
+// cut into chunks.
 func (t *corruptToxic) gap(r *rand.Rand) int64 {
 	if t.Probability >= 1 {
 		return 0
@@ -472,22 +630,23 @@ func (t *corruptToxic) corrupt(st *corruptState, data []byte) {
 
 func (t *corruptToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*corruptState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	for {
 		if st.out == nil {
-			c, ok := stubReceive(stub)
-			if !ok {
+			c, ev := stubReceive(stub, done)
+			if st.stop(stub, ev) {
 				return
 			}
-			if c == nil {
-				stub.Close()
-				return
-			}
-			// The chunk is this link's own copy (Toxiproxy copies what it
-			// reads), so it may be changed in place.
+			// The chunk is this pipeline's own copy (Toxiproxy copies what
+			// it reads), so it may be changed in place.
 			t.corrupt(st, c.Data)
 			st.out = c
 		}
-		if !stubSend(stub, st.out) {
+		if st.stop(stub, stubSend(stub, st.out, done)) {
 			return
 		}
 		st.out = nil
@@ -496,11 +655,12 @@ func (t *corruptToxic) Pipe(stub *tpx.ToxicStub) {
 
 // dataLimitToxic passes Bytes bytes, then closes the stream.
 type dataLimitToxic struct {
+	toxicBase
 	Bytes int64 `json:"bytes"`
 }
 
 type dataLimitState struct {
-	heldChunk
+	flow
 	passed int64
 }
 
@@ -511,6 +671,11 @@ func (t *dataLimitToxic) Cleanup(stub *tpx.ToxicStub) {
 
 func (t *dataLimitToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*dataLimitState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	for {
 		if st.out == nil && st.passed >= t.Bytes {
 			stub.Close()
@@ -518,12 +683,8 @@ func (t *dataLimitToxic) Pipe(stub *tpx.ToxicStub) {
 			return
 		}
 		if st.out == nil {
-			c, ok := stubReceive(stub)
-			if !ok {
-				return
-			}
-			if c == nil {
-				stub.Close()
+			c, ev := stubReceive(stub, done)
+			if st.stop(stub, ev) {
 				return
 			}
 			if left := t.Bytes - st.passed; int64(len(c.Data)) > left {
@@ -531,7 +692,7 @@ func (t *dataLimitToxic) Pipe(stub *tpx.ToxicStub) {
 			}
 			st.out = c
 		}
-		if !stubSend(stub, st.out) {
+		if st.stop(stub, stubSend(stub, st.out, done)) {
 			return
 		}
 		st.passed += int64(len(st.out.Data))
@@ -545,10 +706,12 @@ func (t *dataLimitToxic) Pipe(stub *tpx.ToxicStub) {
 // flowing does not restart the timer, and removing it before the deadline
 // leaves the connection open.
 type timeoutToxic struct {
+	toxicBase
 	After time.Duration `json:"after"`
 }
 
 type timeoutState struct {
+	flow
 	deadline time.Time
 }
 
@@ -556,19 +719,31 @@ func (t *timeoutToxic) NewState() any { return &timeoutState{deadline: time.Now(
 
 func (t *timeoutToxic) Pipe(stub *tpx.ToxicStub) {
 	st := stub.State.(*timeoutState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	timer := time.NewTimer(time.Until(st.deadline))
 	defer timer.Stop()
 	for {
 		select {
 		case <-stub.Interrupt:
 			return
+		case <-done:
+			st.abort(stub)
+			return
 		case <-timer.C:
 			stub.Close()
 			stubDrain(stub)
 			return
 		case c := <-stub.Input:
-			if c == nil {
+			switch {
+			case c == nil:
 				stub.Close()
+				return
+			case isAbortMarker(c):
+				st.abort(stub)
 				return
 			}
 			// dropped
@@ -577,17 +752,28 @@ func (t *timeoutToxic) Pipe(stub *tpx.ToxicStub) {
 }
 
 // blackholeToxic drops all data and leaves the stream open.
-type blackholeToxic struct{}
+type blackholeToxic struct {
+	toxicBase
+}
+
+type blackholeState struct {
+	flow
+}
+
+func (t *blackholeToxic) NewState() any { return new(blackholeState) }
 
 func (t *blackholeToxic) Pipe(stub *tpx.ToxicStub) {
+	st := stub.State.(*blackholeState)
+	done := t.done()
+	if st.aborted {
+		st.abort(stub)
+		return
+	}
 	for {
-		c, ok := stubReceive(stub)
-		if !ok {
+		_, ev := stubReceive(stub, done)
+		if st.stop(stub, ev) {
 			return
 		}
-		if c == nil {
-			stub.Close()
-			return
-		}
+		// dropped
 	}
 }
