@@ -1,0 +1,53 @@
+# shakedown's build, test and CI entry points (GNU make, Go, Docker).
+#
+#   make images   build the local container images (harness/images/build.sh)
+#   make test     images, then the whole test suite: $(GO_TEST)
+#   make check    images, then the checkout example's resilience check
+#   make lint     gofmt, go vet, staticcheck, actionlint
+#
+# The images come from Debian packages, so no registry is needed. To use other
+# images, set SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE /
+# SHAKEDOWN_TESTSERVER_IMAGE and choose what `make images` builds with IMAGES,
+# e.g. `make test IMAGES=testserver` with the official postgres and redis.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+
+# The test line, shared by `make test`, README and CI.
+GO_TEST := go test -race -count=1 ./...
+
+# What `make images` builds: build.sh's arguments (debian = postgres + redis).
+IMAGES ?= debian testserver
+
+SHAKEDOWN_POSTGRES_IMAGE ?= shakedown.local/postgres:15
+SHAKEDOWN_REDIS_IMAGE ?= shakedown.local/redis:7
+SHAKEDOWN_TESTSERVER_IMAGE ?= shakedown.local/testserver:latest
+export SHAKEDOWN_POSTGRES_IMAGE SHAKEDOWN_REDIS_IMAGE SHAKEDOWN_TESTSERVER_IMAGE
+
+# Ryuk, testcontainers' reaper, is an image from a registry; shakedown reaps
+# what it starts by label instead.
+export TESTCONTAINERS_RYUK_DISABLED := true
+# Inside a container (as CI is) testcontainers would look for published ports
+# on the default gateway; they are published on loopback.
+export TESTCONTAINERS_HOST_OVERRIDE ?= 127.0.0.1
+
+STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ACTIONLINT := go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+
+.PHONY: images test check lint
+
+images:
+	harness/images/build.sh $(IMAGES)
+
+test: images
+	$(GO_TEST)
+
+check: images
+	go run ./examples/checkout/cmd/resilience
+
+lint:
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	$(STATICCHECK) ./...
+	$(ACTIONLINT) .github/workflows/ci.yml
