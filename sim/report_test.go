@@ -196,3 +196,39 @@ func hasNot(t *testing.T, html, sub string) {
 		t.Errorf("the report contains %q: ...%s...", sub, html[max(0, i-80):min(len(html), i+80)])
 	}
 }
+
+// recordingTB is a testing.TB whose failure and cleanups the test controls.
+type recordingTB struct {
+	testing.TB
+	dir      string
+	failed   bool
+	cleanups []func()
+	logs     []string
+}
+
+func (r *recordingTB) Helper()                    {}
+func (r *recordingTB) ArtifactDir() string        { return r.dir }
+func (r *recordingTB) Failed() bool               { return r.failed }
+func (r *recordingTB) Cleanup(f func())           { r.cleanups = append(r.cleanups, f) }
+func (r *recordingTB) Logf(f string, args ...any) { r.logs = append(r.logs, fmt.Sprintf(f, args...)) }
+func (r *recordingTB) Errorf(f string, args ...any) {
+	r.failed = true
+	r.logs = append(r.logs, fmt.Sprintf(f, args...))
+}
+
+func TestSaveReportOnFailure(t *testing.T) {
+	for _, failed := range []bool{false, true} {
+		tb := &recordingTB{TB: t, dir: t.TempDir(), failed: failed}
+		SaveReportOnFailure(tb, sampleHistory(), ReportOptions{})
+		for _, f := range tb.cleanups {
+			f()
+		}
+		_, err := os.Stat(filepath.Join(tb.dir, "report.html"))
+		if failed {
+			require.NoError(t, err)
+			require.Equal(t, []string{"sim: report: " + filepath.Join(tb.dir, "report.html")}, tb.logs)
+		} else {
+			require.ErrorIs(t, err, os.ErrNotExist)
+		}
+	}
+}

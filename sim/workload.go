@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -99,6 +100,10 @@ type Driver interface {
 // reached waits for a free slot and is recorded with its intended start
 // (its latency includes the wait); one still waiting when the run ends is
 // recorded as [Failed] with [ErrNotStarted]. No op is dropped silently.
+//
+// On the wall clock the dispatcher's timer wakes up to about a millisecond
+// late; that delay counts in the latency like any other (Start - Intended
+// shows it). Under [testing/synctest] it is zero.
 type OpenLoop struct {
 	// Rate is the number of ops per second. Required.
 	Rate float64
@@ -176,24 +181,42 @@ func newWorkRun(ctx context.Context, seed int64, start time.Time, end time.Durat
 	return wr
 }
 
-const saltOp = 0x6f70 // "op"
+const (
+	saltKind  = 0x6b696e64 // "kind"
+	saltInput = 0x696e7075 // "inpu"
+)
 
 // draw picks the kind and input of op id from the seed alone.
 func (w *workRun) draw(id uint64) (k *OpKind, input string, err error) {
-	r := rand.New(rand.NewPCG(uint64(w.seed), mix(uint64(w.seed), id, saltOp)))
-	n := r.IntN(w.cum[len(w.cum)-1])
+	total := uint64(w.cum[len(w.cum)-1])
+	hi, _ := bits.Mul64(mix(uint64(w.seed), id, saltKind), total) // uniform in [0, total)
 	i := 0
-	for w.cum[i] <= n {
+	for uint64(w.cum[i]) <= hi {
 		i++
 	}
 	k = &w.kinds[i]
 	if k.Input != nil {
-		err = protect(fmt.Sprintf("input of op kind %q", k.Name), func() error {
-			input = k.Input(r)
-			return nil
-		})
+		input, err = callInput(k, rand.New(rand.NewPCG(uint64(w.seed), mix(uint64(w.seed), id, saltInput))))
 	}
 	return k, input, err
+}
+
+func callInput(k *OpKind, r *rand.Rand) (input string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w in the Input of op kind %q: %v", ErrPanic, k.Name, v)
+		}
+	}()
+	return k.Input(r), nil
+}
+
+func callDo(k *OpKind, ctx context.Context, id uint64, input string) (output string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w in op %d (%s): %v", ErrPanic, id, k.Name, v)
+		}
+	}()
+	return k.Do(ctx, input)
 }
 
 // do runs op id and records it. closed says the intended start is the
@@ -202,7 +225,7 @@ func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
 	k, input, err := w.draw(id)
 	op := Op{ID: id, Kind: k.Name, Intended: intended, Input: input}
 	ctx := withOp(w.ctx, w.seed, id)
-	cancel := context.CancelFunc(func() {})
+	var cancel context.CancelFunc
 	if w.timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)
 	}
@@ -211,14 +234,12 @@ func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
 		op.Intended = op.Start
 	}
 	if err == nil {
-		err = protect(fmt.Sprintf("op %d (%s)", id, k.Name), func() error {
-			var e error
-			op.Output, e = k.Do(ctx, input)
-			return e
-		})
+		op.Output, err = callDo(k, ctx, id, input)
 	}
 	op.End = time.Since(w.start)
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
 	w.finish(&op, err)
 }
 
@@ -241,15 +262,20 @@ func (w *workRun) finish(op *Op, err error) {
 			w.panicOnce.Do(func() { w.panicErr = err })
 		}
 		op.Err = err.Error()
-		op.Outcome = Unknown
-		_ = protect("Workload.Classify", func() error {
-			if o := w.classify(err); o <= Unknown {
-				op.Outcome = o
-			}
-			return nil
-		})
+		op.Outcome = w.classifyErr(err)
 	}
 	w.rec.Record(*op)
+}
+
+// classifyErr calls the workload's classifier; a panic or an invalid
+// outcome gives Unknown.
+func (w *workRun) classifyErr(err error) (o Outcome) {
+	defer func() {
+		if recover() != nil || o > Unknown {
+			o = Unknown
+		}
+	}()
+	return w.classify(err)
 }
 
 // stopped reports whether no new op may start.

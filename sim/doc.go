@@ -1,0 +1,92 @@
+// Package sim runs a schedule of faults against targets while a workload
+// runs, and records what happened on one timeline: the [History].
+//
+// # A run
+//
+// A [Schedule] says which fault holds on which target, from when and for
+// how long. It has a JSON form a person can write by hand, and a one-line
+// text form per step for logs:
+//
+//	{"steps":[
+//	  {"at":"1s","for":"2s","target":"db","fault":{"kind":"blackhole"}},
+//	  {"at":"4s","target":"db","fault":{"kind":"restart"}}
+//	]}
+//
+//	0: +1s for 2s db blackhole()
+//	1: +4s for 0s db restart()
+//
+// A [Target] is anything a fault can be aimed at: a dependency of package
+// harness (a Toxiproxy link and its container), or an endpoint of the
+// simulated network in this package. [Run] validates the schedule against
+// the targets, then applies each step at its offset and reverts it when
+// its duration ends, while a [Workload] issues ops:
+//
+//	h, err := sim.Run(ctx, sim.Config{
+//		Seed:     seed,
+//		Schedule: sched,
+//		Targets:  []sim.Target{db, cache},
+//		Workload: sim.Workload{
+//			Driver: sim.OpenLoop{Rate: 200}, // ops per second
+//			Kinds: []sim.OpKind{
+//				{Name: "orders", Weight: 3, Do: placeOrder}, // touches Postgres
+//				{Name: "stock", Do: readStock},              // touches Redis only
+//			},
+//			Timeout: time.Second,
+//		},
+//		Samplers: []sim.Sampler{sim.Goroutines()},
+//		Logger:   slog.Default(),
+//	})
+//
+// The run lasts until the schedule's last revert plus [Config.Cooldown].
+// If ctx is cancelled, every fault applied is reverted before Run returns;
+// a fault that fails to apply or revert is in the History and in the
+// error, never swallowed. Every fault applied and reverted is logged with
+// log/slog, with the seed and the step.
+//
+// # Load
+//
+// [OpenLoop] issues ops at a fixed rate and measures each op's latency
+// from when it was meant to start, so a system that stalls cannot hide its
+// latency by slowing the load. [ClosedLoop] runs N workers back to back.
+// Each op draws its kind and input from the run's seed, so a seed replays
+// the same ops; its context carries its ID ([OpID]) and a W3C traceparent
+// ([Traceparent]) an HTTP workload can send on. An op's error decides its
+// [Outcome]: [OK], [Failed] (nothing reached the server, such as a refused
+// connection) or [Unknown] (a timeout or a reset, whose effect is unknown);
+// see [Classify].
+//
+// # Time
+//
+// Every timestamp is an offset from the run's start, read with time.Since
+// from one start time. Inside a [testing/synctest] bubble the clock is
+// virtual: a 10-second schedule runs in microseconds of wall time and
+// every step starts exactly on its offset. The same code runs on the wall
+// clock against real dependencies, where a step starts within
+// microseconds to a millisecond of its offset.
+//
+// # Simulated dependencies
+//
+// [NewNetwork] gives an in-memory network whose endpoints are Targets and
+// whose fakes stand in for real servers, so a whole run, dependencies
+// included, fits in a synctest bubble and explores thousands of schedules
+// in seconds. The same Schedule and History serve the real dependencies of
+// package harness.
+//
+// # Reading a history
+//
+// [History.Windows] cuts the timeline into the calm before the first
+// fault, each fault, and the recovery after the last heal;
+// [History.Summary] gives the count, error rate and latency quantiles of
+// the ops in a window, optionally of one kind:
+//
+//	for _, w := range h.Windows() {
+//		fmt.Println(w.Label, h.Summary(w, "orders"))
+//	}
+//
+// A History is written and read as JSON ([History.WriteJSON],
+// [ReadHistory]), and as a self-contained HTML report ([WriteReport]):
+// latency over time with every op a point, the fault windows of each
+// target, error rates per window and the schedule. [SaveReport] writes it
+// to the test's artifact directory (kept with go test -artifacts), and
+// [SaveReportOnFailure] does so when the test fails.
+package sim
