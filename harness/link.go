@@ -391,15 +391,16 @@ func (l *Link) serve(client *net.TCPConn) {
 	}
 	l.nextConn++
 	c := &linkConn{l: l, id: l.nextConn, client: client, upstream: upstream}
-	c.writers.Store(2)
+	c.sinks.Store(2)
+	c.parts.Store(4)
 	l.conns[c] = struct{}{}
 	l.active.Add(1)
 	l.wg.Add(1) // done when both pipelines have finished
 	l.mu.Unlock()
 
 	l.log.Debug("connection open", "conn", c.id, "client", client.RemoteAddr().String(), "upstream", up)
-	upSrc := &linkSource{c: client}
-	downSrc := &linkSource{c: upstream}
+	upSrc := &linkSource{conn: c, c: client}
+	downSrc := &linkSource{conn: c, c: upstream}
 	name := "c" + strconv.FormatUint(c.id, 10)
 	l.proxy.Toxics.StartLink(l.server, name+"_up", upSrc,
 		&linkSink{conn: c, dst: upstream, src: upSrc, n: &l.bytesUp}, stream.Upstream)
@@ -413,7 +414,8 @@ type linkConn struct {
 	id               uint64
 	client, upstream *net.TCPConn
 	closeOnce        sync.Once
-	writers          atomic.Int32 // pipelines still running
+	sinks            atomic.Int32 // pipelines whose sink has not closed yet
+	parts            atomic.Int32 // sources and sinks still running
 }
 
 // close closes both connections, with an RST if reset is true.
@@ -429,12 +431,21 @@ func (c *linkConn) close(reset bool) {
 	})
 }
 
-// pipelineDone is called by each pipeline's sink when it closes.
-func (c *linkConn) pipelineDone() {
-	if c.writers.Add(-1) != 0 {
+// sinkDone is called by each pipeline's sink when it closes: when both
+// have, the connection is closed.
+func (c *linkConn) sinkDone() {
+	if c.sinks.Add(-1) == 0 {
+		c.close(false)
+	}
+}
+
+// partDone is called when a source has read its last and when a sink has
+// closed. After the last of the four, only the few instructions Toxiproxy
+// runs after them are left of the connection's goroutines.
+func (c *linkConn) partDone() {
+	if c.parts.Add(-1) != 0 {
 		return
 	}
-	c.close(false)
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
@@ -445,8 +456,9 @@ func (c *linkConn) pipelineDone() {
 // linkSource is the read end of a pipeline. It remembers whether its
 // connection ended cleanly (EOF), to tell a half-close from an abort.
 type linkSource struct {
-	c   *net.TCPConn
-	eof atomic.Bool
+	conn *linkConn
+	c    *net.TCPConn
+	eof  atomic.Bool
 }
 
 // linkChunkSize is the size of the reads that feed a pipeline; every read
@@ -466,6 +478,7 @@ func (s *linkSource) Read(p []byte) (int, error) {
 // cleanly), sends the abort marker (an empty chunk) so that the toxics
 // drop what they hold for it; see linktoxics.go.
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
+	defer s.conn.partDone()
 	buf := make([]byte, linkChunkSize)
 	var total int64
 	for {
@@ -540,7 +553,8 @@ func (s *linkSink) Close() error {
 	} else {
 		s.conn.close(false)
 	}
-	s.conn.pipelineDone()
+	s.conn.sinkDone()
+	s.conn.partDone()
 	return nil
 }
 
