@@ -97,6 +97,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		case "$f" in
 		*.sh)
 			echo "entrypoint: running $f"
+			# shellcheck disable=SC1090 # the user's script
 			if [ -x "$f" ]; then "$f"; else . "$f"; fi
 			;;
 		*.sql)
