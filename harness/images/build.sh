@@ -21,6 +21,9 @@
 #     makes a container per instruction, which is slow on fuse-overlayfs.)
 #  3. testserver/ is built FROM scratch around a static Go binary.
 #
+# SHAKEDOWN_IMAGE_REPO replaces "shakedown.local" in the tags (to build a
+# second set beside the first, e.g. to time a build from scratch).
+#
 # Every image carries the label org.shakedown.inputs=<hash of its inputs>
 # (the scripts and entrypoints; for the testserver its Dockerfile, Go sources
 # and Go version). An image whose label matches is left alone, so a second
@@ -31,9 +34,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${SHAKEDOWN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shakedown}
 
-POSTGRES_TAG=shakedown.local/postgres:15
-REDIS_TAG=shakedown.local/redis:7
-TESTSERVER_TAG=shakedown.local/testserver:latest
+repo=${SHAKEDOWN_IMAGE_REPO:-shakedown.local}
+POSTGRES_TAG=$repo/postgres:15
+REDIS_TAG=$repo/redis:7
+TESTSERVER_TAG=$repo/testserver:latest
 LABEL=org.shakedown.inputs
 
 # The Docker engine here has no buildx; the classic builder works everywhere.
