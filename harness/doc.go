@@ -1,0 +1,87 @@
+// Package harness is shakedown's real world: the dependencies of a
+// service under test, started for real and fronted by fault-injecting
+// proxies.
+//
+// # One Env per test
+//
+// [New] returns an [Env]. Ask it for dependencies; each starts when
+// asked, is ready when the call returns, and sits behind a [Link] whose
+// address never changes:
+//
+//	func TestCheckout(t *testing.T) {
+//		env := harness.New(t)
+//		db := env.Postgres("db")
+//		cache := env.Redis("cache")
+//
+//		pool, _ := pgxpool.NewWithConfig(ctx, db.PoolConfig()) // through db's Link
+//		rdb := redis.NewClient(cache.Options())                // through cache's Link
+//		...
+//	}
+//
+// Everything the Env creates (Links, containers, local processes, Docker
+// networks, directories) is torn down by t.Cleanup in reverse order,
+// whether the test passes, fails or panics. What a killed test binary
+// left behind is removed by the next run (see [Reap]); everything is
+// labelled with the Env's [Env.RunID].
+//
+// # Dependencies
+//
+//   - [Env.Postgres] and [Env.Redis]: servers with a random password per
+//     Env. [Postgres.DSN], [Postgres.ConnConfig], [Postgres.PoolConfig]
+//     and [Redis.Options] connect through the Link.
+//   - [Env.Container]: any image, one TCP port fronted by the Link, and
+//     a readiness check that runs after every start ([ContainerSpec]).
+//   - [Env.Address]: an address that already exists (an
+//     httptest.Server, a service the test started), fronted by a Link.
+//
+// Each is a [Dependency]: a name (the target name schedules use), Addr
+// (the Link, stable), DirectAddr (the server itself), Supports and Apply.
+// The Dependency interface matches package sim's Target, so an Env's
+// dependencies are targets of a schedule without harness importing sim.
+//
+// # Faults
+//
+// Apply takes any fault of package toxics. Link faults (latency,
+// blackhole, reset, down...) go to the Link. Node faults act on the
+// container or process: [toxics.Crash] kills it (SIGKILL), [toxics.Stop]
+// stops it gracefully, [toxics.Pause] freezes it (docker pause, SIGSTOP),
+// [toxics.Restart] stops and starts it. Reverting a crash or stop starts
+// the node again; after every start the Link is re-pointed at the node's
+// new address and the call returns only once the node answers a real
+// check (a query for Postgres, PING for Redis), never a log line:
+//
+//	revert, err := db.Apply(ctx, toxics.Crash{})
+//	// ... the service sees errors ...
+//	err = revert(ctx) // Postgres is back, at the same db.Addr()
+//
+// The same operations are methods of [Node], which Postgres, Redis and
+// Container embed: Crash, Stop, Start, Pause, Unpause, Restart.
+//
+// [Env.Partition] cuts the Env's Docker network between groups of
+// containers, and [Env.Reset] heals everything: it clears link faults,
+// heals a partition, restarts what is down and waits until it is ready.
+// It runs between property iterations and touches no container when
+// nothing crashed.
+//
+// # Backends
+//
+// Postgres and Redis run in Docker through testcontainers-go, or, when
+// Docker does not answer but initdb/postgres and redis-server are on
+// PATH, as local processes on 127.0.0.1 with the same interface and the
+// same node faults ([Backend], SHAKEDOWN_BACKEND). Without either the
+// test is skipped with the reason and the fix; with
+// SHAKEDOWN_REQUIRE_DOCKER=1 (CI) it fails instead.
+//
+// Images default to postgres:16-alpine and redis:7-alpine; [WithImage]
+// or SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE choose others,
+// such as the ones harness/images/build.sh builds without a registry.
+// Ports are published on 127.0.0.1 only. Because testcontainers' reaper
+// (Ryuk) needs a registry, New sets TESTCONTAINERS_RYUK_DISABLED=true
+// when the variable is unset, and shakedown reaps by label instead.
+//
+// # Seeds
+//
+// Every Env has a seed ([WithEnvSeed], SHAKEDOWN_SEED, or random) that it
+// logs with its run ID; each Link's randomness derives from it, so a
+// failing run replays with SHAKEDOWN_SEED=<seed>.
+package harness
