@@ -190,7 +190,7 @@ func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 
 	if d.Verdict == "" {
 		d.VerdictClass = "info"
-		d.Verdict = fmt.Sprintf("%d ops, %d errors (%.1f%%), p99 %s; %d faults", d.Total.Count, d.Total.Errors(),
+		d.Verdict = fmt.Sprintf("%s ops, %s errors (%.1f%%), p99 %s; %d faults", fmtCount(d.Total.Count), fmtCount(d.Total.Errors()),
 			100*d.Total.ErrorRate, fmtDur(d.Total.P99), len(h.Faults))
 		if len(targets) > 0 {
 			d.Verdict += " on " + strings.Join(targets, ", ")
@@ -290,7 +290,8 @@ func chartData(h *History, targets []string) (meta, ops []byte) {
 		Errs     []string `json:"errs"`
 		Faults   []fault  `json:"faults"`
 		Samples  []series `json:"samples"`
-	}{Duration: h.Duration.Microseconds(), Targets: targets, Kinds: h.Kinds(), Errs: []string{}, Faults: []fault{}, Samples: []series{}}
+	}{Duration: h.Duration.Microseconds(), Targets: nonNil(targets), Colours: []string{}, Kinds: nonNil(h.Kinds()),
+		Errs: []string{}, Faults: []fault{}, Samples: []series{}}
 	for i := range targets {
 		m.Colours = append(m.Colours, laneColours[i%len(laneColours)])
 	}
@@ -369,6 +370,27 @@ func chartData(h *History, targets []string) (meta, ops []byte) {
 		panic(fmt.Sprintf("sim: report metadata: %v", err))
 	}
 	return meta, ops
+}
+
+// fmtCount writes n with thousands separators: 100,000.
+func fmtCount(n int) string {
+	s := strconv.Itoa(n)
+	start := 0
+	if n < 0 {
+		start = 1
+	}
+	for i := len(s) - 3; i > start; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// nonNil returns s, or an empty slice for nil, which JSON writes as [].
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // finite maps NaN and infinities, which JSON cannot hold, to 0.

@@ -6,6 +6,7 @@ import (
 )
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"count": fmtCount,
 	// heat shades an error rate cell: clear at 0, deep red at 1.
 	"heat": func(rate float64) template.CSS {
 		if !(rate > 0) {
@@ -57,7 +58,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <main>
 <h1 id="title">{{.Title}}</h1>
 <div id="verdict" class="verdict {{.VerdictClass}}">{{.Verdict}}</div>
-<p class="meta" id="meta">seed <b>{{.Seed}}</b>{{if .Began}} · began <b>{{.Began}}</b>{{end}} · lasted <b>{{.Duration}}</b> · <b>{{.Total.Count}}</b> ops, <b>{{.Total.Errors}}</b> errors ({{.Total.Failed}} failed, {{.Total.Unknown}} unknown) · <b>{{.FaultCount}}</b> faults</p>
+<p class="meta" id="meta">seed <b>{{.Seed}}</b>{{if .Began}} · began <b>{{.Began}}</b>{{end}} · lasted <b>{{.Duration}}</b> · <b>{{count .Total.Count}}</b> ops, <b>{{count .Total.Errors}}</b> errors ({{count .Total.Failed}} failed, {{count .Total.Unknown}} unknown) · <b>{{.FaultCount}}</b> faults</p>
 {{if .Replay}}<h2>Replay</h2>
 <pre id="replay">{{.Replay}}</pre>{{end}}
 
@@ -81,7 +82,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <table id="window-table">
 <thead><tr><th>window</th><th>kind</th><th class="num">from</th><th class="num">to</th><th class="num">ops</th><th class="num">errors</th><th class="num">error rate</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th></tr></thead>
 <tbody>
-{{range .Windows}}<tr{{if .Sub}} class="sub"{{end}}><td>{{if not .Sub}}{{if .Colour}}<span class="swatch" style="background:{{.Colour}}"></span>{{end}}{{.Label}}{{end}}</td><td>{{.Kind}}</td><td class="num">{{.From}}</td><td class="num">{{.To}}</td><td class="num">{{.S.Count}}</td><td class="num">{{.S.Errors}}</td><td class="num" style="{{heat .Heat}}">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
+{{range .Windows}}<tr{{if .Sub}} class="sub"{{end}}><td>{{if not .Sub}}{{if .Colour}}<span class="swatch" style="background:{{.Colour}}"></span>{{end}}{{.Label}}{{end}}</td><td>{{.Kind}}</td><td class="num">{{.From}}</td><td class="num">{{.To}}</td><td class="num">{{count .S.Count}}</td><td class="num">{{count .S.Errors}}</td><td class="num" style="{{heat .Heat}}">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
 {{end}}</tbody>
 </table>
 
@@ -96,6 +97,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <h2 id="schedule">Schedule</h2>
 <pre id="schedule-text">{{.ScheduleText}}</pre>
 <details><summary>JSON</summary><pre id="schedule-json">{{.ScheduleJSON}}</pre></details>
+<p class="meta" id="drawn"></p>
 </main>
 <script>
 "use strict";
@@ -116,7 +118,7 @@ const OPS = {{.Ops}};
   let end = META.duration;
   for (let i = 0; i < N; i++) end = Math.max(end, T[i] + L[i]);
   for (const f of META.faults) end = Math.max(end, f.end);
-  end = Math.max(end, 1);
+  end = Math.max(end, 1000);
   let kind = -1;
   const sel = document.getElementById("kind");
   META.kinds.forEach((k, i) => { const o = document.createElement("option"); o.value = i; o.textContent = k; sel.appendChild(o); });
@@ -132,9 +134,9 @@ const OPS = {{.Ops}};
   }
   const X = (w, us) => ML + (w - ML - MR) * us / end;
   function fmt(us) {
-    if (us >= 1e6) return +(us / 1e6).toPrecision(3) + "s";
+    if (us >= 1e6) return +(us / 1e6).toPrecision(4) + "s";
     if (us >= 1e3) return +(us / 1e3).toPrecision(3) + "ms";
-    return Math.round(us) + "µs";
+    return +us.toPrecision(3) + "µs";
   }
   function xTicks(g, w, top, bottom, labels) {
     const span = end / 1e6, raw = span / Math.max(2, (w - ML) / 110);
@@ -144,7 +146,7 @@ const OPS = {{.Ops}};
     for (let s = 0; s <= span + 1e-9; s += step) {
       const x = X(w, s * 1e6);
       g.beginPath(); g.moveTo(x, top); g.lineTo(x, bottom); g.stroke();
-      if (labels) g.fillText(+s.toFixed(6) + "s", x, bottom + 10);
+      if (labels) g.fillText(s === 0 ? "0" : fmt(s * 1e6), x, bottom + 10);
     }
   }
   function bands(g, w, top, bottom) {
@@ -191,7 +193,7 @@ const OPS = {{.Ops}};
     let mn = Infinity, mx = 0;
     for (let i = 0; i < N; i++) if (kind < 0 || K[i] === kind) { mn = Math.min(mn, L[i]); mx = Math.max(mx, L[i]); }
     if (mn === Infinity) { mn = 1; mx = 1e3; }
-    lo = Math.floor(Math.log10(Math.max(mn, 1)) - 0.15); hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(mx, 1)) + 0.15));
+    lo = Math.max(0, Math.floor(Math.log10(Math.max(mn, 1)) - 0.15)); hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(mx, 1)) + 0.15));
     bands(g, w, ST, SH - SB);
     xTicks(g, w, ST, SH - SB, true);
     g.textAlign = "right";
@@ -261,7 +263,11 @@ const OPS = {{.Ops}};
     });
   }
 
-  function draw() { drawLanes(); drawScatter(); drawRate(); drawSamples(); }
+  function draw() {
+    const t0 = performance.now();
+    drawLanes(); drawScatter(); drawRate(); drawSamples();
+    document.getElementById("drawn").textContent = "Drawn in " + Math.round(performance.now() - t0) + " ms.";
+  }
   draw();
   let pending = 0;
   window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(draw, 100); });

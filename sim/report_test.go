@@ -153,6 +153,9 @@ func TestReportLarge(t *testing.T) {
 		var small bytes.Buffer
 		require.NoError(t, WriteReport(&small, sampleHistory(), ReportOptions{Verdict: "FAIL: error rate of orders during fault 0 (db blackhole()) was 100% > 50%", Failed: true, Replay: "go test ./checkout -run TestCheckout -rapid.seed=99"}))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "small.html"), small.Bytes(), 0o644))
+		var empty bytes.Buffer
+		require.NoError(t, WriteReport(&empty, &History{}, ReportOptions{}))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "empty.html"), empty.Bytes(), 0o644))
 	}
 }
 
@@ -230,5 +233,11 @@ func TestSaveReportOnFailure(t *testing.T) {
 		} else {
 			require.ErrorIs(t, err, os.ErrNotExist)
 		}
+	}
+}
+
+func TestFmtCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", 1234567: "1,234,567", -1234: "-1,234", -123: "-123"} {
+		require.Equal(t, want, fmtCount(n))
 	}
 }
