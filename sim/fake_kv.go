@@ -133,8 +133,8 @@ type errProtocol string
 func (e errProtocol) Error() string { return "Protocol error: " + string(e) }
 
 func (kv *FakeKV) serve(c net.Conn) {
-	r := bufio.NewReaderSize(c, 16<<10)
-	w := bufio.NewWriterSize(c, 16<<10)
+	r := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
 	for {
 		args, err := readCommand(r)
 		if err != nil {
@@ -440,5 +440,10 @@ func writeInt(w *bufio.Writer, v int64) {
 }
 
 func writeError(w *bufio.Writer, msg string) {
-	w.WriteString("-" + strings.NewReplacer("\r", " ", "\n", " ").Replace(msg) + "\r\n")
+	w.WriteString("-" + strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, msg) + "\r\n")
 }

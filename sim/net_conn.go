@@ -115,37 +115,91 @@ type pipe struct {
 	eof      bool      // an end of stream is queued
 	discard  bool      // the reader is gone or the path is cut: writes vanish
 	rdl, wdl time.Time // the reader's read deadline, the writer's write deadline
-	rsig     chan struct{}
-	wsig     chan struct{}
+	rq, wq   waitq     // the reader and the writers waiting
 	rng      *rand.Rand
 	limits   map[uint64]int64 // bytes passed per data_limit fault
 }
 
-func (p *pipe) readWait() <-chan struct{} {
-	if p.rsig == nil {
-		p.rsig = make(chan struct{})
-	}
-	return p.rsig
+func (p *pipe) notifyReaders() { p.rq.wake() }
+func (p *pipe) notifyWriters() { p.wq.wake() }
+
+// waitq is where goroutines wait for a change of a pipe, guarded by the
+// pipe's mutex. The usual case, one waiter, reuses a channel and a timer;
+// others wait on a channel closed at the next change.
+type waitq struct {
+	kick      chan struct{} // capacity 1: wakes the waiter on the fast path
+	kicking   bool          // a waiter is on the fast path
+	bcast     chan struct{} // closed to wake the other waiters
+	timer     *time.Timer
+	timerBusy bool
 }
 
-func (p *pipe) writeWait() <-chan struct{} {
-	if p.wsig == nil {
-		p.wsig = make(chan struct{})
+func (q *waitq) wake() {
+	if q.kicking {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
 	}
-	return p.wsig
+	if q.bcast != nil {
+		close(q.bcast)
+		q.bcast = nil
+	}
 }
 
-func (p *pipe) notifyReaders() {
-	if p.rsig != nil {
-		close(p.rsig)
-		p.rsig = nil
+// sleep waits, with mu held, for a wake or until at (if not zero), and
+// returns with mu held. Wakes may be spurious: callers check again.
+func (q *waitq) sleep(mu *sync.Mutex, at time.Time) {
+	var timeout <-chan time.Time
+	var t *time.Timer
+	if !at.IsZero() {
+		d := time.Until(at)
+		if d <= 0 {
+			return
+		}
+		switch {
+		case q.timerBusy:
+			t = time.NewTimer(d)
+		case q.timer == nil:
+			q.timer = time.NewTimer(d)
+			t, q.timerBusy = q.timer, true
+		default:
+			q.timer.Reset(d)
+			t, q.timerBusy = q.timer, true
+		}
+		timeout = t.C
 	}
-}
-
-func (p *pipe) notifyWriters() {
-	if p.wsig != nil {
-		close(p.wsig)
-		p.wsig = nil
+	fast := !q.kicking
+	var ch <-chan struct{}
+	if fast {
+		if q.kick == nil {
+			q.kick = make(chan struct{}, 1)
+		}
+		q.kicking, ch = true, q.kick
+	} else {
+		if q.bcast == nil {
+			q.bcast = make(chan struct{})
+		}
+		ch = q.bcast
+	}
+	mu.Unlock()
+	select {
+	case <-ch:
+	case <-timeout:
+	}
+	mu.Lock()
+	if fast {
+		q.kicking = false
+		select {
+		case <-q.kick: // a wake that came while we woke up anyway
+		default:
+		}
+	}
+	if t != nil {
+		t.Stop()
+		if t == q.timer {
+			q.timerBusy = false
+		}
 	}
 }
 
@@ -416,24 +470,6 @@ func (p *pipe) setWriteDeadline(t time.Time) {
 	p.mu.Unlock()
 }
 
-// wait blocks until sig is closed or, if at is not zero, until at.
-func wait(sig <-chan struct{}, at time.Time) {
-	if at.IsZero() {
-		<-sig
-		return
-	}
-	d := time.Until(at)
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	select {
-	case <-sig:
-	case <-t.C:
-	}
-	t.Stop()
-}
-
 func earliest(a, b time.Time) time.Time {
 	switch {
 	case a.IsZero():
@@ -540,10 +576,8 @@ func (c *conn) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, io.EOF
 		}
-		sig := p.readWait()
-		at := earliest(wake, p.rdl)
+		p.rq.sleep(&p.mu, earliest(wake, p.rdl))
 		p.mu.Unlock()
-		wait(sig, at)
 	}
 }
 
@@ -580,10 +614,8 @@ func (c *conn) Write(b []byte) (int, error) {
 		}
 		space := pipeCap - p.buffered
 		if space <= 0 {
-			sig := p.writeWait()
-			dl := p.wdl
+			p.wq.sleep(&p.mu, p.wdl)
 			p.mu.Unlock()
-			wait(sig, dl)
 			continue
 		}
 		k := min(space, len(b))

@@ -117,7 +117,12 @@ func TestNetBandwidth(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 500*time.Millisecond, time.Since(start), "500 B at 1000 B/s")
 		// Upstream is not limited.
-		require.Zero(t, func() time.Duration { s := time.Now(); write(t, client, "up"); readN(t, server, 2); return time.Since(s) }())
+		require.Zero(t, func() time.Duration {
+			s := time.Now()
+			write(t, client, "up")
+			readN(t, server, 2)
+			return time.Since(s)
+		}())
 		revert()
 		require.Zero(t, roundTrip(t, client, server, "ping"))
 	})
