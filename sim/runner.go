@@ -230,7 +230,7 @@ func plan(s Schedule) []event {
 	evs := make([]event, 0, 2*len(s.Steps))
 	for i, st := range s.Steps {
 		evs = append(evs, event{at: st.At, phase: 1, step: i})
-		if st.For == 0 || st.Fault.Kind() == toxics.KindRestart {
+		if st.End() == st.At {
 			evs = append(evs, event{at: st.At, phase: 2, step: i})
 		} else {
 			evs = append(evs, event{at: st.End(), phase: 0, step: i})

@@ -25,8 +25,14 @@ type Step struct {
 	Fault  toxics.Fault
 }
 
-// End is the offset at which the step's fault is reverted.
-func (s Step) End() time.Duration { return s.At + s.For }
+// End is the offset at which the step's fault is reverted: At+For, or At
+// for a Restart, which takes no time.
+func (s Step) End() time.Duration {
+	if s.Fault != nil && s.Fault.Kind() == toxics.KindRestart {
+		return s.At
+	}
+	return s.At + s.For
+}
 
 // String is the step's one-line form: "+1s for 2s db blackhole()".
 func (s Step) String() string {

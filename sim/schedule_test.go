@@ -195,3 +195,13 @@ func FuzzParseSchedule(f *testing.F) {
 		}
 	})
 }
+
+func TestRestartTakesNoTime(t *testing.T) {
+	s := Schedule{Steps: []Step{
+		{At: time.Second, For: time.Hour, Target: "db", Fault: toxics.Restart{}},
+		{At: 2 * time.Second, For: time.Second, Target: "db", Fault: toxics.Crash{}},
+	}}
+	require.Equal(t, time.Second, s.Steps[0].End())
+	require.Equal(t, 3*time.Second, s.Horizon())
+	require.NoError(t, s.Validate([]Target{&stubTarget{name: "db", nodes: true}}), "the restart's For is ignored, so it does not overlap the crash")
+}
