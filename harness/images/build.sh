@@ -180,6 +180,7 @@ build() {
 		cat "$cache/build.err" >&2
 		die "docker build of $tag failed"
 	fi
+	rm -f "$cache/build.err"
 }
 
 # prune removes our images that a rebuild left untagged.
