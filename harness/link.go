@@ -115,7 +115,7 @@ const linkDialTimeout = 10 * time.Second
 // must be closed by the caller. [Link.Close] closes the listener and every
 // connection and returns when all of the Link's goroutines have ended.
 type Link struct {
-	id   uint64 // key of done in linkDones
+	id   uint64 // key of the Link in linkDones and slotRegistry
 	name string
 	addr string
 	seed int64
@@ -128,7 +128,10 @@ type Link struct {
 	ctx    context.Context // cancelled by Close: stops dials in flight
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // accept loops, connection set-up, live connections
-	ops    sync.WaitGroup // fault operations running in the background
+
+	faultMu  sync.Mutex                   // serialises arming and disarming slots
+	slots    map[toxics.Direction][]*slot // per direction, in chain order
+	nextSlot int
 
 	accepted, refused, active, bytesUp, bytesDown atomic.Int64
 
@@ -206,15 +209,26 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		ln:        ln,
 		conns:     make(map[*linkConn]struct{}),
 		closeDone: make(chan struct{}),
+		slots:     make(map[toxics.Direction][]*slot),
 	}
 	linkDones.Store(l.id, l.done)
+	// One slot per direction before any connection exists: from then on
+	// the last stub of every pipeline is a slot (see linktoxics.go).
+	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
+		if _, err := l.addSlot(d); err != nil {
+			l.forget()
+			cancel()
+			_ = ln.Close()
+			return nil, fmt.Errorf("harness: link %q: set up the toxic pipeline: %w", name, err)
+		}
+	}
 	l.wg.Add(1)
 	go l.accept(ln)
 	l.log.Debug("link listening", "addr", l.addr, "upstream", upstream)
 	return l, nil
 }
 
-// checkAddr checks that addr is "host:port" with a numeric port.
+// checkHostPort checks that addr is "host:port" with a numeric port.
 func checkHostPort(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -584,16 +598,15 @@ func (l *Link) Close() error {
 	if ln != nil {
 		_ = ln.Close()
 	}
-	// Every toxic drops what it holds (a stalled bandwidth, a pending
+	// Every slot drops what it holds (a stalled bandwidth, a pending
 	// delay) and closed connections make every sink swallow, so the
-	// pipelines drain, and fault operations waiting on them finish.
+	// pipelines drain.
 	close(l.done)
-	linkDones.Delete(l.id)
 	for _, c := range conns {
 		c.close(false)
 	}
-	l.ops.Wait()
 	l.wg.Wait()
+	l.forget()
 
 	l.mu.Lock()
 	l.faults = nil
@@ -603,8 +616,14 @@ func (l *Link) Close() error {
 	return nil
 }
 
-// toxiproxyCtx carries a disabled zerolog logger, which Toxiproxy reads from
-// the context of its toxic operations.
-func toxiproxyCtx(ctx context.Context) context.Context {
-	return zerolog.Nop().WithContext(ctx)
+// forget removes the Link's entries from the registries the slots read.
+func (l *Link) forget() {
+	linkDones.Delete(l.id)
+	l.faultMu.Lock()
+	defer l.faultMu.Unlock()
+	for _, list := range l.slots {
+		for _, s := range list {
+			slotRegistry.Delete(s.key)
+		}
+	}
 }

@@ -153,6 +153,21 @@ func readNothing(t testing.TB, c net.Conn, d time.Duration) {
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(ioDeadline)))
 }
 
+// armedFaults returns the faults l's slots are armed with.
+func armedFaults(l *Link) []string {
+	l.faultMu.Lock()
+	defer l.faultMu.Unlock()
+	var out []string
+	for _, list := range l.slots {
+		for _, s := range list {
+			if cfg := s.state.Load().cfg; cfg != nil {
+				out = append(out, cfg.fault.String())
+			}
+		}
+	}
+	return out
+}
+
 func apply(t testing.TB, l *Link, f toxics.Fault) func() {
 	t.Helper()
 	revert, err := l.Apply(context.Background(), f)
@@ -247,29 +262,28 @@ func TestLinkLatencyJitter(t *testing.T) {
 // The draws of a toxic depend only on the Link's seed and the fault's
 // place in the order of Apply calls.
 func TestLinkSeededDraws(t *testing.T) {
-	draws := func(seed int64, id uint64) []time.Duration {
-		specs, err := toxicsFor(toxics.Latency{Delay: time.Second, Jitter: 500 * time.Millisecond, Direction: toxics.Downstream}, 1, id, seedMix(uint64(seed), id))
-		require.NoError(t, err)
-		require.Len(t, specs, 1)
-		lt := specs[0].Attributes.(*latencyToxic)
-		st := lt.NewState().(*latencyState)
+	lat := toxics.Latency{Delay: time.Second, Jitter: 500 * time.Millisecond}
+	draws := func(seed int64, id uint64, dir toxics.Direction) []time.Duration {
+		r := seededRand(faultSeed(seed, id, dir))
 		out := make([]time.Duration, 20)
 		for i := range out {
-			out[i] = lt.draw(st.rng)
+			out[i] = drawDelay(lat, r)
 			require.GreaterOrEqual(t, out[i], 500*time.Millisecond)
 			require.LessOrEqual(t, out[i], 1500*time.Millisecond)
 		}
 		return out
 	}
-	require.Equal(t, draws(1, 0), draws(1, 0), "same seed, same fault")
-	require.NotEqual(t, draws(1, 0), draws(2, 0), "another seed")
-	require.NotEqual(t, draws(1, 0), draws(1, 1), "another fault")
+	down := toxics.Downstream
+	require.Equal(t, draws(1, 0, down), draws(1, 0, down), "same seed, same fault")
+	require.NotEqual(t, draws(1, 0, down), draws(2, 0, down), "another seed")
+	require.NotEqual(t, draws(1, 0, down), draws(1, 1, down), "another fault")
+	require.NotEqual(t, draws(1, 0, down), draws(1, 0, toxics.Upstream), "another direction")
 
-	sl := &slicerToxic{AverageSize: 10, SizeVariation: 4, Seed: 3}
-	a, b := sl.NewState().(*slicerState), sl.NewState().(*slicerState)
+	sl := toxics.Slicer{AverageSize: 10, SizeVariation: 4}
+	a, b := seededRand(3), seededRand(3)
 	for range 100 {
-		n := sl.draw(a.rng)
-		require.Equal(t, n, sl.draw(b.rng))
+		n := drawSliceSize(sl, a)
+		require.Equal(t, n, drawSliceSize(sl, b))
 		require.True(t, n >= 6 && n <= 14, "slice size %d", n)
 	}
 }
@@ -570,7 +584,8 @@ func TestLinkApplyRejects(t *testing.T) {
 			require.Contains(t, err.Error(), `link "echo"`)
 			require.Contains(t, err.Error(), tc.want)
 			require.Empty(t, l.Active())
-			require.Empty(t, l.proxy.Toxics.GetToxicArray(), "nothing reached Toxiproxy")
+			require.Empty(t, armedFaults(l), "nothing reached the pipeline")
+			require.Len(t, l.proxy.Toxics.GetToxicArray(), 2, "Toxiproxy holds only the Link's first two slots")
 		})
 	}
 }
@@ -630,7 +645,7 @@ func TestLinkClear(t *testing.T) {
 	require.Len(t, l.Active(), 5)
 	require.NoError(t, l.Clear(context.Background()))
 	require.Empty(t, l.Active())
-	require.Empty(t, l.proxy.Toxics.GetToxicArray())
+	require.Empty(t, armedFaults(l))
 	ping(t, dial(t, l.Addr()), 'c')
 }
 
@@ -791,4 +806,127 @@ func TestLinkNil(t *testing.T) {
 	_, err := l.Apply(context.Background(), toxics.Blackhole{})
 	require.Error(t, err)
 	require.Error(t, l.Clear(context.Background()))
+}
+
+// floodPattern is the stream floodUntilStalled writes: byte i is i mod 251.
+func floodPattern(off int64, p []byte) {
+	for i := range p {
+		p[i] = byte((off + int64(i)) % 251)
+	}
+}
+
+// floodUntilStalled returns an upstream handler that writes floodPattern
+// to each connection as fast as it can. Once a write makes no progress for
+// 200 ms, every buffer between it and the client is full and the Link's
+// writer to the client is blocked: it says so on stalled, once, and floods
+// on (refilling whatever a fault drains) until the connection closes.
+func floodUntilStalled(stalled chan<- struct{}) func(*net.TCPConn) {
+	return func(c *net.TCPConn) {
+		buf := make([]byte, 64<<10)
+		var off int64
+		said := false
+		for {
+			floodPattern(off, buf)
+			_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			n, err := c.Write(buf)
+			off += int64(n)
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if !said {
+					stalled <- struct{}{}
+					said = true
+				}
+			case err != nil:
+				return
+			}
+		}
+	}
+}
+
+// stalledClients starts a flooding upstream, a Link, and n clients that
+// read one byte and then stop reading; it returns once every pipeline to
+// them is blocked.
+func stalledClients(t *testing.T, n int) (*Link, []*net.TCPConn) {
+	t.Helper()
+	stalled := make(chan struct{}, n)
+	l := NewLink(t, "stalled", serveTCP(t, floodUntilStalled(stalled)))
+	var conns []*net.TCPConn
+	for range n {
+		c := dial(t, l.Addr())
+		_, err := io.ReadFull(c, make([]byte, 1))
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	for range n {
+		<-stalled
+	}
+	return l, conns
+}
+
+// within fails the test if fn does not return within d, or fails.
+func within(t *testing.T, d time.Duration, what string, fn func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, what)
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// Clients that stop reading while the upstream floods them hold up neither
+// Apply nor revert, of any fault.
+func TestLinkStalledClientsHoldNothingUp(t *testing.T) {
+	l, _ := stalledClients(t, 2)
+	ctx := context.Background()
+	for _, f := range []toxics.Fault{
+		toxics.Latency{Delay: time.Millisecond},
+		toxics.Bandwidth{Rate: 0},
+		toxics.Slicer{AverageSize: 100},
+		toxics.SlowClose{Delay: time.Second},
+		toxics.Corrupt{Probability: 0.5},
+		toxics.DataLimit{Bytes: 1 << 40},
+		toxics.Timeout{After: time.Hour},
+		toxics.Blackhole{},
+	} {
+		// A generous bound: both return in microseconds.
+		within(t, 5*time.Second, "Apply and revert of "+f.String(), func() error {
+			revert, err := l.Apply(ctx, f)
+			if err != nil {
+				return err
+			}
+			return revert(ctx)
+		})
+	}
+	require.Empty(t, l.Active())
+}
+
+// Reverting faults that hold data back (delayed, throttled, sliced) on a
+// stalled client keeps its stream exact: nothing lost, nothing reordered.
+func TestLinkRevertKeepsTheStream(t *testing.T) {
+	l, conns := stalledClients(t, 1)
+	c := conns[0]
+	ctx := context.Background()
+	var reverts []func(context.Context) error
+	for _, f := range []toxics.Fault{
+		toxics.Latency{Delay: 50 * time.Millisecond, Direction: toxics.Downstream},
+		toxics.Bandwidth{Rate: 0, Direction: toxics.Downstream},
+		toxics.Slicer{AverageSize: 1000, SizeVariation: 500, Direction: toxics.Downstream},
+	} {
+		revert, err := l.Apply(ctx, f)
+		require.NoError(t, err)
+		reverts = append(reverts, revert)
+	}
+	for _, revert := range reverts {
+		require.NoError(t, revert(ctx))
+	}
+	// The client read one byte before it stalled.
+	got := make([]byte, 16<<20)
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	want := make([]byte, len(got))
+	floodPattern(1, want)
+	require.True(t, bytes.Equal(want, got), "the stream has a gap or is out of order")
 }

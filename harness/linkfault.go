@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-
 	"github.com/shakedown/shakedown/toxics"
 )
 
@@ -20,22 +18,17 @@ import (
 type appliedFault struct {
 	id    uint64
 	fault toxics.LinkFault
-	names []string // its toxics in the collection, for toxic-backed faults
+	slots []*slot // the slots it arms, for faults carried by the pipeline
 
-	mu        sync.Mutex
-	reverted  bool
-	revertRun *revertRun // the revert in flight, if any
+	mu       sync.Mutex // held while reverting
+	reverted bool
 }
 
-// revertRun is one run of a revert; err is set before done is closed.
-type revertRun struct {
-	done chan struct{}
-	err  error
+// faultSeed is the seed of the draws of one fault in one direction: from
+// the Link's seed and the fault's place in the order of Apply calls.
+func faultSeed(linkSeed int64, faultID uint64, dir toxics.Direction) uint64 {
+	return seedMix(seedMix(uint64(linkSeed), faultID), uint64(dir))
 }
-
-// linkRelistenFor bounds how long reverting a Down fault keeps trying to listen
-// on the Link's address again (another socket may hold the port briefly).
-const linkRelistenFor = 5 * time.Second
 
 // Apply validates f and starts it on live and new connections. The returned
 // revert stops exactly that fault, at once, on live connections too; it is
@@ -44,8 +37,11 @@ const linkRelistenFor = 5 * time.Second
 //
 // A nil fault, a node fault or an invalid one returns an error naming the
 // link and the fault (and, for an invalid one, the field), and nothing of it
-// reaches Toxiproxy. If ctx ends before the fault is in place, Apply returns
-// an error and the fault is undone as soon as it lands.
+// reaches Toxiproxy.
+//
+// Apply and revert do not wait for connections: a fault carried by the
+// pipeline is a configuration its stubs switch to as soon as they are
+// woken. Only reverting Down may wait, for the Link's port (see ctx).
 func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.Context) error, err error) {
 	if l == nil {
 		return nil, errors.New("harness: Apply on a nil *Link")
@@ -82,7 +78,7 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	case toxics.Down:
 		err = l.startDown(a)
 	default:
-		err = l.startToxics(ctx, a)
+		err = l.arm(a)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
@@ -142,7 +138,7 @@ func (l *Link) startDown(a *appliedFault) error {
 	return nil
 }
 
-// connList returns the live connections; l.mu must be heldChunk.
+// connList returns the live connections; l.mu must be held.
 func (l *Link) connList() []*linkConn {
 	out := make([]*linkConn, 0, len(l.conns))
 	for c := range l.conns {
@@ -151,180 +147,122 @@ func (l *Link) connList() []*linkConn {
 	return out
 }
 
-// goOp runs fn in the background unless the Link is closed; Close waits for
-// it before tearing the pipelines down.
-func (l *Link) goOp(fn func()) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.ops.Add(1)
-	go func() {
-		defer l.ops.Done()
-		fn()
-	}()
-	return true
-}
-
-// startToxics adds the fault's toxics. Adding a toxic waits for every live
-// pipeline of its direction to take it, which can take as long as a blocked
-// client write; so it runs in the background and Apply stops waiting when
-// ctx ends, in which case the toxics are removed as soon as they are added.
-func (l *Link) startToxics(ctx context.Context, a *appliedFault) error {
-	specs, err := toxicsFor(a.fault, l.id, a.id, seedMix(uint64(l.seed), a.id))
-	if err != nil {
-		return err
-	}
-	bodies := make([][]byte, len(specs))
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		if bodies[i], err = s.encode(); err != nil {
+// arm arms one slot per direction of a's fault.
+func (l *Link) arm(a *appliedFault) error {
+	l.faultMu.Lock()
+	defer l.faultMu.Unlock()
+	var slots []*slot
+	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
+		if !toxics.DirectionOf(a.fault).Has(d) {
+			continue
+		}
+		s, err := l.freeSlot(d)
+		if err != nil {
 			return err
 		}
-		names[i] = s.Name
+		s.owner = a // taken, so the other direction cannot pick it
+		slots = append(slots, s)
 	}
-
-	var (
-		mu        sync.Mutex
-		abandoned bool
-		finished  bool
-		res       = make(chan error, 1)
-	)
-	ok := l.goOp(func() {
-		err := l.addToxics(bodies, names)
-		mu.Lock()
-		if abandoned {
-			mu.Unlock()
-			if err == nil {
-				if err := l.removeToxics(names); err != nil {
-					l.log.Warn("removing the toxics of an abandoned apply failed", "fault", a.fault.String(), "err", err)
-				}
-			}
-			return
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		for _, s := range slots {
+			s.owner = nil
 		}
-		finished = true
-		if err == nil {
-			a.names = names
-			l.mu.Lock()
-			l.faults = append(l.faults, a)
-			l.mu.Unlock()
-		}
-		mu.Unlock()
-		res <- err
-	})
-	if !ok {
 		return errLinkClosed
 	}
-	select {
-	case err := <-res:
-		return err
-	case <-ctx.Done():
-		mu.Lock()
-		if finished {
-			mu.Unlock()
-			return <-res
-		}
-		abandoned = true
-		mu.Unlock()
-		return fmt.Errorf("gave up waiting for live connections to take the fault (it is undone once they do): %w", ctx.Err())
-	}
-}
-
-// addToxics adds the toxics in order; on failure it removes those it added.
-func (l *Link) addToxics(bodies [][]byte, names []string) error {
-	for i, b := range bodies {
-		if _, err := l.proxy.Toxics.AddToxicJson(bytes.NewReader(b)); err != nil {
-			if rerr := l.removeToxics(names[:i]); rerr != nil {
-				return errors.Join(fmt.Errorf("add toxic %s: %w", names[i], err), rerr)
-			}
-			return fmt.Errorf("add toxic %s: %w", names[i], err)
-		}
+	a.slots = slots
+	l.faults = append(l.faults, a)
+	l.mu.Unlock()
+	began := time.Now()
+	for _, s := range slots {
+		s.set(&slotConfig{fault: a.fault, seed: faultSeed(l.seed, a.id, s.dir), armedAt: began})
 	}
 	return nil
 }
 
-// removeToxics removes the named toxics; one that is gone already is fine.
-func (l *Link) removeToxics(names []string) error {
-	var errs []error
-	for _, n := range names {
-		err := l.proxy.Toxics.RemoveToxic(toxiproxyCtx(context.Background()), n)
-		if err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
-			errs = append(errs, fmt.Errorf("remove toxic %s: %w", n, err))
+// freeSlot returns a disarmed slot of direction d that comes after every
+// armed one, so faults act in the order they were applied, adding a slot
+// to the chain if there is none. l.faultMu must be held.
+func (l *Link) freeSlot(d toxics.Direction) (*slot, error) {
+	list := l.slots[d]
+	for i := len(list) - 1; i >= 0 && list[i].owner == nil; i-- {
+		if i == 0 || list[i-1].owner != nil {
+			return list[i], nil
 		}
 	}
-	return errors.Join(errs...)
+	return l.addSlot(d)
 }
 
-// revert undoes a; see Apply. A revert that ctx gave up on keeps running,
-// and the next call waits for the same run.
+// addSlot appends a slot to the chain of direction d. Toxiproxy adds it to
+// every live pipeline by interrupting the pipeline's last stub, which is a
+// slot and listens for interrupts, so this does not wait for connections.
+// l.faultMu must be held.
+func (l *Link) addSlot(d toxics.Direction) (*slot, error) {
+	key := slotKey{link: l.id, slot: l.nextSlot}
+	body, err := slotJSON(key, d)
+	if err != nil {
+		return nil, err
+	}
+	s := newSlot(key, d)
+	slotRegistry.Store(key, s)
+	if _, err := l.proxy.Toxics.AddToxicJson(bytes.NewReader(body)); err != nil {
+		slotRegistry.Delete(key)
+		return nil, fmt.Errorf("add slot %d (%s) to the toxic pipeline: %w", key.slot, d, err)
+	}
+	l.nextSlot++
+	l.slots[d] = append(l.slots[d], s)
+	return s, nil
+}
+
+// revert undoes a; see Apply. Only reverting Down can fail (the port stays
+// taken until ctx ends), and then the fault stays active and revert may be
+// called again.
 func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.reverted {
-		a.mu.Unlock()
 		return nil
 	}
-	at := a.revertRun
-	if at == nil {
-		at = &revertRun{done: make(chan struct{})}
-		ok := l.goOp(func() {
-			err := l.undo(a)
-			a.mu.Lock()
-			at.err = err
-			a.reverted = err == nil
-			a.revertRun = nil
-			a.mu.Unlock()
-			close(at.done)
-		})
-		if !ok {
-			// Closing the Link removed every fault.
-			a.reverted = true
-			a.mu.Unlock()
-			return nil
-		}
-		a.revertRun = at
-	}
-	a.mu.Unlock()
-
-	select {
-	case <-at.done:
-		if at.err != nil {
-			return fmt.Errorf("harness: link %q: revert %s: %w", l.name, a.fault, at.err)
-		}
-		l.log.Info("fault reverted", "fault", a.fault.String(), "fault_id", a.id)
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("harness: link %q: revert %s: still in progress: %w", l.name, a.fault, ctx.Err())
-	}
-}
-
-// undo does the work of a revert.
-func (l *Link) undo(a *appliedFault) error {
+	var err error
 	switch a.fault.(type) {
 	case toxics.Reset:
 		l.mu.Lock()
-		l.resets--
+		if !l.closed {
+			l.resets--
+		}
 		l.dropFault(a)
 		l.mu.Unlock()
-		return nil
 	case toxics.Down:
-		return l.undoDown(a)
+		err = l.undoDown(ctx, a)
+	default:
+		l.faultMu.Lock()
+		for _, s := range a.slots {
+			if s.owner == a {
+				s.set(nil)
+				s.owner = nil
+			}
+		}
+		l.faultMu.Unlock()
+		l.mu.Lock()
+		l.dropFault(a)
+		l.mu.Unlock()
 	}
-	if err := l.removeToxics(a.names); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("harness: link %q: revert %s: %w", l.name, a.fault, err)
 	}
-	l.mu.Lock()
-	l.dropFault(a)
-	l.mu.Unlock()
+	a.reverted = true
+	l.log.Info("fault reverted", "fault", a.fault.String(), "fault_id", a.id)
 	return nil
 }
 
 // undoDown listens again on the Link's address once no Down fault is left.
-func (l *Link) undoDown(a *appliedFault) error {
-	deadline := time.Now().Add(linkRelistenFor)
+// Another socket may hold the port for a moment, so it retries until ctx
+// ends.
+func (l *Link) undoDown(ctx context.Context, a *appliedFault) error {
 	backoff := time.Millisecond
 	for {
 		l.mu.Lock()
@@ -350,20 +288,20 @@ func (l *Link) undoDown(a *appliedFault) error {
 			return nil
 		}
 		l.mu.Unlock()
-		if time.Now().After(deadline) {
-			return fmt.Errorf("listen again on %s: %w", l.addr, err)
-		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-		case <-l.ctx.Done():
+		case <-l.ctx.Done(): // closed: the next round returns
 			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("listen again on %s: %w (gave up: %w)", l.addr, err, ctx.Err())
 		}
 		backoff = min(2*backoff, 50*time.Millisecond)
 	}
 }
 
-// dropFault removes a from the active list; l.mu must be heldChunk.
+// dropFault removes a from the active list; l.mu must be held.
 func (l *Link) dropFault(a *appliedFault) {
 	if i := slices.Index(l.faults, a); i >= 0 {
 		l.faults = slices.Delete(l.faults, i, i+1)

@@ -15,144 +15,137 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// The custom toxics below replace Toxiproxy's built-in ones, which draw
-// from the global math/rand (jitter, slicer sizes), count bandwidth in KB/s
-// and log through zerolog's global logger, restart their timers on every
-// chunk (timeout), or stop reading their input once they close (limit_data),
-// which strands the goroutines in front of them.
+// How faults reach the bytes
 //
-// Rules every toxic here follows:
+// Each direction of a Link's Toxiproxy chain holds one or more slots: stubs
+// running slotToxic, a toxic of our own. A slot is either disarmed (it
+// passes data on) or armed with one link fault, which it carries out on
+// every connection. Apply arms a free slot (appending a new one only when
+// every slot of that direction is busy) and revert disarms it; both only
+// swap the slot's configuration and wake its stubs, so they take effect on
+// live connections at once and never wait for a connection.
 //
-//   - Toxiproxy interrupts a stub not only to remove its toxic but also to
-//     re-wire it when a neighbour is added or removed, and then runs Pipe
-//     again on the same stub. So every blocking step selects on
-//     stub.Interrupt, and anything that must survive a re-wire (a chunk not
-//     yet sent, a timer, the random source) lives in stub.State.
-//   - Cleanup, called only when the toxic is removed, passes on what the
-//     toxic still holds, so a revert delivers instead of dropping.
-//   - A toxic that closes its stream early keeps draining its input until
-//     the input closes, so the stubs in front of it can always finish.
-//   - A toxic never holds on to data of a dead connection. Once a
-//     connection is aborted (not cleanly closed) the Link's source sends an
-//     empty chunk, the abort marker, down the pipeline: every toxic passes
-//     it on, drops what it holds, closes its stream and drains. When the
-//     Link closes, every toxic does the same at once (toxicBase.done). This
-//     matters because Toxiproxy's removal of a toxic from a pipeline that
-//     is closing can leave that pipeline's stubs out of step with its chain
-//     (it returns early without re-slicing them), after which removals
-//     interrupt the wrong stub: a toxic that waited for its removal would
-//     then wait forever.
+// Toxiproxy's own add and remove operations are not used after a slot is
+// added, for three reasons found while building this:
+//   - removing a toxic flushes what is queued in front of it with a
+//     five-second timeout and drops what does not fit in that time, so a
+//     client that stops reading for a while loses bytes of its stream,
+//     and the removal holds the chain's lock meanwhile;
+//   - removing a toxic from a pipeline that is closing can leave that
+//     pipeline's stubs out of step with the chain (it returns early without
+//     re-slicing them), after which removals interrupt the wrong stub;
+//   - adding a toxic interrupts the chain's last stub, and Toxiproxy's
+//     built-in noop stub sends without listening for interrupts, so with a
+//     client that stops reading the add waits for the client. A slot is
+//     added at start-up, before any connection, so the last stub is always
+//     a slot, which always listens.
+//
+// Toxiproxy's built-in toxics are not used either: they draw from the
+// global math/rand (jitter, slicer sizes), count bandwidth in KB/s and log
+// through zerolog's global logger, restart the timeout on every chunk, and
+// stop reading their input once limit_data closes.
+//
+// Rules a slot follows:
+//   - Toxiproxy interrupts a stub to re-wire it when a slot is appended
+//     after it, then runs Pipe again on the same stub: every blocking step
+//     listens for the interrupt, and everything that must survive it lives
+//     in stub.State.
+//   - Data a fault holds back (delayed, throttled, sliced) stays in the
+//     slot and is released, in order, when the fault is reverted.
+//   - A fault that closes the stream keeps draining its input until the
+//     input closes, so the stubs in front of it can always finish.
+//   - A slot never holds on to data of a dead connection. Once a connection
+//     is aborted (not cleanly closed) the Link's source sends an empty
+//     chunk, the abort marker, down the pipeline: each slot passes it on,
+//     drops what it holds, closes its stream and drains. When the Link
+//     closes, every slot does the same at once.
 
-// Type names in Toxiproxy's global registry.
-const (
-	toxicLatency   = "shakedown_latency"
-	toxicBandwidth = "shakedown_bandwidth"
-	toxicSlicer    = "shakedown_slicer"
-	toxicSlowClose = "shakedown_slow_close"
-	toxicCorrupt   = "shakedown_corrupt"
-	toxicDataLimit = "shakedown_data_limit"
-	toxicTimeout   = "shakedown_timeout"
-	toxicBlackhole = "shakedown_blackhole"
-)
+// toxicSlot is the type name of the slot toxic in Toxiproxy's registry.
+const toxicSlot = "shakedown_slot"
 
 var toxicsRegistered sync.Once
 
-// registerLinkToxics adds the custom toxics to Toxiproxy's registry of toxic
+// registerLinkToxics adds the slot toxic to Toxiproxy's registry of toxic
 // types (a process global of Toxiproxy's, written once, never changed).
 func registerLinkToxics() {
-	toxicsRegistered.Do(func() {
-		tpx.Register(toxicLatency, new(latencyToxic))
-		tpx.Register(toxicBandwidth, new(bandwidthToxic))
-		tpx.Register(toxicSlicer, new(slicerToxic))
-		tpx.Register(toxicSlowClose, new(slowCloseToxic))
-		tpx.Register(toxicCorrupt, new(corruptToxic))
-		tpx.Register(toxicDataLimit, new(dataLimitToxic))
-		tpx.Register(toxicTimeout, new(timeoutToxic))
-		tpx.Register(toxicBlackhole, new(blackholeToxic))
-	})
+	toxicsRegistered.Do(func() { tpx.Register(toxicSlot, new(slotToxic)) })
 }
 
-// Toxiproxy makes toxic instances itself, from JSON, so a toxic can only
-// find its Link through a value in that JSON: the Link's id. linkDones
-// holds, for each open Link, the channel its Close closes. Entries live
-// exactly as long as their Link, and ids are never reused, so Links (and
-// tests) never see each other's entries.
+// Toxiproxy makes toxic instances itself, from JSON, so a slot can only
+// find its configuration through values in that JSON: its Link's id and
+// its own number. slotRegistry maps them to the slot, linkDones maps a
+// Link's id to the channel its Close closes. Entries live exactly as long
+// as their Link, and ids are never reused, so Links (and tests) never see
+// each other's entries.
 var (
-	linkIDs   atomic.Uint64
-	linkDones sync.Map // uint64 → chan struct{}
-	closedCh  = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+	linkIDs      atomic.Uint64
+	linkDones    sync.Map // uint64 → chan struct{}
+	slotRegistry sync.Map // slotKey → *slot
+	closedCh     = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 )
 
-// toxicBase is embedded in every custom toxic.
-type toxicBase struct {
-	Link uint64 `json:"link"`
+type slotKey struct {
+	link uint64
+	slot int
 }
 
-// done returns a channel closed when the toxic's Link closes.
-func (b *toxicBase) done() <-chan struct{} {
-	if ch, ok := linkDones.Load(b.Link); ok {
-		return ch.(chan struct{})
-	}
-	return closedCh
+// slot is one position in a direction's chain, armed with at most one
+// fault.
+type slot struct {
+	key   slotKey
+	dir   toxics.Direction
+	state atomic.Pointer[slotVersion]
+	owner *appliedFault // guarded by Link.faultMu; nil when disarmed
+}
+
+// slotVersion is one configuration of a slot; changed is closed when the
+// next one replaces it.
+type slotVersion struct {
+	gen     uint64
+	cfg     *slotConfig // nil: disarmed, data passes
+	changed chan struct{}
+}
+
+// slotConfig is a fault as one slot carries it out in one direction.
+type slotConfig struct {
+	fault   toxics.LinkFault
+	seed    uint64    // for this fault and direction
+	armedAt time.Time // when the fault began
+}
+
+func newSlot(key slotKey, dir toxics.Direction) *slot {
+	s := &slot{key: key, dir: dir}
+	s.state.Store(&slotVersion{changed: make(chan struct{})})
+	return s
+}
+
+// set arms the slot with cfg, or disarms it if cfg is nil, and wakes its
+// stubs.
+func (s *slot) set(cfg *slotConfig) {
+	old := s.state.Load()
+	s.state.Store(&slotVersion{gen: old.gen + 1, cfg: cfg, changed: make(chan struct{})})
+	close(old.changed)
 }
 
 // toxicJSON is one toxic as Toxiproxy's AddToxicJson reads it.
 type toxicJSON struct {
-	Name       string  `json:"name"`
-	Type       string  `json:"type"`
-	Stream     string  `json:"stream"`
-	Toxicity   float32 `json:"toxicity"`
-	Attributes any     `json:"attributes"`
+	Name       string     `json:"name"`
+	Type       string     `json:"type"`
+	Stream     string     `json:"stream"`
+	Toxicity   float32    `json:"toxicity"`
+	Attributes *slotToxic `json:"attributes"`
 }
 
-// toxicsFor translates a validated toxic-backed link fault into one toxic per
-// direction it affects. Each direction gets its own seed derived from seed.
-func toxicsFor(f toxics.LinkFault, link, id, seed uint64) ([]toxicJSON, error) {
-	var out []toxicJSON
-	base := toxicBase{Link: link}
-	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
-		if !toxics.DirectionOf(f).Has(d) {
-			continue
-		}
-		dseed := seedMix(seed, uint64(d))
-		var typ string
-		var attrs any
-		switch f := f.(type) {
-		case toxics.Latency:
-			typ, attrs = toxicLatency, &latencyToxic{toxicBase: base, Delay: f.Delay, Jitter: f.Jitter, Seed: dseed}
-		case toxics.Bandwidth:
-			typ, attrs = toxicBandwidth, &bandwidthToxic{toxicBase: base, Rate: f.Rate}
-		case toxics.Slicer:
-			typ, attrs = toxicSlicer, &slicerToxic{toxicBase: base, AverageSize: f.AverageSize, SizeVariation: f.SizeVariation, Delay: f.Delay, Seed: dseed}
-		case toxics.SlowClose:
-			typ, attrs = toxicSlowClose, &slowCloseToxic{toxicBase: base, Delay: f.Delay}
-		case toxics.Corrupt:
-			typ, attrs = toxicCorrupt, &corruptToxic{toxicBase: base, Probability: f.Probability, Seed: dseed}
-		case toxics.DataLimit:
-			typ, attrs = toxicDataLimit, &dataLimitToxic{toxicBase: base, Bytes: f.Bytes}
-		case toxics.Timeout:
-			typ, attrs = toxicTimeout, &timeoutToxic{toxicBase: base, After: f.After}
-		case toxics.Blackhole:
-			typ, attrs = toxicBlackhole, &blackholeToxic{toxicBase: base}
-		default:
-			return nil, fmt.Errorf("%s is not carried by a toxic", f.Kind())
-		}
-		dir := "upstream"
-		if d == toxics.Downstream {
-			dir = "downstream"
-		}
-		out = append(out, toxicJSON{
-			Name:       fmt.Sprintf("f%d_%s_%s", id, f.Kind(), dir),
-			Type:       typ,
-			Stream:     dir,
-			Toxicity:   1,
-			Attributes: attrs,
-		})
-	}
-	return out, nil
+// slotJSON is the Toxiproxy form of a slot.
+func slotJSON(key slotKey, dir toxics.Direction) ([]byte, error) {
+	return json.Marshal(toxicJSON{
+		Name:       fmt.Sprintf("slot%d_%s", key.slot, dir),
+		Type:       toxicSlot,
+		Stream:     dir.String(),
+		Toxicity:   1,
+		Attributes: &slotToxic{Link: key.link, Slot: key.slot},
+	})
 }
-
-func (t toxicJSON) encode() ([]byte, error) { return json.Marshal(t) }
 
 // seedMix derives an independent 64-bit seed from a seed and a salt
 // (SplitMix64 finaliser).
@@ -167,455 +160,333 @@ func seededRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seedMix(seed, 0x5eed)))
 }
 
-// event is what ended a blocking step of a toxic.
-type event uint8
-
-const (
-	evOK        event = iota // the step completed
-	evInterrupt              // Toxiproxy interrupted the stub
-	evEOF                    // the input closed cleanly
-	evAbort                  // the connection was aborted, or the Link closed
-)
-
-// isAbortMarker reports whether c is the abort marker: the only empty chunk
-// a pipeline ever carries (Toxiproxy never makes empty chunks of data).
-func isAbortMarker(c *stream.StreamChunk) bool { return len(c.Data) == 0 }
-
-// stubReceive takes the next chunk.
-func stubReceive(stub *tpx.ToxicStub, done <-chan struct{}) (*stream.StreamChunk, event) {
-	select {
-	case c := <-stub.Input:
-		switch {
-		case c == nil:
-			return nil, evEOF
-		case isAbortMarker(c):
-			return nil, evAbort
-		}
-		return c, evOK
-	case <-stub.Interrupt:
-		return nil, evInterrupt
-	case <-done:
-		return nil, evAbort
+// drawDelay returns one delay of f in [Delay-Jitter, Delay+Jitter].
+func drawDelay(f toxics.Latency, r *rand.Rand) time.Duration {
+	if f.Jitter <= 0 {
+		return f.Delay
 	}
+	return f.Delay - f.Jitter + time.Duration(r.Int64N(2*int64(f.Jitter)+1))
 }
 
-// stubSend passes c on.
-func stubSend(stub *tpx.ToxicStub, c *stream.StreamChunk, done <-chan struct{}) event {
-	select {
-	case stub.Output <- c:
-		return evOK
-	case <-stub.Interrupt:
-		return evInterrupt
-	case <-done:
-		return evAbort
-	}
-}
-
-// stubWait waits until t.
-func stubWait(stub *tpx.ToxicStub, t time.Time, done <-chan struct{}) event {
-	d := time.Until(t)
-	if d <= 0 {
-		select {
-		case <-stub.Interrupt:
-			return evInterrupt
-		case <-done:
-			return evAbort
-		default:
-			return evOK
-		}
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return evOK
-	case <-stub.Interrupt:
-		return evInterrupt
-	case <-done:
-		return evAbort
-	}
-}
-
-// stubDrain discards the input until it closes; used after a toxic has
-// closed its output, so that the stubs in front of it can finish. The stub
-// is closed, so nothing interrupts it any more.
-func stubDrain(stub *tpx.ToxicStub) {
-	for range stub.Input {
-	}
-}
-
-// flow is the part of every toxic's state that holds a chunk taken but not
-// yet passed on, and remembers an abort in progress.
-type flow struct {
-	out     *stream.StreamChunk
-	aborted bool
-}
-
-// stop handles an event that ends this run of Pipe; it reports whether
-// Pipe must return.
-func (f *flow) stop(stub *tpx.ToxicStub, ev event) bool {
-	switch ev {
-	case evInterrupt:
-		return true
-	case evEOF:
-		stub.Close()
-		return true
-	case evAbort:
-		f.abort(stub)
-		return true
-	}
-	return false
-}
-
-// abort drops what the toxic holds, passes the abort marker on, closes the
-// stream and drains the input. If Toxiproxy interrupts it, the next run of
-// Pipe calls it again.
-func (f *flow) abort(stub *tpx.ToxicStub) {
-	f.out = nil
-	f.aborted = true
-	select {
-	case stub.Output <- &stream.StreamChunk{Data: []byte{}, Timestamp: time.Now()}:
-	case <-stub.Interrupt:
-		return
-	}
-	stub.Close()
-	stubDrain(stub)
-}
-
-// flush passes the held chunk on; Cleanup calls it when the toxic is
-// removed, so a revert delivers what the toxic was holding back.
-func (f *flow) flush(stub *tpx.ToxicStub) {
-	if f.out != nil {
-		stub.Output <- f.out
-		f.out = nil
-	}
-}
-
-// latencyToxic delays every chunk by Delay ± Jitter from the moment it was
-// read, keeping order. Jitter is drawn from a source seeded with Seed.
-type latencyToxic struct {
-	toxicBase
-	Delay  time.Duration `json:"delay"`
-	Jitter time.Duration `json:"jitter"`
-	Seed   uint64        `json:"seed"`
-}
-
-type latencyState struct {
-	flow
-	rng *rand.Rand
-	due time.Time
-}
-
-func (t *latencyToxic) GetBufferSize() int { return 1024 }
-func (t *latencyToxic) NewState() any      { return &latencyState{rng: seededRand(t.Seed)} }
-func (t *latencyToxic) Cleanup(stub *tpx.ToxicStub) {
-	stub.State.(*latencyState).flush(stub)
-}
-
-// draw returns one delay in [Delay-Jitter, Delay+Jitter].
-func (t *latencyToxic) draw(r *rand.Rand) time.Duration {
-	if t.Jitter <= 0 {
-		return t.Delay
-	}
-	return t.Delay - t.Jitter + time.Duration(r.Int64N(2*int64(t.Jitter)+1))
-}
-
-func (t *latencyToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*latencyState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
-	for {
-		if st.out == nil {
-			c, ev := stubReceive(stub, done)
-			if st.stop(stub, ev) {
-				return
-			}
-			st.out, st.due = c, c.Timestamp.Add(t.draw(st.rng))
-		}
-		if st.stop(stub, stubWait(stub, st.due, done)) {
-			return
-		}
-		// A later latency toxic measures from here, so stacked delays add.
-		st.out.Timestamp = st.due
-		if st.stop(stub, stubSend(stub, st.out, done)) {
-			return
-		}
-		st.out = nil
-	}
-}
-
-// bandwidthToxic passes at most Rate bytes per second, in pieces of about
-// 50 ms worth of data. Rate 0 holds everything until the toxic is removed.
-type bandwidthToxic struct {
-	toxicBase
-	Rate int64 `json:"rate"`
-}
-
-type bandwidthState struct {
-	flow
-	queue  []*stream.StreamChunk // held while stalled (Rate 0)
-	queued int
-	eof    bool      // the input closed while stalled
-	next   time.Time // when the next piece may go
-}
-
-const (
-	// bandwidthBurst is how far behind schedule the toxic may fall (after
-	// an idle spell) before it stops catching up.
-	bandwidthBurst = 50 * time.Millisecond
-	// bandwidthHold is how much a stalled toxic reads and holds before it
-	// stops reading: about what the kernel buffers of a stalled TCP
-	// connection would take. Reading on lets it notice an abort.
-	bandwidthHold = 1 << 20
-)
-
-func (t *bandwidthToxic) NewState() any { return new(bandwidthState) }
-func (t *bandwidthToxic) Cleanup(stub *tpx.ToxicStub) {
-	st := stub.State.(*bandwidthState)
-	st.flush(stub)
-	for _, c := range st.queue {
-		stub.Output <- c
-	}
-	st.queue, st.queued = nil, 0
-	// If the input closed meanwhile, Toxiproxy's removal reads the closed
-	// input next and closes the stream.
-}
-
-func (t *bandwidthToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*bandwidthState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
-	if t.Rate <= 0 {
-		t.stall(stub, st, done)
-		return
-	}
-	piece := max(1, t.Rate/20)
-	for {
-		if st.out == nil {
-			c, ev := stubReceive(stub, done)
-			if st.stop(stub, ev) {
-				return
-			}
-			st.out = c
-		}
-		now := time.Now()
-		if st.next.IsZero() || now.Sub(st.next) > bandwidthBurst {
-			st.next = now
-		}
-		if st.stop(stub, stubWait(stub, st.next, done)) {
-			return
-		}
-		n := min(int64(len(st.out.Data)), piece)
-		part := &stream.StreamChunk{Data: st.out.Data[:n], Timestamp: st.out.Timestamp}
-		if st.stop(stub, stubSend(stub, part, done)) {
-			return
-		}
-		st.next = st.next.Add(time.Duration(float64(n) / float64(t.Rate) * float64(time.Second)))
-		st.out.Data = st.out.Data[n:]
-		if len(st.out.Data) == 0 {
-			st.out = nil
-		}
-	}
-}
-
-// stall holds everything until the toxic is removed (Cleanup delivers it),
-// reading on up to bandwidthHold bytes so that an abort is noticed.
-func (t *bandwidthToxic) stall(stub *tpx.ToxicStub, st *bandwidthState, done <-chan struct{}) {
-	for {
-		var in <-chan *stream.StreamChunk
-		if !st.eof && st.queued < bandwidthHold {
-			in = stub.Input
-		}
-		select {
-		case <-stub.Interrupt:
-			return
-		case <-done:
-			st.queue, st.queued = nil, 0
-			st.abort(stub)
-			return
-		case c := <-in:
-			switch {
-			case c == nil:
-				st.eof = true
-			case isAbortMarker(c):
-				st.queue, st.queued = nil, 0
-				st.abort(stub)
-				return
-			default:
-				st.queue = append(st.queue, c)
-				st.queued += len(c.Data)
-			}
-		}
-	}
-}
-
-// slicerToxic cuts chunks into slices of AverageSize ± SizeVariation bytes
-// (sizes drawn from a source seeded with Seed) sent Delay apart.
-type slicerToxic struct {
-	toxicBase
-	AverageSize   int           `json:"average_size"`
-	SizeVariation int           `json:"size_variation"`
-	Delay         time.Duration `json:"delay"`
-	Seed          uint64        `json:"seed"`
-}
-
-type slicerState struct {
-	flow
-	rng  *rand.Rand
-	size int       // size of the next slice, 0 if not drawn yet
-	next time.Time // when the next slice may go
-}
-
-func (t *slicerToxic) NewState() any { return &slicerState{rng: seededRand(t.Seed)} }
-func (t *slicerToxic) Cleanup(stub *tpx.ToxicStub) {
-	stub.State.(*slicerState).flush(stub)
-}
-
-// draw returns one slice size in [AverageSize-SizeVariation,
+// drawSliceSize returns one slice size of f in [AverageSize-SizeVariation,
 // AverageSize+SizeVariation], at least 1.
-func (t *slicerToxic) draw(r *rand.Rand) int {
-	n := t.AverageSize
-	if t.SizeVariation > 0 {
-		n += r.IntN(2*t.SizeVariation+1) - t.SizeVariation
+func drawSliceSize(f toxics.Slicer, r *rand.Rand) int {
+	n := f.AverageSize
+	if f.SizeVariation > 0 {
+		n += r.IntN(2*f.SizeVariation+1) - f.SizeVariation
 	}
 	return max(1, n)
 }
 
-func (t *slicerToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*slicerState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
-	for {
-		if st.out == nil {
-			c, ev := stubReceive(stub, done)
-			if st.stop(stub, ev) {
-				return
-			}
-			st.out = c
-		}
-		if st.size == 0 {
-			st.size = t.draw(st.rng)
-		}
-		if st.stop(stub, stubWait(stub, st.next, done)) {
-			return
-		}
-		n := min(len(st.out.Data), st.size)
-		part := &stream.StreamChunk{Data: st.out.Data[:n], Timestamp: st.out.Timestamp}
-		if st.stop(stub, stubSend(stub, part, done)) {
-			return
-		}
-		st.size = 0
-		st.next = time.Now().Add(t.Delay)
-		st.out.Data = st.out.Data[n:]
-		if len(st.out.Data) == 0 {
-			st.out = nil
-		}
-	}
-}
-
-// slowCloseToxic passes data through and, once its input closes cleanly,
-// waits Delay before closing its output.
-type slowCloseToxic struct {
-	toxicBase
-	Delay time.Duration `json:"delay"`
-}
-
-type slowCloseState struct {
-	flow
-	closeAt time.Time // zero until the input has closed
-}
-
-func (t *slowCloseToxic) NewState() any { return new(slowCloseState) }
-func (t *slowCloseToxic) Cleanup(stub *tpx.ToxicStub) {
-	stub.State.(*slowCloseState).flush(stub)
-	// If the input has closed already, Toxiproxy's removal reads the
-	// closed input again and closes the stream at once.
-}
-
-func (t *slowCloseToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*slowCloseState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
-	for {
-		if !st.closeAt.IsZero() {
-			if st.stop(stub, stubWait(stub, st.closeAt, done)) {
-				return
-			}
-			stub.Close()
-			return
-		}
-		if st.out == nil {
-			c, ev := stubReceive(stub, done)
-			if ev == evEOF {
-				st.closeAt = time.Now().Add(t.Delay)
-				continue
-			}
-			if st.stop(stub, ev) {
-				return
-			}
-			st.out = c
-		}
-		if st.stop(stub, stubSend(stub, st.out, done)) {
-			return
-		}
-		st.out = nil
-	}
-}
-
-// corruptToxic flips one random bit in each byte with probability
-// Probability, drawing from a source seeded with Seed.
-type corruptToxic struct {
-	toxicBase
-	Probability float64 `json:"probability"`
-	Seed        uint64  `json:"seed"`
-}
-
-type corruptState struct {
-	flow
-	rng  *rand.Rand
-	skip int64 // clean bytes before the next corrupted one; -1 if not drawn
-}
-
-func (t *corruptToxic) NewState() any { return &corruptState{rng: seededRand(t.Seed), skip: -1} }
-func (t *corruptToxic) Cleanup(stub *tpx.ToxicStub) {
-	stub.State.(*corruptState).flush(stub)
-}
-
-// gap draws how many clean bytes come before the next corrupted one: a
-// geometric draw, so the cost is per corrupted byte, not per byte, and the
-// bits flipped depend on byte positions only, not on how the stream was
-// cut into chunks.
-func (t *corruptToxic) gap(r *rand.Rand) int64 {
-	if t.Probability >= 1 {
+// corruptGap draws how many clean bytes come before the next corrupted one:
+// a geometric draw, so the cost is per corrupted byte, and the bits flipped
+// depend on byte positions only, not on how the stream was cut into chunks.
+func corruptGap(p float64, r *rand.Rand) int64 {
+	if p >= 1 {
 		return 0
 	}
 	u := 1 - r.Float64() // (0, 1]
-	g := math.Floor(math.Log(u) / math.Log1p(-t.Probability))
+	g := math.Floor(math.Log(u) / math.Log1p(-p))
 	if g > 1<<53 {
 		return 1 << 53
 	}
 	return int64(g)
 }
 
-// corrupt flips bits of data in place.
-func (t *corruptToxic) corrupt(st *corruptState, data []byte) {
-	i := int64(0)
-	n := int64(len(data))
+const (
+	// holdChunks and holdBytes bound what a slot reads ahead and holds
+	// (delayed or throttled data): about what the kernel buffers of a
+	// stalled TCP connection take. Reading ahead keeps delays from adding
+	// up across chunks and lets a stalled slot notice an abort.
+	holdChunks = 1024
+	holdBytes  = 1 << 20
+	// bandwidthBurst is how far behind schedule a throttled slot may fall
+	// (after an idle spell) before it stops catching up.
+	bandwidthBurst = 50 * time.Millisecond
+)
+
+// slotToxic is the toxic of every slot. Its fields are the JSON attributes.
+type slotToxic struct {
+	Link uint64 `json:"link"`
+	Slot int    `json:"slot"`
+}
+
+// slotState is one stub's state: one connection, one direction, one slot.
+type slotState struct {
+	sl     *slot
+	done   <-chan struct{}
+	opened time.Time // when the stub was made: connection opened, or slot added
+
+	gen uint64      // configuration the fields below belong to
+	cfg *slotConfig // nil: passing
+
+	held    []*stream.StreamChunk // taken, not passed on yet, in order
+	heldLen int                   // bytes in held
+	dues    []time.Time           // latency: when each held chunk is due
+	eof     bool                  // the input closed cleanly
+	aborted bool                  // an abort is under way
+
+	rng     *rand.Rand
+	skip    int64     // corrupt: clean bytes before the next flip; -1 if not drawn
+	passed  int64     // data limit: bytes passed since the fault began
+	next    time.Time // bandwidth, slicer: when the next piece may go
+	size    int       // slicer: size of the next slice; 0 if not drawn
+	closeAt time.Time // slow close: when to close, once the input closed
+}
+
+func (t *slotToxic) NewState() any { return &slotState{opened: time.Now(), skip: -1} }
+
+// event is what ended a wait of a slot.
+type event uint8
+
+const (
+	evChunk     event = iota // a chunk arrived
+	evSent                   // the chunk was passed on
+	evTimer                  // the time came
+	evEOF                    // the input closed cleanly
+	evAbort                  // the connection was aborted, or the Link closed
+	evInterrupt              // Toxiproxy interrupted the stub
+	evChanged                // the slot's configuration changed
+)
+
+// isAbortMarker reports whether c is the abort marker: the only empty chunk
+// a pipeline ever carries (Toxiproxy never makes empty chunks of data).
+func isAbortMarker(c *stream.StreamChunk) bool { return len(c.Data) == 0 }
+
+// waitFor says what a slot waits for besides interrupts, abort and change.
+type waitFor struct {
+	in  bool                // a chunk from the input
+	out *stream.StreamChunk // room for this chunk in the output
+	at  time.Time           // this time (zero: none)
+}
+
+func (st *slotState) wait(stub *tpx.ToxicStub, w waitFor, changed <-chan struct{}) (event, *stream.StreamChunk) {
+	var in <-chan *stream.StreamChunk
+	if w.in {
+		in = stub.Input
+	}
+	var out chan<- *stream.StreamChunk
+	if w.out != nil {
+		out = stub.Output
+	}
+	var tc <-chan time.Time
+	if !w.at.IsZero() {
+		d := time.Until(w.at)
+		if d <= 0 {
+			return evTimer, nil
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		tc = t.C
+	}
+	select {
+	case c := <-in:
+		switch {
+		case c == nil:
+			return evEOF, nil
+		case isAbortMarker(c):
+			return evAbort, nil
+		}
+		return evChunk, c
+	case out <- w.out:
+		return evSent, nil
+	case <-tc:
+		return evTimer, nil
+	case <-stub.Interrupt:
+		return evInterrupt, nil
+	case <-st.done:
+		return evAbort, nil
+	case <-changed:
+		return evChanged, nil
+	}
+}
+
+func (t *slotToxic) Pipe(stub *tpx.ToxicStub) {
+	st := stub.State.(*slotState)
+	if st.sl == nil {
+		st.done = closedCh
+		if d, ok := linkDones.Load(t.Link); ok {
+			st.done = d.(chan struct{})
+		}
+		if s, ok := slotRegistry.Load(slotKey{t.Link, t.Slot}); ok {
+			st.sl = s.(*slot)
+		}
+	}
+	if st.sl == nil { // the Link has closed
+		st.abort(stub)
+		return
+	}
+	for {
+		if st.aborted {
+			st.abort(stub)
+			return
+		}
+		v := st.sl.state.Load()
+		if v.gen != st.gen {
+			// Release what the old configuration holds, then start the
+			// new one afresh: a fault counts from when it began.
+			if !st.release(stub) {
+				return
+			}
+			st.reset(v)
+		}
+		if !st.run(stub, v.changed) {
+			return
+		}
+	}
+}
+
+// reset starts configuration v.
+func (st *slotState) reset(v *slotVersion) {
+	st.gen, st.cfg = v.gen, v.cfg
+	st.rng = nil
+	if v.cfg != nil {
+		st.rng = seededRand(v.cfg.seed)
+	}
+	st.skip, st.passed, st.size = -1, 0, 0
+	st.next, st.closeAt = time.Time{}, time.Time{}
+}
+
+// release passes on everything the slot holds, in order. It reports whether
+// Pipe may go on; when the input has closed meanwhile, it closes the stream.
+func (st *slotState) release(stub *tpx.ToxicStub) bool {
+	for len(st.held) > 0 {
+		switch ev, _ := st.wait(stub, waitFor{out: st.held[0]}, nil); ev {
+		case evSent:
+			st.pop()
+		case evAbort:
+			st.abort(stub)
+			return false
+		default: // evInterrupt
+			return false
+		}
+	}
+	if st.eof {
+		stub.Close()
+		return false
+	}
+	return true
+}
+
+func (st *slotState) push(c *stream.StreamChunk) {
+	st.held = append(st.held, c)
+	st.heldLen += len(c.Data)
+}
+
+func (st *slotState) pop() {
+	st.heldLen -= len(st.held[0].Data)
+	st.held[0] = nil
+	st.held = st.held[1:]
+	if len(st.dues) > 0 {
+		st.dues = st.dues[1:]
+	}
+}
+
+// room reports whether the slot may read ahead.
+func (st *slotState) room() bool {
+	return !st.eof && len(st.held) < holdChunks && st.heldLen < holdBytes
+}
+
+// abort drops what the slot holds, passes the abort marker on, closes the
+// stream and drains the input. If Toxiproxy interrupts it, the next run of
+// Pipe calls it again.
+func (st *slotState) abort(stub *tpx.ToxicStub) {
+	st.held, st.dues, st.heldLen = nil, nil, 0
+	st.aborted = true
+	select {
+	case stub.Output <- &stream.StreamChunk{Data: []byte{}, Timestamp: time.Now()}:
+	case <-stub.Interrupt:
+		return
+	}
+	stub.Close()
+	drainInput(stub)
+}
+
+// closeAndDrain closes the stream early (a fault closed the connection) and
+// discards the input until it closes. The stub is closed, so nothing
+// interrupts it any more.
+func closeAndDrain(stub *tpx.ToxicStub) {
+	stub.Close()
+	drainInput(stub)
+}
+
+func drainInput(stub *tpx.ToxicStub) {
+	for range stub.Input {
+	}
+}
+
+// ends handles the events that end a run; it reports whether Pipe goes on
+// (the configuration changed).
+func (st *slotState) ends(stub *tpx.ToxicStub, ev event) bool {
+	switch ev {
+	case evChanged:
+		return true
+	case evAbort:
+		st.abort(stub)
+	case evEOF:
+		st.eof = true
+		stub.Close()
+	}
+	return false // evInterrupt, or the stream ended
+}
+
+// run carries out the slot's current configuration until it changes
+// (true) or Pipe must return (false).
+func (st *slotState) run(stub *tpx.ToxicStub, changed <-chan struct{}) bool {
+	if st.cfg == nil {
+		return st.runForward(stub, changed, nil)
+	}
+	switch f := st.cfg.fault.(type) {
+	case toxics.Latency:
+		return st.runLatency(stub, changed, f)
+	case toxics.Bandwidth:
+		return st.runBandwidth(stub, changed, f)
+	case toxics.Slicer:
+		return st.runSlicer(stub, changed, f)
+	case toxics.SlowClose:
+		return st.runSlowClose(stub, changed, f)
+	case toxics.Corrupt:
+		return st.runForward(stub, changed, func(c *stream.StreamChunk) { st.corrupt(f.Probability, c.Data) })
+	case toxics.DataLimit:
+		return st.runDataLimit(stub, changed, f)
+	case toxics.Timeout:
+		return st.runTimeout(stub, changed, f)
+	case toxics.Blackhole:
+		return st.runBlackhole(stub, changed)
+	}
+	return st.runForward(stub, changed, nil)
+}
+
+// runForward passes chunks on one at a time, changing each with change if
+// it is not nil. A disarmed slot and Corrupt run here.
+func (st *slotState) runForward(stub *tpx.ToxicStub, changed <-chan struct{}, change func(*stream.StreamChunk)) bool {
+	for {
+		if len(st.held) == 0 {
+			ev, c := st.wait(stub, waitFor{in: true}, changed)
+			if ev != evChunk {
+				return st.ends(stub, ev)
+			}
+			if change != nil {
+				// The chunk is this pipeline's own copy (Toxiproxy
+				// copies what it reads), so it may be changed in place.
+				change(c)
+			}
+			st.push(c)
+		}
+		ev, _ := st.wait(stub, waitFor{out: st.held[0]}, changed)
+		if ev != evSent {
+			return st.ends(stub, ev)
+		}
+		st.pop()
+	}
+}
+
+// corrupt flips one random bit in each byte with probability p, in place.
+func (st *slotState) corrupt(p float64, data []byte) {
+	i, n := int64(0), int64(len(data))
 	for {
 		if st.skip < 0 {
-			st.skip = t.gap(st.rng)
+			st.skip = corruptGap(p, st.rng)
 		}
 		if st.skip >= n-i {
 			st.skip -= n - i
@@ -628,152 +499,217 @@ func (t *corruptToxic) corrupt(st *corruptState, data []byte) {
 	}
 }
 
-func (t *corruptToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*corruptState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
+// runLatency delays every chunk by Delay ± Jitter from the moment it was
+// read, keeping order, and reads ahead so that delays do not add up.
+func (st *slotState) runLatency(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.Latency) bool {
 	for {
-		if st.out == nil {
-			c, ev := stubReceive(stub, done)
-			if st.stop(stub, ev) {
-				return
-			}
-			// The chunk is this pipeline's own copy (Toxiproxy copies what
-			// it reads), so it may be changed in place.
-			t.corrupt(st, c.Data)
-			st.out = c
-		}
-		if st.stop(stub, stubSend(stub, st.out, done)) {
-			return
-		}
-		st.out = nil
-	}
-}
-
-// dataLimitToxic passes Bytes bytes, then closes the stream.
-type dataLimitToxic struct {
-	toxicBase
-	Bytes int64 `json:"bytes"`
-}
-
-type dataLimitState struct {
-	flow
-	passed int64
-}
-
-func (t *dataLimitToxic) NewState() any { return new(dataLimitState) }
-func (t *dataLimitToxic) Cleanup(stub *tpx.ToxicStub) {
-	stub.State.(*dataLimitState).flush(stub)
-}
-
-func (t *dataLimitToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*dataLimitState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
-	for {
-		if st.out == nil && st.passed >= t.Bytes {
+		if st.eof && len(st.held) == 0 {
 			stub.Close()
-			stubDrain(stub)
-			return
+			return false
 		}
-		if st.out == nil {
-			c, ev := stubReceive(stub, done)
-			if st.stop(stub, ev) {
-				return
+		w := waitFor{in: st.room()}
+		if len(st.held) > 0 {
+			if due := st.dues[0]; time.Now().Before(due) {
+				w.at = due
+			} else {
+				w.out = st.held[0]
 			}
-			if left := t.Bytes - st.passed; int64(len(c.Data)) > left {
+		}
+		ev, c := st.wait(stub, w, changed)
+		switch ev {
+		case evChunk:
+			st.push(c)
+			st.dues = append(st.dues, c.Timestamp.Add(drawDelay(f, st.rng)))
+		case evSent:
+			st.pop()
+		case evTimer:
+			// A later latency measures from here, so stacked delays add.
+			st.held[0].Timestamp = st.dues[0]
+		case evEOF:
+			st.eof = true
+		default:
+			return st.ends(stub, ev)
+		}
+	}
+}
+
+// runBandwidth passes at most Rate bytes per second, in pieces of about
+// 50 ms worth; Rate 0 holds everything until the fault is reverted.
+func (st *slotState) runBandwidth(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.Bandwidth) bool {
+	piece := max(1, f.Rate/20)
+	for {
+		if st.eof && len(st.held) == 0 {
+			stub.Close()
+			return false
+		}
+		w := waitFor{in: st.room()}
+		var part *stream.StreamChunk
+		if len(st.held) > 0 && f.Rate > 0 {
+			now := time.Now()
+			if st.next.IsZero() || now.Sub(st.next) > bandwidthBurst {
+				st.next = now
+			}
+			if now.Before(st.next) {
+				w.at = st.next
+			} else {
+				head := st.held[0]
+				n := min(int64(len(head.Data)), piece)
+				part = &stream.StreamChunk{Data: head.Data[:n], Timestamp: head.Timestamp}
+				w.out = part
+			}
+		}
+		ev, c := st.wait(stub, w, changed)
+		switch ev {
+		case evChunk:
+			st.push(c)
+		case evSent:
+			n := len(part.Data)
+			st.next = st.next.Add(time.Duration(float64(n) / float64(f.Rate) * float64(time.Second)))
+			head := st.held[0]
+			head.Data = head.Data[n:]
+			st.heldLen -= n
+			if len(head.Data) == 0 {
+				st.held[0] = nil
+				st.held = st.held[1:]
+			}
+		case evTimer:
+		case evEOF:
+			st.eof = true
+		default:
+			return st.ends(stub, ev)
+		}
+	}
+}
+
+// runSlicer cuts chunks into slices of AverageSize ± SizeVariation bytes
+// sent Delay apart.
+func (st *slotState) runSlicer(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.Slicer) bool {
+	for {
+		if len(st.held) == 0 {
+			ev, c := st.wait(stub, waitFor{in: true}, changed)
+			if ev != evChunk {
+				return st.ends(stub, ev)
+			}
+			st.push(c)
+		}
+		if st.size == 0 {
+			st.size = drawSliceSize(f, st.rng)
+		}
+		if time.Now().Before(st.next) {
+			if ev, _ := st.wait(stub, waitFor{at: st.next}, changed); ev != evTimer {
+				return st.ends(stub, ev)
+			}
+		}
+		head := st.held[0]
+		n := min(len(head.Data), st.size)
+		part := &stream.StreamChunk{Data: head.Data[:n], Timestamp: head.Timestamp}
+		if ev, _ := st.wait(stub, waitFor{out: part}, changed); ev != evSent {
+			return st.ends(stub, ev)
+		}
+		st.size = 0
+		st.next = time.Now().Add(f.Delay)
+		head.Data = head.Data[n:]
+		st.heldLen -= n
+		if len(head.Data) == 0 {
+			st.held[0] = nil
+			st.held = st.held[1:]
+		}
+	}
+}
+
+// runSlowClose passes data on and, once the input closes cleanly, waits
+// Delay before closing the stream. Reverted meanwhile, it closes at once.
+func (st *slotState) runSlowClose(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.SlowClose) bool {
+	for {
+		if st.eof {
+			if st.closeAt.IsZero() {
+				st.closeAt = time.Now().Add(f.Delay)
+			}
+			ev, _ := st.wait(stub, waitFor{at: st.closeAt}, changed)
+			switch ev {
+			case evTimer:
+				stub.Close()
+				return false
+			case evChanged:
+				return true // release closes the stream
+			}
+			return st.ends(stub, ev)
+		}
+		if len(st.held) == 0 {
+			ev, c := st.wait(stub, waitFor{in: true}, changed)
+			switch ev {
+			case evChunk:
+				st.push(c)
+			case evEOF:
+				st.eof = true
+				continue
+			default:
+				return st.ends(stub, ev)
+			}
+		}
+		ev, _ := st.wait(stub, waitFor{out: st.held[0]}, changed)
+		if ev != evSent {
+			return st.ends(stub, ev)
+		}
+		st.pop()
+	}
+}
+
+// runDataLimit passes Bytes bytes from when the fault began (or the
+// connection opened, if later), then closes the stream.
+func (st *slotState) runDataLimit(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.DataLimit) bool {
+	for {
+		if len(st.held) == 0 {
+			if st.passed >= f.Bytes {
+				closeAndDrain(stub)
+				return false
+			}
+			ev, c := st.wait(stub, waitFor{in: true}, changed)
+			if ev != evChunk {
+				return st.ends(stub, ev)
+			}
+			if left := f.Bytes - st.passed; int64(len(c.Data)) > left {
 				c = &stream.StreamChunk{Data: c.Data[:left], Timestamp: c.Timestamp}
 			}
-			st.out = c
+			st.push(c)
 		}
-		if st.stop(stub, stubSend(stub, st.out, done)) {
-			return
+		ev, _ := st.wait(stub, waitFor{out: st.held[0]}, changed)
+		if ev != evSent {
+			return st.ends(stub, ev)
 		}
-		st.passed += int64(len(st.out.Data))
-		st.out = nil
+		st.passed += int64(len(st.held[0].Data))
+		st.pop()
 	}
 }
 
-// timeoutToxic drops all data and closes the stream After its state was
-// made: when the toxic was added to a live connection, or when a new
-// connection opened while it was active. Unlike Toxiproxy's timeout, data
-// flowing does not restart the timer, and removing it before the deadline
-// leaves the connection open.
-type timeoutToxic struct {
-	toxicBase
-	After time.Duration `json:"after"`
-}
-
-type timeoutState struct {
-	flow
-	deadline time.Time
-}
-
-func (t *timeoutToxic) NewState() any { return &timeoutState{deadline: time.Now().Add(t.After)} }
-
-func (t *timeoutToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*timeoutState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
+// runTimeout drops all data and closes the stream After the fault began, or
+// After the connection opened if that was later, whether or not data
+// flows. Reverted before that, the connection stays open.
+func (st *slotState) runTimeout(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.Timeout) bool {
+	start := st.cfg.armedAt
+	if st.opened.After(start) {
+		start = st.opened
 	}
-	timer := time.NewTimer(time.Until(st.deadline))
-	defer timer.Stop()
+	deadline := start.Add(f.After)
 	for {
-		select {
-		case <-stub.Interrupt:
-			return
-		case <-done:
-			st.abort(stub)
-			return
-		case <-timer.C:
-			stub.Close()
-			stubDrain(stub)
-			return
-		case c := <-stub.Input:
-			switch {
-			case c == nil:
-				stub.Close()
-				return
-			case isAbortMarker(c):
-				st.abort(stub)
-				return
-			}
-			// dropped
+		ev, _ := st.wait(stub, waitFor{in: true, at: deadline}, changed)
+		switch ev {
+		case evChunk: // dropped
+		case evTimer:
+			closeAndDrain(stub)
+			return false
+		default:
+			return st.ends(stub, ev)
 		}
 	}
 }
 
-// blackholeToxic drops all data and leaves the stream open.
-type blackholeToxic struct {
-	toxicBase
-}
-
-type blackholeState struct {
-	flow
-}
-
-func (t *blackholeToxic) NewState() any { return new(blackholeState) }
-
-func (t *blackholeToxic) Pipe(stub *tpx.ToxicStub) {
-	st := stub.State.(*blackholeState)
-	done := t.done()
-	if st.aborted {
-		st.abort(stub)
-		return
-	}
+// runBlackhole drops all data and leaves the stream open.
+func (st *slotState) runBlackhole(stub *tpx.ToxicStub, changed <-chan struct{}) bool {
 	for {
-		_, ev := stubReceive(stub, done)
-		if st.stop(stub, ev) {
-			return
+		ev, _ := st.wait(stub, waitFor{in: true}, changed)
+		if ev != evChunk {
+			return st.ends(stub, ev)
 		}
-		// dropped
 	}
 }
