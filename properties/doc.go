@@ -1,0 +1,104 @@
+// Package properties asks the questions of a failure test: it draws
+// schedules of faults that shrink well, judges what a run recorded against
+// invariants, and ties the two together in [Check].
+//
+// # A check in five lines
+//
+//	func TestCheckoutSurvivesTheDatabase(t *testing.T) {
+//		env := harness.New(t)
+//		db := env.Postgres("db")
+//		pool := newPool(t, db.PoolConfig()) // the client under test
+//		properties.Check(t, env, properties.Config{
+//			Targets:  []sim.Target{db},
+//			Workload: checkoutLoad(pool),
+//			Samplers: []sim.Sampler{properties.PgxPool("db", pool)},
+//			Invariants: []properties.Invariant{
+//				properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: properties.During},
+//				properties.Recovery{Within: 2 * time.Second},
+//				properties.PoolReleased{Pool: "db"},
+//			},
+//		})
+//	}
+//
+// Each iteration resets env, runs one drawn schedule with the workload
+// (sim.Run) and judges every invariant on the History. When one breaks,
+// rapid shrinks the schedule to the smallest that still breaks it, and
+// Check fails the test with the findings, the schedule as JSON, its seed
+// and one command that replays it:
+//
+//	replay: SHAKEDOWN_REPLAY=testdata/shakedown/TestCheckoutSurvivesTheDatabase/schedule.json go test -run '^TestCheckoutSurvivesTheDatabase$' ./checkout
+//
+// The schedule file and an HTML report (sim.WriteReport) are written next
+// to each other. Each Check also logs a coverage line: the fault kinds that
+// took effect on each target, the windows that held ops, and how often each
+// invariant could be judged.
+//
+// # Schedules
+//
+// [Schedules] returns a rapid generator of schedules within [Bounds]: the
+// targets and the fault kinds each takes ([Aim]), the most steps, the
+// horizon, the shortest and longest fault, and the ranges of the faults'
+// own fields ([Values]). Every schedule it draws is valid, and its draws
+// are laid out so that rapid shrinks toward fewer steps, earlier and
+// shorter faults, and milder kinds: a property that fails on "any
+// blackhole of db lasting 2 s or more" shrinks to exactly
+//
+//	0: +0s for 2s db blackhole()
+//
+// # Invariants
+//
+// An [Invariant] is a name and a pure function of a *sim.History. It
+// returns nil when it held, [Violations] (what, when, by how much) when it
+// broke, and [*NoEvidence] when the history could not tell: no ops in its
+// window, or no fault that took effect. "No evidence" is not a pass;
+// [Evaluate] turns errors into [Finding]s with a [Verdict], and Check
+// fails when an invariant was never judged in any run.
+//
+//   - latency: [LatencyQuantile] (overall or per [Window]: before, during
+//     each fault, after the last heal; optionally per op kind) and
+//     [MaxLatency] (the client's timeout plus a margin);
+//   - errors: [ErrorRate] per window, [Recovery] (no failure later than D
+//     after the last heal), [FailFast] (failed calls return within X while
+//     a fault holds);
+//   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] over the
+//     samples of [SQLPool], [PgxPool], [RedisPool] or [Dials] (which
+//     counts the dials of an http.Transport, a go-redis or pgx dialer, or
+//     a database/sql connector), and [NoGoroutineLeak] over
+//     sim.Goroutines();
+//   - bulkheads: [Isolation] (op kinds that do not use the faulted target
+//     keep their bounds);
+//   - retries: [Amplification] (calls reaching a dependency, from a
+//     [Counter], stay under k times the calls made);
+//   - data: [Linearizable], a porcupine check of a key-value history in
+//     which an op of unknown outcome may or may not have been applied.
+//
+// [Func] makes an invariant of any function.
+//
+// # Iterations, deadlines, replays
+//
+// A real iteration takes as long as its schedule, so Check runs
+// Config.Iterations of them (default 10; SHAKEDOWN_ITERATIONS overrides).
+// rapid v1.3.0 has only the process-wide -rapid.checks, so Check counts
+// the iterations itself and turns rapid's further draws away; -rapid.checks
+// remains an upper bound. No run starts unless it can end before the
+// test's deadline. rapid caps shrinking at -rapid.shrinktime (default
+// 30s); raise it for real dependencies.
+//
+// While shrinking, a schedule that was already run takes its recorded
+// verdict instead of running again: rapid tries many draws that decode to
+// the same schedule, and real runs vary a little from one to the next.
+//
+// SHAKEDOWN_REPLAY=<file> makes Check run exactly the schedule in that
+// file once ([Replay]); [Run] does the same from code. [Explore] is Check
+// without the verdict: it returns a [Result] (the shrunk failing
+// iteration, its history and findings, the coverage), so a suite can
+// assert that a fragile configuration is caught.
+//
+// # Simulation
+//
+// With Config.Simulate set, every run happens in its own testing/synctest
+// bubble on a [World] built inside it (a sim.Network with its fakes and
+// the clients under test), so a 10-second schedule takes microseconds and
+// rapid can shrink through hundreds of runs. The same bounds, invariants
+// and schedule files serve both speeds.
+package properties
