@@ -72,9 +72,15 @@ const linkDialTimeout = 10 * time.Second
 // The Link runs its own accept loop and connection table; the bytes of
 // each connection flow through an embedded Toxiproxy toxic pipeline, one
 // per direction. A fault applied with [Link.Apply] acts on live connections
-// at once and on every connection opened while it is active; the function
-// Apply returns reverts it, also at once. Faults combine: several may be
-// active together, in the order they were applied.
+// at once and on every connection opened while it is active: a byte the
+// client or the upstream writes after Apply returned is subject to it. The
+// function Apply returns reverts the fault, also at once; data the fault
+// held back (delayed, throttled, sliced) is then delivered in order, and no
+// byte is lost or reordered except by faults whose job that is (blackhole,
+// timeout, data limit, corrupt, reset, down). Neither Apply nor revert
+// waits for a connection, not even for a client that has stopped reading.
+// Several faults may be active together; they act one after the other,
+// mostly in the order they were applied (see linkfault.go).
 //
 // Upstream means client to upstream, Downstream the way back; a fault with
 // direction Both acts on both. What each fault does, as a client sees it:
@@ -84,12 +90,13 @@ const linkDialTimeout = 10 * time.Second
 //     order is kept; stacked latencies add. With Both, a round trip grows by
 //     twice the delay.
 //   - [toxics.Bandwidth]: at most Rate bytes per second pass, in pieces
-//     of about 50 ms worth. Rate 0 holds all data back; reverting delivers
-//     it, and connections survive.
+//     of about 50 ms worth. Rate 0 holds all data back (the Link reads up
+//     to 1 MiB ahead, as kernel buffers would; then the sender blocks);
+//     reverting delivers it, and connections survive.
 //   - [toxics.Slicer]: data arrives in slices of AverageSize ±
 //     SizeVariation bytes (sizes drawn from the seed), Delay apart.
 //   - [toxics.SlowClose]: when one side closes, the Link passes the close
-//     on Delay later.
+//     on Delay later (at once, if the fault is reverted meanwhile).
 //   - [toxics.Corrupt]: each byte has one random bit flipped with the given
 //     probability (draws from the seed).
 //   - [toxics.DataLimit]: once Bytes bytes have passed since the fault began

@@ -181,14 +181,16 @@ func (l *Link) arm(a *appliedFault) error {
 	return nil
 }
 
-// freeSlot returns a disarmed slot of direction d that comes after every
-// armed one, so faults act in the order they were applied, adding a slot
-// to the chain if there is none. l.faultMu must be held.
+// freeSlot returns the first disarmed slot of direction d, adding a slot
+// to the chain if every slot is armed. So a chain is only as long as the
+// most faults ever active at once in its direction; the price is that
+// faults act in slot order, not always in the order they were applied,
+// which only matters for the rare pairs that do not commute (a slicer and
+// a latency, say). l.faultMu must be held.
 func (l *Link) freeSlot(d toxics.Direction) (*slot, error) {
-	list := l.slots[d]
-	for i := len(list) - 1; i >= 0 && list[i].owner == nil; i-- {
-		if i == 0 || list[i-1].owner != nil {
-			return list[i], nil
+	for _, s := range l.slots[d] {
+		if s.owner == nil {
+			return s, nil
 		}
 	}
 	return l.addSlot(d)

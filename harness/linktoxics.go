@@ -261,6 +261,14 @@ type waitFor struct {
 }
 
 func (st *slotState) wait(stub *tpx.ToxicStub, w waitFor, changed <-chan struct{}) (event, *stream.StreamChunk) {
+	// A change comes first: a chunk that arrives after Apply or revert
+	// returned must see the new configuration, and select alone picks at
+	// random among ready cases.
+	select {
+	case <-changed:
+		return evChanged, nil
+	default:
+	}
 	var in <-chan *stream.StreamChunk
 	if w.in {
 		in = stub.Input
