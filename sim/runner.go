@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -124,6 +125,9 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 	every := cmp.Or(cfg.SampleEvery, DefaultSampleEvery)
 	horizon := cfg.Schedule.Horizon()
 	end := horizon + cooldown
+	if end < horizon {
+		end = math.MaxInt64 // a cooldown that overflows: run until cancelled
+	}
 
 	start := time.Now()
 	r := &runner{cfg: cfg, log: log, start: start, targets: make(map[string]Target, len(cfg.Targets))}
@@ -188,6 +192,9 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 		errs = append(errs, work.panicErr)
 	}
 	if err := ctx.Err(); err != nil {
+		if r.cancelledAt == 0 {
+			r.cancelledAt = h.Duration // while ops drained
+		}
 		errs = append([]error{fmt.Errorf("sim: run cancelled at %v: %w", r.cancelledAt, context.Cause(ctx))}, errs...)
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "sim: run finished", slog.Int("ops", len(h.Ops)),

@@ -476,3 +476,21 @@ func TestRunNothing(t *testing.T) {
 }
 
 var _ = errors.New
+
+func TestRunAlreadyCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		db := &stubTarget{name: "db", start: time.Now()}
+		h, err := Run(ctx, Config{
+			Schedule: Schedule{Steps: []Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Down{}}}},
+			Targets:  []Target{db},
+			Samplers: []Sampler{SamplerFunc("boom", func(context.Context) (map[string]float64, error) { panic("sampler exploded") })},
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorContains(t, err, "sim: run cancelled at 0s")
+		require.Empty(t, db.log(), "nothing applied")
+		require.Empty(t, h.Faults)
+		require.Empty(t, h.Samples)
+	})
+}
