@@ -570,6 +570,7 @@ func (c *conn) Read(b []byte) (int, error) {
 		if n > 0 {
 			p.notifyWriters()
 			p.mu.Unlock()
+			p.ep.countBytes(p.dir, n)
 			return n, nil
 		}
 		if eof {
@@ -609,7 +610,6 @@ func (c *conn) Write(b []byte) (int, error) {
 		pol := p.ep.policy(p.dir)
 		if p.discard || (pol != nil && pol.drop) {
 			p.mu.Unlock()
-			p.ep.countBytes(p.dir, len(b))
 			return total + len(b), nil
 		}
 		space := pipeCap - p.buffered
@@ -622,7 +622,6 @@ func (c *conn) Write(b []byte) (int, error) {
 		hit := p.push(b[:k], pol, now)
 		p.notifyReaders()
 		p.mu.Unlock()
-		p.ep.countBytes(p.dir, k)
 		total += k
 		b = b[k:]
 		if hit {

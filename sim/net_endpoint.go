@@ -39,9 +39,10 @@ import (
 //     during the fault, whether or not data flows.
 //   - [toxics.Blackhole]: data is dropped; connections stay open and carry
 //     data again once it is reverted (what was sent meanwhile is lost).
-//   - [toxics.Reset]: live connections and new ones (dials succeed) are
-//     reset: the client's next read or write fails with an error matching
-//     syscall.ECONNRESET; the server reads EOF.
+//   - [toxics.Reset]: live connections are reset on both sides: the next
+//     read or write fails with an error matching syscall.ECONNRESET (then
+//     reads give EOF and writes EPIPE, as on Linux). New connections are
+//     accepted and reset at once, before the server sees them.
 //   - [toxics.Down]: dials are refused (syscall.ECONNREFUSED) and live
 //     connections close (EOF on both sides).
 //
@@ -162,14 +163,22 @@ func (ep *Endpoint) countBytes(d toxics.Direction, n int) {
 	}
 }
 
-// EndpointStats counts what happened on an endpoint since it was created,
-// with the fields of harness.LinkStats.
+// EndpointStats counts what happened on an endpoint since it was created.
+// The fields are those of harness.LinkStats; Refused differs, as noted.
 type EndpointStats struct {
-	Accepted  int64 // dials that got a connection
-	Active    int64 // connections open now
-	Refused   int64 // dials refused
-	BytesUp   int64 // bytes clients wrote into the path
-	BytesDown int64 // bytes the server wrote into the path
+	// Accepted counts dials that got a connection, including those a
+	// Reset fault reset at once.
+	Accepted int64
+	// Active counts connections open now (not yet closed by both sides
+	// or cut by a fault).
+	Active int64
+	// Refused counts dials refused (no listener, Down, a stopped or
+	// crashed node). A real Link never sees the dials that the kernel
+	// refuses, and counts instead the connections it closes at once.
+	Refused int64
+	// BytesUp counts bytes the server read; BytesDown bytes clients read.
+	BytesUp   int64
+	BytesDown int64
 }
 
 // Stats returns the endpoint's counters.
@@ -245,7 +254,7 @@ func (ep *Endpoint) applyLink(f toxics.LinkFault) (func(context.Context) error, 
 		cut = ep.pairsLocked()
 	case toxics.Reset:
 		ep.reset++
-		cut, mode = ep.pairsLocked(), severResetClient
+		cut, mode = ep.pairsLocked(), severResetBoth
 	case toxics.Timeout:
 		if f.After == 0 {
 			cut = ep.pairsLocked()
