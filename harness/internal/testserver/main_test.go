@@ -132,6 +132,9 @@ func TestHTTP(t *testing.T) {
 }
 
 func TestListenError(t *testing.T) {
-	err := run(context.Background(), "256.0.0.1:0", "127.0.0.1:0", io.Discard, nil)
-	require.ErrorContains(t, err, "listen echo")
+	// An out-of-range port fails before any name lookup or socket.
+	err := run(context.Background(), "127.0.0.1:70000", "127.0.0.1:0", io.Discard, nil)
+	require.ErrorContains(t, err, `listen echo on "127.0.0.1:70000"`)
+	err = run(context.Background(), "127.0.0.1:0", "127.0.0.1:70000", io.Discard, nil)
+	require.ErrorContains(t, err, `listen http on "127.0.0.1:70000"`)
 }
