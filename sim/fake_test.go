@@ -80,8 +80,8 @@ func TestFakeHTTPLinkFaults(t *testing.T) {
 	for _, tc := range []struct {
 		fault    toxics.Fault
 		check    func(t *testing.T, err error)
-		requests int64 // that reached the handler
-		elapsed  time.Duration
+		requests int64         // that reached the handler
+		elapsed  time.Duration // negative: not checked
 	}{
 		{toxics.Latency{Delay: 300 * time.Millisecond}, func(t *testing.T, err error) { require.NoError(t, err) }, 1, 600 * time.Millisecond},
 		{toxics.Latency{Delay: 2 * time.Second, Direction: toxics.Downstream}, func(t *testing.T, err error) { requireNetTimeout(t, err) }, 1, time.Second},
@@ -92,6 +92,13 @@ func TestFakeHTTPLinkFaults(t *testing.T) {
 		{toxics.Reset{}, func(t *testing.T, err error) { require.ErrorIs(t, err, syscall.ECONNRESET) }, 0, 0},
 		{toxics.Crash{}, func(t *testing.T, err error) { require.ErrorIs(t, err, syscall.ECONNREFUSED) }, 0, 0},
 		{toxics.Pause{}, func(t *testing.T, err error) { requireNetTimeout(t, err) }, 0, time.Second},
+		{toxics.Bandwidth{Rate: 1000, Direction: toxics.Downstream}, func(t *testing.T, err error) { require.NoError(t, err) }, 1, -1},
+		{toxics.Slicer{AverageSize: 3, SizeVariation: 2, Delay: time.Millisecond}, func(t *testing.T, err error) { require.NoError(t, err) }, 1, -1},
+		{toxics.SlowClose{Delay: time.Second}, func(t *testing.T, err error) { require.NoError(t, err) }, 1, 0},
+		{toxics.DataLimit{Bytes: 20, Direction: toxics.Downstream}, func(t *testing.T, err error) { require.ErrorContains(t, err, "connection broken") }, 1, 0},
+		// Every byte of the response damaged: the client never finds the
+		// end of its header.
+		{toxics.Corrupt{Probability: 1, Direction: toxics.Downstream}, func(t *testing.T, err error) { requireNetTimeout(t, err) }, 1, time.Second},
 	} {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			inBubble(t, 1, func(t *testing.T, n *Network) {
@@ -101,7 +108,9 @@ func TestFakeHTTPLinkFaults(t *testing.T) {
 				start := time.Now()
 				_, err := get(c, api.URL()+"/x")
 				tc.check(t, err)
-				require.Equal(t, tc.elapsed, time.Since(start))
+				if tc.elapsed >= 0 {
+					require.Equal(t, tc.elapsed, time.Since(start))
+				}
 				require.Equal(t, tc.requests, api.Requests())
 				revert()
 				body, err := get(c, api.URL()+"/healed")

@@ -196,6 +196,18 @@ func hundredOps(t *testing.T, seed int64, x exchange) {
 	}
 }
 
+// bubblesParallel is bubbles on every P at once.
+func bubblesParallel(t *testing.T, x exchange) func(*testing.B) {
+	return func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for seed := int64(0); pb.Next(); seed++ {
+				synctest.Test(t, func(t *testing.T) { hundredOps(t, seed, x) })
+			}
+		})
+	}
+}
+
 // schedules runs b.N bubbles, each a Run of a 3-step schedule against a
 // FakeKV with an open-loop go-redis workload of 100 ops.
 func schedules(t *testing.T) func(*testing.B) {
@@ -283,5 +295,6 @@ func TestNetFigures(t *testing.T) {
 	report("bubble_echo", perBubble(echoExchange))
 	report("bubble_kv", perBubble(kvExchange))
 	report("bubble_http", perBubble(httpExchange))
+	report("bubble_kv_parallel", func(t *testing.T) func(*testing.B) { return bubblesParallel(t, kvExchange) })
 	report("run_schedule", schedules)
 }

@@ -125,6 +125,12 @@ type limitRule struct {
 	bytes int64
 }
 
+var (
+	_ Target       = (*Endpoint)(nil)
+	_ net.Listener = (*listener)(nil)
+	_ net.Conn     = (*conn)(nil)
+)
+
 func newEndpoint(n *Network, name string) *Endpoint {
 	h := fnv.New64a()
 	h.Write([]byte(name))
