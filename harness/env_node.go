@@ -280,7 +280,7 @@ func (n *Node) errorf(format string, args ...any) error {
 }
 
 // poll calls check until it returns nil or ctx ends, backing off from
-// 5 ms to 250 ms between attempts. Each attempt gets at most 5 s.
+// 5 ms to 50 ms between attempts. Each attempt gets at most 5 s.
 func poll(ctx context.Context, check func(context.Context) error) error {
 	delay := 5 * time.Millisecond
 	var last error
@@ -302,7 +302,7 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 			return fmt.Errorf("gave up after %d attempts (%w): last error: %w", attempt, context.Cause(ctx), last)
 		case <-t.C:
 		}
-		delay = min(2*delay, 250*time.Millisecond)
+		delay = min(2*delay, 50*time.Millisecond)
 	}
 }
 
