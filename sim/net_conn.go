@@ -547,16 +547,21 @@ func (c *conn) Read(b []byte) (int, error) {
 	p := c.rd
 	for {
 		c.frozen()
+		// The flags are read with p.mu held: whoever sets one then wakes
+		// the waiters under p.mu, so no wake is lost.
+		p.mu.Lock()
 		if c.closed.Load() {
+			p.mu.Unlock()
 			return 0, c.opErr("read", net.ErrClosed)
 		}
 		if err := c.resetErr("read"); err != nil {
+			p.mu.Unlock()
 			return 0, err
 		}
 		if c.rshut.Load() {
+			p.mu.Unlock()
 			return 0, io.EOF
 		}
-		p.mu.Lock()
 		now := time.Now()
 		if !p.rdl.IsZero() && !now.Before(p.rdl) {
 			p.mu.Unlock()
@@ -588,16 +593,19 @@ func (c *conn) Write(b []byte) (int, error) {
 	total := 0
 	for {
 		c.frozen()
+		p.mu.Lock()
 		if c.closed.Load() {
+			p.mu.Unlock()
 			return total, c.opErr("write", net.ErrClosed)
 		}
 		if err := c.resetErr("write"); err != nil {
+			p.mu.Unlock()
 			return total, err
 		}
 		if c.wshut.Load() {
+			p.mu.Unlock()
 			return total, c.opErr("write", errPipe())
 		}
-		p.mu.Lock()
 		now := time.Now()
 		if !p.wdl.IsZero() && !now.Before(p.wdl) {
 			p.mu.Unlock()
