@@ -799,6 +799,7 @@ func TestNewLinkFailsTheTest(t *testing.T) {
 }
 
 func TestLinkNil(t *testing.T) {
+	require.Nil(t, NewLink(nil, "db", "127.0.0.1:1"))
 	var l *Link
 	require.Equal(t, "", l.Name())
 	require.Equal(t, LinkStats{}, l.Stats())
@@ -930,3 +931,86 @@ func TestLinkRevertKeepsTheStream(t *testing.T) {
 	floodPattern(1, want)
 	require.True(t, bytes.Equal(want, got), "the stream has a gap or is out of order")
 }
+
+// Clients come and go while faults of every kind come and go: nothing
+// deadlocks, panics or leaks (TestMain checks goroutines), and Close ends
+// it all.
+func TestLinkChurn(t *testing.T) {
+	l, err := StartLink("churn", serveTCP(t, echo), WithSeed(1))
+	require.NoError(t, err)
+	faults := []toxics.Fault{
+		toxics.Latency{Delay: time.Millisecond, Jitter: time.Millisecond},
+		toxics.Bandwidth{Rate: 0, Direction: toxics.Upstream},
+		toxics.Bandwidth{Rate: 100_000},
+		toxics.Slicer{AverageSize: 2, SizeVariation: 1, Delay: time.Millisecond},
+		toxics.SlowClose{Delay: 5 * time.Millisecond},
+		toxics.Corrupt{Probability: 0.5},
+		toxics.DataLimit{Bytes: 3},
+		toxics.Timeout{After: 2 * time.Millisecond},
+		toxics.Blackhole{Direction: toxics.Downstream},
+		toxics.Reset{},
+		toxics.Down{},
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 8)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", l.Addr(), time.Second)
+				if err != nil {
+					continue // Down
+				}
+				_ = c.SetDeadline(time.Now().Add(20 * time.Millisecond))
+				for range 3 {
+					if _, err := c.Write([]byte{byte(w), byte(i)}); err != nil {
+						break
+					}
+					if _, err := io.ReadFull(c, buf[:2]); err != nil {
+						break
+					}
+				}
+				if i%2 == 0 {
+					_ = c.(*net.TCPConn).CloseWrite()
+					_, _ = io.Copy(io.Discard, c)
+				}
+				_ = c.Close()
+			}
+		}()
+	}
+	ctx := context.Background()
+	var reverts []func(context.Context) error
+	for i := range 300 {
+		f := faults[(i*7)%len(faults)]
+		revert, err := l.Apply(ctx, f)
+		require.NoError(t, err)
+		reverts = append(reverts, revert)
+		if len(reverts) > 3 {
+			require.NoError(t, reverts[0](ctx))
+			reverts = reverts[1:]
+		}
+		// Let some traffic through between changes, without sleeping:
+		// a round trip on a fresh connection, which may well fail.
+		if c, err := net.DialTimeout("tcp", l.Addr(), time.Second); err == nil {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Millisecond))
+			_, _ = c.Write([]byte{1})
+			_, _ = c.Read(buf1)
+			_ = c.Close()
+		}
+	}
+	require.NoError(t, l.Clear(ctx))
+	close(stop)
+	wg.Wait()
+	require.NoError(t, l.Close())
+	require.Equal(t, int64(0), l.Stats().Active)
+	require.Greater(t, l.Stats().Accepted, int64(300))
+}
+
+var buf1 = make([]byte, 1)

@@ -151,6 +151,12 @@ func (l *Link) connList() []*linkConn {
 func (l *Link) arm(a *appliedFault) error {
 	l.faultMu.Lock()
 	defer l.faultMu.Unlock()
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return errLinkClosed
+	}
 	var slots []*slot
 	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
 		if !toxics.DirectionOf(a.fault).Has(d) {

@@ -221,6 +221,7 @@ type slotState struct {
 	cfg *slotConfig // nil: passing
 
 	held    []*stream.StreamChunk // taken, not passed on yet, in order
+	lens    []int                 // len(held[i].Data), noted when taken
 	heldLen int                   // bytes in held
 	dues    []time.Time           // latency: when each held chunk is due
 	eof     bool                  // the input closed cleanly
@@ -376,17 +377,36 @@ func (st *slotState) release(stub *tpx.ToxicStub) bool {
 	return true
 }
 
+// A chunk passed on belongs to the next stage, which may change it at
+// once (a slicer advances it, corrupt flips its bits), so a slot never
+// touches a chunk after sending it: pop and advance use the lengths noted
+// when the chunks were taken.
+
 func (st *slotState) push(c *stream.StreamChunk) {
 	st.held = append(st.held, c)
+	st.lens = append(st.lens, len(c.Data))
 	st.heldLen += len(c.Data)
 }
 
+// pop drops the first held chunk, which has been passed on.
 func (st *slotState) pop() {
-	st.heldLen -= len(st.held[0].Data)
+	st.heldLen -= st.lens[0]
 	st.held[0] = nil
-	st.held = st.held[1:]
+	st.held, st.lens = st.held[1:], st.lens[1:]
 	if len(st.dues) > 0 {
 		st.dues = st.dues[1:]
+	}
+}
+
+// advance drops the first n bytes of the first held chunk, which have been
+// passed on as a chunk of their own.
+func (st *slotState) advance(n int) {
+	head := st.held[0]
+	head.Data = head.Data[n:]
+	st.lens[0] -= n
+	st.heldLen -= n
+	if st.lens[0] == 0 {
+		st.pop()
 	}
 }
 
@@ -399,7 +419,7 @@ func (st *slotState) room() bool {
 // stream and drains the input. If Toxiproxy interrupts it, the next run of
 // Pipe calls it again.
 func (st *slotState) abort(stub *tpx.ToxicStub) {
-	st.held, st.dues, st.heldLen = nil, nil, 0
+	st.held, st.lens, st.dues, st.heldLen = nil, nil, nil, 0
 	st.aborted = true
 	select {
 	case stub.Output <- &stream.StreamChunk{Data: []byte{}, Timestamp: time.Now()}:
@@ -520,6 +540,9 @@ func (st *slotState) runLatency(stub *tpx.ToxicStub, changed <-chan struct{}, f 
 			if due := st.dues[0]; time.Now().Before(due) {
 				w.at = due
 			} else {
+				// A later latency measures from here, so stacked
+				// delays add.
+				st.held[0].Timestamp = due
 				w.out = st.held[0]
 			}
 		}
@@ -531,8 +554,6 @@ func (st *slotState) runLatency(stub *tpx.ToxicStub, changed <-chan struct{}, f 
 		case evSent:
 			st.pop()
 		case evTimer:
-			// A later latency measures from here, so stacked delays add.
-			st.held[0].Timestamp = st.dues[0]
 		case evEOF:
 			st.eof = true
 		default:
@@ -551,7 +572,7 @@ func (st *slotState) runBandwidth(stub *tpx.ToxicStub, changed <-chan struct{}, 
 			return false
 		}
 		w := waitFor{in: st.room()}
-		var part *stream.StreamChunk
+		var partLen int
 		if len(st.held) > 0 && f.Rate > 0 {
 			now := time.Now()
 			if st.next.IsZero() || now.Sub(st.next) > bandwidthBurst {
@@ -561,9 +582,8 @@ func (st *slotState) runBandwidth(stub *tpx.ToxicStub, changed <-chan struct{}, 
 				w.at = st.next
 			} else {
 				head := st.held[0]
-				n := min(int64(len(head.Data)), piece)
-				part = &stream.StreamChunk{Data: head.Data[:n], Timestamp: head.Timestamp}
-				w.out = part
+				partLen = int(min(int64(st.lens[0]), piece))
+				w.out = &stream.StreamChunk{Data: head.Data[:partLen], Timestamp: head.Timestamp}
 			}
 		}
 		ev, c := st.wait(stub, w, changed)
@@ -571,15 +591,8 @@ func (st *slotState) runBandwidth(stub *tpx.ToxicStub, changed <-chan struct{}, 
 		case evChunk:
 			st.push(c)
 		case evSent:
-			n := len(part.Data)
-			st.next = st.next.Add(time.Duration(float64(n) / float64(f.Rate) * float64(time.Second)))
-			head := st.held[0]
-			head.Data = head.Data[n:]
-			st.heldLen -= n
-			if len(head.Data) == 0 {
-				st.held[0] = nil
-				st.held = st.held[1:]
-			}
+			st.next = st.next.Add(time.Duration(float64(partLen) / float64(f.Rate) * float64(time.Second)))
+			st.advance(partLen)
 		case evTimer:
 		case evEOF:
 			st.eof = true
@@ -609,19 +622,14 @@ func (st *slotState) runSlicer(stub *tpx.ToxicStub, changed <-chan struct{}, f t
 			}
 		}
 		head := st.held[0]
-		n := min(len(head.Data), st.size)
+		n := min(st.lens[0], st.size)
 		part := &stream.StreamChunk{Data: head.Data[:n], Timestamp: head.Timestamp}
 		if ev, _ := st.wait(stub, waitFor{out: part}, changed); ev != evSent {
 			return st.ends(stub, ev)
 		}
 		st.size = 0
 		st.next = time.Now().Add(f.Delay)
-		head.Data = head.Data[n:]
-		st.heldLen -= n
-		if len(head.Data) == 0 {
-			st.held[0] = nil
-			st.held = st.held[1:]
-		}
+		st.advance(n)
 	}
 }
 
@@ -685,7 +693,7 @@ func (st *slotState) runDataLimit(stub *tpx.ToxicStub, changed <-chan struct{}, 
 		if ev != evSent {
 			return st.ends(stub, ev)
 		}
-		st.passed += int64(len(st.held[0].Data))
+		st.passed += int64(st.lens[0])
 		st.pop()
 	}
 }
