@@ -227,18 +227,18 @@ func windowRows(h *History) []windowRow {
 	ws := h.Windows()
 	kinds := h.Kinds()
 	per := len(kinds) + 1
-	buckets := make([][]Op, len(ws)*per)
+	buckets := make([]summarizer, len(ws)*per)
 	kindIndex := make(map[string]int, len(kinds))
 	for i, k := range kinds {
 		kindIndex[k] = i + 1
 	}
-	for _, op := range h.Ops {
+	for i := range h.Ops {
+		op := &h.Ops[i]
 		for wi, w := range ws {
 			if w.Contains(op.Intended) {
-				buckets[wi*per] = append(buckets[wi*per], op)
+				buckets[wi*per].add(op)
 				if len(kinds) > 1 {
-					ki := wi*per + kindIndex[op.Kind]
-					buckets[ki] = append(buckets[ki], op)
+					buckets[wi*per+kindIndex[op.Kind]].add(op)
 				}
 			}
 		}
@@ -249,7 +249,7 @@ func windowRows(h *History) []windowRow {
 			if ki > 0 && len(kinds) < 2 {
 				break
 			}
-			s := Summarize(buckets[wi*per+ki])
+			s := buckets[wi*per+ki].summary()
 			row := windowRow{Label: w.Label, Kind: "all", Fault: w.Fault, From: fmtDur(w.From), To: fmtDur(w.To), S: s,
 				P50: fmtDur(s.P50), P90: fmtDur(s.P90), P99: fmtDur(s.P99), Max: fmtDur(s.Max),
 				Rate: fmt.Sprintf("%.1f%%", 100*s.ErrorRate), Heat: s.ErrorRate}

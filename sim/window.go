@@ -154,26 +154,40 @@ func (s Summary) String() string {
 
 // Summarize counts ops by outcome and computes latency quantiles.
 func Summarize(ops []Op) Summary {
-	s := Summary{Count: len(ops)}
-	if len(ops) == 0 {
+	a := summarizer{lat: make([]time.Duration, 0, len(ops))}
+	for i := range ops {
+		a.add(&ops[i])
+	}
+	return a.summary()
+}
+
+// summarizer accumulates a Summary one op at a time.
+type summarizer struct {
+	ok, failed, unknown int
+	lat                 []time.Duration
+}
+
+func (a *summarizer) add(op *Op) {
+	switch op.Outcome {
+	case OK:
+		a.ok++
+	case Failed:
+		a.failed++
+	default:
+		a.unknown++
+	}
+	a.lat = append(a.lat, op.Latency())
+}
+
+func (a *summarizer) summary() Summary {
+	s := Summary{Count: len(a.lat), OK: a.ok, Failed: a.failed, Unknown: a.unknown}
+	if s.Count == 0 {
 		return s
 	}
-	lat := make([]time.Duration, len(ops))
-	for i, op := range ops {
-		switch op.Outcome {
-		case OK:
-			s.OK++
-		case Failed:
-			s.Failed++
-		default:
-			s.Unknown++
-		}
-		lat[i] = op.Latency()
-	}
-	slices.Sort(lat)
+	slices.Sort(a.lat)
 	s.ErrorRate = float64(s.Errors()) / float64(s.Count)
-	s.P50, s.P90, s.P99 = quantile(lat, 0.50), quantile(lat, 0.90), quantile(lat, 0.99)
-	s.Max = lat[len(lat)-1]
+	s.P50, s.P90, s.P99 = quantile(a.lat, 0.50), quantile(a.lat, 0.90), quantile(a.lat, 0.99)
+	s.Max = a.lat[len(a.lat)-1]
 	return s
 }
 
