@@ -80,7 +80,10 @@ const linkDialTimeout = 10 * time.Second
 // timeout, data limit, corrupt, reset, down). Neither Apply nor revert
 // waits for a connection, not even for a client that has stopped reading.
 // Several faults may be active together; they act one after the other,
-// mostly in the order they were applied (see linkfault.go).
+// each in a slot of the pipeline: a new fault takes the first free slot,
+// so faults act in the order they were applied unless an earlier one was
+// reverted meanwhile. Order only matters for the few pairs that do not
+// commute, such as a slicer and a latency.
 //
 // Upstream means client to upstream, Downstream the way back; a fault with
 // direction Both acts on both. What each fault does, as a client sees it:

@@ -987,6 +987,7 @@ func TestLinkChurn(t *testing.T) {
 	}
 	ctx := context.Background()
 	var reverts []func(context.Context) error
+	buf1 := make([]byte, 1)
 	for i := range 300 {
 		f := faults[(i*7)%len(faults)]
 		revert, err := l.Apply(ctx, f)
@@ -1012,5 +1013,3 @@ func TestLinkChurn(t *testing.T) {
 	require.Equal(t, int64(0), l.Stats().Active)
 	require.Greater(t, l.Stats().Accepted, int64(300))
 }
-
-var buf1 = make([]byte, 1)
