@@ -28,6 +28,16 @@ import (
 //
 // Node faults: a crash loses every key (a Redis without persistence); a
 // stop or restart keeps them (saved on a graceful shutdown).
+//
+// With go-redis, turn its maintenance notifications off: otherwise
+// redis.NewClient resolves the host of Addr with the real DNS, outside the
+// simulation (inside a bubble that is a fatal error of the test binary):
+//
+//	rdb := redis.NewClient(&redis.Options{
+//		Addr:                     "cache:6379",
+//		Dialer:                   n.Dial,
+//		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+//	})
 type FakeKV struct {
 	*Endpoint
 	srv *fakeServer

@@ -14,35 +14,43 @@ import (
 )
 
 // Network is an in-memory network for tests in virtual time. Servers
-// register under a name with [Network.Listen] (or start a fake: [Network.FakeHTTP],
-// [Network.FakeTCP], [Network.FakeKV]); clients reach them with
-// [Network.Dial], whose signature fits http.Transport.DialContext, a pgx
-// ConnConfig.DialFunc and a go-redis Options.Dialer as they are:
+// register under a name with [Network.Listen], or start a fake
+// ([Network.FakeHTTP], [Network.FakeTCP], [Network.FakeKV]); clients reach
+// them with [Network.Dial], whose signature fits http.Transport.DialContext,
+// a pgx ConnConfig.DialFunc and a go-redis Options.Dialer as they are.
+// Inside a testing/synctest bubble a 5 s latency takes no wall time:
 //
-//	n := sim.NewNetwork(seed)
-//	defer n.Close()
-//	kv, _ := n.FakeKV("cache")
-//	rdb := redis.NewClient(&redis.Options{Addr: "cache:6379", Dialer: n.Dial})
+//	synctest.Test(t, func(t *testing.T) {
+//		n := sim.NewNetwork(seed)
+//		t.Cleanup(func() { n.Close() })
+//		api, _ := n.FakeHTTP("api", handler)
+//		client := &http.Client{Transport: &http.Transport{DialContext: n.Dial}, Timeout: time.Second}
+//		api.Apply(t.Context(), toxics.Latency{Delay: 5 * time.Second})
+//		_, err := client.Get(api.URL()) // a timeout, after exactly 1 s of virtual time
+//	})
 //
 // Every name is an [Endpoint], a [Target] that takes the link faults of
 // package toxics (acting on the path from clients to the server, as
 // harness.Link does on real TCP) and its node faults (acting on the server
-// itself, as harness does on a container): one target per dependency, like
-// a harness dependency.
+// itself, as harness does on a container): one target per dependency,
+// like a harness dependency. [Network.Targets] lists them for the Runner.
 //
 // Connections behave like TCP on loopback as a client library sees it:
-// each direction has a bounded buffer (so a writer does not wait for the
-// reader, until the buffer is full), deadlines give errors with Timeout()
-// true that match [os.ErrDeadlineExceeded], a refused dial, a reset and a
-// broken pipe are *net.OpError values wrapping syscall.ECONNREFUSED,
-// syscall.ECONNRESET and syscall.EPIPE, and CloseWrite half-closes.
+// each direction has a bounded buffer (a writer does not wait for the
+// reader until 256 KiB are in flight), deadlines give errors with
+// Timeout() true that match [os.ErrDeadlineExceeded], a refused dial, a
+// reset and a broken pipe are *net.OpError values wrapping
+// syscall.ECONNREFUSED, syscall.ECONNRESET and syscall.EPIPE, CloseWrite
+// and CloseRead half-close, and writing to a peer that has closed
+// succeeds (the bytes vanish) while reads return what arrived, then EOF.
 //
-// Everything that waits blocks durably (channels and timers), so a
-// Network created inside a testing/synctest bubble runs in virtual time: a
-// 5 s latency takes no wall time. Create it inside the bubble that uses it.
-// It starts no goroutine of its own (timers of timeout faults and
-// deadlines run briefly when they fire); the fakes run theirs until
-// [Network.Close].
+// Everything that waits blocks durably (channels and timers), so the
+// network runs in virtual time inside a bubble. Create it inside the
+// bubble that uses it, and close it there (t.Cleanup inside
+// synctest.Test runs in the bubble): its channels belong to the bubble.
+// It starts no goroutine of its own (the timers of timeout faults run
+// briefly when they fire); the fakes run theirs until [Network.Close].
+// Outside a bubble it works on the wall clock.
 //
 // Every random draw (latency jitter, corruption, slicer sizes) comes from
 // the seed, per endpoint, connection and direction, so the same program

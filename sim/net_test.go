@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -11,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/toxics"
@@ -376,4 +379,64 @@ func TestNetApplyErrors(t *testing.T) {
 		_, err = ep.Apply(ctx, toxics.Down{})
 		require.ErrorIs(t, err, net.ErrClosed)
 	})
+}
+
+func TestNetConcurrentCloseWakesEveryone(t *testing.T) {
+	// Close, CloseRead, CloseWrite, a reset and deadline changes race with
+	// blocked reads and writes: none may be left waiting (in a bubble, a
+	// lost wake is a deadlock, which fails the test).
+	inBubble(t, 1, func(t *testing.T, n *Network) {
+		ln, err := n.Listen("db")
+		require.NoError(t, err)
+		ep, err := n.Endpoint("db")
+		require.NoError(t, err)
+		for i := range 200 {
+			client, server := dialAccept(t, n, ln, "db")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				buf := make([]byte, 8)
+				for {
+					if _, err := server.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				big := make([]byte, pipeCap+1)
+				server.Write(big)
+			}()
+			switch i % 5 {
+			case 0:
+				server.Close()
+			case 1:
+				server.(interface{ CloseRead() error }).CloseRead()
+				server.Close()
+			case 2:
+				server.SetDeadline(time.Now())
+				server.Close()
+			case 3:
+				revert, err := ep.Apply(t.Context(), toxics.Reset{})
+				require.NoError(t, err)
+				require.NoError(t, revert(t.Context()))
+				server.Close()
+			case 4:
+				client.Close()
+				server.Close()
+			}
+			<-done
+			client.Close()
+		}
+	})
+}
+
+func TestNetDialFitsClients(t *testing.T) {
+	n := NewNetwork(1)
+	defer n.Close()
+	// The signatures match, so no adapter is needed.
+	var (
+		_ pgconn.DialFunc = n.Dial
+		_                 = http.Transport{DialContext: n.Dial}
+		_                 = redis.Options{Dialer: n.Dial}
+	)
 }
