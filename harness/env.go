@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,7 +201,7 @@ func (e *Env) Dependency(name string) (Dependency, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, ok := e.byName[name]
-	if !ok {
+	if !ok || m == nil {
 		return nil, fmt.Errorf("harness: no dependency %q in this env (have %v)", name, e.namesLocked())
 	}
 	return m, nil
@@ -312,8 +313,29 @@ func (e *Env) close() {
 		}
 		cancel()
 	}
+	e.checkLeftovers()
 	if e.logSink != nil {
 		e.logSink.stop()
+	}
+}
+
+// checkLeftovers lists, by label and run record, what of this Env still
+// exists after its teardown, and fails the test if anything does.
+func (e *Env) checkLeftovers() {
+	e.mu.Lock()
+	used := e.docker != nil || e.procs != nil
+	e.mu.Unlock()
+	if !used {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	left, err := Leftovers(ctx, e.runID)
+	if err != nil {
+		e.log.Warn("listing leftovers failed", "err", err)
+	}
+	if len(left) > 0 {
+		e.t.Errorf("harness: teardown of run %s left %s", e.runID, strings.Join(left, "; "))
 	}
 }
 

@@ -233,10 +233,25 @@ func (n *processNode) exited() error {
 	}
 }
 
+// current returns the running process, or nil when there is none. Once
+// the process was waited for its pid may belong to someone else, so every
+// signal is sent only after this check.
 func (n *processNode) current() (*exec.Cmd, chan struct{}) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.cmd == nil || isClosed(n.done) {
+		return nil, nil
+	}
 	return n.cmd, n.done
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func (n *processNode) stop(ctx context.Context, grace time.Duration) error {
