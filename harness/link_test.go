@@ -188,6 +188,14 @@ func echoLink(t testing.TB, opts ...LinkOption) (*Link, *net.TCPConn) {
 	return l, c
 }
 
+// A Link is a target of package sim's Runner. The interface is repeated
+// here because harness does not import sim.
+var _ interface {
+	Name() string
+	Supports(k toxics.Kind) bool
+	Apply(ctx context.Context, f toxics.Fault) (revert func(context.Context) error, err error)
+} = (*Link)(nil)
+
 func TestLinkPassThrough(t *testing.T) {
 	up := serveTCP(t, echo)
 	l := NewLink(t, "db", up)
