@@ -160,6 +160,7 @@ func tail(b []byte, n int) string {
 type processNode struct {
 	pr      *processRuntime
 	name    string
+	args    func(port int) []string // the command line for a port
 	argv    []string
 	dir     string
 	logPath string
@@ -299,7 +300,7 @@ func (n *processNode) kill(ctx context.Context) error {
 	return waitGone(ctx, kids)
 }
 
-func (n *processNode) pause(context.Context) error {
+func (n *processNode) pause(ctx context.Context) error {
 	cmd, _ := n.current()
 	if cmd == nil {
 		return errors.New("not running")
@@ -308,10 +309,20 @@ func (n *processNode) pause(context.Context) error {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		return err
 	}
-	for _, k := range descendants(pid) {
+	all := append(descendants(pid), procInfo{pid: pid})
+	for _, k := range all[:len(all)-1] {
 		_ = syscall.Kill(k.pid, syscall.SIGSTOP)
 	}
-	return nil
+	// Signals are delivered asynchronously: return once every process is
+	// really stopped, so the pause is in force when Apply returns.
+	return poll(ctx, func(context.Context) error {
+		for _, k := range all {
+			if _, _, state, err := procStat(k.pid); err == nil && state != 'T' && state != 'Z' && state != 'X' {
+				return fmt.Errorf("process %d not stopped yet (state %c)", k.pid, state)
+			}
+		}
+		return nil
+	})
 }
 
 func (n *processNode) unpause(context.Context) error {
@@ -332,7 +343,8 @@ func (n *processNode) closeNode(ctx context.Context) error {
 }
 
 // startProcessNode starts n, waits for ready, starts the Link and
-// registers the teardown.
+// registers the teardown. The port is chosen here; when another program
+// took it between the choice and the server's bind, it tries another.
 func (e *Env) startProcessNode(ctx context.Context, n *processNode, ready func(context.Context, string) error, startTimeout time.Duration) (*Node, error) {
 	checked := func(ctx context.Context, addr string) error {
 		if err := n.exited(); err != nil {
@@ -341,11 +353,28 @@ func (e *Env) startProcessNode(ctx context.Context, n *processNode, ready func(c
 		return ready(ctx, addr)
 	}
 	e.onClose("process "+n.name, n.closeNode)
-	addr, err := n.start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := poll(ctx, func(ctx context.Context) error { return checked(ctx, addr) }); err != nil {
+	var addr string
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		n.argv = n.args(port)
+		n.addr = "127.0.0.1:" + strconv.Itoa(port)
+		_ = os.Truncate(n.logPath, 0)
+		if addr, err = n.start(ctx); err != nil {
+			return nil, err
+		}
+		err = poll(ctx, func(ctx context.Context) error { return checked(ctx, addr) })
+		if err == nil {
+			break
+		}
+		log, _ := os.ReadFile(n.logPath)
+		if attempt < 3 && bytes.Contains(bytes.ToLower(log), []byte("address already in use")) {
+			e.log.Info("port taken meanwhile, trying another", "dependency", n.name, "port", port)
+			_ = n.kill(ctx)
+			continue
+		}
 		return nil, fmt.Errorf("not ready on %s: %w", addr, err)
 	}
 	link, err := e.newLink(n.name, addr)
@@ -381,11 +410,7 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 		"-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf("\n# shakedown\nlisten_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nfsync = off\nfull_page_writes = off\n", port, dir)
+	conf := fmt.Sprintf("\n# shakedown\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = off\nfull_page_writes = off\n", dir)
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err
@@ -395,8 +420,9 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 		return nil, err
 	}
 	n := &processNode{
-		pr: pr, name: name, argv: []string{pgbin, "-D", data}, dir: dir,
-		logPath: filepath.Join(dir, "postgres.log"), addr: "127.0.0.1:" + strconv.Itoa(port),
+		pr: pr, name: name, dir: dir,
+		args:    func(port int) []string { return []string{pgbin, "-D", data, "-p", strconv.Itoa(port)} },
+		logPath: filepath.Join(dir, "postgres.log"),
 		stopSig: syscall.SIGINT, // fast shutdown; SIGTERM would wait for clients to leave
 		cred:    pr.cred,
 	}
@@ -407,7 +433,7 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 		return nil, err
 	}
 	if p.database != "postgres" {
-		if err := p.createDatabase(ctx, n.addr); err != nil {
+		if err := p.createDatabase(ctx, node.DirectAddr()); err != nil {
 			return nil, err
 		}
 	}
@@ -427,15 +453,13 @@ func (e *Env) redisProcess(ctx context.Context, name string, cfg redisConfig, r 
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	n := &processNode{
 		pr: pr, name: name, dir: dir,
-		argv: []string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
-			"--requirepass", r.password, "--daemonize", "no", "--appendonly", "no"},
-		logPath: filepath.Join(dir, "redis.log"), addr: "127.0.0.1:" + strconv.Itoa(port),
+		args: func(port int) []string {
+			return []string{bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+				"--requirepass", r.password, "--daemonize", "no", "--appendonly", "no"}
+		},
+		logPath: filepath.Join(dir, "redis.log"),
 		stopSig: syscall.SIGTERM, // saves a snapshot (default save points) and exits
 		cred:    pr.cred,
 	}
