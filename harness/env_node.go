@@ -111,15 +111,20 @@ func (n *Node) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	case toxics.LinkFault:
 		return n.link.Apply(ctx, f)
 	case toxics.Crash:
-		return n.Start, n.Crash(ctx)
+		revert, err = n.Start, n.Crash(ctx)
 	case toxics.Stop:
-		return n.Start, n.stopGrace(ctx, f.Grace)
+		revert, err = n.Start, n.stopGrace(ctx, f.Grace)
 	case toxics.Pause:
-		return n.Unpause, n.Pause(ctx)
+		revert, err = n.Unpause, n.Pause(ctx)
 	case toxics.Restart:
-		return func(context.Context) error { return nil }, n.Restart(ctx)
+		revert, err = func(context.Context) error { return nil }, n.Restart(ctx)
+	default:
+		return nil, fmt.Errorf("harness: %s: fault %v is not supported", n.name, f)
 	}
-	return nil, fmt.Errorf("harness: %s: fault %v is not supported", n.name, f)
+	if err != nil {
+		return nil, err
+	}
+	return revert, nil
 }
 
 // Ready returns nil once the node passes its readiness check on its
