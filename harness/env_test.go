@@ -15,7 +15,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
-	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -283,4 +282,18 @@ func TestReapProcesses(t *testing.T) {
 	require.NoError(t, err)
 }
 
-var _ = testcontainers.GenericLabels
+
+// Every dependency is a target of package sim's Runner. The interface is
+// repeated here because harness does not import sim.
+var _ = []interface {
+	Name() string
+	Supports(k toxics.Kind) bool
+	Apply(ctx context.Context, f toxics.Fault) (revert func(context.Context) error, err error)
+}{Dependency(nil), (*Postgres)(nil), (*Redis)(nil), (*Container)(nil), (*Service)(nil), (*Node)(nil)}
+
+var (
+	_ Dependency = (*Postgres)(nil)
+	_ Dependency = (*Redis)(nil)
+	_ Dependency = (*Container)(nil)
+	_ Dependency = (*Service)(nil)
+)
