@@ -40,9 +40,11 @@ import (
 // reader until 256 KiB are in flight), deadlines give errors with
 // Timeout() true that match [os.ErrDeadlineExceeded], a refused dial, a
 // reset and a broken pipe are *net.OpError values wrapping
-// syscall.ECONNREFUSED, syscall.ECONNRESET and syscall.EPIPE, CloseWrite
-// and CloseRead half-close, and writing to a peer that has closed
-// succeeds (the bytes vanish) while reads return what arrived, then EOF.
+// syscall.ECONNREFUSED, syscall.ECONNRESET and syscall.EPIPE, and
+// CloseWrite and CloseRead half-close. A side whose peer closed reads what
+// arrived, then EOF; as on Linux, writing to it succeeds (the bytes
+// vanish), and the RST that answers fails the next write with
+// ECONNRESET, and later ones with EPIPE.
 //
 // Everything that waits blocks durably (channels and timers), so the
 // network runs in virtual time inside a bubble. Create it inside the

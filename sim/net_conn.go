@@ -114,6 +114,7 @@ type pipe struct {
 	tail     time.Time // when the last queued byte arrives
 	eof      bool      // an end of stream is queued
 	discard  bool      // the reader is gone or the path is cut: writes vanish
+	gone     bool      // ...and the far end answers data with an RST
 	rdl, wdl time.Time // the reader's read deadline, the writer's write deadline
 	rq, wq   waitq     // the reader and the writers waiting
 	rng      *rand.Rand
@@ -380,11 +381,13 @@ func (p *pipe) closeWrite(now time.Time) {
 }
 
 // closeRead drops what is queued and makes later writes vanish: the
-// reader is gone.
-func (p *pipe) closeRead() {
+// reader is gone. If its socket is closed for good (not just shut for
+// reading), data that comes later is answered with an RST.
+func (p *pipe) closeRead(gone bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.discard = true
+	p.gone = p.gone || gone
 	p.dropLocked()
 	p.notifyReaders()
 	p.notifyWriters()
@@ -423,7 +426,7 @@ func (p *pipe) cut(now time.Time) {
 	}
 	clear(p.q[keep:])
 	p.q = append(p.q[:keep], chunk{eof: true, start: now})
-	p.eof, p.discard = true, true
+	p.eof, p.discard, p.gone = true, true, true
 	p.notifyReaders()
 	p.notifyWriters()
 }
@@ -432,7 +435,7 @@ func (p *pipe) cut(now time.Time) {
 func (p *pipe) drop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.eof, p.discard = true, true
+	p.eof, p.discard, p.gone = true, true, true
 	p.dropLocked()
 	p.notifyReaders()
 	p.notifyWriters()
@@ -484,9 +487,12 @@ func earliest(a, b time.Time) time.Time {
 
 // Reset states of a conn.
 const (
-	rstNone     int32 = iota
-	rstPending        // the next read or write returns ECONNRESET
-	rstReported       // reads return EOF, writes EPIPE
+	rstNone          int32 = iota
+	rstInFlight            // writes still succeed; the next read returns ECONNRESET
+	rstPending             // the next read or write returns ECONNRESET
+	rstReported            // reads return EOF, writes EPIPE
+	rstWritePending        // reads go on; the next write returns ECONNRESET
+	rstWriteReported       // reads go on; writes return EPIPE
 )
 
 // conn is one side of a simulated connection.
@@ -524,21 +530,33 @@ func (c *conn) frozen() {
 	}
 }
 
-// resetErr returns the error of a reset connection (nil if it is not):
-// ECONNRESET once, then EOF for reads and EPIPE for writes, as on Linux.
+// resetErr returns the error of a reset connection for op ("read" or
+// "write"), or nil: ECONNRESET once, then EOF for reads and EPIPE for
+// writes, as on Linux. While the RST is in flight, writes succeed; an RST
+// that answers data sent after the peer's FIN fails only writes (the
+// reader has the FIN already).
 func (c *conn) resetErr(op string) error {
-	switch c.rst.Load() {
-	case rstNone:
-		return nil
-	case rstPending:
-		if c.rst.CompareAndSwap(rstPending, rstReported) {
+	for {
+		st := c.rst.Load()
+		next := st
+		switch {
+		case st == rstNone:
+			return nil
+		case st == rstInFlight && op == "write", st == rstWritePending && op == "read", st == rstWriteReported && op == "read":
+			return nil
+		case st == rstInFlight, st == rstPending:
+			next = rstReported
+		case st == rstWritePending:
+			next = rstWriteReported
+		case op == "read":
+			return io.EOF
+		default:
+			return c.opErr(op, errPipe())
+		}
+		if c.rst.CompareAndSwap(st, next) {
 			return c.opErr(op, errReset(op))
 		}
 	}
-	if op == "read" {
-		return io.EOF
-	}
-	return c.opErr(op, errPipe())
 }
 
 // Read reads what has arrived, waiting for data, the end of the stream,
@@ -617,6 +635,11 @@ func (c *conn) Write(b []byte) (int, error) {
 		}
 		pol := p.ep.policy(p.dir)
 		if p.discard || (pol != nil && pol.drop) {
+			if p.gone {
+				// The far end's socket is closed: it answers with an
+				// RST, which fails this side's next write.
+				c.rst.CompareAndSwap(rstNone, rstWritePending)
+			}
 			p.mu.Unlock()
 			return total + len(b), nil
 		}
@@ -656,7 +679,7 @@ func (c *conn) Close() error {
 		c.wr.notifyWriters()
 		c.wr.mu.Unlock()
 	}
-	c.rd.closeRead()
+	c.rd.closeRead(true)
 	c.pair.sideClosed()
 	return nil
 }
@@ -680,7 +703,7 @@ func (c *conn) CloseRead() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	if c.rshut.CompareAndSwap(false, true) {
-		c.rd.closeRead()
+		c.rd.closeRead(false)
 	}
 	return nil
 }
@@ -718,6 +741,7 @@ const (
 	severFin         = iota // both sides read what arrived, then EOF
 	severResetClient        // the client gets ECONNRESET, the server EOF
 	severResetBoth          // both get ECONNRESET
+	severResetNew           // a new connection reset at once: the client's first write beats the RST
 )
 
 // pair is one connection: its client side, its server side and the two
@@ -754,6 +778,11 @@ func (pr *pair) sever(mode int) {
 		pr.up.cut(now)
 	case severResetBoth:
 		pr.client.rst.CompareAndSwap(rstNone, rstPending)
+		pr.server.rst.CompareAndSwap(rstNone, rstPending)
+		pr.down.drop()
+		pr.up.drop()
+	case severResetNew:
+		pr.client.rst.CompareAndSwap(rstNone, rstInFlight)
 		pr.server.rst.CompareAndSwap(rstNone, rstPending)
 		pr.down.drop()
 		pr.up.drop()

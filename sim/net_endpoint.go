@@ -515,7 +515,7 @@ func (ep *Endpoint) dial(address string) (net.Conn, error) {
 	ep.accepted.Add(1)
 	if ep.reset > 0 {
 		ep.mu.Unlock()
-		pr.sever(severResetClient)
+		pr.sever(severResetNew)
 		return pr.client, nil
 	}
 	ep.pairs[pr] = struct{}{}

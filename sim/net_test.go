@@ -284,11 +284,26 @@ func TestNetConnHalfClose(t *testing.T) {
 		_, err = server.Write([]byte("x"))
 		require.ErrorIs(t, err, net.ErrClosed)
 
-		// Writing to a peer that closed succeeds and the data vanishes.
+		// Writing to a peer that closed succeeds, the data vanishes, and
+		// the RST that answers it fails the next write, as on Linux.
 		c2, s2, _ := connPair(t, n, "db2")
+		write(t, s2, "bye")
 		require.NoError(t, s2.Close())
 		write(t, c2, "into the void")
+		require.Equal(t, "bye", readN(t, c2, 3))
 		require.ErrorIs(t, readErr(t, c2), io.EOF)
+		_, err = c2.Write([]byte("x"))
+		require.ErrorIs(t, err, syscall.ECONNRESET)
+		_, err = c2.Write([]byte("x"))
+		require.ErrorIs(t, err, syscall.EPIPE)
+		require.ErrorIs(t, readErr(t, c2), io.EOF)
+
+		// A peer that only shut its reading side drops data silently.
+		c3, s3, _ := connPair(t, n, "db3")
+		require.NoError(t, s3.(interface{ CloseRead() error }).CloseRead())
+		write(t, c3, "dropped")
+		write(t, s3, "still talks")
+		require.Equal(t, "still talks", readN(t, c3, 11))
 	})
 }
 
