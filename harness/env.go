@@ -168,7 +168,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		}
 		e.backend = b
 	}
-	if e.backend > Process {
+	if e.backend < Auto || e.backend > Process {
 		t.Fatalf("harness: WithBackend(%d): not one of Auto, Docker, Process", int(e.backend))
 	}
 	e.runID = newRunID()
