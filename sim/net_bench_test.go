@@ -70,10 +70,7 @@ func kvExchange(tb testing.TB, n *Network) (func(int) error, func()) {
 	if _, err := n.FakeKV("kv"); err != nil {
 		tb.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr: "kv:6379", Dialer: n.Dial, MaxRetries: -1, ReadTimeout: time.Second,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	rdb := redis.NewClient(kvOptions(n, time.Second))
 	ctx := context.Background()
 	return func(i int) error {
 		if i%2 == 0 {
@@ -85,6 +82,19 @@ func kvExchange(tb testing.TB, n *Network) (func(int) error, func()) {
 		}
 		return err
 	}, func() { rdb.Close() }
+}
+
+// kvOptions are go-redis options for the figures: RESP2 and no CLIENT
+// SETINFO, so a new connection costs no handshake round trips; 4 KiB
+// buffers instead of 32 KiB, since connections come and go with the
+// faults; and no retries, so an op is one command.
+func kvOptions(n *Network, timeout time.Duration) *redis.Options {
+	return &redis.Options{
+		Addr: "kv:6379", Dialer: n.Dial, Protocol: 2, DisableIdentity: true,
+		ReadBufferSize: 4096, WriteBufferSize: 4096,
+		MaxRetries: -1, ReadTimeout: timeout, WriteTimeout: timeout,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
 }
 
 func httpExchange(tb testing.TB, n *Network) (func(int) error, func()) {
@@ -230,10 +240,7 @@ func runSchedule(t *testing.T, seed int64) *History {
 	if _, err := n.FakeKV("kv"); err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr: "kv:6379", Dialer: n.Dial, MaxRetries: -1, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	rdb := redis.NewClient(kvOptions(n, 200*time.Millisecond))
 	defer rdb.Close()
 	h, err := Run(context.Background(), Config{
 		Seed: seed,
