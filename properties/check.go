@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -83,20 +86,36 @@ type Config struct {
 	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).
 	Dir string
-	// Simulate, when set, makes every run a simulated one: the run
-	// happens in its own testing/synctest bubble, in virtual time, on a
-	// World that Simulate builds inside that bubble (a sim.Network with
-	// its fakes, the clients under test, their workload). Targets,
-	// Workload and Samplers above must then be empty, and the Env passed
-	// to Check or Explore nil: the World has them. Simulate registers
-	// its teardown with t.Cleanup (closing the Network), since a bubble
-	// ends only when all its goroutines have. rapid itself runs outside
-	// the bubbles, in real time, so a run costs microseconds of its time
-	// whatever the schedule's length.
-	Simulate func(t *testing.T) World
+	// Settle bounds the wait, once a run is over, for the samplers to
+	// read the same values twice in a row (10ms apart): the last of those
+	// readings is the "quiet" one that PoolReleased and NoGoroutineLeak
+	// judge. Pools release connections asynchronously (pgxpool counts a
+	// connection being closed as acquired), so a reading taken the moment
+	// the last op returns can still count them. Default 500ms; negative
+	// means one reading at once.
+	Settle time.Duration
+	// World, when set, builds what a run needs afresh for every run: the
+	// clients under test, their workload and samplers (and, simulated,
+	// the fakes too). A client that one run wedged (a pool whose
+	// connections hang forever) then cannot fail the next run, which
+	// rapid needs in order to shrink. World runs after Env.Reset; what it
+	// registers with t.Cleanup runs when the run is over. Targets,
+	// Workload and Samplers above must then be empty: the World has them.
+	// Without World, the same clients serve every run.
+	World func(t testing.TB) World
+	// Simulate makes every run a simulated one, in its own
+	// testing/synctest bubble and in virtual time, on a World built
+	// inside that bubble (a sim.Network, its fakes, the clients). It
+	// needs World and a *testing.T, and the Env passed to Check or
+	// Explore must be nil (World.Env is reset instead). rapid itself runs
+	// outside the bubbles, in real time, so a run costs microseconds of
+	// its time whatever the schedule's length.
+	Simulate bool
 }
 
-// World is what one simulated run needs; see Config.Simulate.
+// World is what one run needs; see Config.World. Targets may be the same
+// long-lived harness dependencies in every World; Env, if set, is reset
+// after the Env given to Check.
 type World struct {
 	Env      Env
 	Targets  []sim.Target
@@ -106,18 +125,21 @@ type World struct {
 
 func (c Config) validate() (Config, error) {
 	var errs []error
-	if c.Simulate != nil {
+	switch {
+	case c.World != nil:
 		if len(c.Targets) > 0 || len(c.Workload.Kinds) > 0 || len(c.Samplers) > 0 {
-			errs = append(errs, errors.New("properties: Config.Simulate is set: leave Targets, Workload and Samplers empty (the World has them)"))
+			errs = append(errs, errors.New("properties: Config.World is set: leave Targets, Workload and Samplers empty (the World has them)"))
 		}
-	} else {
+	case c.Simulate:
+		errs = append(errs, errors.New("properties: Config.Simulate needs Config.World to build each simulated run"))
+	default:
 		errs = append(errs, checkWorld(c.Targets, c.Workload)...)
-	}
-	if len(c.Bounds.Targets) == 0 {
-		c.Bounds.Targets = Aim(c.Targets)
-	}
-	if err := c.Bounds.Validate(); err != nil && (c.Simulate == nil || len(c.Bounds.Targets) > 0) {
-		errs = append(errs, err)
+		if len(c.Bounds.Targets) == 0 {
+			c.Bounds.Targets = Aim(c.Targets)
+		}
+		if err := c.Bounds.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(c.Invariants) == 0 {
 		errs = append(errs, errors.New("properties: Config.Invariants is empty"))
@@ -163,33 +185,64 @@ func checkWorld(targets []sim.Target, w sim.Workload) []error {
 	return errs
 }
 
-// prepare validates cfg and, for a simulated config, builds one World in
-// a bubble of its own to learn its targets (for Bounds.Targets) and check
-// it.
+// prepare validates cfg and, when it has a World, builds one (in a bubble
+// of its own when simulated) to learn its targets (for Bounds.Targets)
+// and check it.
 func prepare(t testing.TB, env Env, cfg Config) (Config, error) {
 	cfg, err := cfg.validate()
-	if err != nil || cfg.Simulate == nil {
+	if err != nil || cfg.World == nil {
 		return cfg, err
 	}
-	tt, ok := t.(*testing.T)
-	if !ok {
-		return cfg, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
-	}
-	if env != nil {
-		return cfg, errors.New("properties: Config.Simulate is set: pass a nil Env (World.Env is reset instead)")
-	}
 	var errs []error
-	synctest.Test(tt, func(st *testing.T) {
-		w := cfg.Simulate(st)
+	probe := func(t testing.TB) {
+		w := cfg.World(t)
 		errs = checkWorld(w.Targets, w.Workload)
 		if len(cfg.Bounds.Targets) == 0 {
 			cfg.Bounds.Targets = Aim(w.Targets)
 		}
-	})
+	}
+	if cfg.Simulate {
+		tt, ok := t.(*testing.T)
+		if !ok {
+			return cfg, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
+		}
+		if env != nil {
+			return cfg, errors.New("properties: Config.Simulate is set: pass a nil Env (World.Env is reset instead)")
+		}
+		synctest.Test(tt, func(st *testing.T) { probe(st) })
+	} else {
+		sc := &scope{TB: t}
+		probe(sc)
+		sc.cleanup()
+	}
 	if err := cfg.Bounds.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// scope is the testing.TB a World is built with outside a bubble: its
+// Cleanup functions run when the run is over, not when the test is.
+type scope struct {
+	testing.TB
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (s *scope) Cleanup(f func()) {
+	s.mu.Lock()
+	s.fns = append(s.fns, f)
+	s.mu.Unlock()
+}
+
+func (s *scope) cleanup() {
+	s.mu.Lock()
+	fns := s.fns
+	s.fns = nil
+	s.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 }
 
 // Iteration is one run of one schedule and what the invariants said.
@@ -232,6 +285,9 @@ type Result struct {
 	Elapsed, Shrinking time.Duration
 	// Coverage counts what the runs exercised.
 	Coverage Coverage
+	// Overhead compares the runs' wall time with their schedules' own
+	// length.
+	Overhead Overhead
 	// Rapid holds rapid's own report of a failure.
 	Rapid []string
 }
@@ -273,7 +329,7 @@ func explore(t testing.TB, env Env, cfg Config, keepFailFile bool) (*Result, err
 	before := failFiles(tb.name)
 	errs := runRapid(tb, x.prop)
 	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
-		Elapsed: time.Since(start), Coverage: x.cov, Rapid: dropExpected(errs)}
+		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over, Rapid: dropExpected(errs)}
 	if x.fatal != nil {
 		removeFailFile(failFileOf(errs), before)
 		return res, x.fatal
@@ -353,10 +409,7 @@ type explorer struct {
 	shrinkStart time.Time
 	cache       map[string]*Iteration
 	cov         Coverage
-	// overhead is the mean wall time of a run beyond its schedule's own
-	// length (horizon plus cooldown), used to tell whether a run fits
-	// before the deadline.
-	overheadSum time.Duration
+	over        Overhead
 }
 
 func (x *explorer) prop(rt *rapid.T) {
@@ -448,11 +501,48 @@ func (x *explorer) cooldown() time.Duration {
 	return x.cfg.Cooldown
 }
 
+// overhead is the mean wall time of a run beyond its schedule's own
+// length, used to tell whether a run fits before the deadline.
 func (x *explorer) overhead() time.Duration {
-	if x.runs == 0 {
+	if x.over.Runs == 0 {
 		return 0
 	}
-	return x.overheadSum / time.Duration(x.runs)
+	return max(x.over.Wall-x.over.Length, 0) / time.Duration(x.over.Runs)
+}
+
+// Overhead compares the wall time of runs (reset, run, drain and judging)
+// with their schedules' own length (horizon plus cooldown): what a run
+// costs beyond the time its faults and recovery need.
+type Overhead struct {
+	Runs         int
+	Wall, Length time.Duration // sums over the runs
+	// Worst is the largest relative overhead of one run ((wall-length)/length).
+	Worst float64
+}
+
+func (o *Overhead) add(wall, length time.Duration) {
+	o.Runs++
+	o.Wall += wall
+	o.Length += length
+	if length > 0 {
+		o.Worst = max(o.Worst, float64(wall-length)/float64(length))
+	}
+}
+
+// Ratio is the mean relative overhead, (wall-length)/length over all runs.
+func (o Overhead) Ratio() float64 {
+	if o.Length == 0 {
+		return 0
+	}
+	return float64(o.Wall-o.Length) / float64(o.Length)
+}
+
+func (o Overhead) String() string {
+	if o.Runs == 0 {
+		return "no runs"
+	}
+	return fmt.Sprintf("%d runs: %v wall for %v of schedule (%+.1f%%; worst run %+.1f%%)", o.Runs,
+		o.Wall.Round(time.Millisecond), o.Length.Round(time.Millisecond), 100*o.Ratio(), 100*o.Worst)
 }
 
 // run runs one iteration. A nil result means a fatal error, kept in x.fatal.
@@ -464,7 +554,7 @@ func (x *explorer) run(s sim.Schedule, what string) *Iteration {
 		return nil
 	}
 	x.runs++
-	x.overheadSum += max(it.Wall-(s.Horizon()+x.cooldown()), 0)
+	x.over.add(it.Wall, s.Horizon()+x.cooldown())
 	x.cov.add(it)
 	verdict := "held"
 	if it.Failed() {
@@ -492,22 +582,40 @@ func oneLine(s sim.Schedule) string {
 	return ": " + strings.Join(parts, "; ")
 }
 
-// runIn runs s once: directly, or for a simulated config in a bubble of
-// its own on a fresh World.
+// runIn runs s once: on the Config's own targets and workload, or on a
+// fresh World (in a bubble of its own when simulated).
 func runIn(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
-	if cfg.Simulate == nil {
+	if cfg.World == nil {
 		return runOnce(t.Context(), env, cfg, s, seed)
+	}
+	if !cfg.Simulate {
+		sc := &scope{TB: t}
+		defer sc.cleanup()
+		return runWorld(sc, env, cfg, s, seed)
 	}
 	tt, ok := t.(*testing.T)
 	if !ok {
 		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
 	}
-	synctest.Test(tt, func(st *testing.T) {
-		w := cfg.Simulate(st)
-		c := cfg
-		c.Targets, c.Workload, c.Samplers = w.Targets, w.Workload, w.Samplers
-		it, err = runOnce(st.Context(), w.Env, c, s, seed)
-	})
+	synctest.Test(tt, func(st *testing.T) { it, err = runWorld(st, nil, cfg, s, seed) })
+	return it, err
+}
+
+// runWorld resets env, builds a World and runs s on it.
+func runWorld(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+	start := time.Now()
+	if env != nil {
+		if err := env.Reset(t.Context()); err != nil {
+			return nil, fmt.Errorf("properties: reset before running schedule\n%s\n: %w", s, err)
+		}
+	}
+	w := cfg.World(t)
+	c := cfg
+	c.Targets, c.Workload, c.Samplers = w.Targets, w.Workload, w.Samplers
+	it, err := runOnce(t.Context(), w.Env, c, s, seed)
+	if it != nil {
+		it.Wall = time.Since(start)
+	}
 	return it, err
 }
 
@@ -528,12 +636,73 @@ func runOnce(ctx context.Context, env Env, cfg Config, s sim.Schedule, seed int6
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("properties: run cancelled: %w", err)
 	}
+	// The runner's last reading comes when the load stops, with ops
+	// still draining; one more once the run is over is the "quiet" one
+	// that PoolReleased and NoGoroutineLeak judge.
+	h.Samples = append(h.Samples, settle(ctx, cfg.Samplers, h, cfg.Settle)...)
 	it := &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: Evaluate(h, cfg.Invariants)}
 	if errors.Is(err, sim.ErrPanic) {
 		it.Findings = append(it.Findings, Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
 	}
 	it.Wall = time.Since(start)
 	return it, nil
+}
+
+// settle reads the samplers every 10ms until two readings in a row agree
+// or the settle time is over, and returns the last reading, placed at the
+// end of the run.
+func settle(ctx context.Context, samplers []sim.Sampler, h *sim.History, limit time.Duration) []sim.Sample {
+	if len(samplers) == 0 {
+		return nil
+	}
+	if limit == 0 {
+		limit = 500 * time.Millisecond
+	}
+	start := time.Now()
+	last := sampleAll(ctx, samplers, h.Duration)
+	if limit < 0 {
+		return last
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(start) < limit {
+		select {
+		case <-ctx.Done():
+			return last
+		case <-tick.C:
+		}
+		next := sampleAll(ctx, samplers, h.Duration)
+		if slices.Equal(next, last) {
+			break
+		}
+		last = next
+	}
+	return last
+}
+
+// sampleAll reads every sampler once, naming values as sim does
+// (<sampler>.<key>, or <sampler> for the empty key). A sampler that fails
+// or panics is skipped.
+func sampleAll(ctx context.Context, samplers []sim.Sampler, at time.Duration) []sim.Sample {
+	var out []sim.Sample
+	for _, s := range samplers {
+		func() {
+			defer func() { _ = recover() }()
+			vals, err := s.Sample(ctx)
+			if err != nil {
+				return
+			}
+			name := s.Name()
+			for _, k := range slices.Sorted(maps.Keys(vals)) {
+				n := name
+				if k != "" {
+					n += "." + k
+				}
+				out = append(out, sim.Sample{At: at, Name: n, Value: vals[k]})
+			}
+		}()
+	}
+	return out
 }
 
 // scheduleKey identifies a schedule for the verdict cache.

@@ -26,7 +26,7 @@ var bounds = properties.Bounds{MaxSteps: 3, Horizon: 5 * time.Second,
 
 // simConfig is a simulated Check config over one fake dependency.
 func simConfig(f *fake, invs ...properties.Invariant) properties.Config {
-	return properties.Config{Simulate: f.world, Bounds: bounds, Cooldown: time.Second, Drain: 5 * time.Second, Invariants: invs}
+	return properties.Config{World: f.world, Simulate: true, Bounds: bounds, Cooldown: time.Second, Drain: 5 * time.Second, Invariants: invs}
 }
 
 // robust are the invariants a client with a 200ms timeout keeps.
@@ -255,7 +255,8 @@ func TestExploreErrors(t *testing.T) {
 		{"nil invariant", func(c *properties.Config) { c.Invariants = []properties.Invariant{nil} }, "Config.Invariants[0] is nil"},
 		{"bad bounds", func(c *properties.Config) { c.Bounds.MaxSteps = -1 }, "MaxSteps = -1"},
 		{"negative iterations", func(c *properties.Config) { c.Iterations = -2 }, "Config.Iterations = -2"},
-		{"simulate and targets", func(c *properties.Config) { c.Simulate = newFake(0).world }, "leave Targets, Workload and Samplers empty"},
+		{"world and targets", func(c *properties.Config) { c.World = newFake(0).world }, "Config.World is set: leave Targets, Workload and Samplers empty"},
+		{"simulate without world", func(c *properties.Config) { c.Simulate = true }, "Config.Simulate needs Config.World"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,10 +83,11 @@ func ExampleLatencyQuantile() {
 func ExampleCheck() {
 	test := func(t *testing.T) {
 		properties.Check(t, nil, properties.Config{
-			Simulate: func(t *testing.T) properties.World {
+			World: func(t testing.TB) properties.World {
 				d := newDep("db", toxics.KindLatency, toxics.KindBlackhole, toxics.KindDown)
 				return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, 200*time.Millisecond)}
 			},
+			Simulate: true,
 			Invariants: []properties.Invariant{
 				properties.MaxLatency{Max: 300 * time.Millisecond},
 				properties.Recovery{Within: time.Second},
@@ -101,10 +102,11 @@ func ExampleCheck() {
 func ExampleExplore() {
 	test := func(t *testing.T) {
 		res, err := properties.Explore(t, nil, properties.Config{
-			Simulate: func(t *testing.T) properties.World {
+			World: func(t testing.TB) properties.World {
 				d := newDep("db", toxics.KindBlackhole)
 				return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, 0)} // no client timeout
 			},
+			Simulate: true,
 			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},
 		})
 		if err != nil || !res.Failed {

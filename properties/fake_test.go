@@ -113,7 +113,7 @@ func newFake(timeout time.Duration, kinds ...toxics.Kind) *fake {
 	return &fake{kinds: kinds, timeout: timeout}
 }
 
-func (f *fake) world(*testing.T) properties.World {
+func (f *fake) world(testing.TB) properties.World {
 	d := newDep("db", f.kinds...)
 	d.resets = &f.resets
 	return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, f.timeout)}

@@ -20,7 +20,7 @@ import (
 // cacheWorld is a simulated world: a fake Redis ("cache") on a sim
 // Network and a go-redis client with timeouts and a pool bound, driven by
 // puts and gets on three keys.
-func cacheWorld(t *testing.T) properties.World {
+func cacheWorld(t testing.TB) properties.World {
 	n := sim.NewNetwork(1)
 	t.Cleanup(func() { n.Close() })
 	kv, err := n.FakeKV("cache")
@@ -75,7 +75,7 @@ func cut(s string) (string, string, bool) {
 
 func cacheConfig(kinds ...toxics.Kind) properties.Config {
 	return properties.Config{
-		Simulate: cacheWorld,
+		World: cacheWorld, Simulate: true,
 		Bounds: properties.Bounds{Targets: []properties.TargetKinds{{Name: "cache", Kinds: kinds}},
 			MaxSteps: 2, Horizon: 4 * time.Second},
 		Cooldown: 2 * time.Second,

@@ -43,6 +43,7 @@ func Check(t testing.TB, env Env, cfg Config) {
 	res, err := explore(t, env, cfg, true)
 	if res != nil {
 		t.Log("shakedown: " + res.Coverage.String())
+		t.Log("shakedown: overhead: " + res.Overhead.String())
 		if res.Stopped != "" {
 			t.Logf("shakedown: stopped early: %s", res.Stopped)
 		}

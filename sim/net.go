@@ -224,6 +224,9 @@ func (n *Network) Dial(ctx context.Context, network, address string) (net.Conn, 
 	fail := func(err error) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: addr(address), Err: err}
 	}
+	if n == nil {
+		return fail(errors.New("sim: Dial on a nil *Network"))
+	}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:

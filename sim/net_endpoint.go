@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -227,12 +228,19 @@ func (ep *Endpoint) Clear(ctx context.Context) error {
 }
 
 // Apply starts f on the endpoint and returns the function that reverts
-// exactly f; the function is idempotent. An invalid or nil fault, a node
-// fault while another holds, or a closed network is an error naming the
-// endpoint, and changes nothing.
+// exactly f; the function is idempotent. Neither waits: a fault takes
+// effect on live connections at once. An invalid or nil fault, a node
+// fault while another holds, a done ctx or a closed network is an error
+// naming the endpoint, and changes nothing.
 func (ep *Endpoint) Apply(ctx context.Context, f toxics.Fault) (revert func(context.Context) error, err error) {
+	if ep == nil {
+		return nil, errors.New("sim: Apply on a nil *Endpoint")
+	}
 	if err := toxics.Validate(f); err != nil {
 		return nil, fmt.Errorf("sim: endpoint %q: %w", ep.name, err)
+	}
+	if ctx != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("sim: endpoint %q: apply %s: %w", ep.name, f, ctx.Err())
 	}
 	switch f := f.(type) {
 	case toxics.LinkFault:

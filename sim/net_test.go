@@ -455,3 +455,22 @@ func TestNetDialFitsClients(t *testing.T) {
 		_                 = redis.Options{Dialer: n.Dial}
 	)
 }
+
+func TestNetNilAndDoneContext(t *testing.T) {
+	var n *Network
+	_, err := n.Dial(context.Background(), "tcp", "db")
+	require.ErrorContains(t, err, "nil *Network")
+	var ep *Endpoint
+	_, err = ep.Apply(context.Background(), toxics.Down{})
+	require.ErrorContains(t, err, "nil *Endpoint")
+
+	inBubble(t, 1, func(t *testing.T, n *Network) {
+		ep, err := n.Endpoint("db")
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err = ep.Apply(ctx, toxics.Down{})
+		require.ErrorIs(t, err, context.Canceled)
+		require.Empty(t, ep.Active())
+	})
+}

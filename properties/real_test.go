@@ -1,0 +1,129 @@
+package properties_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/harness"
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// pgLoad runs "select 1" from four workers; timeout is the per-query
+// timeout the client sets (0: none).
+func pgLoad(pool *pgxpool.Pool, timeout time.Duration) sim.Workload {
+	return sim.Workload{
+		Driver:  sim.ClosedLoop{Workers: 4, Think: 20 * time.Millisecond},
+		Timeout: timeout,
+		Kinds: []sim.OpKind{{Name: "query", Do: func(ctx context.Context, _ string) (string, error) {
+			var n int
+			err := pool.QueryRow(ctx, "select 1").Scan(&n)
+			return fmt.Sprint(n), err
+		}}},
+	}
+}
+
+// pgBounds: link faults on db, up to two in 3 s, latency mild enough (at
+// most 100ms) not to break the invariants by itself.
+func pgBounds() properties.Bounds {
+	return properties.Bounds{
+		Targets:  []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown}}},
+		MaxSteps: 2, Horizon: 3 * time.Second, Fault: properties.DurationRange{Min: 100 * time.Millisecond, Max: 2 * time.Second},
+		Values: properties.Values{Delay: properties.DurationRange{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}},
+	}
+}
+
+// pgWorld builds, for every run, a fresh pgx pool on db (configured by
+// configure) and its load with the given query timeout (0: none).
+func pgWorld(db *harness.Postgres, timeout time.Duration, configure func(*pgxpool.Config)) func(testing.TB) properties.World {
+	return func(t testing.TB) properties.World {
+		cfg := db.PoolConfig()
+		if configure != nil {
+			configure(cfg)
+		}
+		pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			// A pool without a connect timeout that met a blackhole
+			// while connecting keeps those connections "constructing"
+			// until the server drops them (authentication_timeout, 60s
+			// by default): Close would wait that long, so it closes in
+			// the background. The Env's teardown ends those
+			// connections at the latest.
+			go pool.Close()
+		})
+		return properties.World{
+			Targets:  []sim.Target{db},
+			Workload: pgLoad(pool, timeout),
+			Samplers: []sim.Sampler{properties.PgxPool("db", pool)},
+		}
+	}
+}
+
+// TestCheckRealPostgres runs Check against a real Postgres behind a
+// harness Link, with a fresh pgx pool for every run: a client with no
+// timeout is caught and its failure shrinks to one blackhole; the same
+// client with a query timeout, a connect timeout and a pool bound passes.
+func TestCheckRealPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Postgres and runs real schedules for a minute or two")
+	}
+	if os.Getenv(harness.EnvPostgresImage) == "" && os.Getenv(harness.EnvRequireDocker) != "1" {
+		t.Skipf("set %s to a Postgres image present here (such as the one harness/images builds), or %s=1", harness.EnvPostgresImage, harness.EnvRequireDocker)
+	}
+	env := harness.New(t)
+	db := env.Postgres("db")
+
+	t.Run("no timeout is caught", func(t *testing.T) {
+		res, err := properties.Explore(t, env, properties.Config{
+			World:  pgWorld(db, 0, nil),
+			Bounds: pgBounds(), Cooldown: time.Second, Drain: 2 * time.Second, Iterations: 10,
+			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},
+		})
+		require.NoError(t, err)
+		require.True(t, res.Failed, "a client without a timeout hangs in a blackhole; %s", res.Coverage)
+		s := res.Failure.Schedule
+		require.Len(t, s.Steps, 1, "shrunk to one step:\n%s", s)
+		require.Equal(t, toxics.KindBlackhole, s.Steps[0].Fault.Kind())
+		t.Logf("caught after %d iterations; shrunk to %s in %v with %d runs and %d cached verdicts",
+			res.Iterations, s, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits)
+		t.Logf("overhead: %s", res.Overhead)
+	})
+
+	t.Run("timeouts and a pool bound pass", func(t *testing.T) {
+		// The query timeout (500ms) bounds everything an op does; the
+		// bounds leave a margin for a loaded machine, where a new
+		// connection's SCRAM handshake alone can take 100ms.
+		cfg := properties.Config{
+			World: pgWorld(db, 500*time.Millisecond, func(c *pgxpool.Config) {
+				c.MaxConns = 4
+				c.ConnConfig.ConnectTimeout = 400 * time.Millisecond
+			}),
+			Bounds: pgBounds(), Cooldown: 2 * time.Second, Drain: 2 * time.Second, Iterations: 8,
+			Dir: t.ArtifactDir(),
+			Invariants: []properties.Invariant{
+				properties.MaxLatency{Max: time.Second},
+				properties.FailFast{Within: time.Second},
+				properties.Recovery{Within: 1500 * time.Millisecond},
+				properties.PoolReleased{Pool: "db"},
+				properties.AcquireWait{Pool: "db", Max: time.Second},
+			},
+		}
+		properties.Check(t, env, cfg)
+	})
+}
+
+func failureText(res *properties.Result) string {
+	if res.Failure == nil {
+		return ""
+	}
+	return res.Failure.Schedule.String() + "\n" + properties.Summary(res.Failure.Findings)
+}
+
