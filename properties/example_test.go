@@ -106,7 +106,7 @@ func ExampleExplore() {
 				d := newDep("db", toxics.KindBlackhole)
 				return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, 0)} // no client timeout
 			},
-			Simulate: true,
+			Simulate:   true,
 			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},
 		})
 		if err != nil || !res.Failed {

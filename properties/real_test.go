@@ -119,11 +119,3 @@ func TestCheckRealPostgres(t *testing.T) {
 		properties.Check(t, env, cfg)
 	})
 }
-
-func failureText(res *properties.Result) string {
-	if res.Failure == nil {
-		return ""
-	}
-	return res.Failure.Schedule.String() + "\n" + properties.Summary(res.Failure.Findings)
-}
-
