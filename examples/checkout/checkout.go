@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
@@ -74,6 +76,7 @@ type Service struct {
 	// resilient one (see guard.go).
 	dbGuard, cacheGuard guard
 	handler             http.Handler
+	closingPG           atomic.Int64
 	// closing is cancelled by Close, and with it every request's context.
 	closing context.Context
 	close   context.CancelFunc
@@ -122,11 +125,20 @@ func New(cfg Config) (*Service, error) {
 		rdOpt.MaxRetries = -1
 		s.dbGuard, s.cacheGuard = bare{}, bare{}
 	case Resilient:
-		// A pool no larger than the bulkhead in front of it: callers
-		// beyond that are turned away by the bulkhead after a short wait
-		// instead of queueing inside the driver.
-		pgCfg.MaxConns = int32(limits.PostgresConns)
+		// The bulkhead lets PostgresConns calls through at once; callers
+		// beyond that are turned away after a short wait instead of
+		// queueing inside the driver. The pool is twice that size,
+		// because a connection whose query was cut short by a timeout is
+		// not free at once: pgx closes it in the background, sending the
+		// server a cancel request and waiting up to 15 s for an answer
+		// that a faulty network may never deliver. Meanwhile it holds
+		// its slot (see ClosingPostgresConns).
+		pgCfg.MaxConns = int32(2 * limits.PostgresConns)
 		pgCfg.ConnConfig.ConnectTimeout = limits.ConnectTimeout
+		// The pool pings a connection that sat idle for a second before
+		// handing it out; without a bound that ping can hold the
+		// connection for a minute when the network eats the reply.
+		pgCfg.PingTimeout = limits.PostgresTimeout
 		rdOpt.PoolSize = limits.RedisConns
 		rdOpt.PoolTimeout = limits.QueueWait
 		rdOpt.DialTimeout = limits.ConnectTimeout
@@ -139,8 +151,18 @@ func New(cfg Config) (*Service, error) {
 		// Retries live in one place (the guard). Retrying inside the
 		// driver too would multiply the attempts under a fault.
 		rdOpt.MaxRetries = -1
-		s.dbGuard = newPolicy("postgres", s.log, limits, limits.PostgresTimeout, limits.PostgresConns, cfg.Seed)
-		s.cacheGuard = newPolicy("redis", s.log, limits, limits.RedisTimeout, limits.RedisConns, cfg.Seed+1)
+	}
+	before := pgCfg.BeforeClose
+	pgCfg.BeforeClose = func(c *pgx.Conn) {
+		if c.IsClosed() {
+			// Closed before the pool let go of it: pgx is tearing it down
+			// in the background, and the pool still counts it acquired.
+			s.closingPG.Add(1)
+			go func() { <-c.PgConn().CleanupDone(); s.closingPG.Add(-1) }()
+		}
+		if before != nil {
+			before(c)
+		}
 	}
 	db, err := pgxpool.NewWithConfig(context.Background(), pgCfg)
 	if err != nil {
@@ -148,6 +170,15 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.db = db
 	s.cache = redis.NewClient(&rdOpt)
+	if cfg.Variant == Resilient {
+		// When Postgres's breaker opens, the pool's idle connections are
+		// suspect (a network fault may have cut them without a word), so
+		// drop them all: otherwise each probe after the fault may draw a
+		// dead one, fail, and open the breaker again. go-redis checks a
+		// connection's socket before reusing it, so Redis needs nothing.
+		s.dbGuard = newPolicy("postgres", s.log, limits, limits.PostgresTimeout, limits.PostgresConns, cfg.Seed, db.Reset)
+		s.cacheGuard = newPolicy("redis", s.log, limits, limits.RedisTimeout, limits.RedisConns, cfg.Seed+1, nil)
+	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
@@ -185,6 +216,11 @@ func (s *Service) Server() *http.Server {
 // Postgres is the service's connection pool, for pool samplers
 // (Pool.Stat) and for tests that read the orders table directly.
 func (s *Service) Postgres() *pgxpool.Pool { return s.db }
+
+// ClosingPostgresConns is the number of Postgres connections the pool
+// is closing in the background. pgxpool counts them as acquired until they
+// are closed, so a sampler of connections really in use subtracts them.
+func (s *Service) ClosingPostgresConns() int64 { return s.closingPG.Load() }
 
 // Redis is the service's Redis client, for pool samplers
 // (Client.PoolStats) and for tests.

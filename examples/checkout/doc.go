@@ -26,8 +26,8 @@
 // [Resilient] runs every call through a guard (guard.go) built with
 // failsafe-go, one per dependency:
 //
-//   - a bulkhead, as large as the pool behind it: at most N calls in
-//     flight; the rest wait [Limits].QueueWait and are turned away;
+//   - a bulkhead: at most N calls in flight; the rest wait
+//     [Limits].QueueWait and are turned away;
 //   - bounded retries with exponential backoff and jitter, for idempotent
 //     calls only (a stock reservation is not retried; the insert of an
 //     order is, because its ID makes a second insert a no-op). The jitter
@@ -46,6 +46,28 @@
 //
 // All the numbers are in [Limits], with [DefaultLimits] for a latency
 // budget well under a second.
+//
+// # What the suite taught this code
+//
+// Each of these was found by the resilience suite breaking an earlier
+// version of the resilient variant, and each fix is a comment in the code:
+//
+//   - failsafe-go's timeout cancels the attempt's context but sets no
+//     deadline, and pgxpool's ping of an idle connection (and go-redis's
+//     socket deadlines) only honour a deadline: a ping into a network that
+//     eats replies held a connection for a minute. Each attempt now gets a
+//     deadline of its own, and the pool a PingTimeout.
+//   - pgx closes a connection whose query a timeout cut short in the
+//     background: it sends the server a cancel request and waits up to
+//     15 s for an answer a faulty network may never deliver, and the
+//     connection keeps its pool slot meanwhile. The pool is twice the
+//     bulkhead's size, so those slots cannot starve the callers, and
+//     [Service.ClosingPostgresConns] lets a sampler tell them from
+//     connections in use.
+//   - A Postgres connection costs a server process and several round trips
+//     to open, more than one 200 ms attempt on a loaded machine; pgxpool
+//     finishes a connect in the background when its caller gives up, so
+//     [Limits].ConnectTimeout is longer than an attempt.
 //
 // # Using it
 //

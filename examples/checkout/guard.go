@@ -167,9 +167,12 @@ func (bare) run(ctx context.Context, _ bool, call func(context.Context) error) e
 type policy struct {
 	once, retried failsafe.Executor[any]
 	breaker       circuitbreaker.CircuitBreaker[any]
+	attempt       time.Duration
 }
 
-func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, conns int, seed int64) *policy {
+// newPolicy builds the guard of the dependency called name. onOpen, if
+// set, runs when its breaker opens.
+func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, conns int, seed int64, onOpen func()) *policy {
 	bh := bulkhead.NewBuilder[any](uint(conns)).WithMaxWaitTime(l.QueueWait).Build()
 	cb := circuitbreaker.NewBuilder[any]().
 		// A caller that gave up (the client went away) says nothing about
@@ -181,6 +184,9 @@ func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, c
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 			log.LogAttrs(e.Context(), slog.LevelWarn, "breaker", slog.String("dependency", name),
 				slog.String("from", e.OldState.String()), slog.String("to", e.NewState.String()))
+			if e.NewState == circuitbreaker.OpenState && onOpen != nil {
+				onOpen()
+			}
 		}).
 		Build()
 	j := newJitter(seed)
@@ -198,6 +204,7 @@ func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, c
 		once:    failsafe.With[any](bh, cb, to),
 		retried: failsafe.With[any](bh, rp, cb, to),
 		breaker: cb,
+		attempt: attempt,
 	}
 }
 
@@ -207,10 +214,13 @@ func (p *policy) run(ctx context.Context, idempotent bool, call func(context.Con
 		ex = p.retried
 	}
 	return ex.WithContext(ctx).RunWithExecution(func(e failsafe.Execution[any]) error {
-		// e.Context() is cancelled when this attempt's timeout fires; the
-		// drivers (pgx, and go-redis with ContextTimeoutEnabled) abort
-		// the call on the socket then.
-		return call(e.Context())
+		// e.Context() is cancelled when the attempt's timeout fires, but
+		// a cancellation is not a deadline, and some code only honours a
+		// deadline: pgxpool's ping of an idle connection, go-redis's
+		// socket deadlines. So the attempt gets a deadline of its own.
+		ctx, cancel := context.WithTimeout(e.Context(), p.attempt)
+		defer cancel()
+		return call(ctx)
 	})
 }
 

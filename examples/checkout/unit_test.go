@@ -3,11 +3,18 @@ package checkout
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
 )
 
 func TestParseTraceParent(t *testing.T) {
@@ -80,4 +87,120 @@ func TestLogsCarryTraceID(t *testing.T) {
 func TestDefaultLimitsAreValid(t *testing.T) {
 	require.NoError(t, DefaultLimits.validate())
 	require.Equal(t, DefaultLimits, Limits{}.withDefaults())
+}
+
+func testPolicy(l Limits) *policy {
+	l = l.withDefaults()
+	return newPolicy("dep", slog.New(slog.DiscardHandler), l, l.PostgresTimeout, l.PostgresConns, 1, nil)
+}
+
+func TestPolicyRetriesOnlyIdempotentCalls(t *testing.T) {
+	boom := errors.New("boom")
+	for _, c := range []struct {
+		name       string
+		idempotent bool
+		calls      int
+	}{
+		{"idempotent: 1 call + 2 retries", true, 3},
+		{"not idempotent: 1 call", false, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// A breaker that cannot open within these few calls.
+			p := testPolicy(Limits{Retries: 2, RetryBackoff: time.Millisecond, RetryBackoffMax: time.Millisecond, BreakerFailures: 10, BreakerWindow: 10})
+			calls := 0
+			err := p.run(context.Background(), c.idempotent, func(context.Context) error { calls++; return boom })
+			require.ErrorIs(t, err, boom)
+			require.Equal(t, c.calls, calls)
+		})
+	}
+}
+
+func TestPolicyBreakerOpens(t *testing.T) {
+	l := Limits{Retries: 1, BreakerFailures: 3, BreakerWindow: 4, BreakerDelay: time.Hour}.withDefaults()
+	opened := 0
+	p := newPolicy("dep", slog.New(slog.DiscardHandler), l, l.PostgresTimeout, l.PostgresConns, 1, func() { opened++ })
+	calls := 0
+	fail := func(context.Context) error { calls++; return errors.New("down") }
+	for range 3 {
+		_ = p.run(context.Background(), false, fail)
+	}
+	require.Equal(t, 3, calls)
+	err := p.run(context.Background(), true, fail)
+	require.ErrorIs(t, err, circuitbreaker.ErrOpen)
+	require.Equal(t, 3, calls, "an open breaker does not call, and an open breaker is not retried")
+	require.Equal(t, 1, opened, "onOpen runs when the breaker opens")
+}
+
+func TestPolicyNotFoundIsNotAFailure(t *testing.T) {
+	// Callers turn "no such row" into a nil error (see getOrder), so a
+	// stream of lookups of missing orders never opens the breaker.
+	p := testPolicy(Limits{BreakerFailures: 1, BreakerWindow: 1})
+	for range 10 {
+		require.NoError(t, p.run(context.Background(), true, func(context.Context) error { return nil }))
+	}
+	require.True(t, p.breaker.IsClosed())
+}
+
+func TestPolicyAttemptHasDeadline(t *testing.T) {
+	p := testPolicy(Limits{PostgresTimeout: 20 * time.Millisecond, Retries: 1, RetryBackoff: time.Millisecond, RetryBackoffMax: time.Millisecond})
+	attempts := 0
+	err := p.run(context.Background(), true, func(ctx context.Context) error {
+		attempts++
+		_, ok := ctx.Deadline()
+		require.True(t, ok, "the attempt's context has a deadline")
+		<-ctx.Done() // a call that waits as long as it is allowed to
+		return ctx.Err()
+	})
+	require.Error(t, err)
+	require.Equal(t, 2, attempts, "a timed-out attempt is retried")
+}
+
+func TestPolicyBulkheadTurnsAwayExcessCalls(t *testing.T) {
+	p := testPolicy(Limits{PostgresConns: 1, QueueWait: time.Millisecond, PostgresTimeout: time.Minute})
+	inside, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- p.run(context.Background(), false, func(context.Context) error {
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside // the only permit is taken
+	err := p.run(context.Background(), false, func(context.Context) error { return nil })
+	require.ErrorIs(t, err, bulkhead.ErrFull)
+	close(release)
+	require.NoError(t, <-done)
+}
+
+func TestIsolationSkipsOpsHitByTheirOwnTargets(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	op := func(id uint64, at int, ok bool) sim.Op {
+		o := sim.Op{ID: id, Kind: "orders", Intended: ms(at), Start: ms(at), End: ms(at + 10)}
+		if !ok {
+			o.Outcome, o.Err = sim.Failed, "503"
+		}
+		return o
+	}
+	h := &sim.History{
+		Duration: ms(5000),
+		Faults: []sim.FaultEvent{
+			{Step: 0, Target: "db", Fault: toxics.Spec{Fault: toxics.Blackhole{}}, Start: 0, End: ms(1000)},
+			{Step: 1, Target: "cache", Fault: toxics.Spec{Fault: toxics.Down{}}, Start: 0, End: ms(4000)},
+		},
+	}
+	for i := range 20 {
+		h.Ops = append(h.Ops, op(uint64(i), 100+i*150, true))
+	}
+	is := properties.Isolation{Uses: map[string][]string{"orders": {"db"}}, MaxErrorRate: 0}
+
+	// A failed order during the db fault's grace (it healed at 1s; grace
+	// 1s) is the db's doing, not the cache's.
+	h.Ops = append(h.Ops, op(100, 1500, false))
+	require.NoError(t, isolation(is, time.Second).Check(h))
+	require.Error(t, is.Check(h), "without the filter, the same history breaks isolation")
+
+	// After the grace, a failed order while the cache is down breaks it.
+	h.Ops = append(h.Ops, op(101, 2500, false))
+	require.ErrorContains(t, isolation(is, time.Second).Check(h), "op 101")
 }

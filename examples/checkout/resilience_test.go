@@ -1,0 +1,427 @@
+package checkout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/harness"
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// The resilience suite: both variants of the service, in front of the
+// Links of a real Postgres and Redis, under a workload of orders and stock
+// lookups, while generated schedules of faults hit the two dependencies.
+//
+// The claims checked (see invariants below):
+//
+//	p99 latency <= 1.5s while a fault holds           (RequestTimeout 800ms + margin)
+//	no failed op later than 2s after the last heal   (recovery)
+//	acquires wait <= 250ms on average, and nothing is still checked out
+//	    at the end, in both pools                     (no pool exhaustion)
+//	every order answered 201 can be read back         (no acknowledged order lost)
+//	stock lookups keep p99 <= 500ms and <= 5% errors while Postgres is
+//	    faulted, and orders while Redis is            (isolation)
+//
+// The naive variant must break at least one of them, and the suite fails
+// if it does not; the resilient variant must hold them all.
+
+// Limits of the exploration: modest, so the whole suite takes a few
+// minutes on two cores.
+const (
+	suiteRate       = 40 // ops per second, open loop
+	suiteHorizon    = 5 * time.Second
+	suiteCooldown   = 3 * time.Second
+	suiteIterations = 8
+	suiteShrinkTime = 90 * time.Second
+	opTimeout       = 3 * time.Second // the workload's client gives up here
+)
+
+var items = []string{"apple", "pear", "plum", "fig"}
+
+func TestResilience(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the resilience suite takes minutes; run it without -short (make check)")
+	}
+	// The Env logs every fault it applies and reverts; the check already
+	// prints each schedule, so keep only the Env's warnings.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := harness.New(t, harness.WithEnvLogger(quiet))
+	db, cache := env.Postgres("db"), env.Redis("cache")
+
+	t.Run("naive", func(t *testing.T) {
+		r := newRig(t, env, db, cache, Naive)
+		cfg := r.config()
+		if path := os.Getenv(properties.EnvReplay); path != "" {
+			properties.Replay(t, r, cfg, path)
+			return
+		}
+		res, err := properties.Explore(t, r, cfg)
+		require.NoError(t, err)
+		t.Log("shakedown: " + res.Coverage.String())
+		require.True(t, res.Failed, "the naive variant (no timeouts, no breaker) must break an invariant, but held over %d schedules", res.Iterations)
+		t.Log(caught(t, res))
+	})
+
+	t.Run("resilient", func(t *testing.T) {
+		r := newRig(t, env, db, cache, Resilient)
+		properties.Check(t, r, r.config())
+		if !t.Failed() {
+			t.Logf("shakedown: VERDICT: the resilient variant held every invariant over %d schedules", r.runs)
+		}
+	})
+}
+
+// rig is one variant of the service in front of the Env's Links. It is the
+// properties.Env of its check: every Reset heals the Env and builds a
+// fresh service, so that one run's stuck connections cannot fail the next
+// (which would make shrinking chase the leftovers instead of the schedule).
+type rig struct {
+	t       *testing.T
+	env     *harness.Env
+	db      *harness.Postgres
+	cache   *harness.Redis
+	variant Variant
+	client  *http.Client
+
+	mu   sync.Mutex
+	svc  *Service
+	ts   *httptest.Server
+	runs int
+	// closing tracks services being closed in the background: closing
+	// waits for pgx to finish closing connections, up to 15 s after a
+	// fault, and the next run need not wait for that.
+	closing sync.WaitGroup
+}
+
+func newRig(t *testing.T, env *harness.Env, db *harness.Postgres, cache *harness.Redis, v Variant) *rig {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	r := &rig{t: t, env: env, db: db, cache: cache, variant: v, client: &http.Client{Transport: tr}}
+	t.Cleanup(func() {
+		r.stop()
+		r.closing.Wait()
+		tr.CloseIdleConnections()
+	})
+	return r
+}
+
+// Reset implements properties.Env.
+func (r *rig) Reset(ctx context.Context) error {
+	r.stop()
+	if err := r.env.Reset(ctx); err != nil {
+		return err
+	}
+	svc, err := New(Config{Variant: r.variant, Postgres: r.db.PoolConfig(), Redis: r.cache.Options(), Seed: r.env.Seed()})
+	if err != nil {
+		return err
+	}
+	if err := svc.Migrate(ctx); err != nil {
+		svc.Close()
+		return err
+	}
+	for _, it := range items {
+		if err := svc.Restock(ctx, it, 1_000_000_000); err != nil {
+			svc.Close()
+			return err
+		}
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = svc.Server()
+	ts.Start()
+	r.mu.Lock()
+	r.svc, r.ts = svc, ts
+	r.runs++
+	r.mu.Unlock()
+	return nil
+}
+
+// stop closes the current service (aborting what hangs in it), then its
+// server.
+func (r *rig) stop() {
+	r.mu.Lock()
+	svc, ts := r.svc, r.ts
+	r.svc, r.ts = nil, nil
+	r.mu.Unlock()
+	if svc == nil {
+		return
+	}
+	r.closing.Go(func() {
+		_ = svc.Close()
+		ts.Close()
+	})
+	r.client.CloseIdleConnections()
+}
+
+func (r *rig) current() (*Service, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.svc == nil {
+		return nil, ""
+	}
+	return r.svc, r.ts.URL
+}
+
+func (r *rig) config() properties.Config {
+	linkKinds := []toxics.Kind{
+		toxics.KindLatency, toxics.KindBandwidth, toxics.KindTimeout,
+		toxics.KindReset, toxics.KindDown, toxics.KindBlackhole, toxics.KindPause,
+	}
+	return properties.Config{
+		Targets: []sim.Target{r.db, r.cache},
+		Bounds: properties.Bounds{
+			// Mildest first: shrinking moves toward the start of each list.
+			Targets:    []properties.TargetKinds{{Name: "db", Kinds: linkKinds}, {Name: "cache", Kinds: linkKinds}},
+			MaxSteps:   2,
+			Horizon:    suiteHorizon,
+			Resolution: 250 * time.Millisecond,
+			Fault:      properties.DurationRange{Min: 500 * time.Millisecond, Max: 2 * time.Second},
+		},
+		Workload: sim.Workload{
+			Driver:  sim.OpenLoop{Rate: suiteRate, MaxInFlight: 400},
+			Timeout: opTimeout,
+			Kinds: []sim.OpKind{
+				{Name: "orders", Input: pickItem, Do: r.order},
+				{Name: "stock", Input: pickItem, Do: r.stock},
+			},
+		},
+		Samplers: []sim.Sampler{
+			sim.SamplerFunc("pg", func(ctx context.Context) (map[string]float64, error) {
+				svc, _ := r.current()
+				if svc == nil {
+					return nil, errors.New("no service")
+				}
+				m, err := properties.PgxPool("pg", svc.Postgres()).Sample(ctx)
+				if err == nil {
+					// pgxpool counts connections it is closing in the
+					// background as acquired; they are not in use.
+					closing := float64(svc.ClosingPostgresConns())
+					m["in_use"] = max(m["in_use"]-closing, 0)
+					m["closing"] = closing
+				}
+				return m, err
+			}),
+			sim.SamplerFunc("redis", func(ctx context.Context) (map[string]float64, error) {
+				svc, _ := r.current()
+				if svc == nil {
+					return nil, errors.New("no service")
+				}
+				return properties.RedisPool("redis", svc.Redis()).Sample(ctx)
+			}),
+		},
+		Cooldown:   suiteCooldown,
+		Drain:      opTimeout,
+		Invariants: r.invariants(),
+		Iterations: suiteIterations,
+		Seed:       r.env.Seed(),
+		ShrinkTime: suiteShrinkTime,
+	}
+}
+
+func (r *rig) invariants() []properties.Invariant {
+	uses := map[string][]string{
+		// An order needs Postgres; the resilient variant takes it without
+		// Redis (degraded), so Redis is not a dependency of orders.
+		"orders": {"db"},
+		"stock":  {"cache"},
+	}
+	const recovery = 2 * time.Second
+	return []properties.Invariant{
+		properties.LatencyQuantile{Q: 0.99, Max: 1500 * time.Millisecond, Window: properties.During},
+		properties.Recovery{Within: recovery},
+		properties.AcquireWait{Pool: "pg", Max: 250 * time.Millisecond},
+		properties.AcquireWait{Pool: "redis", Max: 250 * time.Millisecond},
+		properties.PoolReleased{Pool: "pg"},
+		properties.PoolReleased{Pool: "redis"},
+		r.noAckedOrderLost(),
+		isolation(properties.Isolation{Uses: uses, Q: 0.99, Max: 500 * time.Millisecond, MaxErrorRate: 0.05}, recovery),
+	}
+}
+
+func pickItem(rnd *rand.Rand) string { return items[rnd.IntN(len(items))] }
+
+// order is the "orders" op: POST /orders, with the op's traceparent. Its
+// output is the ID of the acknowledged order.
+func (r *rig) order(ctx context.Context, item string) (string, error) {
+	body, err := r.do(ctx, "POST", "/orders", fmt.Sprintf(`{"item":%q,"qty":1}`, item), http.StatusCreated)
+	if err != nil {
+		return "", err
+	}
+	var c Created
+	if err := json.Unmarshal(body, &c); err != nil || c.ID == "" {
+		return "", fmt.Errorf("201 without an order ID: %q", body)
+	}
+	return c.ID, nil
+}
+
+// stock is the "stock" op: GET /stock/{item}. A degraded answer is an
+// answer.
+func (r *rig) stock(ctx context.Context, item string) (string, error) {
+	body, err := r.do(ctx, "GET", "/stock/"+item, "", http.StatusOK)
+	return strings.TrimSpace(string(body)), err
+}
+
+func (r *rig) do(ctx context.Context, method, path, body string, want int) ([]byte, error) {
+	_, url := r.current()
+	if url == "" {
+		return nil, errors.New("no service running")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(TraceParent, sim.Traceparent(ctx))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		return b, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+// noAckedOrderLost reads back, after the run, every order the service
+// acknowledged with a 201. It asks Postgres directly (through the healed
+// Link, not through the service), so it judges what was stored.
+func (r *rig) noAckedOrderLost() properties.Invariant {
+	const name = "no acknowledged order lost"
+	return properties.Func(name, func(h *sim.History) error {
+		var acked []string
+		when := map[string]sim.Op{}
+		for _, op := range h.Ops {
+			if op.Kind == "orders" && op.Outcome == sim.OK && op.Output != "" {
+				acked = append(acked, op.Output)
+				when[op.Output] = op
+			}
+		}
+		if len(acked) == 0 {
+			return &properties.NoEvidence{Invariant: name, Reason: "no order was acknowledged"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, r.db.DSN())
+		if err != nil {
+			return fmt.Errorf("read back acknowledged orders: %w", err)
+		}
+		defer conn.Close(context.Background())
+		rows, err := conn.Query(ctx, `SELECT id FROM orders WHERE id = ANY($1)`, acked)
+		if err != nil {
+			return fmt.Errorf("read back acknowledged orders: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("read back acknowledged orders: %w", err)
+		}
+		var vs properties.Violations
+		for _, id := range acked {
+			if !slices.Contains(found, id) {
+				op := when[id]
+				vs = append(vs, properties.Violation{
+					Invariant: name, Window: fmt.Sprintf("op %d", op.ID), At: op.End,
+					Got: "order " + id + " missing from Postgres", Want: "every order answered 201 is stored", Excess: "1 order",
+				})
+			}
+		}
+		if len(vs) > 0 {
+			return vs
+		}
+		return nil
+	})
+}
+
+// isolation judges is on the ops that no fault on a target they use
+// touched, nor its recovery (the grace after it healed, while a breaker
+// may still be open): an order failing because of Postgres says nothing
+// about whether Redis's fault spread to orders.
+func isolation(is properties.Isolation, grace time.Duration) properties.Invariant {
+	return properties.Func(is.Name(), func(h *sim.History) error {
+		own := *h
+		own.Ops = nil
+		for _, op := range h.Ops {
+			hit := false
+			for _, f := range h.Faults {
+				end := f.End
+				if end == 0 {
+					end = h.Duration
+				}
+				if f.Applied() && slices.Contains(is.Uses[op.Kind], f.Target) && op.Intended < end+grace && f.Start < op.End {
+					hit = true
+					break
+				}
+			}
+			if !hit {
+				own.Ops = append(own.Ops, op)
+			}
+		}
+		return is.Check(&own)
+	})
+}
+
+// caught writes the naive variant's shrunk failing schedule and its
+// report where Check would, and returns the lines that tell a person what
+// broke and how to see it again.
+func caught(t *testing.T, res *properties.Result) string {
+	t.Helper()
+	it := res.Failure
+	dir := filepath.Join("testdata", "shakedown", strings.ReplaceAll(t.Name(), "/", "_"))
+	schedPath := filepath.Join(dir, "schedule.json")
+	replay := properties.ReplayCommand(t.Name(), schedPath)
+	data, err := properties.SaveSchedule(schedPath, t.Name(), it)
+	require.NoError(t, err)
+	reportPath := filepath.Join(dir, "report.html")
+	f, err := os.Create(reportPath)
+	require.NoError(t, err)
+	var broken []string
+	for _, fd := range it.Findings {
+		if fd.Verdict == properties.Broken {
+			broken = append(broken, fd.Invariant)
+		}
+	}
+	err = sim.WriteReport(f, it.History, sim.ReportOptions{
+		Title: t.Name(), Verdict: "FAIL (expected): " + strings.Join(broken, "; "), Failed: true, Replay: replay,
+	})
+	require.NoError(t, errors.Join(err, f.Close()))
+	abs, _ := filepath.Abs(reportPath)
+
+	var b strings.Builder
+	how := fmt.Sprintf("shrunk in %v over %d runs", res.Shrinking.Round(time.Second), res.Runs)
+	if res.Flaky {
+		how = "not shrunk: the first failing schedule did not fail again when rerun"
+	}
+	fmt.Fprintf(&b, "shakedown: VERDICT: the naive variant is caught, as expected, after %d schedule(s); %s.\n", res.Iterations, how)
+	fmt.Fprintf(&b, "smallest failing schedule (seed %d):\n    %s\n", it.Seed, strings.ReplaceAll(it.Schedule.String(), "\n", "\n    "))
+	b.WriteString("what broke:\n")
+	for _, fd := range it.Findings {
+		if fd.Verdict == properties.Broken {
+			b.WriteString("    " + strings.ReplaceAll(fd.Err.Error(), "\n", "\n    ") + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "schedule file: %s\n%s\n", schedPath, data)
+	fmt.Fprintf(&b, "replay: %s\n", replay)
+	fmt.Fprintf(&b, "report: %s", abs)
+	return b.String()
+}
