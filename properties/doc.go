@@ -2,16 +2,20 @@
 // schedules of faults that shrink well, judges what a run recorded against
 // invariants, and ties the two together in [Check].
 //
-// # A check in five lines
+// # A check
 //
 //	func TestCheckoutSurvivesTheDatabase(t *testing.T) {
 //		env := harness.New(t)
 //		db := env.Postgres("db")
-//		pool := newPool(t, db.PoolConfig()) // the client under test
 //		properties.Check(t, env, properties.Config{
-//			Targets:  []sim.Target{db},
-//			Workload: checkoutLoad(pool),
-//			Samplers: []sim.Sampler{properties.PgxPool("db", pool)},
+//			World: func(t testing.TB) properties.World {
+//				pool := newPool(t, db.PoolConfig()) // the client under test, fresh for each run
+//				return properties.World{
+//					Targets:  []sim.Target{db},
+//					Workload: checkoutLoad(pool),
+//					Samplers: []sim.Sampler{properties.PgxPool("db", pool)},
+//				}
+//			},
 //			Invariants: []properties.Invariant{
 //				properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: properties.During},
 //				properties.Recovery{Within: 2 * time.Second},
@@ -20,8 +24,11 @@
 //		})
 //	}
 //
-// Each iteration resets env, runs one drawn schedule with the workload
-// (sim.Run) and judges every invariant on the History. When one breaks,
+// Each iteration resets env, builds the World (the clients under test,
+// afresh, so that a pool one run wedged cannot fail the next), runs one
+// drawn schedule with the workload (sim.Run) and judges every invariant
+// on the History. Config.Targets, Workload and Samplers may be given
+// directly instead of World when the same clients can serve every run. When one breaks,
 // rapid shrinks the schedule to the smallest that still breaks it, and
 // Check fails the test with the findings, the schedule as JSON, its seed
 // and one command that replays it:
@@ -98,7 +105,12 @@
 //
 // With Config.Simulate set, every run happens in its own testing/synctest
 // bubble on a [World] built inside it (a sim.Network with its fakes and
-// the clients under test), so a 10-second schedule takes microseconds and
-// rapid can shrink through hundreds of runs. The same bounds, invariants
-// and schedule files serve both speeds.
+// the clients under test), so a 10-second schedule takes microseconds of
+// wall time and rapid can shrink through hundreds of runs. The same
+// bounds, invariants and schedule files serve both speeds.
+//
+// One caveat found here: go-redis keeps the timers of its pool waits in a
+// process-wide sync.Pool, and a timer made in one bubble cannot be used in
+// another, so a simulated go-redis client needs more pool connections than
+// ops in flight (no op may wait for a connection).
 package properties
