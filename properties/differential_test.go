@@ -54,8 +54,8 @@ const (
 	diffFaster = 10 * time.Millisecond
 	// diffTries is how many real runs a case gets when the only mismatch
 	// is a real op slower than allowed.
-	diffTries = 3
-	diffPayload   = 32 // bytes per op
+	diffTries   = 3
+	diffPayload = 32 // bytes per op
 )
 
 // diffCase is one schedule run both ways.
