@@ -276,7 +276,22 @@ func (n *dockerNode) kill(ctx context.Context) error {
 }
 
 func (n *dockerNode) pause(ctx context.Context) error {
-	_, err := n.d.cli.ContainerPause(ctx, n.id, client.ContainerPauseOptions{})
+	// The cgroup freezer can fail to freeze a container that is busy in
+	// the kernel (seen right after a network change: "unable to freeze");
+	// that is transient, so try again a few times.
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = n.d.cli.ContainerPause(ctx, n.id, client.ContainerPauseOptions{}); err == nil || !strings.Contains(err.Error(), "freeze") {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 	return err
 }
 

@@ -171,6 +171,13 @@ func TestNothingLeftBehind(t *testing.T) {
 	ctx := ctxFor(t, 5*time.Minute)
 	f := &fakeTB{TB: t}
 	var runID string
+	// Deferred, so it runs even when a require below ends the test.
+	defer func() {
+		f.teardown()
+		left, err := Leftovers(ctx, runID)
+		require.NoError(t, err)
+		require.Empty(t, left, "teardown leaves nothing of run %s", runID)
+	}()
 	stop := catch(func() {
 		defer func() {
 			if r := recover(); r != nil && r != "test panics" {
@@ -202,10 +209,6 @@ func TestNothingLeftBehind(t *testing.T) {
 		panic("test panics")
 	})
 	require.Nil(t, stop)
-	f.teardown()
-	left, err := Leftovers(ctx, runID)
-	require.NoError(t, err)
-	require.Empty(t, left, "teardown leaves nothing of run %s", runID)
 }
 
 func TestReapDocker(t *testing.T) {
