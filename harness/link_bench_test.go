@@ -151,7 +151,7 @@ func BenchmarkFaultEffect(b *testing.B) {
 				b.Fatal(err)
 			}
 			if rtt := time.Since(start); rtt < delay {
-				b.Fatalf("the first byte after Apply took %v, less than the %v delay", rtt, delay)
+				b.Fatalf("the first byte after Apply (sent %d, got %d) took %v, less than the %v delay", seq, in[0], rtt, delay)
 			}
 		}},
 		{"blackhole", toxics.Blackhole{Direction: toxics.Upstream}, func(b *testing.B, c *net.TCPConn, seq byte) {

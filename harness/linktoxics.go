@@ -220,6 +220,7 @@ type slotState struct {
 	gen uint64      // configuration the fields below belong to
 	cfg *slotConfig // nil: passing
 
+	pending *stream.StreamChunk   // taken just as the configuration changed: the next one's first input
 	held    []*stream.StreamChunk // taken, not passed on yet, in order
 	lens    []int                 // len(held[i].Data), noted when taken
 	heldLen int                   // bytes in held
@@ -270,6 +271,11 @@ func (st *slotState) wait(stub *tpx.ToxicStub, w waitFor, changed <-chan struct{
 		return evChanged, nil
 	default:
 	}
+	if w.in && st.pending != nil {
+		c := st.pending
+		st.pending = nil
+		return evChunk, c
+	}
 	var in <-chan *stream.StreamChunk
 	if w.in {
 		in = stub.Input
@@ -295,6 +301,15 @@ func (st *slotState) wait(stub *tpx.ToxicStub, w waitFor, changed <-chan struct{
 			return evEOF, nil
 		case isAbortMarker(c):
 			return evAbort, nil
+		}
+		// The stub may have been descheduled between the check above and
+		// the select, long enough for a change and this chunk to land: the
+		// chunk then belongs to the new configuration.
+		select {
+		case <-changed:
+			st.pending = c
+			return evChanged, nil
+		default:
 		}
 		return evChunk, c
 	case out <- w.out:
@@ -419,7 +434,7 @@ func (st *slotState) room() bool {
 // stream and drains the input. If Toxiproxy interrupts it, the next run of
 // Pipe calls it again.
 func (st *slotState) abort(stub *tpx.ToxicStub) {
-	st.held, st.lens, st.dues, st.heldLen = nil, nil, nil, 0
+	st.pending, st.held, st.lens, st.dues, st.heldLen = nil, nil, nil, nil, 0
 	st.aborted = true
 	select {
 	case stub.Output <- &stream.StreamChunk{Data: []byte{}, Timestamp: time.Now()}:
