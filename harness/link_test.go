@@ -1022,10 +1022,9 @@ func TestLinkChurn(t *testing.T) {
 	require.Greater(t, l.Stats().Accepted, int64(300))
 }
 
-// A fault is in force for the very next byte once Apply returns, and gone
-// for the very next byte once revert returns, however the Link's
-// goroutines happen to be scheduled. (This once failed about one time in
-// 10 000 on a loaded machine; hence the many rounds.)
+// A fault is in force for the very next byte once Apply returns, however
+// the Link's goroutines happen to be scheduled. (This once failed about
+// one time in 10 000 on a loaded machine; hence the many rounds.)
 func TestLinkInForceOnReturn(t *testing.T) {
 	const delay = time.Millisecond
 	l, c := echoLink(t)
