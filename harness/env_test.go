@@ -285,7 +285,6 @@ func TestReapProcesses(t *testing.T) {
 	require.NoError(t, err)
 }
 
-
 // Every dependency is a target of package sim's Runner. The interface is
 // repeated here because harness does not import sim.
 var _ = []interface {
