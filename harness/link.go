@@ -490,9 +490,24 @@ type linkSource struct {
 	eof  atomic.Bool
 }
 
-// linkChunkSize is the size of the reads that feed a pipeline; every read
-// becomes one chunk travelling through the toxics.
-const linkChunkSize = 64 << 10
+// A pipeline's reads (each becomes one chunk travelling through the
+// toxics) and its writes use buffers that start at linkBufMin and double,
+// up to linkBufMax, whenever a read fills them: connections that carry
+// small messages stay small, bulk transfers get large chunks (fewer hand-
+// offs between the pipeline's goroutines per byte).
+const (
+	linkBufMin = 16 << 10
+	linkBufMax = 256 << 10
+)
+
+// grow returns a buffer twice the size of buf if a read of n bytes filled
+// it and it may grow, or buf.
+func grow(buf []byte, n int) []byte {
+	if n == len(buf) && len(buf) < linkBufMax {
+		return make([]byte, 2*len(buf))
+	}
+	return buf
+}
 
 func (s *linkSource) Read(p []byte) (int, error) {
 	n, err := s.c.Read(p)
@@ -502,13 +517,13 @@ func (s *linkSource) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo feeds the pipeline. It reads in larger pieces than io.Copy's
-// default 32 KiB and, when the connection fails (rather than ending
+// WriteTo feeds the pipeline, with a buffer that grows (see linkBufMin)
+// and, when the connection fails (rather than ending
 // cleanly), sends the abort marker (an empty chunk) so that the toxics
 // drop what they hold for it; see linktoxics.go.
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 	defer s.conn.partDone()
-	buf := make([]byte, linkChunkSize)
+	buf := make([]byte, linkBufMin)
 	var total int64
 	for {
 		n, err := s.Read(buf)
@@ -518,6 +533,7 @@ func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 			if werr != nil {
 				return total, werr
 			}
+			buf = grow(buf, n) // w copied the bytes
 		}
 		if err == io.EOF {
 			return total, nil
@@ -553,16 +569,17 @@ func (s *linkSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// ReadFrom copies from the pipeline in one go, without io.Copy's 32 KiB
-// buffer in between.
+// ReadFrom copies from the pipeline with a buffer that grows (see
+// linkBufMin), rather than io.Copy's fixed 32 KiB.
 func (s *linkSink) ReadFrom(r io.Reader) (int64, error) {
-	buf := make([]byte, linkChunkSize)
+	buf := make([]byte, linkBufMin)
 	var total int64
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
 			_, _ = s.Write(buf[:n])
 			total += int64(n)
+			buf = grow(buf, n)
 		}
 		if err == io.EOF {
 			return total, nil
