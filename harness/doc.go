@@ -77,7 +77,9 @@
 // such as the ones harness/images/build.sh builds without a registry.
 // Ports are published on 127.0.0.1 only. Because testcontainers' reaper
 // (Ryuk) needs a registry, New sets TESTCONTAINERS_RYUK_DISABLED=true
-// when the variable is unset, and shakedown reaps by label instead.
+// when the variable is unset, and shakedown reaps by label instead; it
+// also sets TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 when unset, since the
+// ports it publishes are on loopback only.
 //
 // # Seeds
 //

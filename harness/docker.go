@@ -34,16 +34,26 @@ const (
 
 var ryukOnce sync.Once
 
-// disableRyuk sets TESTCONTAINERS_RYUK_DISABLED=true when it is unset.
-// Ryuk, testcontainers' reaper, is an image pulled from a registry, which
-// machines without one cannot run; shakedown labels and reaps its own
-// resources instead. testcontainers reads the variable once per process,
-// so this must happen before its first call. A user who sets the variable
-// (to anything) keeps their choice.
+// disableRyuk sets two testcontainers variables when they are unset; a
+// user who sets one (to anything) keeps their choice. testcontainers
+// reads them once per process, so this must happen before its first call.
+//
+//   - TESTCONTAINERS_RYUK_DISABLED=true: Ryuk, testcontainers' reaper, is
+//     an image pulled from a registry, which machines without one cannot
+//     run; shakedown labels and reaps its own resources instead.
+//   - TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1: shakedown publishes ports on
+//     127.0.0.1 only, but inside a container testcontainers takes the
+//     default gateway for the Docker host, and its wait strategies would
+//     dial an address that is neither loopback nor listening.
 func disableRyuk() {
 	ryukOnce.Do(func() {
-		if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
-			_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+		for name, value := range map[string]string{
+			"TESTCONTAINERS_RYUK_DISABLED": "true",
+			"TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
+		} {
+			if _, set := os.LookupEnv(name); !set {
+				_ = os.Setenv(name, value)
+			}
 		}
 	})
 }
