@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,11 +145,33 @@ func (e *Env) noDocker(what string, err error) {
 func missingBinaries(bins []string) []string {
 	var missing []string
 	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
+		if _, err := lookBinary(b); err != nil {
 			missing = append(missing, b)
 		}
 	}
 	return missing
+}
+
+// lookBinary finds a server binary on PATH or, failing that, where
+// Debian's postgresql-NN packages install theirs (not on PATH), newest
+// version first.
+func lookBinary(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	version := func(dir string) int {
+		v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+		return v
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
+	for _, dir := range dirs {
+		if p, err2 := exec.LookPath(filepath.Join(dir, name)); err2 == nil {
+			return p, nil
+		}
+	}
+	return "", err
 }
 
 // tbWriter sends each write (one slog record) to the test log until the

@@ -389,8 +389,8 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 	if err != nil {
 		return nil, err
 	}
-	initdb, err1 := exec.LookPath("initdb")
-	pgbin, err2 := exec.LookPath("postgres")
+	initdb, err1 := lookBinary("initdb")
+	pgbin, err2 := lookBinary("postgres")
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
@@ -445,7 +445,7 @@ func (e *Env) redisProcess(ctx context.Context, name string, cfg redisConfig, r 
 	if err != nil {
 		return nil, err
 	}
-	bin, err := exec.LookPath("redis-server")
+	bin, err := lookBinary("redis-server")
 	if err != nil {
 		return nil, err
 	}
