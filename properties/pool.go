@@ -50,7 +50,11 @@ func SQLPool(name string, db *sql.DB) sim.Sampler {
 
 // PgxPool samples a pgxpool.Pool through Pool.Stat. Its dials are the
 // pool's new-connection count; its waits are the acquires that found the
-// pool empty.
+// pool empty. In use counts what pgxpool counts as acquired, which
+// includes connections being closed: pgx closes a connection whose query
+// was cut short in the background, sending a cancel request and waiting up
+// to 15s for the server, and the connection keeps its pool slot until
+// then. Cut short during a blackhole, it holds the slot the full 15s.
 func PgxPool(name string, pool *pgxpool.Pool) sim.Sampler {
 	return sim.SamplerFunc(name, func(context.Context) (map[string]float64, error) {
 		if pool == nil {
