@@ -1,6 +1,7 @@
 # shakedown's build, test and CI entry points (GNU make, Go, Docker).
 #
-#   make images   build the local container images (harness/images/build.sh)
+#   make setup    install what is missing and start Docker (scripts/setup.sh)
+#   make images   setup, then build the local container images (harness/images/build.sh)
 #   make test     images, then the whole test suite: $(GO_TEST)
 #   make check    images, then the checkout example's resilience check
 #   make lint     gofmt, go vet, staticcheck, actionlint
@@ -14,7 +15,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 
 # The test line, shared by `make test`, README and CI.
-GO_TEST := go test -race -count=1 ./...
+GO_TEST := go test -race -count=1 -timeout 60m ./...
 
 # What `make images` builds: build.sh's arguments (debian = postgres + redis).
 IMAGES ?= debian testserver
@@ -34,16 +35,22 @@ export TESTCONTAINERS_HOST_OVERRIDE ?= 127.0.0.1
 STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ACTIONLINT := go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
-.PHONY: images test check lint
+# The main job: the checkout example's resilience check, with its report.
+CHECK := go test -count=1 -v -timeout 45m -run '^TestResilience$$' ./examples/checkout/
 
-images:
+.PHONY: setup images test check lint
+
+setup:
+	scripts/setup.sh
+
+images: setup
 	harness/images/build.sh $(IMAGES)
 
 test: images
 	$(GO_TEST)
 
 check: images
-	go run ./examples/checkout/cmd/resilience
+	$(CHECK)
 
 lint:
 	@unformatted=$$(gofmt -l .); \
