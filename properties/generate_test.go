@@ -223,3 +223,63 @@ func BenchmarkShrinkToThreshold(b *testing.B) {
 	b.ReportMetric(float64(distinct)/float64(b.N), "distinct-schedules/op")
 	b.ReportMetric(float64(shrink.Microseconds())/float64(b.N), "shrink-µs/op")
 }
+
+// TestSchedulesAnyBounds feeds Schedules arbitrary bounds: it returns an
+// error or a generator whose schedules are valid, and never panics.
+func TestSchedulesAnyBounds(t *testing.T) {
+	targets := []sim.Target{linkOnly, allFault}
+	// Mostly multiples of 100ms, so that many bounds are valid.
+	dur := func(t *rapid.T, label string) time.Duration {
+		return time.Duration(rapid.IntRange(-1, 80).Draw(t, label))*100*time.Millisecond + time.Duration(rapid.SampledFrom([]int{0, 0, 0, 0, 0, 0, 0, 1}).Draw(t, label+"_off"))
+	}
+	valid := 0
+	rapid.Check(t, func(t *rapid.T) {
+		// Each field is left at its default or drawn wild, so that many
+		// combinations are valid and the rest test the errors.
+		wild := func(label string) bool { return rapid.IntRange(0, 3).Draw(t, label) == 3 }
+		pair := func(label string) DurationRange {
+			lo := dur(t, label+"_min")
+			return DurationRange{lo, lo + time.Duration(rapid.IntRange(-1, 40).Draw(t, label+"_more"))*100*time.Millisecond}
+		}
+		b := Bounds{Targets: Aim(targets)}
+		if wild("wild_steps") {
+			b.MaxSteps = rapid.IntRange(-2, 8).Draw(t, "max_steps")
+		}
+		if wild("wild_horizon") {
+			b.Horizon = dur(t, "horizon")
+		}
+		if wild("wild_resolution") {
+			b.Resolution = time.Duration(rapid.SampledFrom([]int64{int64(100 * time.Millisecond), -1, 1, int64(time.Millisecond), int64(333 * time.Millisecond)}).Draw(t, "resolution"))
+		}
+		if wild("wild_fault") {
+			b.Fault = pair("fault")
+		}
+		v := &b.Values
+		if wild("wild_delay") {
+			v.Delay = pair("delay")
+			v.Jitter = dur(t, "jitter")
+		}
+		if wild("wild_rate") {
+			v.Rate = Int64Range{rapid.Int64Range(-5, 100).Draw(t, "rate_min"), rapid.Int64Range(-5, 100).Draw(t, "rate_max")}
+			v.SliceSize = Int64Range{rapid.Int64Range(-5, 100).Draw(t, "size_min"), rapid.Int64Range(-5, 100).Draw(t, "size_max")}
+		}
+		if wild("wild_corrupt") {
+			v.Corrupt = [2]float64{rapid.Float64Range(-1, 2).Draw(t, "p_min"), rapid.Float64Range(-1, 2).Draw(t, "p_max")}
+		}
+		if wild("wild_timeout") {
+			v.TimeoutAfter = pair("after")
+		}
+		g, err := Schedules(b)
+		if err != nil {
+			return
+		}
+		valid++
+		for seed := range 5 {
+			s := g.Example(seed)
+			if err := s.Validate(targets); err != nil {
+				t.Fatalf("bounds %+v gave an invalid schedule:\n%s\n%v", b, s, err)
+			}
+		}
+	})
+	t.Logf("%d of the bounds were valid", valid)
+}

@@ -292,7 +292,7 @@ func (r ReconnectStorm) Name() string {
 }
 
 func (r ReconnectStorm) Check(h *sim.History) error {
-	if r.Pool == "" || r.Max < 0 || r.per() < 0 {
+	if r.Pool == "" || !(r.Max >= 0) || r.per() < 0 {
 		return fmt.Errorf("properties: %s: need a Pool name, Max >= 0 and Per >= 0", r.Name())
 	}
 	heal, why := lastHeal(h)
