@@ -25,6 +25,11 @@ import (
 // ever failed during a fault): a check that never judged is not a pass.
 // Every Check logs a coverage line.
 //
+// rapid keeps its own record of the failing draw under
+// testdata/rapid/<test name>/ and tries it first on the next run, so a
+// failure reappears at once until it is fixed; the schedule file is the
+// record that outlives changes to the generator or its bounds.
+//
 // With SHAKEDOWN_REPLAY set to a schedule file, Check runs exactly that
 // schedule once and judges it (see [Replay]).
 //
