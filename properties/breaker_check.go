@@ -1,0 +1,391 @@
+package properties
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// BreakerResult is what [ExploreBreaker] found.
+type BreakerResult struct {
+	// Failed is true when some schedule made the breaker break its spec.
+	// Failure is then the shrunk counterexample: the smallest schedule
+	// rapid found that still breaks it, with its run.
+	Failed  bool
+	Failure *BreakerRun
+	// Iterations is the number of schedules explored before any failure
+	// (or in all, when none failed); Runs counts every run, shrinking
+	// included, and Ops the calls made through the breaker in all runs.
+	Iterations, Runs int
+	Ops              int64
+	// Stopped says why the exploration stopped before Iterations ("" if
+	// it did not): the test's deadline.
+	Stopped string
+	// Elapsed is the whole exploration; Shrinking the part after the
+	// first failure.
+	Elapsed, Shrinking time.Duration
+	// Coverage counts what the runs exercised.
+	Coverage BreakerCoverage
+	// Rapid holds rapid's own report of a failure.
+	Rapid []string
+}
+
+// BreakerCoverage counts what the runs of a breaker check exercised: a
+// check in which the breaker never had to open proves little.
+type BreakerCoverage struct {
+	Runs int
+	// Opened, HalfOpened and Reclosed count the runs in which the breaker
+	// opened, was half-open, and closed again after opening.
+	Opened, HalfOpened, Reclosed int
+	// Kinds counts the outages, by kind.
+	Kinds map[toxics.Kind]int
+}
+
+func (c *BreakerCoverage) add(r *BreakerRun) {
+	c.Runs++
+	if r.Opened > 0 {
+		c.Opened++
+	}
+	if r.HalfOpened > 0 {
+		c.HalfOpened++
+	}
+	if r.Reclosed > 0 {
+		c.Reclosed++
+	}
+	if c.Kinds == nil {
+		c.Kinds = map[toxics.Kind]int{}
+	}
+	for _, st := range r.Schedule.Steps {
+		c.Kinds[st.Fault.Kind()]++
+	}
+}
+
+// String is the coverage line:
+//
+//	breaker coverage over 500 runs: opened in 402, half-open in 377, closed again in 365; outages: latency 310, down 290, ...
+func (c BreakerCoverage) String() string {
+	var kinds []string
+	for k, n := range c.Kinds {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	return fmt.Sprintf("breaker coverage over %d runs: opened in %d, half-open in %d, closed again in %d; outages: %s",
+		c.Runs, c.Opened, c.HalfOpened, c.Reclosed, strings.Join(kinds, ", "))
+}
+
+// RunBreaker runs schedule s once against a breaker built by cfg.New, in a
+// testing/synctest bubble of its own, and judges it against cfg.Spec. The
+// error is for a bad config or schedule, not for a broken spec: that is in
+// the run's Violations.
+func RunBreaker(t *testing.T, cfg BreakerConfig, s sim.Schedule) (*BreakerRun, error) {
+	t.Helper()
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Validate([]sim.Target{breakerTarget{cfg.Bounds.Targets[0].Name}}); err != nil {
+		return nil, fmt.Errorf("properties: breaker schedule: %w", err)
+	}
+	return runBreakerIn(t, cfg, s)
+}
+
+func runBreakerIn(t *testing.T, cfg BreakerConfig, s sim.Schedule) (run *BreakerRun, err error) {
+	defer func() {
+		// synctest panics when every goroutine of the bubble is blocked
+		// for good: a breaker that waits on something that never comes.
+		if p := recover(); p != nil {
+			run, err = nil, fmt.Errorf("properties: breaker run of schedule\n%s\n: %v", s, p)
+		}
+	}()
+	synctest.Test(t, func(*testing.T) { run, err = runBreaker(cfg, s) })
+	return run, err
+}
+
+// breakerTarget stands for the fake dependency when a schedule is
+// validated.
+type breakerTarget struct{ name string }
+
+func (b breakerTarget) Name() string { return b.name }
+func (b breakerTarget) Supports(k toxics.Kind) bool {
+	for _, x := range BreakerKinds() {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+func (b breakerTarget) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
+	return nil, errors.New("properties: the fake dependency of a breaker check takes its faults from the schedule")
+}
+
+// ExploreBreaker draws schedules of outages of a fake dependency within
+// cfg.Bounds, runs each against a fresh breaker in virtual time (a
+// testing/synctest bubble per run, so a run of seconds takes about a
+// millisecond) and judges it against cfg.Spec. When a schedule breaks the
+// spec, rapid shrinks it to the smallest that still does. It returns what
+// it found instead of failing t, so a test can assert that a misconfigured
+// breaker, or a wrong expectation, is caught:
+//
+//	res, err := properties.ExploreBreaker(t, cfg)
+//	require.NoError(t, err)
+//	require.True(t, res.Failed, "a breaker without a timeout must be caught")
+//	t.Log(res.Failure.Timeline())
+//
+// The error is for what stopped the exploration itself: a bad config.
+func ExploreBreaker(t *testing.T, cfg BreakerConfig) (*BreakerResult, error) {
+	t.Helper()
+	return exploreBreaker(t, cfg, false)
+}
+
+func exploreBreaker(t *testing.T, cfg BreakerConfig, keepFailFile bool) (*BreakerResult, error) {
+	t.Helper()
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := os.LookupEnv(EnvIterations); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("properties: %s=%q is not a positive number of iterations", EnvIterations, v)
+		}
+		cfg.Iterations = n
+	}
+	g, err := Schedules(cfg.Bounds)
+	if err != nil {
+		return nil, err
+	}
+	x := &breakerExplorer{t: t, cfg: cfg, gen: g, deadline: deadlineOf(t)}
+	tb := &captureTB{name: t.Name(), ctx: t.Context()}
+	before := failFiles(tb.name)
+	start := time.Now()
+	res := &BreakerResult{}
+	// rapid runs at most -rapid.checks schedules per Check; go round
+	// until the iterations are done or something failed.
+	for x.iterations < cfg.Iterations && x.first == nil && x.fatal == nil && x.stopped == "" {
+		n := x.iterations
+		errs := runRapid(tb, x.prop)
+		res.Rapid = append(res.Rapid, dropExpected(errs)...)
+		if f := failFileOf(errs); !keepFailFile || x.first == nil {
+			removeFailFile(f, before)
+		}
+		if x.iterations == n && x.first == nil {
+			break // rapid ran nothing more
+		}
+	}
+	res.Iterations, res.Runs, res.Ops, res.Stopped, res.Coverage = x.iterations, x.runs, x.ops, x.stopped, x.cov
+	res.Elapsed = time.Since(start)
+	if x.fatal != nil {
+		return res, x.fatal
+	}
+	if x.first != nil {
+		res.Failed, res.Failure, res.Shrinking = true, x.last, time.Since(x.shrinkStart)
+	}
+	return res, nil
+}
+
+const breakerFailMessage = "shakedown: the breaker broke its spec"
+
+type breakerExplorer struct {
+	t        *testing.T
+	cfg      BreakerConfig
+	gen      *rapid.Generator[sim.Schedule]
+	deadline time.Time
+
+	iterations, runs int
+	ops              int64
+	shrinking        bool
+	stopped          string
+	fatal            error
+	first, last      *BreakerRun
+	shrinkStart      time.Time
+	cov              BreakerCoverage
+	wall             time.Duration // of all runs, for the deadline
+}
+
+func (x *breakerExplorer) prop(rt *rapid.T) {
+	if x.fatal != nil {
+		if !x.shrinking {
+			rt.SkipNow()
+		}
+		return
+	}
+	if !x.shrinking {
+		if x.iterations >= x.cfg.Iterations {
+			rt.SkipNow()
+		}
+		if !x.fits(10) {
+			x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for more runs and shrinking", time.Until(x.deadline).Round(time.Second))
+			rt.SkipNow()
+		}
+	} else if !x.fits(1) {
+		x.stopped = "the test's deadline cut shrinking short"
+		return
+	}
+	s := x.gen.Draw(rt, "schedule")
+	start := time.Now()
+	run, err := runBreakerIn(x.t, x.cfg, s)
+	x.wall += time.Since(start)
+	if err != nil {
+		x.fatal = err
+		return
+	}
+	x.runs++
+	x.ops += int64(len(run.Ops))
+	if !x.shrinking {
+		x.iterations++
+		x.cov.add(run)
+	}
+	if !run.Failed() {
+		return
+	}
+	if x.first == nil {
+		x.first, x.shrinking, x.shrinkStart = run, true, time.Now()
+	}
+	x.last = run
+	rt.Fatal(breakerFailMessage)
+}
+
+// fits reports whether k more runs and a margin fit before the deadline.
+func (x *breakerExplorer) fits(k int) bool {
+	if x.deadline.IsZero() {
+		return true
+	}
+	per := time.Millisecond
+	if x.runs > 0 {
+		per = max(per, x.wall/time.Duration(x.runs))
+	}
+	return time.Until(x.deadline) > time.Duration(k)*per+2*time.Second
+}
+
+// CheckBreaker explores schedules with [ExploreBreaker] and fails t when
+// one makes the breaker break its spec. The failure message holds the
+// violations, the spec, the shrunk schedule and the run's timeline; the
+// schedule file and an HTML report are written to cfg.Dir (default
+// testdata/shakedown/<test name>/), with one command that replays it.
+// CheckBreaker also fails t when the breaker never opened in any run: a
+// check that never saw the breaker at work is not a pass. It logs a
+// coverage line.
+//
+// With SHAKEDOWN_REPLAY set to a schedule file, CheckBreaker runs exactly
+// that schedule once.
+func CheckBreaker(t *testing.T, cfg BreakerConfig) {
+	t.Helper()
+	if path := os.Getenv(EnvReplay); path != "" {
+		replayBreaker(t, cfg, path)
+		return
+	}
+	res, err := exploreBreaker(t, cfg, true)
+	if res != nil {
+		t.Logf("shakedown: %s (%d schedules, %d calls in %v)", res.Coverage, res.Iterations, res.Ops, res.Elapsed.Round(time.Millisecond))
+		if res.Stopped != "" {
+			t.Logf("shakedown: stopped early: %s", res.Stopped)
+		}
+	}
+	if err != nil {
+		t.Fatalf("shakedown: %v", err)
+	}
+	if res.Failed {
+		reportBreaker(t, cfg, res.Failure, fmt.Sprintf("the breaker broke its spec after %d schedules (shrunk in %v, %d runs)",
+			res.Iterations, res.Shrinking.Round(time.Millisecond), res.Runs))
+		return
+	}
+	if res.Coverage.Opened == 0 {
+		t.Errorf("shakedown: no evidence: the breaker never had to open in %d runs, so its spec was never put to the test (widen Bounds: more or longer outages, or kinds that fail calls)",
+			res.Coverage.Runs)
+	}
+}
+
+// replayBreaker runs the schedule saved at path once and fails t if the
+// breaker breaks its spec.
+func replayBreaker(t *testing.T, cfg BreakerConfig, path string) {
+	t.Helper()
+	s, _, _, err := LoadSchedule(path)
+	if err != nil {
+		t.Fatalf("shakedown: %s=%s: %v", EnvReplay, path, err)
+	}
+	run, err := RunBreaker(t, cfg, s)
+	if err != nil {
+		t.Fatalf("shakedown: replay %s: %v", path, err)
+	}
+	if run.Failed() {
+		reportBreaker(t, BreakerConfig{Dir: filepath.Dir(path)}, run, "the replayed schedule "+path+" breaks the spec")
+		return
+	}
+	t.Logf("shakedown: replay of %s held:\n%s", path, run.Timeline())
+}
+
+// reportBreaker fails t with a counterexample, and writes its schedule and
+// report next to each other.
+func reportBreaker(t *testing.T, cfg BreakerConfig, run *BreakerRun, headline string) {
+	t.Helper()
+	dir := cfg.Dir
+	if dir == "" {
+		dir = filepath.Join("testdata", "shakedown", safeName(t.Name()))
+	}
+	schedPath := filepath.Join(dir, "schedule.json")
+	reportPath := filepath.Join(dir, "report.html")
+	replay := ReplayCommand(t.Name(), schedPath)
+	it := run.iteration()
+	if _, err := SaveSchedule(schedPath, t.Name(), it); err != nil {
+		t.Errorf("shakedown: %v", err)
+		schedPath = "(not written)"
+	}
+	if err := writeReport(reportPath, t.Name(), it, replay); err != nil {
+		t.Errorf("shakedown: %v", err)
+		reportPath = "(not written)"
+	}
+	t.Errorf("shakedown: %s\n%s\nreplay: %s\nreport: %s", headline, run.Counterexample(), replay, reportPath)
+}
+
+// iteration is the run in the form Check saves and reports.
+func (r *BreakerRun) iteration() *Iteration {
+	it := &Iteration{Schedule: r.Schedule, History: r.History()}
+	seen := map[string]bool{}
+	for _, v := range r.Violations {
+		if !seen[v.Invariant] {
+			seen[v.Invariant] = true
+			it.Findings = append(it.Findings, Finding{Invariant: v.Invariant, Verdict: Broken, Err: Violations{v}})
+		}
+	}
+	return it
+}
+
+// Counterexample is the run in words: its violations, the spec, the
+// schedule and the timeline.
+func (r *BreakerRun) Counterexample() string {
+	var b strings.Builder
+	if len(r.Violations) == 0 {
+		b.WriteString("the breaker held its spec\n")
+	}
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "✗ %s\n    at %v: %s\n    want: %s\n", v.Invariant, fmtDur(v.At), v.Got, v.Want)
+		if v.Excess != "" {
+			fmt.Fprintf(&b, "    over by %s\n", v.Excess)
+		}
+	}
+	fmt.Fprintf(&b, "spec: %s\n", r.Spec)
+	fmt.Fprintf(&b, "load: %g calls/s, the healthy dependency answers in %v\n", r.Rate, r.Latency)
+	fmt.Fprintf(&b, "schedule:\n%s\n", indent(r.Schedule.String(), "  "))
+	fmt.Fprintf(&b, "timeline (each call at the moment the breaker returned; [state] as the breaker reported it):\n%s", r.Timeline())
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func indent(s, prefix string) string {
+	if s == "" {
+		return prefix + "(no outage)"
+	}
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
+}
