@@ -254,7 +254,6 @@ func (r *breakerRec) op(ctx context.Context, b Breaker, id int) {
 	o.ID, o.Start, o.Before, o.seqStart = id, r.now(), before, r.nextSeq()
 	r.mu.Unlock()
 
-
 	ctx, cancel := context.WithCancel(context.WithValue(ctx, opKey{}, id))
 	r.mu.Lock()
 	r.cancels[id-1] = cancel
