@@ -357,6 +357,10 @@ type BreakerConfig struct {
 	// (default DefaultBreakerIterations; SHAKEDOWN_ITERATIONS overrides
 	// it).
 	Iterations int
+	// ShrinkTime bounds the time spent shrinking a counterexample
+	// (default 10s; rapid's -rapid.shrinktime bounds it too). A run takes
+	// about a millisecond, so shrinking tries thousands of schedules.
+	ShrinkTime time.Duration
 	// Dir is where CheckBreaker writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).
 	Dir string
@@ -397,6 +401,12 @@ func (c BreakerConfig) normalize() (BreakerConfig, error) {
 	}
 	if c.Iterations == 0 {
 		c.Iterations = DefaultBreakerIterations
+	}
+	if c.ShrinkTime < 0 {
+		errs = append(errs, fmt.Errorf("properties: BreakerConfig.ShrinkTime = %v: must not be negative", c.ShrinkTime))
+	}
+	if c.ShrinkTime == 0 {
+		c.ShrinkTime = 10 * time.Second
 	}
 	b := &c.Bounds
 	if len(b.Targets) == 0 {

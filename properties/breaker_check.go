@@ -230,6 +230,8 @@ func (x *breakerExplorer) prop(rt *rapid.T) {
 			x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for more runs and shrinking", time.Until(x.deadline).Round(time.Second))
 			rt.SkipNow()
 		}
+	} else if time.Since(x.shrinkStart) > x.cfg.ShrinkTime {
+		return // out of shrink time: the candidate is rejected unrun
 	} else if !x.fits(1) {
 		x.stopped = "the test's deadline cut shrinking short"
 		return

@@ -4,10 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-
-	"github.com/shakedown/shakedown/sim"
 )
 
 // The spec of a breaker is a state machine (closed, open, half-open) whose
@@ -378,7 +375,7 @@ func breakerEvents(r *BreakerRun) []mevent {
 		if o.Before != BreakerUnknown {
 			put(mevent{kind: evObserve, at: o.Start, seq: int32(o.seqStart), op: int32(o.ID), state: o.Before}, 0)
 		}
-		if o.TurnedAway() {
+		if o.TurnedAway() && !o.panicked { // a panic is not the breaker turning a call away
 			put(mevent{kind: evReject, at: o.End, seq: int32(o.seqEnd), op: int32(o.ID)}, 0)
 		}
 		if o.After != BreakerUnknown {
@@ -630,7 +627,7 @@ func breakerBounds(r *BreakerRun) Violations {
 		}
 		lat := o.End - o.Start
 		window := fmt.Sprintf("op %d", o.ID)
-		if strings.Contains(o.Err, sim.ErrPanic.Error()) {
+		if o.panicked {
 			panics = append(panics, Violation{Invariant: "the breaker does not panic", Window: window, At: o.Start, Got: o.Err, Want: "no panic"})
 		}
 		if lat > sp.CallTimeout+sp.Slack {

@@ -65,6 +65,7 @@ type BreakerOp struct {
 	Before, After BreakerState
 
 	seqStart, seqEnd int
+	panicked         bool
 }
 
 // TurnedAway reports whether the breaker answered the call without
@@ -269,6 +270,7 @@ func (r *breakerRec) op(ctx context.Context, b Breaker, id int) {
 	o.End, o.After, o.seqEnd = end, after, r.nextSeq()
 	if err != nil {
 		o.Err = err.Error()
+		o.panicked = errors.Is(err, sim.ErrPanic)
 	}
 	r.mu.Unlock()
 }

@@ -1,0 +1,94 @@
+package properties_test
+
+import (
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// The figures of breaker verification are taken in synctest bubbles, and
+// synctest needs a *testing.T, which a benchmark does not have; so
+// TestBreakerFigures runs them with testing.Benchmark, only when asked:
+//
+//	go test ./properties -run TestBreakerFigures -breaker.figures -v
+var breakerFigures = flag.Bool("breaker.figures", false, "run TestBreakerFigures (simulated schedules and ops per wall second of breaker verification)")
+
+// figureConfig is a breaker check whose runs last 1s of virtual time at
+// 100 calls/s: schedules of 99 ops.
+func figureConfig(newBreaker func() properties.Breaker) properties.BreakerConfig {
+	return properties.BreakerConfig{
+		New:      newBreaker,
+		Spec:     properties.BreakerSpec{FailureThreshold: 3, OpenFor: 200 * time.Millisecond, CallTimeout: 100 * time.Millisecond, ProbesInFlight: true},
+		Rate:     100,
+		Bounds:   properties.Bounds{Horizon: 600 * time.Millisecond},
+		Cooldown: 400 * time.Millisecond,
+	}
+}
+
+func figureGoBreaker() properties.Breaker {
+	return properties.GoBreaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{Timeout: 200 * time.Millisecond,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 }}), 100*time.Millisecond)
+}
+
+func figureFailsafe() properties.Breaker {
+	cb := circuitbreaker.NewBuilder[any]().WithFailureThreshold(3).WithSuccessThreshold(1).WithDelay(200 * time.Millisecond).Build()
+	return properties.FailsafeBreaker(cb, failsafe.With[any](cb, timeout.New[any](100*time.Millisecond)))
+}
+
+// figureSchedule trips the breaker twice: a down, then a blackhole.
+var figureSchedule = sim.Schedule{Steps: []sim.Step{
+	{At: 100 * time.Millisecond, For: 150 * time.Millisecond, Target: "dep", Fault: toxics.Down{}},
+	{At: 300 * time.Millisecond, For: 200 * time.Millisecond, Target: "dep", Fault: toxics.Blackhole{}},
+}}
+
+func TestBreakerFigures(t *testing.T) {
+	if !*breakerFigures {
+		t.Skip("run with -breaker.figures to measure (go test ./properties -run TestBreakerFigures -breaker.figures -v)")
+	}
+	breakers := []struct {
+		name string
+		new  func() properties.Breaker
+	}{{"gobreaker", figureGoBreaker}, {"failsafe", figureFailsafe}}
+	for _, br := range breakers {
+		// One schedule run again and again: a bubble, a fresh breaker, 99
+		// calls, the judge.
+		t.Run("run/"+br.name, func(t *testing.T) {
+			cfg := figureConfig(br.new)
+			var ops int
+			r := testing.Benchmark(func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					run, err := properties.RunBreaker(t, cfg, figureSchedule)
+					if err != nil || run.Failed() {
+						t.Fatalf("%v %v", err, run.Violations)
+					}
+					ops = len(run.Ops)
+				}
+			})
+			per := float64(r.T.Nanoseconds()) / float64(r.N)
+			t.Logf("N=%d, %d ops per schedule: %.0f µs/schedule, %.0f schedules/s, %.0f simulated ops/s, %d allocs/schedule",
+				r.N, ops, per/1e3, 1e9/per, float64(ops)*1e9/per, r.AllocsPerOp())
+		})
+		// The whole exploration: draws, runs, judging, coverage.
+		t.Run("explore/"+br.name, func(t *testing.T) {
+			cfg := figureConfig(br.new)
+			cfg.Iterations = 2000
+			res, err := properties.ExploreBreaker(t, cfg)
+			if err != nil || res.Failed {
+				t.Fatalf("%v %v", err, res.Failure)
+			}
+			s := res.Elapsed.Seconds()
+			t.Logf("%d schedules (%d ops) in %v: %.0f schedules/s, %.0f simulated ops/s; %s",
+				res.Iterations, res.Ops, res.Elapsed.Round(time.Millisecond), float64(res.Iterations)/s, float64(res.Ops)/s, res.Coverage)
+		})
+	}
+}

@@ -1,0 +1,377 @@
+package properties_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	"github.com/sony/gobreaker/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// The breakers of these tests open after 3 consecutive failures, stay open
+// 500ms, and bound every call to 200ms.
+var brkSpec = properties.BreakerSpec{FailureThreshold: 3, OpenFor: 500 * time.Millisecond, CallTimeout: 200 * time.Millisecond}
+
+func brkGoBreaker(maxRequests uint32, openFor, callTimeout time.Duration) func() properties.Breaker {
+	return func() properties.Breaker {
+		return properties.GoBreaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+			MaxRequests: maxRequests,
+			Timeout:     openFor,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
+		}), callTimeout)
+	}
+}
+
+// brkFailsafe is a failsafe-go breaker opening after threshold failures,
+// closing after successes, with a 200ms timeout around each attempt and,
+// with retries, a retry policy outside the breaker.
+func brkFailsafe(threshold, successes uint, retries int) func() properties.Breaker {
+	return func() properties.Breaker {
+		cb := circuitbreaker.NewBuilder[any]().WithFailureThreshold(threshold).WithSuccessThreshold(successes).
+			WithDelay(500 * time.Millisecond).Build()
+		policies := []failsafe.Policy[any]{cb, timeout.New[any](200 * time.Millisecond)}
+		if retries > 0 {
+			// Outside the breaker: every attempt asks it, and an open
+			// breaker (ErrOpen) is not retried.
+			rp := retrypolicy.NewBuilder[any]().WithMaxRetries(retries).AbortOnErrors(circuitbreaker.ErrOpen).Build()
+			policies = append([]failsafe.Policy[any]{rp}, policies...)
+		}
+		return properties.FailsafeBreaker(cb, failsafe.With(policies...))
+	}
+}
+
+func TestCheckBreakerGoBreaker(t *testing.T) {
+	spec := brkSpec
+	spec.HalfOpenProbes, spec.SuccessesToClose = 2, 2
+	properties.CheckBreaker(t, properties.BreakerConfig{
+		New:        brkGoBreaker(2, 500*time.Millisecond, 200*time.Millisecond),
+		Spec:       spec,
+		Iterations: 300,
+		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: properties.BreakerKinds()}}},
+	})
+}
+
+func TestCheckBreakerFailsafe(t *testing.T) {
+	spec := brkSpec
+	spec.HalfOpenProbes, spec.SuccessesToClose, spec.ProbesInFlight = 2, 2, true
+	spec.CallTimeout = 3 * 200 * time.Millisecond // three attempts
+	properties.CheckBreaker(t, properties.BreakerConfig{
+		New:        brkFailsafe(3, 2, 2),
+		Spec:       spec,
+		Iterations: 300,
+		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: properties.BreakerKinds()}}},
+	})
+}
+
+// TestExploreBreakerCatches: misconfigured breakers, and expectations that
+// do not match the configuration, are caught, shrunk to a schedule of one
+// or two outages, with the property they break.
+func TestExploreBreakerCatches(t *testing.T) {
+	with := func(f func(*properties.BreakerSpec)) properties.BreakerSpec {
+		s := brkSpec
+		f(&s)
+		return s
+	}
+	tests := []struct {
+		name string
+		new  func() properties.Breaker
+		spec properties.BreakerSpec
+		want string // in a violation's invariant
+	}{
+		{"gobreaker without a call timeout", brkGoBreaker(1, 500*time.Millisecond, 0), brkSpec,
+			"every call ends within 200ms"},
+		{"gobreaker open for 1s, expected 500ms", brkGoBreaker(1, time.Second, 200*time.Millisecond), brkSpec,
+			"half-opens 500ms after opening"},
+		{"gobreaker MaxRequests 5, expected 2", brkGoBreaker(5, 500*time.Millisecond, 200*time.Millisecond),
+			with(func(s *properties.BreakerSpec) { s.HalfOpenProbes, s.SuccessesToClose = 2, 2 }),
+			"closes after 2 successful probes"},
+		{"failsafe opening after 5, expected 3", brkFailsafe(5, 1, 0),
+			with(func(s *properties.BreakerSpec) { s.ProbesInFlight = true }),
+			"opens after 3 consecutive failures"},
+		{"failsafe counting probes in flight, expected in total", brkFailsafe(3, 2, 0),
+			with(func(s *properties.BreakerSpec) { s.HalfOpenProbes, s.SuccessesToClose = 2, 2 }),
+			"half-open lets at most 2 probes through"},
+		{"failsafe retrying inside the breaker", func() properties.Breaker {
+			cb := circuitbreaker.NewBuilder[any]().WithFailureThreshold(3).WithSuccessThreshold(1).WithDelay(500 * time.Millisecond).Build()
+			rp := retrypolicy.NewBuilder[any]().WithMaxRetries(2).Build()
+			return properties.FailsafeBreaker(cb, failsafe.With[any](timeout.New[any](200*time.Millisecond), cb, rp))
+		}, with(func(s *properties.BreakerSpec) { s.ProbesInFlight = true }),
+			"opens after 3 consecutive failures"},
+		{"a breaker that never opens", func() properties.Breaker {
+			return properties.BreakerFunc(func(ctx context.Context, call func(context.Context) error) error {
+				ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+				return call(ctx)
+			}, nil)
+		}, brkSpec, "opens after 3 consecutive failures; no call reaches the dependency while open"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := properties.ExploreBreaker(t, properties.BreakerConfig{New: tt.new, Spec: tt.spec, Iterations: 300, ShrinkTime: 2 * time.Second})
+			require.NoError(t, err)
+			require.True(t, res.Failed, "not caught in %d schedules: %s", res.Iterations, res.Coverage)
+			run := res.Failure
+			var got []string
+			for _, v := range run.Violations {
+				got = append(got, v.Invariant)
+			}
+			require.Contains(t, got, tt.want, "\n%s", run.Counterexample())
+			most := 2
+			if strings.HasPrefix(tt.name, "failsafe counting probes") {
+				most = 3 // an outage to open it, and slow probes to overlap: in 3s of shrinking, often 3 steps
+			}
+			require.LessOrEqual(t, len(run.Schedule.Steps), most, "not shrunk:\n%s", run.Counterexample())
+			require.Contains(t, run.Timeline(), "✗")
+			t.Logf("caught after %d schedules, shrunk in %v (%d runs):\n%s", res.Iterations, res.Shrinking.Round(time.Millisecond), res.Runs, run.Counterexample())
+		})
+	}
+}
+
+// brkHandmade is a breaker of 40 lines, for BreakerFunc: the classic
+// three states, one probe at a time.
+type brkHandmade struct {
+	mu       sync.Mutex
+	state    properties.BreakerState
+	fails    int
+	openedAt time.Time
+	probing  bool
+}
+
+func (b *brkHandmade) execute(ctx context.Context, call func(context.Context) error) error {
+	b.mu.Lock()
+	if b.state == properties.BreakerOpen && time.Since(b.openedAt) >= 500*time.Millisecond {
+		b.state = properties.BreakerHalfOpen
+	}
+	if b.state == properties.BreakerOpen || (b.state == properties.BreakerHalfOpen && b.probing) {
+		b.mu.Unlock()
+		return errors.New("open")
+	}
+	probe := b.state == properties.BreakerHalfOpen
+	b.probing = b.probing || probe
+	b.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := call(ctx)
+	cancel()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if probe {
+		b.probing = false
+	}
+	switch {
+	case err == nil && (probe || b.state == properties.BreakerClosed):
+		b.state, b.fails = properties.BreakerClosed, 0
+	case err != nil && probe:
+		b.state, b.openedAt = properties.BreakerOpen, time.Now()
+	case err != nil && b.state == properties.BreakerClosed:
+		if b.fails++; b.fails >= 3 {
+			b.state, b.openedAt = properties.BreakerOpen, time.Now()
+		}
+	}
+	return err
+}
+
+func (b *brkHandmade) current() properties.BreakerState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == properties.BreakerOpen && time.Since(b.openedAt) >= 500*time.Millisecond {
+		return properties.BreakerHalfOpen
+	}
+	return b.state
+}
+
+func TestCheckBreakerFunc(t *testing.T) {
+	properties.CheckBreaker(t, properties.BreakerConfig{
+		New: func() properties.Breaker {
+			b := &brkHandmade{state: properties.BreakerClosed}
+			return properties.BreakerFunc(b.execute, b.current)
+		},
+		Spec:       brkSpec,
+		Iterations: 300,
+	})
+}
+
+func TestRunBreakerIsDeterministic(t *testing.T) {
+	s := sim.Schedule{Steps: []sim.Step{
+		{At: 100 * time.Millisecond, For: 300 * time.Millisecond, Target: "dep", Fault: toxics.Latency{Delay: 80 * time.Millisecond}},
+		{At: 200 * time.Millisecond, For: 100 * time.Millisecond, Target: "dep", Fault: toxics.Down{}},
+		{At: 700 * time.Millisecond, For: 200 * time.Millisecond, Target: "dep", Fault: toxics.Blackhole{}},
+	}}
+	cfg := properties.BreakerConfig{New: brkFailsafe(3, 1, 0), Spec: brkSpec}
+	cfg.Spec.ProbesInFlight = true
+	first, err := properties.RunBreaker(t, cfg, s)
+	require.NoError(t, err)
+	require.False(t, first.Failed(), first.Counterexample())
+	require.Positive(t, first.Opened)
+	for range 5 {
+		again, err := properties.RunBreaker(t, cfg, s)
+		require.NoError(t, err)
+		require.Equal(t, first.Ops, again.Ops)
+		require.Equal(t, first.Calls, again.Calls)
+		require.Equal(t, first.Timeline(), again.Timeline())
+	}
+}
+
+func TestBreakerSpecValidate(t *testing.T) {
+	tests := []struct {
+		spec properties.BreakerSpec
+		want string
+	}{
+		{properties.BreakerSpec{}, "BreakerSpec.FailureThreshold = 0"},
+		{properties.BreakerSpec{FailureThreshold: 1, CallTimeout: time.Second}, "BreakerSpec.OpenFor = 0s"},
+		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second}, "BreakerSpec.CallTimeout = 0s"},
+		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, HalfOpenProbes: 1, SuccessesToClose: 2},
+			"SuccessesToClose = 2 exceeds HalfOpenProbes = 1: such a breaker never closes"},
+		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, HalfOpenProbes: -1}, "HalfOpenProbes = -1"},
+		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, Slack: -1}, "Slack = -1ns"},
+	}
+	for _, tt := range tests {
+		err := tt.spec.Validate()
+		require.Error(t, err)
+		require.Contains(t, err.Error(), tt.want)
+	}
+	require.NoError(t, brkSpec.Validate())
+}
+
+func TestBreakerConfigErrors(t *testing.T) {
+	ok := properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec}
+	tests := []struct {
+		name string
+		edit func(*properties.BreakerConfig)
+		want string
+	}{
+		{"no breaker", func(c *properties.BreakerConfig) { c.New = nil }, "BreakerConfig.New is nil"},
+		{"no spec", func(c *properties.BreakerConfig) { c.Spec = properties.BreakerSpec{} }, "BreakerSpec.FailureThreshold"},
+		{"negative rate", func(c *properties.BreakerConfig) { c.Rate = -5 }, "BreakerConfig.Rate = -5"},
+		{"two targets", func(c *properties.BreakerConfig) {
+			c.Bounds.Targets = []properties.TargetKinds{{Name: "a", Kinds: []toxics.Kind{toxics.KindDown}}, {Name: "b", Kinds: []toxics.Kind{toxics.KindDown}}}
+		}, "names 2 targets"},
+		{"a kind the fake does not take", func(c *properties.BreakerConfig) {
+			c.Bounds.Targets = []properties.TargetKinds{{Name: "dep", Kinds: []toxics.Kind{toxics.KindCorrupt}}}
+		}, `kind "corrupt" is not one the fake dependency takes`},
+		{"bad bounds", func(c *properties.BreakerConfig) { c.Bounds.Horizon = 15 * time.Millisecond }, "Horizon = 15ms is not a multiple of Resolution 10ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.edit(&cfg)
+			_, err := properties.ExploreBreaker(t, cfg)
+			require.ErrorContains(t, err, tt.want)
+			_, err = properties.RunBreaker(t, cfg, sim.Schedule{})
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	_, err := properties.RunBreaker(t, ok, sim.Schedule{Steps: []sim.Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Down{}}}})
+	require.ErrorContains(t, err, `"db"`)
+}
+
+// Nothing a breaker does crashes the test binary: a panic in New is an
+// error, a panic in Execute a violation.
+func TestBreakerPanics(t *testing.T) {
+	s := sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 100 * time.Millisecond, Target: "dep", Fault: toxics.Down{}}}}
+	_, err := properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker { panic("no breaker today") }, Spec: brkSpec}, s)
+	require.ErrorContains(t, err, "no breaker today")
+	_, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker { return nil }, Spec: brkSpec}, s)
+	require.ErrorContains(t, err, "returned a nil Breaker")
+
+	run, err := properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
+		return properties.BreakerFunc(func(context.Context, func(context.Context) error) error { panic("boom") },
+			func() properties.BreakerState { panic("state") })
+	}, Spec: brkSpec}, s)
+	require.NoError(t, err)
+	require.True(t, run.Failed())
+	require.Equal(t, "the breaker does not panic", run.Violations[0].Invariant)
+	require.Contains(t, run.Violations[0].Got, "boom")
+
+	run, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
+		return properties.FailsafeBreaker[any](nil, nil)
+	}, Spec: brkSpec}, s)
+	require.NoError(t, err)
+	require.Contains(t, run.Ops[0].Err, "the circuit breaker is nil")
+}
+
+// The History of a run feeds sim's report and the invariants of this
+// package.
+func TestBreakerRunHistory(t *testing.T) {
+	s := sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "dep", Fault: toxics.Down{}}}}
+	run, err := properties.RunBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec}, s)
+	require.NoError(t, err)
+	h := run.History()
+	require.Len(t, h.Faults, 1)
+	calls := h.Select(sim.Window{From: 0, To: h.Duration + 1}, "call")
+	require.Len(t, calls, len(run.Ops))
+	require.Len(t, h.Select(sim.Window{From: 0, To: h.Duration + 1}, "dependency"), len(run.Calls))
+	var turnedAway int
+	for _, op := range calls {
+		if op.Output == "turned away" {
+			turnedAway++
+			require.Equal(t, sim.Failed, op.Outcome)
+		}
+	}
+	require.Positive(t, turnedAway)
+	require.NoError(t, sim.WriteReport(&strings.Builder{}, h, sim.ReportOptions{}))
+	for _, f := range properties.Evaluate(h, []properties.Invariant{properties.FailFast{Within: 2 * time.Millisecond, Kinds: []string{"call"}}}) {
+		require.Equal(t, properties.Held, f.Verdict, "%v", f.Err)
+	}
+}
+
+// With SHAKEDOWN_REPLAY set, CheckBreaker runs the schedule in the file
+// once.
+func TestCheckBreakerReplay(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "schedule.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"steps":[{"at":"100ms","for":"300ms","target":"dep","fault":{"kind":"down"}}]}`), 0o644))
+	t.Setenv(properties.EnvReplay, path)
+	properties.CheckBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec})
+}
+
+// TestCheckBreakerReportsACounterexample runs a failing CheckBreaker in a
+// child process and reads what it printed and wrote.
+func TestCheckBreakerReportsACounterexample(t *testing.T) {
+	if dir := os.Getenv("SHAKEDOWN_BREAKER_CHILD"); dir != "" {
+		properties.CheckBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 0), Spec: brkSpec, Dir: dir,
+			ShrinkTime: 3 * time.Second})
+		return
+	}
+	if testing.Short() {
+		t.Skip("runs the test binary again")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCheckBreakerReportsACounterexample$", "-test.v")
+	cmd.Env = append(os.Environ(), "SHAKEDOWN_BREAKER_CHILD="+dir)
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "the child must fail:\n%s", out)
+	for _, want := range []string{
+		"the breaker broke its spec after",
+		"✗ every call ends within 200ms",
+		"spec: opens after 3 consecutive failures, stays open 500ms",
+		"schedule:",
+		"0: +0s for",
+		"blackhole()",
+		"timeline (",
+		"replay: SHAKEDOWN_REPLAY=" + filepath.Join(dir, "schedule.json"),
+		"report: " + filepath.Join(dir, "report.html"),
+	} {
+		require.Contains(t, string(out), want)
+	}
+	s, _, _, err := properties.LoadSchedule(filepath.Join(dir, "schedule.json"))
+	require.NoError(t, err)
+	require.Len(t, s.Steps, 1)
+	require.FileExists(t, filepath.Join(dir, "report.html"))
+}
