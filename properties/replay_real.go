@@ -1,0 +1,111 @@
+package properties
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// Retarget returns s with its steps aimed at targets, for a schedule found
+// in one world and run in another: found in simulation against sim
+// endpoints, run against the harness dependencies of the real world. A
+// step's target is renamed by names when names has it; otherwise, when no
+// target has its name but one has its host part ("db" for "db:5432", as
+// sim endpoints are often named after the address a client dials), that
+// one. Names without a target are errors, and so is a step whose fault the
+// target does not take: the result is validated against targets.
+func Retarget(s sim.Schedule, targets []sim.Target, names map[string]string) (sim.Schedule, error) {
+	have := map[string]bool{}
+	for _, t := range targets {
+		if t != nil {
+			have[t.Name()] = true
+		}
+	}
+	out := sim.Schedule{Steps: slices.Clone(s.Steps)}
+	var errs []error
+	for i := range out.Steps {
+		st := &out.Steps[i]
+		name := st.Target
+		switch to, ok := names[name]; {
+		case ok:
+			name = to
+		case !have[name]:
+			if host, _, err := net.SplitHostPort(name); err == nil && have[host] {
+				name = host
+			}
+		}
+		if !have[name] {
+			errs = append(errs, fmt.Errorf("step %d (%s): no target named %q among %v (map it with names)", i, st, name, targetNames(targets)))
+			continue
+		}
+		st.Target = name
+	}
+	if err := errors.Join(errs...); err != nil {
+		return sim.Schedule{}, fmt.Errorf("properties: retarget schedule: %w", err)
+	}
+	if err := out.Validate(targets); err != nil {
+		return sim.Schedule{}, fmt.Errorf("properties: retarget schedule: %w", err)
+	}
+	return out, nil
+}
+
+func targetNames(targets []sim.Target) []string {
+	var out []string
+	for _, t := range targets {
+		if t != nil {
+			out = append(out, t.Name())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ReplayOn runs the schedule saved at path once, with the seed it was
+// saved with, against cfg's targets, and returns the iteration: its
+// findings say whether the invariants hold there too. It is the one call
+// that takes a schedule a simulated Check found (and saved as
+// testdata/shakedown/<test>/schedule.json) to the real dependencies of a
+// harness.Env, through real clients:
+//
+//	env := harness.New(t)
+//	db := env.Postgres("db")
+//	it, err := properties.ReplayOn(t, env, properties.Config{
+//		Targets:    []sim.Target{db},
+//		Workload:   realLoad(pool),            // the same ops, through a real client
+//		Invariants: invariants,                // the same invariants
+//	}, "testdata/shakedown/TestSimulated/schedule.json", nil)
+//
+// The steps' targets are renamed as [Retarget] does (names may be nil);
+// with Config.World, ReplayOn builds one World first to learn them (what
+// it registers with t.Cleanup runs when the test ends). Unlike [Replay] it
+// does not fail t when an invariant breaks, so a test can assert that a
+// failure found in simulation is real, or that a fix holds against the
+// real thing; the error is for what made the run impossible (a bad file,
+// a name with no target, a failed reset).
+func ReplayOn(t testing.TB, env Env, cfg Config, path string, names map[string]string) (*Iteration, error) {
+	t.Helper()
+	s, seed, hasSeed, err := LoadSchedule(path)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Simulate {
+		return nil, errors.New("properties: ReplayOn replays against the real world; this Config simulates (use Replay or Run for that)")
+	}
+	targets := cfg.Targets
+	if cfg.World != nil {
+		targets = cfg.World(t).Targets
+	}
+	s, err = Retarget(s, targets, names)
+	if err != nil {
+		return nil, fmt.Errorf("properties: replay %s: %w", path, err)
+	}
+	if !hasSeed {
+		seed = runSeed(cfg.Seed, s)
+	}
+	t.Logf("shakedown: replaying %s (seed %d) against %v:\n%s", path, seed, targetNames(targets), s)
+	return Run(t, env, cfg, s, seed)
+}
