@@ -104,7 +104,7 @@ func ExampleBreakerFunc() {
 
 type namedTarget string
 
-func (n namedTarget) Name() string                { return string(n) }
+func (n namedTarget) Name() string              { return string(n) }
 func (namedTarget) Supports(k toxics.Kind) bool { return k.IsLink() }
 func (namedTarget) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
 	return func(context.Context) error { return nil }, nil
