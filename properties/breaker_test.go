@@ -353,6 +353,16 @@ func TestCheckBreakerReportsACounterexample(t *testing.T) {
 		t.Skip("runs the test binary again")
 	}
 	dir := t.TempDir()
+	// The child's CheckBreaker keeps rapid's fail file, as it should for a
+	// test that failed; this test's child failed on purpose.
+	failDir := filepath.Join("testdata", "rapid", "TestCheckBreakerReportsACounterexample")
+	if _, err := os.Stat(failDir); os.IsNotExist(err) {
+		t.Cleanup(func() {
+			os.RemoveAll(failDir)
+			os.Remove(filepath.Dir(failDir)) // only if empty
+			os.Remove(filepath.Dir(filepath.Dir(failDir)))
+		})
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCheckBreakerReportsACounterexample$", "-test.v")
 	cmd.Env = append(os.Environ(), "SHAKEDOWN_BREAKER_CHILD="+dir)
 	out, err := cmd.CombinedOutput()
