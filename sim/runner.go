@@ -20,6 +20,10 @@ import (
 const (
 	DefaultCooldown = time.Second
 	DefaultDrain    = 10 * time.Second
+	// AbandonGrace is how long ops may ignore the cancellation that
+	// follows the drain before the run records them as abandoned
+	// ([ErrAbandoned]) and returns without them.
+	AbandonGrace = time.Second
 	// RevertTimeout bounds each revert. Reverts run on a context that is
 	// not cancelled with the run's, so a cancelled run still heals.
 	RevertTimeout = 30 * time.Second
@@ -141,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 	defer cancelOps()
 	stop := make(chan struct{})
 	var rec Recorder
-	var wg sync.WaitGroup
+	var wg, sampling sync.WaitGroup
 	var work *workRun
 	if len(cfg.Workload.Kinds) > 0 {
 		work = newWorkRun(opsCtx, cfg.Seed, start, end, cfg.Workload, stop, &rec)
@@ -154,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 	}
 	var samples []Sample
 	if len(cfg.Samplers) > 0 {
-		wg.Go(func() { samples = sampleLoop(opsCtx, cfg.Samplers, every, start, stop, log) })
+		sampling.Go(func() { samples = sampleLoop(opsCtx, cfg.Samplers, every, start, stop, log) })
 	}
 
 	r.runSchedule(ctx)
@@ -174,9 +178,22 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 	case <-drainTimer.C:
 		log.LogAttrs(ctx, slog.LevelWarn, "sim: ops still in flight after the drain; cancelling them", slog.Duration("drain", drain))
 		cancelOps()
-		<-done
+		// An op that ignores its context (a client with no timeout of
+		// its own) must not hang the run: after a grace it is recorded
+		// as abandoned and left to the client.
+		grace := time.NewTimer(AbandonGrace)
+		select {
+		case <-done:
+		case <-grace.C:
+			if n := work.abandon(time.Since(start)); n > 0 {
+				log.LogAttrs(ctx, slog.LevelWarn, "sim: ops ignored cancellation; recorded as abandoned",
+					slog.Int("ops", n), slog.Duration("grace", AbandonGrace))
+			}
+		}
+		grace.Stop()
 	}
 	drainTimer.Stop()
+	sampling.Wait()
 
 	h := &History{
 		Seed:     cfg.Seed,

@@ -162,6 +162,64 @@ type workRun struct {
 
 	panicOnce sync.Once
 	panicErr  error
+
+	// inflight holds the ops started and not yet finished, so that ops
+	// which ignore cancellation can be recorded as abandoned (see
+	// abandon); once abandoned is set, nothing more is recorded.
+	mu        sync.Mutex
+	inflight  map[uint64]Op
+	abandoned bool
+}
+
+// ErrAbandoned is the error of an op that was still running when its run
+// ended: it ignored the cancellation of its context for longer than the
+// run's drain and grace. The op's goroutine is left to the client (closing
+// the client usually ends it); the History records the op as Unknown, with
+// the time it was abandoned as its end.
+var ErrAbandoned = errors.New("sim: op ignored cancellation and was abandoned at the end of the run")
+
+// begin notes op as in flight; it reports false once the run has
+// abandoned its ops, when the op must not run.
+func (w *workRun) begin(op Op) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.abandoned {
+		return false
+	}
+	if w.inflight == nil {
+		w.inflight = make(map[uint64]Op)
+	}
+	w.inflight[op.ID] = op
+	return true
+}
+
+// done takes op id off the in-flight set; it reports false when the op was
+// abandoned (and recorded) meanwhile.
+func (w *workRun) done(id uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.abandoned {
+		return false
+	}
+	delete(w.inflight, id)
+	return true
+}
+
+// abandon records every op still in flight as Unknown with ErrAbandoned,
+// ending at now, and stops all later recording. It returns how many.
+func (w *workRun) abandon(now time.Duration) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.abandoned = true
+	for _, op := range w.inflight {
+		op.End = max(now, op.Start)
+		op.Outcome = Unknown
+		op.Err = ErrAbandoned.Error()
+		w.rec.Record(op)
+	}
+	n := len(w.inflight)
+	w.inflight = nil
+	return n
 }
 
 func newWorkRun(ctx context.Context, seed int64, start time.Time, end time.Duration, w Workload, stop <-chan struct{}, rec *Recorder) *workRun {
@@ -229,16 +287,22 @@ func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
 	if w.timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)
 	}
+	if cancel != nil {
+		defer cancel()
+	}
 	op.Start = time.Since(w.start)
 	if closed {
 		op.Intended = op.Start
+	}
+	if !w.begin(op) {
+		return
 	}
 	if err == nil {
 		op.Output, err = callDo(k, ctx, id, input)
 	}
 	op.End = time.Since(w.start)
-	if cancel != nil {
-		cancel()
+	if !w.done(id) {
+		return
 	}
 	w.finish(&op, err)
 }
@@ -253,7 +317,11 @@ func (w *workRun) skip(id uint64, intended time.Duration, why error) {
 	}
 	op.Outcome = Failed
 	op.Err = err.Error()
-	w.rec.Record(op)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.abandoned {
+		w.rec.Record(op)
+	}
 }
 
 func (w *workRun) finish(op *Op, err error) {
