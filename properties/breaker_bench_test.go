@@ -2,6 +2,7 @@ package properties_test
 
 import (
 	"flag"
+	"fmt"
 	"testing"
 	"time"
 
@@ -22,8 +23,9 @@ import (
 //	go test ./properties -run TestBreakerFigures -breaker.figures -v
 var breakerFigures = flag.Bool("breaker.figures", false, "run TestBreakerFigures (simulated schedules and ops per wall second of breaker verification)")
 
-// figureConfig is a breaker check whose runs last 1s of virtual time at
-// 100 calls/s: schedules of 99 ops.
+// figureConfig is a breaker check whose runs last at most 1s of virtual
+// time at 100 calls/s: schedules of up to 99 ops (89 for figureSchedule,
+// whose horizon is 500ms).
 func figureConfig(newBreaker func() properties.Breaker) properties.BreakerConfig {
 	return properties.BreakerConfig{
 		New:      newBreaker,
@@ -59,11 +61,13 @@ func TestBreakerFigures(t *testing.T) {
 		new  func() properties.Breaker
 	}{{"gobreaker", figureGoBreaker}, {"failsafe", figureFailsafe}}
 	for _, br := range breakers {
-		// One schedule run again and again: a bubble, a fresh breaker, 99
-		// calls, the judge.
+		// One schedule run again and again: a bubble, a fresh breaker, 89
+		// calls, the judge. The CPU figure is the process's CPU time per
+		// schedule, which a loaded machine does not inflate.
 		t.Run("run/"+br.name, func(t *testing.T) {
 			cfg := figureConfig(br.new)
 			var ops int
+			cpu0 := brkCPUTime()
 			r := testing.Benchmark(func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
@@ -75,20 +79,48 @@ func TestBreakerFigures(t *testing.T) {
 				}
 			})
 			per := float64(r.T.Nanoseconds()) / float64(r.N)
-			t.Logf("N=%d, %d ops per schedule: %.0f µs/schedule, %.0f schedules/s, %.0f simulated ops/s, %d allocs/schedule",
-				r.N, ops, per/1e3, 1e9/per, float64(ops)*1e9/per, r.AllocsPerOp())
+			t.Logf("N=%d, %d ops per schedule: %.0f µs/schedule, %.0f schedules/s, %.0f simulated ops/s (wall); %s; %d allocs/schedule",
+				r.N, ops, per/1e3, 1e9/per, float64(ops)*1e9/per, perCPU(cpu0, r.N, ops), r.AllocsPerOp())
+		})
+		// The same on every core at once.
+		t.Run("parallel/"+br.name, func(t *testing.T) {
+			cfg := figureConfig(br.new)
+			r := testing.Benchmark(func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := properties.RunBreaker(t, cfg, figureSchedule); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			})
+			per := float64(r.T.Nanoseconds()) / float64(r.N)
+			t.Logf("N=%d: %.0f schedules/s, %.0f simulated ops/s (wall, all cores)", r.N, 1e9/per, 89*1e9/per)
 		})
 		// The whole exploration: draws, runs, judging, coverage.
 		t.Run("explore/"+br.name, func(t *testing.T) {
 			cfg := figureConfig(br.new)
 			cfg.Iterations = 2000
+			cpu0 := brkCPUTime()
 			res, err := properties.ExploreBreaker(t, cfg)
 			if err != nil || res.Failed {
 				t.Fatalf("%v %v", err, res.Failure)
 			}
 			s := res.Elapsed.Seconds()
-			t.Logf("%d schedules (%d ops) in %v: %.0f schedules/s, %.0f simulated ops/s; %s",
-				res.Iterations, res.Ops, res.Elapsed.Round(time.Millisecond), float64(res.Iterations)/s, float64(res.Ops)/s, res.Coverage)
+			t.Logf("%d schedules (%d ops, %.0f per schedule) in %v: %.0f schedules/s, %.0f simulated ops/s (wall); %s",
+				res.Iterations, res.Ops, float64(res.Ops)/float64(res.Iterations), res.Elapsed.Round(time.Millisecond),
+				float64(res.Iterations)/s, float64(res.Ops)/s, perCPU(cpu0, res.Iterations, int(res.Ops/int64(res.Iterations))))
 		})
 	}
+}
+
+// perCPU is the CPU time per schedule since cpu0, and the schedules and
+// ops per CPU second it makes.
+func perCPU(cpu0 time.Duration, schedules, opsPer int) string {
+	cpu := brkCPUTime() - cpu0
+	if cpu <= 0 || schedules == 0 {
+		return "CPU time not measured"
+	}
+	per := cpu.Seconds() / float64(schedules)
+	return fmt.Sprintf("%.0f µs CPU/schedule: %.0f schedules and %.0f ops per CPU second", per*1e6, 1/per, float64(opsPer)/per)
 }

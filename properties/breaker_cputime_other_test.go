@@ -1,0 +1,8 @@
+//go:build !unix
+
+package properties_test
+
+import "time"
+
+// brkCPUTime is not measured on this platform.
+func brkCPUTime() time.Duration { return 0 }
