@@ -67,9 +67,10 @@ func TestBreakerFigures(t *testing.T) {
 		t.Run("run/"+br.name, func(t *testing.T) {
 			cfg := figureConfig(br.new)
 			var ops int
-			cpu0 := brkCPUTime()
+			var cpu time.Duration // of the last round, the one r reports
 			r := testing.Benchmark(func(b *testing.B) {
 				b.ReportAllocs()
+				cpu0 := brkCPUTime()
 				for b.Loop() {
 					run, err := properties.RunBreaker(t, cfg, figureSchedule)
 					if err != nil || run.Failed() {
@@ -77,10 +78,11 @@ func TestBreakerFigures(t *testing.T) {
 					}
 					ops = len(run.Ops)
 				}
+				cpu = brkCPUTime() - cpu0
 			})
 			per := float64(r.T.Nanoseconds()) / float64(r.N)
 			t.Logf("N=%d, %d ops per schedule: %.0f µs/schedule, %.0f schedules/s, %.0f simulated ops/s (wall); %s; %d allocs/schedule",
-				r.N, ops, per/1e3, 1e9/per, float64(ops)*1e9/per, perCPU(cpu0, r.N, ops), r.AllocsPerOp())
+				r.N, ops, per/1e3, 1e9/per, float64(ops)*1e9/per, perCPU(cpu, r.N, ops), r.AllocsPerOp())
 		})
 		// The same on every core at once.
 		t.Run("parallel/"+br.name, func(t *testing.T) {
@@ -103,21 +105,21 @@ func TestBreakerFigures(t *testing.T) {
 			cfg.Iterations = 2000
 			cpu0 := brkCPUTime()
 			res, err := properties.ExploreBreaker(t, cfg)
+			cpu := brkCPUTime() - cpu0
 			if err != nil || res.Failed {
 				t.Fatalf("%v %v", err, res.Failure)
 			}
 			s := res.Elapsed.Seconds()
 			t.Logf("%d schedules (%d ops, %.0f per schedule) in %v: %.0f schedules/s, %.0f simulated ops/s (wall); %s",
 				res.Iterations, res.Ops, float64(res.Ops)/float64(res.Iterations), res.Elapsed.Round(time.Millisecond),
-				float64(res.Iterations)/s, float64(res.Ops)/s, perCPU(cpu0, res.Iterations, int(res.Ops/int64(res.Iterations))))
+				float64(res.Iterations)/s, float64(res.Ops)/s, perCPU(cpu, res.Iterations, int(res.Ops/int64(res.Iterations))))
 		})
 	}
 }
 
-// perCPU is the CPU time per schedule since cpu0, and the schedules and
-// ops per CPU second it makes.
-func perCPU(cpu0 time.Duration, schedules, opsPer int) string {
-	cpu := brkCPUTime() - cpu0
+// perCPU is the CPU time per schedule, and the schedules and ops per CPU
+// second it makes.
+func perCPU(cpu time.Duration, schedules, opsPer int) string {
 	if cpu <= 0 || schedules == 0 {
 		return "CPU time not measured"
 	}
