@@ -90,6 +90,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Postgres == nil {
 		return nil, errors.New("checkout: Config.Postgres is nil (use pgxpool.ParseConfig(dsn))")
 	}
+	if cfg.Postgres.ConnConfig == nil {
+		return nil, errors.New("checkout: Config.Postgres.ConnConfig is nil (use pgxpool.ParseConfig(dsn))")
+	}
 	if cfg.Redis == nil {
 		return nil, errors.New("checkout: Config.Redis is nil")
 	}
@@ -164,9 +167,9 @@ func New(cfg Config) (*Service, error) {
 			before(c)
 		}
 	}
-	db, err := pgxpool.NewWithConfig(context.Background(), pgCfg)
+	db, err := newPool(pgCfg)
 	if err != nil {
-		return nil, fmt.Errorf("checkout: postgres pool: %w", err)
+		return nil, err
 	}
 	s.db = db
 	s.cache = redis.NewClient(&rdOpt)
@@ -182,6 +185,21 @@ func New(cfg Config) (*Service, error) {
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
+}
+
+// newPool is pgxpool.NewWithConfig, which panics on a Config not made by
+// pgxpool.ParseConfig; a caller's mistake is an error here.
+func newPool(c *pgxpool.Config) (p *pgxpool.Pool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("checkout: Config.Postgres: %v (use pgxpool.ParseConfig(dsn))", r)
+		}
+	}()
+	p, err = pgxpool.NewWithConfig(context.Background(), c)
+	if err != nil {
+		return nil, fmt.Errorf("checkout: postgres pool: %w", err)
+	}
+	return p, nil
 }
 
 // Variant reports which variant s is.

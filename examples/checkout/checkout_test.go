@@ -388,6 +388,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}{
 		{"no postgres", Config{Redis: rd}, "Config.Postgres is nil"},
 		{"no redis", Config{Postgres: pg}, "Config.Redis is nil"},
+		{"empty postgres config", Config{Postgres: &pgxpool.Config{}, Redis: rd}, "ConnConfig is nil"},
+		{"postgres config not parsed", Config{Postgres: &pgxpool.Config{ConnConfig: pg.ConnConfig}, Redis: rd}, "use pgxpool.ParseConfig"},
 		{"bad variant", Config{Postgres: pg, Redis: rd, Variant: 7}, "Config.Variant is 7"},
 		{"negative timeout", Config{Postgres: pg, Redis: rd, Limits: Limits{RedisTimeout: -1}}, "Limits.RedisTimeout"},
 		{"breaker window", Config{Postgres: pg, Redis: rd, Limits: Limits{BreakerFailures: 20}}, "BreakerFailures (20) exceeds"},
