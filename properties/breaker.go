@@ -323,6 +323,10 @@ func BreakerKinds() []toxics.Kind {
 		toxics.KindPause, toxics.KindRestart, toxics.KindStop, toxics.KindCrash}
 }
 
+// maxBreakerCalls bounds the calls of one run, so that a typo in a rate
+// does not eat the machine's memory.
+const maxBreakerCalls = 1_000_000
+
 // DefaultBreakerIterations is the number of schedules a breaker check
 // explores when BreakerConfig.Iterations is zero.
 const DefaultBreakerIterations = 500
@@ -436,6 +440,12 @@ func (c BreakerConfig) normalize() (BreakerConfig, error) {
 	}
 	if c.Cooldown == 0 {
 		c.Cooldown = c.recoveryBound() + 500*time.Millisecond
+	}
+	if c.every > 0 && b.Horizon > 0 {
+		if n := (b.Horizon + c.Cooldown) / c.every; n > maxBreakerCalls {
+			errs = append(errs, fmt.Errorf("properties: BreakerConfig: a run would make %d calls (Rate %g/s over Bounds.Horizon %v + Cooldown %v); at most %d: lower the rate or shorten the runs",
+				n, c.Rate, b.Horizon, c.Cooldown, maxBreakerCalls))
+		}
 	}
 	return c, errors.Join(errs...)
 }

@@ -641,8 +641,16 @@ func breakerBounds(r *BreakerRun) Violations {
 				Want: fmt.Sprintf("<= %v", sp.FailFast), Excess: fmtDur(lat - sp.FailFast)})
 		}
 	}
+	var lost Violations
+	for _, c := range r.Calls {
+		if c.Op == 0 {
+			lost = append(lost, Violation{Invariant: "calls carry the context the breaker was given", Window: fmt.Sprintf("call %d", c.ID), At: c.Start,
+				Got:  fmt.Sprintf("call %d reached the dependency at %v with a context not derived from the one Execute got", c.ID, fmtDur(c.Start)),
+				Want: "call(ctx) with ctx derived from Execute's: the verifier cannot tell which op made the call, and a timeout of the caller cannot stop it"})
+		}
+	}
 	var vs Violations
-	for _, group := range []Violations{panics, timeouts, slow} {
+	for _, group := range []Violations{panics, timeouts, slow, lost} {
 		if len(group) == 0 {
 			continue
 		}

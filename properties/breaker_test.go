@@ -266,6 +266,7 @@ func TestBreakerConfigErrors(t *testing.T) {
 			c.Bounds.Targets = []properties.TargetKinds{{Name: "dep", Kinds: []toxics.Kind{toxics.KindCorrupt}}}
 		}, `kind "corrupt" is not one the fake dependency takes`},
 		{"bad bounds", func(c *properties.BreakerConfig) { c.Bounds.Horizon = 15 * time.Millisecond }, "Horizon = 15ms is not a multiple of Resolution 10ms"},
+		{"a rate that would eat the memory", func(c *properties.BreakerConfig) { c.Rate = 1e6 }, "a run would make"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +299,15 @@ func TestBreakerPanics(t *testing.T) {
 	require.True(t, run.Failed())
 	require.Equal(t, "the breaker does not panic", run.Violations[0].Invariant)
 	require.Contains(t, run.Violations[0].Got, "boom")
+
+	run, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
+		return properties.BreakerFunc(func(_ context.Context, call func(context.Context) error) error {
+			return call(context.Background()) // loses the caller's context
+		}, nil)
+	}, Spec: brkSpec}, s)
+	require.NoError(t, err)
+	require.True(t, run.Failed())
+	require.Equal(t, "calls carry the context the breaker was given", run.Violations[len(run.Violations)-1].Invariant)
 
 	run, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
 		return properties.FailsafeBreaker[any](nil, nil)
