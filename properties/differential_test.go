@@ -177,29 +177,14 @@ type diffKnownCase struct {
 // diffKnown are the disagreements found by this test and reported to the
 // owners of the side at fault, which this test keeps an eye on.
 var diffKnown = map[string]diffKnownCase{
-	"down":              writeAfterClose("op 2"),
-	"timeout":           writeAfterClose("op 2"),
-	"timeout_zero":      writeAfterClose("op 1", "op 2", "op 3", "op 4"),
-	"latency_then_down": writeAfterClose("op 2"),
 	"bandwidth_slow": {wrong: "undecided", summary: "bandwidth with Rate > 0: the real Link passes up to Rate/20 bytes " +
 		"(50ms worth) at once after an idle spell and paces what follows; sim paces from the first byte, so a 32-byte " +
 		"answer at 1000 B/s arrives at once for real and 32ms late in simulation. toxics.Bandwidth says only " +
 		"\"limits throughput to Rate bytes per second\", which both do over time.",
 		ops: map[string]string{"op 1 latency": "burst", "op 2 latency": "burst", "op 3 latency": "burst", "op 4 latency": "burst"}},
-}
-
-// writeAfterClose is the known disagreement of the ops that write on a
-// connection the Link closed (down, timeout) and then read.
-func writeAfterClose(ops ...string) diffKnownCase {
-	k := diffKnownCase{wrong: "sim", summary: "a client writes on a connection that the Link closed with a FIN " +
-		"(down, timeout), then reads: on real TCP the read returns EOF (the RST that answers the write comes after " +
-		"the FIN; Linux then fails the next write with EPIPE and reads return EOF); sim fails the read with " +
-		"ECONNRESET (sim/net_conn.go, conn.Write, the p.gone branch sets rstPending). toxics, harness and sim's own " +
-		"doc say these connections close (EOF).", ops: map[string]string{}}
-	for _, op := range ops {
-		k.ops[op+" class"] = "real eof, sim reset"
-	}
-	return k
+	// Found and fixed in sim (73dff00): a client that wrote on a
+	// connection the Link had closed with a FIN (down, timeout) read
+	// ECONNRESET in simulation, EOF for real.
 }
 
 // diffOp is what the client saw of one op.
