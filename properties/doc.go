@@ -113,4 +113,25 @@
 // process-wide sync.Pool, and a timer made in one bubble cannot be used in
 // another, so a simulated go-redis client needs more pool connections than
 // ops in flight (no op may wait for a connection).
+//
+// A schedule found in simulation runs against the real world with one
+// call: [ReplayOn] loads it, renames its targets to real ones ([Retarget]:
+// a simulated "db:5432" finds a harness dependency named "db") and runs
+// it once, returning the [Iteration].
+//
+// # Circuit breakers
+//
+// [CheckBreaker] verifies a breaker against the promises of its
+// configuration, stated as data in a [BreakerSpec] (failure threshold,
+// time open, half-open probes, successes to close, call timeout), in
+// virtual time: every generated schedule of outages and recoveries of a
+// fake dependency runs in its own bubble, about a thousand a second. A
+// judge replays the spec's state machine over the observed calls and
+// reports a call that reached the dependency while the breaker should have
+// been open, a probe too many, a breaker that opened or closed too early
+// or too late, a call that waited past its timeout, or a retry that went
+// around an open breaker. [FailsafeBreaker] and [GoBreaker] adapt
+// failsafe-go and sony/gobreaker breakers; [BreakerFunc] adapts any other.
+// [ExploreBreaker] returns the result instead of failing the test, with
+// the shrunk counterexample and its timeline.
 package properties
