@@ -386,8 +386,10 @@ func TestCheckBreakerReportsACounterexample(t *testing.T) {
 		"✗ every call ends within 200ms",
 		"spec: opens after 3 consecutive failures, stays open 500ms",
 		"schedule:",
+		// One step at 0s: which kind it shrinks to (a blackhole, or a
+		// latency past the timeout) depends on how far the shrink gets in
+		// its time budget on a loaded machine.
 		"0: +0s for",
-		"blackhole()",
 		"timeline (",
 		"replay: SHAKEDOWN_REPLAY=" + filepath.Join(dir, "schedule.json"),
 		"report: " + filepath.Join(dir, "report.html"),
