@@ -360,7 +360,7 @@ func TestCheckBreakerReplay(t *testing.T) {
 func TestCheckBreakerReportsACounterexample(t *testing.T) {
 	if dir := os.Getenv("SHAKEDOWN_BREAKER_CHILD"); dir != "" {
 		properties.CheckBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 0), Spec: brkSpec, Dir: dir,
-			ShrinkTime: 3 * time.Second})
+			ShrinkTime: time.Minute})
 		return
 	}
 	if testing.Short() {
