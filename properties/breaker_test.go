@@ -398,6 +398,10 @@ func TestCheckBreakerReportsACounterexample(t *testing.T) {
 	}
 	s, _, _, err := properties.LoadSchedule(filepath.Join(dir, "schedule.json"))
 	require.NoError(t, err)
-	require.Len(t, s.Steps, 1)
+	// rapid's draws differ from run to run and its shrinker stops at a
+	// local minimum: most runs end at one step, some at two (a short
+	// latency before the blackhole that does the harm).
+	require.NotEmpty(t, s.Steps)
+	require.LessOrEqual(t, len(s.Steps), 2, "the counterexample is not small: %s", s)
 	require.FileExists(t, filepath.Join(dir, "report.html"))
 }
