@@ -7,6 +7,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/toxics"
 )
 
 // backends lists the backends a Postgres or Redis test runs on. Each
@@ -109,4 +113,33 @@ func healOnFailure(t *testing.T, e *Env) {
 			t.Errorf("reset after failure: %v", err)
 		}
 	})
+}
+
+// checkLinkFaults applies each of linkCases to dep and checks what a
+// client sees through probe, and that it works again after Reset.
+func checkLinkFaults(t *testing.T, ctx context.Context, e *Env, dep Dependency, probe func(ctx context.Context, timeout time.Duration) error) {
+	for _, c := range linkCases {
+		t.Run(string(c.fault.Kind()), func(t *testing.T) {
+			healOnFailure(t, e)
+			_, err := dep.Apply(ctx, c.fault)
+			require.NoError(t, err)
+			start := time.Now()
+			timeout := time.Second // generous for a loopback connect and a request
+			if !c.fails {
+				timeout = 10 * time.Second
+			}
+			err = probe(ctx, timeout)
+			if c.fails {
+				require.Error(t, err, "a client must see %v", c.fault)
+			} else {
+				require.NoError(t, err, "a client gets through %v", c.fault)
+			}
+			if l, ok := c.fault.(toxics.Latency); ok {
+				// Lower bound only: a connect and a request take several round trips.
+				require.GreaterOrEqual(t, time.Since(start), l.Delay)
+			}
+			require.NoError(t, e.Reset(ctx))
+			require.NoError(t, probe(ctx, 5*time.Second), "working again after Reset")
+		})
+	}
 }

@@ -61,30 +61,7 @@ func TestPostgres(t *testing.T) {
 		})
 
 		t.Run("link faults", func(t *testing.T) {
-			for _, c := range linkCases {
-				t.Run(string(c.fault.Kind()), func(t *testing.T) {
-					healOnFailure(t, e)
-					_, err := p.Apply(ctx, c.fault)
-					require.NoError(t, err)
-					start := time.Now()
-					timeout := time.Second // generous for a loopback connect and query
-					if !c.fails {
-						timeout = 10 * time.Second
-					}
-					err = pgProbe(ctx, p, timeout)
-					if c.fails {
-						require.Error(t, err, "a client must see %v", c.fault)
-					} else {
-						require.NoError(t, err, "a client gets through %v", c.fault)
-					}
-					if l, ok := c.fault.(toxics.Latency); ok {
-						// Lower bound only: a connect and a query take several round trips.
-						require.GreaterOrEqual(t, time.Since(start), l.Delay)
-					}
-					require.NoError(t, e.Reset(ctx))
-					require.NoError(t, pgProbe(ctx, p, 5*time.Second), "working again after Reset")
-				})
-			}
+			checkLinkFaults(t, ctx, e, p, func(ctx context.Context, d time.Duration) error { return pgProbe(ctx, p, d) })
 		})
 
 		t.Run("crash and restart keep the address", func(t *testing.T) {

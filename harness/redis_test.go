@@ -49,29 +49,7 @@ func TestRedis(t *testing.T) {
 		})
 
 		t.Run("link faults", func(t *testing.T) {
-			for _, c := range linkCases {
-				t.Run(string(c.fault.Kind()), func(t *testing.T) {
-					healOnFailure(t, e)
-					_, err := r.Apply(ctx, c.fault)
-					require.NoError(t, err)
-					start := time.Now()
-					timeout := time.Second
-					if !c.fails {
-						timeout = 10 * time.Second
-					}
-					err = redisProbe(ctx, r, timeout)
-					if c.fails {
-						require.Error(t, err, "a client must see %v", c.fault)
-					} else {
-						require.NoError(t, err, "a client gets through %v", c.fault)
-					}
-					if l, ok := c.fault.(toxics.Latency); ok {
-						require.GreaterOrEqual(t, time.Since(start), l.Delay)
-					}
-					require.NoError(t, e.Reset(ctx))
-					require.NoError(t, redisProbe(ctx, r, 5*time.Second), "working again after Reset")
-				})
-			}
+			checkLinkFaults(t, ctx, e, r, func(ctx context.Context, d time.Duration) error { return redisProbe(ctx, r, d) })
 		})
 
 		t.Run("live connection sees a fault", func(t *testing.T) {
