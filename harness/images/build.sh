@@ -32,7 +32,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-cache=${SHAKEDOWN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shakedown}
+cache=${SHAKEDOWN_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/shakedown}
 
 repo=${SHAKEDOWN_IMAGE_REPO:-shakedown.local}
 POSTGRES_TAG=$repo/postgres:15
