@@ -333,22 +333,7 @@ func replayBreaker(t *testing.T, cfg BreakerConfig, path string) {
 // report next to each other.
 func reportBreaker(t *testing.T, cfg BreakerConfig, run *BreakerRun, headline string) {
 	t.Helper()
-	dir := cfg.Dir
-	if dir == "" {
-		dir = filepath.Join("testdata", "shakedown", safeName(t.Name()))
-	}
-	schedPath := filepath.Join(dir, "schedule.json")
-	reportPath := filepath.Join(dir, "report.html")
-	replay := ReplayCommand(t.Name(), schedPath)
-	it := run.iteration()
-	if _, err := SaveSchedule(schedPath, t.Name(), it); err != nil {
-		t.Errorf("shakedown: %v", err)
-		schedPath = "(not written)"
-	}
-	if err := writeReport(reportPath, t.Name(), it, replay); err != nil {
-		t.Errorf("shakedown: %v", err)
-		reportPath = "(not written)"
-	}
+	_, replay, reportPath := SaveFailure(t, cfg.Dir, run.iteration())
 	t.Errorf("shakedown: %s\n%s\nreplay: %s\nreport: %s", headline, run.Counterexample(), replay, reportPath)
 }
 

@@ -76,21 +76,7 @@ func Check(t testing.TB, env Env, cfg Config) {
 func reportFailure(t testing.TB, cfg Config, res *Result) {
 	t.Helper()
 	it := res.Failure
-	dir := cfg.Dir
-	if dir == "" {
-		dir = filepath.Join("testdata", "shakedown", safeName(t.Name()))
-	}
-	schedPath := filepath.Join(dir, "schedule.json")
-	reportPath := filepath.Join(dir, "report.html")
-	replay := ReplayCommand(t.Name(), schedPath)
-	data, err := SaveSchedule(schedPath, t.Name(), it)
-	if err != nil {
-		t.Errorf("shakedown: %v", err)
-	}
-	if err := writeReport(reportPath, t.Name(), it, replay); err != nil {
-		t.Errorf("shakedown: %v", err)
-		reportPath = "(not written)"
-	}
+	data, replay, reportPath := SaveFailure(t, cfg.Dir, it)
 	var b strings.Builder
 	switch {
 	case res.Flaky:
@@ -108,6 +94,31 @@ func reportFailure(t testing.TB, cfg Config, res *Result) {
 	fmt.Fprintf(&b, "replay: %s\n", replay)
 	fmt.Fprintf(&b, "report: %s", reportPath)
 	t.Error(b.String())
+}
+
+// SaveFailure writes a failing iteration's schedule file and HTML report
+// into dir (default testdata/shakedown/<test name>), as Check does, and
+// reports a write error on t. A suite that asserts with [Explore] that a
+// configuration is caught calls it with Result.Failure. It returns the
+// schedule file's bytes, the command that replays it and the report's
+// path ("(not written)" when it could not be written).
+func SaveFailure(t testing.TB, dir string, it *Iteration) (data []byte, replay, reportPath string) {
+	t.Helper()
+	if dir == "" {
+		dir = filepath.Join("testdata", "shakedown", safeName(t.Name()))
+	}
+	schedPath := filepath.Join(dir, "schedule.json")
+	reportPath = filepath.Join(dir, "report.html")
+	replay = ReplayCommand(t.Name(), schedPath)
+	data, err := SaveSchedule(schedPath, t.Name(), it)
+	if err != nil {
+		t.Errorf("shakedown: %v", err)
+	}
+	if err := writeReport(reportPath, t.Name(), it, replay); err != nil {
+		t.Errorf("shakedown: %v", err)
+		reportPath = "(not written)"
+	}
+	return data, replay, reportPath
 }
 
 func writeReport(path, test string, it *Iteration, replay string) error {

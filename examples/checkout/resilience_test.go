@@ -400,24 +400,7 @@ func isolation(is properties.Isolation, grace time.Duration) properties.Invarian
 func caught(t *testing.T, res *properties.Result) string {
 	t.Helper()
 	it := res.Failure
-	dir := filepath.Join("testdata", "shakedown", strings.ReplaceAll(t.Name(), "/", "_"))
-	schedPath := filepath.Join(dir, "schedule.json")
-	replay := properties.ReplayCommand(t.Name(), schedPath)
-	data, err := properties.SaveSchedule(schedPath, t.Name(), it)
-	require.NoError(t, err)
-	reportPath := filepath.Join(dir, "report.html")
-	f, err := os.Create(reportPath)
-	require.NoError(t, err)
-	var broken []string
-	for _, fd := range it.Findings {
-		if fd.Verdict == properties.Broken {
-			broken = append(broken, fd.Invariant)
-		}
-	}
-	err = sim.WriteReport(f, it.History, sim.ReportOptions{
-		Title: t.Name(), Verdict: "FAIL (expected): " + strings.Join(broken, "; "), Failed: true, Replay: replay,
-	})
-	require.NoError(t, errors.Join(err, f.Close()))
+	data, replay, reportPath := properties.SaveFailure(t, "", it)
 	abs, _ := filepath.Abs(reportPath)
 
 	var b strings.Builder
@@ -433,7 +416,7 @@ func caught(t *testing.T, res *properties.Result) string {
 			b.WriteString("    " + strings.ReplaceAll(fd.Err.Error(), "\n", "\n    ") + "\n")
 		}
 	}
-	fmt.Fprintf(&b, "schedule file: %s\n%s\n", schedPath, data)
+	fmt.Fprintf(&b, "schedule (the file the replay command names):\n%s\n", data)
 	fmt.Fprintf(&b, "replay: %s\n", replay)
 	fmt.Fprintf(&b, "report: %s", abs)
 	return b.String()
