@@ -32,9 +32,9 @@ const (
 	LabelDep      = "shakedown.dep"      // the dependency's name
 )
 
-var ryukOnce sync.Once
+var tcDefaultsOnce sync.Once
 
-// disableRyuk sets two testcontainers variables when they are unset; a
+// setTestcontainersDefaults sets two testcontainers variables when they are unset; a
 // user who sets one (to anything) keeps their choice. testcontainers
 // reads them once per process, so this must happen before its first call.
 //
@@ -45,8 +45,8 @@ var ryukOnce sync.Once
 //     127.0.0.1 only, but inside a container testcontainers takes the
 //     default gateway for the Docker host, and its wait strategies would
 //     dial an address that is neither loopback nor listening.
-func disableRyuk() {
-	ryukOnce.Do(func() {
+func setTestcontainersDefaults() {
+	tcDefaultsOnce.Do(func() {
 		for name, value := range map[string]string{
 			"TESTCONTAINERS_RYUK_DISABLED": "true",
 			"TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1",
@@ -69,7 +69,7 @@ type dockerRuntime struct {
 }
 
 func newDockerRuntime(ctx context.Context, e *Env) (*dockerRuntime, error) {
-	disableRyuk()
+	setTestcontainersDefaults()
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
 		return nil, err

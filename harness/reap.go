@@ -38,7 +38,7 @@ import (
 func Reap(ctx context.Context) (int, error) {
 	log := slog.New(slog.DiscardHandler)
 	n, err := reapProcesses(log)
-	disableRyuk()
+	setTestcontainersDefaults()
 	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
 	if derr != nil {
 		return n, err // no Docker: nothing to reap there
@@ -69,7 +69,7 @@ func Leftovers(ctx context.Context, runID string) ([]string, error) {
 			out = append(out, fmt.Sprintf("directory %s of run %s", r.data.Root, r.data.Run))
 		}
 	}
-	disableRyuk()
+	setTestcontainersDefaults()
 	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
 	if derr != nil {
 		return out, err
