@@ -205,8 +205,10 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 		Duration: time.Since(start),
 	}
 	errs := r.errs
-	if work != nil && work.panicErr != nil {
-		errs = append(errs, work.panicErr)
+	if work != nil {
+		if err := work.panicked(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		if r.cancelledAt == 0 {

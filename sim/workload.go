@@ -160,15 +160,21 @@ type workRun struct {
 	rec      *Recorder
 	nextID   atomic.Uint64
 
-	panicOnce sync.Once
-	panicErr  error
-
 	// inflight holds the ops started and not yet finished, so that ops
 	// which ignore cancellation can be recorded as abandoned (see
 	// abandon); once abandoned is set, nothing more is recorded.
+	// panicErr is the first panic of an op. All three are guarded by mu.
 	mu        sync.Mutex
 	inflight  map[uint64]Op
 	abandoned bool
+	panicErr  error
+}
+
+// panicked returns the first panic of an op, if any.
+func (w *workRun) panicked() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.panicErr
 }
 
 // ErrAbandoned is the error of an op that was still running when its run
@@ -327,7 +333,11 @@ func (w *workRun) skip(id uint64, intended time.Duration, why error) {
 func (w *workRun) finish(op *Op, err error) {
 	if err != nil {
 		if errors.Is(err, ErrPanic) {
-			w.panicOnce.Do(func() { w.panicErr = err })
+			w.mu.Lock()
+			if w.panicErr == nil {
+				w.panicErr = err
+			}
+			w.mu.Unlock()
 		}
 		op.Err = err.Error()
 		op.Outcome = w.classifyErr(err)
