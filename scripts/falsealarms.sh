@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Counts false alarms and misses of shakedown's own verdicts, idle and with
+# the CPUs loaded, as a shared CI runner would be.
+#
+#   scripts/falsealarms.sh [-n RUNS] [-m idle|loaded|both] [-w WHAT]... [-o DIR]
+#
+# WHAT is one of
+#   check       the main job (make check): the resilient checkout variant
+#               must hold (a failure is a false alarm) and the naive one must
+#               be caught (a pass is a miss)
+#   quickstart  examples/quickstart: a resilient client, so any failure is a
+#               false alarm
+#   suite       the README's test command (make test): any failing test is a
+#               false alarm
+# (default: check and quickstart). Each run's output is kept in DIR (default
+# a new directory under /tmp), and the last lines printed are the counts.
+#
+# "loaded" starts, beside each run, what made false alarms on shared runners:
+# a Go build with the race detector, over and over from a cold cache, a race
+# test of the sim package in a loop, and two busy processes per core. The
+# load average is printed with each run. Everything it starts is stopped on
+# exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+runs=10 mode=both out="" whats=()
+while getopts "n:m:w:o:h" opt; do
+	case $opt in
+	n) runs=$OPTARG ;;
+	m) mode=$OPTARG ;;
+	w) whats+=("$OPTARG") ;;
+	o) out=$OPTARG ;;
+	*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+[ ${#whats[@]} -gt 0 ] || whats=(check quickstart)
+case $mode in idle) modes=(idle) ;; loaded) modes=(loaded) ;; both) modes=(idle loaded) ;; *) echo "falsealarms: -m $mode: want idle, loaded or both" >&2; exit 2 ;; esac
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "falsealarms: -n $runs: want a positive number of runs" >&2; exit 2; }
+for w in "${whats[@]}"; do
+	case $w in check | quickstart | suite) ;; *) echo "falsealarms: -w $w: want check, quickstart or suite" >&2; exit 2 ;; esac
+done
+out=${out:-$(mktemp -d /tmp/shakedown-falsealarms.XXXXXX)}
+mkdir -p "$out"
+
+# The images and the local image variables, once (make images is a no-op when built).
+eval "$(make -s images 2>/dev/null | grep '^export ' || true)"
+export SHAKEDOWN_POSTGRES_IMAGE=${SHAKEDOWN_POSTGRES_IMAGE:-shakedown.local/postgres:15}
+export SHAKEDOWN_REDIS_IMAGE=${SHAKEDOWN_REDIS_IMAGE:-shakedown.local/redis:7}
+export SHAKEDOWN_TESTSERVER_IMAGE=${SHAKEDOWN_TESTSERVER_IMAGE:-shakedown.local/testserver:latest}
+export TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
+
+loaders=()
+load_start() {
+	local cache
+	cache=$(mktemp -d /tmp/shakedown-load.XXXXXX)
+	loaders_dir=$cache
+	# A cold race build of the whole module, again and again.
+	(while :; do GOCACHE=$cache/gocache go build -race -o /dev/null ./... >/dev/null 2>&1 || true; rm -rf "$cache/gocache"; done) &
+	loaders+=($!)
+	# The race detector on a test suite, in a loop.
+	(while :; do GOCACHE=$cache/testcache go test -race -count=1 ./sim/ >/dev/null 2>&1 || true; done) &
+	loaders+=($!)
+	for _ in $(seq $((2 * $(nproc)))); do
+		(while :; do :; done) &
+		loaders+=($!)
+	done
+}
+load_stop() {
+	for p in "${loaders[@]}"; do
+		pkill -P "$p" 2>/dev/null || true
+		kill "$p" 2>/dev/null || true
+	done
+	wait 2>/dev/null || true
+	loaders=()
+	[ -n "${loaders_dir:-}" ] && rm -rf "$loaders_dir"
+	loaders_dir=""
+}
+trap load_stop EXIT
+
+# verdict WHAT LOG STATUS prints "ok", "FALSE ALARM: ..." or "MISS: ...".
+verdict() {
+	local what=$1 log=$2 status=$3 failed
+	failed=$(grep -E '^\s*--- FAIL: ' "$log" | sed -E 's/^\s*--- FAIL: ([^ ]+).*/\1/' | sort -u | tr '\n' ' ' || true)
+	case $what in
+	check)
+		if grep -qE -- '--- FAIL: TestResilience/resilient\b' "$log"; then echo "FALSE ALARM: resilient variant broke"
+		elif grep -qE -- '--- FAIL: TestResilience/naive\b' "$log"; then echo "MISS: naive variant not caught"
+		elif [ "$status" != 0 ]; then echo "ERROR: exit $status ($failed)"
+		else echo ok; fi ;;
+	*)
+		if [ "$status" = 0 ]; then echo ok
+		elif [ -n "$failed" ]; then echo "FALSE ALARM: $failed"
+		else echo "ERROR: exit $status"; fi ;;
+	esac
+}
+
+declare -A total alarms misses
+printf '%-7s %-10s %3s %8s %6s  %s\n' mode what run seconds load verdict
+for m in "${modes[@]}"; do
+	[ "$m" = loaded ] && load_start && sleep 20 # let the load build up
+	for w in "${whats[@]}"; do
+		for i in $(seq "$runs"); do
+			log=$out/$m-$w-$i.log
+			case $w in
+			check) cmd=(make -s check) ;;
+			quickstart) cmd=(go test -count=1 -v -run '^TestCacheSurvivesFaults$' ./examples/quickstart/) ;;
+			suite) cmd=(make -s test) ;;
+			esac
+			start=$SECONDS
+			set +e
+			"${cmd[@]}" >"$log" 2>&1
+			status=$?
+			set -e
+			v=$(verdict "$w" "$log" "$status")
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			printf '%-7s %-10s %3d %8d %6s  %s\n' "$m" "$w" "$i" $((SECONDS - start)) "$load" "$v"
+			k=$m/$w
+			total[$k]=$((${total[$k]:-0} + 1))
+			case $v in FALSE*) alarms[$k]=$((${alarms[$k]:-0} + 1)) ;; MISS*) misses[$k]=$((${misses[$k]:-0} + 1)) ;; esac
+		done
+	done
+	[ "$m" = loaded ] && load_stop
+done
+echo
+echo "logs: $out"
+for k in "${!total[@]}"; do
+	printf '%-20s runs %3d  false alarms %3d  misses %3d\n' "$k" "${total[$k]}" "${alarms[$k]:-0}" "${misses[$k]:-0}"
+done | sort
