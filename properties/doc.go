@@ -13,7 +13,7 @@
 //				return properties.World{
 //					Targets:  []sim.Target{db},
 //					Workload: checkoutLoad(pool),
-//					Samplers: []sim.Sampler{properties.PgxPool("db", pool)},
+//					Samplers: []sim.Sampler{pgxcheck.Pool("db", pool)},
 //				}
 //			},
 //			Invariants: []properties.Invariant{
@@ -68,7 +68,7 @@
 //     after the last heal), [FailFast] (failed calls return within X while
 //     a fault holds);
 //   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] over the
-//     samples of [SQLPool], [PgxPool], [RedisPool] or [Dials] (which
+//     samples of pgxcheck.Pool, redischeck.Pool, sqlcheck.Pool or [Dials] (which
 //     counts the dials of an http.Transport, a go-redis or pgx dialer, or
 //     a database/sql connector), and [NoGoroutineLeak] over
 //     sim.Goroutines();

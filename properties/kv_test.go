@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/redischeck"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -60,7 +61,7 @@ func cacheWorld(t testing.TB) properties.World {
 				}},
 			},
 		},
-		Samplers: []sim.Sampler{properties.RedisPool("cache", rdb)},
+		Samplers: []sim.Sampler{redischeck.Pool("cache", rdb)},
 	}
 }
 

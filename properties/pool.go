@@ -2,16 +2,12 @@ package properties
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shakedown/shakedown/sim"
 )
@@ -27,75 +23,9 @@ import (
 //	<name>.dials         connections opened (cumulative), where known
 //
 // A client reports the values it has; [PoolReleased], [AcquireWait] and
-// [ReconnectStorm] read them.
-
-// SQLPool samples a database/sql pool through DB.Stats. database/sql does
-// not count dials: open the DB through [Dials.Connector] and sample the
-// Dials too for that.
-func SQLPool(name string, db *sql.DB) sim.Sampler {
-	return sim.SamplerFunc(name, func(context.Context) (map[string]float64, error) {
-		if db == nil {
-			return nil, fmt.Errorf("properties: SQLPool %q: db is nil", name)
-		}
-		s := db.Stats()
-		return map[string]float64{
-			"in_use":       float64(s.InUse),
-			"idle":         float64(s.Idle),
-			"open":         float64(s.OpenConnections),
-			"wait_count":   float64(s.WaitCount),
-			"wait_seconds": s.WaitDuration.Seconds(),
-		}, nil
-	})
-}
-
-// PgxPool samples a pgxpool.Pool through Pool.Stat. Its dials are the
-// pool's new-connection count; its waits are the acquires that found the
-// pool empty. In use counts what pgxpool counts as acquired, which
-// includes connections being closed: pgx closes a connection whose query
-// was cut short in the background, sending a cancel request and waiting up
-// to 15s for the server, and the connection keeps its pool slot until
-// then. Cut short during a blackhole, it holds the slot the full 15s.
-func PgxPool(name string, pool *pgxpool.Pool) sim.Sampler {
-	return sim.SamplerFunc(name, func(context.Context) (map[string]float64, error) {
-		if pool == nil {
-			return nil, fmt.Errorf("properties: PgxPool %q: pool is nil", name)
-		}
-		s := pool.Stat()
-		return map[string]float64{
-			"in_use":       float64(s.AcquiredConns()),
-			"idle":         float64(s.IdleConns()),
-			"open":         float64(s.TotalConns()),
-			"wait_count":   float64(s.EmptyAcquireCount()),
-			"wait_seconds": s.EmptyAcquireWaitTime().Seconds(),
-			"dials":        float64(s.NewConnsCount()),
-			"canceled":     float64(s.CanceledAcquireCount()),
-		}, nil
-	})
-}
-
-// RedisPool samples a go-redis client's pool through PoolStats. In use is
-// total minus idle; dials are the pool misses (a miss opens a connection).
-func RedisPool(name string, client interface{ PoolStats() *redis.PoolStats }) sim.Sampler {
-	return sim.SamplerFunc(name, func(context.Context) (map[string]float64, error) {
-		if client == nil {
-			return nil, fmt.Errorf("properties: RedisPool %q: client is nil", name)
-		}
-		s := client.PoolStats()
-		if s == nil {
-			return nil, fmt.Errorf("properties: RedisPool %q: PoolStats returned nil", name)
-		}
-		inUse := float64(s.TotalConns) - float64(s.IdleConns)
-		return map[string]float64{
-			"in_use":       max(inUse, 0),
-			"idle":         float64(s.IdleConns),
-			"open":         float64(s.TotalConns),
-			"wait_count":   float64(s.WaitCount),
-			"wait_seconds": time.Duration(s.WaitDurationNs).Seconds(),
-			"dials":        float64(s.Misses),
-			"timeouts":     float64(s.Timeouts),
-		}, nil
-	})
-}
+// [ReconnectStorm] read them. The adapters that sample real clients live
+// in packages of their own, so that no check compiles a client it does not
+// use: pgxcheck (pgx), redischeck (go-redis) and sqlcheck (database/sql).
 
 // Dials counts the connections a client opens, for clients whose pool
 // keeps no such count (net/http, database/sql). Wrap the client's dial

@@ -11,6 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/pgxcheck"
+	"github.com/shakedown/shakedown/properties/redischeck"
+	"github.com/shakedown/shakedown/properties/sqlcheck"
 )
 
 func TestDialsCountsDialsAndCloses(t *testing.T) {
@@ -86,12 +89,12 @@ func TestSQLPoolAndConnector(t *testing.T) {
 	conn, err := db.Conn(t.Context())
 	require.NoError(t, err)
 
-	vals, err := properties.SQLPool("db", db).Sample(t.Context())
+	vals, err := sqlcheck.Pool("db", db).Sample(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, 1.0, vals["in_use"])
 	require.Equal(t, 1.0, vals["open"])
 	require.NoError(t, conn.Close())
-	vals, err = properties.SQLPool("db", db).Sample(t.Context())
+	vals, err = sqlcheck.Pool("db", db).Sample(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, 0.0, vals["in_use"])
 	require.Equal(t, 1.0, vals["idle"])
@@ -105,12 +108,12 @@ func TestSQLPoolAndConnector(t *testing.T) {
 	dials, failed, _ = d.Count()
 	require.Equal(t, failed, dials-1, "the failed connect is counted")
 
-	_, err = properties.SQLPool("nil", nil).Sample(t.Context())
+	_, err = sqlcheck.Pool("nil", nil).Sample(t.Context())
 	require.ErrorContains(t, err, "db is nil")
 	_, err = properties.Counter("calls", nil).Sample(t.Context())
 	require.ErrorContains(t, err, "count is nil")
-	_, err = properties.RedisPool("cache", nil).Sample(t.Context())
+	_, err = redischeck.Pool("cache", nil).Sample(t.Context())
 	require.ErrorContains(t, err, "client is nil")
-	_, err = properties.PgxPool("pg", nil).Sample(t.Context())
+	_, err = pgxcheck.Pool("pg", nil).Sample(t.Context())
 	require.ErrorContains(t, err, "pool is nil")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shakedown/shakedown/harness"
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/pgxcheck"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -62,7 +63,7 @@ func pgWorld(db *harness.Postgres, timeout time.Duration, configure func(*pgxpoo
 		return properties.World{
 			Targets:  []sim.Target{db},
 			Workload: pgLoad(pool, timeout),
-			Samplers: []sim.Sampler{properties.PgxPool("db", pool)},
+			Samplers: []sim.Sampler{pgxcheck.Pool("db", pool)},
 		}
 	}
 }

@@ -24,6 +24,8 @@ import (
 
 	"github.com/shakedown/shakedown/harness"
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/pgxcheck"
+	"github.com/shakedown/shakedown/properties/redischeck"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -222,7 +224,7 @@ func (r *rig) config() properties.Config {
 				if svc == nil {
 					return nil, errors.New("no service")
 				}
-				m, err := properties.PgxPool("pg", svc.Postgres()).Sample(ctx)
+				m, err := pgxcheck.Pool("pg", svc.Postgres()).Sample(ctx)
 				if err == nil {
 					// pgxpool counts connections it is closing in the
 					// background as acquired; they are not in use.
@@ -237,7 +239,7 @@ func (r *rig) config() properties.Config {
 				if svc == nil {
 					return nil, errors.New("no service")
 				}
-				return properties.RedisPool("redis", svc.Redis()).Sample(ctx)
+				return redischeck.Pool("redis", svc.Redis()).Sample(ctx)
 			}),
 		},
 		Cooldown:   suiteCooldown,
