@@ -143,8 +143,8 @@ func ExampleReplayOn() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if it.Failed() {
-			t.Errorf("fails for real too:\n%s", properties.Summary(it.Findings))
+		if it.Findings.Broken() {
+			t.Errorf("fails for real too:\n%s", it.Findings)
 		}
 	}
 	_ = test

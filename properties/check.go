@@ -250,7 +250,7 @@ type Iteration struct {
 	Schedule sim.Schedule
 	Seed     int64
 	History  *sim.History
-	Findings []Finding
+	Findings Findings
 	// RunErr is what sim.Run returned besides the history: faults that
 	// did not apply or revert, panics in ops. It does not fail the
 	// iteration by itself; a panic in an op is also a Broken finding.
@@ -259,15 +259,11 @@ type Iteration struct {
 	Wall time.Duration
 }
 
-// Failed reports whether an invariant broke.
-func (it *Iteration) Failed() bool { return it != nil && Failed(it.Findings) }
-
 // Result is what [Explore] found.
 type Result struct {
-	// Failed is true when some schedule broke an invariant. Failure is
-	// then the shrunk failing iteration: the smallest schedule rapid
-	// found that still fails, with its history and findings.
-	Failed  bool
+	// Failure is the shrunk failing iteration when some schedule broke an
+	// invariant (nil when none did): the smallest schedule found that
+	// still fails, with its history and findings.
 	Failure *Iteration
 	// Flaky is true when the first failure did not fail again when run
 	// a second time; Failure is then that first failure, unshrunk.
@@ -299,7 +295,7 @@ type Result struct {
 //
 //	res, err := properties.Explore(t, env, cfg)
 //	require.NoError(t, err)
-//	require.True(t, res.Failed, "a client without timeouts must fail")
+//	require.NotNil(t, res.Failure, "a client without timeouts must fail")
 //
 // The error is for what stopped the exploration itself: a bad Config, a
 // failed Reset, an invalid schedule. t is used for logs, its name, its
@@ -335,7 +331,6 @@ func explore(t testing.TB, env Env, cfg Config, keepFailFile bool) (*Result, err
 		return res, x.fatal
 	}
 	if x.first != nil {
-		res.Failed = true
 		res.Shrinking = time.Since(x.shrinkStart)
 		res.Failure = x.last
 		if x.phase == reproducing || !x.reproduced {
@@ -436,7 +431,7 @@ func (x *explorer) prop(rt *rapid.T) {
 	case reproducing:
 		it = x.run(s, "reproducing the failure")
 		x.phase = shrinking
-		if it != nil && it.Failed() {
+		if it != nil && it.Findings.Broken() {
 			x.reproduced = true
 		}
 	case shrinking:
@@ -460,7 +455,7 @@ func (x *explorer) prop(rt *rapid.T) {
 	if x.phase != searching {
 		x.cache[key] = it
 	}
-	if !it.Failed() {
+	if !it.Findings.Broken() {
 		return
 	}
 	if x.first == nil {
@@ -557,13 +552,13 @@ func (x *explorer) run(s sim.Schedule, what string) *Iteration {
 	x.over.add(it.Wall, s.Horizon()+x.cooldown())
 	x.cov.add(it)
 	verdict := "held"
-	if it.Failed() {
+	if it.Findings.Broken() {
 		verdict = "BROKE"
 	}
 	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v)%s", what, len(s.Steps), s.Horizon(),
 		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), oneLine(s))
-	if it.Failed() && x.first == nil {
-		x.t.Logf("shakedown: first failure:\n%s", Summary(it.Findings))
+	if it.Findings.Broken() && x.first == nil {
+		x.t.Logf("shakedown: first failure:\n%s", it.Findings)
 	}
 	if it.RunErr != nil {
 		x.t.Logf("shakedown: %s: run reported: %v", what, it.RunErr)

@@ -45,7 +45,7 @@ func TestExploreCatchesMissingTimeout(t *testing.T) {
 	f := newFake(0, allKinds...)
 	res, err := properties.Explore(t, nil, simConfig(f, properties.MaxLatency{Max: time.Second}))
 	require.NoError(t, err)
-	require.True(t, res.Failed, "a client without a timeout hangs in a blackhole")
+	require.NotNil(t, res.Failure, "a client without a timeout hangs in a blackhole")
 	require.False(t, res.Flaky)
 	want := sim.Schedule{Steps: []sim.Step{{At: 0, For: 100 * time.Millisecond, Target: "db", Fault: toxics.Blackhole{}}}}
 	require.Equal(t, want, res.Failure.Schedule, "shrunk to:\n%s", res.Failure.Schedule)
@@ -187,7 +187,7 @@ func TestExploreIterations(t *testing.T) {
 	}
 	t.Run("config", func(t *testing.T) {
 		res := run(t, 4)
-		require.False(t, res.Failed)
+		require.Nil(t, res.Failure)
 		require.Equal(t, 4, res.Iterations)
 		require.Equal(t, 4, res.Runs)
 		require.Equal(t, 4, res.Coverage.Runs)
@@ -219,7 +219,7 @@ func TestExploreRealTime(t *testing.T) {
 	}
 	res, err := properties.Explore(t, d, cfg)
 	require.NoError(t, err)
-	require.False(t, res.Failed)
+	require.Nil(t, res.Failure)
 	require.Equal(t, 2, res.Runs)
 	require.EqualValues(t, 2, d.resets.Load())
 }

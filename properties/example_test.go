@@ -109,7 +109,7 @@ func ExampleExplore() {
 			Simulate:   true,
 			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},
 		})
-		if err != nil || !res.Failed {
+		if err != nil || res.Failure == nil {
 			t.Fatalf("a client without a timeout was not caught: %v", err)
 		}
 		t.Logf("caught with %s", res.Failure.Schedule)

@@ -140,11 +140,14 @@ type Finding struct {
 	Err error
 }
 
+// Findings are the verdicts of every invariant on one run.
+type Findings []Finding
+
 // Evaluate checks every invariant against h. A panic inside an invariant
 // is recovered and reported as a Broken finding. A nil h or invariant is
 // reported as such.
-func Evaluate(h *sim.History, invs []Invariant) []Finding {
-	out := make([]Finding, 0, len(invs))
+func Evaluate(h *sim.History, invs []Invariant) Findings {
+	out := make(Findings, 0, len(invs))
 	for i, inv := range invs {
 		if inv == nil {
 			out = append(out, Finding{Invariant: fmt.Sprintf("invariant %d", i), Verdict: Broken, Err: fmt.Errorf("properties: invariant %d is nil", i)})
@@ -168,8 +171,8 @@ func safeCheck(inv Invariant, h *sim.History) (err error) {
 	return inv.Check(h)
 }
 
-// Failed reports whether any finding is Broken.
-func Failed(fs []Finding) bool {
+// Broken reports whether any invariant broke.
+func (fs Findings) Broken() bool {
 	for _, f := range fs {
 		if f.Verdict == Broken {
 			return true
@@ -178,9 +181,9 @@ func Failed(fs []Finding) bool {
 	return false
 }
 
-// Summary is a multi-line text of the findings, broken ones with their
+// String is a multi-line text of the findings, broken ones with their
 // violations.
-func Summary(fs []Finding) string {
+func (fs Findings) String() string {
 	var b strings.Builder
 	for i, f := range fs {
 		if i > 0 {

@@ -289,8 +289,8 @@ func TestEvaluate(t *testing.T) {
 		"panics=broken",
 		"invariant 4=broken",
 	}, got)
-	require.True(t, Failed(fs))
-	s := Summary(fs)
+	require.True(t, fs.Broken())
+	s := fs.String()
 	require.Contains(t, s, "invariant \"panics\" panicked: oops")
 	require.Contains(t, s, "1 of 1 ops failed")
 	require.False(t, strings.Contains(s, "every op <= 1s overall: held\n    "), "held findings carry no detail")

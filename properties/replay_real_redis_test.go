@@ -79,11 +79,11 @@ func TestReplayOnRealRedis(t *testing.T) {
 	}
 	res, err := properties.Explore(t, nil, simulated)
 	require.NoError(t, err)
-	require.True(t, res.Failed, "a client without a timeout must fail in simulation: %s", res.Coverage)
+	require.NotNil(t, res.Failure, "a client without a timeout must fail in simulation: %s", res.Coverage)
 	path := filepath.Join(t.TempDir(), "schedule.json")
 	_, err = properties.SaveSchedule(path, t.Name(), res.Failure)
 	require.NoError(t, err)
-	t.Logf("found in simulation:\n%s\n%s", res.Failure.Schedule, properties.Summary(res.Failure.Findings))
+	t.Logf("found in simulation:\n%s\n%s", res.Failure.Schedule, res.Failure.Findings)
 
 	env := harness.New(t)
 	cache := env.Redis("cache")
@@ -96,10 +96,10 @@ func TestReplayOnRealRedis(t *testing.T) {
 	}
 	it, err := properties.ReplayOn(t, env, real(0), path, nil)
 	require.NoError(t, err)
-	require.True(t, it.Failed(), "the failure found in simulation must be real:\n%s", properties.Summary(it.Findings))
-	t.Logf("real too:\n%s", properties.Summary(it.Findings))
+	require.True(t, it.Findings.Broken(), "the failure found in simulation must be real:\n%s", it.Findings)
+	t.Logf("real too:\n%s", it.Findings)
 
 	it, err = properties.ReplayOn(t, env, real(100*time.Millisecond), path, nil)
 	require.NoError(t, err)
-	require.False(t, it.Failed(), "with a read timeout the client holds for real:\n%s", properties.Summary(it.Findings))
+	require.False(t, it.Findings.Broken(), "with a read timeout the client holds for real:\n%s", it.Findings)
 }

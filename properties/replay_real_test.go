@@ -77,12 +77,12 @@ func TestReplayOnTheRealLink(t *testing.T) {
 	cfg.World, cfg.Simulate = simulatedEcho(0), true
 	res, err := properties.Explore(t, nil, cfg)
 	require.NoError(t, err)
-	require.True(t, res.Failed, "a client without a timeout must fail in simulation: %s", res.Coverage)
+	require.NotNil(t, res.Failure, "a client without a timeout must fail in simulation: %s", res.Coverage)
 	require.Equal(t, toxics.KindBlackhole, res.Failure.Schedule.Steps[0].Fault.Kind())
 	path := filepath.Join(t.TempDir(), "schedule.json")
 	_, err = properties.SaveSchedule(path, t.Name(), res.Failure)
 	require.NoError(t, err)
-	t.Logf("found in simulation:\n%s\n%s", res.Failure.Schedule, properties.Summary(res.Failure.Findings))
+	t.Logf("found in simulation:\n%s\n%s", res.Failure.Schedule, res.Failure.Findings)
 
 	addr := echoServer(t)
 	link := harness.NewLink(t, "echo", addr)
@@ -96,22 +96,22 @@ func TestReplayOnTheRealLink(t *testing.T) {
 
 	it, err := properties.ReplayOn(t, nil, real(0), path, nil) // "echo:7" finds the Link "echo"
 	require.NoError(t, err)
-	require.True(t, it.Failed(), "the failure found in simulation must be real:\n%s", properties.Summary(it.Findings))
+	require.True(t, it.Findings.Broken(), "the failure found in simulation must be real:\n%s", it.Findings)
 	require.Len(t, it.History.Faults, 1)
 	require.True(t, it.History.Faults[0].Applied())
 	require.Equal(t, "echo", it.History.Faults[0].Target)
-	t.Logf("real too:\n%s", properties.Summary(it.Findings))
+	t.Logf("real too:\n%s", it.Findings)
 
 	fixed := 200 * time.Millisecond
 	it, err = properties.ReplayOn(t, nil, real(fixed), path, nil)
 	require.NoError(t, err)
-	require.False(t, it.Failed(), "with a timeout the client holds for real:\n%s", properties.Summary(it.Findings))
+	require.False(t, it.Findings.Broken(), "with a timeout the client holds for real:\n%s", it.Findings)
 	cfg.World = simulatedEcho(fixed)
 	s, seed, _, err := properties.LoadSchedule(path)
 	require.NoError(t, err)
 	it, err = properties.Run(t, nil, cfg, s, seed)
 	require.NoError(t, err)
-	require.False(t, it.Failed(), "and in simulation:\n%s", properties.Summary(it.Findings))
+	require.False(t, it.Findings.Broken(), "and in simulation:\n%s", it.Findings)
 }
 
 func TestRetarget(t *testing.T) {

@@ -60,12 +60,12 @@ func Check(t testing.TB, env Env, cfg Config) {
 		t.Errorf("shakedown: no schedule was run, so nothing was checked: %s", res.Stopped)
 		return
 	}
-	if res.Failed {
+	if res.Failure != nil {
 		reportFailure(t, cfg, res)
 	}
 	if un := res.Coverage.Unjudged(); len(un) > 0 {
 		report := t.Errorf
-		if res.Failed {
+		if res.Failure != nil {
 			report = t.Logf // the failure says enough
 		}
 		report("shakedown: no evidence in any of %d runs for: %s\n(widen the bounds, lengthen the cooldown, or check that the samplers these invariants read are configured)",
@@ -130,7 +130,7 @@ func writeReport(path, test string, it *Iteration, replay string) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	verdict := "held: " + strings.Join(findingNames(it.Findings, Held), "; ")
-	failed := it.Failed()
+	failed := it.Findings.Broken()
 	if failed {
 		verdict = "FAIL: " + strings.Join(findingNames(it.Findings, Broken), "; ")
 	}
@@ -270,11 +270,11 @@ func Replay(t testing.TB, env Env, cfg Config, path string) {
 	} else {
 		t.Logf("shakedown: report: %s", report)
 	}
-	if it.Failed() {
-		t.Errorf("shakedown: replay of %s broke an invariant (%v):\n%s", path, it.Wall.Round(time.Millisecond), Summary(it.Findings))
+	if it.Findings.Broken() {
+		t.Errorf("shakedown: replay of %s broke an invariant (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)
 		return
 	}
-	t.Logf("shakedown: replay of %s held (%v):\n%s", path, it.Wall.Round(time.Millisecond), Summary(it.Findings))
+	t.Logf("shakedown: replay of %s held (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)
 }
 
 // ReplayCommand is the shell command that replays the schedule file path
