@@ -287,7 +287,7 @@ func TestConfigErrors(t *testing.T) {
 
 // Nothing a breaker does crashes the test binary: a panic in New is an
 // error, a panic in Execute a violation.
-func TestBreakerPanics(t *testing.T) {
+func TestPanics(t *testing.T) {
 	s := sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 100 * time.Millisecond, Target: "dep", Fault: toxics.Down{}}}}
 	_, err := breaker.RunSchedule(t, breaker.Config{New: func() breaker.Breaker { panic("no breaker today") }, Spec: brkSpec}, s)
 	require.ErrorContains(t, err, "no breaker today")

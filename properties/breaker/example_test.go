@@ -99,3 +99,30 @@ func ExampleFunc() {
 	// refused
 	// open unknown
 }
+
+// A breaker check in one call. Here the gobreaker under test opens after
+// 3 failures for 500ms and lets one probe through, as the spec says, but
+// the service forgot to bound its calls: Explore catches a call that waits
+// for as long as the dependency hangs, and shrinks the schedule.
+func Example() {
+	test := func(t *testing.T) {
+		res, err := breaker.Explore(t, breaker.Config{
+			New: func() breaker.Breaker {
+				cb := gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+					Timeout:     500 * time.Millisecond,
+					ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
+				})
+				return gobreakercheck.Breaker(cb, 0) // no timeout on the calls
+			},
+			Spec: breaker.Spec{FailureThreshold: 3, OpenFor: 500 * time.Millisecond, CallTimeout: 200 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Failure == nil {
+			t.Fatal("a breaker whose calls have no timeout must be caught")
+		}
+		t.Log(res.Failure.Counterexample())
+	}
+	_ = test // run by go test as func TestBreaker(t *testing.T)
+}
