@@ -263,9 +263,17 @@ func (g *graph) check(r rule) []string {
 		}
 		return r.NoHeavy && isHeavy(p)
 	}
+	return g.walk(r.Dir, g.under(r.Dir), forbidden, func(string) bool { return false })
+}
+
+// walk searches the graph breadth first from each root and returns a
+// violation for each package forbidden reports, once, with the shortest
+// import chain from the first root that reaches it. It does not go past a
+// forbidden package, nor past one that stop reports.
+func (g *graph) walk(dir string, roots []string, forbidden, stop func(string) bool) []string {
 	var violations []string
 	reported := map[string]bool{}
-	for _, root := range g.under(r.Dir) {
+	for _, root := range roots {
 		parent := map[string]string{root: ""}
 		queue := []string{root}
 		for len(queue) > 0 {
@@ -275,8 +283,11 @@ func (g *graph) check(r rule) []string {
 				if !reported[p] {
 					reported[p] = true
 					violations = append(violations, fmt.Sprintf("%s may not depend on %s: %s",
-						r.Dir, short(p), strings.Join(chain(parent, p), " -> ")))
+						dir, short(p), strings.Join(chain(parent, p), " -> ")))
 				}
+				continue
+			}
+			if stop(p) {
 				continue
 			}
 			for _, q := range g.imports[p] {
@@ -296,37 +307,13 @@ func (g *graph) check(r rule) []string {
 // The search does not go into the module's packages outside dir: they
 // answer for their own imports.
 func (g *graph) checkClients(dir string, adapters []string) []string {
-	var violations []string
-	reported := map[string]bool{}
-	for _, root := range g.under(dir) {
-		if slices.ContainsFunc(adapters, func(a string) bool { return under(root, a) }) {
-			continue
-		}
-		parent := map[string]string{root: ""}
-		queue := []string{root}
-		for len(queue) > 0 {
-			p := queue[0]
-			queue = queue[1:]
-			if isClient(p) {
-				if !reported[p] {
-					reported[p] = true
-					violations = append(violations, fmt.Sprintf("%s may not depend on %s: %s",
-						dir, p, strings.Join(chain(parent, p), " -> ")))
-				}
-				continue
-			}
-			if ours(p) && !under(p, dir) {
-				continue
-			}
-			for _, q := range g.imports[p] {
-				if _, seen := parent[q]; !seen {
-					parent[q] = p
-					queue = append(queue, q)
-				}
-			}
+	var roots []string
+	for _, p := range g.under(dir) {
+		if !slices.ContainsFunc(adapters, func(a string) bool { return under(p, a) }) {
+			roots = append(roots, p)
 		}
 	}
-	return violations
+	return g.walk(dir, roots, isClient, func(p string) bool { return ours(p) && !under(p, dir) })
 }
 
 func isClient(p string) bool {
