@@ -31,6 +31,36 @@ var heavy = []string{
 	"github.com/moby",
 }
 
+// clients are the client and breaker libraries that the core leaves to
+// adapters: a user who checks an HTTP client must not compile them.
+var clients = []string{
+	"github.com/jackc/pgx",
+	"github.com/redis/go-redis",
+	"github.com/failsafe-go/failsafe-go",
+	"github.com/sony/gobreaker",
+}
+
+// adapters are the directories whose packages adapt a client or breaker
+// library to the core; they may import it.
+var adapters = []string{
+	"properties/breaker/failsafecheck",
+	"properties/breaker/gobreakercheck",
+}
+
+// clientFree are the core's directories (adapters below them excepted):
+// their non-test code brings in no client or breaker library, by itself
+// or through a library outside the module. A package of the module that
+// they import answers for its own imports, in its own entry here; with
+// every core directory listed, the core's whole dependency graph is
+// clean. properties joins the list when its pool samplers have moved to
+// adapters.
+var clientFree = []string{
+	"toxics",
+	"sim",
+	"properties/internal",
+	"properties/breaker",
+}
+
 // rule says what the non-test code of the packages under Dir (the package
 // and its subpackages) may depend on, directly or not.
 type rule struct {
@@ -46,6 +76,8 @@ var rules = []rule{
 	{Dir: "toxics", NoHeavy: true},
 	{Dir: "sim", Ours: []string{"toxics"}, NoHeavy: true},
 	{Dir: "properties", Ours: []string{"sim", "toxics"}, NoHeavy: true},
+	{Dir: "properties/internal", Ours: []string{"sim", "toxics"}, NoHeavy: true},
+	{Dir: "properties/breaker", Ours: []string{"properties", "sim", "toxics"}, NoHeavy: true},
 	{Dir: "harness", Ours: []string{"toxics"}},
 }
 
@@ -82,6 +114,16 @@ func TestImportRules(t *testing.T) {
 			}
 		})
 	}
+	for _, dir := range clientFree {
+		t.Run("clients/"+dir, func(t *testing.T) {
+			if len(g.under(dir)) == 0 {
+				t.Fatalf("go list reported no package under %s/%s", module, dir)
+			}
+			for _, v := range g.checkClients(dir, adapters) {
+				t.Error(v)
+			}
+		})
+	}
 	t.Run("heavy importers", func(t *testing.T) {
 		for _, v := range g.checkHeavyImporters(heavyImporters) {
 			t.Error(v)
@@ -94,14 +136,19 @@ func TestImportRules(t *testing.T) {
 func TestImportRulesCatchViolations(t *testing.T) {
 	m := func(p string) string { return module + "/" + p }
 	g := &graph{imports: map[string][]string{
-		m("toxics"):              {"fmt", "time"},
-		m("sim"):                 {m("toxics"), m("sim/internal/clock")},
-		m("sim/internal/clock"):  {m("harness")},
-		m("properties"):          {m("sim"), "pgregory.net/rapid"},
-		m("harness"):             {m("toxics"), "github.com/testcontainers/testcontainers-go/wait"},
-		m("harness/internal/ts"): {"net/http"},
-		m("stray"):               {"github.com/Shopify/toxiproxy/v2"},
-		m("examples/checkout"):   {m("harness"), "github.com/Shopify/toxiproxy/v2"},
+		m("toxics"):                            {"fmt", "time"},
+		m("sim"):                               {m("toxics"), m("sim/internal/clock")},
+		m("sim/internal/clock"):                {m("harness")},
+		m("properties"):                        {m("sim"), "pgregory.net/rapid"},
+		m("harness"):                           {m("toxics"), "github.com/testcontainers/testcontainers-go/wait"},
+		m("harness/internal/ts"):               {"net/http"},
+		m("stray"):                             {"github.com/Shopify/toxiproxy/v2"},
+		m("examples/checkout"):                 {m("harness"), "github.com/Shopify/toxiproxy/v2"},
+		m("properties/pool"):                   {"github.com/jackc/pgx/v5/pgxpool"},
+		m("properties/breaker"):                {m("properties"), m("properties/pool"), m("properties/breaker/failsafecheck")},
+		m("properties/breaker/failsafecheck"):  {m("properties/breaker"), "github.com/failsafe-go/failsafe-go"},
+		m("properties/breaker/gobreakercheck"): {m("properties/breaker"), "github.com/sony/gobreaker/v2"},
+		"github.com/jackc/pgx/v5/pgxpool":      {"github.com/jackc/pgx/v5"},
 		"github.com/testcontainers/testcontainers-go/wait": {"github.com/docker/docker/client"},
 	}}
 	tests := []struct {
@@ -133,6 +180,20 @@ func TestImportRulesCatchViolations(t *testing.T) {
 			name: "a direct heavy import outside harness and examples",
 			got:  g.checkHeavyImporters(heavyImporters),
 			want: []string{"stray imports github.com/Shopify/toxiproxy/v2: only harness and examples may"},
+		},
+		{
+			// The adapters themselves may import their library; a core
+			// package that imports an adapter brings the library in.
+			// properties/pool is outside the rule's directory: it answers
+			// for its own imports in an entry of its own.
+			name: "breaker imports an adapter",
+			got:  g.checkClients("properties/breaker", []string{"properties/breaker/failsafecheck", "properties/breaker/gobreakercheck"}),
+			want: []string{"properties/breaker may not depend on github.com/failsafe-go/failsafe-go: properties/breaker -> properties/breaker/failsafecheck -> github.com/failsafe-go/failsafe-go"},
+		},
+		{
+			name: "a core directory that imports a client library itself",
+			got:  g.checkClients("properties/pool", nil),
+			want: []string{"properties/pool may not depend on github.com/jackc/pgx/v5/pgxpool: properties/pool -> github.com/jackc/pgx/v5/pgxpool"},
 		},
 		{
 			name: "a rule with no packages",
@@ -202,9 +263,17 @@ func (g *graph) check(r rule) []string {
 		}
 		return r.NoHeavy && isHeavy(p)
 	}
+	return g.walk(r.Dir, g.under(r.Dir), forbidden, func(string) bool { return false })
+}
+
+// walk searches the graph breadth first from each root and returns a
+// violation for each package forbidden reports, once, with the shortest
+// import chain from the first root that reaches it. It does not go past a
+// forbidden package, nor past one that stop reports.
+func (g *graph) walk(dir string, roots []string, forbidden, stop func(string) bool) []string {
 	var violations []string
 	reported := map[string]bool{}
-	for _, root := range g.under(r.Dir) {
+	for _, root := range roots {
 		parent := map[string]string{root: ""}
 		queue := []string{root}
 		for len(queue) > 0 {
@@ -214,8 +283,11 @@ func (g *graph) check(r rule) []string {
 				if !reported[p] {
 					reported[p] = true
 					violations = append(violations, fmt.Sprintf("%s may not depend on %s: %s",
-						r.Dir, short(p), strings.Join(chain(parent, p), " -> ")))
+						dir, short(p), strings.Join(chain(parent, p), " -> ")))
 				}
+				continue
+			}
+			if stop(p) {
 				continue
 			}
 			for _, q := range g.imports[p] {
@@ -227,6 +299,25 @@ func (g *graph) check(r rule) []string {
 		}
 	}
 	return violations
+}
+
+// checkClients returns the client and breaker libraries that the non-test
+// code of the packages under dir (but not under an adapter directory)
+// depends on, each once, with the shortest import chain, as check does.
+// The search does not go into the module's packages outside dir: they
+// answer for their own imports.
+func (g *graph) checkClients(dir string, adapters []string) []string {
+	var roots []string
+	for _, p := range g.under(dir) {
+		if !slices.ContainsFunc(adapters, func(a string) bool { return under(p, a) }) {
+			roots = append(roots, p)
+		}
+	}
+	return g.walk(dir, roots, isClient, func(p string) bool { return ours(p) && !under(p, dir) })
+}
+
+func isClient(p string) bool {
+	return slices.ContainsFunc(clients, func(c string) bool { return p == c || strings.HasPrefix(p, c+"/") })
 }
 
 // checkHeavyImporters returns the module's packages outside dirs that

@@ -8,9 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 )
 
@@ -26,11 +25,11 @@ import (
 const (
 	// EnvIterations bounds the iterations of every Check in the process,
 	// overriding Config.Iterations: SHAKEDOWN_ITERATIONS=50 go test ...
-	EnvIterations = "SHAKEDOWN_ITERATIONS"
+	EnvIterations = search.EnvIterations
 	// EnvReplay names a schedule file (one Check wrote, or one written by
 	// hand); Check then runs exactly that schedule once instead of
 	// exploring.
-	EnvReplay = "SHAKEDOWN_REPLAY"
+	EnvReplay = search.EnvReplay
 )
 
 // DefaultIterations is the number of schedules Check tries when neither
@@ -155,13 +154,10 @@ func (c Config) validate() (Config, error) {
 	if c.ShrinkTime < 0 {
 		errs = append(errs, fmt.Errorf("properties: Config.ShrinkTime = %v is negative", c.ShrinkTime))
 	}
-	if v, ok := os.LookupEnv(EnvIterations); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("properties: %s=%q is not a positive number of iterations", EnvIterations, v))
-		} else {
-			c.Iterations = n
-		}
+	if n, ok, err := search.Iterations(); err != nil {
+		errs = append(errs, err)
+	} else if ok {
+		c.Iterations = n
 	}
 	if c.Iterations == 0 {
 		c.Iterations = DefaultIterations
@@ -319,67 +315,30 @@ func explore(t testing.TB, env Env, cfg Config, keepFailFile bool) (*Result, err
 		return nil, err
 	}
 	x := &explorer{t: t, env: env, cfg: cfg, gen: g, ctx: t.Context(), cache: map[string]*Iteration{}}
-	x.deadline = deadlineOf(t)
+	x.deadline = search.Deadline(t)
 	start := time.Now()
-	tb := &captureTB{name: t.Name(), ctx: x.ctx, logf: t.Logf}
-	before := failFiles(tb.name)
-	errs := runRapid(tb, x.prop)
+	tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
+	before := search.FailFiles(t.Name())
+	errs := search.Rapid(tb, x.prop)
 	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
-		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over, Rapid: dropExpected(errs)}
+		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over, Rapid: search.DropExpected(errs)}
 	if x.fatal != nil {
-		removeFailFile(failFileOf(errs), before)
+		search.RemoveFailFile(search.FailFileOf(errs), before)
 		return res, x.fatal
 	}
 	if x.first != nil {
 		res.Shrinking = time.Since(x.shrinkStart)
 		res.Failure = x.last
-		if x.phase == reproducing || !x.reproduced {
+		if x.phase == search.Reproducing || !x.reproduced {
 			res.Flaky = true
 			res.Failure = x.first
 		}
 	}
 	if !keepFailFile {
-		removeFailFile(failFileOf(errs), before)
+		search.RemoveFailFile(search.FailFileOf(errs), before)
 	}
 	return res, nil
 }
-
-// deadlineOf returns t's deadline, or the zero time when it has none. In
-// a testing/synctest bubble, where time is virtual and T.Deadline panics,
-// there is none.
-func deadlineOf(t testing.TB) (d time.Time) {
-	dt, ok := t.(interface{ Deadline() (time.Time, bool) })
-	if !ok {
-		return time.Time{}
-	}
-	defer func() {
-		if recover() != nil {
-			d = time.Time{}
-		}
-	}()
-	d, _ = dt.Deadline()
-	return d
-}
-
-// dropExpected removes rapid's complaint about skipped tests, which is how
-// Explore stops at its iteration bound.
-func dropExpected(errs []string) []string {
-	var out []string
-	for _, e := range errs {
-		if !strings.HasPrefix(e, "[rapid] only generated") {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-type phase uint8
-
-const (
-	searching phase = iota
-	reproducing
-	shrinking
-)
 
 // failMessage is the one message every failing iteration gives rapid:
 // rapid takes a failure for the same failure only when message and stack
@@ -394,7 +353,7 @@ type explorer struct {
 	ctx      context.Context
 	deadline time.Time
 
-	phase       phase
+	phase       search.Phase
 	iterations  int
 	runs, hits  int
 	stopped     string
@@ -412,7 +371,7 @@ func (x *explorer) prop(rt *rapid.T) {
 		x.skip(rt)
 		return
 	}
-	if x.phase == searching {
+	if x.phase == search.Searching {
 		if x.iterations >= x.cfg.Iterations {
 			rt.SkipNow()
 		}
@@ -425,16 +384,16 @@ func (x *explorer) prop(rt *rapid.T) {
 	key := scheduleKey(s)
 	var it *Iteration
 	switch x.phase {
-	case searching:
+	case search.Searching:
 		x.iterations++
 		it = x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
-	case reproducing:
+	case search.Reproducing:
 		it = x.run(s, "reproducing the failure")
-		x.phase = shrinking
+		x.phase = search.Shrinking
 		if it != nil && it.Findings.Broken() {
 			x.reproduced = true
 		}
-	case shrinking:
+	case search.Shrinking:
 		if cached, ok := x.cache[key]; ok {
 			x.hits++
 			it = cached
@@ -452,7 +411,7 @@ func (x *explorer) prop(rt *rapid.T) {
 	if it == nil {
 		return // fatal; recorded
 	}
-	if x.phase != searching {
+	if x.phase != search.Searching {
 		x.cache[key] = it
 	}
 	if !it.Findings.Broken() {
@@ -460,7 +419,7 @@ func (x *explorer) prop(rt *rapid.T) {
 	}
 	if x.first == nil {
 		x.first = it
-		x.phase = reproducing
+		x.phase = search.Reproducing
 		x.shrinkStart = time.Now()
 		x.cache[key] = it
 	}
@@ -471,7 +430,7 @@ func (x *explorer) prop(rt *rapid.T) {
 // skip ends an iteration without running it: invalid while searching,
 // passing (so rejected) while shrinking.
 func (x *explorer) skip(rt *rapid.T) {
-	if x.phase == searching {
+	if x.phase == search.Searching {
 		rt.SkipNow()
 	}
 }

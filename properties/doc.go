@@ -121,17 +121,18 @@
 //
 // # Circuit breakers
 //
-// [CheckBreaker] verifies a breaker against the promises of its
-// configuration, stated as data in a [BreakerSpec] (failure threshold,
-// time open, half-open probes, successes to close, call timeout), in
-// virtual time: every generated schedule of outages and recoveries of a
-// fake dependency runs in its own bubble, about a thousand a second. A
-// judge replays the spec's state machine over the observed calls and
-// reports a call that reached the dependency while the breaker should have
-// been open, a probe too many, a breaker that opened or closed too early
-// or too late, a call that waited past its timeout, or a retry that went
-// around an open breaker. [FailsafeBreaker] and [GoBreaker] adapt
-// failsafe-go and sony/gobreaker breakers; [BreakerFunc] adapts any other.
-// [ExploreBreaker] returns the result instead of failing the test, with
-// the shrunk counterexample and its timeline.
+// Package [github.com/shakedown/shakedown/properties/breaker] verifies a
+// breaker against the promises of its configuration, stated as data in a
+// breaker.Spec (failure threshold, time open, half-open probes, successes
+// to close, call timeout), in virtual time: every generated schedule of
+// outages and recoveries of a fake dependency runs in its own bubble,
+// about a thousand a second. A judge replays the spec's state machine over
+// the observed calls and reports a call that reached the dependency while
+// the breaker should have been open, a probe too many, a breaker that
+// opened or closed too early or too late, a call that waited past its
+// timeout, or a retry that went around an open breaker. Its sub-packages
+// failsafecheck and gobreakercheck adapt failsafe-go and sony/gobreaker
+// breakers; breaker.Func adapts any other. breaker.Explore returns the
+// result instead of failing the test, with the shrunk counterexample and
+// its timeline.
 package properties

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -152,9 +153,9 @@ func shrinkOnce(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.S
 	var r shrinkRun
 	var start time.Time
 	seen := map[string]bool{}
-	tb := &captureTB{name: t.Name() + "/shrink", ctx: context.Background()}
-	before := failFiles(tb.name)
-	errs := runRapid(tb, func(rt *rapid.T) {
+	tb := search.NewCapture(t.Name()+"/shrink", context.Background(), nil)
+	before := search.FailFiles(t.Name() + "/shrink")
+	errs := search.Rapid(tb, func(rt *rapid.T) {
 		s := g.Draw(rt, "schedule")
 		if r.failures > 0 {
 			r.runs++
@@ -173,7 +174,7 @@ func shrinkOnce(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.S
 		}
 	})
 	r.elapsed = time.Since(start)
-	removeFailFile(failFileOf(errs), before)
+	search.RemoveFailFile(search.FailFileOf(errs), before)
 	return r, len(errs) > 0
 }
 

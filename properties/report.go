@@ -1,18 +1,14 @@
 package properties
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 )
 
@@ -104,44 +100,13 @@ func reportFailure(t testing.TB, cfg Config, res *Result) {
 // path ("(not written)" when it could not be written).
 func SaveFailure(t testing.TB, dir string, it *Iteration) (data []byte, replay, reportPath string) {
 	t.Helper()
-	if dir == "" {
-		dir = filepath.Join("testdata", "shakedown", safeName(t.Name()))
-	}
-	schedPath := filepath.Join(dir, "schedule.json")
-	reportPath = filepath.Join(dir, "report.html")
-	replay = ReplayCommand(t.Name(), schedPath)
-	data, err := SaveSchedule(schedPath, t.Name(), it)
-	if err != nil {
-		t.Errorf("shakedown: %v", err)
-	}
-	if err := writeReport(reportPath, t.Name(), it, replay); err != nil {
-		t.Errorf("shakedown: %v", err)
-		reportPath = "(not written)"
-	}
-	return data, replay, reportPath
+	return search.Save(t, dir, failureOf(it))
 }
 
-func writeReport(path, test string, it *Iteration, replay string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	verdict := "held: " + strings.Join(findingNames(it.Findings, Held), "; ")
-	failed := it.Findings.Broken()
-	if failed {
-		verdict = "FAIL: " + strings.Join(findingNames(it.Findings, Broken), "; ")
-	}
-	err = sim.WriteReport(f, it.History, sim.ReportOptions{Title: test, Verdict: verdict, Failed: failed, Replay: replay})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write report %s: %w", path, err)
-	}
-	return nil
+// failureOf is what is saved of an iteration.
+func failureOf(it *Iteration) search.Failure {
+	return search.Failure{Schedule: it.Schedule, Seed: it.Seed, History: it.History,
+		Broken: findingNames(it.Findings, Broken), Held: findingNames(it.Findings, Held)}
 }
 
 func findingNames(fs []Finding, v Verdict) []string {
@@ -157,77 +122,18 @@ func findingNames(fs []Finding, v Verdict) []string {
 // Saved is the file Check writes for a failing schedule; [Replay] reads it
 // back. A bare schedule ({"steps":[...]}) is read too, with the seed
 // derived from Config.Seed.
-type Saved struct {
-	Test     string       `json:"test,omitempty"`
-	Seed     int64        `json:"seed"`
-	Schedule sim.Schedule `json:"schedule"`
-	// Broken lists the invariants that broke, for people; Replay ignores it.
-	Broken []string `json:"broken,omitempty"`
-}
+type Saved = search.Saved
 
 // SaveSchedule writes it's schedule and seed to path (creating its
 // directory) and returns the JSON written.
 func SaveSchedule(path, test string, it *Iteration) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(Saved{Test: test, Seed: it.Seed, Schedule: it.Schedule, Broken: findingNames(it.Findings, Broken)}); err != nil {
-		return nil, fmt.Errorf("save schedule: %w", err)
-	}
-	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return data, fmt.Errorf("save schedule: %w", err)
-	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return data, fmt.Errorf("save schedule: %w", err)
-	}
-	return data, nil
+	return search.SaveSchedule(path, test, failureOf(it))
 }
 
 // LoadSchedule reads a file [SaveSchedule] wrote, or a bare schedule. The
 // seed is zero and hasSeed false for a bare schedule.
 func LoadSchedule(path string) (s sim.Schedule, seed int64, hasSeed bool, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule: %w", err)
-	}
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
-	}
-	if _, bare := probe["steps"]; bare {
-		s, err := sim.ParseSchedule(data)
-		if err != nil {
-			return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
-		}
-		return s, 0, false, nil
-	}
-	var raw struct {
-		Test     string          `json:"test"`
-		Seed     *int64          `json:"seed"`
-		Schedule json.RawMessage `json:"schedule"`
-		Broken   []string        `json:"broken"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: trailing data after the JSON object", path)
-	}
-	if raw.Schedule == nil {
-		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: field \"schedule\" is required (or give a bare {\"steps\":[...]})", path)
-	}
-	s, err = sim.ParseSchedule(raw.Schedule)
-	if err != nil {
-		return sim.Schedule{}, 0, false, fmt.Errorf("properties: load schedule %s: %w", path, err)
-	}
-	if raw.Seed == nil {
-		return s, 0, false, nil
-	}
-	return s, *raw.Seed, true, nil
+	return search.LoadSchedule(path)
 }
 
 // Run resets env, runs schedule s once with the given seed (in a bubble
@@ -265,7 +171,7 @@ func Replay(t testing.TB, env Env, cfg Config, path string) {
 		t.Logf("shakedown: run reported: %v", it.RunErr)
 	}
 	report := filepath.Join(filepath.Dir(path), "replay.html")
-	if err := writeReport(report, t.Name(), it, ReplayCommand(t.Name(), path)); err != nil {
+	if err := search.WriteReport(report, t.Name(), failureOf(it), ReplayCommand(t.Name(), path)); err != nil {
 		t.Errorf("shakedown: %v", err)
 	} else {
 		t.Logf("shakedown: report: %s", report)
@@ -281,42 +187,4 @@ func Replay(t testing.TB, env Env, cfg Config, path string) {
 // (relative to the package directory) in the test called test:
 //
 //	SHAKEDOWN_REPLAY=testdata/shakedown/TestCheckout/schedule.json go test -run '^TestCheckout$' ./checkout
-func ReplayCommand(test, path string) string {
-	elems := strings.Split(test, "/")
-	for i, e := range elems {
-		elems[i] = "^" + regexp.QuoteMeta(e) + "$"
-	}
-	return fmt.Sprintf("%s=%s go test -run %s %s", EnvReplay, shellQuote(path), shellQuote(strings.Join(elems, "/")), packageDir())
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// packageDir is the test's package directory relative to its module root
-// ("./checkout"), or "." when the module root is not found.
-func packageDir() string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for dir := wd; ; {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			rel, err := filepath.Rel(dir, wd)
-			if err != nil || rel == "." {
-				return "."
-			}
-			return "./" + filepath.ToSlash(rel)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "."
-		}
-		dir = parent
-	}
-}
+func ReplayCommand(test, path string) string { return search.ReplayCommand(test, path) }

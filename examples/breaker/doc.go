@@ -12,16 +12,17 @@
 //
 // # The test
 //
-// guard_test.go writes that sentence as a [properties.BreakerSpec] and
-// hands it, with a function that builds a Guard, to
-// [properties.CheckBreaker]:
+// guard_test.go writes that sentence as a breaker.Spec (package
+// [github.com/shakedown/shakedown/properties/breaker], imported in the test
+// beside this package as example) and hands it, with a function that
+// builds a Guard, to breaker.Check:
 //
-//	properties.CheckBreaker(t, properties.BreakerConfig{
-//		New: func() properties.Breaker {
-//			g := breaker.NewGuard(breaker.Defaults)
-//			return properties.BreakerFunc(g.Call, state(g))
+//	breaker.Check(t, breaker.Config{
+//		New: func() breaker.Breaker {
+//			g := example.NewGuard(example.Defaults)
+//			return breaker.Func(g.Call, state(g))
 //		},
-//		Spec: properties.BreakerSpec{FailureThreshold: 5, OpenFor: 2 * time.Second,
+//		Spec: breaker.Spec{FailureThreshold: 5, OpenFor: 2 * time.Second,
 //			HalfOpenProbes: 2, SuccessesToClose: 2, CallTimeout: 300 * time.Millisecond},
 //	})
 //
@@ -36,7 +37,7 @@
 //
 // # A misconfiguration, caught
 //
-// The other two tests use [properties.ExploreBreaker], which returns what
+// The other two tests use breaker.Explore, which returns what
 // it found instead of failing, and assert that a broken configuration is
 // caught. A Guard whose timeout was lost shrinks to one latency spike:
 //
@@ -70,7 +71,7 @@
 //
 //	go test ./examples/breaker -v
 //
-// A failing CheckBreaker also writes the shrunk schedule and an HTML
+// A failing breaker.Check also writes the shrunk schedule and an HTML
 // report under testdata/shakedown/<test name>/ and prints the command that
 // replays it (SHAKEDOWN_REPLAY=<file> go test -run ...).
 package breaker

@@ -6,16 +6,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/shakedown/shakedown/examples/breaker"
-	"github.com/shakedown/shakedown/properties"
+	example "github.com/shakedown/shakedown/examples/breaker"
+	"github.com/shakedown/shakedown/properties/breaker"
 )
 
 // promises is what the team expects of a Guard with settings s, written
 // as data: the breaker opens after s.Failures failed calls in a row, stays
 // open s.OpenFor, lets s.Probes probes through and closes once they all
 // succeed; no call takes longer than s.CallTimeout.
-func promises(s breaker.Settings) properties.BreakerSpec {
-	return properties.BreakerSpec{
+func promises(s example.Settings) breaker.Spec {
+	return breaker.Spec{
 		FailureThreshold: int(s.Failures),
 		OpenFor:          s.OpenFor,
 		HalfOpenProbes:   int(s.Probes),
@@ -28,11 +28,11 @@ func promises(s breaker.Settings) properties.BreakerSpec {
 // against spec: each run builds a fresh Guard inside its own bubble of
 // virtual time and calls it 100 times a second while a fake bank goes
 // down, hangs, resets connections and slows down.
-func check(settings breaker.Settings, spec properties.BreakerSpec) properties.BreakerConfig {
-	return properties.BreakerConfig{
-		New: func() properties.Breaker {
-			g := breaker.NewGuard(settings)
-			return properties.BreakerFunc(g.Call, state(g))
+func check(settings example.Settings, spec breaker.Spec) breaker.Config {
+	return breaker.Config{
+		New: func() breaker.Breaker {
+			g := example.NewGuard(settings)
+			return breaker.Func(g.Call, state(g))
 		},
 		Spec:       spec,
 		Iterations: 300,
@@ -40,18 +40,18 @@ func check(settings breaker.Settings, spec properties.BreakerSpec) properties.Br
 	}
 }
 
-// state reads a Guard's state as properties names it.
-func state(g *breaker.Guard) func() properties.BreakerState {
-	return func() properties.BreakerState {
+// state reads a Guard's state as the breaker check names it.
+func state(g *example.Guard) func() breaker.State {
+	return func() breaker.State {
 		switch g.State() {
 		case "closed":
-			return properties.BreakerClosed
+			return breaker.Closed
 		case "half-open":
-			return properties.BreakerHalfOpen
+			return breaker.HalfOpen
 		case "open":
-			return properties.BreakerOpen
+			return breaker.Open
 		}
-		return properties.BreakerUnknown
+		return breaker.Unknown
 	}
 }
 
@@ -59,18 +59,18 @@ func state(g *breaker.Guard) func() properties.BreakerState {
 // outages, each several seconds of virtual time: about a second of wall
 // time in all.
 func TestGuardKeepsItsPromises(t *testing.T) {
-	properties.CheckBreaker(t, check(breaker.Defaults, promises(breaker.Defaults)))
+	breaker.Check(t, check(example.Defaults, promises(example.Defaults)))
 }
 
 // A Guard whose timeout was lost (CallTimeout 0) still opens and closes
 // on time, but a bank that hangs holds calls for as long as it hangs.
-// ExploreBreaker finds it and shrinks it to one short outage.
+// breaker.Explore finds it and shrinks it to one short outage.
 func TestGuardWithoutATimeoutIsCaught(t *testing.T) {
-	lost := breaker.Defaults
+	lost := example.Defaults
 	lost.CallTimeout = 0
-	res, err := properties.ExploreBreaker(t, check(lost, promises(breaker.Defaults)))
+	res, err := breaker.Explore(t, check(lost, promises(example.Defaults)))
 	require.NoError(t, err)
-	require.True(t, res.Failed, "a guard without a timeout must be caught")
+	require.NotNil(t, res.Failure, "a guard without a timeout must be caught")
 	t.Logf("caught after %d schedules, shrunk in %v:\n%s", res.Iterations, res.Shrinking.Round(time.Millisecond), res.Failure.Counterexample())
 	require.Equal(t, "every call ends within 300ms", res.Failure.Violations[0].Invariant)
 	// Most shrinks end at one step; rapid's shrinker stops at a local
@@ -82,11 +82,11 @@ func TestGuardWithoutATimeoutIsCaught(t *testing.T) {
 // An expectation that does not match the settings is caught too: the
 // runbook says the breaker opens after 3 failures, the settings say 5.
 func TestWrongExpectationIsCaught(t *testing.T) {
-	expected := promises(breaker.Defaults)
+	expected := promises(example.Defaults)
 	expected.FailureThreshold = 3
-	res, err := properties.ExploreBreaker(t, check(breaker.Defaults, expected))
+	res, err := breaker.Explore(t, check(example.Defaults, expected))
 	require.NoError(t, err)
-	require.True(t, res.Failed, "an expectation of 3 failures must not pass a breaker that opens after 5")
+	require.NotNil(t, res.Failure, "an expectation of 3 failures must not pass a breaker that opens after 5")
 	t.Logf("caught after %d schedules, shrunk in %v:\n%s", res.Iterations, res.Shrinking.Round(time.Millisecond), res.Failure.Counterexample())
 	require.Equal(t, "opens after 3 consecutive failures", res.Failure.Violations[0].Invariant)
 }

@@ -1,4 +1,4 @@
-package properties_test
+package breaker_test
 
 import (
 	"flag"
@@ -12,38 +12,41 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/breaker"
+	"github.com/shakedown/shakedown/properties/breaker/failsafecheck"
+	"github.com/shakedown/shakedown/properties/breaker/gobreakercheck"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
 // The figures of breaker verification are taken in synctest bubbles, and
 // synctest needs a *testing.T, which a benchmark does not have; so
-// TestBreakerFigures runs them with testing.Benchmark, only when asked:
+// TestFigures runs them with testing.Benchmark, only when asked:
 //
-//	go test ./properties -run TestBreakerFigures -breaker.figures -v
-var breakerFigures = flag.Bool("breaker.figures", false, "run TestBreakerFigures (simulated schedules and ops per wall second of breaker verification)")
+//	go test ./properties/breaker -run TestFigures -breaker.figures -v
+var breakerFigures = flag.Bool("breaker.figures", false, "run TestFigures (simulated schedules and ops per wall second of breaker verification)")
 
 // figureConfig is a breaker check whose runs last at most 1s of virtual
 // time at 100 calls/s: schedules of up to 99 ops (89 for figureSchedule,
 // whose horizon is 500ms).
-func figureConfig(newBreaker func() properties.Breaker) properties.BreakerConfig {
-	return properties.BreakerConfig{
-		New:      newBreaker,
-		Spec:     properties.BreakerSpec{FailureThreshold: 3, OpenFor: 200 * time.Millisecond, CallTimeout: 100 * time.Millisecond, ProbesInFlight: true},
+func figureConfig(build func() breaker.Breaker) breaker.Config {
+	return breaker.Config{
+		New:      build,
+		Spec:     breaker.Spec{FailureThreshold: 3, OpenFor: 200 * time.Millisecond, CallTimeout: 100 * time.Millisecond, ProbesInFlight: true},
 		Rate:     100,
 		Bounds:   properties.Bounds{Horizon: 600 * time.Millisecond},
 		Cooldown: 400 * time.Millisecond,
 	}
 }
 
-func figureGoBreaker() properties.Breaker {
-	return properties.GoBreaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{Timeout: 200 * time.Millisecond,
+func figureGoBreaker() breaker.Breaker {
+	return gobreakercheck.Breaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{Timeout: 200 * time.Millisecond,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 }}), 100*time.Millisecond)
 }
 
-func figureFailsafe() properties.Breaker {
+func figureFailsafe() breaker.Breaker {
 	cb := circuitbreaker.NewBuilder[any]().WithFailureThreshold(3).WithSuccessThreshold(1).WithDelay(200 * time.Millisecond).Build()
-	return properties.FailsafeBreaker(cb, failsafe.With[any](cb, timeout.New[any](100*time.Millisecond)))
+	return failsafecheck.Breaker(cb, failsafe.With[any](cb, timeout.New[any](100*time.Millisecond)))
 }
 
 // figureSchedule trips the breaker twice: a down, then a blackhole.
@@ -52,13 +55,13 @@ var figureSchedule = sim.Schedule{Steps: []sim.Step{
 	{At: 300 * time.Millisecond, For: 200 * time.Millisecond, Target: "dep", Fault: toxics.Blackhole{}},
 }}
 
-func TestBreakerFigures(t *testing.T) {
+func TestFigures(t *testing.T) {
 	if !*breakerFigures {
-		t.Skip("run with -breaker.figures to measure (go test ./properties -run TestBreakerFigures -breaker.figures -v)")
+		t.Skip("run with -breaker.figures to measure (go test ./properties/breaker -run TestFigures -breaker.figures -v)")
 	}
 	breakers := []struct {
 		name string
-		new  func() properties.Breaker
+		new  func() breaker.Breaker
 	}{{"gobreaker", figureGoBreaker}, {"failsafe", figureFailsafe}}
 	for _, br := range breakers {
 		// One schedule run again and again: a bubble, a fresh breaker, 89
@@ -72,8 +75,8 @@ func TestBreakerFigures(t *testing.T) {
 				b.ReportAllocs()
 				cpu0 := brkCPUTime()
 				for b.Loop() {
-					run, err := properties.RunBreaker(t, cfg, figureSchedule)
-					if err != nil || run.Failed() {
+					run, err := breaker.RunSchedule(t, cfg, figureSchedule)
+					if err != nil || run.Broken() {
 						t.Fatalf("%v %v", err, run.Violations)
 					}
 					ops = len(run.Ops)
@@ -90,7 +93,7 @@ func TestBreakerFigures(t *testing.T) {
 			r := testing.Benchmark(func(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if _, err := properties.RunBreaker(t, cfg, figureSchedule); err != nil {
+						if _, err := breaker.RunSchedule(t, cfg, figureSchedule); err != nil {
 							t.Error(err)
 						}
 					}
@@ -104,9 +107,9 @@ func TestBreakerFigures(t *testing.T) {
 			cfg := figureConfig(br.new)
 			cfg.Iterations = 2000
 			cpu0 := brkCPUTime()
-			res, err := properties.ExploreBreaker(t, cfg)
+			res, err := breaker.Explore(t, cfg)
 			cpu := brkCPUTime() - cpu0
-			if err != nil || res.Failed {
+			if err != nil || res.Failure != nil {
 				t.Fatalf("%v %v", err, res.Failure)
 			}
 			s := res.Elapsed.Seconds()

@@ -1,4 +1,4 @@
-package properties
+package breaker
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -15,17 +15,18 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// BreakerResult is what [ExploreBreaker] found.
-type BreakerResult struct {
-	// Failed is true when some schedule made the breaker break its spec.
-	// Failure is then the shrunk counterexample: the smallest schedule
-	// rapid found that still breaks it, with its run.
-	Failed  bool
-	Failure *BreakerRun
+// Result is what [Explore] found.
+type Result struct {
+	// Failure, when some schedule made the breaker break its spec, is
+	// the shrunk counterexample: the smallest schedule rapid found that
+	// still breaks it, with its run. It is nil when the breaker held.
+	Failure *Run
 	// Iterations is the number of schedules explored before any failure
 	// (or in all, when none failed); Runs counts every run, shrinking
 	// included, and Ops the calls made through the breaker in all runs.
@@ -38,14 +39,14 @@ type BreakerResult struct {
 	// first failure.
 	Elapsed, Shrinking time.Duration
 	// Coverage counts what the runs exercised.
-	Coverage BreakerCoverage
+	Coverage Coverage
 	// Rapid holds rapid's own report of a failure.
 	Rapid []string
 }
 
-// BreakerCoverage counts what the runs of a breaker check exercised: a
+// Coverage counts what the runs of a breaker check exercised: a
 // check in which the breaker never had to open proves little.
-type BreakerCoverage struct {
+type Coverage struct {
 	Runs int
 	// Opened, HalfOpened and Reclosed count the runs in which the breaker
 	// opened, was half-open, and closed again after opening.
@@ -54,7 +55,7 @@ type BreakerCoverage struct {
 	Kinds map[toxics.Kind]int
 }
 
-func (c *BreakerCoverage) add(r *BreakerRun) {
+func (c *Coverage) add(r *Run) {
 	c.Runs++
 	if r.Opened > 0 {
 		c.Opened++
@@ -76,7 +77,7 @@ func (c *BreakerCoverage) add(r *BreakerRun) {
 // String is the coverage line:
 //
 //	breaker coverage over 500 runs: opened in 402, half-open in 377, closed again in 365; outages: latency 310, down 290, ...
-func (c BreakerCoverage) String() string {
+func (c Coverage) String() string {
 	var kinds []string
 	for k, n := range c.Kinds {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
@@ -86,52 +87,52 @@ func (c BreakerCoverage) String() string {
 		c.Runs, c.Opened, c.HalfOpened, c.Reclosed, strings.Join(kinds, ", "))
 }
 
-// RunBreaker runs schedule s once against a breaker built by cfg.New, in a
+// RunSchedule runs schedule s once against a breaker built by cfg.New, in a
 // testing/synctest bubble of its own, and judges it against cfg.Spec. The
 // error is for a bad config or schedule, not for a broken spec: that is in
 // the run's Violations.
-func RunBreaker(t *testing.T, cfg BreakerConfig, s sim.Schedule) (*BreakerRun, error) {
+func RunSchedule(t *testing.T, cfg Config, s sim.Schedule) (*Run, error) {
 	t.Helper()
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Validate([]sim.Target{breakerTarget{cfg.Bounds.Targets[0].Name}}); err != nil {
-		return nil, fmt.Errorf("properties: breaker schedule: %w", err)
+	if err := s.Validate([]sim.Target{depTarget{cfg.Bounds.Targets[0].Name}}); err != nil {
+		return nil, fmt.Errorf("breaker: schedule: %w", err)
 	}
-	return runBreakerIn(t, cfg, s)
+	return runIn(t, cfg, s)
 }
 
-func runBreakerIn(t *testing.T, cfg BreakerConfig, s sim.Schedule) (run *BreakerRun, err error) {
+func runIn(t *testing.T, cfg Config, s sim.Schedule) (run *Run, err error) {
 	defer func() {
 		// synctest panics when every goroutine of the bubble is blocked
 		// for good: a breaker that waits on something that never comes.
 		if p := recover(); p != nil {
-			run, err = nil, fmt.Errorf("properties: breaker run of schedule\n%s\n: %v", s, p)
+			run, err = nil, fmt.Errorf("breaker: run of schedule\n%s\n: %v", s, p)
 		}
 	}()
-	synctest.Test(t, func(*testing.T) { run, err = runBreaker(cfg, s) })
+	synctest.Test(t, func(*testing.T) { run, err = runOnce(cfg, s) })
 	return run, err
 }
 
-// breakerTarget stands for the fake dependency when a schedule is
+// depTarget stands for the fake dependency when a schedule is
 // validated.
-type breakerTarget struct{ name string }
+type depTarget struct{ name string }
 
-func (b breakerTarget) Name() string { return b.name }
-func (b breakerTarget) Supports(k toxics.Kind) bool {
-	for _, x := range BreakerKinds() {
+func (b depTarget) Name() string { return b.name }
+func (b depTarget) Supports(k toxics.Kind) bool {
+	for _, x := range Kinds() {
 		if x == k {
 			return true
 		}
 	}
 	return false
 }
-func (b breakerTarget) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
-	return nil, errors.New("properties: the fake dependency of a breaker check takes its faults from the schedule")
+func (b depTarget) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
+	return nil, errors.New("breaker: the fake dependency of a breaker check takes its faults from the schedule")
 }
 
-// ExploreBreaker draws schedules of outages of a fake dependency within
+// Explore draws schedules of outages of a fake dependency within
 // cfg.Bounds, runs each against a fresh breaker in virtual time (a
 // testing/synctest bubble per run, so a run of seconds takes about a
 // millisecond) and judges it against cfg.Spec. When a schedule breaks the
@@ -139,47 +140,45 @@ func (b breakerTarget) Apply(context.Context, toxics.Fault) (func(context.Contex
 // it found instead of failing t, so a test can assert that a misconfigured
 // breaker, or a wrong expectation, is caught:
 //
-//	res, err := properties.ExploreBreaker(t, cfg)
+//	res, err := breaker.Explore(t, cfg)
 //	require.NoError(t, err)
-//	require.True(t, res.Failed, "a breaker without a timeout must be caught")
+//	require.NotNil(t, res.Failure, "a breaker without a timeout must be caught")
 //	t.Log(res.Failure.Timeline())
 //
 // The error is for what stopped the exploration itself: a bad config.
-func ExploreBreaker(t *testing.T, cfg BreakerConfig) (*BreakerResult, error) {
+func Explore(t *testing.T, cfg Config) (*Result, error) {
 	t.Helper()
-	return exploreBreaker(t, cfg, false)
+	return explore(t, cfg, false)
 }
 
-func exploreBreaker(t *testing.T, cfg BreakerConfig, keepFailFile bool) (*BreakerResult, error) {
+func explore(t *testing.T, cfg Config, keepFailFile bool) (*Result, error) {
 	t.Helper()
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := os.LookupEnv(EnvIterations); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("properties: %s=%q is not a positive number of iterations", EnvIterations, v)
-		}
+	if n, ok, err := search.Iterations(); err != nil {
+		return nil, err
+	} else if ok {
 		cfg.Iterations = n
 	}
-	g, err := Schedules(cfg.Bounds)
+	g, err := properties.Schedules(cfg.Bounds)
 	if err != nil {
 		return nil, err
 	}
-	x := &breakerExplorer{t: t, cfg: cfg, gen: g, deadline: deadlineOf(t)}
-	tb := &captureTB{name: t.Name(), ctx: t.Context()}
-	before := failFiles(tb.name)
+	x := &explorer{t: t, cfg: cfg, gen: g, deadline: search.Deadline(t)}
+	tb := search.NewCapture(t.Name(), t.Context(), nil)
+	before := search.FailFiles(t.Name())
 	start := time.Now()
-	res := &BreakerResult{}
+	res := &Result{}
 	// rapid runs at most -rapid.checks schedules per Check; go round
 	// until the iterations are done or something failed.
 	for x.iterations < cfg.Iterations && x.first == nil && x.fatal == nil && x.stopped == "" {
 		n := x.iterations
-		errs := runRapid(tb, x.prop)
-		res.Rapid = append(res.Rapid, dropExpected(errs)...)
-		if f := failFileOf(errs); !keepFailFile || x.first == nil {
-			removeFailFile(f, before)
+		errs := search.Rapid(tb, x.prop)
+		res.Rapid = append(res.Rapid, search.DropExpected(errs)...)
+		if f := search.FailFileOf(errs); !keepFailFile || x.first == nil {
+			search.RemoveFailFile(f, before)
 		}
 		if x.iterations == n && x.first == nil {
 			break // rapid ran nothing more
@@ -191,16 +190,16 @@ func exploreBreaker(t *testing.T, cfg BreakerConfig, keepFailFile bool) (*Breake
 		return res, x.fatal
 	}
 	if x.first != nil {
-		res.Failed, res.Failure, res.Shrinking = true, x.last, time.Since(x.shrinkStart)
+		res.Failure, res.Shrinking = x.last, time.Since(x.shrinkStart)
 	}
 	return res, nil
 }
 
-const breakerFailMessage = "shakedown: the breaker broke its spec"
+const failMessage = "shakedown: the breaker broke its spec"
 
-type breakerExplorer struct {
+type explorer struct {
 	t        *testing.T
-	cfg      BreakerConfig
+	cfg      Config
 	gen      *rapid.Generator[sim.Schedule]
 	deadline time.Time
 
@@ -209,13 +208,13 @@ type breakerExplorer struct {
 	shrinking        bool
 	stopped          string
 	fatal            error
-	first, last      *BreakerRun
+	first, last      *Run
 	shrinkStart      time.Time
-	cov              BreakerCoverage
+	cov              Coverage
 	wall             time.Duration // of all runs, for the deadline
 }
 
-func (x *breakerExplorer) prop(rt *rapid.T) {
+func (x *explorer) prop(rt *rapid.T) {
 	if x.fatal != nil {
 		if !x.shrinking {
 			rt.SkipNow()
@@ -238,7 +237,7 @@ func (x *breakerExplorer) prop(rt *rapid.T) {
 	}
 	s := x.gen.Draw(rt, "schedule")
 	start := time.Now()
-	run, err := runBreakerIn(x.t, x.cfg, s)
+	run, err := runIn(x.t, x.cfg, s)
 	x.wall += time.Since(start)
 	if err != nil {
 		x.fatal = err
@@ -250,18 +249,18 @@ func (x *breakerExplorer) prop(rt *rapid.T) {
 		x.iterations++
 		x.cov.add(run)
 	}
-	if !run.Failed() {
+	if !run.Broken() {
 		return
 	}
 	if x.first == nil {
 		x.first, x.shrinking, x.shrinkStart = run, true, time.Now()
 	}
 	x.last = run
-	rt.Fatal(breakerFailMessage)
+	rt.Fatal(failMessage)
 }
 
 // fits reports whether k more runs and a margin fit before the deadline.
-func (x *breakerExplorer) fits(k int) bool {
+func (x *explorer) fits(k int) bool {
 	if x.deadline.IsZero() {
 		return true
 	}
@@ -272,24 +271,24 @@ func (x *breakerExplorer) fits(k int) bool {
 	return time.Until(x.deadline) > time.Duration(k)*per+2*time.Second
 }
 
-// CheckBreaker explores schedules with [ExploreBreaker] and fails t when
+// Check explores schedules with [Explore] and fails t when
 // one makes the breaker break its spec. The failure message holds the
 // violations, the spec, the shrunk schedule and the run's timeline; the
 // schedule file and an HTML report are written to cfg.Dir (default
 // testdata/shakedown/<test name>/), with one command that replays it.
-// CheckBreaker also fails t when the breaker never opened in any run: a
+// Check also fails t when the breaker never opened in any run: a
 // check that never saw the breaker at work is not a pass. It logs a
 // coverage line.
 //
-// With SHAKEDOWN_REPLAY set to a schedule file, CheckBreaker runs exactly
+// With SHAKEDOWN_REPLAY set to a schedule file, Check runs exactly
 // that schedule once.
-func CheckBreaker(t *testing.T, cfg BreakerConfig) {
+func Check(t *testing.T, cfg Config) {
 	t.Helper()
-	if path := os.Getenv(EnvReplay); path != "" {
-		replayBreaker(t, cfg, path)
+	if path := os.Getenv(search.EnvReplay); path != "" {
+		replayFile(t, cfg, path)
 		return
 	}
-	res, err := exploreBreaker(t, cfg, true)
+	res, err := explore(t, cfg, true)
 	if res != nil {
 		t.Logf("shakedown: %s (%d schedules, %d calls in %v)", res.Coverage, res.Iterations, res.Ops, res.Elapsed.Round(time.Millisecond))
 		if res.Stopped != "" {
@@ -299,8 +298,8 @@ func CheckBreaker(t *testing.T, cfg BreakerConfig) {
 	if err != nil {
 		t.Fatalf("shakedown: %v", err)
 	}
-	if res.Failed {
-		reportBreaker(t, cfg, res.Failure, fmt.Sprintf("the breaker broke its spec after %d schedules (shrunk in %v, %d runs)",
+	if res.Failure != nil {
+		reportFailure(t, cfg, res.Failure, fmt.Sprintf("the breaker broke its spec after %d schedules (shrunk in %v, %d runs)",
 			res.Iterations, res.Shrinking.Round(time.Millisecond), res.Runs))
 		return
 	}
@@ -310,49 +309,48 @@ func CheckBreaker(t *testing.T, cfg BreakerConfig) {
 	}
 }
 
-// replayBreaker runs the schedule saved at path once and fails t if the
+// replayFile runs the schedule saved at path once and fails t if the
 // breaker breaks its spec.
-func replayBreaker(t *testing.T, cfg BreakerConfig, path string) {
+func replayFile(t *testing.T, cfg Config, path string) {
 	t.Helper()
-	s, _, _, err := LoadSchedule(path)
+	s, _, _, err := search.LoadSchedule(path)
 	if err != nil {
-		t.Fatalf("shakedown: %s=%s: %v", EnvReplay, path, err)
+		t.Fatalf("shakedown: %s=%s: %v", search.EnvReplay, path, err)
 	}
-	run, err := RunBreaker(t, cfg, s)
+	run, err := RunSchedule(t, cfg, s)
 	if err != nil {
 		t.Fatalf("shakedown: replay %s: %v", path, err)
 	}
-	if run.Failed() {
-		reportBreaker(t, BreakerConfig{Dir: filepath.Dir(path)}, run, "the replayed schedule "+path+" breaks the spec")
+	if run.Broken() {
+		reportFailure(t, Config{Dir: filepath.Dir(path)}, run, "the replayed schedule "+path+" breaks the spec")
 		return
 	}
 	t.Logf("shakedown: replay of %s held:\n%s", path, run.Timeline())
 }
 
-// reportBreaker fails t with a counterexample, and writes its schedule and
+// reportFailure fails t with a counterexample, and writes its schedule and
 // report next to each other.
-func reportBreaker(t *testing.T, cfg BreakerConfig, run *BreakerRun, headline string) {
+func reportFailure(t *testing.T, cfg Config, run *Run, headline string) {
 	t.Helper()
-	_, replay, reportPath := SaveFailure(t, cfg.Dir, run.iteration())
+	_, replay, reportPath := search.Save(t, cfg.Dir, run.failure())
 	t.Errorf("shakedown: %s\n%s\nreplay: %s\nreport: %s", headline, run.Counterexample(), replay, reportPath)
 }
 
-// iteration is the run in the form Check saves and reports.
-func (r *BreakerRun) iteration() *Iteration {
-	it := &Iteration{Schedule: r.Schedule, History: r.History()}
-	seen := map[string]bool{}
+// failure is the run in the form a check saves and reports: the rules of
+// the spec it broke, each once.
+func (r *Run) failure() search.Failure {
+	f := search.Failure{Schedule: r.Schedule, History: r.History()}
 	for _, v := range r.Violations {
-		if !seen[v.Invariant] {
-			seen[v.Invariant] = true
-			it.Findings = append(it.Findings, Finding{Invariant: v.Invariant, Verdict: Broken, Err: Violations{v}})
+		if !slices.Contains(f.Broken, v.Invariant) {
+			f.Broken = append(f.Broken, v.Invariant)
 		}
 	}
-	return it
+	return f
 }
 
 // Counterexample is the run in words: its violations, the spec, the
 // schedule and the timeline.
-func (r *BreakerRun) Counterexample() string {
+func (r *Run) Counterexample() string {
 	var b strings.Builder
 	if len(r.Violations) == 0 {
 		b.WriteString("the breaker held its spec\n")

@@ -1,10 +1,12 @@
-package properties
+package breaker
 
 import (
 	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/shakedown/shakedown/properties"
 )
 
 // The spec of a breaker is a state machine (closed, open, half-open) whose
@@ -96,16 +98,16 @@ type mevent struct {
 	at    time.Duration
 	seq   int32 // order recorded
 	op    int32
-	call  int32 // evStart, evEnd: index in BreakerRun.Calls
+	call  int32 // evStart, evEnd: index in Run.Calls
 	kind  mevKind
-	state BreakerState // evObserve
-	after bool         // evObserve: after the call (else before)
+	state State // evObserve
+	after bool  // evObserve: after the call (else before)
 }
 
 // model is the spec's machine with the run's parameters.
 type model struct {
-	spec     BreakerSpec
-	run      *BreakerRun
+	spec     Spec
+	run      *Run
 	maxSet   int
 	canGroup int  // the most events at one instant whose orders are all tried
 	notes    bool // note the changes of state for the timeline
@@ -225,17 +227,17 @@ func (m *model) apply(s mstate, e *mevent, out []mstate) []mstate {
 
 	case evObserve:
 		switch e.state {
-		case BreakerUnknown:
+		case Unknown:
 			return append(out, s)
-		case BreakerClosed:
+		case Closed:
 			if s.phase == mClosed {
 				return append(out, s)
 			}
-		case BreakerOpen:
+		case Open:
 			if s.phase == mOpen {
 				return append(out, s)
 			}
-		case BreakerHalfOpen:
+		case HalfOpen:
 			switch {
 			case s.phase == mHalfOpen:
 				return append(out, s)
@@ -350,10 +352,10 @@ func (m *model) group(set []mstate, g []mevent, buf []mstate) ([]mstate, *mevent
 	return cur, nil, nil
 }
 
-// breakerEvents lists the run's events in the order they were recorded,
+// events lists the run's events in the order they were recorded,
 // which is also time order: each was recorded at the virtual instant it
 // happened, and virtual time does not pass while goroutines run.
-func breakerEvents(r *BreakerRun) []mevent {
+func events(r *Run) []mevent {
 	// Two slots per seq: an op's end is both a reject and a state seen.
 	slots := make([]mevent, 2*r.seqs+2)
 	put := func(e mevent, sub int) {
@@ -372,13 +374,13 @@ func breakerEvents(r *BreakerRun) []mevent {
 		if o.seqStart == 0 {
 			continue
 		}
-		if o.Before != BreakerUnknown {
+		if o.Before != Unknown {
 			put(mevent{kind: evObserve, at: o.Start, seq: int32(o.seqStart), op: int32(o.ID), state: o.Before}, 0)
 		}
 		if o.TurnedAway() && !o.panicked { // a panic is not the breaker turning a call away
 			put(mevent{kind: evReject, at: o.End, seq: int32(o.seqEnd), op: int32(o.ID)}, 0)
 		}
-		if o.After != BreakerUnknown {
+		if o.After != Unknown {
 			put(mevent{kind: evObserve, at: o.End, seq: int32(o.seqEnd), op: int32(o.ID), state: o.After, after: true}, 1)
 		}
 	}
@@ -392,23 +394,23 @@ func breakerEvents(r *BreakerRun) []mevent {
 	return evs
 }
 
-// judgeBreaker checks r against its spec and fills in its violations and
+// judge checks r against its spec and fills in its violations and
 // counts.
-func judgeBreaker(r *BreakerRun) {
+func judge(r *Run) {
 	r.Opened, r.HalfOpened, r.Reclosed = 0, 0, 0
 	v := runModel(r, false)
-	var vs Violations
+	var vs properties.Violations
 	if v != nil {
 		vs = append(vs, *v)
 	}
-	vs = append(vs, breakerBounds(r)...)
-	slices.SortStableFunc(vs, func(a, b Violation) int { return int(a.At - b.At) })
+	vs = append(vs, bounds(r)...)
+	slices.SortStableFunc(vs, func(a, b properties.Violation) int { return int(a.At - b.At) })
 	r.Violations = vs
 }
 
 // timelineNotes runs the spec's machine again to note, for the timeline,
 // where its state changed.
-func (r *BreakerRun) timelineNotes() map[int]string {
+func (r *Run) timelineNotes() map[int]string {
 	if r.notes == nil {
 		opened, half, reclosed := r.Opened, r.HalfOpened, r.Reclosed
 		r.notes = map[int]string{}
@@ -421,12 +423,12 @@ func (r *BreakerRun) timelineNotes() map[int]string {
 // runModel runs the spec's machine alongside r's events and returns the
 // first departure from it, or nil. It counts the machine's changes of
 // state in r and, with notes, notes them for the timeline.
-func runModel(r *BreakerRun, notes bool) *Violation {
+func runModel(r *Run, notes bool) *properties.Violation {
 	m := &model{spec: r.Spec, run: r, maxSet: 256, canGroup: 12, notes: notes}
-	evs := breakerEvents(r)
+	evs := events(r)
 	set := []mstate{{phase: mClosed, since: -1}}
 	var buf []mstate
-	var v *Violation
+	var v *properties.Violation
 	for i := 0; i < len(evs); {
 		j := i + 1
 		for j < len(evs) && evs[j].at == evs[i].at {
@@ -449,7 +451,7 @@ func runModel(r *BreakerRun, notes bool) *Violation {
 
 // note records, for the timeline, how the spec's state changed at the
 // last op of a group, and counts the changes.
-func (m *model) note(r *BreakerRun, prev, cur mstate, g []mevent) {
+func (m *model) note(r *Run, prev, cur mstate, g []mevent) {
 	op := 0
 	for _, e := range g {
 		if e.op != 0 {
@@ -484,7 +486,7 @@ func (m *model) note(r *BreakerRun, prev, cur mstate, g []mevent) {
 		if !m.notes {
 			return
 		}
-		text = fmt.Sprintf("spec: closes after %d successful probe%s", cur.succ, breakerPlural(cur.succ))
+		text = fmt.Sprintf("spec: closes after %d successful probe%s", cur.succ, plural(cur.succ))
 	case cur.phase == mClosed && cur.fails != prev.fails && cur.fails > 0:
 		text = fmt.Sprintf("spec: %d/%d failures", cur.fails, m.spec.FailureThreshold)
 	}
@@ -497,9 +499,9 @@ func (m *model) note(r *BreakerRun, prev, cur mstate, g []mevent) {
 }
 
 // explain says why the breaker's doing e is not allowed in state s.
-func (m *model) explain(s mstate, e *mevent) *Violation {
+func (m *model) explain(s mstate, e *mevent) *properties.Violation {
 	sp := m.spec
-	v := &Violation{At: e.at}
+	v := &properties.Violation{At: e.at}
 	why := m.stateWords(s, e.at)
 	switch e.kind {
 	case evStart:
@@ -517,7 +519,7 @@ func (m *model) explain(s mstate, e *mevent) *Violation {
 		case s.phase == mOpen:
 			v.Invariant = "no call reaches the dependency while open"
 		case s.phase == mHalfOpen || (s.phase == mOpen && e.at >= m.openUntil(s)-sp.Slack):
-			v.Invariant = fmt.Sprintf("half-open lets at most %d probe%s through", sp.HalfOpenProbes, breakerPlural(sp.HalfOpenProbes))
+			v.Invariant = fmt.Sprintf("half-open lets at most %d probe%s through", sp.HalfOpenProbes, plural(sp.HalfOpenProbes))
 		default:
 			v.Invariant = "the breaker follows its spec"
 		}
@@ -529,7 +531,7 @@ func (m *model) explain(s mstate, e *mevent) *Violation {
 		switch s.phase {
 		case mClosed:
 			if s.closedBy != 0 {
-				v.Invariant = fmt.Sprintf("closes after %d successful probe%s", sp.SuccessesToClose, breakerPlural(sp.SuccessesToClose))
+				v.Invariant = fmt.Sprintf("closes after %d successful probe%s", sp.SuccessesToClose, plural(sp.SuccessesToClose))
 			} else {
 				v.Invariant = fmt.Sprintf("opens after %d consecutive failures, not before", sp.FailureThreshold)
 			}
@@ -539,7 +541,7 @@ func (m *model) explain(s mstate, e *mevent) *Violation {
 			v.Want = fmt.Sprintf("a probe let through: it opened at %v and OpenFor is %v", fmtDur(s.openedAt), sp.OpenFor)
 			v.Excess = fmtDur(e.at - m.openUntil(s) - sp.Slack)
 		default:
-			v.Invariant = fmt.Sprintf("half-open lets %d probe%s through", sp.HalfOpenProbes, breakerPlural(sp.HalfOpenProbes))
+			v.Invariant = fmt.Sprintf("half-open lets %d probe%s through", sp.HalfOpenProbes, plural(sp.HalfOpenProbes))
 			v.Want = "let through: " + why
 		}
 	case evObserve:
@@ -551,13 +553,13 @@ func (m *model) explain(s mstate, e *mevent) *Violation {
 		v.Got = fmt.Sprintf("the breaker reported %s at %v (%s op %d)", e.state, fmtDur(e.at), when, e.op)
 		v.Want = why
 		switch {
-		case e.state == BreakerClosed && s.phase == mHalfOpen:
-			v.Invariant = fmt.Sprintf("closes after %d successful probe%s, not before", sp.SuccessesToClose, breakerPlural(sp.SuccessesToClose))
-		case e.state != BreakerClosed && s.phase == mClosed && s.closedBy != 0 && s.fails == 0:
-			v.Invariant = fmt.Sprintf("closes after %d successful probe%s", sp.SuccessesToClose, breakerPlural(sp.SuccessesToClose))
-		case e.state == BreakerOpen && s.phase == mClosed:
+		case e.state == Closed && s.phase == mHalfOpen:
+			v.Invariant = fmt.Sprintf("closes after %d successful probe%s, not before", sp.SuccessesToClose, plural(sp.SuccessesToClose))
+		case e.state != Closed && s.phase == mClosed && s.closedBy != 0 && s.fails == 0:
+			v.Invariant = fmt.Sprintf("closes after %d successful probe%s", sp.SuccessesToClose, plural(sp.SuccessesToClose))
+		case e.state == Open && s.phase == mClosed:
 			v.Invariant = fmt.Sprintf("opens after %d consecutive failures, not before", sp.FailureThreshold)
-		case e.state == BreakerHalfOpen && s.phase == mOpen:
+		case e.state == HalfOpen && s.phase == mOpen:
 			v.Invariant = fmt.Sprintf("half-opens %v after opening, not before", sp.OpenFor)
 		case s.phase == mOpen:
 			v.Invariant = fmt.Sprintf("opens after %d consecutive failures", sp.FailureThreshold)
@@ -580,7 +582,7 @@ func (m *model) stateWords(s mstate, t time.Duration) string {
 		case s.fails == 0:
 			return "by the spec it is closed: no failure since the last success"
 		}
-		return fmt.Sprintf("by the spec it is closed: %d consecutive failure%s, fewer than %d", s.fails, breakerPlural(s.fails), sp.FailureThreshold)
+		return fmt.Sprintf("by the spec it is closed: %d consecutive failure%s, fewer than %d", s.fails, plural(s.fails), sp.FailureThreshold)
 	case mOpen:
 		by := fmt.Sprintf("after %d consecutive failed calls, the last call %d", sp.FailureThreshold, s.openedBy)
 		if s.reopened {
@@ -613,14 +615,14 @@ func ordinalSuffix(n int) string {
 	return "th"
 }
 
-// breakerBounds checks what needs no state machine: every call ends within
+// bounds checks what needs no state machine: every call ends within
 // CallTimeout, every call turned away within FailFast, the breaker does
 // not panic, and after the last heal it recovers within the bound its
 // spec implies. Each check reports its first violation, with a count of
 // the others.
-func breakerBounds(r *BreakerRun) Violations {
+func bounds(r *Run) properties.Violations {
 	sp := r.Spec
-	var panics, timeouts, slow Violations
+	var panics, timeouts, slow properties.Violations
 	for _, o := range r.Ops {
 		if o.seqStart == 0 {
 			continue
@@ -628,29 +630,29 @@ func breakerBounds(r *BreakerRun) Violations {
 		lat := o.End - o.Start
 		window := fmt.Sprintf("op %d", o.ID)
 		if o.panicked {
-			panics = append(panics, Violation{Invariant: "the breaker does not panic", Window: window, At: o.Start, Got: o.Err, Want: "no panic"})
+			panics = append(panics, properties.Violation{Invariant: "the breaker does not panic", Window: window, At: o.Start, Got: o.Err, Want: "no panic"})
 		}
 		if lat > sp.CallTimeout+sp.Slack {
-			timeouts = append(timeouts, Violation{Invariant: fmt.Sprintf("every call ends within %v", sp.CallTimeout), Window: window, At: o.Start,
+			timeouts = append(timeouts, properties.Violation{Invariant: fmt.Sprintf("every call ends within %v", sp.CallTimeout), Window: window, At: o.Start,
 				Got:  fmt.Sprintf("op %d made at %v took %v (%s)", o.ID, fmtDur(o.Start), fmtDur(lat), errOrOK(o.Err)),
 				Want: fmt.Sprintf("<= %v", sp.CallTimeout+sp.Slack), Excess: fmtDur(lat - sp.CallTimeout - sp.Slack)})
 		}
 		if o.TurnedAway() && lat > sp.FailFast {
-			slow = append(slow, Violation{Invariant: "calls turned away fail fast", Window: window, At: o.Start,
+			slow = append(slow, properties.Violation{Invariant: "calls turned away fail fast", Window: window, At: o.Start,
 				Got:  fmt.Sprintf("op %d made at %v was turned away after %v (%s)", o.ID, fmtDur(o.Start), fmtDur(lat), errOrOK(o.Err)),
 				Want: fmt.Sprintf("<= %v", sp.FailFast), Excess: fmtDur(lat - sp.FailFast)})
 		}
 	}
-	var lost Violations
+	var lost properties.Violations
 	for _, c := range r.Calls {
 		if c.Op == 0 {
-			lost = append(lost, Violation{Invariant: "calls carry the context the breaker was given", Window: fmt.Sprintf("call %d", c.ID), At: c.Start,
+			lost = append(lost, properties.Violation{Invariant: "calls carry the context the breaker was given", Window: fmt.Sprintf("call %d", c.ID), At: c.Start,
 				Got:  fmt.Sprintf("call %d reached the dependency at %v with a context not derived from the one Execute got", c.ID, fmtDur(c.Start)),
 				Want: "call(ctx) with ctx derived from Execute's: the verifier cannot tell which op made the call, and a timeout of the caller cannot stop it"})
 		}
 	}
-	var vs Violations
-	for _, group := range []Violations{panics, timeouts, slow, lost} {
+	var vs properties.Violations
+	for _, group := range []properties.Violations{panics, timeouts, slow, lost} {
 		if len(group) == 0 {
 			continue
 		}
@@ -665,7 +667,7 @@ func breakerBounds(r *BreakerRun) Violations {
 	healed := r.Schedule.Horizon()
 	by := healed + r.recovery
 	want := fmt.Sprintf("every call from %v on gets through and succeeds (last heal + CallTimeout %v + OpenFor %v + %d probe%s at %g/s + latency %v)",
-		fmtDur(by), sp.CallTimeout, sp.OpenFor, sp.SuccessesToClose, breakerPlural(sp.SuccessesToClose), r.Rate, r.Latency)
+		fmtDur(by), sp.CallTimeout, sp.OpenFor, sp.SuccessesToClose, plural(sp.SuccessesToClose), r.Rate, r.Latency)
 	for _, o := range r.Ops {
 		if o.seqStart == 0 || o.Start <= by || (!o.TurnedAway() && o.Err == "") {
 			continue
@@ -674,7 +676,7 @@ func breakerBounds(r *BreakerRun) Violations {
 		if o.TurnedAway() {
 			what = "was turned away"
 		}
-		vs = append(vs, Violation{Invariant: "closes again once the dependency is healthy", Window: fmt.Sprintf("op %d", o.ID), At: o.Start,
+		vs = append(vs, properties.Violation{Invariant: "closes again once the dependency is healthy", Window: fmt.Sprintf("op %d", o.ID), At: o.Start,
 			Got: fmt.Sprintf("op %d made at %v %s (%s), %v after the last outage ended at %v", o.ID, fmtDur(o.Start), what, errOrOK(o.Err),
 				fmtDur(o.Start-healed), fmtDur(healed)),
 			Want: want})
@@ -682,8 +684,8 @@ func breakerBounds(r *BreakerRun) Violations {
 	}
 	if n := len(r.Ops); n > 0 {
 		last := r.Ops[n-1]
-		if last.seqStart != 0 && last.Start > by && last.After != BreakerUnknown && last.After != BreakerClosed {
-			vs = append(vs, Violation{Invariant: "closes again once the dependency is healthy", Window: fmt.Sprintf("op %d", last.ID), At: last.End,
+		if last.seqStart != 0 && last.Start > by && last.After != Unknown && last.After != Closed {
+			vs = append(vs, properties.Violation{Invariant: "closes again once the dependency is healthy", Window: fmt.Sprintf("op %d", last.ID), At: last.End,
 				Got:  fmt.Sprintf("the breaker reported %s at the end of the run, %v after the last outage ended", last.After, fmtDur(last.End-healed)),
 				Want: fmt.Sprintf("closed from %v on", fmtDur(by))})
 		}

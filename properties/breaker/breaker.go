@@ -1,4 +1,4 @@
-package properties
+package breaker
 
 import (
 	"context"
@@ -8,40 +8,37 @@ import (
 	"slices"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go"
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-	"github.com/sony/gobreaker/v2"
-
+	"github.com/shakedown/shakedown/properties"
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// BreakerState is a circuit breaker's state as the breaker reports it.
-type BreakerState uint8
+// State is a circuit breaker's state as the breaker reports it.
+type State uint8
 
 const (
-	// BreakerUnknown: the breaker does not say.
-	BreakerUnknown BreakerState = iota
-	// BreakerClosed lets every call through.
-	BreakerClosed
-	// BreakerHalfOpen lets a few probes through to see whether the
+	// Unknown: the breaker does not say.
+	Unknown State = iota
+	// Closed lets every call through.
+	Closed
+	// HalfOpen lets a few probes through to see whether the
 	// dependency is back.
-	BreakerHalfOpen
-	// BreakerOpen turns every call away at once.
-	BreakerOpen
+	HalfOpen
+	// Open turns every call away at once.
+	Open
 )
 
-func (s BreakerState) String() string {
+func (s State) String() string {
 	switch s {
-	case BreakerUnknown:
+	case Unknown:
 		return "unknown"
-	case BreakerClosed:
+	case Closed:
 		return "closed"
-	case BreakerHalfOpen:
+	case HalfOpen:
 		return "half-open"
-	case BreakerOpen:
+	case Open:
 		return "open"
 	}
-	return fmt.Sprintf("BreakerState(%d)", uint8(s))
+	return fmt.Sprintf("State(%d)", uint8(s))
 }
 
 // Breaker is a circuit breaker under verification, with whatever the
@@ -53,128 +50,38 @@ type Breaker interface {
 	// context derived from ctx: it is how the verifier counts the calls
 	// that reach the dependency, and how a timeout stops them.
 	Execute(ctx context.Context, call func(context.Context) error) error
-	// State is the state the breaker reports now, or BreakerUnknown. The
+	// State is the state the breaker reports now, or Unknown. The
 	// verifier calls it before and after every Execute, never during one.
-	State() BreakerState
+	State() State
 }
 
-// BreakerFunc makes a [Breaker] of an execute function and a state
+// Func makes a [Breaker] of an execute function and a state
 // function, for breakers other than those with an adapter here. state may
 // be nil: the breaker is then judged on what it does alone.
-func BreakerFunc(execute func(ctx context.Context, call func(context.Context) error) error, state func() BreakerState) Breaker {
+func Func(execute func(ctx context.Context, call func(context.Context) error) error, state func() State) Breaker {
 	return funcBreaker{execute: execute, state: state}
 }
 
 type funcBreaker struct {
 	execute func(context.Context, func(context.Context) error) error
-	state   func() BreakerState
+	state   func() State
 }
 
 func (b funcBreaker) Execute(ctx context.Context, call func(context.Context) error) error {
 	if b.execute == nil {
-		return errors.New("properties: BreakerFunc: the execute function is nil")
+		return errors.New("breaker: Func: the execute function is nil")
 	}
 	return b.execute(ctx, call)
 }
 
-func (b funcBreaker) State() BreakerState {
+func (b funcBreaker) State() State {
 	if b.state == nil {
-		return BreakerUnknown
+		return Unknown
 	}
 	return b.state()
 }
 
-// FailsafeBreaker adapts a failsafe-go circuit breaker. exec is the
-// executor the service calls through, holding cb and the policies it
-// composes with it in the service's order, such as
-// failsafe.With[any](retry, cb, timeout.New[any](200*time.Millisecond)); a
-// nil exec runs cb alone (and so with no timeout).
-//
-// failsafe-go's half-open state bounds the probes in flight at once, not
-// in total: say so with [BreakerSpec.ProbesInFlight]. Its default opens
-// after one failure, stays open a minute and, unless
-// WithSuccessThreshold is set, needs FailureThreshold failed probes to
-// open again: set WithSuccessThreshold for a breaker that a failed probe
-// opens again, as BreakerSpec expects.
-func FailsafeBreaker[R any](cb circuitbreaker.CircuitBreaker[R], exec failsafe.Executor[R]) Breaker {
-	if cb == nil {
-		return BreakerFunc(func(context.Context, func(context.Context) error) error {
-			return errors.New("properties: FailsafeBreaker: the circuit breaker is nil")
-		}, nil)
-	}
-	if exec == nil {
-		exec = failsafe.With[R](cb)
-	}
-	return &failsafeBreaker[R]{cb: cb, exec: exec}
-}
-
-type failsafeBreaker[R any] struct {
-	cb   circuitbreaker.CircuitBreaker[R]
-	exec failsafe.Executor[R]
-}
-
-func (b *failsafeBreaker[R]) Execute(ctx context.Context, call func(context.Context) error) error {
-	return b.exec.WithContext(ctx).RunWithExecution(func(e failsafe.Execution[R]) error { return call(e.Context()) })
-}
-
-func (b *failsafeBreaker[R]) State() BreakerState {
-	switch b.cb.State() {
-	case circuitbreaker.ClosedState:
-		return BreakerClosed
-	case circuitbreaker.HalfOpenState:
-		return BreakerHalfOpen
-	case circuitbreaker.OpenState:
-		return BreakerOpen
-	}
-	return BreakerUnknown
-}
-
-// GoBreaker adapts a sony/gobreaker circuit breaker, called as a service
-// calls it: cb.Execute around a call that the service bounds by timeout
-// (0: no timeout, as a call site that forgets it). gobreaker's MaxRequests
-// is both [BreakerSpec.HalfOpenProbes] (in total per half-open spell) and
-// [BreakerSpec.SuccessesToClose]; its default ReadyToTrip opens after 6
-// consecutive failures (more than 5), and its Timeout is OpenFor.
-func GoBreaker[T any](cb *gobreaker.CircuitBreaker[T], timeout time.Duration) Breaker {
-	if cb == nil {
-		return BreakerFunc(func(context.Context, func(context.Context) error) error {
-			return errors.New("properties: GoBreaker: the circuit breaker is nil")
-		}, nil)
-	}
-	return &goBreaker[T]{cb: cb, timeout: timeout}
-}
-
-type goBreaker[T any] struct {
-	cb      *gobreaker.CircuitBreaker[T]
-	timeout time.Duration
-}
-
-func (b *goBreaker[T]) Execute(ctx context.Context, call func(context.Context) error) error {
-	_, err := b.cb.Execute(func() (T, error) {
-		var zero T
-		if b.timeout > 0 {
-			c, cancel := context.WithTimeout(ctx, b.timeout)
-			defer cancel()
-			return zero, call(c)
-		}
-		return zero, call(ctx)
-	})
-	return err
-}
-
-func (b *goBreaker[T]) State() BreakerState {
-	switch b.cb.State() {
-	case gobreaker.StateClosed:
-		return BreakerClosed
-	case gobreaker.StateHalfOpen:
-		return BreakerHalfOpen
-	case gobreaker.StateOpen:
-		return BreakerOpen
-	}
-	return BreakerUnknown
-}
-
-// BreakerSpec is what a circuit breaker is expected to do, stated as
+// Spec is what a circuit breaker is expected to do, stated as
 // data: the classic breaker. Closed, it lets calls through and counts
 // consecutive failed calls; the FailureThreshold-th opens it. Open, it
 // turns every call away at once, and none reaches the dependency. OpenFor
@@ -188,7 +95,7 @@ func (b *goBreaker[T]) State() BreakerState {
 // before it changed state (a slow call that ends after the breaker
 // opened) may count in the new state or not: gobreaker ignores such
 // results, failsafe-go counts them.
-type BreakerSpec struct {
+type Spec struct {
 	// FailureThreshold is the number of consecutive failed calls that
 	// opens a closed breaker. Required.
 	FailureThreshold int
@@ -216,7 +123,7 @@ type BreakerSpec struct {
 	Slack time.Duration
 }
 
-func (s BreakerSpec) withDefaults() BreakerSpec {
+func (s Spec) withDefaults() Spec {
 	if s.HalfOpenProbes == 0 {
 		s.HalfOpenProbes = 1
 	}
@@ -228,11 +135,11 @@ func (s BreakerSpec) withDefaults() BreakerSpec {
 
 // Validate reports every problem with s (after defaults), each naming
 // the field and the value.
-func (s BreakerSpec) Validate() error {
+func (s Spec) Validate() error {
 	s = s.withDefaults()
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("properties: BreakerSpec."+format, args...))
+		errs = append(errs, fmt.Errorf("breaker: Spec."+format, args...))
 	}
 	if s.FailureThreshold < 1 {
 		bad("FailureThreshold = %d: must be at least 1", s.FailureThreshold)
@@ -263,14 +170,14 @@ func (s BreakerSpec) Validate() error {
 }
 
 // String is the spec in words, one line.
-func (s BreakerSpec) String() string {
+func (s Spec) String() string {
 	s = s.withDefaults()
-	probes := fmt.Sprintf("at most %d probe%s per half-open spell", s.HalfOpenProbes, breakerPlural(s.HalfOpenProbes))
+	probes := fmt.Sprintf("at most %d probe%s per half-open spell", s.HalfOpenProbes, plural(s.HalfOpenProbes))
 	if s.ProbesInFlight {
-		probes = fmt.Sprintf("at most %d probe%s in flight", s.HalfOpenProbes, breakerPlural(s.HalfOpenProbes))
+		probes = fmt.Sprintf("at most %d probe%s in flight", s.HalfOpenProbes, plural(s.HalfOpenProbes))
 	}
 	str := fmt.Sprintf("opens after %d consecutive failure%s, stays open %v, %s, closes after %d success%s, calls end within %v",
-		s.FailureThreshold, breakerPlural(s.FailureThreshold), s.OpenFor, probes, s.SuccessesToClose, breakerPluralEs(s.SuccessesToClose), s.CallTimeout)
+		s.FailureThreshold, plural(s.FailureThreshold), s.OpenFor, probes, s.SuccessesToClose, pluralEs(s.SuccessesToClose), s.CallTimeout)
 	if s.FailFast > 0 {
 		str += fmt.Sprintf(", turned-away calls within %v", s.FailFast)
 	}
@@ -280,25 +187,25 @@ func (s BreakerSpec) String() string {
 	return str
 }
 
-func breakerPlural(n int) string {
+func plural(n int) string {
 	if n == 1 {
 		return ""
 	}
 	return "s"
 }
 
-func breakerPluralEs(n int) string {
+func pluralEs(n int) string {
 	if n == 1 {
 		return ""
 	}
 	return "es"
 }
 
-// BreakerTarget is the name of the fake dependency in breaker schedules,
-// unless BreakerConfig.Bounds names another.
-const BreakerTarget = "dep"
+// Target is the name of the fake dependency in breaker schedules,
+// unless Config.Bounds names another.
+const Target = "dep"
 
-// BreakerKinds are the outages the fake dependency of a breaker check
+// Kinds are the outages the fake dependency of a breaker check
 // takes, mildest first, and what a call sees under each:
 //
 //   - latency: the answer comes Delay later (twice Delay for Both
@@ -317,30 +224,30 @@ const BreakerTarget = "dep"
 //   - crash: calls are refused; calls in flight fail with ECONNRESET.
 //
 // Outside outages, the dependency answers every call after
-// BreakerConfig.Latency.
-func BreakerKinds() []toxics.Kind {
+// Config.Latency.
+func Kinds() []toxics.Kind {
 	return []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown,
 		toxics.KindPause, toxics.KindRestart, toxics.KindStop, toxics.KindCrash}
 }
 
-// maxBreakerCalls bounds the calls of one run, so that a typo in a rate
+// maxCalls bounds the calls of one run, so that a typo in a rate
 // does not eat the machine's memory.
-const maxBreakerCalls = 1_000_000
+const maxCalls = 1_000_000
 
-// DefaultBreakerIterations is the number of schedules a breaker check
-// explores when BreakerConfig.Iterations is zero.
-const DefaultBreakerIterations = 500
+// DefaultIterations is the number of schedules a breaker check
+// explores when Config.Iterations is zero.
+const DefaultIterations = 500
 
-// BreakerConfig is what a breaker check explores: a breaker, what it is
+// Config is what a breaker check explores: a breaker, what it is
 // expected to do, and the load and outages it meets. Only New and Spec are
 // required.
-type BreakerConfig struct {
+type Config struct {
 	// New builds the breaker under test as the service builds it. It is
 	// called once per run, inside the run's testing/synctest bubble, so
 	// the breaker reads the virtual clock. Required.
 	New func() Breaker
 	// Spec is what the breaker is expected to do. Required.
-	Spec BreakerSpec
+	Spec Spec
 	// Rate is the calls per second made through the breaker, at a steady
 	// pace whatever the breaker does (default 100).
 	Rate float64
@@ -348,24 +255,24 @@ type BreakerConfig struct {
 	// (default 1ms).
 	Latency time.Duration
 	// Bounds bound the drawn outages. Bounds.Targets defaults to the
-	// dependency, BreakerTarget, with the kinds latency, blackhole, reset
-	// and down; it must name one target, with kinds among BreakerKinds.
+	// dependency, Target, with the kinds latency, blackhole, reset
+	// and down; it must name one target, with kinds among Kinds.
 	// Horizon defaults to three times OpenFor plus CallTimeout (at least
 	// 1s), Resolution to 10ms, MaxSteps to 4.
-	Bounds Bounds
+	Bounds properties.Bounds
 	// Cooldown is how long a run goes on after the last outage ends
 	// (default: the time the spec gives the breaker to close again, plus
 	// half a second).
 	Cooldown time.Duration
 	// Iterations is the number of schedules explored before shrinking
-	// (default DefaultBreakerIterations; SHAKEDOWN_ITERATIONS overrides
+	// (default DefaultIterations; SHAKEDOWN_ITERATIONS overrides
 	// it).
 	Iterations int
 	// ShrinkTime bounds the time spent shrinking a counterexample
 	// (default 10s; rapid's -rapid.shrinktime bounds it too). A run takes
 	// about a millisecond, so shrinking tries thousands of schedules.
 	ShrinkTime time.Duration
-	// Dir is where CheckBreaker writes a failing schedule and its report
+	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).
 	Dir string
 
@@ -373,10 +280,10 @@ type BreakerConfig struct {
 }
 
 // normalize validates c and fills in its defaults.
-func (c BreakerConfig) normalize() (BreakerConfig, error) {
+func (c Config) normalize() (Config, error) {
 	var errs []error
 	if c.New == nil {
-		errs = append(errs, errors.New("properties: BreakerConfig.New is nil: give the function that builds the breaker under test"))
+		errs = append(errs, errors.New("breaker: Config.New is nil: give the function that builds the breaker under test"))
 	}
 	if err := c.Spec.Validate(); err != nil {
 		errs = append(errs, err)
@@ -386,7 +293,7 @@ func (c BreakerConfig) normalize() (BreakerConfig, error) {
 		c.Rate = 100
 	}
 	if !(c.Rate > 0 && c.Rate <= 1e6) || math.IsNaN(c.Rate) {
-		errs = append(errs, fmt.Errorf("properties: BreakerConfig.Rate = %v: must be in (0, 1e6] calls per second", c.Rate))
+		errs = append(errs, fmt.Errorf("breaker: Config.Rate = %v: must be in (0, 1e6] calls per second", c.Rate))
 	}
 	if c.Latency == 0 {
 		c.Latency = time.Millisecond
@@ -395,33 +302,33 @@ func (c BreakerConfig) normalize() (BreakerConfig, error) {
 		c.every = time.Duration(nextPrime(int64(math.Round(1e9 / c.Rate))))
 	}
 	if c.Latency < 0 {
-		errs = append(errs, fmt.Errorf("properties: BreakerConfig.Latency = %v: must be positive", c.Latency))
+		errs = append(errs, fmt.Errorf("breaker: Config.Latency = %v: must be positive", c.Latency))
 	}
 	if c.Cooldown < 0 {
-		errs = append(errs, fmt.Errorf("properties: BreakerConfig.Cooldown = %v: must not be negative", c.Cooldown))
+		errs = append(errs, fmt.Errorf("breaker: Config.Cooldown = %v: must not be negative", c.Cooldown))
 	}
 	if c.Iterations < 0 {
-		errs = append(errs, fmt.Errorf("properties: BreakerConfig.Iterations = %d: must not be negative", c.Iterations))
+		errs = append(errs, fmt.Errorf("breaker: Config.Iterations = %d: must not be negative", c.Iterations))
 	}
 	if c.Iterations == 0 {
-		c.Iterations = DefaultBreakerIterations
+		c.Iterations = DefaultIterations
 	}
 	if c.ShrinkTime < 0 {
-		errs = append(errs, fmt.Errorf("properties: BreakerConfig.ShrinkTime = %v: must not be negative", c.ShrinkTime))
+		errs = append(errs, fmt.Errorf("breaker: Config.ShrinkTime = %v: must not be negative", c.ShrinkTime))
 	}
 	if c.ShrinkTime == 0 {
 		c.ShrinkTime = 10 * time.Second
 	}
 	b := &c.Bounds
 	if len(b.Targets) == 0 {
-		b.Targets = []TargetKinds{{Name: BreakerTarget, Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown}}}
+		b.Targets = []properties.TargetKinds{{Name: Target, Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown}}}
 	}
 	if len(b.Targets) != 1 {
-		errs = append(errs, fmt.Errorf("properties: BreakerConfig.Bounds.Targets names %d targets: a breaker check has one, the dependency", len(b.Targets)))
+		errs = append(errs, fmt.Errorf("breaker: Config.Bounds.Targets names %d targets: a breaker check has one, the dependency", len(b.Targets)))
 	} else {
 		for _, k := range b.Targets[0].Kinds {
-			if !slices.Contains(BreakerKinds(), k) {
-				errs = append(errs, fmt.Errorf("properties: BreakerConfig.Bounds.Targets[0] (%q): kind %q is not one the fake dependency takes (%v)", b.Targets[0].Name, k, BreakerKinds()))
+			if !slices.Contains(Kinds(), k) {
+				errs = append(errs, fmt.Errorf("breaker: Config.Bounds.Targets[0] (%q): kind %q is not one the fake dependency takes (%v)", b.Targets[0].Name, k, Kinds()))
 			}
 		}
 	}
@@ -442,9 +349,9 @@ func (c BreakerConfig) normalize() (BreakerConfig, error) {
 		c.Cooldown = c.recoveryBound() + 500*time.Millisecond
 	}
 	if c.every > 0 && b.Horizon > 0 {
-		if n := (b.Horizon + c.Cooldown) / c.every; n > maxBreakerCalls {
-			errs = append(errs, fmt.Errorf("properties: BreakerConfig: a run would make %d calls (Rate %g/s over Bounds.Horizon %v + Cooldown %v); at most %d: lower the rate or shorten the runs",
-				n, c.Rate, b.Horizon, c.Cooldown, maxBreakerCalls))
+		if n := (b.Horizon + c.Cooldown) / c.every; n > maxCalls {
+			errs = append(errs, fmt.Errorf("breaker: Config: a run would make %d calls (Rate %g/s over Bounds.Horizon %v + Cooldown %v); at most %d: lower the rate or shorten the runs",
+				n, c.Rate, b.Horizon, c.Cooldown, maxCalls))
 		}
 	}
 	return c, errors.Join(errs...)
@@ -454,7 +361,7 @@ func (c BreakerConfig) normalize() (BreakerConfig, error) {
 // number of nanoseconds, so that no call starts at the same instant as a
 // fault's edge, a timeout or another call's end (all round numbers), where
 // the order of two events would be a matter of scheduling.
-func (c BreakerConfig) period() time.Duration { return c.every }
+func (c Config) period() time.Duration { return c.every }
 
 func nextPrime(n int64) int64 {
 	if n <= 2 {
@@ -481,7 +388,7 @@ func nextPrime(n int64) int64 {
 // the breaker to be closed again: calls in flight end (CallTimeout), a
 // last failure may open it (OpenFor), then SuccessesToClose probes, one
 // per call, each answered after Latency.
-func (c BreakerConfig) recoveryBound() time.Duration {
+func (c Config) recoveryBound() time.Duration {
 	s := c.Spec
 	return s.CallTimeout + s.OpenFor + 2*s.Slack + time.Duration(s.SuccessesToClose)*c.period() + c.Latency
 }

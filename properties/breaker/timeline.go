@@ -1,4 +1,4 @@
-package properties
+package breaker
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ import (
 // breaker reported, where the spec's state machine moved, and the
 // violations marked with ✗ where they happened. A failing run is shown
 // up to a few lines past its first violation.
-func (r *BreakerRun) Timeline() string {
+func (r *Run) Timeline() string {
 	type row struct {
 		at     time.Duration
 		order  int // fault rows before op rows at the same instant
@@ -52,7 +52,7 @@ func (r *BreakerRun) Timeline() string {
 		lat := o.End - o.Start
 		rw := row{at: o.End, order: 1, text: text, shape: shape, op: o.ID, note: notes[o.ID], mark: marks[o.ID], lastOp: o.ID, lastAt: o.End,
 			lat: [2]time.Duration{lat, lat}}
-		if o.After != BreakerUnknown {
+		if o.After != Unknown {
 			rw.state = "[" + o.After.String() + "]"
 		}
 		rows = append(rows, rw)
@@ -123,7 +123,7 @@ func violationOp(window string) int {
 
 // opWords is one op in words, and its shape: what alike ops share, with
 // %LAT% for their time, so that ops that took different times fold too.
-func (r *BreakerRun) opWords(o BreakerOp) (text, shape string) {
+func (r *Run) opWords(o Op) (text, shape string) {
 	lat := o.End - o.Start
 	took := latRange([2]time.Duration{lat, lat})
 	calls := ""
@@ -182,9 +182,9 @@ func shortErr(err string) string {
 // dependency failed), the calls that reached the dependency as ops of kind
 // "dependency", the outages as faults, and the breaker's reported state as
 // the sample "breaker.state" (0 closed, 1 half-open, 2 open).
-func (r *BreakerRun) History() *sim.History {
+func (r *Run) History() *sim.History {
 	h := &sim.History{Schedule: r.Schedule, Duration: r.Duration}
-	var last BreakerState
+	var last State
 	for _, o := range r.Ops {
 		if o.seqStart == 0 {
 			continue
@@ -198,8 +198,8 @@ func (r *BreakerRun) History() *sim.History {
 			op.Outcome = sim.Unknown
 		}
 		h.Ops = append(h.Ops, op)
-		if s := o.After; s != BreakerUnknown && s != last {
-			h.Samples = append(h.Samples, sim.Sample{At: o.End, Name: "breaker.state", Value: map[BreakerState]float64{BreakerClosed: 0, BreakerHalfOpen: 1, BreakerOpen: 2}[s]})
+		if s := o.After; s != Unknown && s != last {
+			h.Samples = append(h.Samples, sim.Sample{At: o.End, Name: "breaker.state", Value: map[State]float64{Closed: 0, HalfOpen: 1, Open: 2}[s]})
 			last = s
 		}
 	}

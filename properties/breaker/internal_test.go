@@ -1,4 +1,4 @@
-package properties
+package breaker
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ const bms = time.Millisecond // a millisecond, short for the tables
 
 func TestFakeDepPlan(t *testing.T) {
 	step := func(at, d time.Duration, f toxics.Fault) sim.Step {
-		return sim.Step{At: at, For: d, Target: BreakerTarget, Fault: f}
+		return sim.Step{At: at, For: d, Target: Target, Fault: f}
 	}
 	tests := []struct {
 		name  string
@@ -71,23 +71,23 @@ func TestFakeDepStaggersAnswers(t *testing.T) {
 	}
 }
 
-// runBuilder writes a BreakerRun by hand, event by event, as the
+// runBuilder writes a Run by hand, event by event, as the
 // recorder would.
 type runBuilder struct {
-	r   *BreakerRun
+	r   *Run
 	seq int
 }
 
-func newRunBuilder(spec BreakerSpec) *runBuilder {
-	return &runBuilder{r: &BreakerRun{Spec: spec.withDefaults(), Rate: 100, Latency: bms, recovery: time.Hour}}
+func newRunBuilder(spec Spec) *runBuilder {
+	return &runBuilder{r: &Run{Spec: spec.withDefaults(), Rate: 100, Latency: bms, recovery: time.Hour}}
 }
 
 func (b *runBuilder) next() int { b.seq++; return b.seq }
 
 // op starts op id at t, having seen state before.
-func (b *runBuilder) op(id int, t time.Duration, before BreakerState) {
+func (b *runBuilder) op(id int, t time.Duration, before State) {
 	for len(b.r.Ops) < id {
-		b.r.Ops = append(b.r.Ops, BreakerOp{ID: len(b.r.Ops) + 1})
+		b.r.Ops = append(b.r.Ops, Op{ID: len(b.r.Ops) + 1})
 	}
 	o := &b.r.Ops[id-1]
 	o.Start, o.Before, o.seqStart = t, before, b.next()
@@ -97,7 +97,7 @@ func (b *runBuilder) op(id int, t time.Duration, before BreakerState) {
 func (b *runBuilder) call(op int, t time.Duration) int {
 	id := len(b.r.Calls) + 1
 	b.r.Ops[op-1].Calls = append(b.r.Ops[op-1].Calls, id)
-	b.r.Calls = append(b.r.Calls, BreakerCall{ID: id, Op: op, Attempt: len(b.r.Ops[op-1].Calls), Start: t, seqStart: b.next()})
+	b.r.Calls = append(b.r.Calls, Call{ID: id, Op: op, Attempt: len(b.r.Ops[op-1].Calls), Start: t, seqStart: b.next()})
 	return id
 }
 
@@ -109,14 +109,14 @@ func (b *runBuilder) answer(id int, t time.Duration, failed bool) {
 	}
 }
 
-func (b *runBuilder) end(op int, t time.Duration, after BreakerState, err string) {
+func (b *runBuilder) end(op int, t time.Duration, after State, err string) {
 	o := &b.r.Ops[op-1]
 	o.End, o.After, o.Err, o.seqEnd = t, after, err, b.next()
 }
 
 // simple is one op with one call answered at once.
-func (b *runBuilder) simple(op int, t time.Duration, failed bool, after BreakerState) {
-	b.op(op, t, BreakerUnknown)
+func (b *runBuilder) simple(op int, t time.Duration, failed bool, after State) {
+	b.op(op, t, Unknown)
 	c := b.call(op, t)
 	b.answer(c, t+bms, failed)
 	err := ""
@@ -126,31 +126,31 @@ func (b *runBuilder) simple(op int, t time.Duration, failed bool, after BreakerS
 	b.end(op, t+bms, after, err)
 }
 
-func (b *runBuilder) rejected(op int, t time.Duration, state BreakerState) {
+func (b *runBuilder) rejected(op int, t time.Duration, state State) {
 	b.op(op, t, state)
 	b.end(op, t, state, "circuit breaker open")
 }
 
-func (b *runBuilder) judge() *BreakerRun {
+func (b *runBuilder) judge() *Run {
 	b.r.seqs = b.seq
 	for _, o := range b.r.Ops {
 		b.r.Duration = max(b.r.Duration, o.End)
 	}
-	judgeBreaker(b.r)
+	judge(b.r)
 	return b.r
 }
 
-var spec3 = BreakerSpec{FailureThreshold: 3, OpenFor: 100 * bms, CallTimeout: 50 * bms}
+var spec3 = Spec{FailureThreshold: 3, OpenFor: 100 * bms, CallTimeout: 50 * bms}
 
 func TestJudgeFollowsTheSpec(t *testing.T) {
 	b := newRunBuilder(spec3)
-	b.simple(1, 10*bms, true, BreakerClosed)
-	b.simple(2, 20*bms, true, BreakerClosed)
-	b.simple(3, 30*bms, true, BreakerOpen) // opens at 31ms until 131ms
-	b.rejected(4, 40*bms, BreakerOpen)
-	b.rejected(5, 130*bms, BreakerOpen)
-	b.simple(6, 140*bms, false, BreakerClosed) // the probe closes it
-	b.simple(7, 150*bms, true, BreakerClosed)
+	b.simple(1, 10*bms, true, Closed)
+	b.simple(2, 20*bms, true, Closed)
+	b.simple(3, 30*bms, true, Open) // opens at 31ms until 131ms
+	b.rejected(4, 40*bms, Open)
+	b.rejected(5, 130*bms, Open)
+	b.simple(6, 140*bms, false, Closed) // the probe closes it
+	b.simple(7, 150*bms, true, Closed)
 	r := b.judge()
 	require.Empty(t, r.Violations)
 	require.Equal(t, [3]int{1, 1, 1}, [3]int{r.Opened, r.HalfOpened, r.Reclosed})
@@ -159,74 +159,74 @@ func TestJudgeFollowsTheSpec(t *testing.T) {
 func TestJudgeCatches(t *testing.T) {
 	tests := []struct {
 		name  string
-		spec  BreakerSpec
+		spec  Spec
 		build func(b *runBuilder)
 		want  string // in the first violation's invariant
 	}{
 		{"a call after the threshold", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.simple(3, 30*bms, true, BreakerUnknown)
-			b.simple(4, 40*bms, true, BreakerUnknown)
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.simple(3, 30*bms, true, Unknown)
+			b.simple(4, 40*bms, true, Unknown)
 		}, "opens after 3 consecutive failures; no call reaches the dependency while open"},
 		{"reports closed after the threshold", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.simple(3, 30*bms, true, BreakerClosed)
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.simple(3, 30*bms, true, Closed)
 		}, "opens after 3 consecutive failures"},
 		{"opens too early", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.rejected(2, 20*bms, BreakerOpen)
+			b.simple(1, 10*bms, true, Closed)
+			b.rejected(2, 20*bms, Open)
 		}, "opens after 3 consecutive failures, not before"},
 		{"a retry while open", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.op(3, 30*bms, BreakerClosed)
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.op(3, 30*bms, Closed)
 			c := b.call(3, 30*bms)
 			b.answer(c, 31*bms, true)
 			c = b.call(3, 35*bms)
 			b.answer(c, 36*bms, true)
-			b.end(3, 36*bms, BreakerUnknown, "refused")
+			b.end(3, 36*bms, Unknown, "refused")
 		}, "retries never bypass an open breaker"},
 		{"stays open too long", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.simple(3, 30*bms, true, BreakerOpen)
-			b.rejected(4, 140*bms, BreakerOpen)
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.simple(3, 30*bms, true, Open)
+			b.rejected(4, 140*bms, Open)
 		}, "half-opens 100ms after opening"},
 		{"too many probes", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.simple(3, 30*bms, true, BreakerOpen)
-			b.op(4, 140*bms, BreakerUnknown)
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.simple(3, 30*bms, true, Open)
+			b.op(4, 140*bms, Unknown)
 			c4 := b.call(4, 140*bms)
-			b.op(5, 145*bms, BreakerUnknown)
+			b.op(5, 145*bms, Unknown)
 			b.call(5, 145*bms)
 			b.answer(c4, 150*bms, false)
 		}, "half-open lets at most 1 probe through"},
 		{"a failed probe does not reopen", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.simple(3, 30*bms, true, BreakerOpen)
-			b.simple(4, 140*bms, true, BreakerUnknown)
-			b.simple(5, 150*bms, false, BreakerUnknown)
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.simple(3, 30*bms, true, Open)
+			b.simple(4, 140*bms, true, Unknown)
+			b.simple(5, 150*bms, false, Unknown)
 		}, "no call reaches the dependency while open"},
-		{"closes too early", BreakerSpec{FailureThreshold: 1, OpenFor: 100 * bms, CallTimeout: 50 * bms, HalfOpenProbes: 2, SuccessesToClose: 2}, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerOpen)
-			b.simple(2, 120*bms, false, BreakerClosed)
+		{"closes too early", Spec{FailureThreshold: 1, OpenFor: 100 * bms, CallTimeout: 50 * bms, HalfOpenProbes: 2, SuccessesToClose: 2}, func(b *runBuilder) {
+			b.simple(1, 10*bms, true, Open)
+			b.simple(2, 120*bms, false, Closed)
 		}, "closes after 2 successful probes, not before"},
 		{"a call without its timeout", spec3, func(b *runBuilder) {
-			b.op(1, 10*bms, BreakerClosed)
+			b.op(1, 10*bms, Closed)
 			c := b.call(1, 10*bms)
 			b.answer(c, 70*bms, true)
-			b.end(1, 70*bms, BreakerClosed, "context canceled")
+			b.end(1, 70*bms, Closed, "context canceled")
 		}, "every call ends within 50ms"},
 		{"a slow refusal", spec3, func(b *runBuilder) {
-			b.simple(1, 10*bms, true, BreakerClosed)
-			b.simple(2, 20*bms, true, BreakerClosed)
-			b.simple(3, 30*bms, true, BreakerOpen)
-			b.op(4, 40*bms, BreakerOpen)
-			b.end(4, 45*bms, BreakerOpen, "circuit breaker open")
+			b.simple(1, 10*bms, true, Closed)
+			b.simple(2, 20*bms, true, Closed)
+			b.simple(3, 30*bms, true, Open)
+			b.op(4, 40*bms, Open)
+			b.end(4, 45*bms, Open, "circuit breaker open")
 		}, "calls turned away fail fast"},
 	}
 	for _, tt := range tests {
@@ -245,27 +245,27 @@ func TestJudgeCatches(t *testing.T) {
 // judge finds the order that explains what it did.
 func TestJudgeTriesEveryOrderAtOneInstant(t *testing.T) {
 	b := newRunBuilder(spec3)
-	b.simple(1, 10*bms, true, BreakerClosed)
-	b.simple(2, 20*bms, true, BreakerClosed)
+	b.simple(1, 10*bms, true, Closed)
+	b.simple(2, 20*bms, true, Closed)
 	// Op 3's call fails at 40ms; at that very instant op 4 starts and is
 	// let through, recorded after the failure: the breaker saw op 4 first.
-	b.op(3, 30*bms, BreakerClosed)
+	b.op(3, 30*bms, Closed)
 	c3 := b.call(3, 30*bms)
 	b.answer(c3, 40*bms, true)
-	b.op(4, 40*bms, BreakerUnknown)
+	b.op(4, 40*bms, Unknown)
 	c4 := b.call(4, 40*bms)
-	b.end(3, 40*bms, BreakerOpen, "refused")
+	b.end(3, 40*bms, Open, "refused")
 	b.answer(c4, 41*bms, true)
-	b.end(4, 41*bms, BreakerOpen, "refused")
+	b.end(4, 41*bms, Open, "refused")
 	r := b.judge()
 	require.Empty(t, r.Violations, "timeline:\n%s", r.Timeline())
 
 	// One instant later, the same call is a violation.
 	b = newRunBuilder(spec3)
-	b.simple(1, 10*bms, true, BreakerClosed)
-	b.simple(2, 20*bms, true, BreakerClosed)
-	b.simple(3, 30*bms, true, BreakerOpen)
-	b.op(4, 31*bms+1, BreakerUnknown)
+	b.simple(1, 10*bms, true, Closed)
+	b.simple(2, 20*bms, true, Closed)
+	b.simple(3, 30*bms, true, Open)
+	b.op(4, 31*bms+1, Unknown)
 	b.call(4, 31*bms+1)
 	r = b.judge()
 	require.NotEmpty(t, r.Violations)
@@ -275,21 +275,21 @@ func TestJudgeTriesEveryOrderAtOneInstant(t *testing.T) {
 // and half-opened may count (failsafe-go) or not (gobreaker).
 func TestJudgeLateResults(t *testing.T) {
 	for _, counted := range []bool{false, true} {
-		b := newRunBuilder(BreakerSpec{FailureThreshold: 2, OpenFor: 100 * bms, CallTimeout: time.Second})
-		b.op(1, 5*bms, BreakerClosed)
+		b := newRunBuilder(Spec{FailureThreshold: 2, OpenFor: 100 * bms, CallTimeout: time.Second})
+		b.op(1, 5*bms, Closed)
 		slow := b.call(1, 5*bms)
-		b.simple(2, 10*bms, true, BreakerClosed)
-		b.simple(3, 20*bms, true, BreakerOpen) // opens at 21ms until 121ms
-		b.op(4, 130*bms, BreakerUnknown)
+		b.simple(2, 10*bms, true, Closed)
+		b.simple(3, 20*bms, true, Open) // opens at 21ms until 121ms
+		b.op(4, 130*bms, Unknown)
 		probe := b.call(4, 130*bms) // half-open, probe 1/1
 		b.answer(slow, 140*bms, true)
-		after := BreakerHalfOpen
+		after := HalfOpen
 		if counted {
-			after = BreakerOpen
+			after = Open
 		}
 		b.end(1, 140*bms, after, "timeout")
 		b.answer(probe, 150*bms, false)
-		b.end(4, 150*bms, map[bool]BreakerState{false: BreakerClosed, true: BreakerOpen}[counted], "")
+		b.end(4, 150*bms, map[bool]State{false: Closed, true: Open}[counted], "")
 		r := b.judge()
 		require.Empty(t, r.Violations, "counted %v:\n%s", counted, r.Timeline())
 	}
@@ -298,12 +298,12 @@ func TestJudgeLateResults(t *testing.T) {
 // A call answered at the very instant its caller gave up may have counted
 // as either.
 func TestJudgeAmbiguousAnswer(t *testing.T) {
-	b := newRunBuilder(BreakerSpec{FailureThreshold: 1, OpenFor: 100 * bms, CallTimeout: time.Second})
-	b.op(1, 10*bms, BreakerClosed)
+	b := newRunBuilder(Spec{FailureThreshold: 1, OpenFor: 100 * bms, CallTimeout: time.Second})
+	b.op(1, 10*bms, Closed)
 	c := b.call(1, 10*bms)
 	b.answer(c, 20*bms, false)
 	b.r.Calls[c-1].Ambiguous = true
-	b.end(1, 20*bms, BreakerOpen, "timeout") // the breaker saw a failure
+	b.end(1, 20*bms, Open, "timeout") // the breaker saw a failure
 	r := b.judge()
 	require.Empty(t, r.Violations, "timeline:\n%s", r.Timeline())
 }
@@ -311,7 +311,7 @@ func TestJudgeAmbiguousAnswer(t *testing.T) {
 func TestTimelineFolds(t *testing.T) {
 	b := newRunBuilder(spec3)
 	for i := 1; i <= 20; i++ {
-		b.simple(i, time.Duration(i)*10*bms, false, BreakerClosed)
+		b.simple(i, time.Duration(i)*10*bms, false, Closed)
 	}
 	r := b.judge()
 	tl := r.Timeline()

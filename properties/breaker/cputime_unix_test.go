@@ -1,6 +1,6 @@
 //go:build unix
 
-package properties_test
+package breaker_test
 
 import (
 	"syscall"

@@ -1,4 +1,4 @@
-package properties_test
+package breaker_test
 
 import (
 	"context"
@@ -19,17 +19,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/properties/breaker"
+	"github.com/shakedown/shakedown/properties/breaker/failsafecheck"
+	"github.com/shakedown/shakedown/properties/breaker/gobreakercheck"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
 // The breakers of these tests open after 3 consecutive failures, stay open
 // 500ms, and bound every call to 200ms.
-var brkSpec = properties.BreakerSpec{FailureThreshold: 3, OpenFor: 500 * time.Millisecond, CallTimeout: 200 * time.Millisecond}
+var brkSpec = breaker.Spec{FailureThreshold: 3, OpenFor: 500 * time.Millisecond, CallTimeout: 200 * time.Millisecond}
 
-func brkGoBreaker(maxRequests uint32, openFor, callTimeout time.Duration) func() properties.Breaker {
-	return func() properties.Breaker {
-		return properties.GoBreaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+func brkGoBreaker(maxRequests uint32, openFor, callTimeout time.Duration) func() breaker.Breaker {
+	return func() breaker.Breaker {
+		return gobreakercheck.Breaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 			MaxRequests: maxRequests,
 			Timeout:     openFor,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
@@ -40,8 +43,8 @@ func brkGoBreaker(maxRequests uint32, openFor, callTimeout time.Duration) func()
 // brkFailsafe is a failsafe-go breaker opening after threshold failures,
 // closing after successes, with a 200ms timeout around each attempt and,
 // with retries, a retry policy outside the breaker.
-func brkFailsafe(threshold, successes uint, retries int) func() properties.Breaker {
-	return func() properties.Breaker {
+func brkFailsafe(threshold, successes uint, retries int) func() breaker.Breaker {
+	return func() breaker.Breaker {
 		cb := circuitbreaker.NewBuilder[any]().WithFailureThreshold(threshold).WithSuccessThreshold(successes).
 			WithDelay(500 * time.Millisecond).Build()
 		policies := []failsafe.Policy[any]{cb, timeout.New[any](200 * time.Millisecond)}
@@ -51,46 +54,46 @@ func brkFailsafe(threshold, successes uint, retries int) func() properties.Break
 			rp := retrypolicy.NewBuilder[any]().WithMaxRetries(retries).AbortOnErrors(circuitbreaker.ErrOpen).Build()
 			policies = append([]failsafe.Policy[any]{rp}, policies...)
 		}
-		return properties.FailsafeBreaker(cb, failsafe.With(policies...))
+		return failsafecheck.Breaker(cb, failsafe.With(policies...))
 	}
 }
 
-func TestCheckBreakerGoBreaker(t *testing.T) {
+func TestCheckGoBreaker(t *testing.T) {
 	spec := brkSpec
 	spec.HalfOpenProbes, spec.SuccessesToClose = 2, 2
-	properties.CheckBreaker(t, properties.BreakerConfig{
+	breaker.Check(t, breaker.Config{
 		New:        brkGoBreaker(2, 500*time.Millisecond, 200*time.Millisecond),
 		Spec:       spec,
 		Iterations: 300,
-		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: properties.BreakerKinds()}}},
+		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: breaker.Kinds()}}},
 	})
 }
 
-func TestCheckBreakerFailsafe(t *testing.T) {
+func TestCheckFailsafe(t *testing.T) {
 	spec := brkSpec
 	spec.HalfOpenProbes, spec.SuccessesToClose, spec.ProbesInFlight = 2, 2, true
 	spec.CallTimeout = 3 * 200 * time.Millisecond // three attempts
-	properties.CheckBreaker(t, properties.BreakerConfig{
+	breaker.Check(t, breaker.Config{
 		New:        brkFailsafe(3, 2, 2),
 		Spec:       spec,
 		Iterations: 300,
-		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: properties.BreakerKinds()}}},
+		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: breaker.Kinds()}}},
 	})
 }
 
-// TestExploreBreakerCatches: misconfigured breakers, and expectations that
+// TestExploreCatches: misconfigured breakers, and expectations that
 // do not match the configuration, are caught, shrunk to a schedule of one
 // or two outages, with the property they break.
-func TestExploreBreakerCatches(t *testing.T) {
-	with := func(f func(*properties.BreakerSpec)) properties.BreakerSpec {
+func TestExploreCatches(t *testing.T) {
+	with := func(f func(*breaker.Spec)) breaker.Spec {
 		s := brkSpec
 		f(&s)
 		return s
 	}
 	tests := []struct {
 		name string
-		new  func() properties.Breaker
-		spec properties.BreakerSpec
+		new  func() breaker.Breaker
+		spec breaker.Spec
 		want string // in a violation's invariant
 	}{
 		{"gobreaker without a call timeout", brkGoBreaker(1, 500*time.Millisecond, 0), brkSpec,
@@ -98,22 +101,22 @@ func TestExploreBreakerCatches(t *testing.T) {
 		{"gobreaker open for 1s, expected 500ms", brkGoBreaker(1, time.Second, 200*time.Millisecond), brkSpec,
 			"half-opens 500ms after opening"},
 		{"gobreaker MaxRequests 5, expected 2", brkGoBreaker(5, 500*time.Millisecond, 200*time.Millisecond),
-			with(func(s *properties.BreakerSpec) { s.HalfOpenProbes, s.SuccessesToClose = 2, 2 }),
+			with(func(s *breaker.Spec) { s.HalfOpenProbes, s.SuccessesToClose = 2, 2 }),
 			"closes after 2 successful probes"},
 		{"failsafe opening after 5, expected 3", brkFailsafe(5, 1, 0),
-			with(func(s *properties.BreakerSpec) { s.ProbesInFlight = true }),
+			with(func(s *breaker.Spec) { s.ProbesInFlight = true }),
 			"opens after 3 consecutive failures"},
 		{"failsafe counting probes in flight, expected in total", brkFailsafe(3, 2, 0),
-			with(func(s *properties.BreakerSpec) { s.HalfOpenProbes, s.SuccessesToClose = 2, 2 }),
+			with(func(s *breaker.Spec) { s.HalfOpenProbes, s.SuccessesToClose = 2, 2 }),
 			"half-open lets at most 2 probes through"},
-		{"failsafe retrying inside the breaker", func() properties.Breaker {
+		{"failsafe retrying inside the breaker", func() breaker.Breaker {
 			cb := circuitbreaker.NewBuilder[any]().WithFailureThreshold(3).WithSuccessThreshold(1).WithDelay(500 * time.Millisecond).Build()
 			rp := retrypolicy.NewBuilder[any]().WithMaxRetries(2).Build()
-			return properties.FailsafeBreaker(cb, failsafe.With[any](timeout.New[any](200*time.Millisecond), cb, rp))
-		}, with(func(s *properties.BreakerSpec) { s.ProbesInFlight = true }),
+			return failsafecheck.Breaker(cb, failsafe.With[any](timeout.New[any](200*time.Millisecond), cb, rp))
+		}, with(func(s *breaker.Spec) { s.ProbesInFlight = true }),
 			"opens after 3 consecutive failures"},
-		{"a breaker that never opens", func() properties.Breaker {
-			return properties.BreakerFunc(func(ctx context.Context, call func(context.Context) error) error {
+		{"a breaker that never opens", func() breaker.Breaker {
+			return breaker.Func(func(ctx context.Context, call func(context.Context) error) error {
 				ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 				defer cancel()
 				return call(ctx)
@@ -122,9 +125,9 @@ func TestExploreBreakerCatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := properties.ExploreBreaker(t, properties.BreakerConfig{New: tt.new, Spec: tt.spec, Iterations: 300, ShrinkTime: 2 * time.Second})
+			res, err := breaker.Explore(t, breaker.Config{New: tt.new, Spec: tt.spec, Iterations: 300, ShrinkTime: 2 * time.Second})
 			require.NoError(t, err)
-			require.True(t, res.Failed, "not caught in %d schedules: %s", res.Iterations, res.Coverage)
+			require.NotNil(t, res.Failure, "not caught in %d schedules: %s", res.Iterations, res.Coverage)
 			run := res.Failure
 			var got []string
 			for _, v := range run.Violations {
@@ -142,11 +145,11 @@ func TestExploreBreakerCatches(t *testing.T) {
 	}
 }
 
-// brkHandmade is a breaker of 40 lines, for BreakerFunc: the classic
+// brkHandmade is a breaker of 40 lines, for Func: the classic
 // three states, one probe at a time.
 type brkHandmade struct {
 	mu       sync.Mutex
-	state    properties.BreakerState
+	state    breaker.State
 	fails    int
 	openedAt time.Time
 	probing  bool
@@ -154,14 +157,14 @@ type brkHandmade struct {
 
 func (b *brkHandmade) execute(ctx context.Context, call func(context.Context) error) error {
 	b.mu.Lock()
-	if b.state == properties.BreakerOpen && time.Since(b.openedAt) >= 500*time.Millisecond {
-		b.state = properties.BreakerHalfOpen
+	if b.state == breaker.Open && time.Since(b.openedAt) >= 500*time.Millisecond {
+		b.state = breaker.HalfOpen
 	}
-	if b.state == properties.BreakerOpen || (b.state == properties.BreakerHalfOpen && b.probing) {
+	if b.state == breaker.Open || (b.state == breaker.HalfOpen && b.probing) {
 		b.mu.Unlock()
 		return errors.New("open")
 	}
-	probe := b.state == properties.BreakerHalfOpen
+	probe := b.state == breaker.HalfOpen
 	b.probing = b.probing || probe
 	b.mu.Unlock()
 
@@ -175,52 +178,52 @@ func (b *brkHandmade) execute(ctx context.Context, call func(context.Context) er
 		b.probing = false
 	}
 	switch {
-	case err == nil && (probe || b.state == properties.BreakerClosed):
-		b.state, b.fails = properties.BreakerClosed, 0
+	case err == nil && (probe || b.state == breaker.Closed):
+		b.state, b.fails = breaker.Closed, 0
 	case err != nil && probe:
-		b.state, b.openedAt = properties.BreakerOpen, time.Now()
-	case err != nil && b.state == properties.BreakerClosed:
+		b.state, b.openedAt = breaker.Open, time.Now()
+	case err != nil && b.state == breaker.Closed:
 		if b.fails++; b.fails >= 3 {
-			b.state, b.openedAt = properties.BreakerOpen, time.Now()
+			b.state, b.openedAt = breaker.Open, time.Now()
 		}
 	}
 	return err
 }
 
-func (b *brkHandmade) current() properties.BreakerState {
+func (b *brkHandmade) current() breaker.State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.state == properties.BreakerOpen && time.Since(b.openedAt) >= 500*time.Millisecond {
-		return properties.BreakerHalfOpen
+	if b.state == breaker.Open && time.Since(b.openedAt) >= 500*time.Millisecond {
+		return breaker.HalfOpen
 	}
 	return b.state
 }
 
-func TestCheckBreakerFunc(t *testing.T) {
-	properties.CheckBreaker(t, properties.BreakerConfig{
-		New: func() properties.Breaker {
-			b := &brkHandmade{state: properties.BreakerClosed}
-			return properties.BreakerFunc(b.execute, b.current)
+func TestCheckFunc(t *testing.T) {
+	breaker.Check(t, breaker.Config{
+		New: func() breaker.Breaker {
+			b := &brkHandmade{state: breaker.Closed}
+			return breaker.Func(b.execute, b.current)
 		},
 		Spec:       brkSpec,
 		Iterations: 300,
 	})
 }
 
-func TestRunBreakerIsDeterministic(t *testing.T) {
+func TestRunScheduleIsDeterministic(t *testing.T) {
 	s := sim.Schedule{Steps: []sim.Step{
 		{At: 100 * time.Millisecond, For: 300 * time.Millisecond, Target: "dep", Fault: toxics.Latency{Delay: 80 * time.Millisecond}},
 		{At: 200 * time.Millisecond, For: 100 * time.Millisecond, Target: "dep", Fault: toxics.Down{}},
 		{At: 700 * time.Millisecond, For: 200 * time.Millisecond, Target: "dep", Fault: toxics.Blackhole{}},
 	}}
-	cfg := properties.BreakerConfig{New: brkFailsafe(3, 1, 0), Spec: brkSpec}
+	cfg := breaker.Config{New: brkFailsafe(3, 1, 0), Spec: brkSpec}
 	cfg.Spec.ProbesInFlight = true
-	first, err := properties.RunBreaker(t, cfg, s)
+	first, err := breaker.RunSchedule(t, cfg, s)
 	require.NoError(t, err)
-	require.False(t, first.Failed(), first.Counterexample())
+	require.False(t, first.Broken(), first.Counterexample())
 	require.Positive(t, first.Opened)
 	for range 5 {
-		again, err := properties.RunBreaker(t, cfg, s)
+		again, err := breaker.RunSchedule(t, cfg, s)
 		require.NoError(t, err)
 		require.Equal(t, first.Ops, again.Ops)
 		require.Equal(t, first.Calls, again.Calls)
@@ -228,18 +231,18 @@ func TestRunBreakerIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestBreakerSpecValidate(t *testing.T) {
+func TestSpecValidate(t *testing.T) {
 	tests := []struct {
-		spec properties.BreakerSpec
+		spec breaker.Spec
 		want string
 	}{
-		{properties.BreakerSpec{}, "BreakerSpec.FailureThreshold = 0"},
-		{properties.BreakerSpec{FailureThreshold: 1, CallTimeout: time.Second}, "BreakerSpec.OpenFor = 0s"},
-		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second}, "BreakerSpec.CallTimeout = 0s"},
-		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, HalfOpenProbes: 1, SuccessesToClose: 2},
+		{breaker.Spec{}, "Spec.FailureThreshold = 0"},
+		{breaker.Spec{FailureThreshold: 1, CallTimeout: time.Second}, "Spec.OpenFor = 0s"},
+		{breaker.Spec{FailureThreshold: 1, OpenFor: time.Second}, "Spec.CallTimeout = 0s"},
+		{breaker.Spec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, HalfOpenProbes: 1, SuccessesToClose: 2},
 			"SuccessesToClose = 2 exceeds HalfOpenProbes = 1: such a breaker never closes"},
-		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, HalfOpenProbes: -1}, "HalfOpenProbes = -1"},
-		{properties.BreakerSpec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, Slack: -1}, "Slack = -1ns"},
+		{breaker.Spec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, HalfOpenProbes: -1}, "HalfOpenProbes = -1"},
+		{breaker.Spec{FailureThreshold: 1, OpenFor: time.Second, CallTimeout: time.Second, Slack: -1}, "Slack = -1ns"},
 	}
 	for _, tt := range tests {
 		err := tt.spec.Validate()
@@ -249,72 +252,72 @@ func TestBreakerSpecValidate(t *testing.T) {
 	require.NoError(t, brkSpec.Validate())
 }
 
-func TestBreakerConfigErrors(t *testing.T) {
-	ok := properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec}
+func TestConfigErrors(t *testing.T) {
+	ok := breaker.Config{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec}
 	tests := []struct {
 		name string
-		edit func(*properties.BreakerConfig)
+		edit func(*breaker.Config)
 		want string
 	}{
-		{"no breaker", func(c *properties.BreakerConfig) { c.New = nil }, "BreakerConfig.New is nil"},
-		{"no spec", func(c *properties.BreakerConfig) { c.Spec = properties.BreakerSpec{} }, "BreakerSpec.FailureThreshold"},
-		{"negative rate", func(c *properties.BreakerConfig) { c.Rate = -5 }, "BreakerConfig.Rate = -5"},
-		{"two targets", func(c *properties.BreakerConfig) {
+		{"no breaker", func(c *breaker.Config) { c.New = nil }, "Config.New is nil"},
+		{"no spec", func(c *breaker.Config) { c.Spec = breaker.Spec{} }, "Spec.FailureThreshold"},
+		{"negative rate", func(c *breaker.Config) { c.Rate = -5 }, "Config.Rate = -5"},
+		{"two targets", func(c *breaker.Config) {
 			c.Bounds.Targets = []properties.TargetKinds{{Name: "a", Kinds: []toxics.Kind{toxics.KindDown}}, {Name: "b", Kinds: []toxics.Kind{toxics.KindDown}}}
 		}, "names 2 targets"},
-		{"a kind the fake does not take", func(c *properties.BreakerConfig) {
+		{"a kind the fake does not take", func(c *breaker.Config) {
 			c.Bounds.Targets = []properties.TargetKinds{{Name: "dep", Kinds: []toxics.Kind{toxics.KindCorrupt}}}
 		}, `kind "corrupt" is not one the fake dependency takes`},
-		{"bad bounds", func(c *properties.BreakerConfig) { c.Bounds.Horizon = 15 * time.Millisecond }, "Horizon = 15ms is not a multiple of Resolution 10ms"},
-		{"a rate that would eat the memory", func(c *properties.BreakerConfig) { c.Rate = 1e6 }, "a run would make"},
+		{"bad bounds", func(c *breaker.Config) { c.Bounds.Horizon = 15 * time.Millisecond }, "Horizon = 15ms is not a multiple of Resolution 10ms"},
+		{"a rate that would eat the memory", func(c *breaker.Config) { c.Rate = 1e6 }, "a run would make"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := ok
 			tt.edit(&cfg)
-			_, err := properties.ExploreBreaker(t, cfg)
+			_, err := breaker.Explore(t, cfg)
 			require.ErrorContains(t, err, tt.want)
-			_, err = properties.RunBreaker(t, cfg, sim.Schedule{})
+			_, err = breaker.RunSchedule(t, cfg, sim.Schedule{})
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
-	_, err := properties.RunBreaker(t, ok, sim.Schedule{Steps: []sim.Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Down{}}}})
+	_, err := breaker.RunSchedule(t, ok, sim.Schedule{Steps: []sim.Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Down{}}}})
 	require.ErrorContains(t, err, `"db"`)
 }
 
 // Nothing a breaker does crashes the test binary: a panic in New is an
 // error, a panic in Execute a violation.
-func TestBreakerPanics(t *testing.T) {
+func TestPanics(t *testing.T) {
 	s := sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 100 * time.Millisecond, Target: "dep", Fault: toxics.Down{}}}}
-	_, err := properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker { panic("no breaker today") }, Spec: brkSpec}, s)
+	_, err := breaker.RunSchedule(t, breaker.Config{New: func() breaker.Breaker { panic("no breaker today") }, Spec: brkSpec}, s)
 	require.ErrorContains(t, err, "no breaker today")
-	_, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker { return nil }, Spec: brkSpec}, s)
+	_, err = breaker.RunSchedule(t, breaker.Config{New: func() breaker.Breaker { return nil }, Spec: brkSpec}, s)
 	require.ErrorContains(t, err, "returned a nil Breaker")
 
-	run, err := properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
-		return properties.BreakerFunc(func(context.Context, func(context.Context) error) error { panic("boom") },
-			func() properties.BreakerState { panic("state") })
+	run, err := breaker.RunSchedule(t, breaker.Config{New: func() breaker.Breaker {
+		return breaker.Func(func(context.Context, func(context.Context) error) error { panic("boom") },
+			func() breaker.State { panic("state") })
 	}, Spec: brkSpec}, s)
 	require.NoError(t, err)
-	require.True(t, run.Failed())
+	require.True(t, run.Broken())
 	require.Equal(t, "the breaker does not panic", run.Violations[0].Invariant)
 	require.Contains(t, run.Violations[0].Got, "boom")
 
-	run, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
-		return properties.BreakerFunc(func(_ context.Context, call func(context.Context) error) error {
+	run, err = breaker.RunSchedule(t, breaker.Config{New: func() breaker.Breaker {
+		return breaker.Func(func(_ context.Context, call func(context.Context) error) error {
 			return call(context.Background()) // loses the caller's context
 		}, nil)
 	}, Spec: brkSpec}, s)
 	require.NoError(t, err)
-	require.True(t, run.Failed())
+	require.True(t, run.Broken())
 	var invariants []string
 	for _, v := range run.Violations {
 		invariants = append(invariants, v.Invariant)
 	}
 	require.Contains(t, invariants, "calls carry the context the breaker was given")
 
-	run, err = properties.RunBreaker(t, properties.BreakerConfig{New: func() properties.Breaker {
-		return properties.FailsafeBreaker[any](nil, nil)
+	run, err = breaker.RunSchedule(t, breaker.Config{New: func() breaker.Breaker {
+		return failsafecheck.Breaker[any](nil, nil)
 	}, Spec: brkSpec}, s)
 	require.NoError(t, err)
 	require.Contains(t, run.Ops[0].Err, "the circuit breaker is nil")
@@ -322,9 +325,9 @@ func TestBreakerPanics(t *testing.T) {
 
 // The History of a run feeds sim's report and the invariants of this
 // package.
-func TestBreakerRunHistory(t *testing.T) {
+func TestRunHistory(t *testing.T) {
 	s := sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "dep", Fault: toxics.Down{}}}}
-	run, err := properties.RunBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec}, s)
+	run, err := breaker.RunSchedule(t, breaker.Config{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec}, s)
 	require.NoError(t, err)
 	h := run.History()
 	require.Len(t, h.Faults, 1)
@@ -345,21 +348,21 @@ func TestBreakerRunHistory(t *testing.T) {
 	}
 }
 
-// With SHAKEDOWN_REPLAY set, CheckBreaker runs the schedule in the file
+// With SHAKEDOWN_REPLAY set, Check runs the schedule in the file
 // once.
-func TestCheckBreakerReplay(t *testing.T) {
+func TestCheckReplay(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "schedule.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"steps":[{"at":"100ms","for":"300ms","target":"dep","fault":{"kind":"down"}}]}`), 0o644))
 	t.Setenv(properties.EnvReplay, path)
-	properties.CheckBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec})
+	breaker.Check(t, breaker.Config{New: brkGoBreaker(1, 500*time.Millisecond, 200*time.Millisecond), Spec: brkSpec})
 }
 
-// TestCheckBreakerReportsACounterexample runs a failing CheckBreaker in a
+// TestCheckReportsACounterexample runs a failing Check in a
 // child process and reads what it printed and wrote.
-func TestCheckBreakerReportsACounterexample(t *testing.T) {
+func TestCheckReportsACounterexample(t *testing.T) {
 	if dir := os.Getenv("SHAKEDOWN_BREAKER_CHILD"); dir != "" {
-		properties.CheckBreaker(t, properties.BreakerConfig{New: brkGoBreaker(1, 500*time.Millisecond, 0), Spec: brkSpec, Dir: dir,
+		breaker.Check(t, breaker.Config{New: brkGoBreaker(1, 500*time.Millisecond, 0), Spec: brkSpec, Dir: dir,
 			ShrinkTime: time.Minute})
 		return
 	}
@@ -367,9 +370,9 @@ func TestCheckBreakerReportsACounterexample(t *testing.T) {
 		t.Skip("runs the test binary again")
 	}
 	dir := t.TempDir()
-	// The child's CheckBreaker keeps rapid's fail file, as it should for a
+	// The child's Check keeps rapid's fail file, as it should for a
 	// test that failed; this test's child failed on purpose.
-	failDir := filepath.Join("testdata", "rapid", "TestCheckBreakerReportsACounterexample")
+	failDir := filepath.Join("testdata", "rapid", "TestCheckReportsACounterexample")
 	if _, err := os.Stat(failDir); os.IsNotExist(err) {
 		t.Cleanup(func() {
 			os.RemoveAll(failDir)
@@ -377,7 +380,7 @@ func TestCheckBreakerReportsACounterexample(t *testing.T) {
 			os.Remove(filepath.Dir(filepath.Dir(failDir)))
 		})
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCheckBreakerReportsACounterexample$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCheckReportsACounterexample$", "-test.v")
 	cmd.Env = append(os.Environ(), "SHAKEDOWN_BREAKER_CHILD="+dir)
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err, "the child must fail:\n%s", out)

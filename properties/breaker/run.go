@@ -1,4 +1,4 @@
-package properties
+package breaker
 
 import (
 	"context"
@@ -12,16 +12,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shakedown/shakedown/properties"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// BreakerRun is one schedule of outages run against a breaker in virtual
+// Run is one schedule of outages run against a breaker in virtual
 // time: every call made through the breaker, every call that reached the
 // dependency, and what the spec says of them.
-type BreakerRun struct {
+type Run struct {
 	Schedule sim.Schedule
-	Spec     BreakerSpec
+	Spec     Spec
 	// Rate and Latency are the load and the healthy dependency's answer
 	// time of the run.
 	Rate    float64
@@ -29,14 +30,14 @@ type BreakerRun struct {
 	// Duration runs from the start to the end of the last call.
 	Duration time.Duration
 	// Ops are the calls made through the breaker, by ID (from 1).
-	Ops []BreakerOp
+	Ops []Op
 	// Calls are the calls that reached the dependency, by ID (from 1).
-	Calls []BreakerCall
+	Calls []Call
 	// Violations are the ways the breaker broke its spec, in timeline
 	// order; none if it held. Only the first departure from the spec's
 	// state machine is reported: what follows it would be judged against
 	// a state the breaker is not in.
-	Violations Violations
+	Violations properties.Violations
 	// Opened counts the times the breaker opened (by the spec, from its
 	// calls), HalfOpened its half-open spells, Reclosed the times it
 	// closed again after opening.
@@ -47,11 +48,11 @@ type BreakerRun struct {
 	notes    map[int]string // op → where the spec's machine moved, for the timeline
 }
 
-// Failed reports whether the breaker broke its spec.
-func (r *BreakerRun) Failed() bool { return r != nil && len(r.Violations) > 0 }
+// Broken reports whether the breaker broke its spec.
+func (r *Run) Broken() bool { return r != nil && len(r.Violations) > 0 }
 
-// BreakerOp is one call made through the breaker.
-type BreakerOp struct {
+// Op is one call made through the breaker.
+type Op struct {
 	ID int
 	// Start is when the call was made, End when the breaker returned.
 	Start, End time.Duration
@@ -62,7 +63,7 @@ type BreakerOp struct {
 	Calls []int
 	// Before and After are the states the breaker reported just before
 	// and just after the call.
-	Before, After BreakerState
+	Before, After State
 
 	seqStart, seqEnd int
 	panicked         bool
@@ -70,10 +71,10 @@ type BreakerOp struct {
 
 // TurnedAway reports whether the breaker answered the call without
 // reaching the dependency.
-func (o BreakerOp) TurnedAway() bool { return len(o.Calls) == 0 }
+func (o Op) TurnedAway() bool { return len(o.Calls) == 0 }
 
-// BreakerCall is one call that reached the dependency.
-type BreakerCall struct {
+// Call is one call that reached the dependency.
+type Call struct {
 	ID, Op int
 	// Attempt is 1 for the first call of its op, 2 for its first retry,
 	// and so on.
@@ -98,7 +99,7 @@ var (
 type depAddr struct{}
 
 func (depAddr) Network() string { return "tcp" }
-func (depAddr) String() string  { return BreakerTarget }
+func (depAddr) String() string  { return Target }
 
 // fakeDep is the dependency of a breaker run: it answers every call as the
 // schedule says, in virtual time. Its state is a function of the time, so
@@ -183,28 +184,28 @@ func (d *fakeDep) plan(s time.Duration) answer {
 // opKey carries the op of a call through the breaker's context.
 type opKey struct{}
 
-// breakerRec records a run; safe for concurrent use.
-type breakerRec struct {
+// recorder records a run; safe for concurrent use.
+type recorder struct {
 	start time.Time
 	dep   *fakeDep
 
 	mu      sync.Mutex
 	seq     int
-	ops     []BreakerOp
-	calls   []BreakerCall
+	ops     []Op
+	calls   []Call
 	cancels []context.CancelFunc // of the ops in flight, by ID-1
 }
 
-func (r *breakerRec) now() time.Duration { return time.Since(r.start) }
+func (r *recorder) now() time.Duration { return time.Since(r.start) }
 
-func (r *breakerRec) nextSeq() int {
+func (r *recorder) nextSeq() int {
 	r.seq++
 	return r.seq
 }
 
 // call is the dependency's side of one call, made with the context the
 // breaker passed on.
-func (r *breakerRec) call(ctx context.Context) error {
+func (r *recorder) call(ctx context.Context) error {
 	s := r.now()
 	op, _ := ctx.Value(opKey{}).(int)
 	r.mu.Lock()
@@ -214,7 +215,7 @@ func (r *breakerRec) call(ctx context.Context) error {
 		r.ops[op-1].Calls = append(r.ops[op-1].Calls, id)
 		attempt = len(r.ops[op-1].Calls)
 	}
-	r.calls = append(r.calls, BreakerCall{ID: id, Op: op, Attempt: attempt, Start: s, seqStart: r.nextSeq()})
+	r.calls = append(r.calls, Call{ID: id, Op: op, Attempt: attempt, Start: s, seqStart: r.nextSeq()})
 	r.mu.Unlock()
 
 	a := r.dep.answer(id, s)
@@ -248,7 +249,7 @@ func (r *breakerRec) call(ctx context.Context) error {
 }
 
 // op makes call number id through b.
-func (r *breakerRec) op(ctx context.Context, b Breaker, id int) {
+func (r *recorder) op(ctx context.Context, b Breaker, id int) {
 	before := safeState(b)
 	r.mu.Lock()
 	o := &r.ops[id-1]
@@ -284,27 +285,27 @@ func safeExecute(b Breaker, ctx context.Context, call func(context.Context) erro
 	return b.Execute(ctx, call)
 }
 
-func safeState(b Breaker) (s BreakerState) {
+func safeState(b Breaker) (s State) {
 	defer func() {
 		if recover() != nil {
-			s = BreakerUnknown
+			s = Unknown
 		}
 	}()
 	return b.State()
 }
 
-// breakerDrain is how long calls still in flight at the end of a run may
+// drainFor is how long calls still in flight at the end of a run may
 // go on before their context is cancelled: virtual time, so it costs
 // nothing, and long enough that a call without a timeout stands out.
-func breakerDrain(c BreakerConfig) time.Duration {
+func drainFor(c Config) time.Duration {
 	return max(10*time.Second, 10*c.Spec.CallTimeout)
 }
 
-// runBreaker runs schedule s against a breaker built by c.New. It must
+// runOnce runs schedule s against a breaker built by c.New. It must
 // run inside a testing/synctest bubble, where its seconds take no time. c
 // is normalized.
-func runBreaker(c BreakerConfig, s sim.Schedule) (*BreakerRun, error) {
-	b, err := newBreaker(c)
+func runOnce(c Config, s sim.Schedule) (*Run, error) {
+	b, err := build(c)
 	if err != nil {
 		return nil, err
 	}
@@ -313,8 +314,8 @@ func runBreaker(c BreakerConfig, s sim.Schedule) (*BreakerRun, error) {
 	end := s.Horizon() + c.Cooldown
 	p := c.period()
 	n := int((end - 1) / p)
-	rec := &breakerRec{start: time.Now(), dep: &fakeDep{steps: steps, latency: c.Latency}, ops: make([]BreakerOp, n),
-		calls: make([]BreakerCall, 0, n), cancels: make([]context.CancelFunc, n)}
+	rec := &recorder{start: time.Now(), dep: &fakeDep{steps: steps, latency: c.Latency}, ops: make([]Op, n),
+		calls: make([]Call, 0, n), cancels: make([]context.CancelFunc, n)}
 	ctx := context.Background()
 	// Calls are made by workers that live as long as the run, so that
 	// their stacks grow once: a new worker only when all are busy.
@@ -341,7 +342,7 @@ func runBreaker(c BreakerConfig, s sim.Schedule) (*BreakerRun, error) {
 	drained, drainer := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(drainer)
-		t := time.NewTimer(breakerDrain(c))
+		t := time.NewTimer(drainFor(c))
 		defer t.Stop()
 		select {
 		case <-drained:
@@ -367,24 +368,24 @@ func runBreaker(c BreakerConfig, s sim.Schedule) (*BreakerRun, error) {
 	close(drained)
 	<-drainer
 
-	run := &BreakerRun{Schedule: s, Spec: c.Spec, Rate: c.Rate, Latency: c.Latency, Ops: rec.ops, Calls: rec.calls,
+	run := &Run{Schedule: s, Spec: c.Spec, Rate: c.Rate, Latency: c.Latency, Ops: rec.ops, Calls: rec.calls,
 		recovery: c.recoveryBound(), seqs: rec.seq}
 	for _, o := range run.Ops {
 		run.Duration = max(run.Duration, o.End)
 	}
-	judgeBreaker(run)
+	judge(run)
 	return run, nil
 }
 
-func newBreaker(c BreakerConfig) (b Breaker, err error) {
+func build(c Config) (b Breaker, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("properties: BreakerConfig.New panicked: %v", p)
+			err = fmt.Errorf("breaker: Config.New panicked: %v", p)
 		}
 	}()
 	b = c.New()
 	if b == nil {
-		return nil, errors.New("properties: BreakerConfig.New returned a nil Breaker")
+		return nil, errors.New("breaker: Config.New returned a nil Breaker")
 	}
 	return b, nil
 }
