@@ -43,6 +43,9 @@ var clients = []string{
 // adapters are the directories whose packages adapt a client or breaker
 // library to the core; they may import it.
 var adapters = []string{
+	"properties/pgxcheck",
+	"properties/redischeck",
+	"properties/sqlcheck",
 	"properties/breaker/failsafecheck",
 	"properties/breaker/gobreakercheck",
 }
@@ -52,13 +55,11 @@ var adapters = []string{
 // or through a library outside the module. A package of the module that
 // they import answers for its own imports, in its own entry here; with
 // every core directory listed, the core's whole dependency graph is
-// clean. properties joins the list when its pool samplers have moved to
-// adapters.
+// clean.
 var clientFree = []string{
 	"toxics",
 	"sim",
-	"properties/internal",
-	"properties/breaker",
+	"properties",
 }
 
 // rule says what the non-test code of the packages under Dir (the package
