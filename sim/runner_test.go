@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -456,6 +457,60 @@ func TestSamplers(t *testing.T) {
 			"500ms pool.idle 1", "500ms pool.in_use 6",
 		}, pool[:10])
 		require.GreaterOrEqual(t, goroutines, 6)
+	})
+}
+
+// TestRunSettles checks the quiet reading that ends a run: once the ops
+// have drained, the samplers are read every 10ms until two readings
+// agree, and the last one is placed at the end of the run.
+func TestRunSettles(t *testing.T) {
+	quiet := func(t *testing.T, settle time.Duration, inUse func(reading int64) float64) (*History, int64) {
+		var n atomic.Int64
+		stopped := make(chan struct{})
+		var once sync.Once
+		pool := SamplerFunc("pool", func(context.Context) (map[string]float64, error) {
+			select {
+			case <-stopped:
+				return map[string]float64{"in_use": inUse(n.Add(1))}, nil
+			default:
+				return map[string]float64{"in_use": 9}, nil
+			}
+		})
+		work := Workload{Driver: ClosedLoop{Workers: 1}, Kinds: []OpKind{{Name: "op", Do: func(ctx context.Context, _ string) (string, error) {
+			<-ctx.Done() // held until the drain is over and cancels it
+			once.Do(func() { close(stopped) })
+			return "", nil
+		}}}}
+		h, err := Run(t.Context(), Plan{World: World{Workload: work, Samplers: []Sampler{pool}},
+			Settings: Settings{Cooldown: ms(100), SampleEvery: time.Hour, Settle: settle}})
+		require.NoError(t, err)
+		return h, n.Load()
+	}
+	last := func(h *History) Sample { return h.Samples[len(h.Samples)-1] }
+
+	t.Run("until two readings agree", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// Connections return one by one: 3, 2, 1, 0, 0.
+			h, reads := quiet(t, 0, func(r int64) float64 { return float64(max(3-r+1, 0)) })
+			require.Equal(t, Sample{At: h.Duration, Name: "pool.in_use", Value: 0}, last(h))
+			require.Equal(t, int64(5), reads, "the settling stops at the first two readings that agree")
+		})
+	})
+	t.Run("bounded by Settle", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			h, reads := quiet(t, ms(50), func(r int64) float64 { return float64(r) }) // never settles
+			require.Equal(t, h.Duration, last(h).At)
+			require.Equal(t, int64(6), reads, "one reading, then one every 10ms for 50ms")
+			require.Equal(t, h.Duration+ms(50), time.Since(start))
+		})
+	})
+	t.Run("negative Settle reads once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h, reads := quiet(t, -1, func(r int64) float64 { return float64(r) })
+			require.Equal(t, Sample{At: h.Duration, Name: "pool.in_use", Value: 1}, last(h))
+			require.Equal(t, int64(1), reads)
+		})
 	})
 }
 
