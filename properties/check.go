@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,14 +57,13 @@ type Config struct {
 	Bounds Bounds
 	// Workload is the load each run drives. Required (at least one kind).
 	Workload sim.Workload
-	// Samplers, SampleEvery, Cooldown, Drain and Logger are passed to
-	// sim.Run (see sim.Config). Cooldown is the time after the last heal
-	// that Recovery and the After window get to see.
-	Samplers    []sim.Sampler
-	SampleEvery time.Duration
-	Cooldown    time.Duration
-	Drain       time.Duration
-	Logger      *slog.Logger
+	// Samplers are passed to sim.Run (see sim.World).
+	Samplers []sim.Sampler
+	// Settings are passed to sim.Run (see sim.Settings). Cooldown is the
+	// time after the last heal that Recovery and the After window get to
+	// see; Settle bounds the wait for the quiet reading that PoolReleased
+	// and NoGoroutineLeak judge.
+	sim.Settings
 	// Invariants are judged after every run. Required.
 	Invariants []Invariant
 	// Iterations is the most schedules explored before shrinking
@@ -85,14 +81,6 @@ type Config struct {
 	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).
 	Dir string
-	// Settle bounds the wait, once a run is over, for the samplers to
-	// read the same values twice in a row (10ms apart): the last of those
-	// readings is the "quiet" one that PoolReleased and NoGoroutineLeak
-	// judge. Pools release connections asynchronously (pgxpool counts a
-	// connection being closed as acquired), so a reading taken the moment
-	// the last op returns can still count them. Default 500ms; negative
-	// means one reading at once.
-	Settle time.Duration
 	// World, when set, builds what a run needs afresh for every run: the
 	// clients under test, their workload and samplers (and, simulated,
 	// the fakes too). A client that one run wedged (a pool whose
@@ -445,15 +433,7 @@ func (x *explorer) fits(horizon time.Duration, k int) bool {
 	return time.Until(x.deadline) > time.Duration(k)*need
 }
 
-func (x *explorer) cooldown() time.Duration {
-	switch {
-	case x.cfg.Cooldown == 0:
-		return sim.DefaultCooldown
-	case x.cfg.Cooldown < 0:
-		return 0
-	}
-	return x.cfg.Cooldown
-}
+func (x *explorer) cooldown() time.Duration { return x.cfg.CooldownOrDefault() }
 
 // overhead is the mean wall time of a run beyond its schedule's own
 // length, used to tell whether a run fits before the deadline.
@@ -582,81 +562,24 @@ func runOnce(ctx context.Context, env Env, cfg Config, s sim.Schedule, seed int6
 			return nil, fmt.Errorf("properties: reset before running schedule\n%s\n: %w", s, err)
 		}
 	}
-	h, err := sim.Run(ctx, sim.Config{Seed: seed, Schedule: s, Targets: cfg.Targets, Workload: cfg.Workload,
-		Samplers: cfg.Samplers, SampleEvery: cfg.SampleEvery, Cooldown: cfg.Cooldown, Drain: cfg.Drain, Logger: cfg.Logger})
+	// sim.Run ends with the samplers' quiet reading, the one that
+	// PoolReleased and NoGoroutineLeak judge.
+	h, err := sim.Run(ctx, sim.Plan{
+		World:    sim.World{Targets: cfg.Targets, Workload: cfg.Workload, Samplers: cfg.Samplers},
+		Settings: cfg.Settings, Schedule: s, Seed: seed,
+	})
 	if h == nil {
 		return nil, fmt.Errorf("properties: run schedule\n%s\n: %w", s, err)
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("properties: run cancelled: %w", err)
 	}
-	// The runner's last reading comes when the load stops, with ops
-	// still draining; one more once the run is over is the "quiet" one
-	// that PoolReleased and NoGoroutineLeak judge.
-	h.Samples = append(h.Samples, settle(ctx, cfg.Samplers, h, cfg.Settle)...)
 	it := &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: Evaluate(h, cfg.Invariants)}
 	if errors.Is(err, sim.ErrPanic) {
 		it.Findings = append(it.Findings, Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
 	}
 	it.Wall = time.Since(start)
 	return it, nil
-}
-
-// settle reads the samplers every 10ms until two readings in a row agree
-// or the settle time is over, and returns the last reading, placed at the
-// end of the run.
-func settle(ctx context.Context, samplers []sim.Sampler, h *sim.History, limit time.Duration) []sim.Sample {
-	if len(samplers) == 0 {
-		return nil
-	}
-	if limit == 0 {
-		limit = 500 * time.Millisecond
-	}
-	start := time.Now()
-	last := sampleAll(ctx, samplers, h.Duration)
-	if limit < 0 {
-		return last
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for time.Since(start) < limit {
-		select {
-		case <-ctx.Done():
-			return last
-		case <-tick.C:
-		}
-		next := sampleAll(ctx, samplers, h.Duration)
-		if slices.Equal(next, last) {
-			break
-		}
-		last = next
-	}
-	return last
-}
-
-// sampleAll reads every sampler once, naming values as sim does
-// (<sampler>.<key>, or <sampler> for the empty key). A sampler that fails
-// or panics is skipped.
-func sampleAll(ctx context.Context, samplers []sim.Sampler, at time.Duration) []sim.Sample {
-	var out []sim.Sample
-	for _, s := range samplers {
-		func() {
-			defer func() { _ = recover() }()
-			vals, err := s.Sample(ctx)
-			if err != nil {
-				return
-			}
-			name := s.Name()
-			for _, k := range slices.Sorted(maps.Keys(vals)) {
-				n := name
-				if k != "" {
-					n += "." + k
-				}
-				out = append(out, sim.Sample{At: at, Name: n, Value: vals[k]})
-			}
-		}()
-	}
-	return out
 }
 
 // scheduleKey identifies a schedule for the verdict cache.

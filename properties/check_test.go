@@ -26,7 +26,7 @@ var bounds = properties.Bounds{MaxSteps: 3, Horizon: 5 * time.Second,
 
 // simConfig is a simulated Check config over one fake dependency.
 func simConfig(f *fake, invs ...properties.Invariant) properties.Config {
-	return properties.Config{World: f.world, Simulate: true, Bounds: bounds, Cooldown: time.Second, Drain: 5 * time.Second, Invariants: invs}
+	return properties.Config{Settings: sim.Settings{Cooldown: time.Second, Drain: 5 * time.Second}, World: f.world, Simulate: true, Bounds: bounds, Invariants: invs}
 }
 
 // robust are the invariants a client with a 200ms timeout keeps.
@@ -35,7 +35,7 @@ func robust() []properties.Invariant {
 		properties.MaxLatency{Max: 300 * time.Millisecond},
 		properties.FailFast{Within: 250 * time.Millisecond},
 		properties.Recovery{Within: 300 * time.Millisecond},
-		properties.ErrorRate{Max: 0, Window: properties.Before},
+		properties.ErrorRate{Max: 0, Window: sim.Before},
 	}
 }
 
@@ -212,9 +212,13 @@ func TestExploreIterations(t *testing.T) {
 func TestExploreRealTime(t *testing.T) {
 	d := newDep("db", allKinds...)
 	cfg := properties.Config{
-		Targets: []sim.Target{d}, Workload: workload(d, 50*time.Millisecond),
-		Bounds:   properties.Bounds{MaxSteps: 2, Horizon: 300 * time.Millisecond, Values: bounds.Values},
-		Cooldown: 100 * time.Millisecond, Iterations: 2,
+		Settings: sim.Settings{
+			Cooldown: 100 * time.Millisecond,
+		},
+		Targets:    []sim.Target{d},
+		Workload:   workload(d, 50*time.Millisecond),
+		Bounds:     properties.Bounds{MaxSteps: 2, Horizon: 300 * time.Millisecond, Values: bounds.Values},
+		Iterations: 2,
 		Invariants: []properties.Invariant{properties.MaxLatency{Max: 2 * time.Second}},
 	}
 	res, err := properties.Explore(t, d, cfg)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
@@ -22,7 +23,7 @@ type Coverage struct {
 	NotApplied int
 	// Windows counts the runs in which the window held ops (During: any
 	// fault's window).
-	Windows map[Window]int
+	Windows map[sim.Phase]int
 	// Judged counts, per invariant name, the runs in which it was judged
 	// (held or broke); Broken those in which it broke.
 	Judged, Broken map[string]int
@@ -33,7 +34,7 @@ type Coverage struct {
 func (c *Coverage) add(it *Iteration) {
 	if c.Faults == nil {
 		c.Faults = map[string]map[toxics.Kind]int{}
-		c.Windows = map[Window]int{}
+		c.Windows = map[sim.Phase]int{}
 		c.Judged = map[string]int{}
 		c.Broken = map[string]int{}
 	}
@@ -49,7 +50,7 @@ func (c *Coverage) add(it *Iteration) {
 		}
 		c.Faults[e.Target][e.Fault.Fault.Kind()]++
 	}
-	for _, w := range []Window{Before, During, After} {
+	for _, w := range []sim.Phase{sim.Before, sim.During, sim.After} {
 		sps, _ := spans(h, w, nil)
 		for _, sp := range sps {
 			if len(sp.ops) > 0 {
@@ -103,7 +104,7 @@ func (c Coverage) String() string {
 	if c.NotApplied > 0 {
 		fmt.Fprintf(&b, " (%d not applied)", c.NotApplied)
 	}
-	fmt.Fprintf(&b, "; windows with ops: before %d, during %d, after %d; judged:", c.Windows[Before], c.Windows[During], c.Windows[After])
+	fmt.Fprintf(&b, "; windows with ops: before %d, during %d, after %d; judged:", c.Windows[sim.Before], c.Windows[sim.During], c.Windows[sim.After])
 	for i, name := range c.Invariants {
 		if i > 0 {
 			b.WriteByte(',')

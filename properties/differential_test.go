@@ -347,17 +347,21 @@ func diffRun(ctx context.Context, t *testing.T, s sim.Schedule, target sim.Targe
 		mu.Unlock()
 		return "", err
 	}
-	h, err := sim.Run(ctx, sim.Config{
+	h, err := sim.Run(ctx, sim.Plan{
+		World: sim.World{
+			Targets: []sim.Target{target},
+			Workload: sim.Workload{
+				Driver:  sim.OpenLoop{Rate: float64(time.Second / diffEvery)},
+				Timeout: diffTimeout,
+				Kinds:   []sim.OpKind{{Name: "echo", Do: do}},
+			},
+		},
+		Settings: sim.Settings{
+			Cooldown: 500 * time.Millisecond,
+			Drain:    time.Second,
+		},
 		Seed:     1,
 		Schedule: s,
-		Targets:  []sim.Target{target},
-		Cooldown: 500 * time.Millisecond,
-		Drain:    time.Second,
-		Workload: sim.Workload{
-			Driver:  sim.OpenLoop{Rate: float64(time.Second / diffEvery)},
-			Timeout: diffTimeout,
-			Kinds:   []sim.OpKind{{Name: "echo", Do: do}},
-		},
 	})
 	require.NoError(t, err)
 	var res diffResult

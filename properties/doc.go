@@ -17,7 +17,7 @@
 //				}
 //			},
 //			Invariants: []properties.Invariant{
-//				properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: properties.During},
+//				properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: sim.During},
 //				properties.Recovery{Within: 2 * time.Second},
 //				properties.PoolReleased{Pool: "db"},
 //			},
@@ -61,21 +61,21 @@
 // [Evaluate] turns errors into [Finding]s with a [Verdict], and Check
 // fails when an invariant was never judged in any run.
 //
-//   - latency: [LatencyQuantile] (overall or per [Window]: before, during
+//   - latency: [LatencyQuantile] (overall or per [sim.Phase]: before, during
 //     each fault, after the last heal; optionally per op kind) and
 //     [MaxLatency] (the client's timeout plus a margin);
 //   - errors: [ErrorRate] per window, [Recovery] (no failure later than D
 //     after the last heal), [FailFast] (failed calls return within X while
 //     a fault holds);
 //   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] over the
-//     samples of pgxcheck.Pool, redischeck.Pool, sqlcheck.Pool or [Dials] (which
+//     samples of pgxcheck.Pool, redischeck.Pool, sqlcheck.Pool or [sim.Dials] (which
 //     counts the dials of an http.Transport, a go-redis or pgx dialer, or
 //     a database/sql connector), and [NoGoroutineLeak] over
 //     sim.Goroutines();
 //   - bulkheads: [Isolation] (op kinds that do not use the faulted target
 //     keep their bounds);
 //   - retries: [Amplification] (calls reaching a dependency, from a
-//     [Counter], stay under k times the calls made);
+//     [sim.Counter], stay under k times the calls made);
 //   - data: [Linearizable], a porcupine check of a key-value history in
 //     which an op of unknown outcome may or may not have been applied.
 //

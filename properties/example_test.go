@@ -59,8 +59,8 @@ func ExampleLatencyQuantile() {
 		},
 	}
 	for _, f := range properties.Evaluate(h, []properties.Invariant{
-		properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: properties.Before},
-		properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: properties.During},
+		properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: sim.Before},
+		properties.LatencyQuantile{Q: 0.99, Max: 300 * time.Millisecond, Window: sim.During},
 		properties.FailFast{Within: 100 * time.Millisecond, Kinds: []string{"put"}},
 	}) {
 		if f.Err == nil {
@@ -119,8 +119,8 @@ func ExampleExplore() {
 
 // Samplers put pool statistics on the run's timeline; pool invariants
 // read them by the sampler's name.
-func ExampleDials() {
-	var dials properties.Dials
+func ExampleReconnectStorm() {
+	var dials sim.Dials
 	dial := dials.DialContext(nil) // for an http.Transport's DialContext, a go-redis Dialer, pgx's DialFunc
 	_ = dial
 	samplers := []sim.Sampler{dials.Sampler("api")}

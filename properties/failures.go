@@ -13,8 +13,9 @@ import (
 type ErrorRate struct {
 	// Max is the highest allowed fraction, in [0, 1].
 	Max float64
-	// Window is the part of the run judged (default Overall).
-	Window Window
+	// Window is the part of the run judged (default sim.Overall); the
+	// ops it counts are those sim.Window.Holds.
+	Window sim.Phase
 	// Kinds limits the ops judged to these kinds (default all).
 	Kinds []string
 }
@@ -122,7 +123,7 @@ func (f FailFast) Check(h *sim.History) error {
 	if f.Within <= 0 {
 		return fmt.Errorf("properties: %s: Within = %v must be positive", f.Name(), f.Within)
 	}
-	sps, why := spans(h, During, f.Kinds)
+	sps, why := spans(h, sim.During, f.Kinds)
 	if why != "" {
 		return &NoEvidence{Invariant: f.Name(), Reason: why}
 	}

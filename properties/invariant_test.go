@@ -84,19 +84,19 @@ func TestLatencyQuantile(t *testing.T) {
 	ops = append(ops, op(10, "get", 1100, 2000, sim.Unknown), op(11, "put", 1200, 1210, sim.OK), op(12, "get", 2500, 2510, sim.OK))
 	h := hist(3000, blackholeDB, ops...)
 	runCases(t, []invCase{
-		{"p99 before holds", LatencyQuantile{Q: 0.99, Max: 20 * ms, Window: Before}, h, Held, nil},
-		{"p99 during breaks, naming the fault and the excess", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: During}, h, Broken,
+		{"p99 before holds", LatencyQuantile{Q: 0.99, Max: 20 * ms, Window: sim.Before}, h, Held, nil},
+		{"p99 during breaks, naming the fault and the excess", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: sim.During}, h, Broken,
 			[]string{"during fault 0: db blackhole() (1s..2s)", "p99 900ms over 2 ops", "over by 800ms", "op 10"}},
-		{"p50 during holds", LatencyQuantile{Q: 0.5, Max: 100 * ms, Window: During}, h, Held, nil},
-		{"kind filter leaves the slow get out", LatencyQuantile{Q: 1, Max: 100 * ms, Window: During, Kinds: []string{"put"}}, h, Held, nil},
-		{"after holds", LatencyQuantile{Q: 0.99, Max: 20 * ms, Window: After}, h, Held, nil},
+		{"p50 during holds", LatencyQuantile{Q: 0.5, Max: 100 * ms, Window: sim.During}, h, Held, nil},
+		{"kind filter leaves the slow get out", LatencyQuantile{Q: 1, Max: 100 * ms, Window: sim.During, Kinds: []string{"put"}}, h, Held, nil},
+		{"after holds", LatencyQuantile{Q: 0.99, Max: 20 * ms, Window: sim.After}, h, Held, nil},
 		{"overall breaks", LatencyQuantile{Q: 1, Max: 500 * ms}, h, Broken, []string{"over the whole run", "max 900ms"}},
-		{"no fault: during has no evidence", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: During}, hist(3000, nil, ops...), Unjudged,
+		{"no fault: during has no evidence", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: sim.During}, hist(3000, nil, ops...), Unjudged,
 			[]string{"no fault took effect"}},
-		{"a fault that failed to apply is no fault", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: During},
+		{"a fault that failed to apply is no fault", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: sim.During},
 			hist(3000, []sim.FaultEvent{{Step: 0, Target: "db", Fault: toxics.Spec{Fault: toxics.Down{}}, Err: "no such proxy"}}, ops...), Unjudged,
 			[]string{"no fault took effect"}},
-		{"empty window has no evidence", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: During, Kinds: []string{"scan"}}, h, Unjudged,
+		{"empty window has no evidence", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: sim.During, Kinds: []string{"scan"}}, h, Unjudged,
 			[]string{"no ops of kind [scan]"}},
 		{"bad quantile is an error", LatencyQuantile{Q: 1.5, Max: time.Second}, h, Broken, []string{"Q = 1.5 must be in (0, 1]"}},
 		{"bad window is an error", LatencyQuantile{Q: 0.5, Max: time.Second, Window: 9}, h, Broken, []string{"unknown window"}},
@@ -109,12 +109,12 @@ func TestMaxLatency(t *testing.T) {
 		{"breaks on the op that outlived the timeout", MaxLatency{Max: time.Second + 100*ms}, h, Broken,
 			[]string{"op 3 (get)", "got 5s (unknown: boom)", "over by 3.9s"}},
 		{"holds under a looser bound", MaxLatency{Max: 6 * time.Second}, h, Held, nil},
-		{"before the fault holds", MaxLatency{Max: 100 * ms, Window: Before}, h, Held, nil},
+		{"before the fault holds", MaxLatency{Max: 100 * ms, Window: sim.Before}, h, Held, nil},
 		{"zero bound is an error", MaxLatency{}, h, Broken, []string{"Max = 0s must be positive"}},
 	})
 	// An op overlapping two faults is reported once.
 	two := []sim.FaultEvent{fault(0, "db", toxics.Blackhole{}, 1000, 2000), fault(1, "cache", toxics.Down{}, 1500, 2500)}
-	err := MaxLatency{Max: time.Second, Window: During}.Check(hist(3000, two, op(1, "get", 1100, 2400, sim.Unknown)))
+	err := MaxLatency{Max: time.Second, Window: sim.During}.Check(hist(3000, two, op(1, "get", 1100, 2400, sim.Unknown)))
 	var vs Violations
 	require.ErrorAs(t, err, &vs)
 	require.Len(t, vs, 1)
@@ -126,18 +126,18 @@ func TestErrorRate(t *testing.T) {
 		op(3, "get", 1100, 1200, sim.Failed), op(4, "get", 1300, 1400, sim.Unknown), op(5, "get", 1500, 1510, sim.OK),
 		op(6, "get", 2100, 2110, sim.OK), op(7, "get", 3000, 3010, sim.OK))
 	runCases(t, []invCase{
-		{"before holds at zero", ErrorRate{Max: 0, Window: Before}, h, Held, nil},
-		{"during breaks", ErrorRate{Max: 0.5, Window: During}, h, Broken, []string{"2 of 3 ops failed (66.667%", "want <= 50%", "first: op 3"}},
-		{"during holds with a loose bound", ErrorRate{Max: 0.7, Window: During}, h, Held, nil},
-		{"after holds", ErrorRate{Max: 0, Window: After}, h, Held, nil},
-		{"overall", ErrorRate{Max: 0.2, Window: Overall}, h, Broken, []string{"2 of 7 ops failed"}},
-		{"after with a fault never reverted has no evidence", ErrorRate{Window: After},
+		{"before holds at zero", ErrorRate{Max: 0, Window: sim.Before}, h, Held, nil},
+		{"during breaks", ErrorRate{Max: 0.5, Window: sim.During}, h, Broken, []string{"2 of 3 ops failed (66.667%", "want <= 50%", "first: op 3"}},
+		{"during holds with a loose bound", ErrorRate{Max: 0.7, Window: sim.During}, h, Held, nil},
+		{"after holds", ErrorRate{Max: 0, Window: sim.After}, h, Held, nil},
+		{"overall", ErrorRate{Max: 0.2, Window: sim.Overall}, h, Broken, []string{"2 of 7 ops failed"}},
+		{"after with a fault never reverted has no evidence", ErrorRate{Window: sim.After},
 			hist(4000, []sim.FaultEvent{fault(0, "db", toxics.Blackhole{}, 1000, 0)}, op(1, "get", 3000, 3010, sim.OK)), Unjudged,
 			[]string{"fault 0 (db) was never reverted"}},
-		{"a failed revert counts as never reverted", ErrorRate{Window: After},
+		{"a failed revert counts as never reverted", ErrorRate{Window: sim.After},
 			hist(4000, []sim.FaultEvent{{Step: 0, Target: "db", Fault: toxics.Spec{Fault: toxics.Down{}}, Start: time.Second, End: 2 * time.Second, RevertErr: "gone"}},
 				op(1, "get", 3000, 3010, sim.OK)), Unjudged, []string{"never reverted"}},
-		{"a restart needs no revert", ErrorRate{Window: After},
+		{"a restart needs no revert", ErrorRate{Window: sim.After},
 			hist(4000, []sim.FaultEvent{fault(0, "db", toxics.Restart{}, 1000, 1000)}, op(1, "get", 3000, 3010, sim.OK)), Held, nil},
 		{"out of range", ErrorRate{Max: 2}, h, Broken, []string{"Max = 2 must be in [0, 1]"}},
 	})
@@ -273,7 +273,7 @@ func TestEvaluate(t *testing.T) {
 	panicky := Func("panics", func(*sim.History) error { panic("oops") })
 	fs := Evaluate(h, []Invariant{
 		MaxLatency{Max: time.Second},
-		ErrorRate{Max: 0, Window: During},
+		ErrorRate{Max: 0, Window: sim.During},
 		FailFast{Within: 100 * ms, Kinds: []string{"put"}},
 		panicky,
 		nil,

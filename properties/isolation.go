@@ -50,7 +50,7 @@ func (is Isolation) Check(h *sim.History) error {
 	case !(is.MaxErrorRate >= 0 && is.MaxErrorRate <= 1):
 		return fmt.Errorf("properties: %s: MaxErrorRate = %v must be in [0, 1]", is.Name(), is.MaxErrorRate)
 	}
-	sps, why := spans(h, During, nil)
+	sps, why := spans(h, sim.During, nil)
 	if why != "" {
 		return &NoEvidence{Invariant: is.Name(), Reason: why}
 	}
@@ -100,7 +100,7 @@ func (is Isolation) Check(h *sim.History) error {
 // under K times the ops the workload made: retries, hedges and reconnects
 // do not multiply the load on a struggling dependency. The calls come from
 // a cumulative counter sampled into the History under the name Counter
-// (see [Counter]); the invariant takes the difference between its last and
+// (see [sim.Counter]); the invariant takes the difference between its last and
 // first samples.
 type Amplification struct {
 	// Counter is the sample name of the dependency's call counter.

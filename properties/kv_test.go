@@ -76,10 +76,13 @@ func cut(s string) (string, string, bool) {
 
 func cacheConfig(kinds ...toxics.Kind) properties.Config {
 	return properties.Config{
-		World: cacheWorld, Simulate: true,
+		Settings: sim.Settings{
+			Cooldown: 2 * time.Second,
+		},
+		World:    cacheWorld,
+		Simulate: true,
 		Bounds: properties.Bounds{Targets: []properties.TargetKinds{{Name: "cache", Kinds: kinds}},
 			MaxSteps: 2, Horizon: 4 * time.Second},
-		Cooldown: 2 * time.Second,
 		Invariants: []properties.Invariant{
 			properties.Linearizable{},
 			properties.MaxLatency{Max: 350 * time.Millisecond},

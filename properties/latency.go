@@ -17,8 +17,9 @@ type LatencyQuantile struct {
 	Q float64
 	// Max is the bound. Required.
 	Max time.Duration
-	// Window is the part of the run judged (default Overall).
-	Window Window
+	// Window is the part of the run judged (default sim.Overall); the
+	// ops it counts are those sim.Window.Holds.
+	Window sim.Phase
 	// Kinds limits the ops judged to these kinds (default all).
 	Kinds []string
 }
@@ -80,8 +81,9 @@ func kindsSuffix(kinds []string) string {
 type MaxLatency struct {
 	// Max is the bound. Required.
 	Max time.Duration
-	// Window is the part of the run judged (default Overall).
-	Window Window
+	// Window is the part of the run judged (default sim.Overall); the
+	// ops it counts are those sim.Window.Holds.
+	Window sim.Phase
 	// Kinds limits the ops judged to these kinds (default all).
 	Kinds []string
 }

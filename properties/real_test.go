@@ -84,8 +84,13 @@ func TestCheckRealPostgres(t *testing.T) {
 
 	t.Run("no timeout is caught", func(t *testing.T) {
 		res, err := properties.Explore(t, env, properties.Config{
-			World:  pgWorld(db, 0, nil),
-			Bounds: pgBounds(), Cooldown: time.Second, Drain: 2 * time.Second, Iterations: 10,
+			Settings: sim.Settings{
+				Cooldown: time.Second,
+				Drain:    2 * time.Second,
+			},
+			World:      pgWorld(db, 0, nil),
+			Bounds:     pgBounds(),
+			Iterations: 10,
 			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},
 		})
 		require.NoError(t, err)
@@ -112,12 +117,17 @@ func TestCheckRealPostgres(t *testing.T) {
 		// long after the heal and Recovery breaks (Check finds that with
 		// MaxConns 4); for the same reason "quiet" allows those 8.
 		cfg := properties.Config{
+			Settings: sim.Settings{
+				Cooldown: 2 * time.Second,
+				Drain:    2 * time.Second,
+			},
 			World: pgWorld(db, 500*time.Millisecond, func(c *pgxpool.Config) {
 				c.MaxConns = 12
 				c.ConnConfig.ConnectTimeout = 400 * time.Millisecond
 			}),
-			Bounds: pgBounds(), Cooldown: 2 * time.Second, Drain: 2 * time.Second, Iterations: 8,
-			Dir: t.ArtifactDir(),
+			Bounds:     pgBounds(),
+			Iterations: 8,
+			Dir:        t.ArtifactDir(),
 			Invariants: []properties.Invariant{
 				properties.MaxLatency{Max: time.Second},
 				properties.FailFast{Within: time.Second},

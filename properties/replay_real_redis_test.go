@@ -44,13 +44,15 @@ func redisOptions(o *redis.Options, readTimeout time.Duration) *redis.Options {
 
 func redisConfig(target string) properties.Config {
 	return properties.Config{
+		Settings: sim.Settings{
+			Cooldown: 300 * time.Millisecond,
+			Drain:    2 * time.Second,
+		},
 		Bounds: properties.Bounds{
 			Targets:  []properties.TargetKinds{{Name: target, Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole}}},
 			MaxSteps: 1, Horizon: time.Second, Fault: properties.DurationRange{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond},
 			Values: properties.Values{Delay: properties.DurationRange{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}},
 		},
-		Cooldown:   300 * time.Millisecond,
-		Drain:      2 * time.Second,
 		Invariants: []properties.Invariant{properties.MaxLatency{Max: 300 * time.Millisecond}},
 		Iterations: 20,
 	}

@@ -40,13 +40,15 @@ func echoLoad(dial dialFunc, addr string, timeout time.Duration) sim.Workload {
 // server within 1s, and no op may take longer than 300ms.
 func echoConfig(target string) properties.Config {
 	return properties.Config{
+		Settings: sim.Settings{
+			Cooldown: 200 * time.Millisecond,
+			Drain:    500 * time.Millisecond,
+		},
 		Bounds: properties.Bounds{
 			Targets:  []properties.TargetKinds{{Name: target, Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole}}},
 			MaxSteps: 1, Horizon: time.Second, Fault: properties.DurationRange{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond},
 			Values: properties.Values{Delay: properties.DurationRange{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}},
 		},
-		Cooldown:   200 * time.Millisecond,
-		Drain:      500 * time.Millisecond,
 		Invariants: []properties.Invariant{properties.MaxLatency{Max: 300 * time.Millisecond}},
 		Iterations: 20,
 	}

@@ -9,45 +9,6 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// Window says which part of a run an invariant looks at. The windows are
-// those of [sim.History.Windows] (the same the report shows); which ops an
-// invariant counts in them is stricter than an op's intended start, so
-// that a fault's effect is charged to the fault:
-//
-//   - Before holds the ops that ended before the first fault took effect
-//     (the whole run if none did), so an op caught by the fault is not
-//     counted as calm;
-//   - During is judged once per fault, over the ops whose interval (from
-//     intended start to end) overlaps the fault's: an op in flight when a
-//     blackhole began is its victim;
-//   - After holds the ops intended to start at or after the last heal.
-type Window uint8
-
-const (
-	// Overall is the whole run.
-	Overall Window = iota
-	// Before is the calm before the first fault.
-	Before
-	// During is each fault that took effect, judged on its own.
-	During
-	// After is the recovery after the last fault was reverted.
-	After
-)
-
-func (w Window) String() string {
-	switch w {
-	case Overall:
-		return "overall"
-	case Before:
-		return "before"
-	case During:
-		return "during"
-	case After:
-		return "after"
-	}
-	return fmt.Sprintf("Window(%d)", uint8(w))
-}
-
 // span is one stretch of the timeline and the ops in it.
 type span struct {
 	label    string
@@ -107,18 +68,15 @@ func lastHeal(h *sim.History) (time.Duration, string) {
 
 func kindMatch(kinds []string, k string) bool { return len(kinds) == 0 || slices.Contains(kinds, k) }
 
-func overlaps(op sim.Op, from, to time.Duration) bool {
-	return op.Intended <= to && op.End >= from
-}
-
-// spans cuts h into the spans of window w, keeping ops of the given kinds
-// (all kinds when empty). When the window does not exist in this run it
-// returns a reason instead.
-func spans(h *sim.History, w Window, kinds []string) ([]span, string) {
-	ops := func(keep func(sim.Op) bool) []sim.Op {
+// spans cuts h into the spans of phase w, keeping the ops of the given
+// kinds (all kinds when empty) that each window holds ([sim.Window.Holds],
+// the rule the report uses too). When the window does not exist in this
+// run it returns a reason instead.
+func spans(h *sim.History, w sim.Phase, kinds []string) ([]span, string) {
+	of := func(win sim.Window) []sim.Op {
 		var out []sim.Op
 		for _, op := range h.Ops {
-			if kindMatch(kinds, op.Kind) && keep(op) {
+			if kindMatch(kinds, op.Kind) && win.Holds(op) {
 				out = append(out, op)
 			}
 		}
@@ -126,36 +84,35 @@ func spans(h *sim.History, w Window, kinds []string) ([]span, string) {
 	}
 	ws := h.Windows()
 	switch w {
-	case Overall:
-		return []span{{label: "over the whole run", from: 0, to: h.Duration, ops: ops(func(sim.Op) bool { return true })}}, ""
-	case Before:
+	case sim.Overall:
+		all := sim.Window{Phase: sim.Overall, Fault: -1, To: h.Duration, Label: "over the whole run"}
+		return []span{{label: all.Label, from: 0, to: all.To, ops: of(all)}}, ""
+	case sim.Before:
 		b := ws[0]
-		if len(ws) == 1 {
-			return []span{{label: b.Label, from: 0, to: b.To, ops: ops(func(sim.Op) bool { return true })}}, ""
+		label := b.Label
+		if b.Fault >= 0 {
+			label = fmt.Sprintf("%s at %v", b.Label, b.To)
 		}
-		return []span{{label: fmt.Sprintf("%s at %v", b.Label, b.To), from: 0, to: b.To,
-			ops: ops(func(op sim.Op) bool { return op.End < b.To })}}, ""
-	case During:
+		return []span{{label: label, from: 0, to: b.To, ops: of(b)}}, ""
+	case sim.During:
 		var out []span
 		for _, win := range ws {
 			if win.Phase != sim.During {
 				continue
 			}
-			from, to := win.From, win.To
-			out = append(out, span{label: fmt.Sprintf("during %s (%v..%v)", win.Label, from, to), from: from, to: to,
-				event: &h.Faults[win.Fault], ops: ops(func(op sim.Op) bool { return overlaps(op, from, to) })})
+			out = append(out, span{label: fmt.Sprintf("during %s (%v..%v)", win.Label, win.From, win.To), from: win.From, to: win.To,
+				event: &h.Faults[win.Fault], ops: of(win)})
 		}
 		if len(out) == 0 {
 			return nil, "no fault took effect in this run"
 		}
 		return out, ""
-	case After:
+	case sim.After:
 		if _, why := lastHeal(h); why != "" {
 			return nil, why
 		}
 		a := ws[len(ws)-1]
-		return []span{{label: fmt.Sprintf("%s at %v", a.Label, a.From), from: a.From, to: a.To,
-			ops: ops(func(op sim.Op) bool { return op.Intended >= a.From })}}, ""
+		return []span{{label: fmt.Sprintf("%s at %v", a.Label, a.From), from: a.From, to: a.To, ops: of(a)}}, ""
 	}
 	return nil, fmt.Sprintf("unknown window %v", w)
 }
@@ -163,8 +120,8 @@ func spans(h *sim.History, w Window, kinds []string) ([]span, string) {
 // judged runs judge over the spans of w and gathers the result: nil when
 // every span held, Violations when any broke, NoEvidence when no span
 // held ops (or the window does not exist). Spans without ops are skipped.
-func judged(name string, h *sim.History, w Window, kinds []string, judge func(sp span) []Violation) error {
-	if w > After {
+func judged(name string, h *sim.History, w sim.Phase, kinds []string, judge func(sp span) []Violation) error {
+	if w > sim.After {
 		return fmt.Errorf("properties: %s: unknown window %d", name, w)
 	}
 	sps, why := spans(h, w, kinds)

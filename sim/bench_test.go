@@ -88,7 +88,7 @@ func BenchmarkRunnerLateness(b *testing.B) {
 	}
 	var late []time.Duration
 	for b.Loop() {
-		h, err := Run(context.Background(), Config{Schedule: sched, Targets: targets, Cooldown: -1})
+		h, err := Run(context.Background(), Plan{World: World{Targets: targets}, Settings: Settings{Cooldown: -1}, Schedule: sched})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -21,23 +21,30 @@
 // the targets, then applies each step at its offset and reverts it when
 // its duration ends, while a [Workload] issues ops:
 //
-//	h, err := sim.Run(ctx, sim.Config{
-//		Seed:     seed,
-//		Schedule: sched,
-//		Targets:  []sim.Target{db, cache},
-//		Workload: sim.Workload{
-//			Driver: sim.OpenLoop{Rate: 200}, // ops per second
-//			Kinds: []sim.OpKind{
-//				{Name: "orders", Weight: 3, Do: placeOrder}, // touches Postgres
-//				{Name: "stock", Do: readStock},              // touches Redis only
+//	h, err := sim.Run(ctx, sim.Plan{
+//		World: sim.World{
+//			Targets: []sim.Target{db, cache},
+//			Workload: sim.Workload{
+//				Driver: sim.OpenLoop{Rate: 200}, // ops per second
+//				Kinds: []sim.OpKind{
+//					{Name: "orders", Weight: 3, Do: placeOrder}, // touches Postgres
+//					{Name: "stock", Do: readStock},              // touches Redis only
+//				},
+//				Timeout: time.Second,
 //			},
-//			Timeout: time.Second,
+//			Samplers: []sim.Sampler{sim.Goroutines()},
 //		},
-//		Samplers: []sim.Sampler{sim.Goroutines()},
-//		Logger:   slog.Default(),
+//		Settings: sim.Settings{Logger: slog.Default()},
+//		Schedule: sched,
+//		Seed:     seed,
 //	})
 //
-// The run lasts until the schedule's last revert plus [Config.Cooldown].
+// A [Plan] is the [World] a run acts on and observes, the [Settings] that
+// tune it (every zero value a working default), the schedule and the seed.
+// The run lasts until the schedule's last revert plus [Settings.Cooldown];
+// then the ops in flight get [Settings.Drain] to finish, and the samplers
+// are read until two readings agree ([Settings.Settle]): that quiet reading
+// ends the History.
 // If ctx is cancelled, every fault applied is reverted before Run returns;
 // a fault that fails to apply or revert is in the History and in the
 // error, never swallowed. Every fault applied and reverted is logged with
@@ -75,13 +82,18 @@
 // # Reading a history
 //
 // [History.Windows] cuts the timeline into the calm before the first
-// fault, each fault, and the recovery after the last heal;
-// [History.Summary] gives the count, error rate and latency quantiles of
-// the ops in a window, optionally of one kind:
+// fault, each fault, and the recovery after the last heal (a [Phase] each);
+// [Window.Holds] is the one rule of which ops a window holds, used by the
+// report and by the invariants of package properties alike.
+// [History.Stats] gives the count, error rate and latency quantiles of the
+// ops in a window, optionally of one kind:
 //
 //	for _, w := range h.Windows() {
-//		fmt.Println(w.Label, h.Summary(w, "orders"))
+//		fmt.Println(w.Label, h.Stats(w, "orders"))
 //	}
+//
+// [Counter] and [Dials] sample counts a client keeps or does not keep
+// (requests made, connections opened), next to [Goroutines].
 //
 // A History is written and read as JSON ([History.WriteJSON],
 // [ReadHistory]), and as a self-contained HTML report ([WriteReport]):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,21 +36,25 @@ func ExampleRun() {
 		log.Fatal(err)
 	}
 	var stock int64 = 100
-	h, err := sim.Run(context.Background(), sim.Config{
+	h, err := sim.Run(context.Background(), sim.Plan{
+		World: sim.World{
+			Targets: []sim.Target{printTarget("db"), printTarget("cache")},
+			Workload: sim.Workload{
+				Driver: sim.OpenLoop{Rate: 500},
+				Kinds: []sim.OpKind{{
+					Name:  "stock",
+					Input: func(r *rand.Rand) string { return strconv.Itoa(r.IntN(3)) },
+					Do: func(ctx context.Context, n string) (string, error) {
+						return strconv.FormatInt(stock, 10), nil // a real op would call the service here
+					},
+				}},
+			},
+		},
+		Settings: sim.Settings{
+			Cooldown: 20 * time.Millisecond,
+		},
 		Seed:     42,
 		Schedule: sched,
-		Targets:  []sim.Target{printTarget("db"), printTarget("cache")},
-		Cooldown: 20 * time.Millisecond,
-		Workload: sim.Workload{
-			Driver: sim.OpenLoop{Rate: 500},
-			Kinds: []sim.OpKind{{
-				Name:  "stock",
-				Input: func(r *rand.Rand) string { return strconv.Itoa(r.IntN(3)) },
-				Do: func(ctx context.Context, n string) (string, error) {
-					return strconv.FormatInt(stock, 10), nil // a real op would call the service here
-				},
-			}},
-		},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -117,12 +122,15 @@ func ExampleHistory_Windows() {
 		}
 		h.Ops = append(h.Ops, op)
 	}
+	// An op counts in the windows that hold it (Window.Holds): the op
+	// intended at 2s, as the fault was reverted, counts in the fault's
+	// window and in the After window.
 	for _, w := range h.Windows() {
-		fmt.Printf("%s: %v\n", w.Label, h.Summary(w, "orders"))
+		fmt.Printf("%s: %v\n", w.Label, h.Stats(w, "orders"))
 	}
 	// Output:
 	// before the first fault: 10 ops, 0 errors (0.0%), p50 5ms p90 5ms p99 5ms max 5ms
-	// fault 0: db down(): 10 ops, 10 errors (100.0%), p50 1ms p90 1ms p99 1ms max 1ms
+	// fault 0: db down(): 11 ops, 10 errors (90.9%), p50 1ms p90 1ms p99 5ms max 5ms
 	// after the last heal: 10 ops, 0 errors (0.0%), p50 5ms p90 5ms p99 5ms max 5ms
 }
 
@@ -151,4 +159,16 @@ func ExampleWriteReport() {
 	fmt.Println(strings.HasPrefix(buf.String(), "<!DOCTYPE html>"), strings.Contains(buf.String(), "FAIL: orders p99"))
 	// Output:
 	// true true
+}
+
+// Dials counts the connections a client opens; its sampler puts the
+// counts on the run's timeline.
+func ExampleDials() {
+	var dials sim.Dials
+	transport := &http.Transport{DialContext: dials.DialContext(nil)}
+	_ = transport
+	vals, _ := dials.Sampler("api").Sample(context.Background())
+	fmt.Println(vals)
+	// Output:
+	// map[dial_errors:0 dials:0 open:0]
 }

@@ -132,32 +132,62 @@ func TestWindows(t *testing.T) {
 	h := sampleHistory()
 	ws := h.Windows()
 	require.Equal(t, []Window{
-		{Phase: Before, Fault: -1, From: 0, To: time.Second + 100, Label: "before the first fault"},
+		{Phase: Before, Fault: 0, From: 0, To: time.Second + 100, Label: "before the first fault"},
 		{Phase: During, Fault: 0, From: time.Second + 100, To: 2*time.Second + 200, Label: "fault 0: db blackhole()"},
 		{Phase: During, Fault: 1, From: 1500*time.Millisecond + 50, To: 2500 * time.Millisecond, Label: "fault 1: cache latency(200ms±20ms)"},
-		{Phase: After, Fault: -1, From: 2500 * time.Millisecond, To: 4 * time.Second, Label: "after the last heal"},
+		{Phase: After, Fault: 1, From: 2500 * time.Millisecond, To: 4 * time.Second, Label: "after the last heal"},
 	}, ws)
 	require.Equal(t, []string{"orders", "stock"}, h.Kinds())
 
-	before := h.Summary(ws[0], "")
-	require.Equal(t, Summary{Count: 11, OK: 11, P50: ms(10), P90: ms(10), P99: ms(10), Max: ms(10)}, before)
-	blackhole := h.Summary(ws[1], "orders")
-	require.Equal(t, 5, blackhole.Count, "orders at 1.2s .. 2.0s (the op at exactly 1s is before the fault's start)")
+	// Membership is Window.Holds: Before holds the ops that ended before
+	// the first fault, During those in flight at any moment of the fault,
+	// After those intended from the last heal on.
+	before := h.Stats(ws[0], "")
+	require.Equal(t, Stats{Count: 10, OK: 10, P50: ms(10), P90: ms(10), P99: ms(10), Max: ms(10)}, before,
+		"the ops at 0 .. 0.9s; the op at 1s ends after the fault began")
+	blackhole := h.Stats(ws[1], "orders")
+	require.Equal(t, 6, blackhole.Count, "orders at 1.0s .. 2.0s (the op at 1s was in flight when the fault began)")
 	require.Equal(t, 5, blackhole.Unknown)
-	require.InDelta(t, 1.0, blackhole.ErrorRate, 1e-9)
+	require.InDelta(t, 5.0/6, blackhole.ErrorRate, 1e-9)
 	require.Equal(t, ms(500), blackhole.P50)
-	require.Zero(t, Summarize(h.Select(ws[1], "stock")).Errors(), "stock does not touch db")
-	latency := h.Summary(ws[2], "stock")
-	require.Equal(t, 4, latency.Count, "stock at 1.7s .. 2.3s")
+	require.Zero(t, StatsOf(h.Select(ws[1], "stock")).Errors(), "stock does not touch db")
+	latency := h.Stats(ws[2], "stock")
+	require.Equal(t, 6, latency.Count, "stock at 1.5s .. 2.5s: in flight at the start, and intended at the heal")
 	require.Equal(t, ms(210), latency.P99)
-	after := h.Summary(ws[3], "")
+	after := h.Stats(ws[3], "")
 	require.Equal(t, 15, after.Count)
 	require.Equal(t, 1, after.Failed)
 	require.Equal(t, "15 ops, 1 errors (6.7%), p50 10ms p90 10ms p99 10ms max 10ms", after.String())
 
 	none := (&History{Duration: time.Second}).Windows()
 	require.Equal(t, []Window{{Phase: Before, Fault: -1, To: time.Second, Label: "whole run (no faults)"}}, none)
-	require.Equal(t, Summary{}, Summarize(nil))
+	require.Equal(t, Stats{}, StatsOf(nil))
+}
+
+func TestWindowHolds(t *testing.T) {
+	op := func(intended, end time.Duration) Op { return Op{Intended: intended, Start: intended, End: end} }
+	for _, tc := range []struct {
+		name string
+		w    Window
+		op   Op
+		want bool
+	}{
+		{"overall holds every op", Window{Phase: Overall}, op(5*time.Second, 6*time.Second), true},
+		{"before: ended before the fault", Window{Phase: Before, Fault: 0, To: time.Second}, op(0, time.Second-1), true},
+		{"before: ended as the fault began", Window{Phase: Before, Fault: 0, To: time.Second}, op(0, time.Second), false},
+		{"before without faults holds the whole run", Window{Phase: Before, Fault: -1, To: time.Second}, op(time.Second, 2*time.Second), true},
+		{"during: in flight at the start", Window{Phase: During, From: time.Second, To: 2 * time.Second}, op(0, time.Second), true},
+		{"during: intended at the end", Window{Phase: During, From: time.Second, To: 2 * time.Second}, op(2*time.Second, 3*time.Second), true},
+		{"during: ended before", Window{Phase: During, From: time.Second, To: 2 * time.Second}, op(0, time.Second-1), false},
+		{"during: intended after", Window{Phase: During, From: time.Second, To: 2 * time.Second}, op(2*time.Second+1, 3*time.Second), false},
+		{"after: intended at the heal", Window{Phase: After, From: time.Second, To: 2 * time.Second}, op(time.Second, 3*time.Second), true},
+		{"after: in flight at the heal", Window{Phase: After, From: time.Second, To: 2 * time.Second}, op(time.Second-1, 3*time.Second), false},
+		{"unknown phase holds nothing", Window{Phase: 9}, op(0, 0), false},
+	} {
+		require.Equal(t, tc.want, tc.w.Holds(tc.op), tc.name)
+	}
+	require.Equal(t, []string{"overall", "before", "during", "after", "Phase(9)"},
+		[]string{Overall.String(), Before.String(), During.String(), After.String(), Phase(9).String()})
 }
 
 func TestQuantile(t *testing.T) {
@@ -192,12 +222,20 @@ func TestHistoryJSONRoundTrip(t *testing.T) {
 // TestRunHistoryJSON checks that what Run records (including its Began
 // time) survives JSON exactly.
 func TestRunHistoryJSON(t *testing.T) {
-	h, err := Run(t.Context(), Config{Seed: 5, Cooldown: ms(30), SampleEvery: ms(10), Samplers: []Sampler{Goroutines()},
-		Targets:  []Target{&stubTarget{name: "db", start: time.Now()}},
+	h, err := Run(t.Context(), Plan{
+		World: World{
+			Samplers: []Sampler{Goroutines()},
+			Targets:  []Target{&stubTarget{name: "db", start: time.Now()}},
+			Workload: Workload{Driver: OpenLoop{Rate: 500}, Kinds: []OpKind{{Name: "a", Do: func(context.Context, string) (string, error) {
+				return "out", nil
+			}}}},
+		},
+		Settings: Settings{
+			Cooldown:    ms(30),
+			SampleEvery: ms(10),
+		},
+		Seed:     5,
 		Schedule: Schedule{Steps: []Step{{At: ms(5), For: ms(10), Target: "db", Fault: toxics.Down{}}}},
-		Workload: Workload{Driver: OpenLoop{Rate: 500}, Kinds: []OpKind{{Name: "a", Do: func(context.Context, string) (string, error) {
-			return "out", nil
-		}}}},
 	})
 	require.NoError(t, err)
 	var buf bytes.Buffer

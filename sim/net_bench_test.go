@@ -242,26 +242,30 @@ func runSchedule(t *testing.T, seed int64) *History {
 	}
 	rdb := redis.NewClient(kvOptions(n, 200*time.Millisecond))
 	defer rdb.Close()
-	h, err := Run(context.Background(), Config{
+	h, err := Run(context.Background(), Plan{
+		World: World{
+			Targets: n.Targets(),
+			Workload: Workload{
+				Driver: OpenLoop{Rate: 100},
+				Kinds: []OpKind{{
+					Name:  "incr",
+					Input: func(r *rand.Rand) string { return "k" + strconv.Itoa(r.IntN(8)) },
+					Do: func(ctx context.Context, key string) (string, error) {
+						v, err := rdb.Incr(ctx, key).Result()
+						return strconv.FormatInt(v, 10), err
+					},
+				}},
+			},
+		},
+		Settings: Settings{
+			Cooldown: 300 * time.Millisecond,
+		},
 		Seed: seed,
 		Schedule: Schedule{Steps: []Step{
 			{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "kv", Fault: toxics.Latency{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}},
 			{At: 350 * time.Millisecond, For: 100 * time.Millisecond, Target: "kv", Fault: toxics.Blackhole{}},
 			{At: 600 * time.Millisecond, For: 100 * time.Millisecond, Target: "kv", Fault: toxics.Crash{}},
 		}},
-		Targets:  n.Targets(),
-		Cooldown: 300 * time.Millisecond,
-		Workload: Workload{
-			Driver: OpenLoop{Rate: 100},
-			Kinds: []OpKind{{
-				Name:  "incr",
-				Input: func(r *rand.Rand) string { return "k" + strconv.Itoa(r.IntN(8)) },
-				Do: func(ctx context.Context, key string) (string, error) {
-					v, err := rdb.Incr(ctx, key).Result()
-					return strconv.FormatInt(v, 10), err
-				},
-			}},
-		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,7 @@ type reportData struct {
 	Title, Verdict, VerdictClass, Replay string
 	Seed                                 int64
 	Began, Duration                      string
-	Total                                Summary
+	Total                                Stats
 	Faults                               []faultRow
 	FaultCount, FaultsFailed             int
 	Windows                              []windowRow
@@ -130,9 +130,10 @@ type faultRow struct {
 type windowRow struct {
 	Label, Kind, From, To string
 	Fault                 int    // index in History.Faults, or -1
+	During                bool   // a fault's window
 	Colour                string // the fault's target colour
 	Sub                   bool   // a per-kind row under its window
-	S                     Summary
+	S                     Stats
 	P50, P90, P99, Max    string
 	Rate                  string
 	Heat                  float64 // 0..1, the error rate shading
@@ -143,7 +144,7 @@ var laneColours = []string{"#1f77b4", "#9467bd", "#2ca02c", "#8c564b", "#e377c2"
 
 func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 	d := &reportData{Title: opts.Title, Verdict: opts.Verdict, Replay: opts.Replay, Seed: h.Seed,
-		Duration: fmtDur(h.Duration), Total: Summarize(h.Ops), ScheduleText: h.Schedule.String()}
+		Duration: fmtDur(h.Duration), Total: StatsOf(h.Ops), ScheduleText: h.Schedule.String()}
 	if d.Title == "" {
 		d.Title = fmt.Sprintf("shakedown run, seed %d", h.Seed)
 	}
@@ -183,7 +184,7 @@ func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 	d.FaultCount = len(h.Faults)
 	d.Windows = windowRows(h)
 	for i, w := range d.Windows {
-		if w.Fault >= 0 && !w.Sub {
+		if w.During && !w.Sub {
 			d.Windows[i].Colour = colour(h.Faults[w.Fault].Target)
 		}
 	}
@@ -222,12 +223,13 @@ func faultTargets(h *History) []string {
 }
 
 // windowRows summarizes every window, and every kind within it when there
-// is more than one kind, in one pass over the ops.
+// is more than one kind, in one pass over the ops. An op counts in the
+// windows that hold it ([Window.Holds]), the rule invariants judge by.
 func windowRows(h *History) []windowRow {
 	ws := h.Windows()
 	kinds := h.Kinds()
 	per := len(kinds) + 1
-	buckets := make([]summarizer, len(ws)*per)
+	buckets := make([]tally, len(ws)*per)
 	kindIndex := make(map[string]int, len(kinds))
 	for i, k := range kinds {
 		kindIndex[k] = i + 1
@@ -235,7 +237,7 @@ func windowRows(h *History) []windowRow {
 	for i := range h.Ops {
 		op := &h.Ops[i]
 		for wi, w := range ws {
-			if w.Contains(op.Intended) {
+			if w.Holds(*op) {
 				buckets[wi*per].add(op)
 				if len(kinds) > 1 {
 					buckets[wi*per+kindIndex[op.Kind]].add(op)
@@ -249,8 +251,8 @@ func windowRows(h *History) []windowRow {
 			if ki > 0 && len(kinds) < 2 {
 				break
 			}
-			s := buckets[wi*per+ki].summary()
-			row := windowRow{Label: w.Label, Kind: "all", Fault: w.Fault, From: fmtDur(w.From), To: fmtDur(w.To), S: s,
+			s := buckets[wi*per+ki].stats()
+			row := windowRow{Label: w.Label, Kind: "all", Fault: w.Fault, During: w.Phase == During, From: fmtDur(w.From), To: fmtDur(w.To), S: s,
 				P50: fmtDur(s.P50), P90: fmtDur(s.P90), P99: fmtDur(s.P99), Max: fmtDur(s.Max),
 				Rate: fmt.Sprintf("%.1f%%", 100*s.ErrorRate), Heat: s.ErrorRate}
 			if ki > 0 {

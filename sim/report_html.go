@@ -124,7 +124,47 @@ const OPS = {{.Ops}};
   META.kinds.forEach((k, i) => { const o = document.createElement("option"); o.value = i; o.textContent = k; sel.appendChild(o); });
   sel.onchange = () => { kind = +sel.value; draw(); };
 
-  const ML = 92, MR = 16;
+  // ML is the left gutter, where the labels of lanes, sample series and
+  // axes go: as wide as the widest label (so "pool.wait_seconds" shows
+  // whole), at least 92px, and at most 40% of the page; a label wider than
+  // that wraps at its dots and underscores (see lines).
+  const MR = 16, BOLD = "600 12px system-ui, sans-serif", FONT = "12px system-ui, sans-serif", LINE = 14;
+  let ML = 92;
+  const ruler = document.createElement("canvas").getContext("2d");
+  function width(text, font) { ruler.font = font; return ruler.measureText(text).width; }
+  // lines breaks text into lines no wider than the gutter's labels may be,
+  // after a separator (. _ - : or a space) where it can, anywhere if it must.
+  function lines(text, font) {
+    const room = ML - 16;
+    if (width(text, font) <= room) return [text];
+    const out = [];
+    let line = "";
+    for (const piece of text.split(/(?<=[._: -])/)) {
+      if (width(line + piece, font) <= room) { line += piece; continue; }
+      if (line) out.push(line);
+      line = "";
+      for (const ch of piece) {
+        if (line && width(line + ch, font) > room) { out.push(line); line = ""; }
+        line += ch;
+      }
+    }
+    if (line) out.push(line);
+    return out;
+  }
+  function write(g, text, font, x, y) {
+    g.font = font;
+    lines(text, font).forEach((l, i) => g.fillText(l, x, y + i * LINE));
+  }
+  function gutter() {
+    let widest = 0;
+    for (const name of META.targets) widest = Math.max(widest, width(name, BOLD));
+    for (const s of META.samples) {
+      widest = Math.max(widest, width(s.name, BOLD), width(+Math.max(...s.v).toPrecision(4) + " max", FONT), width(+Math.min(...s.v).toPrecision(4) + " min", FONT));
+    }
+    widest = Math.max(widest, width("per " + fmt(end / 10), FONT), width("peak " + N, FONT), width(fmt(1e9), FONT));
+    const page = document.getElementById("scatter").clientWidth || 800;
+    ML = Math.ceil(Math.max(92, Math.min(widest + 16, page * 0.4)));
+  }
   function setup(c, h) {
     const r = window.devicePixelRatio || 1, w = c.clientWidth;
     c.style.height = h + "px"; c.width = Math.round(w * r); c.height = Math.round(h * r);
@@ -160,15 +200,18 @@ const OPS = {{.Ops}};
   }
 
   function drawLanes() {
-    const c = document.getElementById("lanes"), LH = 24, n = META.targets.length;
+    const c = document.getElementById("lanes"), n = META.targets.length;
     if (!n) { c.style.display = "none"; return; }
+    const most = Math.max(1, ...META.targets.map(name => lines(name, BOLD).length));
+    const LH = Math.max(24, most * LINE + 8);
     const [g, w] = setup(c, n * LH + 6);
     xTicks(g, w, 0, n * LH + 6, false);
     META.targets.forEach((name, i) => {
-      g.fillStyle = META.colours[i]; g.textAlign = "right"; g.font = "600 12px system-ui, sans-serif";
-      g.fillText(name, ML - 8, i * LH + LH / 2 + 3);
+      g.fillStyle = META.colours[i]; g.textAlign = "right";
+      const k = lines(name, BOLD).length;
+      write(g, name, BOLD, ML - 8, i * LH + LH / 2 + 3 - (k - 1) * LINE / 2);
     });
-    g.font = "12px system-ui, sans-serif";
+    g.font = FONT;
     for (const f of META.faults) {
       const y = f.target * LH + 5, x0 = X(w, f.start), ym = y + (LH - 4) / 2;
       const bw = f.failed ? 8 : Math.max(3, X(w, f.end < 0 ? end : f.end) - x0);
@@ -179,7 +222,7 @@ const OPS = {{.Ops}};
       }
       const label = f.label + (f.failed ? " ✗ not applied" : f.end < 0 ? " (never reverted)" : ""), tw = g.measureText(label).width;
       if (tw + 8 < bw && !f.failed) { g.fillStyle = "#fff"; g.textAlign = "left"; g.fillText(label, x0 + 4, ym); }
-      else if (x0 + bw + 4 + tw < w) { g.fillStyle = f.failed ? "#d62728" : "#374151"; g.textAlign = "left"; g.fillText(label, x0 + bw + 4, ym); }
+      else if (x0 + bw + 4 + tw < w || x0 - 4 - tw < 0 && w - x0 - bw > x0) { g.fillStyle = f.failed ? "#d62728" : "#374151"; g.textAlign = "left"; g.fillText(label, x0 + bw + 4, ym); }
       else { g.fillStyle = f.failed ? "#d62728" : "#374151"; g.textAlign = "right"; g.fillText(label, x0 - 4, ym); }
     }
   }
@@ -248,24 +291,25 @@ const OPS = {{.Ops}};
     const box = document.getElementById("samples");
     if (!box.children.length) for (const s of META.samples) { const c = document.createElement("canvas"); box.appendChild(c); }
     META.samples.forEach((s, k) => {
-      const c = box.children[k], H = 64, top = 8, bottom = H - 8, [g, w] = setup(c, H);
+      const extra = (lines(s.name, BOLD).length - 1) * LINE;
+      const c = box.children[k], H = 64 + extra, top = 8, bottom = H - 8, [g, w] = setup(c, H);
       let mn = Math.min(...s.v), mx = Math.max(...s.v);
       if (mx === mn) { mx += 1; mn -= 1; }
       bands(g, w, top, bottom);
       g.strokeStyle = "#374151"; g.lineWidth = 1.5; g.beginPath();
       s.at.forEach((at, i) => { const x = X(w, at), y = bottom - (bottom - top) * (s.v[i] - mn) / (mx - mn); i ? g.lineTo(x, y) : g.moveTo(x, y); });
       g.stroke();
-      g.fillStyle = "#374151"; g.textAlign = "right"; g.font = "600 12px system-ui, sans-serif";
-      g.fillText(s.name, ML - 8, top + 6);
-      g.font = "12px system-ui, sans-serif"; g.fillStyle = "#6b7280";
-      g.fillText(+Math.max(...s.v).toPrecision(4) + " max", ML - 8, top + 22);
-      g.fillText(+Math.min(...s.v).toPrecision(4) + " min", ML - 8, top + 38);
+      g.fillStyle = "#374151"; g.textAlign = "right";
+      write(g, s.name, BOLD, ML - 8, top + 6);
+      g.fillStyle = "#6b7280";
+      write(g, +Math.max(...s.v).toPrecision(4) + " max", FONT, ML - 8, top + 22 + extra);
+      write(g, +Math.min(...s.v).toPrecision(4) + " min", FONT, ML - 8, top + 38 + extra);
     });
   }
 
   function draw() {
     const t0 = performance.now();
-    drawLanes(); drawScatter(); drawRate(); drawSamples();
+    gutter(); drawLanes(); drawScatter(); drawRate(); drawSamples();
     document.getElementById("drawn").textContent = "Drawn in " + Math.round(performance.now() - t0) + " ms.";
   }
   draw();

@@ -16,10 +16,13 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// Defaults for the zero values of [Config].
+// Defaults for the zero values of [Settings].
 const (
 	DefaultCooldown = time.Second
 	DefaultDrain    = 10 * time.Second
+	// DefaultSettle bounds the wait for the quiet reading after the drain
+	// (see [Settings.Settle]).
+	DefaultSettle = 500 * time.Millisecond
 	// AbandonGrace is how long ops may ignore the cancellation that
 	// follows the drain before the run records them as abandoned
 	// ([ErrAbandoned]) and returns without them.
@@ -29,22 +32,23 @@ const (
 	RevertTimeout = 30 * time.Second
 )
 
-// Config says what one [Run] does. Only Schedule and Targets are needed;
-// every other field has a working zero value.
-type Config struct {
-	// Seed is the run's seed: op kinds, inputs and trace IDs all derive
-	// from it. Zero is a seed like any other.
-	Seed int64
-	// Schedule is the faults to apply, validated against Targets before
-	// anything starts.
-	Schedule Schedule
+// World is what one run acts on and observes.
+type World struct {
 	// Targets are what the schedule's steps name.
 	Targets []Target
 	// Workload is the load to drive from the start of the run to its end.
 	// The zero value drives none.
 	Workload Workload
-	// Samplers are polled every SampleEvery (zero: [DefaultSampleEvery]).
-	Samplers    []Sampler
+	// Samplers are polled every [Settings.SampleEvery] during the run,
+	// and until they read the same twice after it (see [Settings.Settle]).
+	Samplers []Sampler
+}
+
+// Settings tune a run; every zero value is a working default. Package
+// properties embeds the same struct in its Config.
+type Settings struct {
+	// SampleEvery is the sampling interval. Zero means
+	// [DefaultSampleEvery].
 	SampleEvery time.Duration
 	// Cooldown is how long the run goes on after the schedule's horizon
 	// (its last revert), so recovery can be observed. Zero means
@@ -54,35 +58,69 @@ type Config struct {
 	// take before their contexts are cancelled. Zero means
 	// [DefaultDrain].
 	Drain time.Duration
+	// Settle bounds the wait, once the ops have drained, for the samplers
+	// to read the same values twice in a row (10ms apart): the last of
+	// those readings, placed at the end of the run, is the "quiet" one
+	// that invariants of a quiet system (no connection still in use, no
+	// goroutine leaked) judge. Pools release connections asynchronously
+	// (pgxpool counts a connection being closed as acquired), so a reading
+	// taken the moment the last op returns can still count them. Zero
+	// means [DefaultSettle]; a negative value means one reading at once.
+	Settle time.Duration
 	// Logger receives a record for every fault applied and reverted, with
 	// the seed and the step. Nil discards them.
 	Logger *slog.Logger
 }
 
-func (c Config) validate() error {
+// CooldownOrDefault is the cooldown a run with s really has: Cooldown,
+// [DefaultCooldown] for zero, and none for a negative value.
+func (s Settings) CooldownOrDefault() time.Duration {
+	switch {
+	case s.Cooldown == 0:
+		return DefaultCooldown
+	case s.Cooldown < 0:
+		return 0
+	}
+	return s.Cooldown
+}
+
+// Plan says what one [Run] does. Only Schedule and Targets are needed;
+// every other field has a working zero value.
+type Plan struct {
+	World
+	Settings
+	// Schedule is the faults to apply, validated against Targets before
+	// anything starts.
+	Schedule Schedule
+	// Seed is the run's seed: op kinds, inputs and trace IDs all derive
+	// from it. Zero is a seed like any other.
+	Seed int64
+}
+
+func (p Plan) validate() error {
 	var errs []error
-	if err := c.Schedule.Validate(c.Targets); err != nil {
+	if err := p.Schedule.Validate(p.Targets); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.Workload.validate(); err != nil {
+	if err := p.Workload.validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for i, s := range c.Samplers {
+	for i, s := range p.Samplers {
 		if s == nil {
-			errs = append(errs, fmt.Errorf("sim: Config.Samplers[%d] is nil", i))
+			errs = append(errs, fmt.Errorf("sim: Plan.Samplers[%d] is nil", i))
 		}
 	}
-	if c.SampleEvery < 0 {
-		errs = append(errs, fmt.Errorf("sim: Config.SampleEvery %v is negative", c.SampleEvery))
+	if p.SampleEvery < 0 {
+		errs = append(errs, fmt.Errorf("sim: Plan.SampleEvery %v is negative", p.SampleEvery))
 	}
-	if c.Drain < 0 {
-		errs = append(errs, fmt.Errorf("sim: Config.Drain %v is negative", c.Drain))
+	if p.Drain < 0 {
+		errs = append(errs, fmt.Errorf("sim: Plan.Drain %v is negative", p.Drain))
 	}
 	return errors.Join(errs...)
 }
 
-// Run applies cfg.Schedule to cfg.Targets while cfg.Workload runs, and
-// returns everything that happened as one [History].
+// Run applies p.Schedule to p.Targets while p.Workload runs, and returns
+// everything that happened as one [History].
 //
 // It validates the configuration first and returns a nil History if it is
 // wrong. Then it starts the workload and the samplers, applies each step
@@ -93,7 +131,9 @@ func (c Config) validate() error {
 // time (a Restart, or For == 0); then by step index. A runner that falls
 // behind the clock performs them in the same order, late. After
 // the schedule's horizon the workload goes on for the cooldown, then no
-// new op starts and ops in flight get cfg.Drain to finish.
+// new op starts and ops in flight get p.Drain to finish. Once they have,
+// the samplers are read until they settle (see [Settings.Settle]), and
+// that quiet reading is the History's last, at the end of the run.
 //
 // On the wall clock the runner sleeps until 2 ms before each event, then
 // yields in a loop until it is due, so a step starts within microseconds of
@@ -109,36 +149,30 @@ func (c Config) validate() error {
 // ctx.Err(). A fault that could not be applied or reverted is recorded in
 // its [FaultEvent] and is also in the returned error, as a [*StepError];
 // so is a panic in an op. The History is complete in every case.
-func Run(ctx context.Context, cfg Config) (*History, error) {
-	if err := cfg.validate(); err != nil {
+func Run(ctx context.Context, p Plan) (*History, error) {
+	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
+	log := p.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With(slog.Int64("seed", cfg.Seed))
-	cooldown := cfg.Cooldown
-	switch {
-	case cooldown == 0:
-		cooldown = DefaultCooldown
-	case cooldown < 0:
-		cooldown = 0
-	}
-	drain := cmp.Or(cfg.Drain, DefaultDrain)
-	every := cmp.Or(cfg.SampleEvery, DefaultSampleEvery)
-	horizon := cfg.Schedule.Horizon()
+	log = log.With(slog.Int64("seed", p.Seed))
+	cooldown := p.CooldownOrDefault()
+	drain := cmp.Or(p.Drain, DefaultDrain)
+	every := cmp.Or(p.SampleEvery, DefaultSampleEvery)
+	horizon := p.Schedule.Horizon()
 	end := horizon + cooldown
 	if end < horizon {
 		end = math.MaxInt64 // a cooldown that overflows: run until cancelled
 	}
 
 	start := time.Now()
-	r := &runner{cfg: cfg, log: log, start: start, targets: make(map[string]Target, len(cfg.Targets))}
-	for _, t := range cfg.Targets {
+	r := &runner{p: p, log: log, start: start, targets: make(map[string]Target, len(p.Targets))}
+	for _, t := range p.Targets {
 		r.targets[t.Name()] = t
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "sim: run started", slog.Int("steps", len(cfg.Schedule.Steps)),
+	log.LogAttrs(ctx, slog.LevelInfo, "sim: run started", slog.Int("steps", len(p.Schedule.Steps)),
 		slog.Duration("horizon", horizon), slog.Duration("end", end))
 
 	opsCtx, cancelOps := context.WithCancel(ctx)
@@ -147,18 +181,18 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 	var rec Recorder
 	var wg, sampling sync.WaitGroup
 	var work *workRun
-	if len(cfg.Workload.Kinds) > 0 {
-		work = newWorkRun(opsCtx, cfg.Seed, start, end, cfg.Workload, stop, &rec)
+	if len(p.Workload.Kinds) > 0 {
+		work = newWorkRun(opsCtx, p.Seed, start, end, p.Workload, stop, &rec)
 		work.stopErr = func() error { return context.Cause(ctx) }
-		driver := cfg.Workload.Driver
+		driver := p.Workload.Driver
 		if driver == nil {
 			driver = ClosedLoop{}
 		}
 		wg.Go(func() { driver.drive(work) })
 	}
 	var samples []Sample
-	if len(cfg.Samplers) > 0 {
-		sampling.Go(func() { samples = sampleLoop(opsCtx, cfg.Samplers, every, start, stop, log) })
+	if len(p.Samplers) > 0 {
+		sampling.Go(func() { samples = sampleLoop(opsCtx, p.Samplers, every, start, stop, log) })
 	}
 
 	r.runSchedule(ctx)
@@ -196,13 +230,18 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 	sampling.Wait()
 
 	h := &History{
-		Seed:     cfg.Seed,
-		Schedule: cfg.Schedule,
+		Seed:     p.Seed,
+		Schedule: p.Schedule,
 		Began:    start.Round(0).UTC(),
 		Ops:      rec.Ops(),
 		Faults:   r.events,
 		Samples:  samples,
 		Duration: time.Since(start),
+	}
+	if ctx.Err() == nil && len(p.Samplers) > 0 {
+		// The sampling loop's last reading comes when the load stops,
+		// with ops still draining; the settled one comes once they have.
+		h.Samples = append(h.Samples, settle(ctx, p.Samplers, h.Duration, p.Settle, log)...)
 	}
 	errs := r.errs
 	if work != nil {
@@ -223,7 +262,7 @@ func Run(ctx context.Context, cfg Config) (*History, error) {
 
 // runner applies one schedule. Only Run's goroutine touches it.
 type runner struct {
-	cfg         Config
+	p           Plan
 	log         *slog.Logger
 	start       time.Time
 	targets     map[string]Target
@@ -272,7 +311,7 @@ func plan(s Schedule) []event {
 // revert or, if ctx is cancelled, once everything applied is reverted.
 func (r *runner) runSchedule(ctx context.Context) {
 	live := map[int]active{}
-	for _, ev := range plan(r.cfg.Schedule) {
+	for _, ev := range plan(r.p.Schedule) {
 		r.wait(ctx, ev.at)
 		if ctx.Err() != nil {
 			break
@@ -348,13 +387,13 @@ func (r *runner) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func (r *runner) stepAttrs(i int) slog.Attr {
-	st := r.cfg.Schedule.Steps[i]
+	st := r.p.Schedule.Steps[i]
 	return slog.Group("step", slog.Int("index", i), slog.String("target", st.Target),
 		slog.String("fault", st.Fault.String()), slog.Duration("at", st.At), slog.Duration("for", st.For))
 }
 
 func (r *runner) apply(ctx context.Context, i int) (active, bool) {
-	st := r.cfg.Schedule.Steps[i]
+	st := r.p.Schedule.Steps[i]
 	ev := FaultEvent{Step: i, Target: st.Target, Fault: toxics.Spec{Fault: st.Fault}, Start: time.Since(r.start)}
 	var revert func(context.Context) error
 	err := protect(fmt.Sprintf("Apply of target %q", st.Target), func() error {
@@ -376,7 +415,7 @@ func (r *runner) apply(ctx context.Context, i int) (active, bool) {
 }
 
 func (r *runner) revert(ctx context.Context, a active) {
-	st := r.cfg.Schedule.Steps[a.step]
+	st := r.p.Schedule.Steps[a.step]
 	ev := &r.events[a.event]
 	began := time.Since(r.start)
 	err := protect(fmt.Sprintf("revert of target %q", st.Target), func() error {

@@ -16,19 +16,23 @@ func TestRunAbandonsOpsThatIgnoreCancellation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		db := &stubTarget{name: "db", start: time.Now()}
-		cfg := Config{
+		cfg := Plan{
+			World: World{
+				Targets: []Target{db},
+				Workload: Workload{
+					Driver: ClosedLoop{Workers: 1},
+					Kinds: []OpKind{{Name: "hang", Do: func(ctx context.Context, _ string) (string, error) {
+						<-release // ignores ctx, as a client without a timeout does
+						return "", errors.New("released")
+					}}},
+				},
+			},
+			Settings: Settings{
+				Cooldown: -1,
+				Drain:    500 * time.Millisecond,
+			},
 			Seed:     1,
 			Schedule: Schedule{Steps: []Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Blackhole{}}}},
-			Targets:  []Target{db},
-			Cooldown: -1,
-			Drain:    500 * time.Millisecond,
-			Workload: Workload{
-				Driver: ClosedLoop{Workers: 1},
-				Kinds: []OpKind{{Name: "hang", Do: func(ctx context.Context, _ string) (string, error) {
-					<-release // ignores ctx, as a client without a timeout does
-					return "", errors.New("released")
-				}}},
-			},
 		}
 		start := time.Now()
 		h, err := Run(context.Background(), cfg)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -32,7 +33,7 @@ func TestRunVirtualTime(t *testing.T) {
 			{At: 9500 * time.Millisecond, Target: "db", Fault: toxics.Restart{}},
 			{At: 9500 * time.Millisecond, For: 500 * time.Millisecond, Target: "cache", Fault: toxics.Down{}},
 		}}
-		h, err := Run(t.Context(), Config{Seed: 1, Schedule: sched, Targets: []Target{db, cache}, Cooldown: -1})
+		h, err := Run(t.Context(), Plan{World: World{Targets: []Target{db, cache}}, Settings: Settings{Cooldown: -1}, Seed: 1, Schedule: sched})
 		require.NoError(t, err)
 		require.Equal(t, []stubCall{
 			{false, "db", "blackhole()", 1 * time.Second},
@@ -79,7 +80,7 @@ func TestRunSameInstant(t *testing.T) {
 			{At: ms(20), For: ms(0), Target: "a", Fault: toxics.Blackhole{}},
 			{At: ms(20), For: ms(5), Target: "c", Fault: toxics.Blackhole{}},
 		}}
-		_, err := Run(t.Context(), Config{Schedule: sched, Targets: targets, Cooldown: -1})
+		_, err := Run(t.Context(), Plan{World: World{Targets: targets}, Settings: Settings{Cooldown: -1}, Schedule: sched})
 		require.NoError(t, err)
 		require.Equal(t, []string{
 			"apply b reset()", "apply a down()", // t=0: steps 2, 3 in offset order, then index
@@ -104,14 +105,21 @@ func TestRunCancelRevertsEverything(t *testing.T) {
 			{At: 3 * time.Second, For: 5 * time.Second, Target: "db", Fault: toxics.Blackhole{}},
 		}}
 		var started atomic.Int64
-		h, err := Run(ctx, Config{Seed: 3, Schedule: sched, Targets: []Target{db}, Workload: Workload{
-			Driver: OpenLoop{Rate: 10},
-			Kinds: []OpKind{{Name: "slow", Do: func(ctx context.Context, _ string) (string, error) {
-				started.Add(1)
-				<-ctx.Done() // an op that hangs until cancelled
-				return "", ctx.Err()
-			}}},
-		}})
+		h, err := Run(ctx, Plan{
+			World: World{
+				Targets: []Target{db},
+				Workload: Workload{
+					Driver: OpenLoop{Rate: 10},
+					Kinds: []OpKind{{Name: "slow", Do: func(ctx context.Context, _ string) (string, error) {
+						started.Add(1)
+						<-ctx.Done() // an op that hangs until cancelled
+						return "", ctx.Err()
+					}}},
+				},
+			},
+			Seed:     3,
+			Schedule: sched,
+		})
 		require.ErrorIs(t, err, context.Canceled)
 		require.ErrorContains(t, err, "sim: run cancelled at 2.55s")
 		require.Equal(t, []stubCall{
@@ -140,7 +148,7 @@ func TestRunRevertError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := &stubTarget{name: "db", revertErr: errStub, start: time.Now()}
 		sched := Schedule{Steps: []Step{{At: ms(100), For: ms(100), Target: "db", Fault: toxics.Down{}}}}
-		h, err := Run(t.Context(), Config{Schedule: sched, Targets: []Target{db}})
+		h, err := Run(t.Context(), Plan{World: World{Targets: []Target{db}}, Schedule: sched})
 		require.ErrorIs(t, err, errStub)
 		var se *StepError
 		require.ErrorAs(t, err, &se)
@@ -159,10 +167,18 @@ func TestRunApplyErrorAndPanics(t *testing.T) {
 			{At: ms(100), For: ms(100), Target: "bad", Fault: toxics.Down{}},
 			{At: ms(100), For: ms(100), Target: "boom", Fault: toxics.Down{}},
 		}}
-		h, err := Run(t.Context(), Config{Schedule: sched, Targets: []Target{bad, panicTarget{}}, Cooldown: -1,
-			Workload: Workload{Driver: OpenLoop{Rate: 10}, Kinds: []OpKind{{Name: "p", Do: func(context.Context, string) (string, error) {
-				panic("op exploded")
-			}}}}})
+		h, err := Run(t.Context(), Plan{
+			World: World{
+				Targets: []Target{bad, panicTarget{}},
+				Workload: Workload{Driver: OpenLoop{Rate: 10}, Kinds: []OpKind{{Name: "p", Do: func(context.Context, string) (string, error) {
+					panic("op exploded")
+				}}}},
+			},
+			Settings: Settings{
+				Cooldown: -1,
+			},
+			Schedule: sched,
+		})
 		require.ErrorIs(t, err, errStub)
 		require.ErrorIs(t, err, ErrPanic)
 		require.ErrorContains(t, err, "step 0")
@@ -190,21 +206,21 @@ func TestRunConfigErrors(t *testing.T) {
 	do := func(context.Context, string) (string, error) { return "", nil }
 	for _, tc := range []struct {
 		name string
-		cfg  Config
+		cfg  Plan
 		want string
 	}{
-		{"bad schedule", Config{Schedule: Schedule{Steps: []Step{{Target: "x", Fault: toxics.Down{}}}}, Targets: []Target{db}}, `unknown target "x"`},
-		{"driver without kinds", Config{Workload: Workload{Driver: OpenLoop{Rate: 1}}}, "Workload.Kinds is empty"},
-		{"zero rate", Config{Workload: Workload{Driver: OpenLoop{}, Kinds: []OpKind{{Name: "a", Do: do}}}}, "OpenLoop.Rate 0 is not a positive"},
-		{"NaN rate", Config{Workload: Workload{Driver: OpenLoop{Rate: nan()}, Kinds: []OpKind{{Name: "a", Do: do}}}}, "OpenLoop.Rate NaN"},
-		{"negative cap", Config{Workload: Workload{Driver: OpenLoop{Rate: 1, MaxInFlight: -1}, Kinds: []OpKind{{Name: "a", Do: do}}}}, "MaxInFlight -1"},
-		{"negative workers", Config{Workload: Workload{Driver: ClosedLoop{Workers: -2}, Kinds: []OpKind{{Name: "a", Do: do}}}}, "Workers -2"},
-		{"unnamed kind", Config{Workload: Workload{Kinds: []OpKind{{Do: do}}}}, "Kinds[0]: Name is empty"},
-		{"duplicate kind", Config{Workload: Workload{Kinds: []OpKind{{Name: "a", Do: do}, {Name: "a", Do: do}}}}, `Kinds[1]: name "a" is also the name of Kinds[0]`},
-		{"nil Do", Config{Workload: Workload{Kinds: []OpKind{{Name: "a"}}}}, `Kinds[0] ("a"): Do is nil`},
-		{"negative weight", Config{Workload: Workload{Kinds: []OpKind{{Name: "a", Weight: -1, Do: do}}}}, "Weight -1 is negative"},
-		{"nil sampler", Config{Samplers: []Sampler{nil}}, "Samplers[0] is nil"},
-		{"negative drain", Config{Drain: -1}, "Drain -1ns"},
+		{"bad schedule", Plan{World: World{Targets: []Target{db}}, Schedule: Schedule{Steps: []Step{{Target: "x", Fault: toxics.Down{}}}}}, `unknown target "x"`},
+		{"driver without kinds", Plan{World: World{Workload: Workload{Driver: OpenLoop{Rate: 1}}}}, "Workload.Kinds is empty"},
+		{"zero rate", Plan{World: World{Workload: Workload{Driver: OpenLoop{}, Kinds: []OpKind{{Name: "a", Do: do}}}}}, "OpenLoop.Rate 0 is not a positive"},
+		{"NaN rate", Plan{World: World{Workload: Workload{Driver: OpenLoop{Rate: nan()}, Kinds: []OpKind{{Name: "a", Do: do}}}}}, "OpenLoop.Rate NaN"},
+		{"negative cap", Plan{World: World{Workload: Workload{Driver: OpenLoop{Rate: 1, MaxInFlight: -1}, Kinds: []OpKind{{Name: "a", Do: do}}}}}, "MaxInFlight -1"},
+		{"negative workers", Plan{World: World{Workload: Workload{Driver: ClosedLoop{Workers: -2}, Kinds: []OpKind{{Name: "a", Do: do}}}}}, "Workers -2"},
+		{"unnamed kind", Plan{World: World{Workload: Workload{Kinds: []OpKind{{Do: do}}}}}, "Kinds[0]: Name is empty"},
+		{"duplicate kind", Plan{World: World{Workload: Workload{Kinds: []OpKind{{Name: "a", Do: do}, {Name: "a", Do: do}}}}}, `Kinds[1]: name "a" is also the name of Kinds[0]`},
+		{"nil Do", Plan{World: World{Workload: Workload{Kinds: []OpKind{{Name: "a"}}}}}, `Kinds[0] ("a"): Do is nil`},
+		{"negative weight", Plan{World: World{Workload: Workload{Kinds: []OpKind{{Name: "a", Weight: -1, Do: do}}}}}, "Weight -1 is negative"},
+		{"nil sampler", Plan{World: World{Samplers: []Sampler{nil}}}, "Samplers[0] is nil"},
+		{"negative drain", Plan{Settings: Settings{Drain: -1}}, "Drain -1ns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := Run(t.Context(), tc.cfg)
@@ -218,13 +234,20 @@ func nan() float64 { z := 0.0; return z / z }
 
 func TestOpenLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, err := Run(t.Context(), Config{Cooldown: 2 * time.Second, Workload: Workload{
-			Driver: OpenLoop{Rate: 100},
-			Kinds: []OpKind{{Name: "sleep", Do: func(ctx context.Context, _ string) (string, error) {
-				time.Sleep(ms(5))
-				return "done", nil
-			}}},
-		}})
+		h, err := Run(t.Context(), Plan{
+			World: World{
+				Workload: Workload{
+					Driver: OpenLoop{Rate: 100},
+					Kinds: []OpKind{{Name: "sleep", Do: func(ctx context.Context, _ string) (string, error) {
+						time.Sleep(ms(5))
+						return "done", nil
+					}}},
+				},
+			},
+			Settings: Settings{
+				Cooldown: 2 * time.Second,
+			},
+		})
 		require.NoError(t, err)
 		require.Len(t, h.Ops, 200)
 		for i, op := range h.Ops {
@@ -243,13 +266,20 @@ func TestOpenLoop(t *testing.T) {
 // waiting at the end are recorded, not dropped.
 func TestOpenLoopCap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, err := Run(t.Context(), Config{Cooldown: time.Second, Workload: Workload{
-			Driver: OpenLoop{Rate: 100, MaxInFlight: 2},
-			Kinds: []OpKind{{Name: "slow", Do: func(ctx context.Context, _ string) (string, error) {
-				time.Sleep(ms(100))
-				return "", nil
-			}}},
-		}})
+		h, err := Run(t.Context(), Plan{
+			World: World{
+				Workload: Workload{
+					Driver: OpenLoop{Rate: 100, MaxInFlight: 2},
+					Kinds: []OpKind{{Name: "slow", Do: func(ctx context.Context, _ string) (string, error) {
+						time.Sleep(ms(100))
+						return "", nil
+					}}},
+				},
+			},
+			Settings: Settings{
+				Cooldown: time.Second,
+			},
+		})
 		require.NoError(t, err)
 		require.Len(t, h.Ops, 100, "every op intended within the 1 s run is in the history")
 		started, skipped := 0, 0
@@ -275,18 +305,25 @@ func TestOpenLoopCap(t *testing.T) {
 func TestClosedLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var inFlight, peak atomic.Int64
-		h, err := Run(t.Context(), Config{Cooldown: time.Second, Workload: Workload{
-			Driver: ClosedLoop{Workers: 3, Think: ms(10)},
-			Kinds: []OpKind{{Name: "op", Do: func(ctx context.Context, _ string) (string, error) {
-				n := inFlight.Add(1)
-				defer inFlight.Add(-1)
-				if n > peak.Load() {
-					peak.Store(n)
-				}
-				time.Sleep(ms(40))
-				return "", nil
-			}}},
-		}})
+		h, err := Run(t.Context(), Plan{
+			World: World{
+				Workload: Workload{
+					Driver: ClosedLoop{Workers: 3, Think: ms(10)},
+					Kinds: []OpKind{{Name: "op", Do: func(ctx context.Context, _ string) (string, error) {
+						n := inFlight.Add(1)
+						defer inFlight.Add(-1)
+						if n > peak.Load() {
+							peak.Store(n)
+						}
+						time.Sleep(ms(40))
+						return "", nil
+					}}},
+				},
+			},
+			Settings: Settings{
+				Cooldown: time.Second,
+			},
+		})
 		require.NoError(t, err)
 		require.Len(t, h.Ops, 3*20, "3 workers, one op each 50ms for 1s")
 		require.EqualValues(t, 3, peak.Load())
@@ -299,14 +336,21 @@ func TestClosedLoop(t *testing.T) {
 
 func TestOpTimeoutAndClassify(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, err := Run(t.Context(), Config{Cooldown: ms(300), Workload: Workload{
-			Driver:  OpenLoop{Rate: 10},
-			Timeout: ms(50),
-			Kinds: []OpKind{{Name: "hang", Do: func(ctx context.Context, _ string) (string, error) {
-				<-ctx.Done()
-				return "", ctx.Err()
-			}}},
-		}})
+		h, err := Run(t.Context(), Plan{
+			World: World{
+				Workload: Workload{
+					Driver:  OpenLoop{Rate: 10},
+					Timeout: ms(50),
+					Kinds: []OpKind{{Name: "hang", Do: func(ctx context.Context, _ string) (string, error) {
+						<-ctx.Done()
+						return "", ctx.Err()
+					}}},
+				},
+			},
+			Settings: Settings{
+				Cooldown: ms(300),
+			},
+		})
 		require.NoError(t, err)
 		require.Len(t, h.Ops, 3)
 		for _, op := range h.Ops {
@@ -315,13 +359,20 @@ func TestOpTimeoutAndClassify(t *testing.T) {
 			require.Equal(t, ms(50), op.Latency())
 		}
 		refused := fmt.Errorf("wrapped: %w", errStub)
-		h, err = Run(t.Context(), Config{Cooldown: ms(100), Workload: Workload{
-			Driver:   OpenLoop{Rate: 10},
-			Classify: func(err error) Outcome { return Failed },
-			Kinds: []OpKind{{Name: "refused", Do: func(context.Context, string) (string, error) {
-				return "", refused
-			}}},
-		}})
+		h, err = Run(t.Context(), Plan{
+			World: World{
+				Workload: Workload{
+					Driver:   OpenLoop{Rate: 10},
+					Classify: func(err error) Outcome { return Failed },
+					Kinds: []OpKind{{Name: "refused", Do: func(context.Context, string) (string, error) {
+						return "", refused
+					}}},
+				},
+			},
+			Settings: Settings{
+				Cooldown: ms(100),
+			},
+		})
 		require.NoError(t, err)
 		require.Equal(t, Failed, h.Ops[0].Outcome)
 	})
@@ -336,13 +387,21 @@ func TestWorkloadDeterminism(t *testing.T) {
 				return Traceparent(ctx), nil
 			}
 			input := func(r *rand.Rand) string { return fmt.Sprint(r.IntN(1000)) }
-			h, err := Run(t.Context(), Config{Seed: seed, Cooldown: 500 * time.Millisecond, Workload: Workload{
-				Driver: OpenLoop{Rate: 200},
-				Kinds: []OpKind{
-					{Name: "orders", Weight: 3, Input: input, Do: do},
-					{Name: "stock", Input: input, Do: do},
+			h, err := Run(t.Context(), Plan{
+				World: World{
+					Workload: Workload{
+						Driver: OpenLoop{Rate: 200},
+						Kinds: []OpKind{
+							{Name: "orders", Weight: 3, Input: input, Do: do},
+							{Name: "stock", Input: input, Do: do},
+						},
+					},
 				},
-			}})
+				Settings: Settings{
+					Cooldown: 500 * time.Millisecond,
+				},
+				Seed: seed,
+			})
 			require.NoError(t, err)
 			for _, op := range h.Ops {
 				out = append(out, fmt.Sprintf("%d %s %s %s", op.ID, op.Kind, op.Input, op.Output))
@@ -373,7 +432,7 @@ func TestSamplers(t *testing.T) {
 			}
 			return map[string]float64{"in_use": float64(v), "idle": 1}, nil
 		})
-		h, err := Run(t.Context(), Config{Cooldown: ms(500), SampleEvery: ms(100), Samplers: []Sampler{counter, Goroutines()}})
+		h, err := Run(t.Context(), Plan{World: World{Samplers: []Sampler{counter, Goroutines()}}, Settings: Settings{Cooldown: ms(500), SampleEvery: ms(100)}})
 		require.NoError(t, err)
 		var pool []string
 		goroutines := 0
@@ -401,13 +460,67 @@ func TestSamplers(t *testing.T) {
 	})
 }
 
+// TestRunSettles checks the quiet reading that ends a run: once the ops
+// have drained, the samplers are read every 10ms until two readings
+// agree, and the last one is placed at the end of the run.
+func TestRunSettles(t *testing.T) {
+	quiet := func(t *testing.T, settle time.Duration, inUse func(reading int64) float64) (*History, int64) {
+		var n atomic.Int64
+		stopped := make(chan struct{})
+		var once sync.Once
+		pool := SamplerFunc("pool", func(context.Context) (map[string]float64, error) {
+			select {
+			case <-stopped:
+				return map[string]float64{"in_use": inUse(n.Add(1))}, nil
+			default:
+				return map[string]float64{"in_use": 9}, nil
+			}
+		})
+		work := Workload{Driver: ClosedLoop{Workers: 1}, Kinds: []OpKind{{Name: "op", Do: func(ctx context.Context, _ string) (string, error) {
+			<-ctx.Done() // held until the drain is over and cancels it
+			once.Do(func() { close(stopped) })
+			return "", nil
+		}}}}
+		h, err := Run(t.Context(), Plan{World: World{Workload: work, Samplers: []Sampler{pool}},
+			Settings: Settings{Cooldown: ms(100), SampleEvery: time.Hour, Settle: settle}})
+		require.NoError(t, err)
+		return h, n.Load()
+	}
+	last := func(h *History) Sample { return h.Samples[len(h.Samples)-1] }
+
+	t.Run("until two readings agree", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// Connections return one by one: 3, 2, 1, 0, 0.
+			h, reads := quiet(t, 0, func(r int64) float64 { return float64(max(3-r+1, 0)) })
+			require.Equal(t, Sample{At: h.Duration, Name: "pool.in_use", Value: 0}, last(h))
+			require.Equal(t, int64(5), reads, "the settling stops at the first two readings that agree")
+		})
+	})
+	t.Run("bounded by Settle", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			h, reads := quiet(t, ms(50), func(r int64) float64 { return float64(r) }) // never settles
+			require.Equal(t, h.Duration, last(h).At)
+			require.Equal(t, int64(6), reads, "one reading, then one every 10ms for 50ms")
+			require.Equal(t, h.Duration+ms(50), time.Since(start))
+		})
+	})
+	t.Run("negative Settle reads once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h, reads := quiet(t, -1, func(r int64) float64 { return float64(r) })
+			require.Equal(t, Sample{At: h.Duration, Name: "pool.in_use", Value: 1}, last(h))
+			require.Equal(t, int64(1), reads)
+		})
+	})
+}
+
 func TestRunLogs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
 		logger := slog.New(slog.NewJSONHandler(&buf, nil))
 		db := &stubTarget{name: "db", start: time.Now()}
 		sched := Schedule{Steps: []Step{{At: ms(100), For: ms(200), Target: "db", Fault: toxics.Latency{Delay: ms(50)}}}}
-		_, err := Run(t.Context(), Config{Seed: 42, Schedule: sched, Targets: []Target{db}, Logger: logger, Cooldown: -1})
+		_, err := Run(t.Context(), Plan{World: World{Targets: []Target{db}}, Settings: Settings{Logger: logger, Cooldown: -1}, Seed: 42, Schedule: sched})
 		require.NoError(t, err)
 		var recs []map[string]any
 		for line := range strings.Lines(buf.String()) {
@@ -439,13 +552,22 @@ func TestRunWallClock(t *testing.T) {
 		{At: ms(40), For: ms(10), Target: "a", Fault: toxics.Reset{}},
 	}}
 	var ops atomic.Int64
-	h, err := Run(t.Context(), Config{Schedule: sched, Targets: targets, Cooldown: ms(20), Workload: Workload{
-		Driver: OpenLoop{Rate: 1000},
-		Kinds: []OpKind{{Name: "noop", Do: func(context.Context, string) (string, error) {
-			ops.Add(1)
-			return "", nil
-		}}},
-	}})
+	h, err := Run(t.Context(), Plan{
+		World: World{
+			Targets: targets,
+			Workload: Workload{
+				Driver: OpenLoop{Rate: 1000},
+				Kinds: []OpKind{{Name: "noop", Do: func(context.Context, string) (string, error) {
+					ops.Add(1)
+					return "", nil
+				}}},
+			},
+		},
+		Settings: Settings{
+			Cooldown: ms(20),
+		},
+		Schedule: sched,
+	})
 	require.NoError(t, err)
 	require.Equal(t, []string{"apply b blackhole()", "apply a down()", "revert a down()", "apply a reset()", "revert b blackhole()", "revert a reset()"}, lg.calls)
 	for _, f := range h.Faults {
@@ -467,7 +589,7 @@ func TestRunWallClock(t *testing.T) {
 
 func TestRunNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h, err := Run(t.Context(), Config{})
+		h, err := Run(t.Context(), Plan{})
 		require.NoError(t, err)
 		require.Equal(t, DefaultCooldown, h.Duration)
 		require.Empty(t, h.Ops)
@@ -482,10 +604,12 @@ func TestRunAlreadyCancelled(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		db := &stubTarget{name: "db", start: time.Now()}
-		h, err := Run(ctx, Config{
+		h, err := Run(ctx, Plan{
+			World: World{
+				Targets:  []Target{db},
+				Samplers: []Sampler{SamplerFunc("boom", func(context.Context) (map[string]float64, error) { panic("sampler exploded") })},
+			},
 			Schedule: Schedule{Steps: []Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Down{}}}},
-			Targets:  []Target{db},
-			Samplers: []Sampler{SamplerFunc("boom", func(context.Context) (map[string]float64, error) { panic("sampler exploded") })},
 		})
 		require.ErrorIs(t, err, context.Canceled)
 		require.ErrorContains(t, err, "sim: run cancelled at 0s")

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,14 +11,16 @@ import (
 	"time"
 )
 
-// DefaultSampleEvery is the sampling interval when [Config.SampleEvery] is
-// zero.
+// DefaultSampleEvery is the sampling interval when [Settings.SampleEvery]
+// is zero.
 const DefaultSampleEvery = 100 * time.Millisecond
 
 // Sampler reads values worth putting on the run's timeline next to the
 // ops, such as a connection pool's in-use count or the number of
-// goroutines. The runner polls every sampler every [Config.SampleEvery],
-// once at the start and once at the end, from one goroutine.
+// goroutines. The runner polls every sampler every [Settings.SampleEvery],
+// once at the start and once when the load stops, from one goroutine; then,
+// once the ops have drained, until two readings agree (see
+// [Settings.Settle]).
 type Sampler interface {
 	// Name prefixes the names of the sampler's values in the History:
 	// value "in_use" of sampler "pg" is recorded as "pg.in_use", and the
@@ -55,43 +58,88 @@ func Goroutines() Sampler {
 	})
 }
 
-// sampleLoop polls the samplers until stop closes, then once more.
-func sampleLoop(ctx context.Context, samplers []Sampler, every time.Duration, start time.Time, stop <-chan struct{}, log *slog.Logger) []Sample {
+// Counter returns a sampler of a cumulative count the caller keeps (a
+// fake's request count, a wrapping driver's query count), recorded under
+// name.
+func Counter(name string, count func() int64) Sampler {
+	return SamplerFunc(name, func(context.Context) (map[string]float64, error) {
+		if count == nil {
+			return nil, fmt.Errorf("sim: Counter %q: count is nil", name)
+		}
+		return map[string]float64{"": float64(count())}, nil
+	})
+}
+
+// readSamplers reads every sampler once, recording its values at offset
+// at as <sampler>.<key> (<sampler> for the empty key). A sampler that
+// fails or panics is logged and skipped.
+func readSamplers(ctx context.Context, samplers []Sampler, at time.Duration, log *slog.Logger) []Sample {
 	var out []Sample
-	read := func() {
-		at := time.Since(start)
-		for i, s := range samplers {
-			var vals map[string]float64
-			var name string
-			err := protect(fmt.Sprintf("sampler %d", i), func() error {
-				name = s.Name()
-				var e error
-				vals, e = s.Sample(ctx)
-				return e
-			})
-			if err != nil {
-				log.LogAttrs(ctx, slog.LevelWarn, "sim: sampler failed", slog.Int("sampler", i), slog.String("name", name), slog.Any("err", err))
-				continue
+	for i, s := range samplers {
+		var vals map[string]float64
+		var name string
+		err := protect(fmt.Sprintf("sampler %d", i), func() error {
+			name = s.Name()
+			var e error
+			vals, e = s.Sample(ctx)
+			return e
+		})
+		if err != nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "sim: sampler failed", slog.Int("sampler", i), slog.String("name", name), slog.Any("err", err))
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(vals)) {
+			n := name
+			if k != "" {
+				n += "." + k
 			}
-			for _, k := range slices.Sorted(maps.Keys(vals)) {
-				n := name
-				if k != "" {
-					n += "." + k
-				}
-				out = append(out, Sample{At: at, Name: n, Value: vals[k]})
-			}
+			out = append(out, Sample{At: at, Name: n, Value: vals[k]})
 		}
 	}
-	read()
+	return out
+}
+
+// sampleLoop polls the samplers until stop closes, then once more.
+func sampleLoop(ctx context.Context, samplers []Sampler, every time.Duration, start time.Time, stop <-chan struct{}, log *slog.Logger) []Sample {
+	out := readSamplers(ctx, samplers, time.Since(start), log)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			read()
+			out = append(out, readSamplers(ctx, samplers, time.Since(start), log)...)
 		case <-stop:
-			read()
-			return out
+			return append(out, readSamplers(ctx, samplers, time.Since(start), log)...)
 		}
 	}
+}
+
+// settleEvery is how often settle reads the samplers.
+const settleEvery = 10 * time.Millisecond
+
+// settle reads the samplers every settleEvery until two readings in a row
+// agree or limit (zero: [DefaultSettle]; negative: one reading at once) is
+// over, and returns the last reading, placed at offset at.
+func settle(ctx context.Context, samplers []Sampler, at, limit time.Duration, log *slog.Logger) []Sample {
+	limit = cmp.Or(limit, DefaultSettle)
+	start := time.Now()
+	last := readSamplers(ctx, samplers, at, log)
+	if limit < 0 {
+		return last
+	}
+	tick := time.NewTicker(settleEvery)
+	defer tick.Stop()
+	for time.Since(start) < limit {
+		select {
+		case <-ctx.Done():
+			return last
+		case <-tick.C:
+		}
+		next := readSamplers(ctx, samplers, at, log)
+		if slices.Equal(next, last) {
+			break
+		}
+		last = next
+	}
+	return last
 }

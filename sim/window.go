@@ -12,20 +12,26 @@ import (
 	"time"
 )
 
-// Phase says where a [Window] lies relative to the faults.
+// Phase says which part of a run a [Window] covers, relative to the
+// faults. Invariants of package properties name a Phase to say which
+// windows they judge.
 type Phase uint8
 
 const (
-	// Before is the window from the start to the first fault.
-	Before Phase = iota
-	// During is the window of one fault, from its start to its end.
+	// Overall is the whole run. [History.Windows] never returns it.
+	Overall Phase = iota
+	// Before is the calm before the first fault.
+	Before
+	// During is one fault, judged on its own.
 	During
-	// After is the window from the last heal to the end of the run.
+	// After is the recovery after the last heal.
 	After
 )
 
 func (p Phase) String() string {
 	switch p {
+	case Overall:
+		return "overall"
 	case Before:
 		return "before"
 	case During:
@@ -38,23 +44,50 @@ func (p Phase) String() string {
 
 // Window is a span of a run's timeline that invariants and summaries look
 // at separately: the calm before the first fault, each fault, and the
-// recovery after the last heal.
+// recovery after the last heal. Which ops a window holds is decided by
+// [Window.Holds] alone, for the report and the invariants alike.
 type Window struct {
 	Phase Phase
-	// Fault is the index in History.Faults of the fault a During window
-	// covers, and -1 for the others.
+	// Fault is the index in History.Faults of the fault that bounds the
+	// window: the fault a During window covers, the first fault applied
+	// for a Before window (its start ends the window), the fault healed
+	// last for an After window. It is -1 when there is no such fault: a
+	// Before window with Fault -1 is a whole run without faults.
 	Fault int
-	// From and To bound the window: an op belongs to it if its intended
-	// start t has From <= t < To (the After window also takes t == To).
+	// From and To bound the window on the timeline.
 	From, To time.Duration
 	// Label names the window for people: "before the first fault",
 	// "fault 0: db blackhole()", "after the last heal".
 	Label string
 }
 
-// Contains reports whether an op intended to start at t belongs to w.
-func (w Window) Contains(t time.Duration) bool {
-	return t >= w.From && (t < w.To || w.Phase == After && t == w.To)
+// Holds reports whether op belongs to w. The rule charges a fault's
+// effect to the fault:
+//
+//   - Overall holds every op;
+//   - Before holds the ops that ended before To, when the first fault
+//     took effect (every op when Fault is -1: the run had no fault), so
+//     an op caught by the fault is not counted as calm;
+//   - During holds the ops whose interval, from intended start to end,
+//     overlaps [From, To]: an op in flight when a blackhole began is its
+//     victim;
+//   - After holds the ops intended to start at or after From, the last
+//     heal.
+//
+// An op can be in more than one window (in flight across two faults), or
+// in none (intended between two faults and ended after the first).
+func (w Window) Holds(op Op) bool {
+	switch w.Phase {
+	case Overall:
+		return true
+	case Before:
+		return w.Fault < 0 || op.End < w.To
+	case During:
+		return op.Intended <= w.To && op.End >= w.From
+	case After:
+		return op.Intended >= w.From
+	}
+	return false
 }
 
 // Windows returns the windows of h in time order: Before (from 0 to the
@@ -69,6 +102,7 @@ func (h *History) Windows() []Window {
 		end = max(end, op.Intended)
 	}
 	first, last := time.Duration(-1), time.Duration(0)
+	firstFault, lastFault := -1, -1
 	var during []Window
 	for i, f := range h.Faults {
 		if !f.Applied() {
@@ -79,9 +113,11 @@ func (h *History) Windows() []Window {
 			to = end
 		}
 		if first < 0 || f.Start < first {
-			first = f.Start
+			first, firstFault = f.Start, i
 		}
-		last = max(last, to)
+		if lastFault < 0 || to >= last {
+			last, lastFault = to, i
+		}
 		during = append(during, Window{Phase: During, Fault: i, From: f.Start, To: to,
 			Label: fmt.Sprintf("fault %d: %s %s", i, f.Target, faultString(f))})
 	}
@@ -89,9 +125,9 @@ func (h *History) Windows() []Window {
 		return []Window{{Phase: Before, Fault: -1, From: 0, To: end, Label: "whole run (no faults)"}}
 	}
 	ws := make([]Window, 0, len(during)+2)
-	ws = append(ws, Window{Phase: Before, Fault: -1, From: 0, To: first, Label: "before the first fault"})
+	ws = append(ws, Window{Phase: Before, Fault: firstFault, From: 0, To: first, Label: "before the first fault"})
 	ws = append(ws, during...)
-	ws = append(ws, Window{Phase: After, Fault: -1, From: last, To: max(end, last), Label: "after the last heal"})
+	ws = append(ws, Window{Phase: After, Fault: lastFault, From: last, To: max(end, last), Label: "after the last heal"})
 	return ws
 }
 
@@ -102,12 +138,12 @@ func faultString(f FaultEvent) string {
 	return f.Fault.Fault.String()
 }
 
-// Select returns the ops of h in w whose kind is kind; the empty kind
-// selects every kind.
+// Select returns the ops of h that w holds ([Window.Holds]) whose kind is
+// kind; the empty kind selects every kind.
 func (h *History) Select(w Window, kind string) []Op {
 	var out []Op
 	for _, op := range h.Ops {
-		if w.Contains(op.Intended) && (kind == "" || op.Kind == kind) {
+		if (kind == "" || op.Kind == kind) && w.Holds(op) {
 			out = append(out, op)
 		}
 	}
@@ -128,10 +164,10 @@ func (h *History) Kinds() []string {
 	return out
 }
 
-// Summary condenses a set of ops. Latencies run from each op's intended
+// Stats condenses a set of ops. Latencies run from each op's intended
 // start to its end and include failed ops (a fast failure is a short
 // latency). Quantiles are nearest-rank; all are zero when Count is zero.
-type Summary struct {
+type Stats struct {
 	Count   int `json:"count"`
 	OK      int `json:"ok"`
 	Failed  int `json:"failed"`
@@ -145,29 +181,29 @@ type Summary struct {
 }
 
 // Errors is the number of ops that did not succeed.
-func (s Summary) Errors() int { return s.Failed + s.Unknown }
+func (s Stats) Errors() int { return s.Failed + s.Unknown }
 
-func (s Summary) String() string {
+func (s Stats) String() string {
 	return fmt.Sprintf("%d ops, %d errors (%.1f%%), p50 %v p90 %v p99 %v max %v",
 		s.Count, s.Errors(), 100*s.ErrorRate, s.P50, s.P90, s.P99, s.Max)
 }
 
-// Summarize counts ops by outcome and computes latency quantiles.
-func Summarize(ops []Op) Summary {
-	a := summarizer{lat: make([]time.Duration, 0, len(ops))}
+// StatsOf counts ops by outcome and computes latency quantiles.
+func StatsOf(ops []Op) Stats {
+	a := tally{lat: make([]time.Duration, 0, len(ops))}
 	for i := range ops {
 		a.add(&ops[i])
 	}
-	return a.summary()
+	return a.stats()
 }
 
-// summarizer accumulates a Summary one op at a time.
-type summarizer struct {
+// tally accumulates Stats one op at a time.
+type tally struct {
 	ok, failed, unknown int
 	lat                 []time.Duration
 }
 
-func (a *summarizer) add(op *Op) {
+func (a *tally) add(op *Op) {
 	switch op.Outcome {
 	case OK:
 		a.ok++
@@ -179,8 +215,8 @@ func (a *summarizer) add(op *Op) {
 	a.lat = append(a.lat, op.Latency())
 }
 
-func (a *summarizer) summary() Summary {
-	s := Summary{Count: len(a.lat), OK: a.ok, Failed: a.failed, Unknown: a.unknown}
+func (a *tally) stats() Stats {
+	s := Stats{Count: len(a.lat), OK: a.ok, Failed: a.failed, Unknown: a.unknown}
 	if s.Count == 0 {
 		return s
 	}
@@ -197,9 +233,9 @@ func quantile(lat []time.Duration, q float64) time.Duration {
 	return lat[min(max(rank, 0), len(lat)-1)]
 }
 
-// Summary summarizes the ops of h in w whose kind is kind ("" for all).
-func (h *History) Summary(w Window, kind string) Summary {
-	return Summarize(h.Select(w, kind))
+// Stats condenses the ops of h in w whose kind is kind ("" for all).
+func (h *History) Stats(w Window, kind string) Stats {
+	return StatsOf(h.Select(w, kind))
 }
 
 // WriteJSON writes h as one JSON object. [ReadHistory] reads it back

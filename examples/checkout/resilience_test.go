@@ -201,6 +201,10 @@ func (r *rig) config() properties.Config {
 		toxics.KindReset, toxics.KindDown, toxics.KindBlackhole, toxics.KindPause,
 	}
 	return properties.Config{
+		Settings: sim.Settings{
+			Cooldown: suiteCooldown,
+			Drain:    opTimeout,
+		},
 		Targets: []sim.Target{r.db, r.cache},
 		Bounds: properties.Bounds{
 			// Mildest first: shrinking moves toward the start of each list.
@@ -242,8 +246,6 @@ func (r *rig) config() properties.Config {
 				return redischeck.Pool("redis", svc.Redis()).Sample(ctx)
 			}),
 		},
-		Cooldown:   suiteCooldown,
-		Drain:      opTimeout,
 		Invariants: r.invariants(),
 		Iterations: suiteIterations,
 		Seed:       r.env.Seed(),
@@ -260,7 +262,7 @@ func (r *rig) invariants() []properties.Invariant {
 	}
 	const recovery = 2 * time.Second
 	return []properties.Invariant{
-		properties.LatencyQuantile{Q: 0.99, Max: 1500 * time.Millisecond, Window: properties.During},
+		properties.LatencyQuantile{Q: 0.99, Max: 1500 * time.Millisecond, Window: sim.During},
 		properties.Recovery{Within: recovery},
 		properties.AcquireWait{Pool: "pg", Max: 250 * time.Millisecond},
 		properties.AcquireWait{Pool: "redis", Max: 250 * time.Millisecond},

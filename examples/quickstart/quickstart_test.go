@@ -29,7 +29,7 @@ func TestCacheSurvivesFaults(t *testing.T) {
 			Horizon:  3 * time.Second,
 		},
 		Iterations: 3,
-		Cooldown:   2 * time.Second,
+		Settings:   sim.Settings{Cooldown: 2 * time.Second},
 		// The client under test is built afresh for every run, so a run
 		// that wedged it cannot spoil the next one.
 		World: func(t testing.TB) properties.World {
