@@ -33,39 +33,33 @@ const (
 // Config.Iterations nor SHAKEDOWN_ITERATIONS says otherwise.
 const DefaultIterations = 10
 
-// Env is what Check resets before every iteration: all faults cleared,
-// stopped nodes restarted, readiness awaited. harness.Env satisfies it. A
-// nil Env resets nothing.
-type Env interface {
-	Reset(ctx context.Context) error
-}
-
-// EnvFunc adapts a function to [Env], for resetting state of one's own
-// (a circuit breaker, a cache) along with the dependencies.
-type EnvFunc func(ctx context.Context) error
-
-// Reset calls f.
-func (f EnvFunc) Reset(ctx context.Context) error { return f(ctx) }
-
-// Config is what Check explores and what it checks.
+// Config is what Check explores and what it checks. World and Invariants
+// are required; every other field has a documented default.
 type Config struct {
-	// Targets are what schedules aim at, such as the Env's dependencies.
-	// Required.
-	Targets []sim.Target
+	// World builds what one run needs, afresh for every run: the targets
+	// schedules aim at (such as a harness.Env's dependencies), the
+	// clients under test with their workload, and the samplers (and,
+	// simulated, the sim.Network with its fakes too). A client that one
+	// run wedged (a pool whose connections hang forever) then cannot fail
+	// the next run, which shrinking needs. What World registers with
+	// t.Cleanup runs when the run is over. Clients that can serve every
+	// run are built once and given with [Shared].
+	World func(t testing.TB) sim.World
+	// Reset runs before every run, before World: harness.Env's Reset
+	// (every fault cleared, stopped nodes started, readiness awaited), or
+	// a function that also resets state of one's own. Nil resets nothing.
+	// A simulated run needs none: its World is new.
+	Reset func(ctx context.Context) error
+	// Invariants are judged after every run.
+	Invariants []Invariant
 	// Bounds bound the drawn schedules. Bounds.Targets defaults to
-	// Aim(Targets).
+	// Aim of the World's targets.
 	Bounds Bounds
-	// Workload is the load each run drives. Required (at least one kind).
-	Workload sim.Workload
-	// Samplers are passed to sim.Run (see sim.World).
-	Samplers []sim.Sampler
 	// Settings are passed to sim.Run (see sim.Settings). Cooldown is the
 	// time after the last heal that Recovery and the After window get to
 	// see; Settle bounds the wait for the quiet reading that PoolReleased
 	// and NoGoroutineLeak judge.
 	sim.Settings
-	// Invariants are judged after every run. Required.
-	Invariants []Invariant
 	// Iterations is the most schedules explored before shrinking
 	// (default DefaultIterations; SHAKEDOWN_ITERATIONS overrides it).
 	// rapid's own -rapid.checks (default 100, 20 with -short) is an upper
@@ -81,52 +75,30 @@ type Config struct {
 	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).
 	Dir string
-	// World, when set, builds what a run needs afresh for every run: the
-	// clients under test, their workload and samplers (and, simulated,
-	// the fakes too). A client that one run wedged (a pool whose
-	// connections hang forever) then cannot fail the next run, which
-	// rapid needs in order to shrink. World runs after Env.Reset; what it
-	// registers with t.Cleanup runs when the run is over. Targets,
-	// Workload and Samplers above must then be empty: the World has them.
-	// Without World, the same clients serve every run.
-	World func(t testing.TB) World
 	// Simulate makes every run a simulated one, in its own
 	// testing/synctest bubble and in virtual time, on a World built
-	// inside that bubble (a sim.Network, its fakes, the clients). It
-	// needs World and a *testing.T, and the Env passed to Check or
-	// Explore must be nil (World.Env is reset instead). rapid itself runs
-	// outside the bubbles, in real time, so a run costs microseconds of
-	// its time whatever the schedule's length.
+	// inside that bubble (a sim.Network, its fakes, the clients). rapid
+	// itself runs outside the bubbles, in real time, so a run costs
+	// microseconds of its time whatever the schedule's length.
 	Simulate bool
 }
 
-// World is what one run needs; see Config.World. Targets may be the same
-// long-lived harness dependencies in every World; Env, if set, is reset
-// after the Env given to Check.
-type World struct {
-	Env      Env
-	Targets  []sim.Target
-	Workload sim.Workload
-	Samplers []sim.Sampler
+// Shared is the World of clients that can serve every run: built once by
+// the test, and handed to every run as it is.
+//
+//	cfg.World = properties.Shared(sim.World{Targets: ..., Workload: ..., Samplers: ...})
+//
+// Prefer a World built per run where a run can wedge a client (a pool of
+// connections that hang), and never share one in a simulated Config,
+// whose every run has a bubble of its own.
+func Shared(w sim.World) func(testing.TB) sim.World {
+	return func(testing.TB) sim.World { return w }
 }
 
 func (c Config) validate() (Config, error) {
 	var errs []error
-	switch {
-	case c.World != nil:
-		if len(c.Targets) > 0 || len(c.Workload.Kinds) > 0 || len(c.Samplers) > 0 {
-			errs = append(errs, errors.New("properties: Config.World is set: leave Targets, Workload and Samplers empty (the World has them)"))
-		}
-	case c.Simulate:
-		errs = append(errs, errors.New("properties: Config.Simulate needs Config.World to build each simulated run"))
-	default:
-		errs = append(errs, checkWorld(c.Targets, c.Workload)...)
-		if len(c.Bounds.Targets) == 0 {
-			c.Bounds.Targets = Aim(c.Targets)
-		}
-		if err := c.Bounds.Validate(); err != nil {
-			errs = append(errs, err)
-		}
+	if c.World == nil {
+		errs = append(errs, errors.New("properties: Config.World is nil: it builds the targets, workload and samplers of a run (properties.Shared for clients that serve every run)"))
 	}
 	if len(c.Invariants) == 0 {
 		errs = append(errs, errors.New("properties: Config.Invariants is empty"))
@@ -156,7 +128,7 @@ func (c Config) validate() (Config, error) {
 func checkWorld(targets []sim.Target, w sim.Workload) []error {
 	var errs []error
 	if len(targets) == 0 {
-		errs = append(errs, errors.New("properties: no targets: Config.Targets (or World.Targets) is empty"))
+		errs = append(errs, errors.New("properties: the World has no targets: sim.World.Targets is empty"))
 	}
 	for i, t := range targets {
 		if t == nil {
@@ -172,7 +144,7 @@ func checkWorld(targets []sim.Target, w sim.Workload) []error {
 // prepare validates cfg and, when it has a World, builds one (in a bubble
 // of its own when simulated) to learn its targets (for Bounds.Targets)
 // and check it.
-func prepare(t testing.TB, env Env, cfg Config) (Config, error) {
+func prepare(t testing.TB, cfg Config) (Config, error) {
 	cfg, err := cfg.validate()
 	if err != nil || cfg.World == nil {
 		return cfg, err
@@ -189,9 +161,6 @@ func prepare(t testing.TB, env Env, cfg Config) (Config, error) {
 		tt, ok := t.(*testing.T)
 		if !ok {
 			return cfg, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
-		}
-		if env != nil {
-			return cfg, errors.New("properties: Config.Simulate is set: pass a nil Env (World.Env is reset instead)")
 		}
 		synctest.Test(tt, func(st *testing.T) { probe(st) })
 	} else {
@@ -265,19 +234,23 @@ type Result struct {
 	Elapsed, Shrinking time.Duration
 	// Coverage counts what the runs exercised.
 	Coverage Coverage
-	// Overhead compares the runs' wall time with their schedules' own
-	// length.
-	Overhead Overhead
+	// Overhead is the runs' mean wall time beyond their schedules' own
+	// length (horizon plus cooldown), relative to that length: 0.05 means
+	// a run took 5% longer than its faults and recovery needed.
+	Overhead float64
+
+	over overhead // for Check's overhead line
 	// Rapid holds rapid's own report of a failure.
 	Rapid []string
 }
 
 // Explore runs rapid over schedules drawn within cfg.Bounds: each
-// iteration resets env, runs the schedule with cfg.Workload through
-// sim.Run and judges cfg.Invariants. It returns what it found instead of
-// failing t, so a test can assert that a fragile configuration is caught:
+// iteration calls cfg.Reset, builds cfg.World, runs the schedule with its
+// workload through sim.Run and judges cfg.Invariants. It returns what it
+// found instead of failing t, so a test can assert that a fragile
+// configuration is caught:
 //
-//	res, err := properties.Explore(t, env, cfg)
+//	res, err := properties.Explore(t, cfg)
 //	require.NoError(t, err)
 //	require.NotNil(t, res.Failure, "a client without timeouts must fail")
 //
@@ -285,16 +258,16 @@ type Result struct {
 // failed Reset, an invalid schedule. t is used for logs, its name, its
 // context and its deadline: a run is not started unless it can finish
 // before the deadline.
-func Explore(t testing.TB, env Env, cfg Config) (*Result, error) {
+func Explore(t *testing.T, cfg Config) (*Result, error) {
 	t.Helper()
-	return explore(t, env, cfg, false)
+	return explore(t, cfg, false)
 }
 
 // explore is Explore; keepFailFile keeps the fail file rapid writes for a
 // failure (Check keeps it, so the next run tries the failure first).
-func explore(t testing.TB, env Env, cfg Config, keepFailFile bool) (*Result, error) {
+func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	t.Helper()
-	cfg, err := prepare(t, env, cfg)
+	cfg, err := prepare(t, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -302,14 +275,14 @@ func explore(t testing.TB, env Env, cfg Config, keepFailFile bool) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	x := &explorer{t: t, env: env, cfg: cfg, gen: g, ctx: t.Context(), cache: map[string]*Iteration{}}
+	x := &explorer{t: t, cfg: cfg, gen: g, ctx: t.Context(), cache: map[string]*Iteration{}}
 	x.deadline = search.Deadline(t)
 	start := time.Now()
 	tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
 	before := search.FailFiles(t.Name())
 	errs := search.Rapid(tb, x.prop)
 	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
-		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over, Rapid: search.DropExpected(errs)}
+		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: search.DropExpected(errs)}
 	if x.fatal != nil {
 		search.RemoveFailFile(search.FailFileOf(errs), before)
 		return res, x.fatal
@@ -335,7 +308,6 @@ const failMessage = "shakedown: an invariant broke"
 
 type explorer struct {
 	t        testing.TB
-	env      Env
 	cfg      Config
 	gen      *rapid.Generator[sim.Schedule]
 	ctx      context.Context
@@ -351,7 +323,7 @@ type explorer struct {
 	shrinkStart time.Time
 	cache       map[string]*Iteration
 	cov         Coverage
-	over        Overhead
+	over        overhead
 }
 
 func (x *explorer) prop(rt *rapid.T) {
@@ -444,17 +416,17 @@ func (x *explorer) overhead() time.Duration {
 	return max(x.over.Wall-x.over.Length, 0) / time.Duration(x.over.Runs)
 }
 
-// Overhead compares the wall time of runs (reset, run, drain and judging)
+// overhead compares the wall time of runs (reset, run, drain and judging)
 // with their schedules' own length (horizon plus cooldown): what a run
 // costs beyond the time its faults and recovery need.
-type Overhead struct {
+type overhead struct {
 	Runs         int
 	Wall, Length time.Duration // sums over the runs
 	// Worst is the largest relative overhead of one run ((wall-length)/length).
 	Worst float64
 }
 
-func (o *Overhead) add(wall, length time.Duration) {
+func (o *overhead) add(wall, length time.Duration) {
 	o.Runs++
 	o.Wall += wall
 	o.Length += length
@@ -463,26 +435,26 @@ func (o *Overhead) add(wall, length time.Duration) {
 	}
 }
 
-// Ratio is the mean relative overhead, (wall-length)/length over all runs.
-func (o Overhead) Ratio() float64 {
+// ratio is the mean relative overhead, (wall-length)/length over all runs.
+func (o overhead) ratio() float64 {
 	if o.Length == 0 {
 		return 0
 	}
 	return float64(o.Wall-o.Length) / float64(o.Length)
 }
 
-func (o Overhead) String() string {
+func (o overhead) String() string {
 	if o.Runs == 0 {
 		return "no runs"
 	}
 	return fmt.Sprintf("%d runs: %v wall for %v of schedule (%+.1f%%; worst run %+.1f%%)", o.Runs,
-		o.Wall.Round(time.Millisecond), o.Length.Round(time.Millisecond), 100*o.Ratio(), 100*o.Worst)
+		o.Wall.Round(time.Millisecond), o.Length.Round(time.Millisecond), 100*o.ratio(), 100*o.Worst)
 }
 
 // run runs one iteration. A nil result means a fatal error, kept in x.fatal.
 func (x *explorer) run(s sim.Schedule, what string) *Iteration {
 	x.t.Helper()
-	it, err := runIn(x.t, x.env, x.cfg, s, runSeed(x.cfg.Seed, s))
+	it, err := runIn(x.t, x.cfg, s, runSeed(x.cfg.Seed, s))
 	if err != nil {
 		x.fatal = err
 		return nil
@@ -516,58 +488,36 @@ func oneLine(s sim.Schedule) string {
 	return ": " + strings.Join(parts, "; ")
 }
 
-// runIn runs s once: on the Config's own targets and workload, or on a
-// fresh World (in a bubble of its own when simulated).
-func runIn(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
-	if cfg.World == nil {
-		return runOnce(t.Context(), env, cfg, s, seed)
-	}
+// runIn runs s once on a fresh World, in a bubble of its own when
+// simulated.
+func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
 	if !cfg.Simulate {
 		sc := &scope{TB: t}
 		defer sc.cleanup()
-		return runWorld(sc, env, cfg, s, seed)
+		return runWorld(sc, cfg, s, seed)
 	}
 	tt, ok := t.(*testing.T)
 	if !ok {
 		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
 	}
-	synctest.Test(tt, func(st *testing.T) { it, err = runWorld(st, nil, cfg, s, seed) })
+	synctest.Test(tt, func(st *testing.T) { it, err = runWorld(st, cfg, s, seed) })
 	return it, err
 }
 
-// runWorld resets env, builds a World and runs s on it.
-func runWorld(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+// runWorld resets, builds a World, runs s on it and judges the
+// invariants. Its error is for what makes the run impossible: a failed
+// reset or an invalid setup.
+func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
 	start := time.Now()
-	if env != nil {
-		if err := env.Reset(t.Context()); err != nil {
-			return nil, fmt.Errorf("properties: reset before running schedule\n%s\n: %w", s, err)
-		}
-	}
-	w := cfg.World(t)
-	c := cfg
-	c.Targets, c.Workload, c.Samplers = w.Targets, w.Workload, w.Samplers
-	it, err := runOnce(t.Context(), w.Env, c, s, seed)
-	if it != nil {
-		it.Wall = time.Since(start)
-	}
-	return it, err
-}
-
-// runOnce resets env, runs s and judges the invariants. Its error is for
-// what makes the run impossible: a failed reset or an invalid setup.
-func runOnce(ctx context.Context, env Env, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
-	start := time.Now()
-	if env != nil {
-		if err := env.Reset(ctx); err != nil {
+	ctx := t.Context()
+	if cfg.Reset != nil {
+		if err := cfg.Reset(ctx); err != nil {
 			return nil, fmt.Errorf("properties: reset before running schedule\n%s\n: %w", s, err)
 		}
 	}
 	// sim.Run ends with the samplers' quiet reading, the one that
 	// PoolReleased and NoGoroutineLeak judge.
-	h, err := sim.Run(ctx, sim.Plan{
-		World:    sim.World{Targets: cfg.Targets, Workload: cfg.Workload, Samplers: cfg.Samplers},
-		Settings: cfg.Settings, Schedule: s, Seed: seed,
-	})
+	h, err := sim.Run(ctx, sim.Plan{World: cfg.World(t), Settings: cfg.Settings, Schedule: s, Seed: seed})
 	if h == nil {
 		return nil, fmt.Errorf("properties: run schedule\n%s\n: %w", s, err)
 	}

@@ -100,7 +100,7 @@ func TestCheckRealPostgres(t *testing.T) {
 		require.Equal(t, toxics.KindBlackhole, s.Steps[0].Fault.Kind())
 		t.Logf("caught after %d iterations; shrunk to %s in %v with %d runs and %d cached verdicts",
 			res.Iterations, s, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits)
-		t.Logf("overhead: %s", res.Overhead)
+		t.Logf("overhead: %+.1f%%", 100*res.Overhead)
 	})
 
 	t.Run("timeouts and a pool bound pass", func(t *testing.T) {

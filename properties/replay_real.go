@@ -65,40 +65,42 @@ func targetNames(targets []sim.Target) []string {
 }
 
 // ReplayOn runs the schedule saved at path once, with the seed it was
-// saved with, against cfg's targets, and returns the iteration: its
-// findings say whether the invariants hold there too. It is the one call
-// that takes a schedule a simulated Check found (and saved as
+// saved with, against the targets of cfg.World, and returns the
+// iteration: its findings say whether the invariants hold there too. It is
+// the one call that takes a schedule a simulated Check found (and saved as
 // testdata/shakedown/<test>/schedule.json) to the real dependencies of a
 // harness.Env, through real clients:
 //
 //	env := harness.New(t)
 //	db := env.Postgres("db")
-//	it, err := properties.ReplayOn(t, env, properties.Config{
-//		Targets:    []sim.Target{db},
-//		Workload:   realLoad(pool),            // the same ops, through a real client
-//		Invariants: invariants,                // the same invariants
+//	it, err := properties.ReplayOn(t, properties.Config{
+//		World:      realWorld(db),   // the same ops, through a real client
+//		Reset:      env.Reset,
+//		Invariants: invariants,      // the same invariants
 //	}, "testdata/shakedown/TestSimulated/schedule.json", nil)
 //
 // The steps' targets are renamed as [Retarget] does (names may be nil);
-// with Config.World, ReplayOn builds one World first to learn them (what
-// it registers with t.Cleanup runs when the test ends). Unlike [Replay] it
-// does not fail t when an invariant breaks, so a test can assert that a
-// failure found in simulation is real, or that a fix holds against the
-// real thing; the error is for what made the run impossible (a bad file,
-// a name with no target, a failed reset).
-func ReplayOn(t testing.TB, env Env, cfg Config, path string, names map[string]string) (*Iteration, error) {
+// ReplayOn builds one World first to learn them, and releases what it
+// registered with t.Cleanup at once. Unlike [Replay] it does not fail t
+// when an invariant breaks, so a test can assert that a failure found in
+// simulation is real, or that a fix holds against the real thing; the
+// error is for what made the run impossible (a bad file, a name with no
+// target, a failed reset).
+func ReplayOn(t *testing.T, cfg Config, path string, names map[string]string) (*Iteration, error) {
 	t.Helper()
 	s, seed, hasSeed, err := LoadSchedule(path)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Simulate {
-		return nil, errors.New("properties: ReplayOn replays against the real world; this Config simulates (use Replay or Run for that)")
+		return nil, errors.New("properties: ReplayOn replays against the real world; this Config simulates (use Replay or RunSchedule for that)")
 	}
-	targets := cfg.Targets
-	if cfg.World != nil {
-		targets = cfg.World(t).Targets
+	if cfg.World == nil {
+		return nil, errors.New("properties: ReplayOn: Config.World is nil")
 	}
+	sc := &scope{TB: t}
+	targets := cfg.World(sc).Targets
+	sc.cleanup()
 	s, err = Retarget(s, targets, names)
 	if err != nil {
 		return nil, fmt.Errorf("properties: replay %s: %w", path, err)
@@ -107,5 +109,5 @@ func ReplayOn(t testing.TB, env Env, cfg Config, path string, names map[string]s
 		seed = runSeed(cfg.Seed, s)
 	}
 	t.Logf("shakedown: replaying %s (seed %d) against %v:\n%s", path, seed, targetNames(targets), s)
-	return Run(t, env, cfg, s, seed)
+	return runSchedule(t, cfg, s, seed)
 }

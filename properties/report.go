@@ -35,16 +35,23 @@ import (
 // bound. rapid reads the test's deadline only from a *testing.T it is given
 // directly; Explore does the same itself: it starts no run that cannot end
 // before the deadline, keeping time for shrinking.
-func Check(t testing.TB, env Env, cfg Config) {
+func Check(t *testing.T, cfg Config) {
+	t.Helper()
+	check(t, cfg)
+}
+
+// check is Check on any testing.TB (the package's tests record what it
+// reports).
+func check(t testing.TB, cfg Config) {
 	t.Helper()
 	if path := os.Getenv(EnvReplay); path != "" {
-		Replay(t, env, cfg, path)
+		replay(t, cfg, path)
 		return
 	}
-	res, err := explore(t, env, cfg, true)
+	res, err := explore(t, cfg, true)
 	if res != nil {
 		t.Log("shakedown: " + res.Coverage.String())
-		t.Log("shakedown: overhead: " + res.Overhead.String())
+		t.Log("shakedown: overhead: " + res.over.String())
 		if res.Stopped != "" {
 			t.Logf("shakedown: stopped early: %s", res.Stopped)
 		}
@@ -119,10 +126,6 @@ func findingNames(fs []Finding, v Verdict) []string {
 	return out
 }
 
-// Saved is the file Check writes for a failing schedule; [Replay] reads it
-// back. A bare schedule ({"steps":[...]}) is read too, with the seed
-// derived from Config.Seed.
-type Saved = search.Saved
 
 // SaveSchedule writes it's schedule and seed to path (creating its
 // directory) and returns the JSON written.
@@ -136,24 +139,34 @@ func LoadSchedule(path string) (s sim.Schedule, seed int64, hasSeed bool, err er
 	return search.LoadSchedule(path)
 }
 
-// Run resets env, runs schedule s once with the given seed (in a bubble
-// of its own for a simulated Config) and judges cfg.Invariants;
-// cfg.Iterations plays no part. The error is for what made the run
-// impossible (a failed reset, an invalid schedule), not for broken
-// invariants: those are in the findings.
-func Run(t testing.TB, env Env, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+// RunSchedule runs schedule s once with the given seed, as one iteration
+// of Check does (cfg.Reset, a fresh cfg.World, in a bubble of its own for
+// a simulated Config), and judges cfg.Invariants; cfg.Iterations plays no
+// part. The error is for what made the run impossible (a failed reset, an
+// invalid schedule), not for broken invariants: those are in the
+// findings.
+func RunSchedule(t *testing.T, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
 	t.Helper()
-	cfg, err := prepare(t, env, cfg)
+	return runSchedule(t, cfg, s, seed)
+}
+
+func runSchedule(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+	cfg, err := prepare(t, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return runIn(t, env, cfg, s, seed)
+	return runIn(t, cfg, s, seed)
 }
 
-// Replay runs the schedule saved at path once (see [Run]) and fails t if an
-// invariant breaks, writing the report next to the schedule file as
-// replay.html. Check calls it when SHAKEDOWN_REPLAY is set.
-func Replay(t testing.TB, env Env, cfg Config, path string) {
+// Replay runs the schedule saved at path once (see [RunSchedule]) and
+// fails t if an invariant breaks, writing the report next to the schedule
+// file as replay.html. Check calls it when SHAKEDOWN_REPLAY is set.
+func Replay(t *testing.T, cfg Config, path string) {
+	t.Helper()
+	replay(t, cfg, path)
+}
+
+func replay(t testing.TB, cfg Config, path string) {
 	t.Helper()
 	s, seed, hasSeed, err := LoadSchedule(path)
 	if err != nil {
@@ -163,7 +176,7 @@ func Replay(t testing.TB, env Env, cfg Config, path string) {
 		seed = runSeed(cfg.Seed, s)
 	}
 	t.Logf("shakedown: replaying %s (seed %d):\n%s", path, seed, s)
-	it, err := Run(t, env, cfg, s, seed)
+	it, err := runSchedule(t, cfg, s, seed)
 	if err != nil {
 		t.Fatalf("shakedown: replay %s: %v", path, err)
 	}
@@ -171,7 +184,7 @@ func Replay(t testing.TB, env Env, cfg Config, path string) {
 		t.Logf("shakedown: run reported: %v", it.RunErr)
 	}
 	report := filepath.Join(filepath.Dir(path), "replay.html")
-	if err := search.WriteReport(report, t.Name(), failureOf(it), ReplayCommand(t.Name(), path)); err != nil {
+	if err := search.WriteReport(report, t.Name(), failureOf(it), search.ReplayCommand(t.Name(), path)); err != nil {
 		t.Errorf("shakedown: %v", err)
 	} else {
 		t.Logf("shakedown: report: %s", report)
@@ -183,8 +196,3 @@ func Replay(t testing.TB, env Env, cfg Config, path string) {
 	t.Logf("shakedown: replay of %s held (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)
 }
 
-// ReplayCommand is the shell command that replays the schedule file path
-// (relative to the package directory) in the test called test:
-//
-//	SHAKEDOWN_REPLAY=testdata/shakedown/TestCheckout/schedule.json go test -run '^TestCheckout$' ./checkout
-func ReplayCommand(test, path string) string { return search.ReplayCommand(test, path) }
