@@ -228,7 +228,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 	}
 	linkDones.Store(l.id, l.done)
 	// One slot per direction before any connection exists: from then on
-	// the last stub of every pipeline is a slot (see linktoxics.go).
+	// the last stub of every pipeline is a slot (see link_slot_toxic.go).
 	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
 		if _, err := l.addSlot(d); err != nil {
 			l.forget()
@@ -520,7 +520,7 @@ func (s *linkSource) Read(p []byte) (int, error) {
 // WriteTo feeds the pipeline, with a buffer that grows (see linkBufMin)
 // and, when the connection fails (rather than ending
 // cleanly), sends the abort marker (an empty chunk) so that the toxics
-// drop what they hold for it; see linktoxics.go.
+// drop what they hold for it; see link_slot_toxic.go.
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 	defer s.conn.partDone()
 	buf := make([]byte, linkBufMin)
