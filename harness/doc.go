@@ -83,7 +83,7 @@
 //
 // # Seeds
 //
-// Every Env has a seed ([WithEnvSeed], SHAKEDOWN_SEED, or random) that it
+// Every Env has a seed ([WithSeed], SHAKEDOWN_SEED, or random) that it
 // logs with its run ID; each Link's randomness derives from it, so a
 // failing run replays with SHAKEDOWN_SEED=<seed>.
 package harness

@@ -21,7 +21,7 @@ import (
 
 // Environment variables read by [New].
 const (
-	// EnvSeed holds the seed of the run when [WithEnvSeed] is not given.
+	// EnvSeed holds the seed of the run when [WithSeed] is not given.
 	EnvSeed = "SHAKEDOWN_SEED"
 	// EnvBackend selects the backend ("auto", "docker" or "process") when
 	// [WithBackend] is not given.
@@ -106,29 +106,6 @@ type closer struct {
 	fn   func(context.Context) error
 }
 
-// Option configures an [Env].
-type Option func(*envConfig)
-
-type envConfig struct {
-	seed    *int64
-	logger  *slog.Logger
-	backend *Backend
-}
-
-// WithEnvSeed sets the seed of the run. Without it the seed comes from
-// the SHAKEDOWN_SEED environment variable, or is drawn at random; either
-// way the Env logs it so a failing run can be replayed.
-func WithEnvSeed(seed int64) Option { return func(c *envConfig) { c.seed = &seed } }
-
-// WithEnvLogger sends the Env's log (and its Links' logs) to l instead of
-// the test log.
-func WithEnvLogger(l *slog.Logger) Option { return func(c *envConfig) { c.logger = l } }
-
-// WithBackend selects how Postgres and Redis run. Without it the
-// SHAKEDOWN_BACKEND environment variable decides, and [Auto] when that is
-// unset.
-func WithBackend(b Backend) Option { return func(c *envConfig) { c.backend = &b } }
-
 // New returns the Env of one test. It starts nothing yet: each dependency
 // starts when it is asked for. The Env logs its seed and run ID, and
 // registers its teardown with t.Cleanup: Links are closed, containers and
@@ -137,12 +114,12 @@ func WithBackend(b Backend) Option { return func(c *envConfig) { c.backend = &b 
 //
 // Bad options or a bad SHAKEDOWN_SEED / SHAKEDOWN_BACKEND stop the test
 // with t.Fatalf.
-func New(t testing.TB, opts ...Option) *Env {
+func New(t testing.TB, opts ...EnvOption) *Env {
 	t.Helper()
 	var cfg envConfig
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyEnv(&cfg)
 		}
 	}
 	e := &Env{t: t, byName: map[string]member{}, started: time.Now(), dockerOK: &backendProbe{}}

@@ -60,7 +60,7 @@ func TestAddress(t *testing.T) {
 }
 
 func TestSeedAndRunID(t *testing.T) {
-	e1 := New(t, WithEnvSeed(42))
+	e1 := New(t, WithSeed(42))
 	require.Equal(t, int64(42), e1.Seed())
 	t.Setenv(EnvSeed, "7")
 	e2 := New(t)

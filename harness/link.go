@@ -20,31 +20,6 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// LinkOption configures a Link at start-up.
-type LinkOption func(*linkConfig)
-
-type linkConfig struct {
-	seed   int64
-	logger *slog.Logger
-}
-
-// WithSeed seeds every random draw the Link makes: latency jitter, which
-// bits corruption flips, slicer sizes. Each fault draws from its own source,
-// derived from the seed and the fault's position in the order of Apply
-// calls, and every connection starts that fault's sequence afresh, so a
-// run with one seed draws the same numbers. The default seed is 0.
-func WithSeed(seed int64) LinkOption { return func(c *linkConfig) { c.seed = seed } }
-
-// WithLogger sets where the Link logs connections (Debug) and faults
-// (Info). The default discards everything.
-func WithLogger(l *slog.Logger) LinkOption {
-	return func(c *linkConfig) {
-		if l != nil {
-			c.logger = l
-		}
-	}
-}
-
 // LinkStats counts what went through a Link since it started.
 type LinkStats struct {
 	// Accepted counts connections accepted from clients, including those
@@ -193,7 +168,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 	cfg := linkConfig{logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyLink(&cfg)
 		}
 	}
 	registerLinkToxics()

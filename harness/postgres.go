@@ -21,60 +21,6 @@ const (
 	DefaultRedisImage    = "redis:7-alpine"
 )
 
-// PostgresOption configures [Env.Postgres].
-type PostgresOption interface{ applyPostgres(*postgresConfig) }
-
-// RedisOption configures [Env.Redis].
-type RedisOption interface{ applyRedis(*redisConfig) }
-
-// DependencyOption configures both [Env.Postgres] and [Env.Redis].
-type DependencyOption struct{ f func(*depConfig) }
-
-func (o DependencyOption) applyPostgres(c *postgresConfig) { o.f(&c.depConfig) }
-func (o DependencyOption) applyRedis(c *redisConfig)       { o.f(&c.depConfig) }
-
-type depConfig struct {
-	image        string
-	startTimeout time.Duration
-}
-
-// WithImage runs the dependency from image instead of the default (or
-// the one SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE names). The
-// image must behave like the official one: for Postgres honour
-// POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB; for Redis accept
-// redis-server's flags as its command. It has no effect on the process
-// backend.
-func WithImage(image string) DependencyOption {
-	return DependencyOption{func(c *depConfig) { c.image = image }}
-}
-
-// WithStartTimeout bounds the first start and every later wait for
-// readiness (default 2 minutes).
-func WithStartTimeout(d time.Duration) DependencyOption {
-	return DependencyOption{func(c *depConfig) { c.startTimeout = d }}
-}
-
-type postgresOption func(*postgresConfig)
-
-func (o postgresOption) applyPostgres(c *postgresConfig) { o(c) }
-
-type postgresConfig struct {
-	depConfig
-	user, database string
-}
-
-// WithUser sets the Postgres user (default "shakedown"). The password is
-// always random, new for every Env.
-func WithUser(name string) PostgresOption {
-	return postgresOption(func(c *postgresConfig) { c.user = name })
-}
-
-// WithDatabase sets the database created for the test (default
-// "shakedown").
-func WithDatabase(name string) PostgresOption {
-	return postgresOption(func(c *postgresConfig) { c.database = name })
-}
-
 var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Postgres is a Postgres server, in a container or a local process,

@@ -11,10 +11,6 @@ import (
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 )
 
-type redisConfig struct {
-	depConfig
-}
-
 // Redis is a Redis server, in a container or a local process, behind a
 // [Link]. Connect through the Link with Options; the node-fault methods
 // come from the embedded [Node].
