@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -172,28 +171,4 @@ func lookBinary(name string) (string, error) {
 		}
 	}
 	return "", err
-}
-
-// tbWriter sends each write (one slog record) to the test log until the
-// test's teardown ends; later writes are dropped, because testing.T
-// panics on a Log after the test completed.
-type tbWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
@@ -349,7 +348,7 @@ func isNotFound(err error) bool {
 
 // tcLogger sends testcontainers' log lines to the Env's logger at debug
 // level.
-type tcLogger struct{ l *slog.Logger }
+type tcLogger struct{ l logger }
 
 func (t tcLogger) Printf(format string, v ...any) {
 	t.l.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "from", "testcontainers")

@@ -84,9 +84,9 @@ type Env struct {
 	t       testing.TB
 	seed    int64
 	runID   string
-	log     *slog.Logger
-	logSink *tbWriter
-	backend Backend // as asked; resolved per dependency
+	log     logger
+	testLog *testLog // nil with WithLogger
+	backend Backend  // as asked; resolved per dependency
 	started time.Time
 
 	mu       sync.Mutex
@@ -149,13 +149,13 @@ func New(t testing.TB, opts ...EnvOption) *Env {
 		t.Fatalf("harness: WithBackend(%d): not one of Auto, Docker, Process", int(e.backend))
 	}
 	e.runID = newRunID()
-	if cfg.logger != nil {
-		e.log = cfg.logger
-	} else {
-		e.logSink = &tbWriter{t: t}
-		e.log = slog.New(slog.NewTextHandler(e.logSink, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l := cfg.logger
+	if l == nil {
+		h := newTestHandler(t)
+		e.testLog = h.out
+		l = slog.New(h)
 	}
-	e.log = e.log.With("run", e.runID)
+	e.log = logger{l.With("run", e.runID)}
 	t.Cleanup(e.close)
 	t.Logf("harness: seed=%d run=%s (replay with %s=%d)", e.seed, e.runID, EnvSeed, e.seed)
 	return e
@@ -170,8 +170,13 @@ func (e *Env) Seed() int64 { return e.seed }
 // test binaries with the same seed never share resources.
 func (e *Env) RunID() string { return e.runID }
 
-// Logger is the Env's logger; by default it writes to the test log.
-func (e *Env) Logger() *slog.Logger { return e.log }
+// Logger is the Env's logger (see [WithLogger]). By default it writes to
+// the test log, one line per record at Info level and above, each
+// attributed to the file and line of the call that caused it: for the
+// Env's own records the test's call of env.Postgres or db.Crash (or sim's
+// Runner applying a fault), for a record logged through Logger the line
+// that logged it.
+func (e *Env) Logger() *slog.Logger { return e.log.l }
 
 // Dependency returns the dependency called name.
 func (e *Env) Dependency(name string) (Dependency, error) {
@@ -210,6 +215,7 @@ func (e *Env) namesLocked() []string {
 // per Link and makes no container or process calls. It is what runs
 // between property iterations.
 func (e *Env) Reset(ctx context.Context) error {
+	ctx = withCallSite(ctx) // for what the heals log on their goroutines
 	e.mu.Lock()
 	members := slices.Clone(e.members)
 	e.mu.Unlock()
@@ -291,8 +297,8 @@ func (e *Env) close() {
 		cancel()
 	}
 	e.checkLeftovers()
-	if e.logSink != nil {
-		e.logSink.stop()
+	if e.testLog != nil {
+		e.testLog.stop()
 	}
 }
 

@@ -104,7 +104,7 @@ type Link struct {
 	name string
 	addr string
 	seed int64
-	log  *slog.Logger
+	log  logger
 	done chan struct{} // closed by Close: every toxic lets go
 
 	server *toxiproxy.ApiServer
@@ -196,7 +196,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		name:      name,
 		addr:      ln.Addr().String(),
 		seed:      cfg.seed,
-		log:       cfg.logger.With("link", name),
+		log:       logger{cfg.logger.With("link", name)},
 		server:    server,
 		proxy:     proxy,
 		ctx:       ctx,

@@ -260,7 +260,7 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 		return fmt.Errorf("harness: link %q: revert %s: %w", l.name, a.fault, err)
 	}
 	a.reverted = true
-	l.log.Info("fault reverted", "fault", a.fault.String(), "fault_id", a.id)
+	l.log.InfoContext(ctx, "fault reverted", "fault", a.fault.String(), "fault_id", a.id)
 	return nil
 }
 
