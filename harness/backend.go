@@ -53,6 +53,42 @@ func ParseBackend(s string) (Backend, error) {
 	return 0, fmt.Errorf("backend %q is not one of auto, docker, process", s)
 }
 
+// startServer is what [Env.Postgres] and [Env.Redis] share once their own
+// options are checked: it resolves cfg's defaults (the image, the start
+// timeout), claims name, picks the backend and starts the server with
+// start, stopping the test with t.Fatalf when that fails. It returns nil
+// when the test was skipped for want of a backend.
+func (e *Env) startServer(kind, name string, cfg *depConfig, defaultImage string, bins []string, start func(ctx context.Context, docker bool) (*Node, error)) *Node {
+	e.t.Helper()
+	if cfg.image == "" {
+		cfg.image = defaultImage
+	}
+	if cfg.startTimeout < 0 {
+		e.fatalf("harness: %s(%q): start timeout %v is negative", kind, name, cfg.startTimeout)
+	}
+	if cfg.startTimeout == 0 {
+		cfg.startTimeout = defaultStartTimeout
+	}
+	if err := e.claim(name); err != nil {
+		e.fatalf("%v", err)
+	}
+	docker, ok := e.useDocker(kind+" "+name, bins...)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout)
+	defer cancel()
+	t0 := time.Now()
+	n, err := start(ctx, docker)
+	if err != nil {
+		e.release(name)
+		e.fatalf("harness: %s(%q): %v", kind, name, err)
+		return nil
+	}
+	e.log.Info(strings.ToLower(kind)+" ready", "dependency", name, "addr", n.Addr(), "direct", n.DirectAddr(), "node", n.rt.describe(), "took", time.Since(t0).Round(time.Millisecond))
+	return n
+}
+
 // dockerProbeTimeout bounds the check that a Docker engine answers.
 const dockerProbeTimeout = 10 * time.Second
 
