@@ -1,6 +1,48 @@
 // Package harness is shakedown's real world: the dependencies of a
 // service under test, started for real and fronted by fault-injecting
-// proxies.
+// proxies. A test that slows every reply of a real Postgres:
+//
+//	package checkout_test
+//
+//	import (
+//		"context"
+//		"testing"
+//		"time"
+//
+//		"github.com/jackc/pgx/v5/pgxpool"
+//
+//		"github.com/shakedown/shakedown/harness"
+//		"github.com/shakedown/shakedown/toxics"
+//	)
+//
+//	func TestQueryUnderLatency(t *testing.T) {
+//		env := harness.New(t)    // torn down by t.Cleanup
+//		db := env.Postgres("db") // answers queries on return, behind a Link
+//
+//		ctx := context.Background()
+//		pool, err := pgxpool.NewWithConfig(ctx, db.PoolConfig()) // through db's Link
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		t.Cleanup(pool.Close)
+//
+//		revert, err := db.Apply(ctx, toxics.Latency{Delay: 100 * time.Millisecond})
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		start := time.Now()
+//		if _, err := pool.Exec(ctx, "SELECT 1"); err != nil {
+//			t.Fatal(err)
+//		}
+//		t.Logf("SELECT 1 behind 100ms each way took %v", time.Since(start))
+//		if err := revert(ctx); err != nil { // replies are fast again
+//			t.Fatal(err)
+//		}
+//	}
+//
+// It needs Docker (or initdb and postgres on PATH, see [Backend]); the
+// images come from SHAKEDOWN_POSTGRES_IMAGE and SHAKEDOWN_REDIS_IMAGE
+// when set.
 //
 // # One Env per test
 //
@@ -8,15 +50,11 @@
 // asked, is ready when the call returns, and sits behind a [Link] whose
 // address never changes:
 //
-//	func TestCheckout(t *testing.T) {
-//		env := harness.New(t)
-//		db := env.Postgres("db")
-//		cache := env.Redis("cache")
-//
-//		pool, _ := pgxpool.NewWithConfig(ctx, db.PoolConfig()) // through db's Link
-//		rdb := redis.NewClient(cache.Options())                // through cache's Link
-//		...
-//	}
+//	env := harness.New(t)
+//	db := env.Postgres("db")
+//	cache := env.Redis("cache")
+//	pool, _ := pgxpool.NewWithConfig(ctx, db.PoolConfig()) // through db's Link
+//	rdb := redis.NewClient(cache.Options())                // through cache's Link
 //
 // Everything the Env creates (Links, containers, local processes, Docker
 // networks, directories) is torn down by t.Cleanup in reverse order,
@@ -81,9 +119,37 @@
 // also sets TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 when unset, since the
 // ports it publishes are on loopback only.
 //
+// # Options
+//
+// Options are values of small interface types, one per constructor: an
+// [EnvOption] configures [New], a [LinkOption] [NewLink] and [StartLink],
+// a [PostgresOption] [Env.Postgres] and a [RedisOption] [Env.Redis]. An
+// option meant for one constructor does not compile where another's is
+// expected ([WithBackend] cannot configure a Link, [WithUser] cannot
+// configure Redis). An option that means the same for two constructors
+// satisfies both: [WithSeed] and [WithLogger] are [SharedOption]s (Env
+// and Link), [WithImage] and [WithStartTimeout] are [DependencyOption]s
+// (Postgres and Redis):
+//
+//	env := harness.New(t, harness.WithSeed(42), harness.WithBackend(harness.Process))
+//	db := env.Postgres("db", harness.WithImage("postgres:15"), harness.WithDatabase("shop"))
+//	l := harness.NewLink(t, "api", srv.Listener.Addr().String(), harness.WithSeed(42))
+//
 // # Seeds
 //
-// Every Env has a seed ([WithEnvSeed], SHAKEDOWN_SEED, or random) that it
+// Every Env has a seed ([WithSeed], SHAKEDOWN_SEED, or random) that it
 // logs with its run ID; each Link's randomness derives from it, so a
 // failing run replays with SHAKEDOWN_SEED=<seed>.
+//
+// # Logs
+//
+// The Env logs what it starts and every fault it applies or reverts to
+// the test log (or to [WithLogger]'s logger), one line per record,
+// attributed to the call that caused it: the test's line that called
+// env.Postgres, db.Crash or env.Reset, or sim's line that applied a fault
+// of a schedule, never a line inside harness unless nothing outside it
+// did (a Link's own goroutines):
+//
+//	checkout_test.go:41: postgres ready run=3f2a9c1b7e04 dependency=db addr=127.0.0.1:40113 ...
+//	checkout_test.go:52: fault applied run=3f2a9c1b7e04 link=db fault=latency(100ms) fault_id=0
 package harness

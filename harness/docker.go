@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
@@ -347,9 +346,26 @@ func isNotFound(err error) bool {
 	return strings.Contains(s, "no such") || strings.Contains(s, "not found")
 }
 
+// moduleNode is the end of starting a container with a testcontainers
+// module (postgres.Run, redis.Run): it records the container for
+// teardown, whether it started or not, and makes it a Node.
+func (e *Env) moduleNode(ctx context.Context, name, port string, cfg depConfig, ctr testcontainers.Container, err error, ready func(context.Context, string) error) (*Node, error) {
+	dc, ok := ctr.(*testcontainers.DockerContainer)
+	if ok {
+		e.docker.created(dc, name)
+	}
+	if err == nil && !ok {
+		err = fmt.Errorf("unexpected container type %T", ctr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", cfg.image, err)
+	}
+	return e.startDockerNode(ctx, name, port, dc, ready, cfg.startTimeout)
+}
+
 // tcLogger sends testcontainers' log lines to the Env's logger at debug
 // level.
-type tcLogger struct{ l *slog.Logger }
+type tcLogger struct{ l logger }
 
 func (t tcLogger) Printf(format string, v ...any) {
 	t.l.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "from", "testcontainers")

@@ -21,7 +21,7 @@ import (
 
 // Environment variables read by [New].
 const (
-	// EnvSeed holds the seed of the run when [WithEnvSeed] is not given.
+	// EnvSeed holds the seed of the run when [WithSeed] is not given.
 	EnvSeed = "SHAKEDOWN_SEED"
 	// EnvBackend selects the backend ("auto", "docker" or "process") when
 	// [WithBackend] is not given.
@@ -84,9 +84,9 @@ type Env struct {
 	t       testing.TB
 	seed    int64
 	runID   string
-	log     *slog.Logger
-	logSink *tbWriter
-	backend Backend // as asked; resolved per dependency
+	log     logger
+	testLog *testLog // nil with WithLogger
+	backend Backend  // as asked; resolved per dependency
 	started time.Time
 
 	mu       sync.Mutex
@@ -106,29 +106,6 @@ type closer struct {
 	fn   func(context.Context) error
 }
 
-// Option configures an [Env].
-type Option func(*envConfig)
-
-type envConfig struct {
-	seed    *int64
-	logger  *slog.Logger
-	backend *Backend
-}
-
-// WithEnvSeed sets the seed of the run. Without it the seed comes from
-// the SHAKEDOWN_SEED environment variable, or is drawn at random; either
-// way the Env logs it so a failing run can be replayed.
-func WithEnvSeed(seed int64) Option { return func(c *envConfig) { c.seed = &seed } }
-
-// WithEnvLogger sends the Env's log (and its Links' logs) to l instead of
-// the test log.
-func WithEnvLogger(l *slog.Logger) Option { return func(c *envConfig) { c.logger = l } }
-
-// WithBackend selects how Postgres and Redis run. Without it the
-// SHAKEDOWN_BACKEND environment variable decides, and [Auto] when that is
-// unset.
-func WithBackend(b Backend) Option { return func(c *envConfig) { c.backend = &b } }
-
 // New returns the Env of one test. It starts nothing yet: each dependency
 // starts when it is asked for. The Env logs its seed and run ID, and
 // registers its teardown with t.Cleanup: Links are closed, containers and
@@ -137,12 +114,12 @@ func WithBackend(b Backend) Option { return func(c *envConfig) { c.backend = &b 
 //
 // Bad options or a bad SHAKEDOWN_SEED / SHAKEDOWN_BACKEND stop the test
 // with t.Fatalf.
-func New(t testing.TB, opts ...Option) *Env {
+func New(t testing.TB, opts ...EnvOption) *Env {
 	t.Helper()
 	var cfg envConfig
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyEnv(&cfg)
 		}
 	}
 	e := &Env{t: t, byName: map[string]member{}, started: time.Now(), dockerOK: &backendProbe{}}
@@ -172,13 +149,13 @@ func New(t testing.TB, opts ...Option) *Env {
 		t.Fatalf("harness: WithBackend(%d): not one of Auto, Docker, Process", int(e.backend))
 	}
 	e.runID = newRunID()
-	if cfg.logger != nil {
-		e.log = cfg.logger
-	} else {
-		e.logSink = &tbWriter{t: t}
-		e.log = slog.New(slog.NewTextHandler(e.logSink, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	l := cfg.logger
+	if l == nil {
+		h := newTestHandler(t)
+		e.testLog = h.out
+		l = slog.New(h)
 	}
-	e.log = e.log.With("run", e.runID)
+	e.log = logger{l.With("run", e.runID)}
 	t.Cleanup(e.close)
 	t.Logf("harness: seed=%d run=%s (replay with %s=%d)", e.seed, e.runID, EnvSeed, e.seed)
 	return e
@@ -193,8 +170,13 @@ func (e *Env) Seed() int64 { return e.seed }
 // test binaries with the same seed never share resources.
 func (e *Env) RunID() string { return e.runID }
 
-// Logger is the Env's logger; by default it writes to the test log.
-func (e *Env) Logger() *slog.Logger { return e.log }
+// Logger is the Env's logger (see [WithLogger]). By default it writes to
+// the test log, one line per record at Info level and above, each
+// attributed to the file and line of the call that caused it: for the
+// Env's own records the test's call of env.Postgres or db.Crash (or sim's
+// Runner applying a fault), for a record logged through Logger the line
+// that logged it.
+func (e *Env) Logger() *slog.Logger { return e.log.l }
 
 // Dependency returns the dependency called name.
 func (e *Env) Dependency(name string) (Dependency, error) {
@@ -233,6 +215,7 @@ func (e *Env) namesLocked() []string {
 // per Link and makes no container or process calls. It is what runs
 // between property iterations.
 func (e *Env) Reset(ctx context.Context) error {
+	ctx = withCallSite(ctx) // for what the heals log on their goroutines
 	e.mu.Lock()
 	members := slices.Clone(e.members)
 	e.mu.Unlock()
@@ -314,8 +297,8 @@ func (e *Env) close() {
 		cancel()
 	}
 	e.checkLeftovers()
-	if e.logSink != nil {
-		e.logSink.stop()
+	if e.testLog != nil {
+		e.testLog.stop()
 	}
 }
 

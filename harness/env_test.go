@@ -60,7 +60,7 @@ func TestAddress(t *testing.T) {
 }
 
 func TestSeedAndRunID(t *testing.T) {
-	e1 := New(t, WithEnvSeed(42))
+	e1 := New(t, WithSeed(42))
 	require.Equal(t, int64(42), e1.Seed())
 	t.Setenv(EnvSeed, "7")
 	e2 := New(t)
@@ -89,7 +89,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"bad seed variable", map[string]string{EnvSeed: "x"}, nil, "SHAKEDOWN_SEED"},
 		{"bad backend variable", map[string]string{EnvBackend: "podman"}, nil, "podman"},
-		{"address without port", nil, func(e *Env) { e.Address("a", "127.0.0.1") }, "want host:port"},
+		{"address without port", nil, func(e *Env) { e.Address("a", "127.0.0.1") }, "is not host:port"},
 		{"address with bad port", nil, func(e *Env) { e.Address("a", "127.0.0.1:99999") }, "99999"},
 		{"bad name", nil, func(e *Env) { e.Address("a b", good) }, `"a b"`},
 		{"empty name", nil, func(e *Env) { e.Address("", good) }, "dependency name"},

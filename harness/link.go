@@ -20,31 +20,6 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// LinkOption configures a Link at start-up.
-type LinkOption func(*linkConfig)
-
-type linkConfig struct {
-	seed   int64
-	logger *slog.Logger
-}
-
-// WithSeed seeds every random draw the Link makes: latency jitter, which
-// bits corruption flips, slicer sizes. Each fault draws from its own source,
-// derived from the seed and the fault's position in the order of Apply
-// calls, and every connection starts that fault's sequence afresh, so a
-// run with one seed draws the same numbers. The default seed is 0.
-func WithSeed(seed int64) LinkOption { return func(c *linkConfig) { c.seed = seed } }
-
-// WithLogger sets where the Link logs connections (Debug) and faults
-// (Info). The default discards everything.
-func WithLogger(l *slog.Logger) LinkOption {
-	return func(c *linkConfig) {
-		if l != nil {
-			c.logger = l
-		}
-	}
-}
-
 // LinkStats counts what went through a Link since it started.
 type LinkStats struct {
 	// Accepted counts connections accepted from clients, including those
@@ -129,7 +104,7 @@ type Link struct {
 	name string
 	addr string
 	seed int64
-	log  *slog.Logger
+	log  logger
 	done chan struct{} // closed by Close: every toxic lets go
 
 	server *toxiproxy.ApiServer
@@ -139,12 +114,23 @@ type Link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // accept loops, connection set-up, live connections
 
-	faultMu  sync.Mutex                   // serialises arming and disarming slots
+	accepted, refused, active, bytesUp, bytesDown atomic.Int64
+
+	// Lock order: an appliedFault's mu (held while reverting it), then
+	// faultMu, then mu. arm and the revert of a slot fault take faultMu
+	// and, inside it, mu; nothing takes faultMu while holding mu (Close
+	// lets go of mu before forget takes faultMu). A pipeline goroutine
+	// takes only mu (partDone), never faultMu.
+
+	// faultMu serialises arming and disarming slots, and guards slots,
+	// nextSlot and every slot's owner and set. Toxiproxy's chain lock is
+	// taken inside it (AddToxicJson in addSlot).
+	faultMu  sync.Mutex
 	slots    map[toxics.Direction][]*slot // per direction, in chain order
 	nextSlot int
 
-	accepted, refused, active, bytesUp, bytesDown atomic.Int64
-
+	// mu guards the rest: the listener, the connection table and the
+	// applied faults.
 	mu        sync.Mutex
 	upstream  string
 	ln        net.Listener // nil while a Down fault is active or after Close
@@ -160,13 +146,8 @@ type Link struct {
 
 // NewLink starts a Link on 127.0.0.1:0 in front of upstream ("host:port")
 // and returns once it listens. t.Cleanup closes it. A bad name or upstream,
-// or a failure to listen, fails the test with t.Fatalf. With a nil t there
-// is nothing to report to or clean up with: NewLink starts nothing and
-// returns nil.
+// or a failure to listen, fails the test with t.Fatalf.
 func NewLink(t testing.TB, name, upstream string, opts ...LinkOption) *Link {
-	if t == nil {
-		return nil
-	}
 	t.Helper()
 	l, err := StartLink(name, upstream, opts...)
 	if err != nil {
@@ -193,7 +174,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 	cfg := linkConfig{logger: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyLink(&cfg)
 		}
 	}
 	registerLinkToxics()
@@ -215,7 +196,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		name:      name,
 		addr:      ln.Addr().String(),
 		seed:      cfg.seed,
-		log:       cfg.logger.With("link", name),
+		log:       logger{cfg.logger.With("link", name)},
 		server:    server,
 		proxy:     proxy,
 		ctx:       ctx,
@@ -228,7 +209,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 	}
 	linkDones.Store(l.id, l.done)
 	// One slot per direction before any connection exists: from then on
-	// the last stub of every pipeline is a slot (see linktoxics.go).
+	// the last stub of every pipeline is a slot (see link_slot_toxic.go).
 	for _, d := range []toxics.Direction{toxics.Upstream, toxics.Downstream} {
 		if _, err := l.addSlot(d); err != nil {
 			l.forget()
@@ -243,43 +224,35 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 	return l, nil
 }
 
-// checkHostPort checks that addr is "host:port" with a numeric port.
+// checkHostPort checks that addr is "host:port" with a host and a port in
+// 1..65535: an upstream of a Link, an address for [Env.Address].
 func checkHostPort(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%q is not host:port: %w", addr, err)
 	}
-	if host == "" {
-		return fmt.Errorf("%q has no host", addr)
-	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%q: port %q is not a number in 1..65535", addr, port)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host (use 127.0.0.1:%s)", addr, port)
 	}
 	return nil
 }
 
 // Name returns the name the Link was started with.
 func (l *Link) Name() string {
-	if l == nil {
-		return ""
-	}
 	return l.name
 }
 
 // Addr returns the address clients dial, "127.0.0.1:port". It stays the
 // same for the Link's life, also across a Down fault and its revert.
 func (l *Link) Addr() string {
-	if l == nil {
-		return ""
-	}
 	return l.addr
 }
 
 // Upstream returns the address new connections are forwarded to.
 func (l *Link) Upstream() string {
-	if l == nil {
-		return ""
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.upstream
@@ -289,9 +262,6 @@ func (l *Link) Upstream() string {
 // container restarted on a new port. Live connections keep their upstream
 // and Addr does not change.
 func (l *Link) SetUpstream(addr string) error {
-	if l == nil {
-		return errors.New("harness: SetUpstream on a nil *Link")
-	}
 	if err := checkHostPort(addr); err != nil {
 		return fmt.Errorf("harness: link %q: set upstream %w", l.name, err)
 	}
@@ -311,9 +281,6 @@ func (l *Link) Supports(k toxics.Kind) bool { return k.IsLink() }
 
 // Stats returns the Link's counters.
 func (l *Link) Stats() LinkStats {
-	if l == nil {
-		return LinkStats{}
-	}
 	return LinkStats{
 		Accepted:  l.accepted.Load(),
 		Active:    l.active.Load(),
@@ -326,9 +293,6 @@ func (l *Link) Stats() LinkStats {
 // Active returns the faults currently applied, in the order they were
 // applied.
 func (l *Link) Active() []toxics.Fault {
-	if l == nil {
-		return nil
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]toxics.Fault, 0, len(l.faults))
@@ -520,7 +484,7 @@ func (s *linkSource) Read(p []byte) (int, error) {
 // WriteTo feeds the pipeline, with a buffer that grows (see linkBufMin)
 // and, when the connection fails (rather than ending
 // cleanly), sends the abort marker (an empty chunk) so that the toxics
-// drop what they hold for it; see linktoxics.go.
+// drop what they hold for it; see link_slot_toxic.go.
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 	defer s.conn.partDone()
 	buf := make([]byte, linkBufMin)
@@ -608,9 +572,6 @@ func (s *linkSink) Close() error {
 // returns when every goroutine of the Link has ended. It is safe to call
 // more than once; later calls wait for the first to finish.
 func (l *Link) Close() error {
-	if l == nil {
-		return nil
-	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -806,17 +806,6 @@ func TestNewLinkFailsTheTest(t *testing.T) {
 	require.Contains(t, tb.msg, `link "db": upstream "not an address"`)
 }
 
-func TestLinkNil(t *testing.T) {
-	require.Nil(t, NewLink(nil, "db", "127.0.0.1:1"))
-	var l *Link
-	require.Equal(t, "", l.Name())
-	require.Equal(t, LinkStats{}, l.Stats())
-	require.NoError(t, l.Close())
-	_, err := l.Apply(context.Background(), toxics.Blackhole{})
-	require.Error(t, err)
-	require.Error(t, l.Clear(context.Background()))
-}
-
 // floodPattern is the stream floodUntilStalled writes: byte i is i mod 251.
 func floodPattern(off int64, p []byte) {
 	for i := range p {

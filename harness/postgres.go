@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,60 +19,6 @@ const (
 	DefaultPostgresImage = "postgres:16-alpine"
 	DefaultRedisImage    = "redis:7-alpine"
 )
-
-// PostgresOption configures [Env.Postgres].
-type PostgresOption interface{ applyPostgres(*postgresConfig) }
-
-// RedisOption configures [Env.Redis].
-type RedisOption interface{ applyRedis(*redisConfig) }
-
-// DependencyOption configures both [Env.Postgres] and [Env.Redis].
-type DependencyOption struct{ f func(*depConfig) }
-
-func (o DependencyOption) applyPostgres(c *postgresConfig) { o.f(&c.depConfig) }
-func (o DependencyOption) applyRedis(c *redisConfig)       { o.f(&c.depConfig) }
-
-type depConfig struct {
-	image        string
-	startTimeout time.Duration
-}
-
-// WithImage runs the dependency from image instead of the default (or
-// the one SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE names). The
-// image must behave like the official one: for Postgres honour
-// POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB; for Redis accept
-// redis-server's flags as its command. It has no effect on the process
-// backend.
-func WithImage(image string) DependencyOption {
-	return DependencyOption{func(c *depConfig) { c.image = image }}
-}
-
-// WithStartTimeout bounds the first start and every later wait for
-// readiness (default 2 minutes).
-func WithStartTimeout(d time.Duration) DependencyOption {
-	return DependencyOption{func(c *depConfig) { c.startTimeout = d }}
-}
-
-type postgresOption func(*postgresConfig)
-
-func (o postgresOption) applyPostgres(c *postgresConfig) { o(c) }
-
-type postgresConfig struct {
-	depConfig
-	user, database string
-}
-
-// WithUser sets the Postgres user (default "shakedown"). The password is
-// always random, new for every Env.
-func WithUser(name string) PostgresOption {
-	return postgresOption(func(c *postgresConfig) { c.user = name })
-}
-
-// WithDatabase sets the database created for the test (default
-// "shakedown").
-func WithDatabase(name string) PostgresOption {
-	return postgresOption(func(c *postgresConfig) { c.database = name })
-}
 
 var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -98,44 +43,24 @@ func (e *Env) Postgres(name string, opts ...PostgresOption) *Postgres {
 			o.applyPostgres(&cfg)
 		}
 	}
-	if cfg.image == "" {
-		cfg.image = DefaultPostgresImage
-	}
 	if !identRE.MatchString(cfg.user) {
 		e.fatalf("harness: Postgres(%q): user %q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)", name, cfg.user)
 	}
 	if !identRE.MatchString(cfg.database) {
 		e.fatalf("harness: Postgres(%q): database %q: want a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)", name, cfg.database)
 	}
-	if cfg.startTimeout < 0 {
-		e.fatalf("harness: Postgres(%q): start timeout %v is negative", name, cfg.startTimeout)
-	}
-	if cfg.startTimeout == 0 {
-		cfg.startTimeout = defaultStartTimeout
-	}
-	if err := e.claim(name); err != nil {
-		e.fatalf("%v", err)
-	}
-	docker, ok := e.useDocker("Postgres "+name, "initdb", "postgres")
-	if !ok {
+	p := &Postgres{user: cfg.user, password: randomHex(16), database: cfg.database}
+	p.Node = e.startServer("Postgres", name, &cfg.depConfig, DefaultPostgresImage, []string{"initdb", "postgres"},
+		func(ctx context.Context, docker bool) (*Node, error) {
+			if docker {
+				return e.postgresContainer(ctx, name, cfg, p)
+			}
+			return e.postgresProcess(ctx, name, cfg, p)
+		})
+	if p.Node == nil {
 		return nil
 	}
-	p := &Postgres{user: cfg.user, password: randomHex(16), database: cfg.database}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout)
-	defer cancel()
-	t0 := time.Now()
-	var err error
-	if docker {
-		p.Node, err = e.postgresContainer(ctx, name, cfg, p)
-	} else {
-		p.Node, err = e.postgresProcess(ctx, name, cfg, p)
-	}
-	if err != nil {
-		e.release(name)
-		e.fatalf("harness: Postgres(%q): %v", name, err)
-	}
 	e.add(p)
-	e.log.Info("postgres ready", "dependency", name, "addr", p.Addr(), "direct", p.DirectAddr(), "node", p.rt.describe(), "took", time.Since(t0).Round(time.Millisecond))
 	return p
 }
 
@@ -153,18 +78,11 @@ func (e *Env) postgresContainer(ctx context.Context, name string, cfg postgresCo
 		testcontainers.WithWaitStrategyAndDeadline(cfg.startTimeout, readyStrategy{port: port, ready: ready}),
 	)
 	ctr, err := postgres.Run(ctx, cfg.image, opts...)
+	var c testcontainers.Container
 	if ctr != nil {
-		if dc, ok := ctr.Container.(*testcontainers.DockerContainer); ok {
-			e.docker.created(dc, name)
-			if err == nil {
-				return e.startDockerNode(ctx, name, port, dc, ready, cfg.startTimeout)
-			}
-		}
+		c = ctr.Container
 	}
-	if err == nil {
-		err = fmt.Errorf("unexpected container type %T", ctr.Container)
-	}
-	return nil, fmt.Errorf("image %s: %w", cfg.image, err)
+	return e.moduleNode(ctx, name, port, cfg.depConfig, c, err, ready)
 }
 
 // readyOn returns the readiness check: connect as the user to database

@@ -36,7 +36,7 @@ import (
 // returns how many things it removed. [New] does this by itself; Reap is
 // for a TestMain or a CI step that wants to clean up first.
 func Reap(ctx context.Context) (int, error) {
-	log := slog.New(slog.DiscardHandler)
+	log := logger{slog.New(slog.DiscardHandler)}
 	n, err := reapProcesses(log)
 	setTestcontainersDefaults()
 	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
@@ -111,7 +111,7 @@ func ownerDead(labels map[string]string) bool {
 	return !alive(pid, start)
 }
 
-func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int, error) {
+func reapDocker(ctx context.Context, cli *client.Client, log logger) (int, error) {
 	f := make(client.Filters).Add("label", LabelRun)
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
@@ -150,7 +150,7 @@ func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int,
 	return n, errors.Join(errs...)
 }
 
-func reapProcesses(log *slog.Logger) (int, error) {
+func reapProcesses(log logger) (int, error) {
 	recs, err := readRecords()
 	host, _ := os.Hostname()
 	n := 0

@@ -2,18 +2,12 @@ package harness
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 )
-
-type redisConfig struct {
-	depConfig
-}
 
 // Redis is a Redis server, in a container or a local process, behind a
 // [Link]. Connect through the Link with Options; the node-fault methods
@@ -39,38 +33,18 @@ func (e *Env) Redis(name string, opts ...RedisOption) *Redis {
 			o.applyRedis(&cfg)
 		}
 	}
-	if cfg.image == "" {
-		cfg.image = DefaultRedisImage
-	}
-	if cfg.startTimeout < 0 {
-		e.fatalf("harness: Redis(%q): start timeout %v is negative", name, cfg.startTimeout)
-	}
-	if cfg.startTimeout == 0 {
-		cfg.startTimeout = defaultStartTimeout
-	}
-	if err := e.claim(name); err != nil {
-		e.fatalf("%v", err)
-	}
-	docker, ok := e.useDocker("Redis "+name, "redis-server")
-	if !ok {
+	r := &Redis{password: randomHex(16)}
+	r.Node = e.startServer("Redis", name, &cfg.depConfig, DefaultRedisImage, []string{"redis-server"},
+		func(ctx context.Context, docker bool) (*Node, error) {
+			if docker {
+				return e.redisContainer(ctx, name, cfg, r)
+			}
+			return e.redisProcess(ctx, name, cfg, r)
+		})
+	if r.Node == nil {
 		return nil
 	}
-	r := &Redis{password: randomHex(16)}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout)
-	defer cancel()
-	t0 := time.Now()
-	var err error
-	if docker {
-		r.Node, err = e.redisContainer(ctx, name, cfg, r)
-	} else {
-		r.Node, err = e.redisProcess(ctx, name, cfg, r)
-	}
-	if err != nil {
-		e.release(name)
-		e.fatalf("harness: Redis(%q): %v", name, err)
-	}
 	e.add(r)
-	e.log.Info("redis ready", "dependency", name, "addr", r.Addr(), "direct", r.DirectAddr(), "node", r.rt.describe(), "took", time.Since(t0).Round(time.Millisecond))
 	return r
 }
 
@@ -85,18 +59,11 @@ func (e *Env) redisContainer(ctx context.Context, name string, cfg redisConfig, 
 		testcontainers.WithWaitStrategyAndDeadline(cfg.startTimeout, readyStrategy{port: port, ready: r.ready}),
 	)
 	ctr, err := tcredis.Run(ctx, cfg.image, opts...)
+	var c testcontainers.Container
 	if ctr != nil {
-		if dc, ok := ctr.Container.(*testcontainers.DockerContainer); ok {
-			e.docker.created(dc, name)
-			if err == nil {
-				return e.startDockerNode(ctx, name, port, dc, r.ready, cfg.startTimeout)
-			}
-		}
+		c = ctr.Container
 	}
-	if err == nil {
-		err = fmt.Errorf("unexpected container type %T", ctr.Container)
-	}
-	return nil, fmt.Errorf("image %s: %w", cfg.image, err)
+	return e.moduleNode(ctx, name, port, cfg.depConfig, c, err, r.ready)
 }
 
 // ready is the readiness check: PING answers PONG (not LOADING).

@@ -68,7 +68,7 @@ func TestResilience(t *testing.T) {
 	// The Env logs every fault it applies and reverts; the check already
 	// prints each schedule, so keep only the Env's warnings.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env := harness.New(t, harness.WithEnvLogger(quiet))
+	env := harness.New(t, harness.WithLogger(quiet))
 	db, cache := env.Postgres("db"), env.Redis("cache")
 
 	t.Run("naive", func(t *testing.T) {

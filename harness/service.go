@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -23,16 +22,8 @@ type Service struct {
 // Service's Addr. It stops the test with t.Fatalf on bad input.
 func (e *Env) Address(name, addr string) *Service {
 	e.t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err == nil {
-		if p, perr := strconv.Atoi(port); perr != nil || p < 1 || p > 65535 {
-			err = fmt.Errorf("port %q is not a number in 1..65535", port)
-		} else if host == "" {
-			err = fmt.Errorf("no host (use 127.0.0.1:%s)", port)
-		}
-	}
-	if err != nil {
-		e.fatalf("harness: Address(%q, %q): want host:port: %v", name, addr, err)
+	if err := checkHostPort(addr); err != nil {
+		e.fatalf("harness: Address(%q, %q): %v", name, addr, err)
 		return nil
 	}
 	if err := e.claim(name); err != nil {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -52,6 +51,42 @@ func ParseBackend(s string) (Backend, error) {
 		return Process, nil
 	}
 	return 0, fmt.Errorf("backend %q is not one of auto, docker, process", s)
+}
+
+// startServer is what [Env.Postgres] and [Env.Redis] share once their own
+// options are checked: it resolves cfg's defaults (the image, the start
+// timeout), claims name, picks the backend and starts the server with
+// start, stopping the test with t.Fatalf when that fails. It returns nil
+// when the test was skipped for want of a backend.
+func (e *Env) startServer(kind, name string, cfg *depConfig, defaultImage string, bins []string, start func(ctx context.Context, docker bool) (*Node, error)) *Node {
+	e.t.Helper()
+	if cfg.image == "" {
+		cfg.image = defaultImage
+	}
+	if cfg.startTimeout < 0 {
+		e.fatalf("harness: %s(%q): start timeout %v is negative", kind, name, cfg.startTimeout)
+	}
+	if cfg.startTimeout == 0 {
+		cfg.startTimeout = defaultStartTimeout
+	}
+	if err := e.claim(name); err != nil {
+		e.fatalf("%v", err)
+	}
+	docker, ok := e.useDocker(kind+" "+name, bins...)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout)
+	defer cancel()
+	t0 := time.Now()
+	n, err := start(ctx, docker)
+	if err != nil {
+		e.release(name)
+		e.fatalf("harness: %s(%q): %v", kind, name, err)
+		return nil
+	}
+	e.log.Info(strings.ToLower(kind)+" ready", "dependency", name, "addr", n.Addr(), "direct", n.DirectAddr(), "node", n.rt.describe(), "took", time.Since(t0).Round(time.Millisecond))
+	return n
 }
 
 // dockerProbeTimeout bounds the check that a Docker engine answers.
@@ -172,28 +207,4 @@ func lookBinary(name string) (string, error) {
 		}
 	}
 	return "", err
-}
-
-// tbWriter sends each write (one slog record) to the test log until the
-// test's teardown ends; later writes are dropped, because testing.T
-// panics on a Log after the test completed.
-type tbWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }

@@ -217,7 +217,7 @@ func (n *Node) startLocked(ctx context.Context) error {
 	if err := poll(ctx, func(ctx context.Context) error { return n.ready(ctx, addr) }); err != nil {
 		return n.errorf("start: not ready on %s: %w", addr, err)
 	}
-	n.env.log.Info("node started", "dependency", n.name, "addr", addr)
+	n.env.log.InfoContext(ctx, "node started", "dependency", n.name, "addr", addr)
 	return nil
 }
 
@@ -268,7 +268,7 @@ func (n *Node) unpauseLocked(ctx context.Context) error {
 		return n.errorf("unpause: %w", err)
 	}
 	n.state = running
-	n.env.log.Info("node unpaused", "dependency", n.name)
+	n.env.log.InfoContext(ctx, "node unpaused", "dependency", n.name)
 	return nil
 }
 
@@ -321,7 +321,7 @@ func linkSeed(seed int64, name string) int64 {
 
 // newLink starts the Link of dependency name and registers its close.
 func (e *Env) newLink(name, upstream string) (*Link, error) {
-	l, err := StartLink(name, upstream, WithSeed(linkSeed(e.seed, name)), WithLogger(e.log))
+	l, err := StartLink(name, upstream, WithSeed(linkSeed(e.seed, name)), WithLogger(e.log.l))
 	if err != nil {
 		return nil, err
 	}

@@ -43,9 +43,6 @@ func faultSeed(linkSeed int64, faultID uint64, dir toxics.Direction) uint64 {
 // pipeline is a configuration its stubs switch to as soon as they are
 // woken. Only reverting Down may wait, for the Link's port (see ctx).
 func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.Context) error, err error) {
-	if l == nil {
-		return nil, errors.New("harness: Apply on a nil *Link")
-	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -263,7 +260,7 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 		return fmt.Errorf("harness: link %q: revert %s: %w", l.name, a.fault, err)
 	}
 	a.reverted = true
-	l.log.Info("fault reverted", "fault", a.fault.String(), "fault_id", a.id)
+	l.log.InfoContext(ctx, "fault reverted", "fault", a.fault.String(), "fault_id", a.id)
 	return nil
 }
 
@@ -319,9 +316,6 @@ func (l *Link) dropFault(a *appliedFault) {
 // Clear reverts every active fault, newest first, and returns every error
 // it met.
 func (l *Link) Clear(ctx context.Context) error {
-	if l == nil {
-		return errors.New("harness: Clear on a nil *Link")
-	}
 	l.mu.Lock()
 	fs := slices.Clone(l.faults)
 	l.mu.Unlock()
