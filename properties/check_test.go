@@ -26,7 +26,7 @@ var bounds = properties.Bounds{MaxSteps: 3, Horizon: 5 * time.Second,
 
 // simConfig is a simulated Check config over one fake dependency.
 func simConfig(f *fake, invs ...properties.Invariant) properties.Config {
-	return properties.Config{Settings: sim.Settings{Cooldown: time.Second, Drain: 5 * time.Second}, World: f.world, Simulate: true, Bounds: bounds, Invariants: invs}
+	return properties.Config{Settings: sim.Settings{Cooldown: time.Second, Drain: 5 * time.Second}, World: f.world, Reset: f.reset, Simulate: true, Bounds: bounds, Invariants: invs}
 }
 
 // robust are the invariants a client with a 200ms timeout keeps.
@@ -43,7 +43,7 @@ var allKinds = []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.Ki
 
 func TestExploreCatchesMissingTimeout(t *testing.T) {
 	f := newFake(0, allKinds...)
-	res, err := properties.Explore(t, nil, simConfig(f, properties.MaxLatency{Max: time.Second}))
+	res, err := properties.Explore(t, simConfig(f, properties.MaxLatency{Max: time.Second}))
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure, "a client without a timeout hangs in a blackhole")
 	require.False(t, res.Flaky)
@@ -126,7 +126,7 @@ func TestCheckFailsAndReplays(t *testing.T) {
 	// The client with a timeout passes the same schedule, run once.
 	t.Setenv(properties.EnvReplay, path)
 	f := newFake(200*time.Millisecond, allKinds...)
-	properties.Check(t, nil, simConfig(f, robust()...))
+	properties.Check(t, simConfig(f, robust()...))
 	require.EqualValues(t, 1, f.resets.Load(), "a replay runs the schedule once")
 }
 
@@ -165,7 +165,7 @@ func TestCheckChild(t *testing.T) {
 		t.Skip("run by TestCheckFailsAndReplays and TestCheckNoEvidence in a child process")
 	}
 	cfg.Dir = os.Getenv("SHAKEDOWN_TEST_DIR")
-	properties.Check(t, nil, cfg)
+	properties.Check(t, cfg)
 }
 
 func TestCheckPassesWithTimeout(t *testing.T) {
@@ -173,7 +173,7 @@ func TestCheckPassesWithTimeout(t *testing.T) {
 	cfg := simConfig(f, robust()...)
 	// Under 20 iterations: rapid's own bound under -short.
 	cfg.Iterations = 15
-	properties.Check(t, nil, cfg)
+	properties.Check(t, cfg)
 	require.EqualValues(t, 15, f.resets.Load(), "one reset per iteration")
 }
 
@@ -181,7 +181,7 @@ func TestExploreIterations(t *testing.T) {
 	run := func(t *testing.T, iterations int) *properties.Result {
 		cfg := simConfig(newFake(200*time.Millisecond, toxics.KindLatency, toxics.KindBlackhole), properties.MaxLatency{Max: time.Second})
 		cfg.Iterations = iterations
-		res, err := properties.Explore(t, nil, cfg)
+		res, err := properties.Explore(t, cfg)
 		require.NoError(t, err)
 		return res
 	}
@@ -202,7 +202,7 @@ func TestExploreIterations(t *testing.T) {
 	})
 	t.Run("bad environment", func(t *testing.T) {
 		t.Setenv(properties.EnvIterations, "lots")
-		_, err := properties.Explore(t, nil, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
+		_, err := properties.Explore(t, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
 		require.ErrorContains(t, err, `SHAKEDOWN_ITERATIONS="lots" is not a positive number`)
 	})
 }
@@ -215,13 +215,13 @@ func TestExploreRealTime(t *testing.T) {
 		Settings: sim.Settings{
 			Cooldown: 100 * time.Millisecond,
 		},
-		Targets:    []sim.Target{d},
-		Workload:   workload(d, 50*time.Millisecond),
+		World:      properties.Shared(sim.World{Targets: []sim.Target{d}, Workload: workload(d, 50*time.Millisecond)}),
+		Reset:      d.Reset,
 		Bounds:     properties.Bounds{MaxSteps: 2, Horizon: 300 * time.Millisecond, Values: bounds.Values},
 		Iterations: 2,
 		Invariants: []properties.Invariant{properties.MaxLatency{Max: 2 * time.Second}},
 	}
-	res, err := properties.Explore(t, d, cfg)
+	res, err := properties.Explore(t, cfg)
 	require.NoError(t, err)
 	require.Nil(t, res.Failure)
 	require.Equal(t, 2, res.Runs)
@@ -230,15 +230,15 @@ func TestExploreRealTime(t *testing.T) {
 
 func TestExploreRespectsDeadline(t *testing.T) {
 	d := newDep("db", toxics.KindLatency)
-	cfg := properties.Config{Targets: []sim.Target{d}, Workload: workload(d, 0), Bounds: bounds,
-		Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}}}
+	cfg := properties.Config{World: properties.Shared(sim.World{Targets: []sim.Target{d}, Workload: workload(d, 0)}),
+		Reset: d.Reset, Bounds: bounds, Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}}}
 	r := record(t, func(tb *recorder) {
 		tb.deadline = time.Now().Add(3 * time.Second) // less than one run of a 5s horizon
-		res, err := properties.Explore(tb, d, cfg)
+		res, err := properties.ExploreTB(tb, cfg)
 		require.NoError(t, err)
 		require.Zero(t, res.Runs)
 		require.Contains(t, res.Stopped, "deadline")
-		properties.Check(tb, d, cfg)
+		properties.CheckTB(tb, cfg)
 	})
 	require.Contains(t, r.text(), "no schedule was run, so nothing was checked")
 	require.Zero(t, d.resets.Load())
@@ -246,46 +246,50 @@ func TestExploreRespectsDeadline(t *testing.T) {
 
 func TestExploreErrors(t *testing.T) {
 	d := newDep("db", toxics.KindLatency)
-	good := properties.Config{Targets: []sim.Target{d}, Workload: workload(d, 0), Bounds: bounds,
+	world := func(targets []sim.Target, w sim.Workload) func(testing.TB) sim.World {
+		return properties.Shared(sim.World{Targets: targets, Workload: w})
+	}
+	good := properties.Config{World: world([]sim.Target{d}, workload(d, 0)), Reset: d.Reset, Bounds: bounds,
 		Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}}}
 	tests := []struct {
 		name   string
 		mutate func(*properties.Config)
 		want   string
 	}{
-		{"no targets", func(c *properties.Config) { c.Targets = nil }, "Config.Targets (or World.Targets) is empty"},
-		{"nil target", func(c *properties.Config) { c.Targets = []sim.Target{nil} }, "target 0 is nil"},
-		{"no workload", func(c *properties.Config) { c.Workload = sim.Workload{} }, "no op kinds"},
+		{"no world", func(c *properties.Config) { c.World = nil }, "Config.World is nil"},
+		{"no targets", func(c *properties.Config) { c.World = world(nil, workload(d, 0)) }, "sim.World.Targets is empty"},
+		{"nil target", func(c *properties.Config) { c.World = world([]sim.Target{nil}, workload(d, 0)) }, "target 0 is nil"},
+		{"no workload", func(c *properties.Config) { c.World = world([]sim.Target{d}, sim.Workload{}) }, "no op kinds"},
 		{"no invariants", func(c *properties.Config) { c.Invariants = nil }, "Config.Invariants is empty"},
 		{"nil invariant", func(c *properties.Config) { c.Invariants = []properties.Invariant{nil} }, "Config.Invariants[0] is nil"},
 		{"bad bounds", func(c *properties.Config) { c.Bounds.MaxSteps = -1 }, "MaxSteps = -1"},
 		{"negative iterations", func(c *properties.Config) { c.Iterations = -2 }, "Config.Iterations = -2"},
-		{"world and targets", func(c *properties.Config) { c.World = newFake(0).world }, "Config.World is set: leave Targets, Workload and Samplers empty"},
-		{"simulate without world", func(c *properties.Config) { c.Simulate = true }, "Config.Simulate needs Config.World"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := good
 			tt.mutate(&cfg)
-			_, err := properties.Explore(t, d, cfg)
+			_, err := properties.Explore(t, cfg)
 			require.ErrorContains(t, err, tt.want)
 		})
 	}
 	t.Run("reset fails", func(t *testing.T) {
-		env := properties.EnvFunc(func(context.Context) error { return errors.New("container gone") })
 		cfg := good
+		cfg.Reset = func(context.Context) error { return errors.New("container gone") }
 		cfg.Bounds.Horizon = 300 * time.Millisecond
-		_, err := properties.Explore(t, env, cfg)
+		_, err := properties.Explore(t, cfg)
 		require.ErrorContains(t, err, "reset before running schedule")
 		require.ErrorContains(t, err, "container gone")
 	})
 	t.Run("simulated world without kinds", func(t *testing.T) {
 		cfg := simConfig(newFake(0), properties.MaxLatency{Max: time.Second})
-		_, err := properties.Explore(t, nil, cfg)
+		_, err := properties.Explore(t, cfg)
 		require.ErrorContains(t, err, "has no fault kinds")
 	})
-	t.Run("simulated with an env", func(t *testing.T) {
-		_, err := properties.Explore(t, d, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
-		require.ErrorContains(t, err, "pass a nil Env")
+	t.Run("simulated without a *testing.T", func(t *testing.T) {
+		// Only the package's own hooks can get here: Explore and Check
+		// take a *testing.T, which testing/synctest needs.
+		_, err := properties.ExploreTB(struct{ testing.TB }{t}, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
+		require.ErrorContains(t, err, "needs a *testing.T")
 	})
 }

@@ -82,10 +82,10 @@ func ExampleLatencyQuantile() {
 // the harness.Env.
 func ExampleCheck() {
 	test := func(t *testing.T) {
-		properties.Check(t, nil, properties.Config{
-			World: func(t testing.TB) properties.World {
+		properties.Check(t, properties.Config{
+			World: func(t testing.TB) sim.World {
 				d := newDep("db", toxics.KindLatency, toxics.KindBlackhole, toxics.KindDown)
-				return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, 200*time.Millisecond)}
+				return sim.World{Targets: []sim.Target{d}, Workload: workload(d, 200*time.Millisecond)}
 			},
 			Simulate: true,
 			Invariants: []properties.Invariant{
@@ -101,10 +101,10 @@ func ExampleCheck() {
 // can assert that a fragile configuration is caught.
 func ExampleExplore() {
 	test := func(t *testing.T) {
-		res, err := properties.Explore(t, nil, properties.Config{
-			World: func(t testing.TB) properties.World {
+		res, err := properties.Explore(t, properties.Config{
+			World: func(t testing.TB) sim.World {
 				d := newDep("db", toxics.KindBlackhole)
-				return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, 0)} // no client timeout
+				return sim.World{Targets: []sim.Target{d}, Workload: workload(d, 0)} // no client timeout
 			},
 			Simulate:   true,
 			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shakedown/shakedown/properties"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -63,7 +62,8 @@ func (d *dep) Apply(_ context.Context, f toxics.Fault) (func(context.Context) er
 	return nil, fmt.Errorf("dep %s: fault %s not supported", d.name, f)
 }
 
-// Reset is the Env of the tests: nothing should be left applied.
+// Reset is the Config.Reset of the real-time tests: nothing should be
+// left applied.
 func (d *dep) Reset(context.Context) error {
 	d.resets.Add(1)
 	d.mu.Lock()
@@ -113,10 +113,16 @@ func newFake(timeout time.Duration, kinds ...toxics.Kind) *fake {
 	return &fake{kinds: kinds, timeout: timeout}
 }
 
-func (f *fake) world(testing.TB) properties.World {
+func (f *fake) world(testing.TB) sim.World {
 	d := newDep("db", f.kinds...)
 	d.resets = &f.resets
-	return properties.World{Env: d, Targets: []sim.Target{d}, Workload: workload(d, f.timeout)}
+	return sim.World{Targets: []sim.Target{d}, Workload: workload(d, f.timeout)}
+}
+
+// reset is the Config.Reset of the simulated tests: it counts the runs.
+func (f *fake) reset(context.Context) error {
+	f.resets.Add(1)
+	return nil
 }
 
 // workload calls the dependency with the given client timeout (0: none,

@@ -21,7 +21,7 @@ import (
 // cacheWorld is a simulated world: a fake Redis ("cache") on a sim
 // Network and a go-redis client with timeouts and a pool bound, driven by
 // puts and gets on three keys.
-func cacheWorld(t testing.TB) properties.World {
+func cacheWorld(t testing.TB) sim.World {
 	n := sim.NewNetwork(1)
 	t.Cleanup(func() { n.Close() })
 	kv, err := n.FakeKV("cache")
@@ -40,8 +40,7 @@ func cacheWorld(t testing.TB) properties.World {
 	})
 	t.Cleanup(func() { rdb.Close() })
 	key := func(r *rand.Rand) string { return fmt.Sprintf("k%d", r.IntN(3)) }
-	return properties.World{
-		Env:     properties.EnvFunc(func(ctx context.Context) error { return rdb.FlushAll(ctx).Err() }),
+	return sim.World{
 		Targets: []sim.Target{kv},
 		Workload: sim.Workload{
 			Driver:  sim.ClosedLoop{Workers: 4, Think: 20 * time.Millisecond},
@@ -98,7 +97,7 @@ func cacheConfig(kinds ...toxics.Kind) properties.Config {
 func TestCheckSimulatedRedis(t *testing.T) {
 	cfg := cacheConfig(toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown, toxics.KindRestart, toxics.KindStop)
 	cfg.Iterations = 15
-	properties.Check(t, nil, cfg)
+	properties.Check(t, cfg)
 }
 
 // A crash of a Redis without persistence loses acknowledged writes: the
@@ -106,7 +105,7 @@ func TestCheckSimulatedRedis(t *testing.T) {
 func TestExploreSimulatedRedisCrashLosesWrites(t *testing.T) {
 	cfg := cacheConfig(toxics.KindCrash)
 	cfg.Invariants = []properties.Invariant{properties.Linearizable{}}
-	res, err := properties.Explore(t, nil, cfg)
+	res, err := properties.Explore(t, cfg)
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure)
 	require.Len(t, res.Failure.Schedule.Steps, 1, "shrunk to:\n%s", res.Failure.Schedule)

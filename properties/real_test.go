@@ -43,8 +43,8 @@ func pgBounds() properties.Bounds {
 
 // pgWorld builds, for every run, a fresh pgx pool on db (configured by
 // configure) and its load with the given query timeout (0: none).
-func pgWorld(db *harness.Postgres, timeout time.Duration, configure func(*pgxpool.Config)) func(testing.TB) properties.World {
-	return func(t testing.TB) properties.World {
+func pgWorld(db *harness.Postgres, timeout time.Duration, configure func(*pgxpool.Config)) func(testing.TB) sim.World {
+	return func(t testing.TB) sim.World {
 		cfg := db.PoolConfig()
 		if configure != nil {
 			configure(cfg)
@@ -60,7 +60,7 @@ func pgWorld(db *harness.Postgres, timeout time.Duration, configure func(*pgxpoo
 			// connections at the latest.
 			go pool.Close()
 		})
-		return properties.World{
+		return sim.World{
 			Targets:  []sim.Target{db},
 			Workload: pgLoad(pool, timeout),
 			Samplers: []sim.Sampler{pgxcheck.Pool("db", pool)},
@@ -83,7 +83,8 @@ func TestCheckRealPostgres(t *testing.T) {
 	db := env.Postgres("db")
 
 	t.Run("no timeout is caught", func(t *testing.T) {
-		res, err := properties.Explore(t, env, properties.Config{
+		res, err := properties.Explore(t, properties.Config{
+			Reset: env.Reset,
 			Settings: sim.Settings{
 				Cooldown: time.Second,
 				Drain:    2 * time.Second,
@@ -125,6 +126,7 @@ func TestCheckRealPostgres(t *testing.T) {
 				c.MaxConns = 12
 				c.ConnConfig.ConnectTimeout = 400 * time.Millisecond
 			}),
+			Reset:      env.Reset,
 			Bounds:     pgBounds(),
 			Iterations: 8,
 			Dir:        t.ArtifactDir(),
@@ -136,6 +138,6 @@ func TestCheckRealPostgres(t *testing.T) {
 				properties.AcquireWait{Pool: "db", Max: time.Second},
 			},
 		}
-		properties.Check(t, env, cfg)
+		properties.Check(t, cfg)
 	})
 }

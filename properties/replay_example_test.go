@@ -46,9 +46,11 @@ func ExampleReplayOn() {
 	test := func(t *testing.T) {
 		link := harness.NewLink(t, "echo", echoServer(t)) // in front of a server the test started
 		var d net.Dialer
-		it, err := properties.ReplayOn(t, nil, properties.Config{
-			Targets:    []sim.Target{link},
-			Workload:   echoLoad(d.DialContext, link.Addr(), 200*time.Millisecond),
+		it, err := properties.ReplayOn(t, properties.Config{
+			World: properties.Shared(sim.World{
+				Targets:  []sim.Target{link},
+				Workload: echoLoad(d.DialContext, link.Addr(), 200*time.Millisecond),
+			}),
 			Invariants: []properties.Invariant{properties.MaxLatency{Max: 300 * time.Millisecond}},
 		}, "testdata/shakedown/TestEchoSimulated/schedule.json", nil)
 		if err != nil {

@@ -71,15 +71,15 @@ func TestReplayOnRealRedis(t *testing.T) {
 	}
 	simulated := redisConfig("cache:6379")
 	simulated.Simulate = true
-	simulated.World = func(t testing.TB) properties.World {
+	simulated.World = func(t testing.TB) sim.World {
 		n := sim.NewNetwork(1)
 		kv, err := n.FakeKV("cache:6379")
 		require.NoError(t, err)
 		rdb := redis.NewClient(redisOptions(&redis.Options{Addr: "cache:6379", Dialer: n.Dial}, 0))
 		t.Cleanup(func() { rdb.Close(); n.Close() })
-		return properties.World{Targets: []sim.Target{kv}, Workload: redisLoad(rdb)}
+		return sim.World{Targets: []sim.Target{kv}, Workload: redisLoad(rdb)}
 	}
-	res, err := properties.Explore(t, nil, simulated)
+	res, err := properties.Explore(t, simulated)
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure, "a client without a timeout must fail in simulation: %s", res.Coverage)
 	path := filepath.Join(t.TempDir(), "schedule.json")
@@ -93,15 +93,16 @@ func TestReplayOnRealRedis(t *testing.T) {
 		rdb := redis.NewClient(redisOptions(cache.Options(), readTimeout))
 		t.Cleanup(func() { rdb.Close() })
 		c := redisConfig("cache")
-		c.Targets, c.Workload = []sim.Target{cache}, redisLoad(rdb)
+		c.World = properties.Shared(sim.World{Targets: []sim.Target{cache}, Workload: redisLoad(rdb)})
+		c.Reset = env.Reset
 		return c
 	}
-	it, err := properties.ReplayOn(t, env, real(0), path, nil)
+	it, err := properties.ReplayOn(t, real(0), path, nil)
 	require.NoError(t, err)
 	require.True(t, it.Findings.Broken(), "the failure found in simulation must be real:\n%s", it.Findings)
 	t.Logf("real too:\n%s", it.Findings)
 
-	it, err = properties.ReplayOn(t, env, real(100*time.Millisecond), path, nil)
+	it, err = properties.ReplayOn(t, real(100*time.Millisecond), path, nil)
 	require.NoError(t, err)
 	require.False(t, it.Findings.Broken(), "with a read timeout the client holds for real:\n%s", it.Findings)
 }

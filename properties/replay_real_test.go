@@ -56,13 +56,13 @@ func echoConfig(target string) properties.Config {
 
 // simulatedEcho is the simulated world: the echo handler as a FakeTCP
 // named "echo:7", as a client dials it.
-func simulatedEcho(timeout time.Duration) func(t testing.TB) properties.World {
-	return func(t testing.TB) properties.World {
+func simulatedEcho(timeout time.Duration) func(t testing.TB) sim.World {
+	return func(t testing.TB) sim.World {
 		n := sim.NewNetwork(1)
 		t.Cleanup(func() { n.Close() })
 		fake, err := n.FakeTCP("echo:7", echo)
 		require.NoError(t, err)
-		return properties.World{Targets: []sim.Target{fake}, Workload: echoLoad(n.Dial, "echo:7", timeout)}
+		return sim.World{Targets: []sim.Target{fake}, Workload: echoLoad(n.Dial, "echo:7", timeout)}
 	}
 }
 
@@ -77,7 +77,7 @@ func TestReplayOnTheRealLink(t *testing.T) {
 	}
 	cfg := echoConfig("echo:7")
 	cfg.World, cfg.Simulate = simulatedEcho(0), true
-	res, err := properties.Explore(t, nil, cfg)
+	res, err := properties.Explore(t, cfg)
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure, "a client without a timeout must fail in simulation: %s", res.Coverage)
 	require.Equal(t, toxics.KindBlackhole, res.Failure.Schedule.Steps[0].Fault.Kind())
@@ -91,12 +91,11 @@ func TestReplayOnTheRealLink(t *testing.T) {
 	dialer := &net.Dialer{}
 	real := func(timeout time.Duration) properties.Config {
 		c := echoConfig("echo")
-		c.Targets = []sim.Target{link}
-		c.Workload = echoLoad(dialer.DialContext, link.Addr(), timeout)
+		c.World = properties.Shared(sim.World{Targets: []sim.Target{link}, Workload: echoLoad(dialer.DialContext, link.Addr(), timeout)})
 		return c
 	}
 
-	it, err := properties.ReplayOn(t, nil, real(0), path, nil) // "echo:7" finds the Link "echo"
+	it, err := properties.ReplayOn(t, real(0), path, nil) // "echo:7" finds the Link "echo"
 	require.NoError(t, err)
 	require.True(t, it.Findings.Broken(), "the failure found in simulation must be real:\n%s", it.Findings)
 	require.Len(t, it.History.Faults, 1)
@@ -105,13 +104,13 @@ func TestReplayOnTheRealLink(t *testing.T) {
 	t.Logf("real too:\n%s", it.Findings)
 
 	fixed := 200 * time.Millisecond
-	it, err = properties.ReplayOn(t, nil, real(fixed), path, nil)
+	it, err = properties.ReplayOn(t, real(fixed), path, nil)
 	require.NoError(t, err)
 	require.False(t, it.Findings.Broken(), "with a timeout the client holds for real:\n%s", it.Findings)
 	cfg.World = simulatedEcho(fixed)
 	s, seed, _, err := properties.LoadSchedule(path)
 	require.NoError(t, err)
-	it, err = properties.Run(t, nil, cfg, s, seed)
+	it, err = properties.RunSchedule(t, cfg, s, seed)
 	require.NoError(t, err)
 	require.False(t, it.Findings.Broken(), "and in simulation:\n%s", it.Findings)
 }

@@ -126,7 +126,6 @@ func findingNames(fs []Finding, v Verdict) []string {
 	return out
 }
 
-
 // SaveSchedule writes it's schedule and seed to path (creating its
 // directory) and returns the JSON written.
 func SaveSchedule(path, test string, it *Iteration) ([]byte, error) {
@@ -195,4 +194,3 @@ func replay(t testing.TB, cfg Config, path string) {
 	}
 	t.Logf("shakedown: replay of %s held (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)
 }
-

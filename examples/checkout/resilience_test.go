@@ -81,10 +81,10 @@ func TestResilience(t *testing.T) {
 		// and keeps the "is caught" assertion from resting on a lucky draw.
 		cfg.Iterations = naiveIterations
 		if path := os.Getenv(properties.EnvReplay); path != "" {
-			properties.Replay(t, r, cfg, path)
+			properties.Replay(t, cfg, path)
 			return
 		}
-		res, err := properties.Explore(t, r, cfg)
+		res, err := properties.Explore(t, cfg)
 		require.NoError(t, err)
 		t.Log("shakedown: " + res.Coverage.String())
 		require.NotNil(t, res.Failure, "the naive variant (no timeouts, no breaker) must break an invariant, but held over %d schedules", res.Iterations)
@@ -93,15 +93,15 @@ func TestResilience(t *testing.T) {
 
 	t.Run("resilient", func(t *testing.T) {
 		r := newRig(t, env, db, cache, Resilient)
-		properties.Check(t, r, r.config())
+		properties.Check(t, r.config())
 		if !t.Failed() {
 			t.Logf("shakedown: VERDICT: the resilient variant held every invariant over %d schedules", r.runs)
 		}
 	})
 }
 
-// rig is one variant of the service in front of the Env's Links. It is the
-// properties.Env of its check: every Reset heals the Env and builds a
+// rig is one variant of the service in front of the Env's Links. Its Reset is
+// the Config.Reset of its check: every Reset heals the Env and builds a
 // fresh service, so that one run's stuck connections cannot fail the next
 // (which would make shrinking chase the leftovers instead of the schedule).
 type rig struct {
@@ -136,7 +136,7 @@ func newRig(t *testing.T, env *harness.Env, db *harness.Postgres, cache *harness
 	return r
 }
 
-// Reset implements properties.Env.
+// Reset heals the Env and builds a fresh service (Config.Reset).
 func (r *rig) Reset(ctx context.Context) error {
 	r.stop()
 	if err := r.env.Reset(ctx); err != nil {
@@ -205,7 +205,9 @@ func (r *rig) config() properties.Config {
 			Cooldown: suiteCooldown,
 			Drain:    opTimeout,
 		},
-		Targets: []sim.Target{r.db, r.cache},
+		// Every run starts from a healed Env and a fresh service (see Reset),
+		// so the same targets, workload and samplers serve every run.
+		Reset: r.Reset,
 		Bounds: properties.Bounds{
 			// Mildest first: shrinking moves toward the start of each list.
 			Targets:    []properties.TargetKinds{{Name: "db", Kinds: linkKinds}, {Name: "cache", Kinds: linkKinds}},
@@ -214,38 +216,41 @@ func (r *rig) config() properties.Config {
 			Resolution: 250 * time.Millisecond,
 			Fault:      properties.DurationRange{Min: 500 * time.Millisecond, Max: 2 * time.Second},
 		},
-		Workload: sim.Workload{
-			Driver:  sim.OpenLoop{Rate: suiteRate, MaxInFlight: 400},
-			Timeout: opTimeout,
-			Kinds: []sim.OpKind{
-				{Name: "orders", Input: pickItem, Do: r.order},
-				{Name: "stock", Input: pickItem, Do: r.stock},
+		World: properties.Shared(sim.World{
+			Targets: []sim.Target{r.db, r.cache},
+			Workload: sim.Workload{
+				Driver:  sim.OpenLoop{Rate: suiteRate, MaxInFlight: 400},
+				Timeout: opTimeout,
+				Kinds: []sim.OpKind{
+					{Name: "orders", Input: pickItem, Do: r.order},
+					{Name: "stock", Input: pickItem, Do: r.stock},
+				},
 			},
-		},
-		Samplers: []sim.Sampler{
-			sim.SamplerFunc("pg", func(ctx context.Context) (map[string]float64, error) {
-				svc, _ := r.current()
-				if svc == nil {
-					return nil, errors.New("no service")
-				}
-				m, err := pgxcheck.Pool("pg", svc.Postgres()).Sample(ctx)
-				if err == nil {
-					// pgxpool counts connections it is closing in the
-					// background as acquired; they are not in use.
-					closing := float64(svc.ClosingPostgresConns())
-					m["in_use"] = max(m["in_use"]-closing, 0)
-					m["closing"] = closing
-				}
-				return m, err
-			}),
-			sim.SamplerFunc("redis", func(ctx context.Context) (map[string]float64, error) {
-				svc, _ := r.current()
-				if svc == nil {
-					return nil, errors.New("no service")
-				}
-				return redischeck.Pool("redis", svc.Redis()).Sample(ctx)
-			}),
-		},
+			Samplers: []sim.Sampler{
+				sim.SamplerFunc("pg", func(ctx context.Context) (map[string]float64, error) {
+					svc, _ := r.current()
+					if svc == nil {
+						return nil, errors.New("no service")
+					}
+					m, err := pgxcheck.Pool("pg", svc.Postgres()).Sample(ctx)
+					if err == nil {
+						// pgxpool counts connections it is closing in the
+						// background as acquired; they are not in use.
+						closing := float64(svc.ClosingPostgresConns())
+						m["in_use"] = max(m["in_use"]-closing, 0)
+						m["closing"] = closing
+					}
+					return m, err
+				}),
+				sim.SamplerFunc("redis", func(ctx context.Context) (map[string]float64, error) {
+					svc, _ := r.current()
+					if svc == nil {
+						return nil, errors.New("no service")
+					}
+					return redischeck.Pool("redis", svc.Redis()).Sample(ctx)
+				}),
+			},
+		}),
 		Invariants: r.invariants(),
 		Iterations: suiteIterations,
 		Seed:       r.env.Seed(),

@@ -19,7 +19,8 @@ func TestCacheSurvivesFaults(t *testing.T) {
 	env := harness.New(t)       // one Env per test, torn down by t.Cleanup
 	cache := env.Redis("cache") // a real Redis, behind a fault-injecting Link
 
-	properties.Check(t, env, properties.Config{
+	properties.Check(t, properties.Config{
+		Reset: env.Reset, // every fault healed before each run
 		Bounds: properties.Bounds{
 			// Which faults the schedules may hold on which target.
 			Targets: []properties.TargetKinds{{Name: "cache", Kinds: []toxics.Kind{
@@ -32,7 +33,7 @@ func TestCacheSurvivesFaults(t *testing.T) {
 		Settings:   sim.Settings{Cooldown: 2 * time.Second},
 		// The client under test is built afresh for every run, so a run
 		// that wedged it cannot spoil the next one.
-		World: func(t testing.TB) properties.World {
+		World: func(t testing.TB) sim.World {
 			opts := cache.Options()
 			opts.DialTimeout = 200 * time.Millisecond
 			opts.ReadTimeout = 200 * time.Millisecond
@@ -41,7 +42,7 @@ func TestCacheSurvivesFaults(t *testing.T) {
 			opts.MaxRetries = -1 // fail fast; the workload counts failures
 			rdb := redis.NewClient(opts)
 			t.Cleanup(func() { _ = rdb.Close() })
-			return properties.World{
+			return sim.World{
 				Targets: []sim.Target{cache},
 				Workload: sim.Workload{
 					Driver: sim.OpenLoop{Rate: 50},
