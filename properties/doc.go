@@ -7,10 +7,11 @@
 //	func TestCheckoutSurvivesTheDatabase(t *testing.T) {
 //		env := harness.New(t)
 //		db := env.Postgres("db")
-//		properties.Check(t, env, properties.Config{
-//			World: func(t testing.TB) properties.World {
+//		properties.Check(t, properties.Config{
+//			Reset: env.Reset, // every fault healed, every node up, before each run
+//			World: func(t testing.TB) sim.World {
 //				pool := newPool(t, db.PoolConfig()) // the client under test, fresh for each run
-//				return properties.World{
+//				return sim.World{
 //					Targets:  []sim.Target{db},
 //					Workload: checkoutLoad(pool),
 //					Samplers: []sim.Sampler{pgxcheck.Pool("db", pool)},
@@ -24,14 +25,15 @@
 //		})
 //	}
 //
-// Each iteration resets env, builds the World (the clients under test,
-// afresh, so that a pool one run wedged cannot fail the next), runs one
-// drawn schedule with the workload (sim.Run) and judges every invariant
-// on the History. Config.Targets, Workload and Samplers may be given
-// directly instead of World when the same clients can serve every run. When one breaks,
-// rapid shrinks the schedule to the smallest that still breaks it, and
-// Check fails the test with the findings, the schedule as JSON, its seed
-// and one command that replays it:
+// Each iteration calls Config.Reset, builds the World (the clients under
+// test, afresh, so that a pool one run wedged cannot fail the next), runs
+// one drawn schedule with the workload (sim.Run) and judges every
+// invariant on the History. [Shared] hands the same World to every run
+// when the same clients can serve them all. The settings shared with the
+// runner (cooldown, drain, sampling) are a [sim.Settings] embedded in the
+// Config. When an invariant breaks, rapid shrinks the schedule to the
+// smallest that still breaks it, and Check fails the test with the
+// findings, the schedule as JSON, its seed and one command that replays it:
 //
 //	replay: SHAKEDOWN_REPLAY=testdata/shakedown/TestCheckoutSurvivesTheDatabase/schedule.json go test -run '^TestCheckoutSurvivesTheDatabase$' ./checkout
 //
@@ -39,6 +41,12 @@
 // to each other. Each Check also logs a coverage line: the fault kinds that
 // took effect on each target, the windows that held ops, and how often each
 // invariant could be judged.
+//
+// Only the standard library, rapid and porcupine are compiled with this
+// package: the samplers of real clients are in packages of their own,
+// [github.com/shakedown/shakedown/properties/pgxcheck],
+// [github.com/shakedown/shakedown/properties/redischeck] and
+// [github.com/shakedown/shakedown/properties/sqlcheck].
 //
 // # Schedules
 //
@@ -58,8 +66,13 @@
 // returns nil when it held, [Violations] (what, when, by how much) when it
 // broke, and [*NoEvidence] when the history could not tell: no ops in its
 // window, or no fault that took effect. "No evidence" is not a pass;
-// [Evaluate] turns errors into [Finding]s with a [Verdict], and Check
+// [Evaluate] turns errors into [Findings] with a [Verdict], and Check
 // fails when an invariant was never judged in any run.
+//
+// The windows an invariant judges (the whole run, the calm before the
+// first fault, each fault, the recovery after the last heal) are sim's
+// ([sim.Phase]), and which ops belong to one is decided by one rule,
+// [sim.Window.Holds], the same the HTML report counts with.
 //
 //   - latency: [LatencyQuantile] (overall or per [sim.Phase]: before, during
 //     each fault, after the last heal; optionally per op kind) and
@@ -96,7 +109,7 @@
 // the same schedule, and real runs vary a little from one to the next.
 //
 // SHAKEDOWN_REPLAY=<file> makes Check run exactly the schedule in that
-// file once ([Replay]); [Run] does the same from code. [Explore] is Check
+// file once ([Replay]); [RunSchedule] runs a schedule from code. [Explore] is Check
 // without the verdict: it returns a [Result] (the shrunk failing
 // iteration, its history and findings, the coverage), so a suite can
 // assert that a fragile configuration is caught.
@@ -104,7 +117,7 @@
 // # Simulation
 //
 // With Config.Simulate set, every run happens in its own testing/synctest
-// bubble on a [World] built inside it (a sim.Network with its fakes and
+// bubble on a World built inside it (a sim.Network with its fakes and
 // the clients under test), so a 10-second schedule takes microseconds of
 // wall time and rapid can shrink through hundreds of runs. The same
 // bounds, invariants and schedule files serve both speeds.
