@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,8 +21,9 @@ import (
 // every container and network an Env creates carries labels naming the
 // run, the test binary's pid and start time, and the host; every local
 // process is written down in a run record under
-// os.TempDir()/shakedown-runs/<run>.json together with the directory it
-// uses. At the start of a run (the first Docker or process dependency of
+// os.TempDir()/shakedown-runs-<uid>/<run>.json together with the
+// directory it uses; see runrecord.go for why only this user's records
+// are read, and how a process is recognised before it is killed. At the start of a run (the first Docker or process dependency of
 // each Env) what belongs to a DEAD owner on this host is removed: a pid
 // that no longer exists, or exists with another start time. Live runs
 // are never touched, so `go test ./...` with several test binaries at
@@ -55,7 +54,7 @@ func Reap(ctx context.Context) (int, error) {
 // use it to prove nothing leaked.
 func Leftovers(ctx context.Context, runID string) ([]string, error) {
 	var out []string
-	recs, err := readRecords()
+	recs, err := readRecords(recordDir())
 	for _, r := range recs {
 		if (runID != "" && r.data.Run != runID) || (runID == "" && r.data.OwnerPID != os.Getpid()) {
 			continue
@@ -150,8 +149,13 @@ func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int,
 	return n, errors.Join(errs...)
 }
 
-func reapProcesses(log *slog.Logger) (int, error) {
-	recs, err := readRecords()
+func reapProcesses(log *slog.Logger) (int, error) { return reapProcessesIn(recordDir(), log) }
+
+// reapProcessesIn reaps what the records in dir name. Only records this
+// user wrote are read (see [readRecords]), and a process is signalled only
+// when it is still the one its record describes (see [recognise]).
+func reapProcessesIn(dir string, log *slog.Logger) (int, error) {
+	recs, err := readRecords(dir)
 	host, _ := os.Hostname()
 	n := 0
 	var errs []error
@@ -165,17 +169,11 @@ func reapProcesses(log *slog.Logger) (int, error) {
 		}
 		var killed []procInfo
 		for _, p := range d.Procs {
-			if !alive(p.PID, p.Start) {
-				continue
+			gone, ok := killRecorded(p, log, d.Run)
+			killed = append(killed, gone...)
+			if ok {
+				n++
 			}
-			kids := descendants(p.PID)
-			_ = syscall.Kill(p.PID, syscall.SIGKILL)
-			for _, k := range kids {
-				_ = syscall.Kill(k.pid, syscall.SIGKILL)
-			}
-			killed = append(killed, append(kids, procInfo{p.PID, p.Start})...)
-			log.Info("reaped process of dead run", "pid", p.PID, "run", d.Run)
-			n++
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := waitGone(ctx, killed); err != nil {
@@ -187,101 +185,63 @@ func reapProcesses(log *slog.Logger) (int, error) {
 				errs = append(errs, err)
 			}
 		}
-		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := r.remove(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
 }
 
-// ownedRoot guards RemoveAll: only directories the process runtime makes.
+// killRecorded kills the process p describes, and its descendants, if it
+// is still that process. The process is pinned first (os.FindProcess
+// holds a pidfd on Linux), so the pid checked is the pid signalled.
+func killRecorded(p procData, log *slog.Logger, run string) (killed []procInfo, ok bool) {
+	if p.PID <= 0 || p.PID == os.Getpid() {
+		return nil, false
+	}
+	proc, err := os.FindProcess(p.PID)
+	if err != nil {
+		return nil, false
+	}
+	defer proc.Release()
+	if err := recognise(proc, p); err != nil {
+		if alive(p.PID, 0) {
+			log.Debug("not reaping a process its record no longer describes", "pid", p.PID, "run", run, "why", err)
+		}
+		return nil, false
+	}
+	kids := descendants(p.PID)
+	if err := proc.Signal(syscall.SIGKILL); err != nil {
+		return nil, false
+	}
+	for _, k := range kids {
+		signalIfSame(k, syscall.SIGKILL)
+	}
+	log.Info("reaped process of dead run", "pid", p.PID, "run", run)
+	return append(kids, procInfo{p.PID, p.Start}), true
+}
+
+// signalIfSame sends sig to k if its pid still names the process that
+// started at k.start.
+func signalIfSame(k procInfo, sig syscall.Signal) {
+	proc, err := os.FindProcess(k.pid)
+	if err != nil {
+		return
+	}
+	defer proc.Release()
+	if alive(k.pid, k.start) {
+		_ = proc.Signal(sig)
+	}
+}
+
+// ownedRoot guards RemoveAll: only directories the process runtime
+// makes, and no symbolic link.
 func ownedRoot(dir string) bool {
-	return dir != "" && filepath.Dir(dir) == filepath.Clean(os.TempDir()) && strings.HasPrefix(filepath.Base(dir), "shakedown-")
-}
-
-// runRecord is the file that lists an Env's local processes.
-type runRecord struct {
-	path string
-	mu   sync.Mutex
-	data recordData
-}
-
-type recordData struct {
-	Run        string     `json:"run"`
-	Host       string     `json:"host"`
-	OwnerPID   int        `json:"owner_pid"`
-	OwnerStart uint64     `json:"owner_start"`
-	Started    int64      `json:"started"`
-	Root       string     `json:"root"`
-	Procs      []procData `json:"procs"`
-}
-
-type procData struct {
-	PID   int    `json:"pid"`
-	Start uint64 `json:"start"`
-}
-
-func recordDir() string { return filepath.Join(os.TempDir(), "shakedown-runs") }
-
-func newRunRecord(e *Env, root string) (*runRecord, error) {
-	if err := os.MkdirAll(recordDir(), 0o755); err != nil {
-		return nil, err
+	if dir == "" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(dir), "shakedown-") {
+		return false
 	}
-	host, _ := os.Hostname()
-	pid := os.Getpid()
-	r := &runRecord{
-		path: filepath.Join(recordDir(), e.runID+".json"),
-		data: recordData{Run: e.runID, Host: host, OwnerPID: pid, OwnerStart: procStartTime(pid), Started: e.started.Unix(), Root: root},
-	}
-	return r, r.write()
-}
-
-func (r *runRecord) addPID(pid int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.data.Procs = append(r.data.Procs, procData{pid, procStartTime(pid)})
-	return r.write()
-}
-
-// write replaces the file atomically, so a reaper never reads half.
-func (r *runRecord) write() error {
-	b, err := json.Marshal(r.data)
-	if err != nil {
-		return err
-	}
-	tmp := r.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, r.path)
-}
-
-func (r *runRecord) remove() error {
-	err := os.Remove(r.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-func readRecords() ([]*runRecord, error) {
-	files, err := filepath.Glob(filepath.Join(recordDir(), "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*runRecord
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		r := &runRecord{path: f}
-		if json.Unmarshal(b, &r.data) != nil {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	fi, err := os.Lstat(dir)
+	return err == nil && fi.IsDir()
 }
 
 // procInfo names a process by pid and start time, against pid reuse.
