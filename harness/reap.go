@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 )
 
 // Reaping. Ryuk cannot run without a registry, and a test binary that is
@@ -37,9 +36,11 @@ import (
 func Reap(ctx context.Context) (int, error) {
 	log := slog.New(slog.DiscardHandler)
 	n, err := reapProcesses(log)
-	setTestcontainersDefaults()
-	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
+	cli, derr := newDockerClient(ctx)
 	if derr != nil {
+		if os.Getenv("DOCKER_HOST") != "" {
+			return n, errors.Join(err, derr) // an engine named that does not answer is an error
+		}
 		return n, err // no Docker: nothing to reap there
 	}
 	defer cli.Close()
@@ -68,9 +69,11 @@ func Leftovers(ctx context.Context, runID string) ([]string, error) {
 			out = append(out, fmt.Sprintf("directory %s of run %s", r.data.Root, r.data.Run))
 		}
 	}
-	setTestcontainersDefaults()
-	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
+	cli, derr := newDockerClient(ctx)
 	if derr != nil {
+		if os.Getenv("DOCKER_HOST") != "" {
+			return out, errors.Join(err, derr)
+		}
 		return out, err
 	}
 	defer cli.Close()
