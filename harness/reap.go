@@ -113,6 +113,15 @@ func ownerDead(labels map[string]string) bool {
 	return !alive(pid, start)
 }
 
+// reapRaceWait bounds how long a reaper waits for a network whose
+// containers another reaper is still removing.
+const reapRaceWait = 30 * time.Second
+
+// reapDocker removes the containers, then the networks, of dead runs.
+// Several test binaries may start at once and reap the same dead run:
+// what another reaper is removing or has removed counts as done, and a
+// network whose containers it is still removing is retried for a while.
+// Neither is an error, so racing reapers log no warning.
 func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int, error) {
 	f := make(client.Filters).Add("label", LabelRun)
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -126,12 +135,15 @@ func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int,
 			continue
 		}
 		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		if err != nil && !isNotFound(err) {
+		switch {
+		case err == nil:
+			log.Info("reaped container of dead run", "container", shortID(c.ID), "run", c.Labels[LabelRun], "pid", c.Labels[LabelPID])
+			n++
+		case isNotFound(err) || removalInProgress(err):
+			log.Debug("container of dead run removed by another reaper", "container", shortID(c.ID), "run", c.Labels[LabelRun], "err", err)
+		default:
 			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
-			continue
 		}
-		log.Info("reaped container of dead run", "container", shortID(c.ID), "run", c.Labels[LabelRun], "pid", c.Labels[LabelPID])
-		n++
 	}
 	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
@@ -141,15 +153,51 @@ func reapDocker(ctx context.Context, cli *client.Client, log *slog.Logger) (int,
 		if !ownerDead(nw.Labels) {
 			continue
 		}
-		_, err := cli.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{})
-		if err != nil && !isNotFound(err) {
+		removed, err := removeDeadNetwork(ctx, cli, nw.ID, log)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
 			continue
 		}
-		log.Info("reaped network of dead run", "network", nw.Name, "run", nw.Labels[LabelRun])
-		n++
+		if removed {
+			log.Info("reaped network of dead run", "network", nw.Name, "run", nw.Labels[LabelRun])
+			n++
+		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// removeDeadNetwork removes a dead run's network. While containers are
+// still attached (another reaper is removing them) it retries, up to
+// reapRaceWait; removed is false when another reaper removed it first.
+func removeDeadNetwork(ctx context.Context, cli *client.Client, id string, log *slog.Logger) (removed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, reapRaceWait)
+	defer cancel()
+	err = poll(ctx, func(ctx context.Context) error {
+		_, err := cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		switch {
+		case err == nil:
+			removed = true
+			return nil
+		case isNotFound(err):
+			log.Debug("network of dead run removed by another reaper", "network", shortID(id))
+			return nil
+		case hasActiveEndpoints(err):
+			return err // containers on their way out: try again
+		}
+		return permanent(err)
+	})
+	return removed, err
+}
+
+// removalInProgress: another client is removing the container (HTTP 409
+// "removal of container ... is already in progress").
+func removalInProgress(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "already in progress")
+}
+
+// hasActiveEndpoints: containers are still attached to the network.
+func hasActiveEndpoints(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "has active endpoints")
 }
 
 func reapProcesses(log *slog.Logger) (int, error) { return reapProcessesIn(recordDir(), log) }
