@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -308,18 +309,32 @@ func procStat(pid int) (ppid int, start uint64, state byte, err error) {
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	// The command name is in parentheses and may contain anything.
-	i := strings.LastIndexByte(string(b), ')')
+	ppid, start, state, err = parseProcStat(b)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return ppid, start, state, nil
+}
+
+// parseProcStat parses the fields procStat needs from the text of
+// /proc/<pid>/stat. The command name (field 2) is in parentheses and may
+// contain anything, spaces and parentheses included: any process can
+// choose it, so it is skipped by the last ')'.
+func parseProcStat(b []byte) (ppid int, start uint64, state byte, err error) {
+	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+		return 0, 0, 0, errors.New("no command")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
 	if len(f) < 20 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: short", pid)
+		return 0, 0, 0, errors.New("short")
 	}
-	ppid, _ = strconv.Atoi(f[1])
-	start, _ = strconv.ParseUint(f[19], 10, 64)
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, 0, err
+	}
 	return ppid, start, f[0][0], nil
 }
 
