@@ -211,7 +211,7 @@ func (n *processNode) start(ctx context.Context) (string, error) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	n.cmd, n.done = cmd, done
-	if err := n.pr.rec.addPID(cmd.Process.Pid); err != nil {
+	if err := n.pr.rec.addProc(cmd.Process.Pid, cmd.Args); err != nil {
 		n.pr.env.log.Warn("recording pid for the reaper failed", "pid", cmd.Process.Pid, "err", err)
 	}
 	return n.addr, nil

@@ -38,7 +38,9 @@ func (h *recordingHandler) count(level slog.Level, msgs ...string) (atLevel int,
 	for _, r := range h.recs {
 		if r.Level >= level {
 			atLevel++
-			lines = append(lines, r.Level.String()+" "+r.Message)
+			line := r.Level.String() + " " + r.Message
+			r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+			lines = append(lines, line)
 		}
 		for _, m := range msgs {
 			if r.Message == m {

@@ -134,15 +134,23 @@ func newRunRecord(e *Env, root string) (*runRecord, error) {
 	return r, r.write(true)
 }
 
-// addPID records a process that was just started (exec.Cmd.Start
-// returns once the new program runs, so /proc shows its own command line).
-func (r *runRecord) addPID(pid int) error {
+// addProc records a process that was just started from argv
+// (exec.Cmd.Start returns once the new program runs). argv is what was
+// asked for, not what /proc shows: a server that retitles itself
+// (redis-server) can show an empty command line while it does.
+func (r *runRecord) addProc(pid int, argv []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-	argv, _ := procCmdline(pid)
-	r.data.Procs = append(r.data.Procs, procData{PID: pid, Start: procStartTime(pid), Exe: exe, Argv: argv})
+	r.data.Procs = append(r.data.Procs, procData{PID: pid, Start: procStartTime(pid), Exe: exe, Argv: slices.Clone(argv)})
 	return r.write(false)
+}
+
+// addPID records a process that was just started, with the command
+// line /proc shows; for programs that do not retitle themselves.
+func (r *runRecord) addPID(pid int) error {
+	argv, _ := procCmdline(pid)
+	return r.addProc(pid, argv)
 }
 
 // retitled records the command line pid shows now, if it changed it
@@ -291,7 +299,7 @@ func splitCmdline(b []byte) []string {
 // or as it retitled itself). It returns why not.
 func recognise(p *os.Process, d procData) error {
 	if d.Start == 0 || d.Exe == "" || len(d.Argv) == 0 {
-		return errors.New("record does not identify the process (start time, executable or command line missing)")
+		return fmt.Errorf("record does not identify the process (start time %d, executable %q, command line %q)", d.Start, d.Exe, d.Argv)
 	}
 	_, start, state, err := procStat(p.Pid)
 	if err != nil || state == 'Z' || state == 'X' {

@@ -288,3 +288,46 @@ func TestRecordRecognisesRetitledServer(t *testing.T) {
 	d.Title = title
 	require.NoError(t, recognise(p, d))
 }
+
+// TestReapLocalServers: a dead run's local Postgres and Redis are
+// recognised from their records and reaped. redis-server writes its
+// address over its argv once it listens; the record keeps that title.
+func TestReapLocalServers(t *testing.T) {
+	if missing := missingBinaries([]string{"redis-server", "initdb", "postgres"}); len(missing) > 0 {
+		t.Skipf("needs %v on PATH", missing)
+	}
+	e := New(t, WithBackend(Process))
+	r := e.Redis("cache")
+	p := e.Postgres("pg")
+	var dones []chan struct{}
+	for _, n := range []*Node{r.Node, p.Node} {
+		cmd, done := n.rt.(*processNode).current()
+		require.NotNil(t, cmd)
+		dones = append(dones, done)
+	}
+
+	rec := e.procs.rec
+	rec.mu.Lock()
+	d := rec.data
+	d.Procs = append([]procData(nil), rec.data.Procs...)
+	rec.mu.Unlock()
+	require.Len(t, d.Procs, 2)
+	require.NotEmpty(t, d.Procs[0].Title, "redis-server retitled itself and the title was recorded")
+	cmdline, err := procCmdline(d.Procs[0].PID)
+	require.NoError(t, err)
+	require.NotEqual(t, d.Procs[0].Argv, cmdline)
+
+	// The same record, its owner dead, in a directory of the test's own.
+	d.OwnerStart = 1
+	d.Root = "" // the Env removes its own directory
+	dir := privateTestDir(t)
+	writeRecordFile(t, filepath.Join(dir, "r.json"), d, 0o600)
+	h := &recordingHandler{}
+	n, err := reapProcessesIn(dir, slog.New(h))
+	require.NoError(t, err)
+	_, _, lines := h.count(slog.LevelDebug)
+	require.Equal(t, 2, n, "%v", lines)
+	for _, done := range dones {
+		<-done
+	}
+}
