@@ -129,18 +129,18 @@ var errDockerDown = errors.New("no Docker engine answers")
 func dockerDownError(target dockerTarget, err error) error {
 	switch {
 	case strings.HasPrefix(target.source, "DOCKER_HOST="):
-		return fmt.Errorf("%w at %s: %v. shakedown does not fall back to another engine: "+
+		return fmt.Errorf("%w at %s (%v): shakedown does not fall back to another engine; "+
 			"start that engine (check with docker -H %s info), or unset DOCKER_HOST to use the local one (%s)",
 			errDockerDown, target.source, err, target.host, defaultDockerSocket)
 	case strings.HasPrefix(target.source, "tc.host="):
-		return fmt.Errorf("%w at %s: %v. Start that engine (check with docker -H %s info), or remove tc.host from the file",
+		return fmt.Errorf("%w at %s (%v): start that engine (check with docker -H %s info), or remove tc.host from the file",
 			errDockerDown, target.source, err, target.host)
 	case target.exists:
-		return fmt.Errorf("%w at %s: %v. Start it (systemctl start docker, or dockerd), "+
+		return fmt.Errorf("%w at %s (%v): start it (systemctl start docker, or dockerd), "+
 			"or set DOCKER_HOST to an engine that runs",
 			errDockerDown, target.source, err)
 	}
-	return fmt.Errorf("%w: DOCKER_HOST is unset and %s does not exist, and testcontainers-go found no other engine (%v). "+
-		"Install and start Docker (make setup does), or set DOCKER_HOST to an engine that runs",
+	return fmt.Errorf("%w: DOCKER_HOST is unset and %s does not exist, and testcontainers-go found no other engine (%v): "+
+		"install and start Docker (make setup does), or set DOCKER_HOST to an engine that runs",
 		errDockerDown, defaultDockerSocket, err)
 }

@@ -236,6 +236,7 @@ func TestImageMissing(t *testing.T) {
 			f.teardown()
 			require.NotNil(t, stop)
 			require.Equal(t, "fatal", stop.kind, stop.msg)
+			t.Log(stop.msg)
 			require.Contains(t, stop.msg, "image "+absent+" is not present locally")
 			for _, w := range c.want {
 				require.Contains(t, stop.msg, w)
