@@ -5,6 +5,7 @@
 #   make test     images, then the whole test suite: $(GO_TEST)
 #   make check    images, then the checkout example's resilience check
 #   make lint     gofmt, go vet, staticcheck, actionlint
+#   make fuzz     every fuzz target of every package, FUZZTIME (10s) each
 #
 # The images come from Debian packages, so no registry is needed. To use other
 # images, set SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE /
@@ -41,7 +42,11 @@ ACTIONLINT := go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 # The main job: the checkout example's resilience check, with its report.
 CHECK := go test -count=1 -v -timeout 45m -run '^TestResilience$$' ./examples/checkout/
 
-.PHONY: setup images test check lint
+# go test -fuzz takes one target of one package at a time; the targets are
+# found with go test -list, so a new Fuzz function is run without a change here.
+FUZZTIME ?= 10s
+
+.PHONY: setup images test check lint fuzz
 
 setup:
 	scripts/setup.sh
@@ -61,3 +66,11 @@ lint:
 	go vet ./...
 	$(STATICCHECK) ./...
 	$(ACTIONLINT) .github/workflows/ci.yml
+
+fuzz:
+	@for pkg in $$(go list ./...); do \
+		for target in $$(go test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done

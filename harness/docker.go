@@ -68,13 +68,8 @@ type dockerRuntime struct {
 }
 
 func newDockerRuntime(ctx context.Context, e *Env) (*dockerRuntime, error) {
-	setTestcontainersDefaults()
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	cli, err := newDockerClient(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
-		_ = cli.Close()
 		return nil, err
 	}
 	d := &dockerRuntime{env: e, cli: cli, labels: ownerLabels(e)}
@@ -186,6 +181,7 @@ func (d *dockerRuntime) customizers(ctx context.Context, dep, port string) ([]te
 	}
 	loopback := netip.MustParseAddr("127.0.0.1")
 	return []testcontainers.ContainerCustomizer{
+		d.requireImage(ctx),
 		testcontainers.WithLogger(tcLogger{d.env.log}),
 		testcontainers.WithName("shakedown-" + d.env.runID + "-" + dep),
 		testcontainers.WithLabels(d.labelsFor(dep)),

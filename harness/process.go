@@ -24,7 +24,8 @@ const defaultGrace = 10 * time.Second
 // processRuntime runs an Env's local processes. Everything lives under
 // one directory of its own (os.TempDir()/shakedown-<run>-*), owned by the
 // unprivileged user the servers run as, and is recorded in a run file
-// (see [Reap]) so that a later run can kill what a killed run left.
+// (see [Reap] and runrecord.go) so that a later run can kill what a
+// killed run left.
 type processRuntime struct {
 	env  *Env
 	root string
@@ -210,10 +211,21 @@ func (n *processNode) start(ctx context.Context) (string, error) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	n.cmd, n.done = cmd, done
-	if err := n.pr.rec.addPID(cmd.Process.Pid); err != nil {
+	if err := n.pr.rec.addProc(cmd.Process.Pid, cmd.Args); err != nil {
 		n.pr.env.log.Warn("recording pid for the reaper failed", "pid", cmd.Process.Pid, "err", err)
 	}
 	return n.addr, nil
+}
+
+// recordTitle writes down the command line the server shows once it is
+// ready, when it retitled itself (redis-server does): the reaper matches
+// a process against its record before it kills it.
+func (n *processNode) recordTitle() {
+	if cmd, _ := n.current(); cmd != nil {
+		if err := n.pr.rec.retitled(cmd.Process.Pid); err != nil {
+			n.pr.env.log.Warn("recording the process title for the reaper failed", "pid", cmd.Process.Pid, "err", err)
+		}
+	}
 }
 
 // exited returns a non-nil error when the process has exited, with the
@@ -350,7 +362,11 @@ func (e *Env) startProcessNode(ctx context.Context, n *processNode, ready func(c
 		if err := n.exited(); err != nil {
 			return err
 		}
-		return ready(ctx, addr)
+		if err := ready(ctx, addr); err != nil {
+			return err
+		}
+		n.recordTitle()
+		return nil
 	}
 	e.onClose("process "+n.name, n.closeNode)
 	var addr string

@@ -1,8 +1,8 @@
 package harness
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,12 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/testcontainers/testcontainers-go"
 )
 
 // Reaping. Ryuk cannot run without a registry, and a test binary that is
@@ -23,8 +21,9 @@ import (
 // every container and network an Env creates carries labels naming the
 // run, the test binary's pid and start time, and the host; every local
 // process is written down in a run record under
-// os.TempDir()/shakedown-runs/<run>.json together with the directory it
-// uses. At the start of a run (the first Docker or process dependency of
+// os.TempDir()/shakedown-runs-<uid>/<run>.json together with the
+// directory it uses; see runrecord.go for why only this user's records
+// are read, and how a process is recognised before it is killed. At the start of a run (the first Docker or process dependency of
 // each Env) what belongs to a DEAD owner on this host is removed: a pid
 // that no longer exists, or exists with another start time. Live runs
 // are never touched, so `go test ./...` with several test binaries at
@@ -38,9 +37,11 @@ import (
 func Reap(ctx context.Context) (int, error) {
 	log := logger{slog.New(slog.DiscardHandler)}
 	n, err := reapProcesses(log)
-	setTestcontainersDefaults()
-	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
+	cli, derr := newDockerClient(ctx)
 	if derr != nil {
+		if os.Getenv("DOCKER_HOST") != "" {
+			return n, errors.Join(err, derr) // an engine named that does not answer is an error
+		}
 		return n, err // no Docker: nothing to reap there
 	}
 	defer cli.Close()
@@ -55,7 +56,7 @@ func Reap(ctx context.Context) (int, error) {
 // use it to prove nothing leaked.
 func Leftovers(ctx context.Context, runID string) ([]string, error) {
 	var out []string
-	recs, err := readRecords()
+	recs, err := readRecords(recordDir())
 	for _, r := range recs {
 		if (runID != "" && r.data.Run != runID) || (runID == "" && r.data.OwnerPID != os.Getpid()) {
 			continue
@@ -69,9 +70,11 @@ func Leftovers(ctx context.Context, runID string) ([]string, error) {
 			out = append(out, fmt.Sprintf("directory %s of run %s", r.data.Root, r.data.Run))
 		}
 	}
-	setTestcontainersDefaults()
-	cli, derr := testcontainers.NewDockerClientWithOpts(ctx)
+	cli, derr := newDockerClient(ctx)
 	if derr != nil {
+		// No engine answers: it holds nothing of ours that we could list.
+		// (An Env that used Docker has a client already; one that did not
+		// must not warn at teardown because DOCKER_HOST is down.)
 		return out, err
 	}
 	defer cli.Close()
@@ -111,6 +114,15 @@ func ownerDead(labels map[string]string) bool {
 	return !alive(pid, start)
 }
 
+// reapRaceWait bounds how long a reaper waits for a network whose
+// containers another reaper is still removing.
+const reapRaceWait = 30 * time.Second
+
+// reapDocker removes the containers, then the networks, of dead runs.
+// Several test binaries may start at once and reap the same dead run:
+// what another reaper is removing or has removed counts as done, and a
+// network whose containers it is still removing is retried for a while.
+// Neither is an error, so racing reapers log no warning.
 func reapDocker(ctx context.Context, cli *client.Client, log logger) (int, error) {
 	f := make(client.Filters).Add("label", LabelRun)
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -124,12 +136,15 @@ func reapDocker(ctx context.Context, cli *client.Client, log logger) (int, error
 			continue
 		}
 		_, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		if err != nil && !isNotFound(err) {
+		switch {
+		case err == nil:
+			log.Info("reaped container of dead run", "container", shortID(c.ID), "run", c.Labels[LabelRun], "pid", c.Labels[LabelPID])
+			n++
+		case isNotFound(err) || removalInProgress(err):
+			log.Debug("container of dead run removed by another reaper", "container", shortID(c.ID), "run", c.Labels[LabelRun], "err", err)
+		default:
 			errs = append(errs, fmt.Errorf("remove container %s: %w", shortID(c.ID), err))
-			continue
 		}
-		log.Info("reaped container of dead run", "container", shortID(c.ID), "run", c.Labels[LabelRun], "pid", c.Labels[LabelPID])
-		n++
 	}
 	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
@@ -139,19 +154,60 @@ func reapDocker(ctx context.Context, cli *client.Client, log logger) (int, error
 		if !ownerDead(nw.Labels) {
 			continue
 		}
-		_, err := cli.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{})
-		if err != nil && !isNotFound(err) {
+		removed, err := removeDeadNetwork(ctx, cli, nw.ID, log)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
 			continue
 		}
-		log.Info("reaped network of dead run", "network", nw.Name, "run", nw.Labels[LabelRun])
-		n++
+		if removed {
+			log.Info("reaped network of dead run", "network", nw.Name, "run", nw.Labels[LabelRun])
+			n++
+		}
 	}
 	return n, errors.Join(errs...)
 }
 
-func reapProcesses(log logger) (int, error) {
-	recs, err := readRecords()
+// removeDeadNetwork removes a dead run's network. While containers are
+// still attached (another reaper is removing them) it retries, up to
+// reapRaceWait; removed is false when another reaper removed it first.
+func removeDeadNetwork(ctx context.Context, cli *client.Client, id string, log logger) (removed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, reapRaceWait)
+	defer cancel()
+	err = poll(ctx, func(ctx context.Context) error {
+		_, err := cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		switch {
+		case err == nil:
+			removed = true
+			return nil
+		case isNotFound(err):
+			log.Debug("network of dead run removed by another reaper", "network", shortID(id))
+			return nil
+		case hasActiveEndpoints(err):
+			return err // containers on their way out: try again
+		}
+		return permanent(err)
+	})
+	return removed, err
+}
+
+// removalInProgress: another client is removing the container (HTTP 409
+// "removal of container ... is already in progress").
+func removalInProgress(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "already in progress")
+}
+
+// hasActiveEndpoints: containers are still attached to the network.
+func hasActiveEndpoints(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "has active endpoints")
+}
+
+func reapProcesses(log logger) (int, error) { return reapProcessesIn(recordDir(), log) }
+
+// reapProcessesIn reaps what the records in dir name. Only records this
+// user wrote are read (see [readRecords]), and a process is signalled only
+// when it is still the one its record describes (see [recognise]).
+func reapProcessesIn(dir string, log logger) (int, error) {
+	recs, err := readRecords(dir)
 	host, _ := os.Hostname()
 	n := 0
 	var errs []error
@@ -165,17 +221,11 @@ func reapProcesses(log logger) (int, error) {
 		}
 		var killed []procInfo
 		for _, p := range d.Procs {
-			if !alive(p.PID, p.Start) {
-				continue
+			gone, ok := killRecorded(p, log, d.Run)
+			killed = append(killed, gone...)
+			if ok {
+				n++
 			}
-			kids := descendants(p.PID)
-			_ = syscall.Kill(p.PID, syscall.SIGKILL)
-			for _, k := range kids {
-				_ = syscall.Kill(k.pid, syscall.SIGKILL)
-			}
-			killed = append(killed, append(kids, procInfo{p.PID, p.Start})...)
-			log.Info("reaped process of dead run", "pid", p.PID, "run", d.Run)
-			n++
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := waitGone(ctx, killed); err != nil {
@@ -187,101 +237,63 @@ func reapProcesses(log logger) (int, error) {
 				errs = append(errs, err)
 			}
 		}
-		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := r.remove(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
 }
 
-// ownedRoot guards RemoveAll: only directories the process runtime makes.
+// killRecorded kills the process p describes, and its descendants, if it
+// is still that process. The process is pinned first (os.FindProcess
+// holds a pidfd on Linux), so the pid checked is the pid signalled.
+func killRecorded(p procData, log logger, run string) (killed []procInfo, ok bool) {
+	if p.PID <= 0 || p.PID == os.Getpid() {
+		return nil, false
+	}
+	proc, err := os.FindProcess(p.PID)
+	if err != nil {
+		return nil, false
+	}
+	defer proc.Release()
+	if err := recognise(proc, p); err != nil {
+		if alive(p.PID, 0) {
+			log.Debug("not reaping a process its record no longer describes", "pid", p.PID, "run", run, "why", err)
+		}
+		return nil, false
+	}
+	kids := descendants(p.PID)
+	if err := proc.Signal(syscall.SIGKILL); err != nil {
+		return nil, false
+	}
+	for _, k := range kids {
+		signalIfSame(k, syscall.SIGKILL)
+	}
+	log.Info("reaped process of dead run", "pid", p.PID, "run", run)
+	return append(kids, procInfo{p.PID, p.Start}), true
+}
+
+// signalIfSame sends sig to k if its pid still names the process that
+// started at k.start.
+func signalIfSame(k procInfo, sig syscall.Signal) {
+	proc, err := os.FindProcess(k.pid)
+	if err != nil {
+		return
+	}
+	defer proc.Release()
+	if alive(k.pid, k.start) {
+		_ = proc.Signal(sig)
+	}
+}
+
+// ownedRoot guards RemoveAll: only directories the process runtime
+// makes, and no symbolic link.
 func ownedRoot(dir string) bool {
-	return dir != "" && filepath.Dir(dir) == filepath.Clean(os.TempDir()) && strings.HasPrefix(filepath.Base(dir), "shakedown-")
-}
-
-// runRecord is the file that lists an Env's local processes.
-type runRecord struct {
-	path string
-	mu   sync.Mutex
-	data recordData
-}
-
-type recordData struct {
-	Run        string     `json:"run"`
-	Host       string     `json:"host"`
-	OwnerPID   int        `json:"owner_pid"`
-	OwnerStart uint64     `json:"owner_start"`
-	Started    int64      `json:"started"`
-	Root       string     `json:"root"`
-	Procs      []procData `json:"procs"`
-}
-
-type procData struct {
-	PID   int    `json:"pid"`
-	Start uint64 `json:"start"`
-}
-
-func recordDir() string { return filepath.Join(os.TempDir(), "shakedown-runs") }
-
-func newRunRecord(e *Env, root string) (*runRecord, error) {
-	if err := os.MkdirAll(recordDir(), 0o755); err != nil {
-		return nil, err
+	if dir == "" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(dir), "shakedown-") {
+		return false
 	}
-	host, _ := os.Hostname()
-	pid := os.Getpid()
-	r := &runRecord{
-		path: filepath.Join(recordDir(), e.runID+".json"),
-		data: recordData{Run: e.runID, Host: host, OwnerPID: pid, OwnerStart: procStartTime(pid), Started: e.started.Unix(), Root: root},
-	}
-	return r, r.write()
-}
-
-func (r *runRecord) addPID(pid int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.data.Procs = append(r.data.Procs, procData{pid, procStartTime(pid)})
-	return r.write()
-}
-
-// write replaces the file atomically, so a reaper never reads half.
-func (r *runRecord) write() error {
-	b, err := json.Marshal(r.data)
-	if err != nil {
-		return err
-	}
-	tmp := r.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, r.path)
-}
-
-func (r *runRecord) remove() error {
-	err := os.Remove(r.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
-}
-
-func readRecords() ([]*runRecord, error) {
-	files, err := filepath.Glob(filepath.Join(recordDir(), "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*runRecord
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		r := &runRecord{path: f}
-		if json.Unmarshal(b, &r.data) != nil {
-			continue
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	fi, err := os.Lstat(dir)
+	return err == nil && fi.IsDir()
 }
 
 // procInfo names a process by pid and start time, against pid reuse.
@@ -297,18 +309,32 @@ func procStat(pid int) (ppid int, start uint64, state byte, err error) {
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	// The command name is in parentheses and may contain anything.
-	i := strings.LastIndexByte(string(b), ')')
+	ppid, start, state, err = parseProcStat(b)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return ppid, start, state, nil
+}
+
+// parseProcStat parses the fields procStat needs from the text of
+// /proc/<pid>/stat. The command name (field 2) is in parentheses and may
+// contain anything, spaces and parentheses included: any process can
+// choose it, so it is skipped by the last ')'.
+func parseProcStat(b []byte) (ppid int, start uint64, state byte, err error) {
+	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+		return 0, 0, 0, errors.New("no command")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
 	if len(f) < 20 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: short", pid)
+		return 0, 0, 0, errors.New("short")
 	}
-	ppid, _ = strconv.Atoi(f[1])
-	start, _ = strconv.ParseUint(f[19], 10, 64)
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, 0, err
+	}
 	return ppid, start, f[0][0], nil
 }
 
