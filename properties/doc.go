@@ -2,7 +2,54 @@
 // schedules of faults that shrink well, judges what a run recorded against
 // invariants, and ties the two together in [Check].
 //
-// # A check
+// # A first check
+//
+// This test runs as it is (it is the package's TestDocExample): an HTTP
+// client with a 200ms timeout against a fake server on a simulated
+// network, with generated schedules of faults in virtual time.
+//
+//	func TestClientSurvivesFaults(t *testing.T) {
+//		properties.Check(t, properties.Config{
+//			Simulate: true, // virtual time: every run in a testing/synctest bubble of its own
+//			World: func(t testing.TB) sim.World {
+//				n := sim.NewNetwork(1) // in-memory network, faults on its endpoints
+//				t.Cleanup(func() { n.Close() })
+//				api, err := n.FakeHTTP("api", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				// The client under test: a timeout, and the simulated network.
+//				client := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DialContext: n.Dial}}
+//				t.Cleanup(client.CloseIdleConnections)
+//				get := func(ctx context.Context, _ string) (string, error) {
+//					req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.URL(), nil)
+//					if err != nil {
+//						return "", err
+//					}
+//					resp, err := client.Do(req)
+//					if err != nil {
+//						return "", err
+//					}
+//					return "", resp.Body.Close()
+//				}
+//				return sim.World{
+//					Targets:  n.Targets(),
+//					Workload: sim.Workload{Driver: sim.OpenLoop{Rate: 50}, Kinds: []sim.OpKind{{Name: "get", Do: get}}},
+//				}
+//			},
+//			Invariants: []properties.Invariant{
+//				properties.MaxLatency{Max: 300 * time.Millisecond},  // the timeout, and a margin
+//				properties.Recovery{Within: 500 * time.Millisecond}, // working again 500ms after the last heal
+//			},
+//		})
+//	}
+//
+// Take the Timeout away and Check fails: nothing bounds a request any
+// more (a pause or a blackhole holds it for as long as it lasts), and the
+// failure shrinks to a short schedule that still breaks the bound, such as
+// 400ms of 151ms latency each way (a round trip of 302ms).
+//
+// # A check of real dependencies
 //
 //	func TestCheckoutSurvivesTheDatabase(t *testing.T) {
 //		env := harness.New(t)
