@@ -33,9 +33,15 @@ func (p PoolReleased) Name() string {
 	return fmt.Sprintf("%s: at most %d connections in use once quiet", p.Pool, p.Max)
 }
 
+func (p PoolReleased) validate() error {
+	return invalid(p.Name(), required("Pool", p.Pool, "name the pool sampler"), nonNegative("Max", p.Max))
+}
+
+func (p PoolReleased) samples() []string { return []string{p.Pool + ".in_use"} }
+
 func (p PoolReleased) Check(h *sim.History) error {
-	if p.Pool == "" || p.Max < 0 {
-		return fmt.Errorf("properties: %s: need a Pool name and Max >= 0", p.Name())
+	if err := p.validate(); err != nil {
+		return err
 	}
 	var quiet time.Duration
 	for _, op := range h.Ops {
@@ -68,9 +74,15 @@ func (a AcquireWait) Name() string {
 	return fmt.Sprintf("%s: acquire waits <= %v", a.Pool, a.Max)
 }
 
+func (a AcquireWait) validate() error {
+	return invalid(a.Name(), required("Pool", a.Pool, "name the pool sampler"), nonNegative("Max", a.Max))
+}
+
+func (a AcquireWait) samples() []string { return []string{a.Pool + ".wait_count", a.Pool + ".wait_seconds"} }
+
 func (a AcquireWait) Check(h *sim.History) error {
-	if a.Pool == "" || a.Max < 0 {
-		return fmt.Errorf("properties: %s: need a Pool name and Max >= 0", a.Name())
+	if err := a.validate(); err != nil {
+		return err
 	}
 	counts, secs := series(h, a.Pool+".wait_count"), series(h, a.Pool+".wait_seconds")
 	if len(counts) < 2 || len(secs) != len(counts) {
@@ -98,66 +110,90 @@ func (a AcquireWait) Check(h *sim.History) error {
 	return nil
 }
 
-// ReconnectStorm holds when, after the last fault was reverted, the pool
-// opens at most Max connections in any stretch of Per (default 1s): the
-// client reconnects at a measured pace instead of stampeding the
-// dependency that just came back. It reads <Pool>.dials (see [sim.Dials],
-// [PgxPool], [RedisPool]).
+// ReconnectStorm holds when the pool opens at most Max connections in any
+// stretch of Per within a window: the client reuses and bounds its
+// connections, and reconnects at a measured pace instead of stampeding a
+// dependency that struggles or just came back. It reads <Pool>.dials (see
+// [sim.Dials], pgxcheck.Pool, redischeck.Pool).
+//
+//	properties.ReconnectStorm{Pool: "db", Max: 8, Window: sim.During}                  // at most 8 connections opened during each fault
+//	properties.ReconnectStorm{Pool: "db", Max: 8, Per: time.Second, Window: sim.After} // no stampede after the heal
+//
+// A pool of 8 that waits for its connections under a slow dependency holds
+// the first; a client that opens a connection for every call it gave up on
+// breaks it. A window's dials are counted from the last sample at or before
+// its start.
 type ReconnectStorm struct {
+	// Pool is the pool sampler's name.
 	Pool string
-	Max  float64
-	Per  time.Duration
-}
-
-func (r ReconnectStorm) per() time.Duration {
-	if r.Per == 0 {
-		return time.Second
-	}
-	return r.Per
+	// Max is the most dials allowed in any stretch of Per.
+	Max float64
+	// Per is the stretch (default: the whole window).
+	Per time.Duration
+	// Window is the part of the run judged (default sim.Overall); in the
+	// During window each fault is judged on its own.
+	Window sim.Phase
 }
 
 func (r ReconnectStorm) Name() string {
-	return fmt.Sprintf("%s: at most %g dials per %v after the last heal", r.Pool, r.Max, r.per())
+	per := "in each window"
+	if r.Per > 0 {
+		per = fmt.Sprintf("per %v", r.Per)
+	}
+	return fmt.Sprintf("%s: at most %g dials %s %s", r.Pool, r.Max, per, r.Window)
 }
 
+func (r ReconnectStorm) validate() error {
+	return invalid(r.Name(), required("Pool", r.Pool, "name the pool sampler"), nonNegative("Max", r.Max), nonNegative("Per", r.Per), phaseOK(r.Window))
+}
+
+func (r ReconnectStorm) samples() []string { return []string{r.Pool + ".dials"} }
+
 func (r ReconnectStorm) Check(h *sim.History) error {
-	if r.Pool == "" || !(r.Max >= 0) || r.per() < 0 {
-		return fmt.Errorf("properties: %s: need a Pool name, Max >= 0 and Per >= 0", r.Name())
+	if err := r.validate(); err != nil {
+		return err
 	}
-	heal, why := lastHeal(h)
+	sps, why := spans(h, r.Window, nil)
 	if why != "" {
 		return &NoEvidence{Invariant: r.Name(), Reason: why}
 	}
 	all := series(h, r.Pool+".dials")
-	// Start from the last sample at or before the heal, the baseline.
-	start := -1
-	for i, s := range all {
-		if s.At <= heal {
-			start = i
+	var vs Violations
+	seen := false
+	for _, sp := range sps {
+		ss := bracket(all, sp.from, windowEnd(r.Window, sp))
+		if len(ss) < 2 {
+			continue
 		}
-	}
-	if start < 0 || start == len(all)-1 {
-		return &NoEvidence{Invariant: r.Name(), Reason: fmt.Sprintf("need %s.dials samples at or before the heal at %v and after it (have %d)", r.Pool, heal, len(all))}
-	}
-	ss := all[start:]
-	var worst Violation
-	var worstN float64
-	lo := 0
-	for hi := 1; hi < len(ss); hi++ {
-		for ss[hi].At-ss[lo].At > r.per() && lo < hi-1 {
-			lo++
+		seen = true
+		per := r.Per
+		if per == 0 {
+			per = ss[len(ss)-1].At - ss[0].At
 		}
-		n := ss[hi].Value - ss[lo].Value
-		if n > r.Max && n > worstN {
-			worstN = n
-			worst = Violation{
-				Invariant: r.Name(), Window: fmt.Sprintf("between %v and %v after the heal at %v", ss[lo].At, ss[hi].At, heal), At: ss[lo].At,
-				Got: fmt.Sprintf("%g dials", n), Want: fmt.Sprintf("<= %g per %v", r.Max, r.per()), Excess: fmt.Sprintf("%g dials", n-r.Max),
+		var worst Violation
+		var worstN float64
+		lo := 0
+		for hi := 1; hi < len(ss); hi++ {
+			for ss[hi].At-ss[lo].At > per && lo < hi-1 {
+				lo++
+			}
+			if n := ss[hi].Value - ss[lo].Value; n > r.Max && n > worstN {
+				worstN = n
+				worst = Violation{
+					Invariant: r.Name(), Window: fmt.Sprintf("%s: between %v and %v", sp.label, ss[lo].At, ss[hi].At), At: ss[lo].At,
+					Got: fmt.Sprintf("%g dials", n), Want: fmt.Sprintf("<= %g", r.Max), Excess: fmt.Sprintf("%g dials", n-r.Max),
+				}
 			}
 		}
+		if worstN > 0 {
+			vs = append(vs, worst)
+		}
 	}
-	if worstN > 0 {
-		return Violations{worst}
+	if !seen {
+		return &NoEvidence{Invariant: r.Name(), Reason: fmt.Sprintf("no window held two %s.dials samples (have %d in the run)", r.Pool, len(all))}
+	}
+	if len(vs) > 0 {
+		return vs
 	}
 	return nil
 }
