@@ -233,11 +233,16 @@ func TestPoolInvariants(t *testing.T) {
 
 func TestNoGoroutineLeak(t *testing.T) {
 	h := hist(1000, nil)
-	h.Samples = samples("goroutines", 0, 10, 500, 40, 1000, 12)
+	h.Samples = samples("service_goroutines", 0, 10, 500, 40, 1000, 12)
+	// The first reading caught 6 ops in flight; the calm before the fault
+	// at 400 ms read 4.
+	inflight := hist(1000, []sim.FaultEvent{fault(0, "db", toxics.Down{}, 400, 600)})
+	inflight.Samples = samples("own", 0, 10, 100, 4, 300, 5, 500, 3, 1000, 6)
 	runCases(t, []invCase{
 		{"back within slack", NoGoroutineLeak{Slack: 2}, h, Held, nil},
 		{"leaked", NoGoroutineLeak{Slack: 1}, h, Broken, []string{"12 goroutines (at 0s: 10)", "over by 1 goroutines"}},
-		{"no samples", NoGoroutineLeak{}, hist(1000, nil), Unjudged, []string{"sim.Goroutines()"}},
+		{"the baseline is the calm before the fault", NoGoroutineLeak{Slack: 1, Counter: "own"}, inflight, Broken, []string{"6 goroutines (at 100ms: 4)"}},
+		{"no samples", NoGoroutineLeak{}, hist(1000, nil), Unjudged, []string{`0 "service_goroutines" samples (add the invariant's Sampler()`}},
 	})
 }
 
