@@ -86,7 +86,9 @@ func (a AcquireWait) validate() error {
 	return invalid(a.Name(), required("Pool", a.Pool, "name the pool sampler"), nonNegative("Max", a.Max))
 }
 
-func (a AcquireWait) samples() []string { return []string{a.Pool + ".wait_count", a.Pool + ".wait_seconds"} }
+func (a AcquireWait) samples() []string {
+	return []string{a.Pool + ".wait_count", a.Pool + ".wait_seconds"}
+}
 
 func (a AcquireWait) Check(h *sim.History) error {
 	if err := a.validate(); err != nil {
