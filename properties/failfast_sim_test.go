@@ -1,0 +1,102 @@
+package properties_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+var errOpen = errors.New("breaker open")
+
+// consecutive is a circuit breaker that opens after threshold failures in
+// a row and stays open for open, then lets one probe through.
+type consecutive struct {
+	threshold int
+	open      time.Duration
+
+	mu       sync.Mutex
+	failures int
+	until    time.Time
+}
+
+func (b *consecutive) call(ctx context.Context, f func(context.Context) error) error {
+	b.mu.Lock()
+	if time.Now().Before(b.until) {
+		b.mu.Unlock()
+		return errOpen
+	}
+	b.mu.Unlock()
+	err := f(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		b.failures = 0
+		return nil
+	}
+	if b.failures++; b.failures >= b.threshold {
+		b.until = time.Now().Add(b.open)
+	}
+	return err
+}
+
+// breakerRun runs 4 workers calling db through a breaker of the given
+// threshold, each call bounded by 200 ms, while db is blackholed from 1 s
+// for 2 s, in virtual time.
+func breakerRun(t *testing.T, threshold int) *sim.History {
+	var h *sim.History
+	synctest.Test(t, func(t *testing.T) {
+		d := newDep("db", toxics.KindBlackhole)
+		b := &consecutive{threshold: threshold, open: 5 * time.Second}
+		var err error
+		h, err = sim.Run(t.Context(), sim.Plan{
+			World: sim.World{
+				Targets: []sim.Target{d},
+				Workload: sim.Workload{
+					Driver:  sim.ClosedLoop{Workers: 4, Think: 10 * time.Millisecond},
+					Timeout: 200 * time.Millisecond,
+					Kinds:   []sim.OpKind{{Name: "get", Do: func(ctx context.Context, _ string) (string, error) { return "", b.call(ctx, d.call) }}},
+				},
+			},
+			Settings: sim.Settings{Cooldown: 500 * time.Millisecond},
+			Schedule: sim.Schedule{Steps: []sim.Step{{At: time.Second, For: 2 * time.Second, Target: "db", Fault: toxics.Blackhole{}}}},
+			Seed:     1,
+		})
+		require.NoError(t, err)
+	})
+	return h
+}
+
+// A breaker that opens at its threshold of 5 holds FailFast with After 5
+// or a grace; one that opens only after 1,000 failures (never, in a 2 s
+// outage) breaks it either way. Without a grace both break.
+func TestFailFastSimulatedBreakers(t *testing.T) {
+	good, lax := breakerRun(t, 5), breakerRun(t, 1000)
+	after := properties.FailFast{Within: 50 * time.Millisecond, After: 5}
+	grace := properties.FailFast{Within: 50 * time.Millisecond, Grace: 500 * time.Millisecond}
+	bare := properties.FailFast{Within: 50 * time.Millisecond}
+	for _, c := range []struct {
+		inv     properties.FailFast
+		breaker string
+		h       *sim.History
+		want    properties.Verdict
+	}{
+		{after, "opens at 5", good, properties.Held},
+		{grace, "opens at 5", good, properties.Held},
+		{bare, "opens at 5", good, properties.Broken},
+		{after, "opens at 1000", lax, properties.Broken},
+		{grace, "opens at 1000", lax, properties.Broken},
+		{bare, "opens at 1000", lax, properties.Broken},
+	} {
+		err := c.inv.Check(c.h)
+		require.Equal(t, c.want, properties.VerdictOf(err), "%s, breaker that %s: %v", c.inv.Name(), c.breaker, err)
+	}
+}
