@@ -270,7 +270,10 @@ func TestLinearizable(t *testing.T) {
 			kv(1, "put", "x=1", "", 0, 10, sim.OK), kv(2, "put", "x=2", "", 20, 30, sim.Failed), kv(3, "get", "x", "2", 40, 50, sim.OK)), Broken, nil},
 		{"unknown get constrains nothing", Linearizable{}, hist(1000, nil,
 			kv(1, "put", "x=1", "", 0, 10, sim.OK), kv(2, "get", "x", "garbage", 20, 30, sim.Unknown)), Held, nil},
-		{"no kv ops", Linearizable{}, hist(1000, nil, op(1, "scan", 0, 10, sim.OK)), Unjudged, []string{"no key-value op"}},
+		{"no ops of the kinds judged", Linearizable{Kinds: []string{"put", "get"}}, hist(1000, nil, op(1, "scan", 0, 10, sim.OK)), Unjudged,
+			[]string{"no op completed of kind [put get]"}},
+		{"a kind without a model is an error, not left out", Linearizable{}, hist(1000, nil, op(1, "scan", 0, 10, sim.OK)), Broken,
+			[]string{`kind "scan" has no key-value model`}},
 		{"bad input", Linearizable{}, hist(1000, nil, kv(1, "put", "novalue", "", 0, 10, sim.OK)), Broken, []string{`input "novalue" is not key=value`}},
 	})
 }
