@@ -26,6 +26,7 @@ import (
 //	<name>.dials         connections opened (cumulative), where known
 //
 // A client reports the values it has; [PoolReleased], [AcquireWait] and
+// [ReconnectStorm] read the ones they need, and have no evidence without.
 
 // PoolReleased holds when, once the run is quiet (at the last sample taken
 // after the last op ended), at most Max connections of the pool are still
