@@ -100,3 +100,54 @@ func TestFailFastSimulatedBreakers(t *testing.T) {
 		require.Equal(t, c.want, properties.VerdictOf(err), "%s, breaker that %s: %v", c.inv.Name(), c.breaker, err)
 	}
 }
+
+// retryRun runs 4 workers whose every call to db makes up to attempts
+// attempts, while db is down from 4 s for 800 ms of a 10 s run, in
+// virtual time, counting the calls that reach db.
+func retryRun(t *testing.T, attempts int) *sim.History {
+	var h *sim.History
+	synctest.Test(t, func(t *testing.T) {
+		d := newDep("db", toxics.KindDown)
+		var err error
+		h, err = sim.Run(t.Context(), sim.Plan{
+			World: sim.World{
+				Targets: []sim.Target{d},
+				Workload: sim.Workload{
+					Driver:  sim.ClosedLoop{Workers: 4, Think: 50 * time.Millisecond},
+					Timeout: 200 * time.Millisecond,
+					Kinds: []sim.OpKind{{Name: "get", Do: func(ctx context.Context, _ string) (string, error) {
+						var err error
+						for range attempts {
+							if err = d.call(ctx); err == nil {
+								return "", nil
+							}
+						}
+						return "", err
+					}}},
+				},
+				Samplers: []sim.Sampler{sim.Counter("db.calls", d.calls.Load)},
+			},
+			Settings: sim.Settings{Cooldown: 5 * time.Second},
+			Schedule: sim.Schedule{Steps: []sim.Step{{At: 4 * time.Second, For: 800 * time.Millisecond, Target: "db", Fault: toxics.Down{}}}},
+			Seed:     1,
+		})
+		require.NoError(t, err)
+	})
+	return h
+}
+
+// A retry storm of 11 attempts per call during an 800 ms outage hides
+// under a ratio of 3 over the whole run, and is caught during the fault,
+// as a ratio and as a rate; a client that tries once holds both.
+func TestAmplificationSimulatedRetryStorm(t *testing.T) {
+	storm, once := retryRun(t, 11), retryRun(t, 1)
+	overall := properties.Amplification{Counter: "db.calls", K: 3}
+	during := properties.Amplification{Counter: "db.calls", K: 3, Window: sim.During}
+	rate := properties.Amplification{Counter: "db.calls", Rate: 100, Window: sim.During, Target: "db"}
+	require.NoError(t, overall.Check(storm), "the whole run dilutes the storm")
+	for _, inv := range []properties.Amplification{during, rate} {
+		err := inv.Check(storm)
+		require.Equal(t, properties.Broken, properties.VerdictOf(err), "%s: %v", inv.Name(), err)
+		require.NoError(t, inv.Check(once), "%s", inv.Name())
+	}
+}
