@@ -159,9 +159,9 @@ func (a Amplification) Name() string {
 	if a.Rate > 0 {
 		bounds = append(bounds, trimFloat(a.Rate)+"/s")
 	}
-	s := fmt.Sprintf("calls reaching %s <= %s %s", a.Counter, strings.Join(bounds, " and "), a.Window)
+	s := fmt.Sprintf("calls reaching %s <= %s %s", a.Counter, strings.Join(bounds, " and "), phaseText(a.Window))
 	if a.Target != "" {
-		s += " faults of " + a.Target
+		s = strings.TrimSuffix(s, " fault") + " fault of " + a.Target
 	}
 	return s
 }

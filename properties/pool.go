@@ -147,11 +147,11 @@ type ReconnectStorm struct {
 }
 
 func (r ReconnectStorm) Name() string {
-	per := "in each window"
+	per := ""
 	if r.Per > 0 {
-		per = fmt.Sprintf("per %v", r.Per)
+		per = fmt.Sprintf(" per %v", r.Per)
 	}
-	return fmt.Sprintf("%s: at most %g dials %s %s", r.Pool, r.Max, per, r.Window)
+	return fmt.Sprintf("%s: at most %g dials%s %s", r.Pool, r.Max, per, phaseText(r.Window))
 }
 
 func (r ReconnectStorm) validate() error {

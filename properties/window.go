@@ -160,6 +160,21 @@ func judged(name string, h *sim.History, w sim.Phase, kinds []string, judge func
 	return nil
 }
 
+// phaseText names a window in a sentence.
+func phaseText(w sim.Phase) string {
+	switch w {
+	case sim.Overall:
+		return "over the run"
+	case sim.Before:
+		return "before the first fault"
+	case sim.During:
+		return "during each fault"
+	case sim.After:
+		return "after the last heal"
+	}
+	return w.String()
+}
+
 func kindsText(kinds []string) string {
 	if len(kinds) == 0 {
 		return ""
