@@ -48,31 +48,43 @@ func (b *consecutive) call(ctx context.Context, f func(context.Context) error) e
 	return err
 }
 
-// breakerRun runs 4 workers calling db through a breaker of the given
-// threshold, each call bounded by 200 ms, while db is blackholed from 1 s
-// for 2 s, in virtual time.
-func breakerRun(t *testing.T, threshold int) *sim.History {
+// simulate runs four workers calling db (a dep taking kind) through do,
+// each op bounded by 200 ms, with one fault step on db and a cooldown of
+// 500 ms, in virtual time; samplers read db.
+func simulate(t *testing.T, kind toxics.Kind, think time.Duration, step sim.Step,
+	do func(d *dep) func(ctx context.Context) error, samplers func(d *dep) []sim.Sampler) *sim.History {
 	var h *sim.History
 	synctest.Test(t, func(t *testing.T) {
-		d := newDep("db", toxics.KindBlackhole)
-		b := &consecutive{threshold: threshold, open: 5 * time.Second}
-		var err error
-		h, err = sim.Run(t.Context(), sim.Plan{
-			World: sim.World{
-				Targets: []sim.Target{d},
-				Workload: sim.Workload{
-					Driver:  sim.ClosedLoop{Workers: 4, Think: 10 * time.Millisecond},
-					Timeout: 200 * time.Millisecond,
-					Kinds:   []sim.OpKind{{Name: "get", Do: func(ctx context.Context, _ string) (string, error) { return "", b.call(ctx, d.call) }}},
-				},
+		d := newDep("db", kind)
+		call := do(d)
+		w := sim.World{
+			Targets: []sim.Target{d},
+			Workload: sim.Workload{
+				Driver:  sim.ClosedLoop{Workers: 4, Think: think},
+				Timeout: 200 * time.Millisecond,
+				Kinds:   []sim.OpKind{{Name: "get", Do: func(ctx context.Context, _ string) (string, error) { return "", call(ctx) }}},
 			},
-			Settings: sim.Settings{Cooldown: 500 * time.Millisecond},
-			Schedule: sim.Schedule{Steps: []sim.Step{{At: time.Second, For: 2 * time.Second, Target: "db", Fault: toxics.Blackhole{}}}},
-			Seed:     1,
-		})
+		}
+		if samplers != nil {
+			w.Samplers = samplers(d)
+		}
+		step.Target = "db"
+		var err error
+		h, err = sim.Run(t.Context(), sim.Plan{World: w, Settings: sim.Settings{Cooldown: 500 * time.Millisecond},
+			Schedule: sim.Schedule{Steps: []sim.Step{step}}, Seed: 1})
 		require.NoError(t, err)
 	})
 	return h
+}
+
+// breakerRun runs calls through a breaker of the given threshold while db
+// is blackholed from 1 s for 2 s.
+func breakerRun(t *testing.T, threshold int) *sim.History {
+	return simulate(t, toxics.KindBlackhole, 10*time.Millisecond, sim.Step{At: time.Second, For: 2 * time.Second, Fault: toxics.Blackhole{}},
+		func(d *dep) func(context.Context) error {
+			b := &consecutive{threshold: threshold, open: 5 * time.Second}
+			return func(ctx context.Context) error { return b.call(ctx, d.call) }
+		}, nil)
 }
 
 // A breaker that opens at its threshold of 5 holds FailFast with After 5
@@ -101,39 +113,23 @@ func TestFailFastSimulatedBreakers(t *testing.T) {
 	}
 }
 
-// retryRun runs 4 workers whose every call to db makes up to attempts
-// attempts, while db is down from 4 s for 800 ms of a 10 s run, in
-// virtual time, counting the calls that reach db.
+// retryRun runs calls that make up to attempts attempts each while db is
+// down from 4 s for 800 ms of a 5.3 s run, counting the calls that reach
+// db.
 func retryRun(t *testing.T, attempts int) *sim.History {
-	var h *sim.History
-	synctest.Test(t, func(t *testing.T) {
-		d := newDep("db", toxics.KindDown)
-		var err error
-		h, err = sim.Run(t.Context(), sim.Plan{
-			World: sim.World{
-				Targets: []sim.Target{d},
-				Workload: sim.Workload{
-					Driver:  sim.ClosedLoop{Workers: 4, Think: 50 * time.Millisecond},
-					Timeout: 200 * time.Millisecond,
-					Kinds: []sim.OpKind{{Name: "get", Do: func(ctx context.Context, _ string) (string, error) {
-						var err error
-						for range attempts {
-							if err = d.call(ctx); err == nil {
-								return "", nil
-							}
-						}
-						return "", err
-					}}},
-				},
-				Samplers: []sim.Sampler{sim.Counter("db.calls", d.calls.Load)},
-			},
-			Settings: sim.Settings{Cooldown: 5 * time.Second},
-			Schedule: sim.Schedule{Steps: []sim.Step{{At: 4 * time.Second, For: 800 * time.Millisecond, Target: "db", Fault: toxics.Down{}}}},
-			Seed:     1,
-		})
-		require.NoError(t, err)
-	})
-	return h
+	return simulate(t, toxics.KindDown, 50*time.Millisecond, sim.Step{At: 4 * time.Second, For: 800 * time.Millisecond, Fault: toxics.Down{}},
+		func(d *dep) func(context.Context) error {
+			return func(ctx context.Context) error {
+				var err error
+				for range attempts {
+					if err = d.call(ctx); err == nil {
+						return nil
+					}
+				}
+				return err
+			}
+		},
+		func(d *dep) []sim.Sampler { return []sim.Sampler{sim.Counter("db.calls", d.calls.Load)} })
 }
 
 // A retry storm of 11 attempts per call during an 800 ms outage hides
