@@ -150,7 +150,9 @@ func TestCounterRises(t *testing.T) {
 
 func TestBreakerGauge(t *testing.T) {
 	const gauge = `api.breaker_open{dep="db"}`
-	rejected := func(id uint64, at time.Duration) sim.Op { return op(id, at, sim.Failed, "503 postgres: circuit breaker open") }
+	rejected := func(id uint64, at time.Duration) sim.Op {
+		return op(id, at, sim.Failed, "503 postgres: circuit breaker open")
+	}
 	tests := []struct {
 		name   string
 		h      *sim.History
