@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/sim/logs"
 )
 
 func TestLogLines(t *testing.T) {
@@ -78,6 +81,16 @@ func TestContainerReadLogs(t *testing.T) {
 	require.Contains(t, texts(all), `{"level":"WARN","msg":"started","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`)
 	require.Contains(t, texts(all), "plain on stderr")
 	require.WithinDuration(t, time.Now(), all[0].at, time.Minute)
+
+	// As sim/logs polls it: the JSON line parsed, with its trace ID.
+	capture := &logs.Capture{}
+	counts, err := capture.Poll("talker", c.ReadLogs).Sample(ctx)
+	require.NoError(t, err)
+	require.Equal(t, float64(len(all)), counts["talker.records"])
+	warn := capture.Trace("4bf92f3577b34da6a3ce929d0e0e4736")
+	require.Len(t, warn, 1)
+	require.Equal(t, slog.LevelWarn, warn[0].Level)
+	require.Equal(t, "started", warn[0].Msg)
 
 	last := all[len(all)-1].at
 	again := read(last.Add(time.Nanosecond))
