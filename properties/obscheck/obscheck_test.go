@@ -39,7 +39,8 @@ func verdict(t *testing.T, inv properties.Invariant, h *sim.History) (properties
 }
 
 func TestFailuresLogged(t *testing.T) {
-	h := history(op(1, 500*ms, sim.OK, ""), op(2, 1200*ms, sim.Failed, "503"), op(3, 1500*ms, sim.Unknown, "timeout"))
+	h := history(op(1, 500*ms, sim.OK, ""), op(2, 1200*ms, sim.Failed, "503"), op(3, 1500*ms, sim.Unknown, "timeout"),
+		op(4, 2500*ms, sim.Failed, sim.ErrNotStarted.Error()))
 	tests := []struct {
 		name    string
 		inv     FailuresLogged
@@ -63,6 +64,11 @@ func TestFailuresLogged(t *testing.T) {
 			logged(c, h, 2, "checkout", slog.LevelWarn, 1205*ms)
 			logged(c, h, 3, "proxy", slog.LevelWarn, 1505*ms)
 		}, properties.Broken, "no record with its trace ID"},
+		{"ops not started are not judged", FailuresLogged{}, func(c *logs.Capture) {
+			logged(c, h, 2, "checkout", slog.LevelWarn, 1205*ms)
+			logged(c, h, 3, "checkout", slog.LevelWarn, 1505*ms)
+			logged(c, h, 4, "checkout", slog.LevelInfo, 2505*ms) // never started: cannot have been logged
+		}, properties.Held, ""},
 		{"only the kinds judged", FailuresLogged{Kinds: []string{"stock"}}, func(*logs.Capture) {}, properties.Unjudged, "no op failed"},
 		{"no Logs", FailuresLogged{}, nil, properties.Broken, "Logs is nil"},
 	}
