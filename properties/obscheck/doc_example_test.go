@@ -51,7 +51,7 @@ func TestDocExample(t *testing.T) {
 		},
 		Invariants: []properties.Invariant{
 			obscheck.FailuresLogged{Logs: capture, Within: time.Second}, // every failure visible, by its trace ID
-			obscheck.TraceReaches{Logs: capture, Dependency: "db"},     // every success traced into db
+			obscheck.TraceReaches{Logs: capture, Dependency: "db"},      // every success traced into db
 		},
 	})
 }

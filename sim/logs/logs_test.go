@@ -274,3 +274,21 @@ func BenchmarkHandler(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestParseTraceparent(t *testing.T) {
+	for v, want := range map[string]string{
+		tp:                                     trace,
+		strings.ToUpper(tp):                    trace,
+		"01-" + tp[3:] + "-later":              trace, // a later version may append fields
+		"00-" + tp[3:] + "-later":              "",    // version 00 may not
+		"ff-" + tp[3:]:                         "",    // forbidden version
+		tp[:36] + "0000000000000000" + tp[52:]: "",    // zero parent ID
+		"00-" + strings.Repeat("0", 32) + tp[35:]:                 "", // zero trace ID
+		"00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01": "",
+		"": "",
+	} {
+		if got := ParseTraceparent(v); got != want {
+			t.Errorf("ParseTraceparent(%q) = %q, want %q", v, got, want)
+		}
+	}
+}

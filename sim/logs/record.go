@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -80,7 +81,7 @@ func traceOf(key, value string) string {
 	k := normalKey(key)
 	switch {
 	case k == "traceid" || strings.HasSuffix(k, ".traceid"):
-		if len(value) == 32 && isHex(value) && !allZero(value) {
+		if len(value) == 32 && isID(value) {
 			return strings.ToLower(value)
 		}
 	case k == "traceparent" || strings.HasSuffix(k, ".traceparent"):
@@ -122,36 +123,24 @@ func normalKey(key string) string {
 // ParseTraceparent returns the trace ID of a W3C traceparent header value
 // ("00-<trace ID>-<parent ID>-<flags>"), or "" when v is not one.
 func ParseTraceparent(v string) string {
-	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
-		return ""
-	}
-	if !isHex(v[:2]) || v[:2] == "ff" || !isHex(v[3:35]) || !isHex(v[36:52]) || !isHex(v[53:55]) {
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || v[:2] == "ff" {
 		return ""
 	}
 	if (v[:2] == "00" && len(v) != 55) || (len(v) > 55 && v[55] != '-') {
 		return ""
 	}
-	if allZero(v[3:35]) || allZero(v[36:52]) {
+	version, trace, parent, flags := v[:2], v[3:35], v[36:52], v[53:55]
+	if !isHex(version) || !isHex(flags) || !isID(trace) || !isID(parent) {
 		return ""
 	}
-	return strings.ToLower(v[3:35])
+	return strings.ToLower(trace)
 }
 
+// isHex reports whether s is hex digits (of either case).
 func isHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
-			return false
-		}
-	}
-	return true
+	_, err := hex.DecodeString(s)
+	return err == nil && len(s)%2 == 0
 }
 
-func allZero(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '0' {
-			return false
-		}
-	}
-	return true
-}
+// isID reports whether s is a trace or span ID: hex digits, not all zero.
+func isID(s string) bool { return isHex(s) && strings.Trim(s, "0") != "" }
