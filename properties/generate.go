@@ -1,6 +1,7 @@
 package properties
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,10 +53,11 @@ type Int64Range struct {
 // field but Targets means its documented default.
 type Bounds struct {
 	// Targets are the targets steps aim at, each with the kinds it takes
-	// (see [Aim]). Shrinking moves steps toward the first target.
+	// (see [Aim]). Shrinking moves steps toward milder kinds, and within
+	// a kind toward the first target.
 	Targets []TargetKinds
 	// MaxSteps is the most steps a schedule has (default 3). A schedule
-	// has at least one step unless the horizon cut it off.
+	// has at least one.
 	MaxSteps int
 	// Horizon is the offset by which every fault has ended (default 10s).
 	Horizon time.Duration
@@ -237,89 +239,71 @@ func (b Bounds) Validate() error {
 }
 
 // Schedules returns a generator of schedules within b. Every schedule it
-// draws is valid for the targets b names: steps on one target follow each
-// other (each starts a drawn gap after the previous one on that target
-// ended), so no two steps on a target overlap; steps on different targets
-// may.
+// draws is valid for the targets b names and has at least one step.
+//
+// Each schedule first draws a swarm: a few of the (target, kind) pairs b
+// allows, or every pair, and its steps aim only at those, so a rare kind
+// gets whole schedules of its own instead of a share of steps among the
+// mild ones. Pairs are drawn about equally often whatever their place.
+//
+// A step starts a drawn gap after the start of the previous step on its
+// target (or after 0), so steps on one target may overlap where their
+// faults compose (see sim's Schedule.Validate: latency with bandwidth, a
+// node fault during a link fault); a step that would overlap one it does
+// not compose with starts when that one ends instead. Steps on different
+// targets may overlap.
 //
 // Draws are laid out for rapid's shrinker: the steps are a slice (fewer
 // steps), offsets are gaps and durations counts of Resolution above
-// Fault.Min (earlier, shorter faults), and the kind, target and direction
-// are indexes into lists ordered mildest first. Every field is drawn for
-// every step whatever its kind, so a step can shrink from one kind to a
-// milder one.
+// Fault.Min (earlier, shorter faults), pairs and directions are indexes
+// into lists ordered mildest first, and the swarm shrinks toward every
+// pair or toward the mildest. Every field is drawn for every step whatever
+// its kind, so a step can shrink from one kind to a milder one.
 func Schedules(b Bounds) (*rapid.Generator[sim.Schedule], error) {
+	g, _, err := schedules(b)
+	return g, err
+}
+
+// schedules is Schedules with the guide that puts first the pairs no run
+// has applied yet; the explorer records in it what each run applied (see
+// guide for when).
+func schedules(b Bounds) (*rapid.Generator[sim.Schedule], *guide, error) {
 	if err := b.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b = b.withDefaults()
-	g := newGen(b)
-	return rapid.Custom(g.schedule), nil
+	g := newGen(b.withDefaults())
+	return rapid.Custom(g.schedule), g.guide, nil
 }
 
 type gen struct {
-	b     Bounds
-	kinds []toxics.Kind // union of the targets' kinds, canonical order
-	order map[toxics.Kind]int
-	sets  []map[toxics.Kind]bool
+	b         Bounds
+	pairs     []pair // every (target, kind) b allows, mildest first
+	indexBits int    // coin flips of an index into pairs
+	guide     *guide
 }
 
 func newGen(b Bounds) *gen {
-	g := &gen{b: b, order: map[toxics.Kind]int{}}
-	for i, k := range allKinds() {
-		g.order[k] = i
-	}
-	used := map[toxics.Kind]bool{}
-	for _, t := range b.Targets {
-		set := map[toxics.Kind]bool{}
-		for _, k := range t.Kinds {
-			set[k] = true
-			used[k] = true
-		}
-		g.sets = append(g.sets, set)
-	}
-	for _, k := range allKinds() {
-		if used[k] {
-			g.kinds = append(g.kinds, k)
-		}
-	}
-	return g
-}
-
-// pick maps a drawn kind index to a kind the target takes: the mildest it
-// takes at or above the drawn one, else its most severe. Lowering the index
-// never makes the kind more severe.
-func (g *gen) pick(target, idx int) toxics.Kind {
-	set := g.sets[target]
-	for _, k := range g.kinds[idx:] {
-		if set[k] {
-			return k
-		}
-	}
-	for i := idx - 1; i >= 0; i-- {
-		if set[g.kinds[i]] {
-			return g.kinds[i]
-		}
-	}
-	return g.kinds[0] // unreachable: Validate requires kinds
+	pairs := listPairs(b.Targets)
+	return &gen{b: b, pairs: pairs, indexBits: indexBits(len(pairs)), guide: newGuide(b.Targets, pairs)}
 }
 
 // rawStep is one step as drawn, before it is placed on the timeline.
 type rawStep struct {
-	target, kind int
-	gap, extra   int64
-	fault        toxics.Fault
+	pair       int // index in gen.pairs
+	gap, extra int64
+	fault      toxics.Fault
 }
 
-func (g *gen) drawStep(t *rapid.T) rawStep {
+func (g *gen) drawStep(t *rapid.T, from []int) rawStep {
 	b := g.b
 	res := int64(b.Resolution)
 	var s rawStep
-	s.target = rapid.IntRange(0, len(b.Targets)-1).Draw(t, "target")
-	s.kind = rapid.IntRange(0, len(g.kinds)-1).Draw(t, "kind")
-	s.gap = rapid.Int64Range(0, int64(b.Horizon)/res).Draw(t, "gap")
+	s.pair = from[uniform(t, "pair", g.indexBits, len(from))]
+	// A gap never starts a step past the last offset a fault fits in, so
+	// the first step always stays.
+	s.gap = rapid.Int64Range(0, int64(b.Horizon-b.Fault.Min)/res).Draw(t, "gap")
 	s.extra = rapid.Int64Range(0, int64(b.Fault.Max-b.Fault.Min)/res).Draw(t, "length")
-	s.fault = g.drawFault(t, g.pick(s.target, s.kind))
+	s.fault = g.drawFault(t, g.pairs[s.pair].kind)
 	return s
 }
 
@@ -395,44 +379,53 @@ func drawInt(t *rapid.T, label string, r Int64Range, milderHigh bool) int64 {
 }
 
 func (g *gen) schedule(t *rapid.T) sim.Schedule {
-	b := g.b
-	minSteps := min(1, b.MaxSteps)
-	raws := rapid.SliceOfN(rapid.Custom(g.drawStep), minSteps, b.MaxSteps).Draw(t, "steps")
-	return g.place(raws)
+	from := g.swarm(t, g.guide.open)
+	step := rapid.Custom(func(t *rapid.T) rawStep { return g.drawStep(t, from) })
+	return g.place(rapid.SliceOfN(step, 1, g.b.MaxSteps).Draw(t, "steps"))
 }
 
-// place lays drawn steps on the timeline, target by target.
+// place lays drawn steps on the timeline, in the order drawn: each starts
+// its gap after the start of the previous step on its target, later if it
+// cannot overlap a step already placed there, and ends by the horizon
+// (shortened if need be; dropped if not even Fault.Min fits).
 func (g *gen) place(raws []rawStep) sim.Schedule {
 	b := g.b
-	type last struct {
-		end     time.Duration
-		restart bool
-		any     bool
-	}
-	prev := make([]last, len(b.Targets))
+	last := make([]time.Duration, len(b.Targets)) // start of the last step placed on each target
 	var steps []sim.Step
 	for _, r := range raws {
-		p := prev[r.target]
-		isRestart := r.fault.Kind() == toxics.KindRestart
-		at := p.end + time.Duration(r.gap)*b.Resolution
-		if p.any && r.gap == 0 && (p.restart || isRestart) {
-			// A restart is a point in time; keep it clear of the
-			// neighbouring step on its target.
-			at += b.Resolution
-		}
-		length := b.Fault.Min + time.Duration(r.extra)*b.Resolution
+		p := g.pairs[r.pair]
+		st := sim.Step{At: last[p.target] + time.Duration(r.gap)*b.Resolution, For: b.Fault.Min + time.Duration(r.extra)*b.Resolution,
+			Target: b.Targets[p.target].Name, Fault: r.fault}
+		isRestart := p.kind == toxics.KindRestart
 		if isRestart {
-			length = 0
+			st.For = 0 // a restart is a point in time
 		}
-		if at+length > b.Horizon {
-			length = b.Horizon - at
-			if length < b.Fault.Min && !(isRestart && length >= 0) {
+		st.At = g.clear(st, steps)
+		if st.At+st.For > b.Horizon {
+			st.For = b.Horizon - st.At
+			if st.For < 0 || (st.For < b.Fault.Min && !isRestart) {
 				continue // no room left on the timeline
 			}
 		}
-		steps = append(steps, sim.Step{At: at, For: length, Target: b.Targets[r.target].Name, Fault: r.fault})
-		prev[r.target] = last{end: at + length, restart: isRestart, any: true}
+		steps = append(steps, st)
+		last[p.target] = st.At
 	}
-	slices.SortStableFunc(steps, func(a, b sim.Step) int { return int(a.At - b.At) })
+	slices.SortStableFunc(steps, func(a, b sim.Step) int { return cmp.Compare(a.At, b.At) })
 	return sim.Schedule{Steps: steps}
+}
+
+// clear returns the first offset from st.At at which st can stand with
+// every step placed on its target, or an offset past the horizon.
+func (g *gen) clear(st sim.Step, placed []sim.Step) time.Duration {
+	for moved := true; moved && st.At <= g.b.Horizon; {
+		moved = false
+		for _, q := range placed {
+			if q.Target == st.Target && !together(q, st) {
+				// Past q's end; a restart at q's end would still touch it.
+				st.At = max(q.End(), st.At+g.b.Resolution)
+				moved = true
+			}
+		}
+	}
+	return st.At
 }

@@ -1,0 +1,194 @@
+package properties
+
+import (
+	"context"
+	"math/bits"
+	"slices"
+
+	"pgregory.net/rapid"
+
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// This file holds what the generator draws its steps' (target, kind)
+// pairs from: a swarm subset per schedule, and a guide that puts first the
+// pairs no run of this Check has applied yet.
+
+// pair is one (target, kind) a step can aim at. The generator lists every
+// pair the Bounds allow in one canonical order, mildest kind first and,
+// within a kind, in the order of Bounds.Targets: index 0 is the mildest,
+// and a lower index is never a more severe kind.
+type pair struct {
+	target int // index in Bounds.Targets
+	kind   toxics.Kind
+}
+
+func listPairs(targets []TargetKinds) []pair {
+	var out []pair
+	for _, k := range allKinds() {
+		for i, t := range targets {
+			if slices.Contains(t.Kinds, k) {
+				out = append(out, pair{i, k})
+			}
+		}
+	}
+	return out
+}
+
+// maxSwarm is the most pairs a schedule's swarm subset names. rapid draws
+// the subset's length with a geometric law, so about 40% of schedules draw
+// from every open pair, a quarter from one pair only (a whole schedule of
+// crashes, say), and the rest from two or three.
+const maxSwarm = 3
+
+// swarm draws the pairs one schedule's steps are drawn from: a few pairs
+// of the open ones (the indexes open lists, into the generator's pairs),
+// or all of them when the subset drawn is empty. The result is sorted, so
+// its index 0 is the mildest. Shrinking empties the subset (every open
+// pair) or moves its members toward the mildest open pair.
+func (g *gen) swarm(t *rapid.T, open []int) []int {
+	picks := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) int {
+		return uniform(t, "swarm_pair", g.indexBits, len(open))
+	}), 0, maxSwarm).Draw(t, "swarm")
+	if len(picks) == 0 {
+		return open
+	}
+	out := make([]int, 0, len(picks))
+	for _, i := range picks {
+		out = append(out, open[i])
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// uniform draws an index in [0, n) from nbits coin flips read as a binary
+// number, most significant first, and scaled to n. Unlike rapid's integers,
+// which favour small values (a geometric number of bits), every index is
+// about equally likely: with nbits two more than n-1 needs, the likeliest
+// index is at most 5/4 as likely as the least. Clearing any flip, as
+// rapid's shrinker does, never raises the index, and all flips cleared is
+// index 0. The number of flips does not depend on n, so the draws after it
+// stay in place when n changes.
+func uniform(t *rapid.T, label string, nbits, n int) int {
+	v := 0
+	for range nbits {
+		v <<= 1
+		if rapid.Bool().Draw(t, label) {
+			v |= 1
+		}
+	}
+	return v * n >> nbits
+}
+
+// indexBits is the number of flips uniform needs for indexes below n.
+func indexBits(n int) int { return bits.Len(uint(max(n-1, 1))) + 2 }
+
+// guide puts first the pairs no run of this Check has applied yet: while
+// some are left, every step of a drawn schedule aims at one of them, so a
+// Check applies every pair within as many schedules as there are pairs
+// (each schedule has a step, and each step a new pair). A pair drawn twice
+// without taking effect (its target refused it) is given up on.
+//
+// The guide changes how a draw of rapid decodes into a schedule, so it must
+// not change between a failing run and rapid's replays of it: the explorer
+// calls record only for runs of its search that broke nothing, and never
+// once shrinking has begun. When every pair has been applied (or none
+// yet) the guide decodes as if it were not there.
+//
+// A guide is not safe for concurrent use; rapid draws one schedule at a
+// time.
+type guide struct {
+	pairs   []pair
+	byKey   map[pairKey]int
+	applied []bool
+	misses  []int
+	open    []int // pairs not applied yet and not given up on, canonical order; every pair when none is left
+}
+
+type pairKey struct {
+	target string
+	kind   toxics.Kind
+}
+
+// guideMisses is how many runs may draw a pair without it taking effect
+// before the guide gives up on it.
+const guideMisses = 2
+
+func newGuide(targets []TargetKinds, pairs []pair) *guide {
+	c := &guide{pairs: pairs, byKey: map[pairKey]int{}, applied: make([]bool, len(pairs)), misses: make([]int, len(pairs))}
+	for i, p := range pairs {
+		c.byKey[pairKey{targets[p.target].Name, p.kind}] = i
+	}
+	c.update()
+	return c
+}
+
+// record notes the pairs a run applied, from the faults its history holds.
+// Faults on targets or of kinds outside the bounds are ignored.
+func (c *guide) record(h *sim.History) {
+	if h == nil {
+		return
+	}
+	for _, e := range h.Faults {
+		if e.Fault.Fault == nil {
+			continue
+		}
+		i, ok := c.byKey[pairKey{e.Target, e.Fault.Fault.Kind()}]
+		switch {
+		case !ok:
+		case e.Applied():
+			c.applied[i] = true
+		default:
+			c.misses[i]++
+		}
+	}
+	c.update()
+}
+
+func (c *guide) update() {
+	c.open = c.open[:0]
+	for i := range c.pairs {
+		if !c.applied[i] && c.misses[i] < guideMisses {
+			c.open = append(c.open, i)
+		}
+	}
+	if len(c.open) == 0 {
+		for i := range c.pairs {
+			c.open = append(c.open, i)
+		}
+	}
+}
+
+// together reports whether two steps on one target can stand in one
+// schedule: exactly when sim's Schedule.Validate accepts them. Steps that
+// overlap in time must compose into something both take part in:
+//
+//   - a link fault with a node fault: the link carries (or delays, or
+//     drops) the bytes of a node that is paused, stopped or restarting;
+//     the two act in different places;
+//   - two link faults of different kinds, such as latency with bandwidth
+//     (a slow and narrow link) or a timeout behind a slicer: each is a
+//     stage of the link's pipeline, applied to what the other lets through;
+//   - two link faults of one kind in opposite directions, such as latency
+//     upstream with latency downstream.
+//
+// And not: two node faults (a node is in one state at a time; a restart
+// is a point, and clashes with a node fault that holds then), down with
+// reset (both decide the fate of every new connection: refused, or
+// accepted and reset), or two faults of one link kind in the same
+// direction (their effects add up into one fault of that kind, which one
+// step draws better and shrinks further).
+func together(a, b sim.Step) bool {
+	return sim.Schedule{Steps: []sim.Step{a, b}}.Validate([]sim.Target{anyFault(a.Target)}) == nil
+}
+
+// anyFault is a target that takes every fault kind, for asking sim's
+// Validate about two steps alone.
+type anyFault string
+
+func (a anyFault) Name() string              { return string(a) }
+func (anyFault) Supports(k toxics.Kind) bool { return k.IsLink() || k.IsNode() }
+func (anyFault) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
+	panic("properties: anyFault is for validation only")
+}
