@@ -246,12 +246,12 @@ func (b Bounds) Validate() error {
 // gets whole schedules of its own instead of a share of steps among the
 // mild ones. Pairs are drawn about equally often whatever their place.
 //
-// A step starts a drawn gap after the start of the previous step on its
-// target (or after 0), so steps on one target may overlap where their
-// faults compose (see sim's Schedule.Validate: latency with bandwidth, a
-// node fault during a link fault); a step that would overlap one it does
-// not compose with starts when that one ends instead. Steps on different
-// targets may overlap.
+// A step starts a drawn gap after the start of the step before it (the
+// first after 0), so steps overlap often: on different targets freely, on
+// one target where their faults compose (latency with bandwidth, a node
+// fault during a link fault: what sim's Schedule.Validate accepts). A step
+// that would overlap one it does not compose with starts when that one
+// ends instead.
 //
 // Draws are laid out for rapid's shrinker: the steps are a slice (fewer
 // steps), offsets are gaps and durations counts of Resolution above
@@ -276,40 +276,55 @@ func schedules(b Bounds) (*rapid.Generator[sim.Schedule], *guide, error) {
 }
 
 type gen struct {
-	b         Bounds
-	pairs     []pair // every (target, kind) b allows, mildest first
-	indexBits int    // coin flips of an index into pairs
-	guide     *guide
+	b                    Bounds
+	pairs                []pair  // every (target, kind) b allows, mildest first
+	byKind               [][]int // the pairs of each kind, mildest kind first
+	kindBits, targetBits int     // coin flips of an index into byKind, into one kind's pairs
+	pickBits             int     // coin flips of an index into a swarm's pairs
+	guide                *guide
 }
 
 func newGen(b Bounds) *gen {
-	pairs := listPairs(b.Targets)
-	return &gen{b: b, pairs: pairs, indexBits: indexBits(len(pairs)), guide: newGuide(b.Targets, pairs)}
+	g := &gen{b: b, pairs: listPairs(b.Targets)}
+	for i, p := range g.pairs {
+		if i == 0 || p.kind != g.pairs[i-1].kind {
+			g.byKind = append(g.byKind, nil)
+		}
+		g.byKind[len(g.byKind)-1] = append(g.byKind[len(g.byKind)-1], i)
+	}
+	g.kindBits, g.targetBits, g.pickBits = indexBits(len(g.byKind)), indexBits(len(b.Targets)), indexBits(maxSwarm)
+	g.guide = newGuide(b.Targets, g.pairs)
+	return g
 }
 
-// rawStep is one step as drawn, before it is placed on the timeline.
+// rawStep is one step as drawn, before its pair is chosen and it is placed
+// on the timeline.
 type rawStep struct {
-	pair       int // index in gen.pairs
+	own        int // the pair drawn for the step, used when the swarm is empty
+	pick       int // flips that pick one of the swarm's pairs
 	gap, extra int64
-	fault      toxics.Fault
+	fault      func(toxics.Kind) toxics.Fault
 }
 
-func (g *gen) drawStep(t *rapid.T, from []int) rawStep {
+// drawStep draws a step: a pair of its own and a pick among the swarm's,
+// both whatever the swarm, so that emptying the swarm moves no draw.
+func (g *gen) drawStep(t *rapid.T) rawStep {
 	b := g.b
 	res := int64(b.Resolution)
 	var s rawStep
-	s.pair = from[uniform(t, "pair", g.indexBits, len(from))]
+	s.own = g.drawPair(t)
+	s.pick = drawBits(t, "pick", g.pickBits)
 	// A gap never starts a step past the last offset a fault fits in, so
 	// the first step always stays.
 	s.gap = rapid.Int64Range(0, int64(b.Horizon-b.Fault.Min)/res).Draw(t, "gap")
 	s.extra = rapid.Int64Range(0, int64(b.Fault.Max-b.Fault.Min)/res).Draw(t, "length")
-	s.fault = g.drawFault(t, g.pairs[s.pair].kind)
+	s.fault = g.drawFault(t)
 	return s
 }
 
-// drawFault draws every field of every kind, in a fixed order, and builds
-// the one kind asked for.
-func (g *gen) drawFault(t *rapid.T, k toxics.Kind) toxics.Fault {
+// drawFault draws every field of every kind, in a fixed order, and returns
+// what builds a fault of any kind from them.
+func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	v := g.b.Values
 	dir := rapid.SampledFrom(g.b.Directions).Draw(t, "direction")
 	delay := drawDur(t, "delay", v.Delay, false)
@@ -324,36 +339,37 @@ func (g *gen) drawFault(t *rapid.T, k toxics.Kind) toxics.Fault {
 	limit := drawInt(t, "data_limit", v.DataLimit, true)
 	after := drawDur(t, "timeout_after", v.TimeoutAfter, true)
 	grace := drawDur(t, "grace", v.Grace, false)
-
-	switch k {
-	case toxics.KindLatency:
-		return toxics.Latency{Delay: delay, Jitter: min(jitter, delay), Direction: dir}
-	case toxics.KindBandwidth:
-		return toxics.Bandwidth{Rate: rate, Direction: dir}
-	case toxics.KindSlicer:
-		return toxics.Slicer{AverageSize: int(size), SizeVariation: int(variation % size), Delay: sliceDelay, Direction: dir}
-	case toxics.KindSlowClose:
-		return toxics.SlowClose{Delay: closeDelay, Direction: dir}
-	case toxics.KindCorrupt:
-		return toxics.Corrupt{Probability: prob, Direction: dir}
-	case toxics.KindDataLimit:
-		return toxics.DataLimit{Bytes: limit, Direction: dir}
-	case toxics.KindTimeout:
-		return toxics.Timeout{After: after, Direction: dir}
-	case toxics.KindBlackhole:
-		return toxics.Blackhole{Direction: dir}
-	case toxics.KindReset:
-		return toxics.Reset{}
-	case toxics.KindDown:
-		return toxics.Down{}
-	case toxics.KindPause:
-		return toxics.Pause{}
-	case toxics.KindRestart:
-		return toxics.Restart{}
-	case toxics.KindStop:
-		return toxics.Stop{Grace: grace}
-	default:
-		return toxics.Crash{}
+	return func(k toxics.Kind) toxics.Fault {
+		switch k {
+		case toxics.KindLatency:
+			return toxics.Latency{Delay: delay, Jitter: min(jitter, delay), Direction: dir}
+		case toxics.KindBandwidth:
+			return toxics.Bandwidth{Rate: rate, Direction: dir}
+		case toxics.KindSlicer:
+			return toxics.Slicer{AverageSize: int(size), SizeVariation: int(variation % size), Delay: sliceDelay, Direction: dir}
+		case toxics.KindSlowClose:
+			return toxics.SlowClose{Delay: closeDelay, Direction: dir}
+		case toxics.KindCorrupt:
+			return toxics.Corrupt{Probability: prob, Direction: dir}
+		case toxics.KindDataLimit:
+			return toxics.DataLimit{Bytes: limit, Direction: dir}
+		case toxics.KindTimeout:
+			return toxics.Timeout{After: after, Direction: dir}
+		case toxics.KindBlackhole:
+			return toxics.Blackhole{Direction: dir}
+		case toxics.KindReset:
+			return toxics.Reset{}
+		case toxics.KindDown:
+			return toxics.Down{}
+		case toxics.KindPause:
+			return toxics.Pause{}
+		case toxics.KindRestart:
+			return toxics.Restart{}
+		case toxics.KindStop:
+			return toxics.Stop{Grace: grace}
+		default:
+			return toxics.Crash{}
+		}
 	}
 }
 
@@ -378,24 +394,46 @@ func drawInt(t *rapid.T, label string, r Int64Range, milderHigh bool) int64 {
 	return r.Min + n
 }
 
+// schedule draws a swarm, the steps, and whether the guide steers them;
+// then aims each step at a pair of the swarm, or at its own pair when the
+// swarm is empty.
 func (g *gen) schedule(t *rapid.T) sim.Schedule {
-	from := g.swarm(t, g.guide.open)
-	step := rapid.Custom(func(t *rapid.T) rawStep { return g.drawStep(t, from) })
-	return g.place(rapid.SliceOfN(step, 1, g.b.MaxSteps).Draw(t, "steps"))
+	swarm := rapid.SliceOfN(rapid.Custom(g.drawPair), 0, maxSwarm).Draw(t, "swarm")
+	raws := rapid.SliceOfN(rapid.Custom(g.drawStep), 1, g.b.MaxSteps).Draw(t, "steps")
+	steer := func(p int) int { return p }
+	if drawSteer(t) {
+		steer = g.guide.steer
+	}
+	for i, p := range swarm {
+		swarm[i] = steer(p)
+	}
+	slices.Sort(swarm)
+	swarm = slices.Compact(swarm)
+	pairs := make([]int, len(raws))
+	for i, r := range raws {
+		pairs[i] = steer(r.own)
+		if len(swarm) > 0 {
+			pairs[i] = swarm[scale(r.pick, g.pickBits, len(swarm))]
+		}
+	}
+	return g.place(raws, pairs)
 }
 
 // place lays drawn steps on the timeline, in the order drawn: each starts
-// its gap after the start of the previous step on its target, later if it
-// cannot overlap a step already placed there, and ends by the horizon
-// (shortened if need be; dropped if not even Fault.Min fits).
-func (g *gen) place(raws []rawStep) sim.Schedule {
+// its gap after the start of the step placed before it (whatever its
+// target), later if it cannot overlap a step already placed on its
+// target, and ends by the horizon (shortened if need be; dropped if not
+// even Fault.Min fits). Chained so, steps keep their places relative to
+// each other when rapid shrinks the first gap: two faults that must hold
+// at once move earlier together.
+func (g *gen) place(raws []rawStep, pairs []int) sim.Schedule {
 	b := g.b
-	last := make([]time.Duration, len(b.Targets)) // start of the last step placed on each target
+	var last time.Duration // start of the step placed last
 	var steps []sim.Step
-	for _, r := range raws {
-		p := g.pairs[r.pair]
-		st := sim.Step{At: last[p.target] + time.Duration(r.gap)*b.Resolution, For: b.Fault.Min + time.Duration(r.extra)*b.Resolution,
-			Target: b.Targets[p.target].Name, Fault: r.fault}
+	for i, r := range raws {
+		p := g.pairs[pairs[i]]
+		st := sim.Step{At: last + time.Duration(r.gap)*b.Resolution, For: b.Fault.Min + time.Duration(r.extra)*b.Resolution,
+			Target: b.Targets[p.target].Name, Fault: r.fault(p.kind)}
 		isRestart := p.kind == toxics.KindRestart
 		if isRestart {
 			st.For = 0 // a restart is a point in time
@@ -408,7 +446,7 @@ func (g *gen) place(raws []rawStep) sim.Schedule {
 			}
 		}
 		steps = append(steps, st)
-		last[p.target] = st.At
+		last = st.At
 	}
 	slices.SortStableFunc(steps, func(a, b sim.Step) int { return cmp.Compare(a.At, b.At) })
 	return sim.Schedule{Steps: steps}

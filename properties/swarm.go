@@ -38,39 +38,43 @@ func listPairs(targets []TargetKinds) []pair {
 
 // maxSwarm is the most pairs a schedule's swarm subset names. rapid draws
 // the subset's length with a geometric law, so about 40% of schedules draw
-// from every open pair, a quarter from one pair only (a whole schedule of
+// from every pair, a quarter from one pair only (a whole schedule of
 // crashes, say), and the rest from two or three.
 const maxSwarm = 3
 
-// swarm draws the pairs one schedule's steps are drawn from: a few pairs
-// of the open ones (the indexes open lists, into the generator's pairs),
-// or all of them when the subset drawn is empty. The result is sorted, so
-// its index 0 is the mildest. Shrinking empties the subset (every open
-// pair) or moves its members toward the mildest open pair.
-func (g *gen) swarm(t *rapid.T, open []int) []int {
-	picks := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) int {
-		return uniform(t, "swarm_pair", g.indexBits, len(open))
-	}), 0, maxSwarm).Draw(t, "swarm")
-	if len(picks) == 0 {
-		return open
-	}
-	out := make([]int, 0, len(picks))
-	for _, i := range picks {
-		out = append(out, open[i])
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+// drawPair draws one pair among all the bounds allow: a kind, then a
+// target among those that take it. Drawn apart, the kind shrinks toward a
+// milder one on the same target, which one index over pairs of
+// interleaved targets does not.
+func (g *gen) drawPair(t *rapid.T) int {
+	of := g.byKind[scale(drawBits(t, "kind", g.kindBits), g.kindBits, len(g.byKind))]
+	return of[scale(drawBits(t, "target", g.targetBits), g.targetBits, len(of))]
 }
 
-// uniform draws an index in [0, n) from nbits coin flips read as a binary
-// number, most significant first, and scaled to n. Unlike rapid's integers,
-// which favour small values (a geometric number of bits), every index is
-// about equally likely: with nbits two more than n-1 needs, the likeliest
-// index is at most 5/4 as likely as the least. Clearing any flip, as
-// rapid's shrinker does, never raises the index, and all flips cleared is
-// index 0. The number of flips does not depend on n, so the draws after it
-// stay in place when n changes.
-func uniform(t *rapid.T, label string, nbits, n int) int {
+// steerFlips is the number of coin flips that say whether the guide
+// steers a schedule: it does unless all are clear, so 4095 schedules in
+// 4096 are steered.
+const steerFlips = 12
+
+// drawSteer draws whether the guide steers the schedule's pairs.
+//
+// A steered pair the guide does not hold open becomes the open pair
+// before it in the mildest-first order (the last open pair if none is
+// before it). So rapid can leave the guide while shrinking: lowering a
+// drawn pair down to the open pair it was steered to keeps the schedule
+// as it was, and so does then clearing the flips; from there every pair
+// shrinks among all pairs, open or not.
+func drawSteer(t *rapid.T) bool {
+	steer := false
+	for range steerFlips {
+		steer = rapid.Bool().Draw(t, "steer") || steer
+	}
+	return steer
+}
+
+// drawBits draws nbits coin flips and reads them as a binary number, most
+// significant first.
+func drawBits(t *rapid.T, label string, nbits int) int {
 	v := 0
 	for range nbits {
 		v <<= 1
@@ -78,17 +82,28 @@ func uniform(t *rapid.T, label string, nbits, n int) int {
 			v |= 1
 		}
 	}
-	return v * n >> nbits
+	return v
 }
 
-// indexBits is the number of flips uniform needs for indexes below n.
+// scale maps v, read from nbits flips, to an index in [0, n). Unlike
+// rapid's integers, which favour small values (a geometric number of
+// bits), every index is about equally likely: with nbits two more than
+// n-1 needs (see indexBits), the likeliest index is at most 5/4 as likely
+// as the least. Clearing any flip, as rapid's shrinker does, never raises
+// the index, and all flips clear is index 0. The number of flips is fixed
+// by the generator, not by n, so the draws after them stay in place when n
+// changes.
+func scale(v, nbits, n int) int { return v * n >> nbits }
+
+// indexBits is the number of flips scale needs for indexes below n.
 func indexBits(n int) int { return bits.Len(uint(max(n-1, 1))) + 2 }
 
 // guide puts first the pairs no run of this Check has applied yet: while
-// some are left, every step of a drawn schedule aims at one of them, so a
-// Check applies every pair within as many schedules as there are pairs
-// (each schedule has a step, and each step a new pair). A pair drawn twice
-// without taking effect (its target refused it) is given up on.
+// some are left, every pair of a schedule the guide steers (4095 in 4096) is
+// one of them, so a Check applies every pair within about as many
+// schedules as there are pairs (each schedule has a step, and each step of
+// a steered schedule a pair not applied yet). A pair drawn twice without
+// taking effect (its target refused it) is given up on.
 //
 // The guide changes how a draw of rapid decodes into a schedule, so it must
 // not change between a failing run and rapid's replays of it: the explorer
@@ -103,7 +118,8 @@ type guide struct {
 	byKey   map[pairKey]int
 	applied []bool
 	misses  []int
-	open    []int // pairs not applied yet and not given up on, canonical order; every pair when none is left
+	open    []int  // pairs not applied yet and not given up on, canonical order; every pair when none is left
+	isOpen  []bool // by pair
 }
 
 type pairKey struct {
@@ -148,16 +164,32 @@ func (c *guide) record(h *sim.History) {
 
 func (c *guide) update() {
 	c.open = c.open[:0]
+	c.isOpen = make([]bool, len(c.pairs))
 	for i := range c.pairs {
 		if !c.applied[i] && c.misses[i] < guideMisses {
 			c.open = append(c.open, i)
+			c.isOpen[i] = true
 		}
 	}
 	if len(c.open) == 0 {
 		for i := range c.pairs {
 			c.open = append(c.open, i)
+			c.isOpen[i] = true
 		}
 	}
+}
+
+// steer returns p if it is open, else the open pair before it (the last
+// if none is).
+func (c *guide) steer(p int) int {
+	if c.isOpen[p] {
+		return p
+	}
+	i, _ := slices.BinarySearch(c.open, p)
+	if i == 0 {
+		i = len(c.open)
+	}
+	return c.open[i-1]
 }
 
 // together reports whether two steps on one target can stand in one

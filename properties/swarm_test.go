@@ -32,17 +32,21 @@ func allApplied(s sim.Schedule) *sim.History {
 
 func pairOf(st sim.Step) string { return st.Target + " " + string(st.Fault.Kind()) }
 
-// coveredInN draws as many schedules as b allows pairs, from seed on, and
-// returns how many pairs they aimed at. With guided, the guide records
-// each schedule as applied before the next is drawn, as the explorer does
-// after a run that broke nothing.
-func coveredInN(t testing.TB, b Bounds, seed int, guided bool) (covered, pairs int) {
+// coveredInN draws as many schedules over targets as b allows pairs,
+// from seed on, checks that each is valid and not empty, and returns how
+// many pairs they aimed at. With guided, the guide records each schedule
+// as applied before the next is drawn, as the explorer does after a run
+// that broke nothing.
+func coveredInN(t testing.TB, targets []sim.Target, b Bounds, seed int, guided bool) (covered, pairs int) {
+	b.Targets = Aim(targets)
 	g, guide, err := schedules(b)
 	require.NoError(t, err)
 	n := len(guide.pairs)
 	seen := map[string]bool{}
 	for i := range n {
 		s := g.Example(seed*1000 + i)
+		require.NoError(t, s.Validate(targets), "seed %d, schedule %d:\n%s", seed, i, s)
+		require.NotEmpty(t, s.Steps, "seed %d, schedule %d", seed, i)
 		for _, st := range s.Steps {
 			seen[pairOf(st)] = true
 		}
@@ -55,20 +59,28 @@ func coveredInN(t testing.TB, b Bounds, seed int, guided bool) (covered, pairs i
 
 func TestCoverEveryPairWithinN(t *testing.T) {
 	bounds := []struct {
-		name string
-		b    Bounds
+		name    string
+		targets []sim.Target
+		b       Bounds
 	}{
-		{"pg and redis", Bounds{Targets: Aim(pgAndRedis)}},
-		{"one step, short horizon", Bounds{Targets: Aim(pgAndRedis), MaxSteps: 1, Horizon: time.Second}},
-		{"uneven kinds", Bounds{Targets: Aim([]sim.Target{linkOnly, fakeTarget{"node", toxics.NodeKinds()}, fakeTarget{"lat", []toxics.Kind{toxics.KindLatency}}})}},
-		{"fault as long as the horizon", Bounds{Targets: Aim(pgAndRedis), Horizon: time.Second, Fault: DurationRange{time.Second, time.Second}}},
+		{"pg and redis", pgAndRedis, Bounds{}},
+		{"one step, short horizon", pgAndRedis, Bounds{MaxSteps: 1, Horizon: time.Second}},
+		{"uneven kinds", []sim.Target{linkOnly, fakeTarget{"node", toxics.NodeKinds()}, fakeTarget{"lat", []toxics.Kind{toxics.KindLatency}}}, Bounds{MaxSteps: 6}},
+		{"fault as long as the horizon", pgAndRedis, Bounds{Horizon: time.Second, Fault: DurationRange{time.Second, time.Second}}},
 	}
 	for _, tt := range bounds {
 		t.Run(tt.name, func(t *testing.T) {
+			// The guide leaves one schedule in 4096 unsteered: allow one
+			// seed in 20 a pair short.
+			short := 0
 			for seed := range 20 {
-				covered, n := coveredInN(t, tt.b, seed, true)
-				require.Equal(t, n, covered, "seed %d: pairs applied within the first %d schedules", seed, n)
+				covered, n := coveredInN(t, tt.targets, tt.b, seed, true)
+				require.GreaterOrEqual(t, covered, n-1, "seed %d: pairs applied within the first %d schedules", seed, n)
+				if covered < n {
+					short++
+				}
 			}
+			require.LessOrEqual(t, short, 1, "seeds in 20 that left a pair unapplied within the first N schedules")
 		})
 	}
 }
@@ -99,12 +111,20 @@ func TestCoverGuide(t *testing.T) {
 	guide.record(nil)
 	require.Equal(t, []string{"cache latency", "db crash"}, open(), "one miss: crash is still open")
 
-	// A schedule drawn now aims only at the open pairs.
-	for seed := range 50 {
+	// Schedules drawn now aim at the open pairs, but for the one in 4096
+	// the guide does not steer.
+	off := 0
+	for seed := range 500 {
 		for _, st := range gen.Example(seed).Steps {
-			require.Contains(t, []string{"cache latency", "db crash"}, pairOf(st))
+			if !slices.Contains([]string{"cache latency", "db crash"}, pairOf(st)) {
+				off++
+			}
 		}
 	}
+	require.LessOrEqual(t, off, 2, "steps of 500 schedules aimed at a pair already applied")
+	require.Equal(t, 2, guide.steer(0), "db latency is applied, and no open pair is before it: steered to the last")
+	require.Equal(t, 1, guide.steer(1))
+	require.Equal(t, 2, guide.steer(2))
 
 	guide.record(&sim.History{Faults: []sim.FaultEvent{ev("db", toxics.Crash{}, "refused again")}})
 	require.Equal(t, []string{"cache latency"}, open(), "given up on db crash after two misses")
@@ -213,13 +233,18 @@ func TestTogether(t *testing.T) {
 	}
 }
 
-func TestUniform(t *testing.T) {
-	// All flips cleared is 0; all set is n-1; every index is reachable.
+func TestScale(t *testing.T) {
+	// All flips clear is 0; all set is n-1; every index is reachable, and
+	// about as often as any other.
 	for n := 1; n <= 40; n++ {
 		nbits := indexBits(n)
 		seen := map[int]int{}
+		prev := 0
 		for v := range 1 << nbits {
-			seen[v*n>>nbits]++
+			i := scale(v, nbits, n)
+			require.GreaterOrEqual(t, i, prev, "n=%d: clearing flips never raises the index", n)
+			seen[i]++
+			prev = i
 		}
 		require.Len(t, seen, n, "n=%d", n)
 		lo, hi := 1<<nbits, 0
@@ -243,9 +268,9 @@ func BenchmarkSwarmFigures(b *testing.B) {
 	for b.Loop() {
 		guided, unguided = guided[:0], unguided[:0]
 		for seed := range 20 {
-			c, _ := coveredInN(b, bounds, seed, true)
+			c, _ := coveredInN(b, pgAndRedis, bounds, seed, true)
 			guided = append(guided, c)
-			c, _ = coveredInN(b, bounds, seed, false)
+			c, _ = coveredInN(b, pgAndRedis, bounds, seed, false)
 			unguided = append(unguided, c)
 		}
 	}
