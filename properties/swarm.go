@@ -63,7 +63,10 @@ const steerFlips = 12
 // before it). So rapid can leave the guide while shrinking: lowering a
 // drawn pair down to the open pair it was steered to keeps the schedule
 // as it was, and so does then clearing the flips; from there every pair
-// shrinks among all pairs, open or not.
+// shrinks among all pairs, open or not. A pair steered around to the last
+// open pair (none was before it) has no such way out, and rapid shrinks it
+// among the open pairs only: the 1-minimal pass after rapid's (issue 12,
+// item 2) should try each step's milder kinds on its target.
 func drawSteer(t *rapid.T) bool {
 	steer := false
 	for range steerFlips {
