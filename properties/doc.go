@@ -100,10 +100,14 @@
 // [Schedules] returns a rapid generator of schedules within [Bounds]: the
 // targets and the fault kinds each takes ([Aim]), the most steps, the
 // horizon, the shortest and longest fault, and the ranges of the faults'
-// own fields ([Values]). Every schedule it draws is valid, and its draws
-// are laid out so that rapid shrinks toward fewer steps, earlier and
-// shorter faults, and milder kinds: a property that fails on "any
-// blackhole of db lasting 2 s or more" shrinks to exactly
+// own fields ([Values]). Every schedule it draws is valid and has a step.
+// Each draws from a swarm, a few (target, kind) pairs or all of them, so
+// a crash gets schedules of its own instead of a share among latencies;
+// steps overlap where their faults compose (latency with bandwidth, a node
+// fault during a link fault). The draws are laid out so that rapid
+// shrinks toward fewer steps, earlier and shorter faults, and milder
+// kinds: a property that fails on "any blackhole of db lasting 2 s or
+// more" shrinks to exactly
 //
 //	0: +0s for 2s db blackhole()
 //
