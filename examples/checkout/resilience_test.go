@@ -251,10 +251,8 @@ func (r *rig) config() properties.Config {
 				}),
 			},
 		}),
-		Invariants: r.invariants(),
-		Iterations: suiteIterations,
-		Seed:       r.env.Seed(),
-		ShrinkTime: suiteShrinkTime,
+		Invariants:  r.invariants(),
+		Exploration: properties.Exploration{Iterations: suiteIterations, Seed: r.env.Seed(), ShrinkTime: suiteShrinkTime},
 	}
 }
 
