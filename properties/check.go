@@ -279,6 +279,11 @@ func prepare(t testing.TB, cfg Config) (Config, error) {
 	}
 	var errs []error
 	probe := func(t testing.TB) {
+		defer func() {
+			if p := recover(); p != nil {
+				errs = append(errs, fmt.Errorf("properties: Config.World panicked when built to learn its targets: %v\n%s", p, debug.Stack()))
+			}
+		}()
 		w := learn(cfg.World(t))
 		if len(cfg.Bounds.Targets) == 0 {
 			cfg.Bounds.Targets = Aim(w.targets)
@@ -378,6 +383,17 @@ type Iteration struct {
 	// Reruns is how many times the schedule was run again to confirm that
 	// it breaks, and Reproduced how many of those broke again.
 	Reruns, Reproduced int
+}
+
+// add adds a finding that is no invariant's (a panic, a deadlocked
+// bubble): to Steady when no fault took effect in the run, to Findings
+// otherwise.
+func (it *Iteration) add(f Finding) {
+	if _, faulted := firstFault(it.History); !faulted {
+		it.Steady = append(it.Steady, f)
+		return
+	}
+	it.Findings = append(it.Findings, f)
 }
 
 // confirmed reports whether every rerun of it broke again.
@@ -879,7 +895,7 @@ func runBubble(t *testing.T, cfg Config, s sim.Schedule, seed int64) (it *Iterat
 		if it == nil {
 			it = &Iteration{Schedule: s, Seed: seed, History: &sim.History{Seed: seed, Schedule: s}}
 		}
-		it.Findings = append(it.Findings, Finding{Invariant: "the run leaves no goroutine blocked", Verdict: Broken,
+		it.add(Finding{Invariant: "the run leaves no goroutine blocked", Verdict: Broken,
 			Err: fmt.Errorf("testing/synctest: %v: goroutines the run started were still blocked when it ended (a client that leaks them); their stacks:\n%s", p, bubbleStacks(bubble))})
 		err = nil
 	}()
@@ -898,8 +914,8 @@ func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iterati
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
-			it = &Iteration{Schedule: s, Seed: seed, History: &sim.History{Seed: seed, Schedule: s}, Wall: time.Since(start),
-				Findings: Findings{{Invariant: "the run does not panic", Verdict: Broken, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}}}
+			it = &Iteration{Schedule: s, Seed: seed, History: &sim.History{Seed: seed, Schedule: s}, Wall: time.Since(start)}
+			it.add(Finding{Invariant: "the run does not panic", Verdict: Broken, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())})
 			err = nil
 		}
 	}()
@@ -921,7 +937,7 @@ func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iterati
 	fs, st := judge(h, cfg.Invariants)
 	it = &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: fs, Steady: st}
 	if errors.Is(err, sim.ErrPanic) {
-		it.Findings = append(it.Findings, Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
+		it.add(Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
 	}
 	it.Wall = time.Since(start)
 	return it, nil

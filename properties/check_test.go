@@ -161,6 +161,17 @@ func TestCheckChild(t *testing.T) {
 		// nothing to judge, and Check says so.
 		cfg = simConfig(newFake(200*time.Millisecond, toxics.KindLatency), properties.FailFast{Within: time.Second}, properties.MaxLatency{Max: time.Second})
 		cfg.Iterations = 3
+	case "leak":
+		cfg.World = leakyWorld
+	case "steady":
+		cfg = steadyConfig()
+	case "flaky":
+		cfg = flakyConfig()
+	case "flaky-allowed":
+		cfg = flakyConfig()
+		cfg.AllowFlaky = true
+	case "tight":
+		cfg = tightConfig()
 	default:
 		t.Skip("run by TestCheckFailsAndReplays and TestCheckNoEvidence in a child process")
 	}
