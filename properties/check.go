@@ -601,7 +601,7 @@ func (x *explorer) baseline() bool {
 		}
 	}
 	floor := measure(it.History)
-	x.t.Logf("shakedown: baseline (no faults, %v): %s", it.Wall.Round(time.Millisecond), floor)
+	x.t.Logf("shakedown: noise floor, without faults: %s", floor)
 	for i, inv := range x.cfg.Invariants {
 		if why := floor.tooTight(inv); why != "" {
 			x.tight[inv.Name()] = why

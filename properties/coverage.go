@@ -177,7 +177,8 @@ func (f floor) String() string {
 		p50, _ := quantile(ops, 0.5)
 		p99, _ := quantile(ops, 0.99)
 		top, _ := quantile(ops, 1)
-		parts = append(parts, fmt.Sprintf("%s p50 %v, p99 %v, max %v", k, p50, p99, top))
+		r := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+		parts = append(parts, fmt.Sprintf("%s p50 %v, p99 %v, max %v", k, r(p50), r(p99), r(top)))
 	}
 	if n == 0 {
 		return "no ops"
