@@ -25,7 +25,7 @@ import (
 // Environment variables Check reads.
 const (
 	// EnvIterations bounds the iterations of every Check in the process,
-	// overriding Config.Iterations: SHAKEDOWN_ITERATIONS=50 go test ...
+	// overriding Exploration.Iterations: SHAKEDOWN_ITERATIONS=50 go test ...
 	EnvIterations = search.EnvIterations
 	// EnvReplay names a schedule file (one Check wrote, or one written by
 	// hand); Check then runs exactly that schedule once instead of
@@ -34,7 +34,7 @@ const (
 )
 
 // DefaultIterations is the number of schedules Check tries when neither
-// Config.Iterations nor SHAKEDOWN_ITERATIONS says otherwise.
+// Exploration.Iterations nor SHAKEDOWN_ITERATIONS says otherwise.
 const DefaultIterations = 10
 
 // Config is what Check explores and what it checks. World and Invariants
@@ -149,10 +149,10 @@ func (c Config) validate() (Config, error) {
 		}
 	}
 	if c.Iterations < 0 {
-		errs = append(errs, fmt.Errorf("properties: Config.Iterations = %d is negative", c.Iterations))
+		errs = append(errs, fmt.Errorf("properties: Exploration.Iterations = %d is negative", c.Iterations))
 	}
 	if c.ShrinkTime < 0 {
-		errs = append(errs, fmt.Errorf("properties: Config.ShrinkTime = %v is negative", c.ShrinkTime))
+		errs = append(errs, fmt.Errorf("properties: Exploration.ShrinkTime = %v is negative", c.ShrinkTime))
 	}
 	if n, ok, err := search.Iterations(); err != nil {
 		errs = append(errs, err)

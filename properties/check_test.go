@@ -274,7 +274,7 @@ func TestExploreErrors(t *testing.T) {
 		{"no invariants", func(c *properties.Config) { c.Invariants = nil }, "Config.Invariants is empty"},
 		{"nil invariant", func(c *properties.Config) { c.Invariants = []properties.Invariant{nil} }, "Config.Invariants[0] is nil"},
 		{"bad bounds", func(c *properties.Config) { c.Bounds.MaxSteps = -1 }, "MaxSteps = -1"},
-		{"negative iterations", func(c *properties.Config) { c.Iterations = -2 }, "Config.Iterations = -2"},
+		{"negative iterations", func(c *properties.Config) { c.Iterations = -2 }, "Exploration.Iterations = -2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // invariant. The failure message holds the findings of the shrunk
 // schedule, how often it reproduced ("reproduced 3 of 3"), the schedule
 // as JSON with its seed, and one command that replays it; the schedule
-// file and the HTML report are written to cfg.Dir (default
+// file and the HTML report are written to cfg.Exploration.Dir (default
 // testdata/shakedown/<test name>/).
 //
 // Check also fails t, saying which, when
