@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,7 +188,7 @@ func SaveFailure(t testing.TB, dir string, it *Iteration) (data []byte, replay, 
 // failureOf is what is saved of an iteration.
 func failureOf(it *Iteration) search.Failure {
 	return search.Failure{Schedule: it.Schedule, Seed: it.Seed, History: it.History,
-		Broken: findingNames(it.Findings, Broken), Held: findingNames(it.Findings, Held)}
+		Broken: findingNames(slices.Concat(it.Findings, it.Steady), Broken), Held: findingNames(it.Findings, Held)}
 }
 
 func findingNames(fs []Finding, v Verdict) []string {
