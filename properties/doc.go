@@ -2,7 +2,54 @@
 // schedules of faults that shrink well, judges what a run recorded against
 // invariants, and ties the two together in [Check].
 //
-// # A check
+// # A first check
+//
+// This test runs as it is (it is the package's TestDocExample): an HTTP
+// client with a 200ms timeout against a fake server on a simulated
+// network, with generated schedules of faults in virtual time.
+//
+//	func TestClientSurvivesFaults(t *testing.T) {
+//		properties.Check(t, properties.Config{
+//			Simulate: true, // virtual time: every run in a testing/synctest bubble of its own
+//			World: func(t testing.TB) sim.World {
+//				n := sim.NewNetwork(1) // in-memory network, faults on its endpoints
+//				t.Cleanup(func() { n.Close() })
+//				api, err := n.FakeHTTP("api", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				// The client under test: a timeout, and the simulated network.
+//				client := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DialContext: n.Dial}}
+//				t.Cleanup(client.CloseIdleConnections)
+//				get := func(ctx context.Context, _ string) (string, error) {
+//					req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.URL(), nil)
+//					if err != nil {
+//						return "", err
+//					}
+//					resp, err := client.Do(req)
+//					if err != nil {
+//						return "", err
+//					}
+//					return "", resp.Body.Close()
+//				}
+//				return sim.World{
+//					Targets:  n.Targets(),
+//					Workload: sim.Workload{Driver: sim.OpenLoop{Rate: 50}, Kinds: []sim.OpKind{{Name: "get", Do: get}}},
+//				}
+//			},
+//			Invariants: []properties.Invariant{
+//				properties.MaxLatency{Max: 300 * time.Millisecond},  // the timeout, and a margin
+//				properties.Recovery{Within: 500 * time.Millisecond}, // working again 500ms after the last heal
+//			},
+//		})
+//	}
+//
+// Take the Timeout away and Check fails: nothing bounds a request any
+// more (a pause or a blackhole holds it for as long as it lasts), and the
+// failure shrinks to a short schedule that still breaks the bound, such as
+// 400ms of 151ms latency each way (a round trip of 302ms).
+//
+// # A check of real dependencies
 //
 //	func TestCheckoutSurvivesTheDatabase(t *testing.T) {
 //		env := harness.New(t)
@@ -127,25 +174,45 @@
 // The windows an invariant judges (the whole run, the calm before the
 // first fault, each fault, the recovery after the last heal) are sim's
 // ([sim.Phase]), and which ops belong to one is decided by one rule,
-// [sim.Window.Holds], the same the HTML report counts with.
+// [sim.Window.Holds], the same the HTML report counts with. An op whose
+// outcome the framework itself missed (not started on time, cut off by the
+// run's end) is never evidence about the service: no latency, error or
+// recovery judgement counts it.
+//
+// The invariants of this package check their own parameters before any
+// run, and against the World: ErrorRate{Max: 5} is an error ("Max = 5 is
+// not a fraction in [0, 1]: did you mean 0.05?"), and so are an unknown
+// window, a negative duration, and an op kind, target or sample an
+// invariant names that the World lacks.
 //
 //   - latency: [LatencyQuantile] (overall or per [sim.Phase]: before, during
 //     each fault, after the last heal; optionally per op kind) and
 //     [MaxLatency] (the client's timeout plus a margin);
 //   - errors: [ErrorRate] per window, [Recovery] (no failure later than D
 //     after the last heal), [FailFast] (failed calls return within X while
-//     a fault holds);
-//   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] over the
-//     samples of pgxcheck.Pool, redischeck.Pool, sqlcheck.Pool or [sim.Dials] (which
-//     counts the dials of an http.Transport, a go-redis or pgx dialer, or
-//     a database/sql connector), and [NoGoroutineLeak] over
-//     sim.Goroutines();
+//     a fault holds; Grace or After leave out the failures a breaker must
+//     see before it opens, so one that opens at its threshold holds and one
+//     that never opens breaks);
+//   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] (dials in
+//     each window, or per stretch: "at most 8 connections opened during
+//     each fault") over the samples of pgxcheck.Pool, redischeck.Pool,
+//     sqlcheck.Pool or [sim.Dials] (which counts the dials of an
+//     http.Transport, a go-redis or pgx dialer, or a database/sql
+//     connector);
+//   - goroutines: [NoGoroutineLeak] over the service's goroutines alone,
+//     told apart from the framework's by their stacks
+//     ([NoGoroutineLeak.Sampler]; Packages names the service's), or a
+//     count of one's own;
 //   - bulkheads: [Isolation] (op kinds that do not use the faulted target
 //     keep their bounds);
 //   - retries: [Amplification] (calls reaching a dependency, from a
-//     [sim.Counter], stay under k times the calls made);
-//   - data: [Linearizable], a porcupine check of a key-value history in
-//     which an op of unknown outcome may or may not have been applied.
+//     [sim.Counter], stay under K times the ops made and, with Rate, under
+//     a number a second; judged during each fault, a retry storm is not
+//     diluted by the healthy time around it);
+//   - data: [Linearizable], a porcupine check of a key-value history (get,
+//     put, append, compare-and-set) or of a model of one's own, in which an
+//     op of unknown outcome may or may not have been applied, and an op it
+//     cannot read is an error, never left out.
 //
 // [Func] makes an invariant of any function.
 //

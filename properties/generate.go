@@ -68,6 +68,9 @@ type Bounds struct {
 	Fault DurationRange
 	// Values are the ranges of the faults' own fields.
 	Values Values
+	// Directions link faults may take; shrinking moves toward the first
+	// (default both, upstream, downstream).
+	Directions []toxics.Direction
 }
 
 // Values are the ranges fault fields are drawn from. Each field shrinks
@@ -97,9 +100,6 @@ type Values struct {
 	TimeoutAfter DurationRange
 	// Grace of a stop fault (default 0..0: the runtime's default).
 	Grace DurationRange
-	// Directions link faults may take; shrinking moves toward the first
-	// (default both, upstream, downstream).
-	Directions []toxics.Direction
 }
 
 func allKinds() []toxics.Kind { return append(toxics.LinkKinds(), toxics.NodeKinds()...) }
@@ -131,8 +131,8 @@ func (b Bounds) withDefaults() Bounds {
 	}
 	defInt(&v.DataLimit, 0, 64<<10)
 	defDur(&v.TimeoutAfter, 0, 2*time.Second)
-	if len(v.Directions) == 0 {
-		v.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
+	if len(b.Directions) == 0 {
+		b.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
 	}
 	return b
 }
@@ -228,9 +228,9 @@ func (b Bounds) Validate() error {
 	intRange("DataLimit", v.DataLimit, 0)
 	durRange("TimeoutAfter", v.TimeoutAfter, 0)
 	durRange("Grace", v.Grace, 0)
-	for i, d := range v.Directions {
+	for i, d := range b.Directions {
 		if d > toxics.Downstream {
-			bad("Values.Directions[%d] = %v: not one of both, upstream, downstream", i, d)
+			bad("Directions[%d] = %v: not one of both, upstream, downstream", i, d)
 		}
 	}
 	return errors.Join(errs...)
@@ -327,7 +327,7 @@ func (g *gen) drawStep(t *rapid.T) rawStep {
 // the one kind asked for.
 func (g *gen) drawFault(t *rapid.T, k toxics.Kind) toxics.Fault {
 	v := g.b.Values
-	dir := rapid.SampledFrom(v.Directions).Draw(t, "direction")
+	dir := rapid.SampledFrom(g.b.Directions).Draw(t, "direction")
 	delay := drawDur(t, "delay", v.Delay, false)
 	jitter := time.Duration(rapid.Int64Range(0, int64(v.Jitter/time.Millisecond)).Draw(t, "jitter")) * time.Millisecond
 	rate := drawInt(t, "rate", v.Rate, true)

@@ -113,7 +113,7 @@ func TestBoundsValidate(t *testing.T) {
 		{"fault beyond horizon", Bounds{Targets: Aim([]sim.Target{linkOnly}), Horizon: time.Second, Fault: DurationRange{2 * time.Second, 2 * time.Second}}, "beyond Horizon"},
 		{"negative rate", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Rate: Int64Range{-1, 10}}}, "Values.Rate = -1..10"},
 		{"corrupt zero", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Corrupt: [2]float64{0, 0.5}}}, "Values.Corrupt"},
-		{"bad direction", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Directions: []toxics.Direction{7}}}, "Values.Directions[0]"},
+		{"bad direction", Bounds{Targets: Aim([]sim.Target{linkOnly}), Directions: []toxics.Direction{7}}, "Directions[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
