@@ -9,7 +9,6 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1121,47 +1120,4 @@ func runSeed(base int64, s sim.Schedule) int64 {
 	h.Write(b[:])
 	h.Write([]byte(scheduleKey(s)))
 	return int64(h.Sum64() >> 1)
-}
-
-// checkInvariant returns the mistakes of inv that show before any run,
-// through the hooks the invariants of this package offer: its parameters
-// (validate), the op kinds, targets and samples it names against those of
-// the World, and the kinds it cannot interpret. A nil slice skips the
-// check against it.
-//
-// (The invariants' side of issue 11 brings the same function with the
-// hooks; at the merge this copy goes.)
-func checkInvariant(inv Invariant, kinds, targets, samplers []string) []error {
-	if v, ok := inv.(interface{ validate() error }); ok {
-		if err := v.validate(); err != nil {
-			return []error{err}
-		}
-	}
-	var errs []error
-	missing := func(what string, named, have []string) {
-		for _, n := range named {
-			if have != nil && !slices.Contains(have, n) {
-				errs = append(errs, fmt.Errorf("properties: %s: %s %q is not one of the World's %v", inv.Name(), what, n, have))
-			}
-		}
-	}
-	if k, ok := inv.(interface{ kinds() []string }); ok {
-		missing("op kind", k.kinds(), kinds)
-	}
-	if t, ok := inv.(interface{ targets() []string }); ok {
-		missing("target", t.targets(), targets)
-	}
-	if s, ok := inv.(interface{ samples() []string }); ok && samplers != nil {
-		for _, name := range s.samples() {
-			if !slices.ContainsFunc(samplers, func(s string) bool { return name == s || strings.HasPrefix(name, s+".") }) {
-				errs = append(errs, fmt.Errorf("properties: %s: reads samples %q, but no sampler of the World records them (samplers: %v)", inv.Name(), name, samplers))
-			}
-		}
-	}
-	if c, ok := inv.(interface{ checkKinds([]string) error }); ok && kinds != nil {
-		if err := c.checkKinds(kinds); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errs
 }
