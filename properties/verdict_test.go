@@ -190,6 +190,12 @@ func TestMistakesBeforeAnyRun(t *testing.T) {
 		mutate func(*properties.Config)
 		want   string
 	}{
+		{"a percentage for a fraction", func(c *properties.Config) {
+			c.Invariants = []properties.Invariant{properties.ErrorRate{Max: 5}}
+		}, "Max = 5 is not a fraction in [0, 1]: did you mean 0.05?"},
+		{"an op kind the workload lacks", func(c *properties.Config) {
+			c.Invariants = []properties.Invariant{properties.MaxLatency{Max: time.Second, Kinds: []string{"put"}}}
+		}, `op kind "put" is not one of the World's [get]`},
 		{"recovery longer than the cooldown", func(c *properties.Config) {
 			c.Invariants = []properties.Invariant{properties.Recovery{Within: 2 * time.Second}}
 		}, "Within = 2s is not shorter than the cooldown (1s)"},
