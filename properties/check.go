@@ -505,11 +505,11 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 			return nil, err
 		}
 	}
-	g, err := Schedules(cfg.Bounds)
+	g, guide, err := schedules(cfg.Bounds)
 	if err != nil {
 		return nil, err
 	}
-	x := &explorer{t: t, cfg: cfg, gen: g, ctx: t.Context(), cache: map[string]*Iteration{}, tight: map[string]string{}, reproduce: cfg.reproduce()}
+	x := &explorer{t: t, cfg: cfg, gen: g, guide: guide, ctx: t.Context(), cache: map[string]*Iteration{}, tight: map[string]string{}, reproduce: cfg.reproduce()}
 	x.deadline = search.Deadline(t)
 	start := time.Now()
 	var errs []string
@@ -548,6 +548,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 const failMessage = "shakedown: an invariant broke"
 
 type explorer struct {
+	guide     *guide // coverage guidance of the schedules drawn (see swarm.go)
 	t         testing.TB
 	cfg       Config
 	gen       *rapid.Generator[sim.Schedule]
@@ -666,6 +667,12 @@ func (x *explorer) search(rt *rapid.T) bool {
 	s := x.gen.Draw(rt, "schedule")
 	x.iterations++
 	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
+	if it != nil && !broke(it) {
+		// Coverage guidance: the pairs this run applied are no longer
+		// preferred. Only runs that broke nothing count, so the guide
+		// never changes between a failure and rapid's replays of it.
+		x.guide.record(it.History)
+	}
 	if it == nil || !broke(it) {
 		return false
 	}
