@@ -26,13 +26,14 @@ import (
 //
 // Onto the pipeline: Apply arms the slots, counts them in Link.armed, then
 // interrupts every fast read of an affected direction (a read deadline in
-// the past) and waits until none is inside a read any more. Bytes a read
-// took before that are written straight on, first; every later read sees
-// the armed count and leaves the socket to the pipeline, which starts
-// reading where the fast path stopped. A direction whose relay is blocked
-// writing (its receiver does not read) is not waited for: it reads nothing
-// before its write ends, and then reads on the pipeline. So a byte written
-// after Apply returned meets the fault, and Apply waits for no peer.
+// the past) and waits until that direction reads again, on its pipeline.
+// Bytes a read took before that are written straight on, first; every later
+// read sees the armed count and leaves the socket to the pipeline, which
+// starts reading where the fast path stopped. A direction whose relay is
+// blocked writing (its receiver does not read) is not waited for: it reads
+// nothing before its write ends, and then reads on the pipeline. So a byte
+// written after Apply returned meets the fault, and Apply waits for no
+// peer, only for goroutines to be scheduled.
 //
 // Back: once revert has disarmed the last slot of a direction, it
 // interrupts the pipeline's reads there. The pipeline's source then ends
@@ -106,7 +107,7 @@ type linkDir struct {
 	mu      sync.Mutex
 	reading readMode
 	kicked  bool          // the read deadline was moved to interrupt the read
-	left    chan struct{} // closed when the current read returns; made by a waiter
+	next    chan struct{} // closed when the next read starts; made by a waiter
 }
 
 // armed reports whether a fault is armed in d's direction.
@@ -116,7 +117,8 @@ func (d *linkDir) armed() bool {
 
 // startRead marks the start of a read in mode m, or reports false if the
 // read belongs to the other mode: to the pipeline (fastRead while a fault
-// is armed) or to the fast path (pipeRead while none is).
+// is armed) or to the fast path (pipeRead while none is). A read that
+// starts wakes the Apply waiting for it.
 func (d *linkDir) startRead(m readMode) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -124,19 +126,32 @@ func (d *linkDir) startRead(m readMode) bool {
 		return false
 	}
 	d.reading = m
+	d.wake()
 	return true
 }
 
-// endRead marks the end of a read: it wakes a waiting Apply and undoes the
-// deadline that interrupted the read, if one did (reported).
+// release wakes the Apply waiting for the next read, before something else
+// that may block (a write), or when the direction has finished.
+func (d *linkDir) release() {
+	d.mu.Lock()
+	d.wake()
+	d.mu.Unlock()
+}
+
+// wake closes next, if an Apply waits on it; d.mu must be held.
+func (d *linkDir) wake() {
+	if d.next != nil {
+		close(d.next)
+		d.next = nil
+	}
+}
+
+// endRead marks the end of a read and undoes the deadline that interrupted
+// it, if one did (reported).
 func (d *linkDir) endRead() (kicked bool) {
 	d.mu.Lock()
 	d.reading = notReading
 	kicked, d.kicked = d.kicked, false
-	if d.left != nil {
-		close(d.left)
-		d.left = nil
-	}
 	d.mu.Unlock()
 	if kicked {
 		_ = d.src.SetReadDeadline(time.Time{})
@@ -145,8 +160,8 @@ func (d *linkDir) endRead() (kicked bool) {
 }
 
 // interrupt interrupts a read in mode m, if one is under way; with wait, it
-// returns a channel closed when that read has returned (nil if none is
-// under way).
+// returns a channel closed when the direction reads again, or starts a
+// write, or has finished (nil if no read is under way).
 func (d *linkDir) interrupt(m readMode, wait bool) <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -160,10 +175,10 @@ func (d *linkDir) interrupt(m readMode, wait bool) <-chan struct{} {
 	if !wait {
 		return nil
 	}
-	if d.left == nil {
-		d.left = make(chan struct{})
+	if d.next == nil {
+		d.next = make(chan struct{})
 	}
-	return d.left
+	return d.next
 }
 
 // interrupted reports whether err is what a read interrupted by interrupt
@@ -176,6 +191,7 @@ func interrupted(kicked bool, err error) bool {
 // (then dst is half-closed), or the connection closed.
 func (d *linkDir) run() {
 	defer d.conn.dirDone()
+	defer d.release()
 	var r relay
 	defer func() {
 		if r != nil {
@@ -209,6 +225,7 @@ func (d *linkDir) fast(r relay) bool {
 		kicked := d.endRead()
 		if n > 0 {
 			// Read before any hand-over: written on first, in order.
+			d.release()
 			if err := r.flush(); err != nil {
 				d.conn.close(false)
 				return false
@@ -248,17 +265,18 @@ func (d *linkDir) pipeline() bool {
 }
 
 // handOver moves the live connections' directions in dir onto the pipeline:
-// it interrupts their fast reads and returns once none is inside one. A
-// fault must be counted in l.armed first.
+// it interrupts their fast reads and returns once each of those directions
+// reads on its pipeline (or writes, or has finished). A fault must be
+// counted in l.armed first.
 func (l *Link) handOver(dir toxics.Direction) {
 	var waits []<-chan struct{}
 	for _, d := range l.liveDirs(dir) {
-		if left := d.interrupt(fastRead, true); left != nil {
-			waits = append(waits, left)
+		if next := d.interrupt(fastRead, true); next != nil {
+			waits = append(waits, next)
 		}
 	}
-	for _, left := range waits {
-		<-left
+	for _, next := range waits {
+		<-next
 	}
 }
 
