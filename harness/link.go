@@ -43,16 +43,26 @@ const linkDialTimeout = 10 * time.Second
 // a process, any TCP server), through which faults from package toxics
 // reach the connections between a client and that upstream.
 //
-// The Link runs its own accept loop and connection table; the bytes of
-// each connection flow through an embedded Toxiproxy toxic pipeline, one
-// per direction. A fault applied with [Link.Apply] acts on live connections
-// at once and on every connection opened while it is active: a byte the
-// client or the upstream writes after Apply returned is subject to it. The
+// The Link runs its own accept loop and connection table. While no fault
+// is armed in a direction, the bytes of that direction move kernel to
+// kernel (splice(2) on Linux, a plain copy elsewhere) and cost about as much
+// as the socket itself; while one is, they flow through an embedded
+// Toxiproxy toxic pipeline. Apply moves live connections onto the pipeline
+// and the revert of the last fault moves them back, without losing,
+// repeating or reordering a byte; a connection opened while a fault is
+// armed starts on the pipeline. A fault applied with [Link.Apply] acts on
+// live connections at once and on every connection opened while it is
+// active: a byte the client or the upstream writes after Apply returned is
+// subject to it (the Link reads it on the pipeline). The
 // function Apply returns reverts the fault, also at once; data the fault
 // held back (delayed, throttled, sliced) is then delivered in order, and no
 // byte is lost or reordered except by faults whose job that is (blackhole,
 // timeout, data limit, corrupt, reset, down). Neither Apply nor revert
-// waits for a connection, not even for a client that has stopped reading.
+// waits for a connection, not even for a client that has stopped reading
+// (Apply waits only for the Link's own goroutines to move a connection
+// that is idle or reading onto the pipeline: tens of µs; what a fault counts
+// on a live connection, a timeout's After or a data limit's bytes, it
+// counts from then).
 // Several faults may be active together; they act one after the other,
 // each in a slot of the pipeline: a new fault takes the first free slot,
 // so faults act in the order they were applied unless an earlier one was
