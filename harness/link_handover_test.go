@@ -99,6 +99,23 @@ func checkStream(c *net.TCPConn, key uint64, got *atomic.Int64, progress chan<- 
 	}
 }
 
+// echoOr returns an upstream handler: a connection whose first byte is 'E'
+// is echoed, any other is handed to other.
+func echoOr(other func(c *net.TCPConn)) func(c *net.TCPConn) {
+	return func(c *net.TCPConn) {
+		_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+		kind := make([]byte, 1)
+		if _, err := io.ReadFull(c, kind); err != nil {
+			return
+		}
+		if kind[0] == 'E' {
+			echo(c)
+			return
+		}
+		other(c)
+	}
+}
+
 // Keys of the streams of TestLinkHandOverKeepsEveryByte.
 const (
 	keyUp   = 1 // bulk, client to upstream
@@ -123,18 +140,9 @@ func TestLinkHandOverKeepsEveryByte(t *testing.T) {
 	}
 	results := make(chan result, 8)
 
-	// The upstream: a connection that starts with 'B' streams both ways;
-	// one that starts with 'E' echoes.
-	up := serveTCP(t, func(c *net.TCPConn) {
-		_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
-		kind := make([]byte, 1)
-		if _, err := io.ReadFull(c, kind); err != nil {
-			return
-		}
-		if kind[0] == 'E' {
-			echo(c)
-			return
-		}
+	// The upstream: a connection that starts with 'E' echoes, one that
+	// starts with 'B' streams both ways.
+	up := serveTCP(t, echoOr(func(c *net.TCPConn) {
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			n, err := sendStream(c, keyDown, stop)
@@ -143,7 +151,7 @@ func TestLinkHandOverKeepsEveryByte(t *testing.T) {
 		err := checkStream(c, keyUp, &upGot, progress)
 		results <- result{"upstream received", upGot.Load(), err}
 		wg.Wait()
-	})
+	}))
 	l := NewLink(t, "handover", up, WithSeed(13))
 	open := func(kind byte) *net.TCPConn {
 		c := dial(t, l.Addr())
@@ -284,20 +292,11 @@ func sendTraffic(c *net.TCPConn, stop <-chan struct{}) error {
 // only what was sent meanwhile is lost.
 func TestLinkFaultsShowUnderTraffic(t *testing.T) {
 	const delay = time.Millisecond
-	up := serveTCP(t, func(c *net.TCPConn) {
-		_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
-		kind := make([]byte, 1)
-		if _, err := io.ReadFull(c, kind); err != nil {
-			return
-		}
-		if kind[0] == 'E' {
-			echo(c)
-			return
-		}
+	up := serveTCP(t, echoOr(func(c *net.TCPConn) {
 		// Traffic both ways, to keep the Link busy.
 		go func() { _, _ = io.Copy(io.Discard, c) }()
 		_ = sendTraffic(c, nil)
-	})
+	}))
 	l := NewLink(t, "traffic", up)
 	busy := dial(t, l.Addr())
 	_, err := busy.Write([]byte{'T'})
