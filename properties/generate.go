@@ -339,37 +339,52 @@ func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	limit := drawInt(t, "data_limit", v.DataLimit, true)
 	after := drawDur(t, "timeout_after", v.TimeoutAfter, true)
 	grace := drawDur(t, "grace", v.Grace, false)
-	return func(k toxics.Kind) toxics.Fault {
-		switch k {
-		case toxics.KindLatency:
-			return toxics.Latency{Delay: delay, Jitter: min(jitter, delay), Direction: dir}
-		case toxics.KindBandwidth:
-			return toxics.Bandwidth{Rate: rate, Direction: dir}
-		case toxics.KindSlicer:
-			return toxics.Slicer{AverageSize: int(size), SizeVariation: int(variation % size), Delay: sliceDelay, Direction: dir}
-		case toxics.KindSlowClose:
-			return toxics.SlowClose{Delay: closeDelay, Direction: dir}
-		case toxics.KindCorrupt:
-			return toxics.Corrupt{Probability: prob, Direction: dir}
-		case toxics.KindDataLimit:
-			return toxics.DataLimit{Bytes: limit, Direction: dir}
-		case toxics.KindTimeout:
-			return toxics.Timeout{After: after, Direction: dir}
-		case toxics.KindBlackhole:
-			return toxics.Blackhole{Direction: dir}
-		case toxics.KindReset:
-			return toxics.Reset{}
-		case toxics.KindDown:
-			return toxics.Down{}
-		case toxics.KindPause:
-			return toxics.Pause{}
-		case toxics.KindRestart:
-			return toxics.Restart{}
-		case toxics.KindStop:
-			return toxics.Stop{Grace: grace}
-		default:
-			return toxics.Crash{}
-		}
+	f := faultFields{dir: dir, delay: delay, jitter: min(jitter, delay), rate: rate, size: size, variation: variation % size,
+		sliceDelay: sliceDelay, closeDelay: closeDelay, prob: prob, limit: limit, after: after, grace: grace}
+	return f.fault
+}
+
+// faultFields are the fields of every fault kind, from which a fault of
+// any kind is built.
+type faultFields struct {
+	dir                                   toxics.Direction
+	delay, jitter, sliceDelay, closeDelay time.Duration
+	after, grace                          time.Duration
+	rate, size, variation, limit          int64
+	prob                                  float64
+}
+
+// fault is the fault of kind k with f's fields.
+func (f faultFields) fault(k toxics.Kind) toxics.Fault {
+	switch k {
+	case toxics.KindLatency:
+		return toxics.Latency{Delay: f.delay, Jitter: f.jitter, Direction: f.dir}
+	case toxics.KindBandwidth:
+		return toxics.Bandwidth{Rate: f.rate, Direction: f.dir}
+	case toxics.KindSlicer:
+		return toxics.Slicer{AverageSize: int(f.size), SizeVariation: int(f.variation), Delay: f.sliceDelay, Direction: f.dir}
+	case toxics.KindSlowClose:
+		return toxics.SlowClose{Delay: f.closeDelay, Direction: f.dir}
+	case toxics.KindCorrupt:
+		return toxics.Corrupt{Probability: f.prob, Direction: f.dir}
+	case toxics.KindDataLimit:
+		return toxics.DataLimit{Bytes: f.limit, Direction: f.dir}
+	case toxics.KindTimeout:
+		return toxics.Timeout{After: f.after, Direction: f.dir}
+	case toxics.KindBlackhole:
+		return toxics.Blackhole{Direction: f.dir}
+	case toxics.KindReset:
+		return toxics.Reset{}
+	case toxics.KindDown:
+		return toxics.Down{}
+	case toxics.KindPause:
+		return toxics.Pause{}
+	case toxics.KindRestart:
+		return toxics.Restart{}
+	case toxics.KindStop:
+		return toxics.Stop{Grace: f.grace}
+	default:
+		return toxics.Crash{}
 	}
 }
 
