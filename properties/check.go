@@ -87,9 +87,12 @@ type Exploration struct {
 	// Seed is the base of every run's seed: a run's seed is derived from
 	// Seed and its schedule, so a schedule always runs with the same seed.
 	Seed int64
-	// ShrinkTime bounds the time spent shrinking a failure (default: as
-	// long as rapid allows, which is -rapid.shrinktime, 30s by default;
-	// raise that flag for real dependencies, where a run takes seconds).
+	// ShrinkTime bounds the time spent shrinking a failure: rapid's
+	// shrinking has the first half, then a pass of shakedown's own takes
+	// the schedule to a 1-minimal one (see [Minimize]) in the rest
+	// (default: rapid as long as -rapid.shrinktime allows, 30s by
+	// default, and the pass until the test's deadline; raise that flag
+	// for real dependencies, where a run takes seconds).
 	ShrinkTime time.Duration
 	// Reproduce is how many times a schedule that broke an invariant is
 	// run again before it is believed (default 3; negative: never). One
@@ -520,6 +523,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 		if x.fatal != nil || !keepFailFile {
 			search.RemoveFailFile(search.FailFileOf(errs), before)
 		}
+		x.minimize()
 		x.finish()
 	}
 	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
@@ -694,28 +698,8 @@ func (x *explorer) search(rt *rapid.T) bool {
 // takes its verdict; a new one that breaks is run once more, and fails
 // only if it breaks again.
 func (x *explorer) shrink(rt *rapid.T) bool {
-	s := x.gen.Draw(rt, "schedule")
-	key := scheduleKey(s)
-	it, ok := x.cache[key]
-	if ok {
-		x.hits++
-	} else {
-		if x.cfg.ShrinkTime > 0 && time.Since(x.shrinkStart) > x.cfg.ShrinkTime {
-			return false // out of shrink time: reject the candidate without running it
-		}
-		if !x.fits(s.Horizon(), 2) {
-			x.stopped = "the test's deadline cut shrinking short"
-			return false
-		}
-		if it = x.run(s, "shrinking"); it == nil {
-			return false // fatal; recorded
-		}
-		if broke(it) {
-			x.confirm(it, min(x.reproduce, 1), "confirming", broke)
-		}
-		x.cache[key] = it
-	}
-	if !broke(it) || !it.confirmed() {
+	it := x.candidate(x.gen.Draw(rt, "schedule"), x.cfg.ShrinkTime/2)
+	if it == nil {
 		return false
 	}
 	x.last = it
