@@ -269,8 +269,10 @@ type Config struct {
 	// it).
 	Iterations int
 	// ShrinkTime bounds the time spent shrinking a counterexample
-	// (default 10s; rapid's -rapid.shrinktime bounds it too). A run takes
-	// about a millisecond, so shrinking tries thousands of schedules.
+	// (default 10s): rapid's shrinking has the first half (its
+	// -rapid.shrinktime bounds it too), then properties.Minimize takes
+	// the schedule to a 1-minimal one in the rest. A run takes about a
+	// millisecond, so shrinking tries thousands of schedules.
 	ShrinkTime time.Duration
 	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).

@@ -184,6 +184,7 @@ func explore(t *testing.T, cfg Config, keepFailFile bool) (*Result, error) {
 			break // rapid ran nothing more
 		}
 	}
+	x.minimize()
 	res.Iterations, res.Runs, res.Ops, res.Stopped, res.Coverage = x.iterations, x.runs, x.ops, x.stopped, x.cov
 	res.Elapsed = time.Since(start)
 	if x.fatal != nil {
@@ -229,22 +230,16 @@ func (x *explorer) prop(rt *rapid.T) {
 			x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for more runs and shrinking", time.Until(x.deadline).Round(time.Second))
 			rt.SkipNow()
 		}
-	} else if time.Since(x.shrinkStart) > x.cfg.ShrinkTime {
-		return // out of shrink time: the candidate is rejected unrun
+	} else if time.Since(x.shrinkStart) > x.cfg.ShrinkTime/2 {
+		return // out of rapid's half of the shrink time: the candidate is rejected unrun
 	} else if !x.fits(1) {
 		x.stopped = "the test's deadline cut shrinking short"
 		return
 	}
-	s := x.gen.Draw(rt, "schedule")
-	start := time.Now()
-	run, err := runIn(x.t, x.cfg, s)
-	x.wall += time.Since(start)
-	if err != nil {
-		x.fatal = err
+	run := x.run(x.gen.Draw(rt, "schedule"))
+	if run == nil {
 		return
 	}
-	x.runs++
-	x.ops += int64(len(run.Ops))
 	if !x.shrinking {
 		x.iterations++
 		x.cov.add(run)

@@ -1,0 +1,50 @@
+package breaker
+
+import (
+	"time"
+
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+)
+
+// run runs s once, counting it; nil means a fatal error, kept in x.fatal.
+func (x *explorer) run(s sim.Schedule) *Iteration {
+	start := time.Now()
+	run, err := runIn(x.t, x.cfg, s)
+	x.wall += time.Since(start)
+	if err != nil {
+		x.fatal = err
+		return nil
+	}
+	x.runs++
+	x.ops += int64(len(run.Ops))
+	return run
+}
+
+// minimize takes rapid's shrunk counterexample on to a 1-minimal schedule
+// with properties.Minimize, in the rest of ShrinkTime. A run in virtual
+// time gives the same verdict every time, so each candidate runs once.
+func (x *explorer) minimize() {
+	if x.fatal != nil || x.last == nil {
+		return
+	}
+	broken := map[string]*Iteration{}
+	s := properties.Minimize(x.cfg.Bounds, x.last.Schedule, func(s sim.Schedule) bool {
+		if x.fatal != nil || time.Since(x.shrinkStart) > x.cfg.ShrinkTime {
+			return false
+		}
+		if !x.fits(1) {
+			x.stopped = "the test's deadline cut shrinking short"
+			return false
+		}
+		run := x.run(s)
+		if run == nil || !run.Broken() {
+			return false
+		}
+		broken[s.String()] = run
+		return true
+	})
+	if run := broken[s.String()]; run != nil {
+		x.last = run
+	}
+}
