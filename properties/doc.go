@@ -243,6 +243,45 @@
 // iteration with its history, findings and confirmation, the coverage),
 // so a suite can assert that a fragile configuration is caught.
 //
+// # Shrinking and the summary
+//
+// After rapid's shrinking, [Minimize] takes a failure to a 1-minimal
+// schedule: no step can be removed, no step's kind replaced by a milder
+// one on its target, no offset, duration or value moved one grain toward
+// its mild end, without the failure going away (every candidate confirmed
+// as the first failure was). Exploration.ShrinkTime is shared by the two.
+//
+// Every Check writes summary.json next to its report (in Exploration.Dir,
+// default testdata/shakedown/<test name>/). Its schema, version 1 (a field
+// may be added without a new version; none changes meaning or goes away):
+//
+//	{
+//	  "version": 1,
+//	  "test": "TestCheckout",
+//	  "verdict": "failed",            // held | failed | flaky | steady_state_broken
+//	  "invariants": [                 // in the Config's order
+//	    {"name": "p99 <= 300ms during faults", "verdict": "broken", "judged": 9, "broken": 4}
+//	  ],                              // verdict: held | broken | unjudged (no evidence)
+//	  "coverage": {"runs": 14, "schedules": 10, "faults": {"db": {"latency": 3, "down": 2}}},
+//	  "findings": [{
+//	    "signature": "p99 <= 300ms during faults | db latency",
+//	    "invariant": "p99 <= 300ms during faults",
+//	    "shape": ["db latency"],      // each step's target and kind, in order
+//	    "status": "new",              // new | still_failing | fixed | regressed
+//	    "flaky": false,
+//	    "seed": 42,
+//	    "schedule": {"steps": [...]}  // the shrunk schedule, as in schedule.json
+//	  }]
+//	}
+//
+// A finding's signature is its invariant and the shape of its shrunk
+// schedule, never its offsets or magnitudes, so the same bug found again
+// with other numbers is the same finding. Against the summary already
+// there, a finding is new, still_failing, or regressed (fixed there);
+// one there that no longer fails is kept as fixed (and stays, so that its
+// return shows as regressed). A Check that stopped at a broken baseline
+// marks nothing fixed. Findings are sorted by signature.
+//
 // # Simulation
 //
 // With Config.Simulate set, every run happens in its own testing/synctest

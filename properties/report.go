@@ -75,6 +75,7 @@ func check(t testing.TB, cfg Config) {
 	if err != nil {
 		t.Fatalf("shakedown: %v", err)
 	}
+	defer summarize(t, cfg, res)
 	if res.Steady != nil {
 		reportSteady(t, cfg, res)
 		if res.Steady == res.Baseline && (res.Baseline.confirmed() || !cfg.AllowFlaky) {
