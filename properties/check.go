@@ -508,6 +508,10 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 			return nil, err
 		}
 	}
+	corpus, err := loadCorpus(t.Name(), cfg.Dir, cfg.Bounds)
+	if err != nil {
+		return nil, err
+	}
 	g, guide, err := schedules(cfg.Bounds)
 	if err != nil {
 		return nil, err
@@ -517,11 +521,13 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	start := time.Now()
 	var errs []string
 	if x.baseline() {
-		tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
-		before := search.FailFiles(t.Name())
-		errs = search.DropExpected(search.Rapid(tb, x.prop))
-		if x.fatal != nil || !keepFailFile {
-			search.RemoveFailFile(search.FailFileOf(errs), before)
+		if !x.replayCorpus(corpus) {
+			tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
+			before := search.FailFiles(t.Name())
+			errs = search.DropExpected(search.Rapid(tb, x.prop))
+			if x.fatal != nil || !keepFailFile {
+				search.RemoveFailFile(search.FailFileOf(errs), before)
+			}
 		}
 		x.minimize()
 		x.finish()

@@ -19,3 +19,9 @@ func ReplayTB(t testing.TB, cfg Config, path string) {
 	t.Helper()
 	replay(t, cfg, path)
 }
+
+// Summarize writes the summary of res as Check does.
+func Summarize(t testing.TB, cfg Config, res *Result) {
+	t.Helper()
+	summarize(t, cfg, res)
+}

@@ -53,11 +53,27 @@ type minimizer struct {
 func newMinimizer(b Bounds, fails func(sim.Schedule) bool) *minimizer {
 	b = b.withDefaults()
 	m := &minimizer{b: b, fails: fails, seen: map[string]bool{}}
-	for _, t := range b.Targets {
-		m.targets = append(m.targets, anyFault(t.Name))
-	}
+	m.targets = m.boundTargets()
 	return m
 }
+
+// boundTargets are targets named as the bounds' are, taking the kinds
+// the bounds give each.
+func (m *minimizer) boundTargets() []sim.Target {
+	var out []sim.Target
+	for _, t := range m.b.Targets {
+		out = append(out, boundTarget{anyFault(t.Name), t.Kinds})
+	}
+	return out
+}
+
+// boundTarget takes the kinds the bounds give a target.
+type boundTarget struct {
+	anyFault
+	kinds []toxics.Kind
+}
+
+func (t boundTarget) Supports(k toxics.Kind) bool { return slices.Contains(t.kinds, k) }
 
 // try reports whether candidate c is allowed by the bounds and fails.
 func (m *minimizer) try(c sim.Schedule) bool {

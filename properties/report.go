@@ -36,6 +36,16 @@ import (
 // Every Check logs the baseline's figures, a coverage line and the time
 // the baseline and the confirmations took.
 //
+// After the baseline and before exploring, Check replays the test's
+// regression corpus, as Go's fuzzing replays testdata/fuzz: the schedule
+// file of its last failure and every schedule file in the corpus folder
+// beside it (Exploration.Dir/corpus/*.json, a file Check wrote or a bare
+// {"steps":[...]}). One that breaks is a failure of the Check, shrunk and
+// reported as others; one that holds counts in the coverage line. A
+// corpus schedule that aims at a target the World (Bounds.Targets) lacks
+// is an error before any run. Explore replays it too. Each Check writes
+// summary.json beside them (see the package documentation).
+//
 // rapid keeps its own record of the failing draw under
 // testdata/rapid/<test name>/ and tries it first on the next run, so a
 // failure reappears at once until it is fixed; the schedule file is the
