@@ -99,3 +99,26 @@ func TestSummaryAcrossChecks(t *testing.T) {
 		require.Equal(t, "every op <= 1s overall | db blackhole", s.Findings[0].Signature)
 	}
 }
+
+// TestShrunkIsOneMinimal runs every one-step-milder neighbour of a shrunk
+// failure (each step removed, each kind made milder, each magnitude moved
+// one grain toward its mild end): none breaks the invariant.
+func TestShrunkIsOneMinimal(t *testing.T) {
+	cfg := simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second})
+	cfg.Dir = t.TempDir()
+	cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: allKinds}}
+	writeCorpus(t, cfg.Dir, "two.json", sim.Schedule{Steps: []sim.Step{
+		{At: 500 * time.Millisecond, For: time.Second, Target: "db", Fault: toxics.Latency{Delay: 100 * time.Millisecond}},
+		{At: 2 * time.Second, For: 2 * time.Second, Target: "db", Fault: toxics.Blackhole{}},
+	}})
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.NotNil(t, res.Failure)
+	ns := properties.Neighbours(cfg.Bounds, res.Failure.Schedule)
+	for _, n := range ns {
+		it, err := properties.RunSchedule(t, cfg, n, 1)
+		require.NoError(t, err)
+		require.False(t, it.Findings.Broken(), "the milder neighbour\n%s\nof the shrunk\n%s\nbreaks too", n, res.Failure.Schedule)
+	}
+	t.Logf("shrunk to %s; none of its %d milder neighbours breaks", res.Failure.Schedule, len(ns))
+}

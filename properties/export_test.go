@@ -1,6 +1,10 @@
 package properties
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/shakedown/shakedown/sim"
+)
 
 // CheckTB and ExploreTB let the package's external tests run Check and
 // Explore on a testing.TB of their own, which records what they report
@@ -25,3 +29,6 @@ func Summarize(t testing.TB, cfg Config, res *Result) {
 	t.Helper()
 	summarize(t, cfg, res)
 }
+
+// Neighbours are the schedules one move milder than s within b.
+func Neighbours(b Bounds, s sim.Schedule) []sim.Schedule { return neighbours(b, s) }
