@@ -38,6 +38,12 @@
 //					Samplers: []sim.Sampler{capture.Sampler("api")}, // the log rate, in the report
 //				}
 //			},
+//			// Every fault but corruption, which can alter the traceparent
+//			// header itself on its way to db.
+//			Bounds: properties.Bounds{Targets: []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{
+//				toxics.KindLatency, toxics.KindBandwidth, toxics.KindTimeout, toxics.KindReset,
+//				toxics.KindDown, toxics.KindBlackhole, toxics.KindPause, toxics.KindCrash,
+//			}}}},
 //			Invariants: []properties.Invariant{
 //				obscheck.FailuresLogged{Logs: capture, Within: time.Second}, // every failure visible, by its trace ID
 //				obscheck.TraceReaches{Logs: capture, Dependency: "db"},     // every success traced into db
