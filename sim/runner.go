@@ -175,8 +175,8 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	log.LogAttrs(ctx, slog.LevelInfo, "sim: run started", slog.Int("steps", len(p.Schedule.Steps)),
 		slog.Duration("horizon", horizon), slog.Duration("end", end))
 
-	opsCtx, cancelOps := context.WithCancel(ctx)
-	defer cancelOps()
+	opsCtx, cancelOps := context.WithCancelCause(ctx)
+	defer cancelOps(nil)
 	stop := make(chan struct{})
 	var rec Recorder
 	var wg, sampling sync.WaitGroup
@@ -191,8 +191,9 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		wg.Go(func() { driver.drive(work) })
 	}
 	var samples []Sample
+	var samplesMissed int
 	if len(p.Samplers) > 0 {
-		sampling.Go(func() { samples = sampleLoop(opsCtx, p.Samplers, every, start, stop, log) })
+		sampling.Go(func() { samples, samplesMissed = sampleLoop(opsCtx, p.Samplers, every, start, stop, log) })
 	}
 
 	r.runSchedule(ctx)
@@ -211,7 +212,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	case <-done:
 	case <-drainTimer.C:
 		log.LogAttrs(ctx, slog.LevelWarn, "sim: ops still in flight after the drain; cancelling them", slog.Duration("drain", drain))
-		cancelOps()
+		if work != nil {
+			work.cut(time.Since(start))
+		}
+		cancelOps(ErrCutOff)
 		// An op that ignores its context (a client with no timeout of
 		// its own) must not hang the run: after a grace it is recorded
 		// as abandoned and left to the client.
@@ -237,11 +241,15 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		Faults:   r.events,
 		Samples:  samples,
 		Duration: time.Since(start),
+
+		SamplesMissed: samplesMissed,
 	}
 	if ctx.Err() == nil && len(p.Samplers) > 0 {
 		// The sampling loop's last reading comes when the load stops,
 		// with ops still draining; the settled one comes once they have.
-		h.Samples = append(h.Samples, settle(ctx, p.Samplers, h.Duration, p.Settle, log)...)
+		quiet, missed := settle(ctx, p.Samplers, h.Duration, p.Settle, log)
+		h.Samples = append(h.Samples, quiet...)
+		h.SamplesMissed += missed
 	}
 	errs := r.errs
 	if work != nil {

@@ -47,7 +47,8 @@ type Workload struct {
 	// Kinds are the kinds of op to mix; each op draws one by weight.
 	Kinds []OpKind
 	// Timeout bounds each op: its context is cancelled Timeout after it
-	// started. Zero means none.
+	// started. Zero means none. An op the end of the run cuts off before
+	// its Timeout is [Missed]; with no Timeout it is not (see Missed).
 	Timeout time.Duration
 	// Classify turns an op's non-nil error into an outcome. Nil means the
 	// package's [Classify].
@@ -99,7 +100,8 @@ type Driver interface {
 // At most MaxInFlight ops run at once. An op that is due while the cap is
 // reached waits for a free slot and is recorded with its intended start
 // (its latency includes the wait); one still waiting when the run ends is
-// recorded as [Failed] with [ErrNotStarted]. No op is dropped silently.
+// recorded as [Missed] with [ErrNotStarted]: the framework never issued
+// it. No op is dropped silently.
 //
 // On the wall clock the dispatcher's timer wakes up to about a millisecond
 // late; that delay counts in the latency like any other (Start - Intended
@@ -158,7 +160,10 @@ type workRun struct {
 	stop     <-chan struct{} // closed when no new op may start
 	stopErr  func() error    // why stop closed: nil at the planned end
 	rec      *Recorder
-	nextID   atomic.Uint64
+	// cutAt is 1 + the offset at which the runner cancelled the ops in
+	// flight at the end of the drain (0: it did not).
+	cutAt  atomic.Int64
+	nextID atomic.Uint64
 
 	// inflight holds the ops started and not yet finished, so that ops
 	// which ignore cancellation can be recorded as abandoned (see
@@ -321,7 +326,10 @@ func (w *workRun) skip(id uint64, intended time.Duration, why error) {
 	if err == nil {
 		err = why
 	}
-	op.Outcome = Failed
+	op.Outcome = Missed
+	if !errors.Is(err, ErrNotStarted) {
+		err = fmt.Errorf("%w: %w", ErrNotStarted, err) // the run was cancelled
+	}
 	op.Err = err.Error()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -330,7 +338,28 @@ func (w *workRun) skip(id uint64, intended time.Duration, why error) {
 	}
 }
 
+// cut notes that the runner cancels the ops in flight now, at offset at.
+func (w *workRun) cut(at time.Duration) { w.cutAt.Store(int64(at) + 1) }
+
+// cutOff reports whether op, which failed, was cut off by the end of the
+// run: it ended once the runner had cancelled it, and its own Timeout
+// would have ended it later than that (see [Missed]).
+func (w *workRun) cutOff(op *Op) bool {
+	c := w.cutAt.Load()
+	if c == 0 || w.timeout <= 0 {
+		return false
+	}
+	at := time.Duration(c - 1)
+	return op.End >= at && op.Start+w.timeout > at
+}
+
 func (w *workRun) finish(op *Op, err error) {
+	if err != nil && !errors.Is(err, ErrPanic) && w.cutOff(op) {
+		op.Err = fmt.Errorf("%w; the op returned: %w", ErrCutOff, err).Error()
+		op.Outcome = Missed
+		w.rec.Record(*op)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, ErrPanic) {
 			w.mu.Lock()
@@ -345,8 +374,8 @@ func (w *workRun) finish(op *Op, err error) {
 	w.rec.Record(*op)
 }
 
-// classifyErr calls the workload's classifier; a panic or an invalid
-// outcome gives Unknown.
+// classifyErr calls the workload's classifier; a panic, an invalid
+// outcome or Missed (which only the runner decides) gives Unknown.
 func (w *workRun) classifyErr(err error) (o Outcome) {
 	defer func() {
 		if recover() != nil || o > Unknown {
