@@ -414,6 +414,9 @@ func (p *pipe) cut(now time.Time) {
 			break
 		}
 		if r := ch.readable(now); r < len(ch.data) {
+			if r == 0 {
+				break // none of the rest has arrived: all of it is lost
+			}
 			p.buffered -= len(ch.data) - r
 			ch.data = ch.data[:r]
 			ch.rate = 0
