@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -62,6 +63,9 @@ import (
 // order the scheduler runs them.
 type Network struct {
 	seed int64
+	// turns, while a Run in a bubble targets the network, orders what
+	// happens at the same instant (see turns.go).
+	turns atomic.Pointer[turns]
 
 	mu        sync.Mutex
 	endpoints map[string]*Endpoint

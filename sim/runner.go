@@ -167,8 +167,14 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		end = math.MaxInt64 // a cooldown that overflows: run until cancelled
 	}
 
+	// In a synctest bubble, events at the same instant take turns in a
+	// fixed order (see turns.go); detach before the turns end.
+	ts := startTurns()
+	defer ts.close()
+	defer attachTurns(p.Targets, ts)()
+
 	start := time.Now()
-	r := &runner{p: p, log: log, start: start, targets: make(map[string]Target, len(p.Targets))}
+	r := &runner{p: p, log: log, start: start, turns: ts, targets: make(map[string]Target, len(p.Targets))}
 	for _, t := range p.Targets {
 		r.targets[t.Name()] = t
 	}
@@ -184,6 +190,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	if len(p.Workload.Kinds) > 0 {
 		work = newWorkRun(opsCtx, p.Seed, start, end, p.Workload, stop, &rec)
 		work.stopErr = func() error { return context.Cause(ctx) }
+		work.turns = ts
 		driver := p.Workload.Driver
 		if driver == nil {
 			driver = ClosedLoop{}
@@ -278,6 +285,7 @@ type runner struct {
 	errs        []error
 	cancelledAt time.Duration
 	timer       *time.Timer
+	turns       *turns // in a bubble: wait by turns (see turns.go)
 }
 
 // active is a fault that is applied and not yet reverted.
@@ -358,6 +366,14 @@ const spinWindow = 2 * time.Millisecond
 // clock that stands still across a yield means a virtual clock: then it
 // sleeps the rest on the timer, which virtual time makes exact.
 func (r *runner) wait(ctx context.Context, at time.Duration) {
+	if r.turns != nil {
+		if at >= math.MaxInt64/2 {
+			<-ctx.Done() // no end: until cancelled
+			return
+		}
+		r.turns.wait(r.start.Add(at), turnKey{class: turnStep}, ctx.Done())
+		return
+	}
 	if d := at - spinWindow - time.Since(r.start); d > 0 {
 		if !r.sleep(ctx, d) {
 			return
@@ -444,4 +460,27 @@ func (r *runner) revert(ctx context.Context, a active) {
 	ev.End = time.Since(r.start)
 	r.log.LogAttrs(ctx, slog.LevelInfo, "sim: fault reverted", r.stepAttrs(a.step),
 		slog.Duration("offset", began), slog.Duration("held", ev.End-ev.Start))
+}
+
+// attachTurns hands ts to the simulated networks among targets that have
+// none, and returns the function that takes it back.
+func attachTurns(targets []Target, ts *turns) (detach func()) {
+	if ts == nil {
+		return func() {}
+	}
+	var nets []*Network
+	for _, t := range targets {
+		sn, ok := t.(interface{ simNetwork() *Network })
+		if !ok {
+			continue
+		}
+		if n := sn.simNetwork(); n != nil && n.turns.CompareAndSwap(nil, ts) {
+			nets = append(nets, n)
+		}
+	}
+	return func() {
+		for _, n := range nets {
+			n.turns.CompareAndSwap(ts, nil)
+		}
+	}
 }

@@ -116,7 +116,8 @@ type OpenLoop struct {
 
 // ClosedLoop runs Workers workers, each issuing its next op as soon as the
 // previous one returned (after Think, if set). An op's intended start is
-// its actual start.
+// its actual start. Worker i of n issues the ops with IDs i, i+n, i+2n,
+// and so on.
 //
 // Under [testing/synctest] an op that never blocks (no I/O, timer or
 // channel) lets no virtual time pass: give such workloads a Think time.
@@ -162,8 +163,10 @@ type workRun struct {
 	rec      *Recorder
 	// cutAt is 1 + the offset at which the runner cancelled the ops in
 	// flight at the end of the drain (0: it did not).
-	cutAt  atomic.Int64
-	nextID atomic.Uint64
+	cutAt atomic.Int64
+	// turns, in a bubble, orders the starts of ops due at the same
+	// instant by ID (see turns.go).
+	turns *turns
 
 	// inflight holds the ops started and not yet finished, so that ops
 	// which ignore cancellation can be recorded as abandoned (see
@@ -289,8 +292,15 @@ func callDo(k *OpKind, ctx context.Context, id uint64, input string) (output str
 }
 
 // do runs op id and records it. closed says the intended start is the
-// actual start.
-func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
+// actual start: a closed-loop op, which does not start (and do reports
+// false) if the load stopped while it waited for its turn.
+func (w *workRun) do(id uint64, intended time.Duration, closed bool) bool {
+	if w.turns != nil {
+		w.turns.wait(time.Now(), turnKey{class: turnOp, a: id}, nil)
+		if closed && (w.stopped() || time.Since(w.start) >= w.end) {
+			return false
+		}
+	}
 	k, input, err := w.draw(id)
 	op := Op{ID: id, Kind: k.Name, Intended: intended, Input: input}
 	ctx := withOp(w.ctx, w.seed, id)
@@ -306,16 +316,16 @@ func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
 		op.Intended = op.Start
 	}
 	if !w.begin(op) {
-		return
+		return false
 	}
 	if err == nil {
 		op.Output, err = callDo(k, ctx, id, input)
 	}
 	op.End = time.Since(w.start)
-	if !w.done(id) {
-		return
+	if w.done(id) {
+		w.finish(&op, err)
 	}
-	w.finish(&op, err)
+	return true
 }
 
 // skip records op id as due at intended but never started.
@@ -463,11 +473,17 @@ func (w *workRun) skipDue(i uint64, interval float64) {
 
 func (d ClosedLoop) drive(w *workRun) {
 	var wg sync.WaitGroup
-	for range max(d.Workers, 1) {
+	n := max(d.Workers, 1)
+	for i := range n {
 		wg.Go(func() {
 			var timer *time.Timer
-			for !w.stopped() && time.Since(w.start) < w.end {
-				w.do(w.nextID.Add(1)-1, 0, true)
+			// Worker i issues ops i, i+n, i+2n, ...: which worker an op
+			// belongs to, and so its kind and input, never depends on
+			// which worker came first.
+			for id := uint64(i); !w.stopped() && time.Since(w.start) < w.end; id += uint64(n) {
+				if !w.do(id, 0, true) {
+					return
+				}
 				if d.Think <= 0 {
 					continue
 				}
