@@ -32,7 +32,9 @@ func detSchedule(seed uint64) Schedule {
 			return toxics.Latency{Delay: ms(10, 40), Jitter: ms(1, 10), Direction: toxics.Downstream}
 		},
 		func() toxics.Fault { return toxics.Bandwidth{Rate: int64(r.IntN(3) * 2000)} },
-		func() toxics.Fault { return toxics.Slicer{AverageSize: 2 + r.IntN(8), SizeVariation: r.IntN(2), Delay: ms(1, 5)} },
+		func() toxics.Fault {
+			return toxics.Slicer{AverageSize: 2 + r.IntN(8), SizeVariation: r.IntN(2), Delay: ms(1, 5)}
+		},
 		func() toxics.Fault { return toxics.SlowClose{Delay: ms(1, 50)} },
 		func() toxics.Fault { return toxics.Corrupt{Probability: 0.01 + r.Float64()/4} },
 		func() toxics.Fault { return toxics.DataLimit{Bytes: int64(r.IntN(400))} },

@@ -132,7 +132,7 @@ const (
 	roleDownReader
 	roleDownWriter
 	roleTimeout
-	roleFault  // a fault acting on the connection (see Endpoint.sever)
+	roleFault // a fault acting on the connection (see Endpoint.sever)
 	roleUpRelease
 	roleDownRelease
 	roleAccept // the server accepting it

@@ -43,7 +43,9 @@ import (
 //   - [toxics.Reset]: live connections are reset on both sides: the next
 //     read or write fails with an error matching syscall.ECONNRESET (then
 //     reads give EOF and writes EPIPE, as on Linux). New connections are
-//     accepted and reset at once, before the server sees them.
+//     accepted and reset at once, before the server sees them; the
+//     client's first writes at that instant beat the RST, which its next
+//     read meets.
 //   - [toxics.Down]: dials are refused (syscall.ECONNREFUSED) and live
 //     connections close (EOF on both sides).
 //
@@ -105,7 +107,7 @@ type activeFault struct {
 	id       uint64
 	fault    toxics.Fault
 	timers   map[*pair]stopper // timeout: when each connection closes
-	pause    chan struct{}         // pause: closed at revert
+	pause    chan struct{}     // pause: closed at revert
 	reverted bool
 }
 

@@ -142,7 +142,9 @@ func (p Plan) validate() error {
 //
 // Every timestamp is an offset from one start time, measured with
 // time.Since, so under [testing/synctest] the run takes no wall time and
-// every step starts exactly on time.
+// every step starts exactly on time; events at the same instant take
+// turns in a fixed order, so the same seed and schedule give the same
+// History (see the package doc's Determinism).
 //
 // If ctx is cancelled, Run stops the workload, reverts every fault it
 // applied and returns the partial History with an error wrapping
