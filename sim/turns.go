@@ -3,6 +3,7 @@ package sim
 import (
 	"cmp"
 	"container/heap"
+	"context"
 	"sync"
 	"testing/synctest"
 	"time"
@@ -220,6 +221,64 @@ func (ts *turns) afterFunc(d time.Duration, key turnKey, f func()) stopper {
 		f()
 	}()
 	return s
+}
+
+// withTimeout is context.WithTimeout(parent, d) for op id, except that
+// the deadline comes in the op's turn at its instant, after the timers of
+// the code under test that fire at the same instant (a client's own
+// timeout, a retry) have run: which of the two ends the op is then the
+// same in every run. The context is a real one: Deadline, Err
+// (context.DeadlineExceeded), Cause and the contexts derived from it
+// behave as those of context.WithTimeout.
+func (ts *turns) withTimeout(parent context.Context, d time.Duration, id uint64) (context.Context, context.CancelFunc) {
+	dl := &turnDeadline{Context: parent, at: time.Now().Add(d), done: make(chan struct{}), stop: make(chan struct{})}
+	tn := ts.ask(dl.at, turnKey{class: turnOp, a: id, b: 1})
+	go func() {
+		select {
+		case <-tn.ready:
+			dl.end(context.DeadlineExceeded)
+		case <-parent.Done():
+			ts.withdraw(tn)
+			dl.end(parent.Err())
+		case <-dl.stop:
+			ts.withdraw(tn)
+		}
+	}()
+	// The op's context is a cancelCtx below the deadline: Err and Cause
+	// of everything derived from it are the standard ones.
+	ctx, cancel := context.WithCancel(dl)
+	var once sync.Once
+	return ctx, func() {
+		cancel()
+		once.Do(func() { close(dl.stop) })
+	}
+}
+
+// turnDeadline is the parent of an op's context under turns: done at its
+// deadline's turn, or when its parent is done. Value (the op's identity,
+// and the cause of a cancellation) comes from the parent.
+type turnDeadline struct {
+	context.Context
+	at   time.Time
+	done chan struct{}
+	stop chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+func (c *turnDeadline) Deadline() (time.Time, bool) { return c.at, true }
+func (c *turnDeadline) Done() <-chan struct{}       { return c.done }
+func (c *turnDeadline) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *turnDeadline) end(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+	close(c.done)
 }
 
 // stopper is a timer that can be stopped: a *time.Timer or a turnTimer.

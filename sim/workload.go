@@ -305,7 +305,10 @@ func (w *workRun) do(id uint64, intended time.Duration, closed bool) bool {
 	op := Op{ID: id, Kind: k.Name, Intended: intended, Input: input}
 	ctx := withOp(w.ctx, w.seed, id)
 	var cancel context.CancelFunc
-	if w.timeout > 0 {
+	switch {
+	case w.timeout > 0 && w.turns != nil:
+		ctx, cancel = w.turns.withTimeout(ctx, w.timeout, id)
+	case w.timeout > 0:
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)
 	}
 	if cancel != nil {
