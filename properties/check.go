@@ -489,7 +489,7 @@ func oneLine(s sim.Schedule) string {
 }
 
 // runIn runs s once on a fresh World, in a bubble of its own when
-// simulated.
+// simulated (and then, with SHAKEDOWN_SELFCHECK=1, once more: selfCheck).
 func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
 	if !cfg.Simulate {
 		sc := &scope{TB: t}
@@ -501,6 +501,9 @@ func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration,
 		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
 	}
 	synctest.Test(tt, func(st *testing.T) { it, err = runWorld(st, cfg, s, seed) })
+	if err == nil && it != nil && selfCheckOn() {
+		selfCheck(tt, cfg, s, seed, it) // SHAKEDOWN_SELFCHECK=1: run it twice
+	}
 	return it, err
 }
 
