@@ -37,7 +37,9 @@ import (
 //     both sides read what arrived, then EOF.
 //   - [toxics.Timeout]: data is dropped, and each connection closes (EOF on
 //     both sides) After the fault began, or After it opened for one opened
-//     during the fault, whether or not data flows.
+//     during the fault, whether or not data flows. With After 0 a new
+//     connection is dialed, takes what the client writes at once (and
+//     drops it), then closes: the client reads EOF, as from harness.Link.
 //   - [toxics.Blackhole]: data is dropped; connections stay open and carry
 //     data again once it is reverted (what was sent meanwhile is lost).
 //   - [toxics.Reset]: live connections are reset on both sides: the next
