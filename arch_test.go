@@ -32,12 +32,16 @@ var heavy = []string{
 }
 
 // clients are the client and breaker libraries that the core leaves to
-// adapters: a user who checks an HTTP client must not compile them.
+// adapters, and the Prometheus parser and OpenTelemetry SDK that only the
+// observability adapters use: a user who checks an HTTP client must not
+// compile them.
 var clients = []string{
 	"github.com/jackc/pgx",
 	"github.com/redis/go-redis",
 	"github.com/failsafe-go/failsafe-go",
 	"github.com/sony/gobreaker",
+	"github.com/prometheus",
+	"go.opentelemetry.io/otel",
 }
 
 // adapters are the directories whose packages adapt a client or breaker
@@ -48,6 +52,8 @@ var adapters = []string{
 	"properties/sqlcheck",
 	"properties/breaker/failsafecheck",
 	"properties/breaker/gobreakercheck",
+	"sim/promscrape",
+	"sim/otelexport",
 }
 
 // clientFree are the core's directories (adapters below them excepted):

@@ -95,6 +95,14 @@
 // The same operations are methods of [Node], which Postgres, Redis and
 // Container embed: Crash, Stop, Start, Pause, Unpause, Restart.
 //
+// A Link with no fault costs about as much as a socket: each direction of
+// each connection moves its bytes kernel to kernel (splice on Linux), with
+// no proxy stage in between, so a baseline measured through Links measures
+// the service. Apply moves the live connections onto Toxiproxy's pipeline,
+// where the fault acts on the very next byte, and the revert of the last
+// fault moves them back; no byte is lost, repeated or reordered on the way
+// (see [Link]).
+//
 // [Env.Partition] cuts the Env's Docker network between groups of
 // containers, and [Env.Reset] heals everything: it clears link faults,
 // heals a partition, restarts what is down and waits until it is ready.

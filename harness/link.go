@@ -14,7 +14,6 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/Shopify/toxiproxy/v2/stream"
 	"github.com/rs/zerolog"
 
 	"github.com/shakedown/shakedown/toxics"
@@ -44,16 +43,26 @@ const linkDialTimeout = 10 * time.Second
 // a process, any TCP server), through which faults from package toxics
 // reach the connections between a client and that upstream.
 //
-// The Link runs its own accept loop and connection table; the bytes of
-// each connection flow through an embedded Toxiproxy toxic pipeline, one
-// per direction. A fault applied with [Link.Apply] acts on live connections
-// at once and on every connection opened while it is active: a byte the
-// client or the upstream writes after Apply returned is subject to it. The
+// The Link runs its own accept loop and connection table. While no fault
+// is armed in a direction, the bytes of that direction move kernel to
+// kernel (splice(2) on Linux, a plain copy elsewhere) and cost about as much
+// as the socket itself; while one is, they flow through an embedded
+// Toxiproxy toxic pipeline. Apply moves live connections onto the pipeline
+// and the revert of the last fault moves them back, without losing,
+// repeating or reordering a byte; a connection opened while a fault is
+// armed starts on the pipeline. A fault applied with [Link.Apply] acts on
+// live connections at once and on every connection opened while it is
+// active: a byte the client or the upstream writes after Apply returned is
+// subject to it (the Link reads it on the pipeline). The
 // function Apply returns reverts the fault, also at once; data the fault
 // held back (delayed, throttled, sliced) is then delivered in order, and no
 // byte is lost or reordered except by faults whose job that is (blackhole,
 // timeout, data limit, corrupt, reset, down). Neither Apply nor revert
-// waits for a connection, not even for a client that has stopped reading.
+// waits for a connection, not even for a client that has stopped reading
+// (Apply waits only for the Link's own goroutines to move a connection
+// that is idle or reading onto the pipeline: tens of µs; what a fault counts
+// on a live connection, a timeout's After or a data limit's bytes, it
+// counts from then).
 // Several faults may be active together; they act one after the other,
 // each in a slot of the pipeline: a new fault takes the first free slot,
 // so faults act in the order they were applied unless an earlier one was
@@ -127,11 +136,18 @@ type Link struct {
 
 	accepted, refused, active, bytesUp, bytesDown atomic.Int64
 
+	// armed counts the armed slots of each direction (indexed by
+	// toxics.Upstream and toxics.Downstream): a direction of a connection
+	// is relayed directly while its count is 0 and through the pipeline
+	// otherwise (see link_fast.go).
+	armed [3]atomic.Int32
+
 	// Lock order: an appliedFault's mu (held while reverting it), then
 	// faultMu, then mu. arm and the revert of a slot fault take faultMu
 	// and, inside it, mu; nothing takes faultMu while holding mu (Close
-	// lets go of mu before forget takes faultMu). A pipeline goroutine
-	// takes only mu (partDone), never faultMu.
+	// lets go of mu before forget takes faultMu). A connection's goroutines
+	// take mu (dirDone) and Toxiproxy's chain lock (StartLink), never
+	// faultMu. A linkDir's mu is taken last, with nothing inside it.
 
 	// faultMu serialises arming and disarming slots, and guards slots,
 	// nextSlot and every slot's owner and set. Toxiproxy's chain lock is
@@ -365,7 +381,7 @@ func resetTCP(c *net.TCPConn) {
 }
 
 // serve dials the upstream for one accepted client and starts the two
-// toxic pipelines between them.
+// directions between them (see link_fast.go).
 func (l *Link) serve(client *net.TCPConn) {
 	defer l.wg.Done()
 	up := l.Upstream()
@@ -395,21 +411,20 @@ func (l *Link) serve(client *net.TCPConn) {
 	}
 	l.nextConn++
 	c := &linkConn{l: l, id: l.nextConn, client: client, upstream: upstream}
-	c.sinks.Store(2)
-	c.parts.Store(4)
+	c.dirs = [2]*linkDir{
+		{conn: c, dir: toxics.Upstream, src: client, dst: upstream, n: &l.bytesUp},
+		{conn: c, dir: toxics.Downstream, src: upstream, dst: client, n: &l.bytesDown},
+	}
+	c.running.Store(2)
 	l.conns[c] = struct{}{}
 	l.active.Add(1)
-	l.wg.Add(1) // done when both pipelines have finished
+	l.wg.Add(1) // done when both directions have finished
 	l.mu.Unlock()
 
 	l.log.Debug("connection open", "conn", c.id, "client", client.RemoteAddr().String(), "upstream", up)
-	upSrc := &linkSource{conn: c, c: client}
-	downSrc := &linkSource{conn: c, c: upstream}
-	name := "c" + strconv.FormatUint(c.id, 10)
-	l.proxy.Toxics.StartLink(l.server, name+"_up", upSrc,
-		&linkSink{conn: c, dst: upstream, src: upSrc, n: &l.bytesUp}, stream.Upstream)
-	l.proxy.Toxics.StartLink(l.server, name+"_down", downSrc,
-		&linkSink{conn: c, dst: client, src: downSrc, n: &l.bytesDown}, stream.Downstream)
+	for _, dir := range c.dirs {
+		go dir.run()
+	}
 }
 
 // linkConn is one client connection and its upstream connection.
@@ -417,9 +432,9 @@ type linkConn struct {
 	l                *Link
 	id               uint64
 	client, upstream *net.TCPConn
+	dirs             [2]*linkDir // upstream, downstream
 	closeOnce        sync.Once
-	sinks            atomic.Int32 // pipelines whose sink has not closed yet
-	parts            atomic.Int32 // sources and sinks still running
+	running          atomic.Int32 // directions not finished yet
 }
 
 // close closes both connections, with an RST if reset is true. A clean
@@ -442,21 +457,13 @@ func (c *linkConn) close(reset bool) {
 	})
 }
 
-// sinkDone is called by each pipeline's sink when it closes: when both
-// have, the connection is closed.
-func (c *linkConn) sinkDone() {
-	if c.sinks.Add(-1) == 0 {
-		c.close(false)
-	}
-}
-
-// partDone is called when a source has read its last and when a sink has
-// closed. After the last of the four, only the few instructions Toxiproxy
-// runs after them are left of the connection's goroutines.
-func (c *linkConn) partDone() {
-	if c.parts.Add(-1) != 0 {
+// dirDone is called when a direction has finished, as the last thing its
+// goroutine does: after both, the connection is closed and forgotten.
+func (c *linkConn) dirDone() {
+	if c.running.Add(-1) != 0 {
 		return
 	}
+	c.close(false)
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
@@ -464,63 +471,56 @@ func (c *linkConn) partDone() {
 	c.l.wg.Done()
 }
 
-// linkSource is the read end of a pipeline. It remembers whether its
-// connection ended cleanly (EOF), to tell a half-close from an abort.
+// linkSource is the read end of a pipeline. It remembers how its input
+// ended: at the connection's EOF (a half-close), or because no fault is
+// armed any more (switched: the direction goes back to the fast path).
 type linkSource struct {
-	conn *linkConn
-	c    *net.TCPConn
-	eof  atomic.Bool
+	d        *linkDir
+	parts    *sync.WaitGroup
+	eof      atomic.Bool
+	switched atomic.Bool
 }
 
-// A pipeline's reads (each becomes one chunk travelling through the
-// toxics) and its writes use buffers that start at linkBufMin and double,
-// up to linkBufMax, whenever a read fills them: connections that carry
-// small messages stay small, bulk transfers get large chunks (fewer hand-
-// offs between the pipeline's goroutines per byte).
-const (
-	linkBufMin = 16 << 10
-	linkBufMax = 256 << 10
-)
-
-// grow returns a buffer twice the size of buf if a read of n bytes filled
-// it and it may grow, or buf.
-func grow(buf []byte, n int) []byte {
-	if n == len(buf) && len(buf) < linkBufMax {
-		return make([]byte, 2*len(buf))
-	}
-	return buf
-}
-
+// Read is there for io.Reader; Toxiproxy's pipeline reads with WriteTo.
 func (s *linkSource) Read(p []byte) (int, error) {
-	n, err := s.c.Read(p)
-	if err == io.EOF {
-		s.eof.Store(true)
-	}
-	return n, err
+	return s.d.src.Read(p)
 }
 
-// WriteTo feeds the pipeline, with a buffer that grows (see linkBufMin)
-// and, when the connection fails (rather than ending
-// cleanly), sends the abort marker (an empty chunk) so that the toxics
+// linkChunk is the most a pipeline reads at once, and so the largest chunk
+// that travels through the toxics; a sink reads with a buffer that large,
+// so that every read takes exactly one chunk and none of the markers (empty
+// chunks, see link_slot_toxic.go) is merged into the bytes before it.
+const linkChunk = 64 << 10
+
+// WriteTo feeds the pipeline until the connection ends, or until no fault
+// is armed in its direction; when the connection fails (rather than ending
+// cleanly), it sends the abort marker (an empty chunk) so that the toxics
 // drop what they hold for it; see link_slot_toxic.go.
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
-	defer s.conn.partDone()
-	buf := make([]byte, linkBufMin)
+	defer s.parts.Done()
+	d := s.d
+	buf := make([]byte, linkChunk)
 	var total int64
 	for {
-		n, err := s.Read(buf)
+		if !d.startRead(pipeRead) {
+			s.switched.Store(true)
+			return total, nil
+		}
+		n, err := d.src.Read(buf)
+		kicked := d.endRead()
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
 			if werr != nil {
 				return total, werr
 			}
-			buf = grow(buf, n) // w copied the bytes
 		}
-		if err == io.EOF {
+		switch {
+		case err == io.EOF:
+			s.eof.Store(true)
 			return total, nil
-		}
-		if err != nil {
+		case err == nil, interrupted(kicked, err):
+		default:
 			_, _ = w.Write([]byte{})
 			return total, err
 		}
@@ -531,37 +531,40 @@ func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 // connection and from then on the sink swallows what arrives, so the
 // pipeline in front of it always drains and its goroutines end.
 type linkSink struct {
-	conn   *linkConn
-	dst    *net.TCPConn
+	d      *linkDir
 	src    *linkSource // the other end of this pipeline
-	n      *atomic.Int64
-	failed bool // only the pipeline's writer goroutine touches it
+	parts  *sync.WaitGroup
+	failed bool // a write failed; only the pipeline's writer goroutine touches failed, cut and resume
+	cut    bool // a marker arrived: a fault closed the stream, or the connection failed
+	resume bool // the pipeline ended because no fault is armed: back to the fast path
 }
 
 func (s *linkSink) Write(p []byte) (int, error) {
 	if s.failed {
 		return len(p), nil
 	}
-	n, err := s.dst.Write(p)
-	s.n.Add(int64(n))
+	n, err := s.d.dst.Write(p)
+	s.d.n.Add(int64(n))
 	if err != nil {
 		s.failed = true
-		s.conn.close(false)
+		s.d.conn.close(false)
 	}
 	return len(p), nil
 }
 
-// ReadFrom copies from the pipeline with a buffer that grows (see
-// linkBufMin), rather than io.Copy's fixed 32 KiB.
+// ReadFrom copies from the pipeline, one chunk per read (see linkChunk),
+// and notes the markers: a read of no bytes.
 func (s *linkSink) ReadFrom(r io.Reader) (int64, error) {
-	buf := make([]byte, linkBufMin)
+	buf := make([]byte, linkChunk)
 	var total int64
 	for {
 		n, err := r.Read(buf)
-		if n > 0 {
+		switch {
+		case n > 0:
 			_, _ = s.Write(buf[:n])
 			total += int64(n)
-			buf = grow(buf, n)
+		case err == nil:
+			s.cut = true
 		}
 		if err == io.EOF {
 			return total, nil
@@ -572,17 +575,22 @@ func (s *linkSink) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// Close ends the pipeline: a half-close if its source ended cleanly,
+// Close ends the pipeline: a half-close if its source ended cleanly, back
+// to the fast path if the source ended because no fault is armed, and
 // otherwise (a fault closed the stream, or a write failed) the whole
 // connection closes.
 func (s *linkSink) Close() error {
-	if s.src.eof.Load() && !s.failed {
-		_ = s.dst.CloseWrite()
-	} else {
-		s.conn.close(false)
+	defer s.parts.Done()
+	switch {
+	case s.failed || s.cut:
+		s.d.conn.close(false)
+	case s.src.eof.Load():
+		_ = s.d.dst.CloseWrite()
+	case s.src.switched.Load():
+		s.resume = true
+	default:
+		s.d.conn.close(false)
 	}
-	s.conn.sinkDone()
-	s.conn.partDone()
 	return nil
 }
 

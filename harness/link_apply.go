@@ -75,7 +75,9 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	case toxics.Down:
 		err = l.startDown(a)
 	default:
-		err = l.arm(a)
+		if err = l.arm(a); err == nil {
+			l.handOver(toxics.DirectionOf(lf))
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
@@ -180,6 +182,7 @@ func (l *Link) arm(a *appliedFault) error {
 	began := time.Now()
 	for _, s := range slots {
 		s.set(&slotConfig{fault: a.fault, seed: faultSeed(l.seed, a.id, s.dir), armedAt: began})
+		l.armed[s.dir].Add(1)
 	}
 	return nil
 }
@@ -249,6 +252,9 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 			if s.owner == a {
 				s.set(nil)
 				s.owner = nil
+				if l.armed[s.dir].Add(-1) == 0 {
+					l.handBack(s.dir)
+				}
 			}
 		}
 		l.faultMu.Unlock()

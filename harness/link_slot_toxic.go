@@ -226,6 +226,7 @@ type slotState struct {
 	heldLen int                   // bytes in held
 	dues    []time.Time           // latency: when each held chunk is due
 	eof     bool                  // the input closed cleanly
+	cut     bool                  // it ended with the cut marker, which goes on before the close
 	aborted bool                  // an abort is under way
 
 	rng     *rand.Rand
@@ -251,9 +252,15 @@ const (
 	evChanged                // the slot's configuration changed
 )
 
-// isAbortMarker reports whether c is the abort marker: the only empty chunk
-// a pipeline ever carries (Toxiproxy never makes empty chunks of data).
+// isAbortMarker reports whether c is the abort marker or the cut marker:
+// the only empty chunks a pipeline ever carries (Toxiproxy never makes empty
+// chunks of data).
 func isAbortMarker(c *stream.StreamChunk) bool { return len(c.Data) == 0 }
+
+// isCutMarker reports whether c is the cut marker, which a slot sends before
+// it closes the stream early: empty, without a timestamp (Toxiproxy and the
+// abort marker always carry one).
+func isCutMarker(c *stream.StreamChunk) bool { return len(c.Data) == 0 && c.Timestamp.IsZero() }
 
 // waitFor says what a slot waits for besides interrupts, abort and change.
 type waitFor struct {
@@ -298,6 +305,9 @@ func (st *slotState) wait(stub *tpx.ToxicStub, w waitFor, changed <-chan struct{
 	case c := <-in:
 		switch {
 		case c == nil:
+			return evEOF, nil
+		case isCutMarker(c): // the stream ends here; pass the cut on
+			st.cut = true
 			return evEOF, nil
 		case isAbortMarker(c):
 			return evAbort, nil
@@ -386,7 +396,7 @@ func (st *slotState) release(stub *tpx.ToxicStub) bool {
 		}
 	}
 	if st.eof {
-		stub.Close()
+		st.close(stub)
 		return false
 	}
 	return true
@@ -445,12 +455,34 @@ func (st *slotState) abort(stub *tpx.ToxicStub) {
 	drainInput(stub)
 }
 
-// closeAndDrain closes the stream early (a fault closed the connection) and
-// discards the input until it closes. The stub is closed, so nothing
-// interrupts it any more.
+// closeAndDrain closes the stream early (a fault closed the connection),
+// after the cut marker so that the Link's sink tells this from the end of
+// the input, and discards the input until it closes. The stub is closed, so
+// nothing interrupts it any more. If Toxiproxy interrupts it before, the
+// next run of Pipe comes here again (or, if the fault was reverted
+// meanwhile, the stream goes on).
 func closeAndDrain(stub *tpx.ToxicStub) {
+	select {
+	case stub.Output <- &stream.StreamChunk{Data: []byte{}}:
+	case <-stub.Interrupt:
+		return
+	}
 	stub.Close()
 	drainInput(stub)
+}
+
+// close closes the stream at the end of its input, passing the cut marker
+// on first if the input ended with one. If Toxiproxy interrupts it, the
+// next run of Pipe comes here again.
+func (st *slotState) close(stub *tpx.ToxicStub) {
+	if st.cut {
+		select {
+		case stub.Output <- &stream.StreamChunk{Data: []byte{}}:
+		case <-stub.Interrupt:
+			return
+		}
+	}
+	stub.Close()
 }
 
 func drainInput(stub *tpx.ToxicStub) {
@@ -468,7 +500,7 @@ func (st *slotState) ends(stub *tpx.ToxicStub, ev event) bool {
 		st.abort(stub)
 	case evEOF:
 		st.eof = true
-		stub.Close()
+		st.close(stub)
 	}
 	return false // evInterrupt, or the stream ended
 }
@@ -547,7 +579,7 @@ func (st *slotState) corrupt(p float64, data []byte) {
 func (st *slotState) runLatency(stub *tpx.ToxicStub, changed <-chan struct{}, f toxics.Latency) bool {
 	for {
 		if st.eof && len(st.held) == 0 {
-			stub.Close()
+			st.close(stub)
 			return false
 		}
 		w := waitFor{in: st.room()}
@@ -583,7 +615,7 @@ func (st *slotState) runBandwidth(stub *tpx.ToxicStub, changed <-chan struct{}, 
 	piece := max(1, f.Rate/20)
 	for {
 		if st.eof && len(st.held) == 0 {
-			stub.Close()
+			st.close(stub)
 			return false
 		}
 		w := waitFor{in: st.room()}
@@ -659,7 +691,7 @@ func (st *slotState) runSlowClose(stub *tpx.ToxicStub, changed <-chan struct{}, 
 			ev, _ := st.wait(stub, waitFor{at: st.closeAt}, changed)
 			switch ev {
 			case evTimer:
-				stub.Close()
+				st.close(stub)
 				return false
 			case evChanged:
 				return true // release closes the stream

@@ -20,9 +20,11 @@ import (
 // (testHandler) and a user's given with [WithLogger] and AddSource alike.
 type logger struct{ l *slog.Logger }
 
-func (g logger) Debug(msg string, args ...any) { g.log(nil, slog.LevelDebug, msg, args) }
-func (g logger) Info(msg string, args ...any)  { g.log(nil, slog.LevelInfo, msg, args) }
-func (g logger) Warn(msg string, args ...any)  { g.log(nil, slog.LevelWarn, msg, args) }
+func (g logger) Debug(msg string, args ...any) {
+	g.log(context.Background(), slog.LevelDebug, msg, args)
+}
+func (g logger) Info(msg string, args ...any) { g.log(context.Background(), slog.LevelInfo, msg, args) }
+func (g logger) Warn(msg string, args ...any) { g.log(context.Background(), slog.LevelWarn, msg, args) }
 
 // InfoContext is Info for a record that may be logged on a goroutine of
 // harness's own: when nothing outside harness is on the stack, the call
@@ -32,9 +34,6 @@ func (g logger) InfoContext(ctx context.Context, msg string, args ...any) {
 }
 
 func (g logger) log(ctx context.Context, level slog.Level, msg string, args []any) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	h := g.l.Handler()
 	if !h.Enabled(ctx, level) {
 		return

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +24,7 @@ import (
 // Environment variables Check reads.
 const (
 	// EnvIterations bounds the iterations of every Check in the process,
-	// overriding Config.Iterations: SHAKEDOWN_ITERATIONS=50 go test ...
+	// overriding Exploration.Iterations: SHAKEDOWN_ITERATIONS=50 go test ...
 	EnvIterations = search.EnvIterations
 	// EnvReplay names a schedule file (one Check wrote, or one written by
 	// hand); Check then runs exactly that schedule once instead of
@@ -30,7 +33,7 @@ const (
 )
 
 // DefaultIterations is the number of schedules Check tries when neither
-// Config.Iterations nor SHAKEDOWN_ITERATIONS says otherwise.
+// Exploration.Iterations nor SHAKEDOWN_ITERATIONS says otherwise.
 const DefaultIterations = 10
 
 // Config is what Check explores and what it checks. World and Invariants
@@ -60,6 +63,22 @@ type Config struct {
 	// see; Settle bounds the wait for the quiet reading that PoolReleased
 	// and NoGoroutineLeak judge.
 	sim.Settings
+	// Exploration says how many schedules are explored, from which seed,
+	// how a failure is confirmed and shrunk, and where it is written.
+	Exploration
+	// Simulate makes every run a simulated one, in its own
+	// testing/synctest bubble and in virtual time, on a World built
+	// inside that bubble (a sim.Network, its fakes, the clients). rapid
+	// itself runs outside the bubbles, in real time, so a run costs
+	// microseconds of its time whatever the schedule's length.
+	Simulate bool
+}
+
+// Exploration is how Check explores: every zero value is a working
+// default.
+//
+//	cfg.Exploration = properties.Exploration{Iterations: 3, Reproduce: 5}
+type Exploration struct {
 	// Iterations is the most schedules explored before shrinking
 	// (default DefaultIterations; SHAKEDOWN_ITERATIONS overrides it).
 	// rapid's own -rapid.checks (default 100, 20 with -short) is an upper
@@ -72,15 +91,35 @@ type Config struct {
 	// long as rapid allows, which is -rapid.shrinktime, 30s by default;
 	// raise that flag for real dependencies, where a run takes seconds).
 	ShrinkTime time.Duration
+	// Reproduce is how many times a schedule that broke an invariant is
+	// run again before it is believed (default 3; negative: never). One
+	// that does not break again every time is flaky: it is reported with
+	// its rate and its schedule, and not shrunk. While shrinking, a
+	// candidate that breaks is run once more and counts as failing only
+	// if it breaks again, and the shrunk schedule is run again until it
+	// has been Reproduce times; the report says "reproduced k of n".
+	Reproduce int
+	// AllowFlaky makes a flaky failure (a schedule that broke but did not
+	// break again every time it was rerun, or a steady state that broke
+	// only in some runs) a log line instead of a failed test.
+	AllowFlaky bool
 	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).
 	Dir string
-	// Simulate makes every run a simulated one, in its own
-	// testing/synctest bubble and in virtual time, on a World built
-	// inside that bubble (a sim.Network, its fakes, the clients). rapid
-	// itself runs outside the bubbles, in real time, so a run costs
-	// microseconds of its time whatever the schedule's length.
-	Simulate bool
+}
+
+// defaultReproduce is Exploration.Reproduce's default.
+const defaultReproduce = 3
+
+// reproduce is the number of confirming runs Exploration asks for.
+func (e Exploration) reproduce() int {
+	switch {
+	case e.Reproduce == 0:
+		return defaultReproduce
+	case e.Reproduce < 0:
+		return 0
+	}
+	return e.Reproduce
 }
 
 // Shared is the World of clients that can serve every run: built once by
@@ -109,10 +148,10 @@ func (c Config) validate() (Config, error) {
 		}
 	}
 	if c.Iterations < 0 {
-		errs = append(errs, fmt.Errorf("properties: Config.Iterations = %d is negative", c.Iterations))
+		errs = append(errs, fmt.Errorf("properties: Exploration.Iterations = %d is negative", c.Iterations))
 	}
 	if c.ShrinkTime < 0 {
-		errs = append(errs, fmt.Errorf("properties: Config.ShrinkTime = %v is negative", c.ShrinkTime))
+		errs = append(errs, fmt.Errorf("properties: Exploration.ShrinkTime = %v is negative", c.ShrinkTime))
 	}
 	if n, ok, err := search.Iterations(); err != nil {
 		errs = append(errs, err)
@@ -125,25 +164,113 @@ func (c Config) validate() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-func checkWorld(targets []sim.Target, w sim.Workload) []error {
+// world is what a check learns of its World before any run: the names of
+// its targets, op kinds and samplers.
+type world struct {
+	targets         []sim.Target
+	kinds, samplers []string
+	targetNames     []string
+}
+
+func learn(w sim.World) world {
+	out := world{targets: w.Targets, kinds: []string{}, samplers: []string{}, targetNames: []string{}}
+	for _, t := range w.Targets {
+		if t != nil {
+			out.targetNames = append(out.targetNames, t.Name())
+		}
+	}
+	for _, k := range w.Workload.Kinds {
+		out.kinds = append(out.kinds, k.Name)
+	}
+	for _, s := range w.Samplers {
+		if s != nil {
+			out.samplers = append(out.samplers, s.Name())
+		}
+	}
+	return out
+}
+
+// check returns the mistakes of the check that show before any run: a
+// World without targets or op kinds, bounds that name targets the World
+// lacks or faults they do not take, invariants with bad parameters or
+// that name kinds, targets or samples the World lacks, and windows the
+// cooldown can never fill.
+func (w world) check(cfg Config) []error {
 	var errs []error
-	if len(targets) == 0 {
+	if len(w.targets) == 0 {
 		errs = append(errs, errors.New("properties: the World has no targets: sim.World.Targets is empty"))
 	}
-	for i, t := range targets {
+	for i, t := range w.targets {
 		if t == nil {
 			errs = append(errs, fmt.Errorf("properties: target %d is nil", i))
 		}
 	}
-	if len(w.Kinds) == 0 {
+	if len(w.kinds) == 0 {
 		errs = append(errs, errors.New("properties: the workload has no op kinds: nothing would be judged"))
+	}
+	for i, tk := range cfg.Bounds.Targets {
+		t := w.target(tk.Name)
+		if t == nil {
+			if tk.Name != "" {
+				errs = append(errs, fmt.Errorf("properties: Bounds.Targets[%d] names target %q, but the World has none of that name (it has %v)", i, tk.Name, w.targetNames))
+			}
+			continue
+		}
+		for _, k := range tk.Kinds {
+			if (k.IsLink() || k.IsNode()) && !t.Supports(k) {
+				errs = append(errs, fmt.Errorf("properties: Bounds.Targets[%d]: target %q does not take %s faults (it takes %v)", i, tk.Name, k, Aim([]sim.Target{t})[0].Kinds))
+			}
+		}
+	}
+	for _, inv := range cfg.Invariants {
+		if inv == nil {
+			continue // Config.validate says so
+		}
+		errs = append(errs, checkInvariant(inv, w.kinds, w.targetNames, w.samplers)...)
+		errs = append(errs, checkWindows(inv, cfg.Settings)...)
 	}
 	return errs
 }
 
+func (w world) target(name string) sim.Target {
+	for _, t := range w.targets {
+		if t != nil && t.Name() == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// checkWindows returns an error for an invariant whose window the
+// cooldown can never fill: Recovery needs ops that start after the last
+// heal plus Within, and the After window needs a cooldown at all.
+func checkWindows(inv Invariant, s sim.Settings) []error {
+	cooldown := s.CooldownOrDefault()
+	var w sim.Phase
+	switch v := inv.(type) {
+	case Recovery:
+		if v.Within >= cooldown {
+			return []error{fmt.Errorf("properties: %s: Within = %v is not shorter than the cooldown (%v): when the last fault heals at the end of a schedule, no op starts after the recovery deadline, so the invariant could never be judged; lengthen Settings.Cooldown beyond Within", inv.Name(), v.Within, cooldown)}
+		}
+		return nil
+	case LatencyQuantile:
+		w = v.Window
+	case MaxLatency:
+		w = v.Window
+	case ErrorRate:
+		w = v.Window
+	default:
+		return nil
+	}
+	if w == sim.After && cooldown == 0 {
+		return []error{fmt.Errorf("properties: %s: judges the time after the last heal, but the run has no cooldown (Settings.Cooldown is negative): give it one", inv.Name())}
+	}
+	return nil
+}
+
 // prepare validates cfg and, when it has a World, builds one (in a bubble
-// of its own when simulated) to learn its targets (for Bounds.Targets)
-// and check it.
+// of its own when simulated) to learn its targets (for Bounds.Targets),
+// kinds and samplers, and checks the check against them.
 func prepare(t testing.TB, cfg Config) (Config, error) {
 	cfg, err := cfg.validate()
 	if err != nil || cfg.World == nil {
@@ -151,11 +278,16 @@ func prepare(t testing.TB, cfg Config) (Config, error) {
 	}
 	var errs []error
 	probe := func(t testing.TB) {
-		w := cfg.World(t)
-		errs = checkWorld(w.Targets, w.Workload)
+		defer func() {
+			if p := recover(); p != nil {
+				errs = append(errs, fmt.Errorf("properties: Config.World panicked when built to learn its targets: %v\n%s", p, debug.Stack()))
+			}
+		}()
+		w := learn(cfg.World(t))
 		if len(cfg.Bounds.Targets) == 0 {
-			cfg.Bounds.Targets = Aim(w.Targets)
+			cfg.Bounds.Targets = Aim(w.targets)
 		}
+		errs = w.check(cfg)
 	}
 	if cfg.Simulate {
 		tt, ok := t.(*testing.T)
@@ -172,6 +304,33 @@ func prepare(t testing.TB, cfg Config) (Config, error) {
 		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// fitsDeadline returns an error when a run of a schedule with the given
+// horizon (and the runs before it, of the given total length) cannot end
+// before the test's deadline.
+func fitsDeadline(t testing.TB, cfg Config, what string, horizon, before time.Duration) error {
+	deadline := search.Deadline(t)
+	if deadline.IsZero() {
+		return nil
+	}
+	need := before + runLength(cfg, horizon)
+	if left := time.Until(deadline); need > left {
+		return fmt.Errorf("properties: %s (horizon %v, cooldown %v) cannot end before the test's deadline (%v left): raise go test's -timeout, or shorten the schedule or the cooldown",
+			what, horizon, cfg.CooldownOrDefault(), left.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// runLength is the least a run of a schedule with the given horizon
+// takes, with a margin for the reset, the drain and the judging.
+func runLength(cfg Config, horizon time.Duration) time.Duration {
+	const margin = 2 * time.Second
+	n := horizon + cfg.CooldownOrDefault() + margin
+	if n < horizon { // overflow
+		return math.MaxInt64
+	}
+	return n
 }
 
 // scope is the testing.TB a World is built with outside a bubble: its
@@ -203,28 +362,69 @@ type Iteration struct {
 	Schedule sim.Schedule
 	Seed     int64
 	History  *sim.History
+	// Findings are the verdicts that belong to the schedule: what held,
+	// broke or could not be judged. A run in which the framework missed
+	// more than a tenth of the ops (not started on time, cut off by the
+	// run's end) has every finding Unjudged, with that reason.
 	Findings Findings
+	// Steady are the invariants that broke without faults: in a run in
+	// which no fault took effect, or with every violation beginning
+	// before the first fault took effect (and the history up to that
+	// moment breaking them too). They are not in Findings: the schedule
+	// is not to blame.
+	Steady Findings
 	// RunErr is what sim.Run returned besides the history: faults that
 	// did not apply or revert, panics in ops. It does not fail the
 	// iteration by itself; a panic in an op is also a Broken finding.
 	RunErr error
 	// Wall is how long the iteration took, reset included.
 	Wall time.Duration
+	// Reruns is how many times the schedule was run again to confirm that
+	// it breaks, and Reproduced how many of those broke again.
+	Reruns, Reproduced int
 }
+
+// add adds a finding that is no invariant's (a panic, a deadlocked
+// bubble): to Steady when no fault took effect in the run, to Findings
+// otherwise.
+func (it *Iteration) add(f Finding) {
+	if _, faulted := firstFault(it.History); !faulted {
+		it.Steady = append(it.Steady, f)
+		return
+	}
+	it.Findings = append(it.Findings, f)
+}
+
+// confirmed reports whether every rerun of it broke again.
+func (it *Iteration) confirmed() bool { return it.Reproduced == it.Reruns }
 
 // Result is what [Explore] found.
 type Result struct {
 	// Failure is the shrunk failing iteration when some schedule broke an
-	// invariant (nil when none did): the smallest schedule found that
-	// still fails, with its history and findings.
+	// invariant and broke it again every time it was rerun (nil when
+	// none did): the smallest schedule found that still fails, with its
+	// history and findings.
 	Failure *Iteration
-	// Flaky is true when the first failure did not fail again when run
-	// a second time; Failure is then that first failure, unshrunk.
+	// Flaky is true when Failure is a schedule that broke, but did not
+	// break again every time it was rerun (Failure.Reproduced <
+	// Failure.Reruns); it is not shrunk.
 	Flaky bool
+	// Baseline is the fault-free run every exploration opens with (nil
+	// when it did not run), judged by the same invariants. It also
+	// measures the machine: a latency bound within its noise is too
+	// tight to judge and is not judged.
+	Baseline *Iteration
+	// Steady is the first run in which an invariant broke without faults
+	// (see Iteration.Steady): the Baseline, when it broke (the
+	// exploration stops there and nothing is shrunk; Reruns and
+	// Reproduced count the fault-free runs that confirmed it), or a run
+	// in which a violation began before the first fault took effect.
+	Steady *Iteration
 	// Iterations is the number of schedules explored before any failure
-	// (or in all, when none failed); Runs counts every run, shrinking
-	// included, and CacheHits the shrink candidates that repeated a
-	// schedule already run and took its verdict.
+	// (or in all, when none failed); Runs counts every run, the baseline,
+	// confirmations and shrinking included, and CacheHits the shrink
+	// candidates that repeated a schedule already run and took its
+	// verdict.
 	Iterations, Runs, CacheHits int
 	// Stopped says why the exploration stopped before the iteration
 	// bound ("" if it did not): the test's deadline.
@@ -232,16 +432,37 @@ type Result struct {
 	// Elapsed is the whole exploration; Shrinking the part after the
 	// first failure.
 	Elapsed, Shrinking time.Duration
-	// Coverage counts what the runs exercised.
+	// Coverage counts what the runs exercised (the baseline aside).
 	Coverage Coverage
 	// Overhead is the runs' mean wall time beyond their schedules' own
 	// length (horizon plus cooldown), relative to that length: 0.05 means
 	// a run took 5% longer than its faults and recovery needed.
 	Overhead float64
-
-	over overhead // for Check's overhead line
 	// Rapid holds rapid's own report of a failure.
 	Rapid []string
+
+	over  overhead          // for Check's overhead line
+	tight map[string]string // invariants too tight to judge here, and why
+	cost  cost              // the wall time of baseline and confirmations
+	flaky []*Iteration      // flaky failures seen besides Failure
+}
+
+// cost is the wall time an exploration spent on its baseline and on
+// confirming failures, beside the rest.
+type cost struct {
+	Baseline, Confirm time.Duration
+}
+
+func (c cost) String(elapsed time.Duration) string {
+	rest := elapsed - c.Baseline - c.Confirm
+	pct := func(d time.Duration) string {
+		if rest <= 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%+.1f%%", 100*float64(d)/float64(rest))
+	}
+	return fmt.Sprintf("%v in all; the fault-free baseline took %v (%s) and confirming failures %v (%s) beside the other runs' %v",
+		elapsed.Round(time.Millisecond), c.Baseline.Round(time.Millisecond), pct(c.Baseline), c.Confirm.Round(time.Millisecond), pct(c.Confirm), rest.Round(time.Millisecond))
 }
 
 // Explore runs rapid over schedules drawn within cfg.Bounds: each
@@ -254,10 +475,17 @@ type Result struct {
 //	require.NoError(t, err)
 //	require.NotNil(t, res.Failure, "a client without timeouts must fail")
 //
-// The error is for what stopped the exploration itself: a bad Config, a
-// failed Reset, an invalid schedule. t is used for logs, its name, its
-// context and its deadline: a run is not started unless it can finish
-// before the deadline.
+// Before any schedule it runs one fault-free baseline, judged by the same
+// invariants; when that breaks, the system does not hold without faults,
+// and Explore returns at once with Result.Steady set. A schedule that
+// breaks an invariant is rerun (Exploration.Reproduce) before it is
+// believed and shrunk.
+//
+// The error is for what stopped the exploration itself: a bad Config (a
+// mistake in the check is found before any run), a failed Reset, runs
+// that went missing. t is used for logs, its name, its context and its
+// deadline: a run is not started unless it can finish before the
+// deadline.
 func Explore(t *testing.T, cfg Config) (*Result, error) {
 	t.Helper()
 	return explore(t, cfg, false)
@@ -271,32 +499,45 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := Schedules(cfg.Bounds)
+	if !cfg.Simulate {
+		// The baseline, then one run of the longest schedule.
+		if err := fitsDeadline(t, cfg, "a run of the longest schedule the bounds allow, after the fault-free baseline", cfg.Bounds.withDefaults().Horizon, runLength(cfg, 0)); err != nil {
+			return nil, err
+		}
+	}
+	g, guide, err := schedules(cfg.Bounds)
 	if err != nil {
 		return nil, err
 	}
-	x := &explorer{t: t, cfg: cfg, gen: g, ctx: t.Context(), cache: map[string]*Iteration{}}
+	x := &explorer{t: t, cfg: cfg, gen: g, guide: guide, ctx: t.Context(), cache: map[string]*Iteration{}, tight: map[string]string{}, reproduce: cfg.reproduce()}
 	x.deadline = search.Deadline(t)
 	start := time.Now()
-	tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
-	before := search.FailFiles(t.Name())
-	errs := search.Rapid(tb, x.prop)
+	var errs []string
+	if x.baseline() {
+		tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
+		before := search.FailFiles(t.Name())
+		errs = search.DropExpected(search.Rapid(tb, x.prop))
+		if x.fatal != nil || !keepFailFile {
+			search.RemoveFailFile(search.FailFileOf(errs), before)
+		}
+		x.finish()
+	}
 	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
-		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: search.DropExpected(errs)}
+		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost}
 	if x.fatal != nil {
-		search.RemoveFailFile(search.FailFileOf(errs), before)
 		return res, x.fatal
 	}
-	if x.first != nil {
+	switch {
+	case x.first != nil:
 		res.Shrinking = time.Since(x.shrinkStart)
 		res.Failure = x.last
-		if x.phase == search.Reproducing || !x.reproduced {
-			res.Flaky = true
-			res.Failure = x.first
-		}
+		res.flaky = x.flakies
+	case len(x.flakies) > 0:
+		res.Failure, res.Flaky, res.flaky = x.flakies[0], true, x.flakies[1:]
 	}
-	if !keepFailFile {
-		search.RemoveFailFile(search.FailFileOf(errs), before)
+	if err := x.missing(errs); err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -307,23 +548,92 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 const failMessage = "shakedown: an invariant broke"
 
 type explorer struct {
-	t        testing.TB
-	cfg      Config
-	gen      *rapid.Generator[sim.Schedule]
-	ctx      context.Context
-	deadline time.Time
+	guide     *guide // coverage guidance of the schedules drawn (see swarm.go)
+	t         testing.TB
+	cfg       Config
+	gen       *rapid.Generator[sim.Schedule]
+	ctx       context.Context
+	deadline  time.Time
+	reproduce int
 
-	phase       search.Phase
 	iterations  int
 	runs, hits  int
 	stopped     string
 	fatal       error
-	first, last *Iteration
-	reproduced  bool
+	first, last *Iteration   // the confirmed failure, and the smallest shrunk one
+	flakies     []*Iteration // failures that did not reproduce
 	shrinkStart time.Time
-	cache       map[string]*Iteration
-	cov         Coverage
-	over        overhead
+	// cache holds the confirmed verdicts of schedules run while
+	// shrinking: rapid tries many draws that decode to the same schedule.
+	cache        map[string]*Iteration
+	cov          Coverage
+	over         overhead
+	base, steady *Iteration
+	baselining   bool // the runs under way are the baseline's
+	tight        map[string]string
+	cost         cost
+}
+
+// broke reports whether it broke an invariant that the schedule is to
+// blame for; steady says whether it broke one without faults.
+func broke(it *Iteration) bool  { return it.Findings.Broken() }
+func steady(it *Iteration) bool { return len(it.Steady) > 0 }
+
+// baseline runs the fault-free baseline and reports whether the
+// exploration goes on: it does not when the baseline broke (and its
+// breaking reproduced, or flaky failures are not allowed) or a run was
+// impossible. It also measures the noise floor and sets aside the latency
+// bounds inside it.
+func (x *explorer) baseline() bool {
+	start := time.Now()
+	x.baselining = true
+	defer func() { x.cost.Baseline += time.Since(start); x.baselining = false }()
+	it := x.run(sim.Schedule{}, "baseline (no faults)")
+	if it == nil {
+		return false
+	}
+	x.base = it
+	if steady(it) {
+		x.confirm(it, x.reproduce, "baseline again", steady)
+		x.steady = it
+		if it.confirmed() || !x.cfg.AllowFlaky {
+			return false
+		}
+	}
+	floor := measure(it.History)
+	x.t.Logf("shakedown: noise floor, without faults: %s", floor)
+	for i, inv := range x.cfg.Invariants {
+		if why := floor.tooTight(inv); why != "" {
+			x.tight[inv.Name()] = why
+			x.cfg.Invariants[i] = tooTight{Invariant: inv, reason: why}
+		}
+	}
+	return true
+}
+
+// confirm runs it's schedule n more times and counts in it how many broke
+// again (by the test bad).
+func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteration) bool) {
+	start := time.Now()
+	defer func() {
+		if !x.baselining {
+			x.cost.Confirm += time.Since(start)
+		}
+	}()
+	for i := range n {
+		if !x.fits(it.Schedule.Horizon(), 1) {
+			x.stopped = "the test's deadline cut a confirmation short"
+			return
+		}
+		again := x.run(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n))
+		if again == nil {
+			return // fatal; recorded
+		}
+		it.Reruns++
+		if bad(again) {
+			it.Reproduced++
+		}
+	}
 }
 
 func (x *explorer) prop(rt *rapid.T) {
@@ -331,66 +641,134 @@ func (x *explorer) prop(rt *rapid.T) {
 		x.skip(rt)
 		return
 	}
-	if x.phase == search.Searching {
-		if x.iterations >= x.cfg.Iterations {
-			rt.SkipNow()
-		}
-		if !x.fits(x.cfg.Bounds.Horizon, 5) {
-			x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for another run and shrinking", time.Until(x.deadline).Round(time.Second))
-			rt.SkipNow()
-		}
+	var failed bool
+	if x.first == nil {
+		failed = x.search(rt)
+	} else {
+		failed = x.shrink(rt)
+	}
+	if failed {
+		// One call site: rapid takes a failure for the same one only when
+		// message and stack match.
+		rt.Fatal(failMessage)
+	}
+}
+
+// search is one iteration of the search for a failure. It reports whether
+// the schedule failed, and failed again every time it was rerun.
+func (x *explorer) search(rt *rapid.T) bool {
+	if x.iterations >= x.cfg.Iterations {
+		rt.SkipNow()
+	}
+	if !x.fits(x.cfg.Bounds.Horizon, 5) {
+		x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for another run and shrinking", time.Until(x.deadline).Round(time.Second))
+		rt.SkipNow()
 	}
 	s := x.gen.Draw(rt, "schedule")
+	x.iterations++
+	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
+	if it != nil && !broke(it) {
+		// Coverage guidance: the pairs this run applied are no longer
+		// preferred. Only runs that broke nothing count, so the guide
+		// never changes between a failure and rapid's replays of it.
+		x.guide.record(it.History)
+	}
+	if it == nil || !broke(it) {
+		return false
+	}
+	x.t.Logf("shakedown: first failure:\n%s", it.Findings)
+	x.confirm(it, x.reproduce, "reproducing", broke)
+	if !it.confirmed() {
+		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns)
+		x.flakies = append(x.flakies, it)
+		return false
+	}
+	x.first, x.last = it, it
+	x.cache[scheduleKey(s)] = it
+	x.shrinkStart = time.Now()
+	return true
+}
+
+// shrink judges one candidate of rapid's shrinking (rapid reruns the
+// failing draw first, then tries smaller ones): a schedule already run
+// takes its verdict; a new one that breaks is run once more, and fails
+// only if it breaks again.
+func (x *explorer) shrink(rt *rapid.T) bool {
+	s := x.gen.Draw(rt, "schedule")
 	key := scheduleKey(s)
-	var it *Iteration
-	switch x.phase {
-	case search.Searching:
-		x.iterations++
-		it = x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
-	case search.Reproducing:
-		it = x.run(s, "reproducing the failure")
-		x.phase = search.Shrinking
-		if it != nil && it.Findings.Broken() {
-			x.reproduced = true
-		}
-	case search.Shrinking:
-		if cached, ok := x.cache[key]; ok {
-			x.hits++
-			it = cached
-			break
-		}
+	it, ok := x.cache[key]
+	if ok {
+		x.hits++
+	} else {
 		if x.cfg.ShrinkTime > 0 && time.Since(x.shrinkStart) > x.cfg.ShrinkTime {
-			return // out of shrink time: reject the candidate without running it
+			return false // out of shrink time: reject the candidate without running it
 		}
-		if !x.fits(s.Horizon(), 1) {
+		if !x.fits(s.Horizon(), 2) {
 			x.stopped = "the test's deadline cut shrinking short"
-			return
+			return false
 		}
-		it = x.run(s, "shrinking")
-	}
-	if it == nil {
-		return // fatal; recorded
-	}
-	if x.phase != search.Searching {
+		if it = x.run(s, "shrinking"); it == nil {
+			return false // fatal; recorded
+		}
+		if broke(it) {
+			x.confirm(it, min(x.reproduce, 1), "confirming", broke)
+		}
 		x.cache[key] = it
 	}
-	if !it.Findings.Broken() {
-		return
-	}
-	if x.first == nil {
-		x.first = it
-		x.phase = search.Reproducing
-		x.shrinkStart = time.Now()
-		x.cache[key] = it
+	if !broke(it) || !it.confirmed() {
+		return false
 	}
 	x.last = it
-	rt.Fatal(failMessage)
+	return true
+}
+
+// finish confirms the shrunk failure as often as the first one was; when
+// it does not hold up, the first failure is the one reported.
+func (x *explorer) finish() {
+	if x.fatal != nil || x.last == nil || x.last == x.first {
+		return
+	}
+	if n := x.reproduce - x.last.Reruns; n > 0 {
+		x.confirm(x.last, n, "confirming the shrunk schedule", broke)
+	}
+	if !x.last.confirmed() {
+		x.t.Logf("shakedown: the shrunk schedule broke again in only %d of %d reruns; reporting the first failure, which reproduced %d of %d:\n%s",
+			x.last.Reproduced, x.last.Reruns, x.first.Reproduced, x.first.Reruns, x.last.Schedule)
+		x.flakies = append(x.flakies, x.last)
+		x.last = x.first
+	}
+}
+
+// missing returns an error when runs went missing: rapid reported a
+// failure no run recorded (a panic that escaped, say), or the
+// exploration ran fewer iterations than asked with nothing to say why.
+func (x *explorer) missing(rapidErrs []string) error {
+	if x.first != nil || x.stopped != "" || !x.searched() {
+		return nil
+	}
+	if len(rapidErrs) > 0 {
+		return fmt.Errorf("properties: rapid reported a failure that no run recorded, so runs went missing:\n%s", strings.Join(rapidErrs, "\n"))
+	}
+	if x.iterations < x.cfg.Iterations {
+		if n, ok := search.RapidChecks(); ok && x.iterations >= n {
+			x.stopped = fmt.Sprintf("rapid's -rapid.checks bound (%d) is under the %d iterations asked for", n, x.cfg.Iterations)
+			return nil
+		}
+		return fmt.Errorf("properties: only %d of %d iterations ran, and nothing says why: runs went missing", x.iterations, x.cfg.Iterations)
+	}
+	return nil
+}
+
+// searched reports whether the search ran at all (it does not after a
+// broken baseline).
+func (x *explorer) searched() bool {
+	return x.base != nil && (x.steady != x.base || x.cfg.AllowFlaky && !x.base.confirmed())
 }
 
 // skip ends an iteration without running it: invalid while searching,
 // passing (so rejected) while shrinking.
 func (x *explorer) skip(rt *rapid.T) {
-	if x.phase == search.Searching {
+	if x.first == nil {
 		rt.SkipNow()
 	}
 }
@@ -461,15 +839,21 @@ func (x *explorer) run(s sim.Schedule, what string) *Iteration {
 	}
 	x.runs++
 	x.over.add(it.Wall, s.Horizon()+x.cooldown())
-	x.cov.add(it)
+	if !x.baselining {
+		x.cov.add(it)
+	}
 	verdict := "held"
-	if it.Findings.Broken() {
+	switch {
+	case broke(it):
 		verdict = "BROKE"
+	case steady(it):
+		verdict = "BROKE WITHOUT FAULTS"
 	}
 	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v)%s", what, len(s.Steps), s.Horizon(),
 		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), oneLine(s))
-	if it.Findings.Broken() && x.first == nil {
-		x.t.Logf("shakedown: first failure:\n%s", it.Findings)
+	if steady(it) && x.steady == nil {
+		x.steady = it
+		x.t.Logf("shakedown: broke without faults (before the first fault took effect):\n%s", it.Steady)
 	}
 	if it.RunErr != nil {
 		x.t.Logf("shakedown: %s: run reported: %v", what, it.RunErr)
@@ -490,7 +874,7 @@ func oneLine(s sim.Schedule) string {
 
 // runIn runs s once on a fresh World, in a bubble of its own when
 // simulated (and then, with SHAKEDOWN_SELFCHECK=1, once more: selfCheck).
-func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
+func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
 	if !cfg.Simulate {
 		sc := &scope{TB: t}
 		defer sc.cleanup()
@@ -500,39 +884,223 @@ func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration,
 	if !ok {
 		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
 	}
-	synctest.Test(tt, func(st *testing.T) { it, err = runWorld(st, cfg, s, seed) })
+	it, err := runBubble(tt, cfg, s, seed)
 	if err == nil && it != nil && selfCheckOn() {
 		selfCheck(tt, cfg, s, seed, it) // SHAKEDOWN_SELFCHECK=1: run it twice
 	}
 	return it, err
 }
 
+// runBubble runs s once in a testing/synctest bubble of its own. A bubble
+// that ends with goroutines still blocked in it (a client that leaks
+// them) makes synctest panic once the run is over: that is a finding of
+// the run, with the stacks of the goroutines left behind.
+func runBubble(t *testing.T, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
+	var bubble string
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if it == nil {
+			it = &Iteration{Schedule: s, Seed: seed, History: &sim.History{Seed: seed, Schedule: s}}
+		}
+		it.add(Finding{Invariant: "the run leaves no goroutine blocked", Verdict: Broken,
+			Err: fmt.Errorf("testing/synctest: %v: goroutines the run started were still blocked when it ended (a client that leaks them); their stacks:\n%s", p, bubbleStacks(bubble))})
+		err = nil
+	}()
+	synctest.Test(t, func(st *testing.T) {
+		bubble = bubbleOf()
+		it, err = runWorld(st, cfg, s, seed)
+	})
+	return it, err
+}
+
 // runWorld resets, builds a World, runs s on it and judges the
 // invariants. Its error is for what makes the run impossible: a failed
-// reset or an invalid setup.
-func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+// reset or an invalid setup. A panic (in Reset, World, or the run) is a
+// Broken finding of the run, with its stack.
+func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
 	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			it = &Iteration{Schedule: s, Seed: seed, History: &sim.History{Seed: seed, Schedule: s}, Wall: time.Since(start)}
+			it.add(Finding{Invariant: "the run does not panic", Verdict: Broken, Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack())})
+			err = nil
+		}
+	}()
 	ctx := t.Context()
 	if cfg.Reset != nil {
 		if err := cfg.Reset(ctx); err != nil {
-			return nil, fmt.Errorf("properties: reset before running schedule\n%s\n: %w", s, err)
+			return nil, fmt.Errorf("properties: reset before running the schedule %s: %w", oneLineOr(s), err)
 		}
 	}
 	// sim.Run ends with the samplers' quiet reading, the one that
 	// PoolReleased and NoGoroutineLeak judge.
 	h, err := sim.Run(ctx, sim.Plan{World: cfg.World(t), Settings: cfg.Settings, Schedule: s, Seed: seed})
 	if h == nil {
-		return nil, fmt.Errorf("properties: run schedule\n%s\n: %w", s, err)
+		return nil, fmt.Errorf("properties: run the schedule %s: %w", oneLineOr(s), err)
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("properties: run cancelled: %w", err)
 	}
-	it := &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: Evaluate(h, cfg.Invariants)}
+	fs, st := judge(h, cfg.Invariants)
+	it = &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: fs, Steady: st}
 	if errors.Is(err, sim.ErrPanic) {
-		it.Findings = append(it.Findings, Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
+		it.add(Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
 	}
 	it.Wall = time.Since(start)
 	return it, nil
+}
+
+// oneLineOr is a schedule on one line, for errors.
+func oneLineOr(s sim.Schedule) string {
+	if len(s.Steps) == 0 {
+		return "(no faults)"
+	}
+	return strings.TrimPrefix(oneLine(s), ": ")
+}
+
+// maxMissed is the share of a run's ops the framework may miss (not
+// started on time, cut off by the run's end) before the run is not judged.
+const maxMissed = 0.1
+
+// judge evaluates invs on h and sorts the verdicts. A run in which the
+// framework missed more than maxMissed of the ops is judged by nothing:
+// every finding is Unjudged, with the reason. An invariant broken without
+// faults goes to steady instead of fs: in a run in which no fault took
+// effect, any; otherwise one whose violations all began before the first
+// fault took effect and which the history up to that moment breaks too.
+func judge(h *sim.History, invs []Invariant) (fs, steady Findings) {
+	fs = Evaluate(h, invs)
+	if n, of := missedOps(h); float64(n) > maxMissed*float64(of) {
+		return unjudged(fs, fmt.Sprintf("the framework missed %d of the run's %d ops (%.0f%%, more than %.0f%%: not started on time, or cut off by the run's end), so the run says too little of the service to be judged; lighten the workload or lengthen Settings.Drain",
+			n, of, 100*float64(n)/float64(of), 100*maxMissed)), nil
+	}
+	first, faulted := firstFault(h)
+	kept := make(Findings, 0, len(fs))
+	for i, f := range fs {
+		if f.Verdict == Broken && (!faulted || i < len(invs) && beganBefore(invs[i], f, h, first)) {
+			steady = append(steady, f)
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return kept, steady
+}
+
+// unjudged turns every finding into Unjudged, for the reason given.
+func unjudged(fs Findings, reason string) Findings {
+	out := make(Findings, len(fs))
+	for i, f := range fs {
+		out[i] = Finding{Invariant: f.Invariant, Verdict: Unjudged, Err: &NoEvidence{Invariant: f.Invariant, Reason: reason}}
+	}
+	return out
+}
+
+// missedOps counts the ops of h whose outcome the framework did not
+// observe (sim.Missed), and all the ops.
+func missedOps(h *sim.History) (missed, all int) {
+	return h.Missed().Ops(), len(h.Ops)
+}
+
+// firstFault returns when the first fault of h took effect, and false
+// when none did.
+func firstFault(h *sim.History) (time.Duration, bool) {
+	var first time.Duration
+	found := false
+	for _, e := range h.Faults {
+		if e.Applied() && (!found || e.Start < first) {
+			first, found = e.Start, true
+		}
+	}
+	return first, found
+}
+
+// beganBefore reports whether the broken finding f of inv began before
+// the first fault took effect: every violation is dated before it, and
+// inv, judged on the history up to that moment alone, breaks too. (The
+// date alone is not enough: a violation over a whole window is dated at
+// the window's start.)
+func beganBefore(inv Invariant, f Finding, h *sim.History, first time.Duration) bool {
+	var vs Violations
+	if inv == nil || !errors.As(f.Err, &vs) || len(vs) == 0 {
+		return false
+	}
+	for _, v := range vs {
+		if v.At >= first {
+			return false
+		}
+	}
+	return Evaluate(prefix(h, first), []Invariant{inv})[0].Verdict == Broken
+}
+
+// prefix is h up to at, before any fault: the ops that ended by then and
+// the samples taken by then.
+func prefix(h *sim.History, at time.Duration) *sim.History {
+	p := &sim.History{Seed: h.Seed, Began: h.Began, Duration: at}
+	for _, op := range h.Ops {
+		if op.End <= at {
+			p.Ops = append(p.Ops, op)
+		}
+	}
+	for _, s := range h.Samples {
+		if s.At <= at {
+			p.Samples = append(p.Samples, s)
+		}
+	}
+	return p
+}
+
+// bubbleOf returns the label the runtime gives the goroutines of the
+// calling goroutine's synctest bubble in a traceback ("synctest bubble
+// 12"), or "" outside one.
+func bubbleOf() string {
+	buf := make([]byte, 512)
+	buf = buf[:runtime.Stack(buf, false)]
+	line, _, _ := strings.Cut(string(buf), "\n")
+	i := strings.Index(line, "synctest bubble ")
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimRight(strings.FieldsFunc(line[i:], func(r rune) bool { return r == ']' || r == ',' })[0], " ")
+}
+
+// bubbleStacks returns the stacks of the goroutines of a bubble (as
+// bubbleOf names it), at most 10 of them.
+func bubbleStacks(bubble string) string {
+	if bubble == "" {
+		return "(unknown bubble)"
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) || len(buf) >= 64<<20 {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	more := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if !strings.Contains(header, bubble+"]") && !strings.Contains(header, bubble+" ") && !strings.Contains(header, bubble+",") {
+			continue
+		}
+		if len(out) == 10 {
+			more++
+			continue
+		}
+		out = append(out, strings.TrimSpace(g))
+	}
+	if len(out) == 0 {
+		return "(none found)"
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("... and %d more", more))
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // scheduleKey identifies a schedule for the verdict cache.

@@ -161,6 +161,17 @@ func TestCheckChild(t *testing.T) {
 		// nothing to judge, and Check says so.
 		cfg = simConfig(newFake(200*time.Millisecond, toxics.KindLatency), properties.FailFast{Within: time.Second}, properties.MaxLatency{Max: time.Second})
 		cfg.Iterations = 3
+	case "leak":
+		cfg.World = leakyWorld
+	case "steady":
+		cfg = steadyConfig()
+	case "flaky":
+		cfg = flakyConfig()
+	case "flaky-allowed":
+		cfg = flakyConfig()
+		cfg.AllowFlaky = true
+	case "tight":
+		cfg = tightConfig()
 	default:
 		t.Skip("run by TestCheckFailsAndReplays and TestCheckNoEvidence in a child process")
 	}
@@ -174,7 +185,7 @@ func TestCheckPassesWithTimeout(t *testing.T) {
 	// Under 20 iterations: rapid's own bound under -short.
 	cfg.Iterations = 15
 	properties.Check(t, cfg)
-	require.EqualValues(t, 15, f.resets.Load(), "one reset per iteration")
+	require.EqualValues(t, 16, f.resets.Load(), "one reset per iteration, and one for the fault-free baseline")
 }
 
 func TestExploreIterations(t *testing.T) {
@@ -189,8 +200,10 @@ func TestExploreIterations(t *testing.T) {
 		res := run(t, 4)
 		require.Nil(t, res.Failure)
 		require.Equal(t, 4, res.Iterations)
-		require.Equal(t, 4, res.Runs)
-		require.Equal(t, 4, res.Coverage.Runs)
+		require.Equal(t, 5, res.Runs, "the baseline and 4 iterations")
+		require.NotNil(t, res.Baseline)
+		require.Empty(t, res.Baseline.Schedule.Steps)
+		require.Equal(t, 4, res.Coverage.Runs, "the baseline is not counted in the coverage")
 		require.Empty(t, res.Rapid, "stopping at the bound is not a rapid failure")
 	})
 	t.Run("environment overrides config", func(t *testing.T) {
@@ -215,17 +228,17 @@ func TestExploreRealTime(t *testing.T) {
 		Settings: sim.Settings{
 			Cooldown: 100 * time.Millisecond,
 		},
-		World:      properties.Shared(sim.World{Targets: []sim.Target{d}, Workload: workload(d, 50*time.Millisecond)}),
-		Reset:      d.Reset,
-		Bounds:     properties.Bounds{MaxSteps: 2, Horizon: 300 * time.Millisecond, Values: bounds.Values},
-		Iterations: 2,
-		Invariants: []properties.Invariant{properties.MaxLatency{Max: 2 * time.Second}},
+		World:       properties.Shared(sim.World{Targets: []sim.Target{d}, Workload: workload(d, 50*time.Millisecond)}),
+		Reset:       d.Reset,
+		Bounds:      properties.Bounds{MaxSteps: 2, Horizon: 300 * time.Millisecond, Values: bounds.Values},
+		Exploration: properties.Exploration{Iterations: 2},
+		Invariants:  []properties.Invariant{properties.MaxLatency{Max: 2 * time.Second}},
 	}
 	res, err := properties.Explore(t, cfg)
 	require.NoError(t, err)
 	require.Nil(t, res.Failure)
-	require.Equal(t, 2, res.Runs)
-	require.EqualValues(t, 2, d.resets.Load())
+	require.Equal(t, 3, res.Runs)
+	require.EqualValues(t, 3, d.resets.Load())
 }
 
 func TestExploreRespectsDeadline(t *testing.T) {
@@ -234,14 +247,12 @@ func TestExploreRespectsDeadline(t *testing.T) {
 		Reset: d.Reset, Bounds: bounds, Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}}}
 	r := record(t, func(tb *recorder) {
 		tb.deadline = time.Now().Add(3 * time.Second) // less than one run of a 5s horizon
-		res, err := properties.ExploreTB(tb, cfg)
-		require.NoError(t, err)
-		require.Zero(t, res.Runs)
-		require.Contains(t, res.Stopped, "deadline")
+		_, err := properties.ExploreTB(tb, cfg)
+		require.ErrorContains(t, err, "cannot end before the test's deadline")
 		properties.CheckTB(tb, cfg)
 	})
-	require.Contains(t, r.text(), "no schedule was run, so nothing was checked")
-	require.Zero(t, d.resets.Load())
+	require.Contains(t, r.text(), "a run of the longest schedule the bounds allow, after the fault-free baseline (horizon 5s, cooldown 1s) cannot end before the test's deadline")
+	require.Zero(t, d.resets.Load(), "an error before any run")
 }
 
 func TestExploreErrors(t *testing.T) {
@@ -263,7 +274,7 @@ func TestExploreErrors(t *testing.T) {
 		{"no invariants", func(c *properties.Config) { c.Invariants = nil }, "Config.Invariants is empty"},
 		{"nil invariant", func(c *properties.Config) { c.Invariants = []properties.Invariant{nil} }, "Config.Invariants[0] is nil"},
 		{"bad bounds", func(c *properties.Config) { c.Bounds.MaxSteps = -1 }, "MaxSteps = -1"},
-		{"negative iterations", func(c *properties.Config) { c.Iterations = -2 }, "Config.Iterations = -2"},
+		{"negative iterations", func(c *properties.Config) { c.Iterations = -2 }, "Exploration.Iterations = -2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,7 +289,7 @@ func TestExploreErrors(t *testing.T) {
 		cfg.Reset = func(context.Context) error { return errors.New("container gone") }
 		cfg.Bounds.Horizon = 300 * time.Millisecond
 		_, err := properties.Explore(t, cfg)
-		require.ErrorContains(t, err, "reset before running schedule")
+		require.ErrorContains(t, err, "reset before running the schedule (no faults)")
 		require.ErrorContains(t, err, "container gone")
 	})
 	t.Run("simulated world without kinds", func(t *testing.T) {

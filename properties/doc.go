@@ -2,7 +2,54 @@
 // schedules of faults that shrink well, judges what a run recorded against
 // invariants, and ties the two together in [Check].
 //
-// # A check
+// # A first check
+//
+// This test runs as it is (it is the package's TestDocExample): an HTTP
+// client with a 200ms timeout against a fake server on a simulated
+// network, with generated schedules of faults in virtual time.
+//
+//	func TestClientSurvivesFaults(t *testing.T) {
+//		properties.Check(t, properties.Config{
+//			Simulate: true, // virtual time: every run in a testing/synctest bubble of its own
+//			World: func(t testing.TB) sim.World {
+//				n := sim.NewNetwork(1) // in-memory network, faults on its endpoints
+//				t.Cleanup(func() { n.Close() })
+//				api, err := n.FakeHTTP("api", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				// The client under test: a timeout, and the simulated network.
+//				client := &http.Client{Timeout: 200 * time.Millisecond, Transport: &http.Transport{DialContext: n.Dial}}
+//				t.Cleanup(client.CloseIdleConnections)
+//				get := func(ctx context.Context, _ string) (string, error) {
+//					req, err := http.NewRequestWithContext(ctx, http.MethodGet, api.URL(), nil)
+//					if err != nil {
+//						return "", err
+//					}
+//					resp, err := client.Do(req)
+//					if err != nil {
+//						return "", err
+//					}
+//					return "", resp.Body.Close()
+//				}
+//				return sim.World{
+//					Targets:  n.Targets(),
+//					Workload: sim.Workload{Driver: sim.OpenLoop{Rate: 50}, Kinds: []sim.OpKind{{Name: "get", Do: get}}},
+//				}
+//			},
+//			Invariants: []properties.Invariant{
+//				properties.MaxLatency{Max: 300 * time.Millisecond},  // the timeout, and a margin
+//				properties.Recovery{Within: 500 * time.Millisecond}, // working again 500ms after the last heal
+//			},
+//		})
+//	}
+//
+// Take the Timeout away and Check fails: nothing bounds a request any
+// more (a pause or a blackhole holds it for as long as it lasts), and the
+// failure shrinks to a short schedule that still breaks the bound, such as
+// 400ms of 151ms latency each way (a round trip of 302ms).
+//
+// # A check of real dependencies
 //
 //	func TestCheckoutSurvivesTheDatabase(t *testing.T) {
 //		env := harness.New(t)
@@ -31,16 +78,71 @@
 // invariant on the History. [Shared] hands the same World to every run
 // when the same clients can serve them all. The settings shared with the
 // runner (cooldown, drain, sampling) are a [sim.Settings] embedded in the
-// Config. When an invariant breaks, rapid shrinks the schedule to the
-// smallest that still breaks it, and Check fails the test with the
-// findings, the schedule as JSON, its seed and one command that replays it:
+// Config, and those of the exploration (iterations, seed, shrinking,
+// confirmation, where failures go) an [Exploration]. When an invariant
+// breaks, and breaks again when the schedule is rerun, rapid shrinks the
+// schedule to the smallest that still breaks it, and Check fails the test
+// with the findings, how often it reproduced, the schedule as JSON, its
+// seed and one command that replays it:
 //
 //	replay: SHAKEDOWN_REPLAY=testdata/shakedown/TestCheckoutSurvivesTheDatabase/schedule.json go test -run '^TestCheckoutSurvivesTheDatabase$' ./checkout
 //
 // The schedule file and an HTML report (sim.WriteReport) are written next
 // to each other. Each Check also logs a coverage line: the fault kinds that
-// took effect on each target, the windows that held ops, and how often each
-// invariant could be judged.
+// took effect on each target, the windows that held ops, the ops the
+// framework missed, and how often each invariant could be judged.
+//
+// # The path of a check
+//
+// A verdict blames a fault only for what the fault caused. Check (and
+// [Explore]) goes through these steps, the same at both speeds:
+//
+//  1. The check itself is checked before any run: the World has targets
+//     and op kinds; the bounds name targets it has, and faults they take;
+//     each invariant's parameters are sound (ErrorRate{Max: 5} is an
+//     error that asks whether 0.05 was meant) and the op kinds, targets
+//     and samples it names exist; the cooldown can fill the windows the
+//     invariants judge (a Recovery.Within as long as the cooldown could
+//     never be judged); the longest schedule, after the baseline, can end
+//     before the test's deadline. A mistake is an error now, not a
+//     verdict later. [RunSchedule], [Replay] and [ReplayOn] check the same,
+//     and a schedule that cannot end before the deadline (a replayed
+//     "at": "1000h") is an error at once.
+//  2. Steady state first: one fault-free baseline run (an empty schedule),
+//     judged by the same invariants. "No evidence" is expected there (no
+//     fault took effect); a broken invariant is not: the baseline is
+//     rerun Exploration.Reproduce times, and the check stops with a
+//     verdict of its own, "the system does not hold without faults"
+//     (Result.Steady), and nothing is shrunk. The baseline also measures
+//     the machine: its latencies per op kind (p50, p99, max) are logged,
+//     and a latency bound (LatencyQuantile, MaxLatency) under 1.5 times
+//     the same figure without faults is too tight to judge on this
+//     machine: it is not judged, and Check fails saying so, rather than
+//     toss a coin.
+//  3. Explore: each iteration runs a drawn schedule and judges it. Within
+//     every run, an invariant whose violations all began before the first
+//     fault took effect (and which the history up to that moment breaks
+//     too) broke without faults: it goes to Iteration.Steady, not to the
+//     schedule's findings, and Check reports it as the steady state's,
+//     with the number of runs it happened in. A run in which the
+//     framework missed more than a tenth of the ops (not started on
+//     time, cut off by the run's own end) is not judged at all, and says
+//     why. A panic in a run (in Reset, World, an op) and a testing/synctest
+//     bubble left with goroutines blocked in it (a client that leaks
+//     them) are findings of that run, with their stacks, and shrink like
+//     any other; runs that went missing for any other reason fail the
+//     check.
+//  4. Reproduce before believing: a schedule that broke is rerun
+//     Exploration.Reproduce times (default 3). If it does not break again
+//     every time, it is flaky: reported with its rate and its schedule,
+//     not shrunk, failing the test unless Exploration.AllowFlaky (and the
+//     search goes on for a failure that does reproduce). While shrinking,
+//     a candidate that breaks is rerun once and counts only if it breaks
+//     again, and the shrunk schedule is rerun until it has been Reproduce
+//     times; the report says "reproduced k of n".
+//
+// Each Check logs what the baseline and the confirmations cost beside
+// the other runs ("time: ... in all; the fault-free baseline took ...").
 //
 // Only the standard library, rapid and porcupine are compiled with this
 // package: the samplers of real clients are in packages of their own,
@@ -53,10 +155,14 @@
 // [Schedules] returns a rapid generator of schedules within [Bounds]: the
 // targets and the fault kinds each takes ([Aim]), the most steps, the
 // horizon, the shortest and longest fault, and the ranges of the faults'
-// own fields ([Values]). Every schedule it draws is valid, and its draws
-// are laid out so that rapid shrinks toward fewer steps, earlier and
-// shorter faults, and milder kinds: a property that fails on "any
-// blackhole of db lasting 2 s or more" shrinks to exactly
+// own fields ([Values]). Every schedule it draws is valid and has a step.
+// Each draws from a swarm, a few (target, kind) pairs or all of them, so
+// a crash gets schedules of its own instead of a share among latencies;
+// steps overlap where their faults compose (latency with bandwidth, a node
+// fault during a link fault). The draws are laid out so that rapid
+// shrinks toward fewer steps, earlier and shorter faults, and milder
+// kinds: a property that fails on "any blackhole of db lasting 2 s or
+// more" shrinks to exactly
 //
 //	0: +0s for 2s db blackhole()
 //
@@ -72,47 +178,70 @@
 // The windows an invariant judges (the whole run, the calm before the
 // first fault, each fault, the recovery after the last heal) are sim's
 // ([sim.Phase]), and which ops belong to one is decided by one rule,
-// [sim.Window.Holds], the same the HTML report counts with.
+// [sim.Window.Holds], the same the HTML report counts with. An op whose
+// outcome the framework itself missed (not started on time, cut off by the
+// run's end) is never evidence about the service: no latency, error or
+// recovery judgement counts it.
+//
+// The invariants of this package check their own parameters before any
+// run, and against the World: ErrorRate{Max: 5} is an error ("Max = 5 is
+// not a fraction in [0, 1]: did you mean 0.05?"), and so are an unknown
+// window, a negative duration, and an op kind, target or sample an
+// invariant names that the World lacks.
 //
 //   - latency: [LatencyQuantile] (overall or per [sim.Phase]: before, during
 //     each fault, after the last heal; optionally per op kind) and
 //     [MaxLatency] (the client's timeout plus a margin);
 //   - errors: [ErrorRate] per window, [Recovery] (no failure later than D
 //     after the last heal), [FailFast] (failed calls return within X while
-//     a fault holds);
-//   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] over the
-//     samples of pgxcheck.Pool, redischeck.Pool, sqlcheck.Pool or [sim.Dials] (which
-//     counts the dials of an http.Transport, a go-redis or pgx dialer, or
-//     a database/sql connector), and [NoGoroutineLeak] over
-//     sim.Goroutines();
+//     a fault holds; Grace or After leave out the failures a breaker must
+//     see before it opens, so one that opens at its threshold holds and one
+//     that never opens breaks);
+//   - pools: [PoolReleased], [AcquireWait], [ReconnectStorm] (dials in
+//     each window, or per stretch: "at most 8 connections opened during
+//     each fault") over the samples of pgxcheck.Pool, redischeck.Pool,
+//     sqlcheck.Pool or [sim.Dials] (which counts the dials of an
+//     http.Transport, a go-redis or pgx dialer, or a database/sql
+//     connector);
+//   - goroutines: [NoGoroutineLeak] over the service's goroutines alone,
+//     told apart from the framework's by their stacks
+//     ([NoGoroutineLeak.Sampler]; Packages names the service's), or a
+//     count of one's own;
 //   - bulkheads: [Isolation] (op kinds that do not use the faulted target
 //     keep their bounds);
 //   - retries: [Amplification] (calls reaching a dependency, from a
-//     [sim.Counter], stay under k times the calls made);
-//   - data: [Linearizable], a porcupine check of a key-value history in
-//     which an op of unknown outcome may or may not have been applied.
+//     [sim.Counter], stay under K times the ops made and, with Rate, under
+//     a number a second; judged during each fault, a retry storm is not
+//     diluted by the healthy time around it);
+//   - data: [Linearizable], a porcupine check of a key-value history (get,
+//     put, append, compare-and-set) or of a model of one's own, in which an
+//     op of unknown outcome may or may not have been applied, and an op it
+//     cannot read is an error, never left out.
 //
 // [Func] makes an invariant of any function.
 //
 // # Iterations, deadlines, replays
 //
 // A real iteration takes as long as its schedule, so Check runs
-// Config.Iterations of them (default 10; SHAKEDOWN_ITERATIONS overrides).
-// rapid v1.3.0 has only the process-wide -rapid.checks, so Check counts
-// the iterations itself and turns rapid's further draws away; -rapid.checks
-// remains an upper bound. No run starts unless it can end before the
-// test's deadline. rapid caps shrinking at -rapid.shrinktime (default
-// 30s); raise it for real dependencies.
+// Exploration.Iterations of them (default 10; SHAKEDOWN_ITERATIONS
+// overrides). rapid v1.3.0 has only the process-wide -rapid.checks, so
+// Check counts the iterations itself and turns rapid's further draws away;
+// -rapid.checks remains an upper bound. No run starts unless it can end
+// before the test's deadline. rapid caps shrinking at -rapid.shrinktime
+// (default 30s); raise it for real dependencies, or bound it with
+// Exploration.ShrinkTime.
 //
-// While shrinking, a schedule that was already run takes its recorded
-// verdict instead of running again: rapid tries many draws that decode to
-// the same schedule, and real runs vary a little from one to the next.
+// While shrinking, a schedule that was already run takes its recorded,
+// confirmed verdict instead of running again: rapid tries many draws that
+// decode to the same schedule, and real runs vary a little from one to
+// the next.
 //
 // SHAKEDOWN_REPLAY=<file> makes Check run exactly the schedule in that
-// file once ([Replay]); [RunSchedule] runs a schedule from code. [Explore] is Check
-// without the verdict: it returns a [Result] (the shrunk failing
-// iteration, its history and findings, the coverage), so a suite can
-// assert that a fragile configuration is caught.
+// file once ([Replay]); a file without steps fails, saying so.
+// [RunSchedule] runs a schedule from code. [Explore] is Check without the
+// verdict: it returns a [Result] (the baseline, the shrunk failing
+// iteration with its history, findings and confirmation, the coverage),
+// so a suite can assert that a fragile configuration is caught.
 //
 // # Simulation
 //

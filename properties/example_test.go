@@ -124,7 +124,7 @@ func ExampleReconnectStorm() {
 	dial := dials.DialContext(nil) // for an http.Transport's DialContext, a go-redis Dialer, pgx's DialFunc
 	_ = dial
 	samplers := []sim.Sampler{dials.Sampler("api")}
-	invariants := []properties.Invariant{properties.ReconnectStorm{Pool: "api", Max: 10}}
+	invariants := []properties.Invariant{properties.ReconnectStorm{Pool: "api", Max: 10, Per: time.Second, Window: sim.After}}
 	vals, _ := samplers[0].Sample(context.Background())
 	fmt.Println(vals, invariants[0].Name())
 	// Output:

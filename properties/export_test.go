@@ -14,3 +14,8 @@ func ExploreTB(t testing.TB, cfg Config) (*Result, error) {
 	t.Helper()
 	return explore(t, cfg, false)
 }
+
+func ReplayTB(t testing.TB, cfg Config, path string) {
+	t.Helper()
+	replay(t, cfg, path)
+}

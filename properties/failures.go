@@ -2,6 +2,8 @@ package properties
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/shakedown/shakedown/sim"
@@ -11,7 +13,7 @@ import (
 // not succeed (outcome Failed or Unknown). In the During window each fault
 // is judged on its own.
 type ErrorRate struct {
-	// Max is the highest allowed fraction, in [0, 1].
+	// Max is the highest allowed fraction, in [0, 1]: 0.05 for 5%.
 	Max float64
 	// Window is the part of the run judged (default sim.Overall); the
 	// ops it counts are those sim.Window.Holds.
@@ -24,9 +26,15 @@ func (e ErrorRate) Name() string {
 	return fmt.Sprintf("error rate <= %s%% %s%s", trimFloat(e.Max*100), e.Window, kindsSuffix(e.Kinds))
 }
 
+func (e ErrorRate) validate() error {
+	return invalid(e.Name(), fraction("Max", e.Max), phaseOK(e.Window), kindsOK("Kinds", e.Kinds))
+}
+
+func (e ErrorRate) kinds() []string { return e.Kinds }
+
 func (e ErrorRate) Check(h *sim.History) error {
-	if !(e.Max >= 0 && e.Max <= 1) {
-		return fmt.Errorf("properties: %s: Max = %v must be in [0, 1]", e.Name(), e.Max)
+	if err := e.validate(); err != nil {
+		return err
 	}
 	return judged(e.Name(), h, e.Window, e.Kinds, func(sp span) []Violation {
 		return rateViolation(e.Name(), sp, e.Max)
@@ -70,9 +78,15 @@ func (r Recovery) Name() string {
 	return fmt.Sprintf("no failure later than %v after the last heal%s", r.Within, kindsSuffix(r.Kinds))
 }
 
+func (r Recovery) validate() error {
+	return invalid(r.Name(), nonNegative("Within", r.Within), kindsOK("Kinds", r.Kinds))
+}
+
+func (r Recovery) kinds() []string { return r.Kinds }
+
 func (r Recovery) Check(h *sim.History) error {
-	if r.Within < 0 {
-		return fmt.Errorf("properties: %s: Within = %v must not be negative", r.Name(), r.Within)
+	if err := r.validate(); err != nil {
+		return err
 	}
 	heal, why := lastHeal(h)
 	if why != "" {
@@ -82,7 +96,7 @@ func (r Recovery) Check(h *sim.History) error {
 	var vs Violations
 	seen := 0
 	for _, op := range h.Ops {
-		if !kindMatch(r.Kinds, op.Kind) || op.End <= deadline {
+		if !judgedOp(op) || !kindMatch(r.Kinds, op.Kind) || op.End <= deadline {
 			continue
 		}
 		seen++
@@ -106,29 +120,112 @@ func (r Recovery) Check(h *sim.History) error {
 
 // FailFast holds when every op that fails while a fault holds returns
 // within Within of its intended start: the client gives up quickly (a
-// timeout, an open breaker) instead of hanging. A run in which no op failed
-// during a fault has no evidence.
+// timeout, an open breaker) instead of hanging.
+//
+// A circuit breaker only opens after it has seen its threshold of
+// failures, each of which waits for the call's timeout; Grace and After
+// leave those out, so that a breaker that opens at its threshold holds and
+// one that never opens (or only after 1,000 failures) breaks:
+//
+//	properties.FailFast{Within: 50 * time.Millisecond, After: 5} // a breaker that opens after 5 failures
+//
+// An op is judged only once both have passed; the zero values judge every
+// failed op. A run in which no op failed during a fault, or every failure
+// was left out, has no evidence. A breaker that half-opens while the fault
+// still holds lets a probe through, which waits like any call: verify
+// half-open behaviour with package breaker.
 type FailFast struct {
 	// Within is the bound on a failed op's latency. Required.
 	Within time.Duration
+	// Grace leaves out the ops that started within Grace of the start of
+	// a fault they overlap (ops already in flight at its start included).
+	Grace time.Duration
+	// After leaves out, in each fault, the ops that started before its
+	// After-th failure ended: the failures a breaker counts before it
+	// opens, and the calls it had already let through.
+	After int
 	// Kinds limits the ops judged to these kinds (default all).
 	Kinds []string
 }
 
 func (f FailFast) Name() string {
-	return fmt.Sprintf("failed ops return within %v during faults%s", f.Within, kindsSuffix(f.Kinds))
+	s := fmt.Sprintf("failed ops return within %v during faults", f.Within)
+	switch {
+	case f.Grace > 0 && f.After > 0:
+		s += fmt.Sprintf(" (after a grace of %v and the %s failure of each)", f.Grace, ordinal(f.After))
+	case f.Grace > 0:
+		s += fmt.Sprintf(" (after a grace of %v)", f.Grace)
+	case f.After > 0:
+		s += fmt.Sprintf(" (after the %s failure of each)", ordinal(f.After))
+	}
+	return s + kindsSuffix(f.Kinds)
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
+}
+
+func (f FailFast) validate() error {
+	return invalid(f.Name(), positive("Within", f.Within), nonNegative("Grace", f.Grace), nonNegative("After", f.After), kindsOK("Kinds", f.Kinds))
+}
+
+func (f FailFast) kinds() []string { return f.Kinds }
+
+// graced returns the IDs of the ops of sp that started before its grace
+// or its After-th failure ended.
+func (f FailFast) graced(sp span) map[uint64]bool {
+	from := sp.from + f.Grace
+	if f.After > 0 {
+		var ends []time.Duration
+		for _, op := range sp.ops {
+			if op.Outcome != sim.OK {
+				ends = append(ends, op.End)
+			}
+		}
+		if len(ends) < f.After {
+			from = math.MaxInt64 // too few failures: a breaker never had to open
+		} else {
+			slices.Sort(ends)
+			from = max(from, ends[f.After-1])
+		}
+	}
+	out := map[uint64]bool{}
+	for _, op := range sp.ops {
+		if op.Start < from {
+			out[op.ID] = true
+		}
+	}
+	return out
 }
 
 func (f FailFast) Check(h *sim.History) error {
-	if f.Within <= 0 {
-		return fmt.Errorf("properties: %s: Within = %v must be positive", f.Name(), f.Within)
+	if err := f.validate(); err != nil {
+		return err
 	}
 	sps, why := spans(h, sim.During, f.Kinds)
 	if why != "" {
 		return &NoEvidence{Invariant: f.Name(), Reason: why}
 	}
+	// An op in flight across two faults is left out when either fault's
+	// grace covers it: either may have caused its failure.
+	graced := map[uint64]bool{}
+	for _, sp := range sps {
+		for id := range f.graced(sp) {
+			graced[id] = true
+		}
+	}
 	var vs Violations
-	failed := 0
+	failed, judgedN := 0, 0
 	seen := map[uint64]bool{}
 	for _, sp := range sps {
 		for _, op := range sp.ops {
@@ -137,6 +234,10 @@ func (f FailFast) Check(h *sim.History) error {
 			}
 			seen[op.ID] = true
 			failed++
+			if graced[op.ID] {
+				continue
+			}
+			judgedN++
 			if l := op.Latency(); l > f.Within {
 				vs = append(vs, Violation{
 					Invariant: f.Name(), Window: fmt.Sprintf("op %d (%s) %s", op.ID, op.Kind, sp.label), At: op.Intended,
@@ -145,10 +246,12 @@ func (f FailFast) Check(h *sim.History) error {
 			}
 		}
 	}
-	if failed == 0 {
+	switch {
+	case failed == 0:
 		return &NoEvidence{Invariant: f.Name(), Reason: fmt.Sprintf("no op%s failed while a fault held", kindsText(f.Kinds))}
-	}
-	if len(vs) > 0 {
+	case judgedN == 0:
+		return &NoEvidence{Invariant: f.Name(), Reason: fmt.Sprintf("%d op%s failed while a fault held, all before the grace ended", failed, kindsText(f.Kinds))}
+	case len(vs) > 0:
 		return vs
 	}
 	return nil

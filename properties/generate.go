@@ -1,6 +1,7 @@
 package properties
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,10 +53,11 @@ type Int64Range struct {
 // field but Targets means its documented default.
 type Bounds struct {
 	// Targets are the targets steps aim at, each with the kinds it takes
-	// (see [Aim]). Shrinking moves steps toward the first target.
+	// (see [Aim]). Shrinking moves steps toward milder kinds, and within
+	// a kind toward the first target.
 	Targets []TargetKinds
 	// MaxSteps is the most steps a schedule has (default 3). A schedule
-	// has at least one step unless the horizon cut it off.
+	// has at least one.
 	MaxSteps int
 	// Horizon is the offset by which every fault has ended (default 10s).
 	Horizon time.Duration
@@ -68,6 +70,9 @@ type Bounds struct {
 	Fault DurationRange
 	// Values are the ranges of the faults' own fields.
 	Values Values
+	// Directions link faults may take; shrinking moves toward the first
+	// (default both, upstream, downstream).
+	Directions []toxics.Direction
 }
 
 // Values are the ranges fault fields are drawn from. Each field shrinks
@@ -97,9 +102,6 @@ type Values struct {
 	TimeoutAfter DurationRange
 	// Grace of a stop fault (default 0..0: the runtime's default).
 	Grace DurationRange
-	// Directions link faults may take; shrinking moves toward the first
-	// (default both, upstream, downstream).
-	Directions []toxics.Direction
 }
 
 func allKinds() []toxics.Kind { return append(toxics.LinkKinds(), toxics.NodeKinds()...) }
@@ -131,8 +133,8 @@ func (b Bounds) withDefaults() Bounds {
 	}
 	defInt(&v.DataLimit, 0, 64<<10)
 	defDur(&v.TimeoutAfter, 0, 2*time.Second)
-	if len(v.Directions) == 0 {
-		v.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
+	if len(b.Directions) == 0 {
+		b.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
 	}
 	return b
 }
@@ -228,106 +230,103 @@ func (b Bounds) Validate() error {
 	intRange("DataLimit", v.DataLimit, 0)
 	durRange("TimeoutAfter", v.TimeoutAfter, 0)
 	durRange("Grace", v.Grace, 0)
-	for i, d := range v.Directions {
+	for i, d := range b.Directions {
 		if d > toxics.Downstream {
-			bad("Values.Directions[%d] = %v: not one of both, upstream, downstream", i, d)
+			bad("Directions[%d] = %v: not one of both, upstream, downstream", i, d)
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // Schedules returns a generator of schedules within b. Every schedule it
-// draws is valid for the targets b names: steps on one target follow each
-// other (each starts a drawn gap after the previous one on that target
-// ended), so no two steps on a target overlap; steps on different targets
-// may.
+// draws is valid for the targets b names and has at least one step.
+//
+// Each schedule first draws a swarm: a few of the (target, kind) pairs b
+// allows, or every pair, and its steps aim only at those, so a rare kind
+// gets whole schedules of its own instead of a share of steps among the
+// mild ones. Pairs are drawn about equally often whatever their place.
+//
+// A step starts a drawn gap after the start of the step before it (the
+// first after 0), so steps overlap often: on different targets freely, on
+// one target where their faults compose (latency with bandwidth, a node
+// fault during a link fault: what sim's Schedule.Validate accepts). A step
+// that would overlap one it does not compose with starts when that one
+// ends instead.
 //
 // Draws are laid out for rapid's shrinker: the steps are a slice (fewer
 // steps), offsets are gaps and durations counts of Resolution above
-// Fault.Min (earlier, shorter faults), and the kind, target and direction
-// are indexes into lists ordered mildest first. Every field is drawn for
-// every step whatever its kind, so a step can shrink from one kind to a
-// milder one.
+// Fault.Min (earlier, shorter faults), pairs and directions are indexes
+// into lists ordered mildest first, and the swarm shrinks toward every
+// pair or toward the mildest. Every field is drawn for every step whatever
+// its kind, so a step can shrink from one kind to a milder one.
 func Schedules(b Bounds) (*rapid.Generator[sim.Schedule], error) {
+	g, _, err := schedules(b)
+	return g, err
+}
+
+// schedules is Schedules with the guide that puts first the pairs no run
+// has applied yet; the explorer records in it what each run applied (see
+// guide for when).
+func schedules(b Bounds) (*rapid.Generator[sim.Schedule], *guide, error) {
 	if err := b.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b = b.withDefaults()
-	g := newGen(b)
-	return rapid.Custom(g.schedule), nil
+	g := newGen(b.withDefaults())
+	return rapid.Custom(g.schedule), g.guide, nil
 }
 
 type gen struct {
-	b     Bounds
-	kinds []toxics.Kind // union of the targets' kinds, canonical order
-	order map[toxics.Kind]int
-	sets  []map[toxics.Kind]bool
+	b                    Bounds
+	pairs                []pair  // every (target, kind) b allows, mildest first
+	byKind               [][]int // the pairs of each kind, mildest kind first
+	kindBits, targetBits int     // coin flips of an index into byKind, into one kind's pairs
+	pickBits             int     // coin flips of an index into a swarm's pairs
+	guide                *guide
 }
 
 func newGen(b Bounds) *gen {
-	g := &gen{b: b, order: map[toxics.Kind]int{}}
-	for i, k := range allKinds() {
-		g.order[k] = i
-	}
-	used := map[toxics.Kind]bool{}
-	for _, t := range b.Targets {
-		set := map[toxics.Kind]bool{}
-		for _, k := range t.Kinds {
-			set[k] = true
-			used[k] = true
+	g := &gen{b: b, pairs: listPairs(b.Targets)}
+	for i, p := range g.pairs {
+		if i == 0 || p.kind != g.pairs[i-1].kind {
+			g.byKind = append(g.byKind, nil)
 		}
-		g.sets = append(g.sets, set)
+		g.byKind[len(g.byKind)-1] = append(g.byKind[len(g.byKind)-1], i)
 	}
-	for _, k := range allKinds() {
-		if used[k] {
-			g.kinds = append(g.kinds, k)
-		}
-	}
+	g.kindBits, g.targetBits, g.pickBits = indexBits(len(g.byKind)), indexBits(len(b.Targets)), indexBits(maxSwarm)
+	g.guide = newGuide(b.Targets, g.pairs)
 	return g
 }
 
-// pick maps a drawn kind index to a kind the target takes: the mildest it
-// takes at or above the drawn one, else its most severe. Lowering the index
-// never makes the kind more severe.
-func (g *gen) pick(target, idx int) toxics.Kind {
-	set := g.sets[target]
-	for _, k := range g.kinds[idx:] {
-		if set[k] {
-			return k
-		}
-	}
-	for i := idx - 1; i >= 0; i-- {
-		if set[g.kinds[i]] {
-			return g.kinds[i]
-		}
-	}
-	return g.kinds[0] // unreachable: Validate requires kinds
-}
-
-// rawStep is one step as drawn, before it is placed on the timeline.
+// rawStep is one step as drawn, before its pair is chosen and it is placed
+// on the timeline.
 type rawStep struct {
-	target, kind int
-	gap, extra   int64
-	fault        toxics.Fault
+	own        int // the pair drawn for the step, used when the swarm is empty
+	pick       int // flips that pick one of the swarm's pairs
+	gap, extra int64
+	fault      func(toxics.Kind) toxics.Fault
 }
 
+// drawStep draws a step: a pair of its own and a pick among the swarm's,
+// both whatever the swarm, so that emptying the swarm moves no draw.
 func (g *gen) drawStep(t *rapid.T) rawStep {
 	b := g.b
 	res := int64(b.Resolution)
 	var s rawStep
-	s.target = rapid.IntRange(0, len(b.Targets)-1).Draw(t, "target")
-	s.kind = rapid.IntRange(0, len(g.kinds)-1).Draw(t, "kind")
-	s.gap = rapid.Int64Range(0, int64(b.Horizon)/res).Draw(t, "gap")
+	s.own = g.drawPair(t)
+	s.pick = drawBits(t, "pick", g.pickBits)
+	// A gap never starts a step past the last offset a fault fits in, so
+	// the first step always stays.
+	s.gap = rapid.Int64Range(0, int64(b.Horizon-b.Fault.Min)/res).Draw(t, "gap")
 	s.extra = rapid.Int64Range(0, int64(b.Fault.Max-b.Fault.Min)/res).Draw(t, "length")
-	s.fault = g.drawFault(t, g.pick(s.target, s.kind))
+	s.fault = g.drawFault(t)
 	return s
 }
 
-// drawFault draws every field of every kind, in a fixed order, and builds
-// the one kind asked for.
-func (g *gen) drawFault(t *rapid.T, k toxics.Kind) toxics.Fault {
+// drawFault draws every field of every kind, in a fixed order, and returns
+// what builds a fault of any kind from them.
+func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	v := g.b.Values
-	dir := rapid.SampledFrom(v.Directions).Draw(t, "direction")
+	dir := rapid.SampledFrom(g.b.Directions).Draw(t, "direction")
 	delay := drawDur(t, "delay", v.Delay, false)
 	jitter := time.Duration(rapid.Int64Range(0, int64(v.Jitter/time.Millisecond)).Draw(t, "jitter")) * time.Millisecond
 	rate := drawInt(t, "rate", v.Rate, true)
@@ -340,36 +339,37 @@ func (g *gen) drawFault(t *rapid.T, k toxics.Kind) toxics.Fault {
 	limit := drawInt(t, "data_limit", v.DataLimit, true)
 	after := drawDur(t, "timeout_after", v.TimeoutAfter, true)
 	grace := drawDur(t, "grace", v.Grace, false)
-
-	switch k {
-	case toxics.KindLatency:
-		return toxics.Latency{Delay: delay, Jitter: min(jitter, delay), Direction: dir}
-	case toxics.KindBandwidth:
-		return toxics.Bandwidth{Rate: rate, Direction: dir}
-	case toxics.KindSlicer:
-		return toxics.Slicer{AverageSize: int(size), SizeVariation: int(variation % size), Delay: sliceDelay, Direction: dir}
-	case toxics.KindSlowClose:
-		return toxics.SlowClose{Delay: closeDelay, Direction: dir}
-	case toxics.KindCorrupt:
-		return toxics.Corrupt{Probability: prob, Direction: dir}
-	case toxics.KindDataLimit:
-		return toxics.DataLimit{Bytes: limit, Direction: dir}
-	case toxics.KindTimeout:
-		return toxics.Timeout{After: after, Direction: dir}
-	case toxics.KindBlackhole:
-		return toxics.Blackhole{Direction: dir}
-	case toxics.KindReset:
-		return toxics.Reset{}
-	case toxics.KindDown:
-		return toxics.Down{}
-	case toxics.KindPause:
-		return toxics.Pause{}
-	case toxics.KindRestart:
-		return toxics.Restart{}
-	case toxics.KindStop:
-		return toxics.Stop{Grace: grace}
-	default:
-		return toxics.Crash{}
+	return func(k toxics.Kind) toxics.Fault {
+		switch k {
+		case toxics.KindLatency:
+			return toxics.Latency{Delay: delay, Jitter: min(jitter, delay), Direction: dir}
+		case toxics.KindBandwidth:
+			return toxics.Bandwidth{Rate: rate, Direction: dir}
+		case toxics.KindSlicer:
+			return toxics.Slicer{AverageSize: int(size), SizeVariation: int(variation % size), Delay: sliceDelay, Direction: dir}
+		case toxics.KindSlowClose:
+			return toxics.SlowClose{Delay: closeDelay, Direction: dir}
+		case toxics.KindCorrupt:
+			return toxics.Corrupt{Probability: prob, Direction: dir}
+		case toxics.KindDataLimit:
+			return toxics.DataLimit{Bytes: limit, Direction: dir}
+		case toxics.KindTimeout:
+			return toxics.Timeout{After: after, Direction: dir}
+		case toxics.KindBlackhole:
+			return toxics.Blackhole{Direction: dir}
+		case toxics.KindReset:
+			return toxics.Reset{}
+		case toxics.KindDown:
+			return toxics.Down{}
+		case toxics.KindPause:
+			return toxics.Pause{}
+		case toxics.KindRestart:
+			return toxics.Restart{}
+		case toxics.KindStop:
+			return toxics.Stop{Grace: grace}
+		default:
+			return toxics.Crash{}
+		}
 	}
 }
 
@@ -394,45 +394,76 @@ func drawInt(t *rapid.T, label string, r Int64Range, milderHigh bool) int64 {
 	return r.Min + n
 }
 
+// schedule draws a swarm, the steps, and whether the guide steers them;
+// then aims each step at a pair of the swarm, or at its own pair when the
+// swarm is empty.
 func (g *gen) schedule(t *rapid.T) sim.Schedule {
-	b := g.b
-	minSteps := min(1, b.MaxSteps)
-	raws := rapid.SliceOfN(rapid.Custom(g.drawStep), minSteps, b.MaxSteps).Draw(t, "steps")
-	return g.place(raws)
+	swarm := rapid.SliceOfN(rapid.Custom(g.drawPair), 0, maxSwarm).Draw(t, "swarm")
+	raws := rapid.SliceOfN(rapid.Custom(g.drawStep), 1, g.b.MaxSteps).Draw(t, "steps")
+	steer := func(p int) int { return p }
+	if drawSteer(t) {
+		steer = g.guide.steer
+	}
+	for i, p := range swarm {
+		swarm[i] = steer(p)
+	}
+	slices.Sort(swarm)
+	swarm = slices.Compact(swarm)
+	pairs := make([]int, len(raws))
+	for i, r := range raws {
+		pairs[i] = steer(r.own)
+		if len(swarm) > 0 {
+			pairs[i] = swarm[scale(r.pick, g.pickBits, len(swarm))]
+		}
+	}
+	return g.place(raws, pairs)
 }
 
-// place lays drawn steps on the timeline, target by target.
-func (g *gen) place(raws []rawStep) sim.Schedule {
+// place lays drawn steps on the timeline, in the order drawn: each starts
+// its gap after the start of the step placed before it (whatever its
+// target), later if it cannot overlap a step already placed on its
+// target, and ends by the horizon (shortened if need be; dropped if not
+// even Fault.Min fits). Chained so, steps keep their places relative to
+// each other when rapid shrinks the first gap: two faults that must hold
+// at once move earlier together.
+func (g *gen) place(raws []rawStep, pairs []int) sim.Schedule {
 	b := g.b
-	type last struct {
-		end     time.Duration
-		restart bool
-		any     bool
-	}
-	prev := make([]last, len(b.Targets))
+	var last time.Duration // start of the step placed last
 	var steps []sim.Step
-	for _, r := range raws {
-		p := prev[r.target]
-		isRestart := r.fault.Kind() == toxics.KindRestart
-		at := p.end + time.Duration(r.gap)*b.Resolution
-		if p.any && r.gap == 0 && (p.restart || isRestart) {
-			// A restart is a point in time; keep it clear of the
-			// neighbouring step on its target.
-			at += b.Resolution
-		}
-		length := b.Fault.Min + time.Duration(r.extra)*b.Resolution
+	for i, r := range raws {
+		p := g.pairs[pairs[i]]
+		st := sim.Step{At: last + time.Duration(r.gap)*b.Resolution, For: b.Fault.Min + time.Duration(r.extra)*b.Resolution,
+			Target: b.Targets[p.target].Name, Fault: r.fault(p.kind)}
+		isRestart := p.kind == toxics.KindRestart
 		if isRestart {
-			length = 0
+			st.For = 0 // a restart is a point in time
 		}
-		if at+length > b.Horizon {
-			length = b.Horizon - at
-			if length < b.Fault.Min && !(isRestart && length >= 0) {
+		st.At = g.clear(st, steps)
+		if st.At+st.For > b.Horizon {
+			st.For = b.Horizon - st.At
+			if st.For < 0 || (st.For < b.Fault.Min && !isRestart) {
 				continue // no room left on the timeline
 			}
 		}
-		steps = append(steps, sim.Step{At: at, For: length, Target: b.Targets[r.target].Name, Fault: r.fault})
-		prev[r.target] = last{end: at + length, restart: isRestart, any: true}
+		steps = append(steps, st)
+		last = st.At
 	}
-	slices.SortStableFunc(steps, func(a, b sim.Step) int { return int(a.At - b.At) })
+	slices.SortStableFunc(steps, func(a, b sim.Step) int { return cmp.Compare(a.At, b.At) })
 	return sim.Schedule{Steps: steps}
+}
+
+// clear returns the first offset from st.At at which st can stand with
+// every step placed on its target, or an offset past the horizon.
+func (g *gen) clear(st sim.Step, placed []sim.Step) time.Duration {
+	for moved := true; moved && st.At <= g.b.Horizon; {
+		moved = false
+		for _, q := range placed {
+			if q.Target == st.Target && !together(q, st) {
+				// Past q's end; a restart at q's end would still touch it.
+				st.At = max(q.End(), st.At+g.b.Resolution)
+				moved = true
+			}
+		}
+	}
+	return st.At
 }

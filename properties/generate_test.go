@@ -3,6 +3,7 @@ package properties
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestBoundsValidate(t *testing.T) {
 		{"fault beyond horizon", Bounds{Targets: Aim([]sim.Target{linkOnly}), Horizon: time.Second, Fault: DurationRange{2 * time.Second, 2 * time.Second}}, "beyond Horizon"},
 		{"negative rate", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Rate: Int64Range{-1, 10}}}, "Values.Rate = -1..10"},
 		{"corrupt zero", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Corrupt: [2]float64{0, 0.5}}}, "Values.Corrupt"},
-		{"bad direction", Bounds{Targets: Aim([]sim.Target{linkOnly}), Values: Values{Directions: []toxics.Direction{7}}}, "Values.Directions[0]"},
+		{"bad direction", Bounds{Targets: Aim([]sim.Target{linkOnly}), Directions: []toxics.Direction{7}}, "Directions[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +131,7 @@ func TestBoundsValidate(t *testing.T) {
 type shrinkRun struct {
 	minimal  sim.Schedule // the last failing schedule: rapid's shrunk case
 	failures int
+	searched int // draws until the first failure, that one included
 	runs     int // property runs from the first failure on (reproduce + shrink + report)
 	distinct int // distinct schedules among them: the runs a verdict cache cannot save
 	elapsed  time.Duration
@@ -141,7 +143,7 @@ type shrinkRun struct {
 func shrinkOn(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.Schedule) bool) shrinkRun {
 	t.Helper()
 	for range 20 {
-		if r, ok := shrinkOnce(t, g, fails); ok {
+		if r, ok := shrinkOnce(t, g, fails, nil); ok {
 			return r
 		}
 	}
@@ -149,7 +151,9 @@ func shrinkOn(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.Sch
 	return shrinkRun{}
 }
 
-func shrinkOnce(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.Schedule) bool) (shrinkRun, bool) {
+// shrinkOnce is one search and shrink. With a guide, it records every draw
+// of the search that did not fail as applied, as the explorer does.
+func shrinkOnce(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.Schedule) bool, guide *guide) (shrinkRun, bool) {
 	var r shrinkRun
 	var start time.Time
 	seen := map[string]bool{}
@@ -157,6 +161,9 @@ func shrinkOnce(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.S
 	before := search.FailFiles(t.Name() + "/shrink")
 	errs := search.Rapid(tb, func(rt *rapid.T) {
 		s := g.Draw(rt, "schedule")
+		if r.failures == 0 {
+			r.searched++
+		}
 		if r.failures > 0 {
 			r.runs++
 			if key := s.String(); !seen[key] {
@@ -171,6 +178,9 @@ func shrinkOnce(t testing.TB, g *rapid.Generator[sim.Schedule], fails func(sim.S
 			r.failures++
 			r.minimal = s
 			rt.Fatal("long blackhole on db")
+		}
+		if r.failures == 0 && guide != nil {
+			guide.record(allApplied(s))
 		}
 	})
 	r.elapsed = time.Since(start)
@@ -200,6 +210,111 @@ func TestShrinkToThreshold(t *testing.T) {
 	want := sim.Schedule{Steps: []sim.Step{{At: 0, For: 2 * time.Second, Target: "db", Fault: toxics.Blackhole{}}}}
 	require.Equal(t, want, r.minimal, "shrunk to:\n%s", r.minimal)
 	t.Logf("shrunk to %s in %v with %d property runs after the first failure (%d distinct schedules)", r.minimal, r.elapsed, r.runs, r.distinct)
+}
+
+// shrinkBounds are TestShrinkToThreshold's: cache takes every kind, db
+// link kinds only, up to five steps over 20 s.
+func shrinkBounds() Bounds {
+	cache := fakeTarget{"cache", append(toxics.LinkKinds(), toxics.NodeKinds()...)}
+	return Bounds{Targets: Aim([]sim.Target{cache, linkOnly}), MaxSteps: 5, Horizon: 20 * time.Second,
+		Fault: DurationRange{100 * time.Millisecond, 8 * time.Second}}
+}
+
+// overlapping reports whether two steps of s, one matching a and one b,
+// hold at the same time.
+func overlapping(s sim.Schedule, a, b func(sim.Step) bool) bool {
+	for _, x := range s.Steps {
+		for _, y := range s.Steps {
+			if a(x) && b(y) && x.At < y.End() && y.At < x.End() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func is(target string, kinds ...toxics.Kind) func(sim.Step) bool {
+	return func(st sim.Step) bool { return st.Target == target && slices.Contains(kinds, st.Fault.Kind()) }
+}
+
+// TestShrinkToThresholds: more failures whose minimal schedule is known:
+// kinds that must shrink across kinds to the mildest that fails (the
+// most severe kinds drawn stay within reach: their indexes are coin flips,
+// not rapid integers, which can stick at the top of their range), and
+// failures that need two steps at once, on two targets or composing on
+// one.
+func TestShrinkToThresholds(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name  string
+		fails func(sim.Schedule) bool
+		want  []sim.Step
+	}{{
+		name: "a node fault of cache lasting 500ms or more",
+		fails: func(s sim.Schedule) bool {
+			return slices.ContainsFunc(s.Steps, func(st sim.Step) bool {
+				return st.Target == "cache" && st.Fault.Kind().IsNode() && st.For >= 500*ms
+			})
+		},
+		want: []sim.Step{{At: 0, For: 500 * ms, Target: "cache", Fault: toxics.Pause{}}},
+	}, {
+		name: "reset or down of db for 1s or more",
+		fails: func(s sim.Schedule) bool {
+			return slices.ContainsFunc(s.Steps, func(st sim.Step) bool {
+				return is("db", toxics.KindReset, toxics.KindDown)(st) && st.For >= time.Second
+			})
+		},
+		want: []sim.Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Reset{}}},
+	}, {
+		name: "blackhole or worse of db while cache stops or crashes",
+		fails: func(s sim.Schedule) bool {
+			return overlapping(s, is("db", toxics.KindBlackhole, toxics.KindReset, toxics.KindDown), is("cache", toxics.KindStop, toxics.KindCrash))
+		},
+		want: []sim.Step{
+			{At: 0, For: 100 * ms, Target: "db", Fault: toxics.Blackhole{}},
+			{At: 0, For: 100 * ms, Target: "cache", Fault: toxics.Stop{}},
+		},
+	}, {
+		name: "latency of db with another link fault of db at once",
+		fails: func(s sim.Schedule) bool {
+			return overlapping(s, is("db", toxics.KindLatency), func(st sim.Step) bool {
+				return st.Target == "db" && st.Fault.Kind() != toxics.KindLatency
+			})
+		},
+		want: []sim.Step{
+			{At: 0, For: 100 * ms, Target: "db", Fault: toxics.Latency{Delay: 50 * ms}},
+			{At: 0, For: 100 * ms, Target: "db", Fault: toxics.Bandwidth{Rate: 64 << 10}},
+		},
+	}}
+	g, err := Schedules(shrinkBounds())
+	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := shrinkOn(t, g, tt.fails)
+			got := slices.Clone(r.minimal.Steps)
+			slices.SortFunc(got, func(a, b sim.Step) int { return strings.Compare(a.String(), b.String()) })
+			want := slices.Clone(tt.want)
+			slices.SortFunc(want, func(a, b sim.Step) int { return strings.Compare(a.String(), b.String()) })
+			require.Equal(t, want, got, "shrunk to:\n%s", r.minimal)
+		})
+	}
+}
+
+// TestCoverGuideFindsFirst: with the guide fed as the explorer feeds it, a
+// failure that only one pair of 24 causes (any crash of cache) is drawn
+// within the first 24 schedules, and still shrinks to its minimum.
+func TestCoverGuideFindsFirst(t *testing.T) {
+	crash := func(s sim.Schedule) bool { return slices.ContainsFunc(s.Steps, is("cache", toxics.KindCrash)) }
+	for range 10 {
+		g, guide, err := schedules(shrinkBounds())
+		require.NoError(t, err)
+		require.Len(t, guide.pairs, 24)
+		r, ok := shrinkOnce(t, g, crash, guide)
+		require.True(t, ok, "no failure found")
+		require.LessOrEqual(t, r.searched, 24, "draws until the first failure")
+		want := sim.Schedule{Steps: []sim.Step{{At: 0, For: 100 * time.Millisecond, Target: "cache", Fault: toxics.Crash{}}}}
+		require.Equal(t, want, r.minimal, "shrunk to:\n%s", r.minimal)
+	}
 }
 
 // BenchmarkShrinkToThreshold reports the time and the number of property

@@ -3,6 +3,7 @@ package properties
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,4 +197,152 @@ func (fs Findings) String() string {
 		}
 	}
 	return b.String()
+}
+
+// Hooks an invariant of this package offers so that a check can find its
+// mistakes before any run (see checkInvariant). Each is optional; a Func
+// or a user's own Invariant has none.
+type (
+	// validator: the invariant's parameters alone are sound (a fraction
+	// in [0, 1], a positive bound, a known window). Check calls it first
+	// too, so that Evaluate reports the same error.
+	validator interface{ validate() error }
+	// kindNamer: the op kinds the invariant names; each must be a kind of
+	// the workload.
+	kindNamer interface{ kinds() []string }
+	// targetNamer: the targets the invariant names; each must be a
+	// target of the World.
+	targetNamer interface{ targets() []string }
+	// sampleReader: the sample names the invariant reads; each must come
+	// from a sampler of the World (sampler "pg" records "pg" and
+	// "pg.<key>").
+	sampleReader interface{ samples() []string }
+	// kindChecker: the invariant must interpret every op kind it judges
+	// (Linearizable); it says which of the workload's kinds it cannot.
+	kindChecker interface{ checkKinds(workload []string) error }
+)
+
+// checkInvariant returns the mistakes of inv that show before any run,
+// given the op kinds of the World's workload, the names of its targets and
+// of its samplers: bad parameters, kinds, targets or samples the World
+// lacks, kinds the invariant cannot interpret. A nil slice skips the
+// checks against it (an unknown World). The errors name the invariant.
+func checkInvariant(inv Invariant, kinds, targets, samplers []string) []error {
+	if inv == nil {
+		return []error{errors.New("properties: an invariant is nil")}
+	}
+	var errs []error
+	if v, ok := inv.(validator); ok {
+		if err := v.validate(); err != nil {
+			return []error{err} // the rest reads the parameters just found wrong
+		}
+	}
+	missing := func(what string, named, have []string, hint string) {
+		if have == nil {
+			return
+		}
+		for _, n := range named {
+			if !slices.Contains(have, n) {
+				errs = append(errs, fmt.Errorf("properties: %s: %s %q is not one of the World's %v%s", inv.Name(), what, n, have, hint))
+			}
+		}
+	}
+	if k, ok := inv.(kindNamer); ok {
+		missing("op kind", k.kinds(), kinds, "")
+	}
+	if t, ok := inv.(targetNamer); ok {
+		missing("target", t.targets(), targets, "")
+	}
+	if s, ok := inv.(sampleReader); ok && samplers != nil {
+		for _, name := range s.samples() {
+			if !slices.ContainsFunc(samplers, func(s string) bool { return name == s || strings.HasPrefix(name, s+".") }) {
+				errs = append(errs, fmt.Errorf("properties: %s: reads samples %q, but no sampler of the World records them (samplers: %v)", inv.Name(), name, samplers))
+			}
+		}
+	}
+	if c, ok := inv.(kindChecker); ok && kinds != nil {
+		if err := c.checkKinds(kinds); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// invalid makes the error of an invariant's bad parameters: each non-empty
+// problem, under the invariant's name. It returns nil when there is none.
+func invalid(name string, problems ...string) error {
+	var ps []string
+	for _, p := range problems {
+		if p != "" {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return fmt.Errorf("properties: %s: %s", name, strings.Join(ps, "; "))
+}
+
+// fraction checks that v, a share of ops, is in [0, 1]; a percentage is
+// the usual mistake.
+func fraction(field string, v float64) string {
+	switch {
+	case v >= 0 && v <= 1:
+		return ""
+	case v > 1 && v <= 100:
+		return fmt.Sprintf("%s = %v is not a fraction in [0, 1]: did you mean %v?", field, v, v/100)
+	}
+	return fmt.Sprintf("%s = %v is not a fraction in [0, 1]", field, v)
+}
+
+// quantileOK checks a quantile in (0, 1].
+func quantileOK(field string, q float64) string {
+	switch {
+	case q > 0 && q <= 1:
+		return ""
+	case q >= 10 && q <= 100:
+		return fmt.Sprintf("%s = %v is not in (0, 1]: did you mean %v?", field, q, q/100)
+	}
+	return fmt.Sprintf("%s = %v is not in (0, 1]: 0.99 for p99, 1 for the maximum", field, q)
+}
+
+// positive and nonNegative check durations and counts.
+func positive[T int | float64 | time.Duration](field string, v T) string {
+	if v > 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s = %v must be positive", field, v)
+}
+
+func nonNegative[T int | float64 | time.Duration](field string, v T) string {
+	if v >= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s = %v must not be negative", field, v)
+}
+
+// phaseOK checks a window.
+func phaseOK(w sim.Phase) string {
+	if w <= sim.After {
+		return ""
+	}
+	return fmt.Sprintf("Window = %v is not one of sim.Overall, sim.Before, sim.During, sim.After", w)
+}
+
+// kindsOK checks a list of op kinds.
+func kindsOK(field string, kinds []string) string {
+	for i, k := range kinds {
+		if k == "" {
+			return fmt.Sprintf("%s[%d] is empty", field, i)
+		}
+	}
+	return ""
+}
+
+// required checks a name the invariant cannot do without.
+func required(field, v, what string) string {
+	if v != "" {
+		return ""
+	}
+	return fmt.Sprintf("%s is empty: %s", field, what)
 }

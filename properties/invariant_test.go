@@ -98,8 +98,8 @@ func TestLatencyQuantile(t *testing.T) {
 			[]string{"no fault took effect"}},
 		{"empty window has no evidence", LatencyQuantile{Q: 0.99, Max: 100 * ms, Window: sim.During, Kinds: []string{"scan"}}, h, Unjudged,
 			[]string{"no ops of kind [scan]"}},
-		{"bad quantile is an error", LatencyQuantile{Q: 1.5, Max: time.Second}, h, Broken, []string{"Q = 1.5 must be in (0, 1]"}},
-		{"bad window is an error", LatencyQuantile{Q: 0.5, Max: time.Second, Window: 9}, h, Broken, []string{"unknown window"}},
+		{"bad quantile is an error", LatencyQuantile{Q: 1.5, Max: time.Second}, h, Broken, []string{"Q = 1.5 is not in (0, 1]: 0.99 for p99"}},
+		{"bad window is an error", LatencyQuantile{Q: 0.5, Max: time.Second, Window: 9}, h, Broken, []string{"Window = Phase(9) is not one of"}},
 	})
 }
 
@@ -139,7 +139,7 @@ func TestErrorRate(t *testing.T) {
 				op(1, "get", 3000, 3010, sim.OK)), Unjudged, []string{"never reverted"}},
 		{"a restart needs no revert", ErrorRate{Window: sim.After},
 			hist(4000, []sim.FaultEvent{fault(0, "db", toxics.Restart{}, 1000, 1000)}, op(1, "get", 3000, 3010, sim.OK)), Held, nil},
-		{"out of range", ErrorRate{Max: 2}, h, Broken, []string{"Max = 2 must be in [0, 1]"}},
+		{"out of range", ErrorRate{Max: 2}, h, Broken, []string{"Max = 2 is not a fraction in [0, 1]: did you mean 0.02?"}},
 	})
 }
 
@@ -195,8 +195,8 @@ func TestAmplification(t *testing.T) {
 		{"5 calls for 2 ops under 3x", Amplification{Counter: "db.calls", K: 3}, h, Held, nil},
 		{"5 calls for 2 ops over 2x", Amplification{Counter: "db.calls", K: 2}, h, Broken, []string{"5 calls for 2 ops (2.5x)", "over by 1 calls"}},
 		{"no samples", Amplification{Counter: "redis.calls", K: 2}, h, Unjudged, []string{`0 samples named "redis.calls"`}},
-		{"no ops of kind", Amplification{Counter: "db.calls", K: 2, Kinds: []string{"put"}}, h, Unjudged, []string{"no ops of kind [put]"}},
-		{"K zero is an error", Amplification{Counter: "db.calls"}, h, Broken, []string{"K > 0"}},
+		{"no ops of kind", Amplification{Counter: "db.calls", K: 2, Kinds: []string{"put"}}, h, Unjudged, []string{"ops of kind [put]"}},
+		{"K and Rate zero is an error", Amplification{Counter: "db.calls"}, h, Broken, []string{"K and Rate are both 0"}},
 	})
 }
 
@@ -223,19 +223,26 @@ func TestPoolInvariants(t *testing.T) {
 		{"waits too long", AcquireWait{Pool: "pg", Max: 100 * ms}, waits, Broken, []string{"4 acquires waited 500ms on average", "between samples at 1s and 2s"}},
 		{"waits within bound", AcquireWait{Pool: "pg", Max: time.Second}, waits, Held, nil},
 		{"no wait samples", AcquireWait{Pool: "pg", Max: time.Second}, released, Unjudged, []string{"0 pg.wait_count"}},
-		{"storm after heal", ReconnectStorm{Pool: "pg", Max: 5}, storm, Broken, []string{"9 dials", "after the heal at 2s"}},
-		{"calm after heal", ReconnectStorm{Pool: "pg", Max: 5}, calm, Held, nil},
+		{"storm after heal", ReconnectStorm{Pool: "pg", Max: 5, Per: time.Second, Window: sim.After}, storm, Broken,
+			[]string{"after the last heal at 2s: between 1.9s and 2.9s", "got 9 dials"}},
+		{"calm after heal", ReconnectStorm{Pool: "pg", Max: 5, Per: time.Second, Window: sim.After}, calm, Held, nil},
+		{"storm over the whole run", ReconnectStorm{Pool: "pg", Max: 5}, storm, Broken, []string{"over the whole run: between 0s and 2.9s", "got 9 dials"}},
 		{"no dial samples", ReconnectStorm{Pool: "pg", Max: 5}, released, Unjudged, []string{"pg.dials samples"}},
 	})
 }
 
 func TestNoGoroutineLeak(t *testing.T) {
 	h := hist(1000, nil)
-	h.Samples = samples("goroutines", 0, 10, 500, 40, 1000, 12)
+	h.Samples = samples("service_goroutines", 0, 10, 500, 40, 1000, 12)
+	// The first reading caught 6 ops in flight; the calm before the fault
+	// at 400 ms read 4.
+	inflight := hist(1000, []sim.FaultEvent{fault(0, "db", toxics.Down{}, 400, 600)})
+	inflight.Samples = samples("own", 0, 10, 100, 4, 300, 5, 500, 3, 1000, 6)
 	runCases(t, []invCase{
 		{"back within slack", NoGoroutineLeak{Slack: 2}, h, Held, nil},
 		{"leaked", NoGoroutineLeak{Slack: 1}, h, Broken, []string{"12 goroutines (at 0s: 10)", "over by 1 goroutines"}},
-		{"no samples", NoGoroutineLeak{}, hist(1000, nil), Unjudged, []string{"sim.Goroutines()"}},
+		{"the baseline is the calm before the fault", NoGoroutineLeak{Slack: 1, Counter: "own"}, inflight, Broken, []string{"6 goroutines (at 100ms: 4)"}},
+		{"no samples", NoGoroutineLeak{}, hist(1000, nil), Unjudged, []string{`0 "service_goroutines" samples (add the invariant's Sampler()`}},
 	})
 }
 
@@ -263,7 +270,10 @@ func TestLinearizable(t *testing.T) {
 			kv(1, "put", "x=1", "", 0, 10, sim.OK), kv(2, "put", "x=2", "", 20, 30, sim.Failed), kv(3, "get", "x", "2", 40, 50, sim.OK)), Broken, nil},
 		{"unknown get constrains nothing", Linearizable{}, hist(1000, nil,
 			kv(1, "put", "x=1", "", 0, 10, sim.OK), kv(2, "get", "x", "garbage", 20, 30, sim.Unknown)), Held, nil},
-		{"no kv ops", Linearizable{}, hist(1000, nil, op(1, "scan", 0, 10, sim.OK)), Unjudged, []string{"no key-value op"}},
+		{"no ops of the kinds judged", Linearizable{Kinds: []string{"put", "get"}}, hist(1000, nil, op(1, "scan", 0, 10, sim.OK)), Unjudged,
+			[]string{"no op completed of kind [put get]"}},
+		{"a kind without a model is an error, not left out", Linearizable{}, hist(1000, nil, op(1, "scan", 0, 10, sim.OK)), Broken,
+			[]string{`kind "scan" has no key-value model`}},
 		{"bad input", Linearizable{}, hist(1000, nil, kv(1, "put", "novalue", "", 0, 10, sim.OK)), Broken, []string{`input "novalue" is not key=value`}},
 	})
 }

@@ -3,7 +3,9 @@ package properties
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shakedown/shakedown/sim"
@@ -39,22 +41,38 @@ func (is Isolation) Name() string {
 	return s + fmt.Sprintf(" error rate <= %s%%", trimFloat(is.MaxErrorRate*100))
 }
 
+func (is Isolation) validate() error {
+	uses := ""
+	if len(is.Uses) == 0 {
+		uses = "Uses is empty: map each op kind to the targets it uses"
+	}
+	return invalid(is.Name(), uses, kindsOK("Uses' kinds", is.kinds()), quantileOK("Q", is.q()), nonNegative("Max", is.Max),
+		fraction("MaxErrorRate", is.MaxErrorRate))
+}
+
+func (is Isolation) kinds() []string { return slices.Sorted(maps.Keys(is.Uses)) }
+
+func (is Isolation) targets() []string {
+	var out []string
+	for _, k := range is.kinds() {
+		for _, t := range is.Uses[k] {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
 func (is Isolation) Check(h *sim.History) error {
-	switch {
-	case len(is.Uses) == 0:
-		return fmt.Errorf("properties: %s: Uses is empty: map each op kind to the targets it uses", is.Name())
-	case !(is.q() > 0 && is.q() <= 1):
-		return fmt.Errorf("properties: %s: Q = %v must be in (0, 1]", is.Name(), is.Q)
-	case is.Max < 0:
-		return fmt.Errorf("properties: %s: Max = %v must not be negative", is.Name(), is.Max)
-	case !(is.MaxErrorRate >= 0 && is.MaxErrorRate <= 1):
-		return fmt.Errorf("properties: %s: MaxErrorRate = %v must be in [0, 1]", is.Name(), is.MaxErrorRate)
+	if err := is.validate(); err != nil {
+		return err
 	}
 	sps, why := spans(h, sim.During, nil)
 	if why != "" {
 		return &NoEvidence{Invariant: is.Name(), Reason: why}
 	}
-	kinds := slices.Sorted(maps.Keys(is.Uses))
+	kinds := is.kinds()
 	var vs Violations
 	judgedAny := false
 	for _, sp := range sps {
@@ -97,51 +115,174 @@ func (is Isolation) Check(h *sim.History) error {
 }
 
 // Amplification holds when the calls that reached a dependency stay at or
-// under K times the ops the workload made: retries, hedges and reconnects
-// do not multiply the load on a struggling dependency. The calls come from
-// a cumulative counter sampled into the History under the name Counter
-// (see [sim.Counter]); the invariant takes the difference between its last and
-// first samples.
+// under K times the ops the workload made (retries, hedges and reconnects
+// do not multiply the load on a struggling dependency), and, with Rate, at
+// or under Rate calls a second. The calls come from a cumulative counter
+// sampled into the History under the name Counter (see [sim.Counter]).
+//
+// Judge it in the During window, where each fault is judged on its own: a
+// retry storm while a dependency is down is not diluted by the healthy
+// time around it.
+//
+//	properties.Amplification{Counter: "db.calls", K: 3, Rate: 10, Window: sim.During, Target: "db"}
+//
+// reads "at most 3 calls per op, and 10 calls a second, reach db while it
+// is faulted". In each window the calls are those counted between the last
+// sample at or before its start and the last at or before its end (the
+// first after it, for a window shorter than the sampling interval), and the
+// ops those of Kinds whose interval overlaps that stretch: every call
+// counted was made by one of them, so a client that makes at most K calls
+// per op never breaks it.
 type Amplification struct {
 	// Counter is the sample name of the dependency's call counter.
 	Counter string
-	// K is the allowed factor (such as 3 for one call plus two retries).
+	// K is the allowed factor (such as 3 for one call plus two retries);
+	// 0 bounds no factor.
 	K float64
+	// Rate bounds the calls a second in each window judged; 0 bounds no
+	// rate. K or Rate is required.
+	Rate float64
+	// Window is the part of the run judged (default sim.Overall).
+	Window sim.Phase
+	// Target limits the During windows judged to the faults on this
+	// target (default all); it needs Window sim.During.
+	Target string
 	// Kinds limits the ops counted to these kinds (default all).
 	Kinds []string
 }
 
 func (a Amplification) Name() string {
-	return fmt.Sprintf("calls reaching %s <= %s x ops%s", a.Counter, trimFloat(a.K), kindsSuffix(a.Kinds))
+	var bounds []string
+	if a.K > 0 || a.Rate == 0 {
+		bounds = append(bounds, trimFloat(a.K)+" x ops"+kindsSuffix(a.Kinds))
+	}
+	if a.Rate > 0 {
+		bounds = append(bounds, trimFloat(a.Rate)+"/s")
+	}
+	s := fmt.Sprintf("calls reaching %s <= %s %s", a.Counter, strings.Join(bounds, " and "), phaseText(a.Window))
+	if a.Target != "" {
+		s = strings.TrimSuffix(s, " fault") + " fault of " + a.Target
+	}
+	return s
+}
+
+func (a Amplification) validate() error {
+	bound, target := "", ""
+	if a.K == 0 && a.Rate == 0 {
+		bound = "K and Rate are both 0: bound the calls per op (K), the calls a second (Rate), or both"
+	}
+	if a.Target != "" && a.Window != sim.During {
+		target = fmt.Sprintf("Target %q needs Window: sim.During", a.Target)
+	}
+	return invalid(a.Name(), required("Counter", a.Counter, "name the samples of the dependency's call counter"),
+		nonNegative("K", a.K), nonNegative("Rate", a.Rate), bound, phaseOK(a.Window), target, kindsOK("Kinds", a.Kinds))
+}
+
+func (a Amplification) kinds() []string   { return a.Kinds }
+func (a Amplification) samples() []string { return []string{a.Counter} }
+func (a Amplification) targets() []string {
+	if a.Target == "" {
+		return nil
+	}
+	return []string{a.Target}
 }
 
 func (a Amplification) Check(h *sim.History) error {
-	if a.Counter == "" || !(a.K > 0) {
-		return fmt.Errorf("properties: %s: need a Counter sample name and K > 0", a.Name())
+	if err := a.validate(); err != nil {
+		return err
 	}
 	ss := series(h, a.Counter)
 	if len(ss) < 2 {
 		return &NoEvidence{Invariant: a.Name(), Reason: fmt.Sprintf("%d samples named %q (need one at the start and one at the end; is its sampler in the run's Samplers?)", len(ss), a.Counter)}
 	}
-	ops := 0
-	for _, op := range h.Ops {
-		if kindMatch(a.Kinds, op.Kind) {
-			ops++
+	sps, why := spans(h, a.Window, a.Kinds)
+	if why != "" {
+		return &NoEvidence{Invariant: a.Name(), Reason: why}
+	}
+	var vs Violations
+	seen := false
+	for _, sp := range sps {
+		if a.Target != "" && sp.event.Target != a.Target {
+			continue
+		}
+		st := bracket(ss, sp.from, windowEnd(a.Window, sp))
+		if len(st) < 2 {
+			continue
+		}
+		first, last := st[0], st[len(st)-1]
+		calls := last.Value - first.Value
+		stretch := sim.Window{Phase: sim.During, From: first.At, To: last.At}
+		ops := 0
+		for _, op := range h.Ops {
+			if judgedOp(op) && kindMatch(a.Kinds, op.Kind) && stretch.Holds(op) {
+				ops++
+			}
+		}
+		where := fmt.Sprintf("%s (calls counted %v..%v)", sp.label, first.At, last.At)
+		if a.K > 0 && ops > 0 {
+			seen = true
+			if most := a.K * float64(ops); calls > most {
+				vs = append(vs, Violation{
+					Invariant: a.Name(), Window: where, At: first.At,
+					Got:    fmt.Sprintf("%g calls for %d ops (%sx)", calls, ops, trimFloat(calls/float64(ops))),
+					Want:   fmt.Sprintf("<= %g calls (%sx)", most, trimFloat(a.K)),
+					Excess: fmt.Sprintf("%g calls", calls-most),
+				})
+			}
+		}
+		if a.Rate > 0 {
+			seen = true
+			secs := (last.At - first.At).Seconds()
+			if most := a.Rate * secs; calls > most {
+				vs = append(vs, Violation{
+					Invariant: a.Name(), Window: where, At: first.At,
+					Got:    fmt.Sprintf("%g calls in %v (%s/s)", calls, last.At-first.At, trimFloat(calls/secs)),
+					Want:   fmt.Sprintf("<= %s/s", trimFloat(a.Rate)),
+					Excess: fmt.Sprintf("%s calls", trimFloat(calls-most)),
+				})
+			}
 		}
 	}
-	if ops == 0 {
-		return &NoEvidence{Invariant: a.Name(), Reason: "no ops" + kindsText(a.Kinds)}
+	if !seen {
+		return &NoEvidence{Invariant: a.Name(), Reason: fmt.Sprintf("no window held two %q samples and ops%s to compare", a.Counter, kindsText(a.Kinds))}
 	}
-	calls := ss[len(ss)-1].Value - ss[0].Value
-	if calls <= a.K*float64(ops) {
+	if len(vs) > 0 {
+		return vs
+	}
+	return nil
+}
+
+// windowEnd is the end of sp for the samples: the whole run and the
+// recovery go on to the last sample, taken once the run is quiet.
+func windowEnd(w sim.Phase, sp span) time.Duration {
+	if w == sim.Overall || w == sim.After {
+		return math.MaxInt64
+	}
+	return sp.to
+}
+
+// bracket returns the samples of ss (in time order) that measure the
+// stretch [from, to]: from the last one at or before from (the first one,
+// when none is) to the last one at or before to, or to the first one after
+// to when that would leave a single sample.
+func bracket(ss []sim.Sample, from, to time.Duration) []sim.Sample {
+	if len(ss) == 0 || ss[0].At > to {
 		return nil
 	}
-	return Violations{{
-		Invariant: a.Name(), Window: fmt.Sprintf("over the run (%v..%v)", ss[0].At, ss[len(ss)-1].At), At: ss[0].At,
-		Got:    fmt.Sprintf("%g calls for %d ops (%sx)", calls, ops, trimFloat(calls/float64(ops))),
-		Want:   fmt.Sprintf("<= %g calls (%sx)", a.K*float64(ops), trimFloat(a.K)),
-		Excess: fmt.Sprintf("%g calls", calls-a.K*float64(ops)),
-	}}
+	lo := 0
+	for i, s := range ss {
+		if s.At <= from {
+			lo = i
+		}
+	}
+	hi := lo
+	for i := lo; i < len(ss) && ss[i].At <= to; i++ {
+		hi = i
+	}
+	if hi == lo && hi+1 < len(ss) {
+		hi++
+	}
+	return ss[lo : hi+1]
 }
 
 // series returns the samples named name, in time order.

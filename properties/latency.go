@@ -28,12 +28,15 @@ func (l LatencyQuantile) Name() string {
 	return fmt.Sprintf("%s latency <= %v %s%s", quantileName(l.Q), l.Max, l.Window, kindsSuffix(l.Kinds))
 }
 
+func (l LatencyQuantile) validate() error {
+	return invalid(l.Name(), quantileOK("Q", l.Q), positive("Max", l.Max), phaseOK(l.Window), kindsOK("Kinds", l.Kinds))
+}
+
+func (l LatencyQuantile) kinds() []string { return l.Kinds }
+
 func (l LatencyQuantile) Check(h *sim.History) error {
-	if !(l.Q > 0 && l.Q <= 1) {
-		return fmt.Errorf("properties: %s: Q = %v must be in (0, 1]", l.Name(), l.Q)
-	}
-	if l.Max <= 0 {
-		return fmt.Errorf("properties: %s: Max = %v must be positive", l.Name(), l.Max)
+	if err := l.validate(); err != nil {
+		return err
 	}
 	return judged(l.Name(), h, l.Window, l.Kinds, func(sp span) []Violation {
 		q, op := quantile(sp.ops, l.Q)
@@ -92,9 +95,15 @@ func (m MaxLatency) Name() string {
 	return fmt.Sprintf("every op <= %v %s%s", m.Max, m.Window, kindsSuffix(m.Kinds))
 }
 
+func (m MaxLatency) validate() error {
+	return invalid(m.Name(), positive("Max", m.Max), phaseOK(m.Window), kindsOK("Kinds", m.Kinds))
+}
+
+func (m MaxLatency) kinds() []string { return m.Kinds }
+
 func (m MaxLatency) Check(h *sim.History) error {
-	if m.Max <= 0 {
-		return fmt.Errorf("properties: %s: Max = %v must be positive", m.Name(), m.Max)
+	if err := m.validate(); err != nil {
+		return err
 	}
 	seen := map[uint64]bool{} // an op overlapping two faults is reported once
 	return judged(m.Name(), h, m.Window, m.Kinds, func(sp span) []Violation {

@@ -89,10 +89,10 @@ func TestCheckRealPostgres(t *testing.T) {
 				Cooldown: time.Second,
 				Drain:    2 * time.Second,
 			},
-			World:      pgWorld(db, 0, nil),
-			Bounds:     pgBounds(),
-			Iterations: 10,
-			Invariants: []properties.Invariant{properties.MaxLatency{Max: time.Second}},
+			World:       pgWorld(db, 0, nil),
+			Bounds:      pgBounds(),
+			Exploration: properties.Exploration{Iterations: 10},
+			Invariants:  []properties.Invariant{properties.MaxLatency{Max: time.Second}},
 		})
 		require.NoError(t, err)
 		require.NotNil(t, res.Failure, "a client without a timeout hangs in a blackhole; %s", res.Coverage)
@@ -126,10 +126,9 @@ func TestCheckRealPostgres(t *testing.T) {
 				c.MaxConns = 12
 				c.ConnConfig.ConnectTimeout = 400 * time.Millisecond
 			}),
-			Reset:      env.Reset,
-			Bounds:     pgBounds(),
-			Iterations: 8,
-			Dir:        t.ArtifactDir(),
+			Reset:       env.Reset,
+			Bounds:      pgBounds(),
+			Exploration: properties.Exploration{Iterations: 8, Dir: t.ArtifactDir()},
 			Invariants: []properties.Invariant{
 				properties.MaxLatency{Max: time.Second},
 				properties.FailFast{Within: time.Second},

@@ -53,8 +53,8 @@ func redisConfig(target string) properties.Config {
 			MaxSteps: 1, Horizon: time.Second, Fault: properties.DurationRange{Min: 100 * time.Millisecond, Max: 500 * time.Millisecond},
 			Values: properties.Values{Delay: properties.DurationRange{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}},
 		},
-		Invariants: []properties.Invariant{properties.MaxLatency{Max: 300 * time.Millisecond}},
-		Iterations: 20,
+		Invariants:  []properties.Invariant{properties.MaxLatency{Max: 300 * time.Millisecond}},
+		Exploration: properties.Exploration{Iterations: 20},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +15,26 @@ import (
 
 // Check explores schedules with [Explore] and fails t when one breaks an
 // invariant. The failure message holds the findings of the shrunk
-// schedule, the schedule as JSON with its seed, and one command that
-// replays it; the schedule file and the HTML report are written to
-// cfg.Dir (default testdata/shakedown/<test name>/). Check also fails t
-// when an invariant had no evidence in any run (say, FailFast when no op
-// ever failed during a fault): a check that never judged is not a pass.
-// Every Check logs a coverage line.
+// schedule, how often it reproduced ("reproduced 3 of 3"), the schedule
+// as JSON with its seed, and one command that replays it; the schedule
+// file and the HTML report are written to cfg.Exploration.Dir (default
+// testdata/shakedown/<test name>/).
+//
+// Check also fails t, saying which, when
+//   - the system does not hold without faults: the fault-free baseline
+//     broke an invariant (nothing is explored or shrunk then), or a run
+//     broke one before its first fault took effect;
+//   - a failure is flaky: its schedule broke, but did not break again
+//     every time it was rerun (unless cfg.AllowFlaky);
+//   - an invariant had no evidence in any run (say, FailFast when no op
+//     ever failed during a fault), or its latency bound is too tight to
+//     judge on this machine (within the baseline's noise): a check that
+//     never judged is not a pass;
+//   - runs went missing (a run that panicked is a finding; one rapid
+//     swallowed is an error).
+//
+// Every Check logs the baseline's figures, a coverage line and the time
+// the baseline and the confirmations took.
 //
 // rapid keeps its own record of the failing draw under
 // testdata/rapid/<test name>/ and tries it first on the next run, so a
@@ -52,6 +67,7 @@ func check(t testing.TB, cfg Config) {
 	if res != nil {
 		t.Log("shakedown: " + res.Coverage.String())
 		t.Log("shakedown: overhead: " + res.over.String())
+		t.Log("shakedown: time: " + res.cost.String(res.Elapsed))
 		if res.Stopped != "" {
 			t.Logf("shakedown: stopped early: %s", res.Stopped)
 		}
@@ -59,20 +75,74 @@ func check(t testing.TB, cfg Config) {
 	if err != nil {
 		t.Fatalf("shakedown: %v", err)
 	}
-	if res.Runs == 0 {
+	if res.Steady != nil {
+		reportSteady(t, cfg, res)
+		if res.Steady == res.Baseline && (res.Baseline.confirmed() || !cfg.AllowFlaky) {
+			return // nothing was explored
+		}
+	}
+	if res.Runs == 0 || res.Coverage.Runs == 0 {
 		t.Errorf("shakedown: no schedule was run, so nothing was checked: %s", res.Stopped)
 		return
 	}
 	if res.Failure != nil {
 		reportFailure(t, cfg, res)
 	}
-	if un := res.Coverage.Unjudged(); len(un) > 0 {
+	for _, it := range res.flaky {
+		t.Logf("shakedown: also flaky (broke, then again in %d of %d reruns): %s", it.Reproduced, it.Reruns, oneLineOr(it.Schedule))
+	}
+	var un []string
+	for _, name := range res.Coverage.Unjudged() {
+		if why, ok := res.tight[name]; ok {
+			t.Errorf("shakedown: %s: %s", name, why)
+			continue
+		}
+		un = append(un, name)
+	}
+	if len(un) > 0 {
 		report := t.Errorf
-		if res.Failure != nil {
+		if res.Failure != nil || res.Steady != nil {
 			report = t.Logf // the failure says enough
 		}
 		report("shakedown: no evidence in any of %d runs for: %s\n(widen the bounds, lengthen the cooldown, or check that the samplers these invariants read are configured)",
 			res.Coverage.Runs, strings.Join(un, "; "))
+	}
+}
+
+// reportSteady fails t (or logs, for a flaky steady state that
+// cfg.AllowFlaky allows) with what broke without faults.
+func reportSteady(t testing.TB, cfg Config, res *Result) {
+	t.Helper()
+	it := res.Steady
+	var b strings.Builder
+	flaky := false
+	if it == res.Baseline {
+		fmt.Fprintf(&b, "shakedown: the system does not hold without faults: the fault-free baseline run broke an invariant, and broke again in %d of %d more fault-free runs", it.Reproduced, it.Reruns)
+		if flaky = !it.confirmed(); flaky {
+			b.WriteString(" (flaky)")
+		}
+		b.WriteString(". Nothing was explored or shrunk: fix the steady state first.\n")
+	} else {
+		flaky = res.Coverage.Steady < res.Coverage.Runs
+		fmt.Fprintf(&b, "shakedown: the system does not hold without faults: in %d of %d runs an invariant broke before the first fault took effect", res.Coverage.Steady, res.Coverage.Runs)
+		if res.Baseline != nil && !steady(res.Baseline) {
+			b.WriteString(" (the fault-free baseline held: flaky)")
+		}
+		fmt.Fprintf(&b, "; the schedule is not to blame. The first such run (seed %d, %s):\n", it.Seed, oneLineOr(it.Schedule))
+	}
+	writeFindings(&b, it.Steady)
+	report := t.Error
+	if flaky && cfg.AllowFlaky {
+		report = t.Log
+	}
+	report(strings.TrimSuffix(b.String(), "\n"))
+}
+
+func writeFindings(b *strings.Builder, fs Findings) {
+	for _, f := range fs {
+		if f.Verdict == Broken {
+			b.WriteString("    " + strings.ReplaceAll(f.Err.Error(), "\n", "\n    ") + "\n")
+		}
 	}
 }
 
@@ -81,22 +151,27 @@ func reportFailure(t testing.TB, cfg Config, res *Result) {
 	it := res.Failure
 	data, replay, reportPath := SaveFailure(t, cfg.Dir, it)
 	var b strings.Builder
+	report := t.Error
 	switch {
 	case res.Flaky:
-		fmt.Fprintf(&b, "shakedown: an invariant broke after %d iterations, but the schedule did not fail again when rerun (flaky); it is not shrunk:\n", res.Iterations)
-	default:
-		fmt.Fprintf(&b, "shakedown: an invariant broke after %d iterations; shrunk in %v (%d runs, %d cached verdicts):\n",
-			res.Iterations, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits)
-	}
-	for _, f := range it.Findings {
-		if f.Verdict == Broken {
-			b.WriteString("    " + strings.ReplaceAll(f.Err.Error(), "\n", "\n    ") + "\n")
+		fmt.Fprintf(&b, "shakedown: FLAKY: an invariant broke, but the schedule broke again in only %d of %d reruns (it broke in %d of %d runs); it is not shrunk",
+			it.Reproduced, it.Reruns, it.Reproduced+1, it.Reruns+1)
+		if cfg.AllowFlaky {
+			report = t.Log
+			b.WriteString(" (Exploration.AllowFlaky: not a test failure)")
+		} else {
+			b.WriteString(" (set Exploration.AllowFlaky to log it instead of failing)")
 		}
+		b.WriteString(":\n")
+	default:
+		fmt.Fprintf(&b, "shakedown: an invariant broke after %d iterations; reproduced %d of %d; shrunk in %v (%d runs, %d cached verdicts):\n",
+			res.Iterations, it.Reproduced, it.Reruns, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits)
 	}
+	writeFindings(&b, it.Findings)
 	fmt.Fprintf(&b, "schedule (seed %d):\n%s\n", it.Seed, data)
 	fmt.Fprintf(&b, "replay: %s\n", replay)
 	fmt.Fprintf(&b, "report: %s", reportPath)
-	t.Error(b.String())
+	report(b.String())
 }
 
 // SaveFailure writes a failing iteration's schedule file and HTML report
@@ -113,7 +188,7 @@ func SaveFailure(t testing.TB, dir string, it *Iteration) (data []byte, replay, 
 // failureOf is what is saved of an iteration.
 func failureOf(it *Iteration) search.Failure {
 	return search.Failure{Schedule: it.Schedule, Seed: it.Seed, History: it.History,
-		Broken: findingNames(it.Findings, Broken), Held: findingNames(it.Findings, Held)}
+		Broken: findingNames(slices.Concat(it.Findings, it.Steady), Broken), Held: findingNames(it.Findings, Held)}
 }
 
 func findingNames(fs []Finding, v Verdict) []string {
@@ -141,9 +216,11 @@ func LoadSchedule(path string) (s sim.Schedule, seed int64, hasSeed bool, err er
 // RunSchedule runs schedule s once with the given seed, as one iteration
 // of Check does (cfg.Reset, a fresh cfg.World, in a bubble of its own for
 // a simulated Config), and judges cfg.Invariants; cfg.Iterations plays no
-// part. The error is for what made the run impossible (a failed reset, an
-// invalid schedule), not for broken invariants: those are in the
-// findings.
+// part. The error is for what made the run impossible (a mistake in the
+// check, a failed reset, an invalid schedule, a schedule that cannot end
+// before the test's deadline), not for broken invariants: those are in
+// the findings (and in Iteration.Steady, when they broke before the first
+// fault took effect).
 func RunSchedule(t *testing.T, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
 	t.Helper()
 	return runSchedule(t, cfg, s, seed)
@@ -154,12 +231,16 @@ func runSchedule(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iterati
 	if err != nil {
 		return nil, err
 	}
+	if err := fitsDeadline(t, cfg, "a run of the schedule", s.Horizon(), 0); err != nil {
+		return nil, err
+	}
 	return runIn(t, cfg, s, seed)
 }
 
 // Replay runs the schedule saved at path once (see [RunSchedule]) and
 // fails t if an invariant breaks, writing the report next to the schedule
-// file as replay.html. Check calls it when SHAKEDOWN_REPLAY is set.
+// file as replay.html. Check calls it when SHAKEDOWN_REPLAY is set. A
+// schedule without steps fails: it replays no fault.
 func Replay(t *testing.T, cfg Config, path string) {
 	t.Helper()
 	replay(t, cfg, path)
@@ -170,6 +251,9 @@ func replay(t testing.TB, cfg Config, path string) {
 	s, seed, hasSeed, err := LoadSchedule(path)
 	if err != nil {
 		t.Fatalf("shakedown: %s=%s: %v", EnvReplay, path, err)
+	}
+	if len(s.Steps) == 0 {
+		t.Fatalf("shakedown: %s=%s: the schedule has no steps, so a replay would judge no fault (the fault-free baseline of every Check does that)", EnvReplay, path)
 	}
 	if !hasSeed {
 		seed = runSeed(cfg.Seed, s)
@@ -187,6 +271,9 @@ func replay(t testing.TB, cfg Config, path string) {
 		t.Errorf("shakedown: %v", err)
 	} else {
 		t.Logf("shakedown: report: %s", report)
+	}
+	if steady(it) {
+		t.Errorf("shakedown: replay of %s: the system does not hold without faults: an invariant broke before the first fault took effect (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Steady)
 	}
 	if it.Findings.Broken() {
 		t.Errorf("shakedown: replay of %s broke an invariant (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)

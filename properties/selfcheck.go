@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"testing/synctest"
 
 	"github.com/shakedown/shakedown/sim"
 )
@@ -25,9 +24,7 @@ func selfCheckOn() bool { return os.Getenv(envSelfCheck) == "1" }
 // every run, so there is nothing between the two runs to reset.
 func selfCheck(t *testing.T, cfg Config, s sim.Schedule, seed int64, it *Iteration) {
 	cfg.Reset = nil
-	var again *Iteration
-	var err error
-	synctest.Test(t, func(st *testing.T) { again, err = runWorld(st, cfg, s, seed) })
+	again, err := runBubble(t, cfg, s, seed)
 	var diff string
 	switch {
 	case err != nil:
@@ -41,6 +38,6 @@ func selfCheck(t *testing.T, cfg Config, s sim.Schedule, seed int64, it *Iterati
 	if diff == "" {
 		return
 	}
-	it.Findings = append(it.Findings, Finding{Invariant: selfCheckName, Verdict: Broken,
+	it.add(Finding{Invariant: selfCheckName, Verdict: Broken,
 		Err: fmt.Errorf("properties: the same schedule and seed, run twice in simulation, gave two histories (%s=1): %s", envSelfCheck, diff)})
 }

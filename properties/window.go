@@ -9,6 +9,16 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
+// judgedOp reports whether op counts as evidence about the service: the
+// one place every invariant of this package asks. An op whose outcome the
+// framework did not observe (not started on time, cut off by the run's own
+// end: sim.Missed) is the framework's miss, never the service's failure,
+// slowness or success. Linearizable, which judges effects rather than
+// outcomes, treats an op that does not count as one of unknown outcome.
+func judgedOp(op sim.Op) bool {
+	return op.Outcome != sim.Missed
+}
+
 // span is one stretch of the timeline and the ops in it.
 type span struct {
 	label    string
@@ -76,7 +86,7 @@ func spans(h *sim.History, w sim.Phase, kinds []string) ([]span, string) {
 	of := func(win sim.Window) []sim.Op {
 		var out []sim.Op
 		for _, op := range h.Ops {
-			if kindMatch(kinds, op.Kind) && win.Holds(op) {
+			if judgedOp(op) && kindMatch(kinds, op.Kind) && win.Holds(op) {
 				out = append(out, op)
 			}
 		}
@@ -121,9 +131,6 @@ func spans(h *sim.History, w sim.Phase, kinds []string) ([]span, string) {
 // every span held, Violations when any broke, NoEvidence when no span
 // held ops (or the window does not exist). Spans without ops are skipped.
 func judged(name string, h *sim.History, w sim.Phase, kinds []string, judge func(sp span) []Violation) error {
-	if w > sim.After {
-		return fmt.Errorf("properties: %s: unknown window %d", name, w)
-	}
 	sps, why := spans(h, w, kinds)
 	if why != "" {
 		return &NoEvidence{Invariant: name, Reason: why}
@@ -144,6 +151,21 @@ func judged(name string, h *sim.History, w sim.Phase, kinds []string, judge func
 		return vs
 	}
 	return nil
+}
+
+// phaseText names a window in a sentence.
+func phaseText(w sim.Phase) string {
+	switch w {
+	case sim.Overall:
+		return "over the run"
+	case sim.Before:
+		return "before the first fault"
+	case sim.During:
+		return "during each fault"
+	case sim.After:
+		return "after the last heal"
+	}
+	return w.String()
 }
 
 func kindsText(kinds []string) string {

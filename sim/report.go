@@ -30,6 +30,9 @@ type ReportOptions struct {
 	Failed bool
 	// Replay is the command that replays the run, shown as given.
 	Replay string
+	// OpLogs are lines shown when an op is clicked, by op ID: the log
+	// records of each op (package sim/logs gives them, Capture.OpLines).
+	OpLogs map[uint64][]string
 }
 
 // maxReportErrs caps the distinct error texts a report embeds; ops with
@@ -118,7 +121,7 @@ type reportData struct {
 	FaultCount, FaultsFailed             int
 	Windows                              []windowRow
 	ScheduleText, ScheduleJSON           string
-	Meta, Ops                            template.JS
+	Meta, Ops, Logs                      template.JS
 }
 
 type faultRow struct {
@@ -212,6 +215,11 @@ func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 
 	meta, ops := chartData(h, targets)
 	d.Meta, d.Ops = template.JS(meta), template.JS(ops)
+	logs, err := json.Marshal(nonNilMap(opts.OpLogs)) // escapes <, > and &
+	if err != nil {
+		return nil, fmt.Errorf("op logs: %w", err)
+	}
+	d.Logs = template.JS(logs)
 	return d, nil
 }
 
@@ -398,6 +406,14 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// nonNilMap returns m, or an empty map for nil, which JSON writes as {}.
+func nonNilMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	return m
 }
 
 // finite maps NaN and infinities, which JSON cannot hold, to 0.

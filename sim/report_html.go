@@ -51,6 +51,7 @@ tr.sub td:first-child { padding-left: 24px; }
 .bad { color: var(--failed); }
 pre { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; overflow: auto; margin: 0; font-size: 12.5px; }
 details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
+.oplog { margin: 6px 0; max-height: 240px; white-space: pre-wrap; }
 .scroll { max-height: 520px; overflow: auto; border: 1px solid var(--line); border-radius: 6px; }
 </style>
 </head>
@@ -104,6 +105,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 "use strict";
 const META = {{.Meta}};
 const OPS = {{.Ops}};
+const LOGS = {{.Logs}};
 (function () {
   const N = OPS.length / 6;
   const ID = new Float64Array(N), T = new Float64Array(N), L = new Float64Array(N);
@@ -318,7 +320,8 @@ const OPS = {{.Ops}};
   window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(draw, 100); });
 
   const tip = document.getElementById("tip"), sc = document.getElementById("scatter");
-  sc.addEventListener("mousemove", ev => {
+  // nearest is the op drawn nearest the pointer, within 8px, or -1.
+  function nearest(ev) {
     const r = sc.getBoundingClientRect(), mx = ev.clientX - r.left, my = ev.clientY - r.top;
     let best = -1, bd = 64;
     for (let i = 0; i < N; i++) {
@@ -326,10 +329,27 @@ const OPS = {{.Ops}};
       const dx = X(scatterW, T[i]) - mx, dy = Y(L[i]) - my, d = dx * dx + dy * dy;
       if (d < bd || (d === bd && OC[i] > 0)) { bd = d; best = i; }
     }
+    return best;
+  }
+  const describe = i => "op " + ID[i] + " · " + META.kinds[K[i]] + " · " + OUT[OC[i]] + " · latency " + fmt(L[i]) +
+    " · intended at " + fmt(T[i]) + (E[i] >= 0 ? " · " + META.errs[E[i]] : "");
+  sc.addEventListener("mousemove", ev => {
+    const best = nearest(ev);
     if (best < 0) { tip.style.display = "none"; return; }
-    tip.textContent = "op " + ID[best] + " · " + META.kinds[K[best]] + " · " + OUT[OC[best]] + " · latency " + fmt(L[best]) +
-      " · intended at " + fmt(T[best]) + (E[best] >= 0 ? " · " + META.errs[E[best]] : "");
+    tip.textContent = describe(best);
     tip.style.display = "block"; tip.style.left = (ev.clientX + 14) + "px"; tip.style.top = (ev.clientY + 14) + "px";
+  });
+  // Clicking an op shows its log records (ReportOptions.OpLogs) under the chart.
+  const oplog = document.createElement("pre");
+  oplog.className = "oplog"; oplog.hidden = true;
+  sc.parentNode.insertBefore(oplog, document.getElementById("samples"));
+  sc.addEventListener("click", ev => {
+    const best = nearest(ev);
+    if (best < 0) { oplog.hidden = true; return; }
+    const lines = LOGS[ID[best]];
+    oplog.textContent = describe(best) + "\n" + (lines ? lines.join("\n") :
+      Object.keys(LOGS).length ? "no log record carries its trace ID" : "no log records in this report (ReportOptions.OpLogs)");
+    oplog.hidden = false;
   });
   sc.addEventListener("mouseleave", () => { tip.style.display = "none"; });
 })();

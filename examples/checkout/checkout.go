@@ -61,6 +61,10 @@ type Config struct {
 	// Limits are the resilient variant's numbers; zero fields take the
 	// values of [DefaultLimits]. The naive variant ignores them.
 	Limits Limits
+	// UntracedFailures logs failed requests without the request's
+	// context, and so without its trace ID: a mistake that the
+	// observability check (observability_test.go) catches. Leave it off.
+	UntracedFailures bool
 }
 
 // Service is the checkout HTTP service. Create it with [New], serve
@@ -77,6 +81,7 @@ type Service struct {
 	dbGuard, cacheGuard guard
 	handler             http.Handler
 	closingPG           atomic.Int64
+	untraced            bool // Config.UntracedFailures
 	// closing is cancelled by Close, and with it every request's context.
 	closing context.Context
 	close   context.CancelFunc
@@ -108,7 +113,7 @@ func New(cfg Config) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = slog.New(traceHandler{log.Handler()}).With("variant", cfg.Variant.String())
-	s := &Service{variant: cfg.Variant, limits: limits, log: log}
+	s := &Service{variant: cfg.Variant, limits: limits, log: log, untraced: cfg.UntracedFailures}
 
 	pgCfg := cfg.Postgres.Copy()
 	rdOpt := *cfg.Redis

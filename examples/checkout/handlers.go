@@ -243,7 +243,11 @@ func (s *Service) reply(w http.ResponseWriter, _ *http.Request, status int, body
 
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
 	if status >= 500 {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "dependency failed", slog.String("err", err.Error()))
+		ctx := r.Context()
+		if s.untraced {
+			ctx = context.Background() // the mistake: the trace ID stays behind
+		}
+		s.log.LogAttrs(ctx, slog.LevelWarn, "dependency failed", slog.String("err", err.Error()))
 		w.Header().Set("Retry-After", "1")
 	}
 	s.reply(w, r, status, map[string]string{"error": err.Error()})

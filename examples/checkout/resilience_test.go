@@ -87,6 +87,9 @@ func TestResilience(t *testing.T) {
 		res, err := properties.Explore(t, cfg)
 		require.NoError(t, err)
 		t.Log("shakedown: " + res.Coverage.String())
+		if res.Steady != nil {
+			t.Logf("shakedown: the naive variant broke without faults too:\n%s", res.Steady.Steady)
+		}
 		require.NotNil(t, res.Failure, "the naive variant (no timeouts, no breaker) must break an invariant, but held over %d schedules", res.Iterations)
 		t.Log(caught(t, res))
 	})
@@ -95,7 +98,7 @@ func TestResilience(t *testing.T) {
 		r := newRig(t, env, db, cache, Resilient)
 		properties.Check(t, r.config())
 		if !t.Failed() {
-			t.Logf("shakedown: VERDICT: the resilient variant held every invariant over %d schedules", r.runs)
+			t.Logf("shakedown: VERDICT: the resilient variant held every invariant over %d runs (the fault-free baseline included)", r.runs)
 		}
 	})
 }
@@ -251,10 +254,8 @@ func (r *rig) config() properties.Config {
 				}),
 			},
 		}),
-		Invariants: r.invariants(),
-		Iterations: suiteIterations,
-		Seed:       r.env.Seed(),
-		ShrinkTime: suiteShrinkTime,
+		Invariants:  r.invariants(),
+		Exploration: properties.Exploration{Iterations: suiteIterations, Seed: r.env.Seed(), ShrinkTime: suiteShrinkTime},
 	}
 }
 
@@ -413,9 +414,9 @@ func caught(t *testing.T, res *properties.Result) string {
 	abs, _ := filepath.Abs(reportPath)
 
 	var b strings.Builder
-	how := fmt.Sprintf("shrunk in %v over %d runs", res.Shrinking.Round(time.Second), res.Runs)
+	how := fmt.Sprintf("reproduced %d of %d; shrunk in %v over %d runs", it.Reproduced, it.Reruns, res.Shrinking.Round(time.Second), res.Runs)
 	if res.Flaky {
-		how = "not shrunk: the first failing schedule did not fail again when rerun"
+		how = fmt.Sprintf("flaky, not shrunk: the failing schedule broke again in only %d of %d reruns", it.Reproduced, it.Reruns)
 	}
 	fmt.Fprintf(&b, "shakedown: VERDICT: the naive variant is caught, as expected, after %d schedule(s); %s.\n", res.Iterations, how)
 	fmt.Fprintf(&b, "smallest failing schedule (seed %d):\n    %s\n", it.Seed, strings.ReplaceAll(it.Schedule.String(), "\n", "\n    "))

@@ -29,8 +29,8 @@ func TestCacheSurvivesFaults(t *testing.T) {
 			MaxSteps: 2,
 			Horizon:  3 * time.Second,
 		},
-		Iterations: 3,
-		Settings:   sim.Settings{Cooldown: 2 * time.Second},
+		Exploration: properties.Exploration{Iterations: 3},
+		Settings:    sim.Settings{Cooldown: 2 * time.Second},
 		// The client under test is built afresh for every run, so a run
 		// that wedged it cannot spoil the next one.
 		World: func(t testing.TB) sim.World {

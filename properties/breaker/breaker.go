@@ -201,9 +201,9 @@ func pluralEs(n int) string {
 	return "es"
 }
 
-// Target is the name of the fake dependency in breaker schedules,
+// TargetName is the name of the fake dependency in breaker schedules,
 // unless Config.Bounds names another.
-const Target = "dep"
+const TargetName = "dep"
 
 // Kinds are the outages the fake dependency of a breaker check
 // takes, mildest first, and what a call sees under each:
@@ -255,7 +255,7 @@ type Config struct {
 	// (default 1ms).
 	Latency time.Duration
 	// Bounds bound the drawn outages. Bounds.Targets defaults to the
-	// dependency, Target, with the kinds latency, blackhole, reset
+	// dependency, TargetName, with the kinds latency, blackhole, reset
 	// and down; it must name one target, with kinds among Kinds.
 	// Horizon defaults to three times OpenFor plus CallTimeout (at least
 	// 1s), Resolution to 10ms, MaxSteps to 4.
@@ -321,7 +321,7 @@ func (c Config) normalize() (Config, error) {
 	}
 	b := &c.Bounds
 	if len(b.Targets) == 0 {
-		b.Targets = []properties.TargetKinds{{Name: Target, Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown}}}
+		b.Targets = []properties.TargetKinds{{Name: TargetName, Kinds: []toxics.Kind{toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown}}}
 	}
 	if len(b.Targets) != 1 {
 		errs = append(errs, fmt.Errorf("breaker: Config.Bounds.Targets names %d targets: a breaker check has one, the dependency", len(b.Targets)))

@@ -26,7 +26,7 @@ type Result struct {
 	// Failure, when some schedule made the breaker break its spec, is
 	// the shrunk counterexample: the smallest schedule rapid found that
 	// still breaks it, with its run. It is nil when the breaker held.
-	Failure *Run
+	Failure *Iteration
 	// Iterations is the number of schedules explored before any failure
 	// (or in all, when none failed); Runs counts every run, shrinking
 	// included, and Ops the calls made through the breaker in all runs.
@@ -55,7 +55,7 @@ type Coverage struct {
 	Kinds map[toxics.Kind]int
 }
 
-func (c *Coverage) add(r *Run) {
+func (c *Coverage) add(r *Iteration) {
 	c.Runs++
 	if r.Opened > 0 {
 		c.Opened++
@@ -91,7 +91,7 @@ func (c Coverage) String() string {
 // testing/synctest bubble of its own, and judges it against cfg.Spec. The
 // error is for a bad config or schedule, not for a broken spec: that is in
 // the run's Violations.
-func RunSchedule(t *testing.T, cfg Config, s sim.Schedule) (*Run, error) {
+func RunSchedule(t *testing.T, cfg Config, s sim.Schedule) (*Iteration, error) {
 	t.Helper()
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -103,7 +103,7 @@ func RunSchedule(t *testing.T, cfg Config, s sim.Schedule) (*Run, error) {
 	return runIn(t, cfg, s)
 }
 
-func runIn(t *testing.T, cfg Config, s sim.Schedule) (run *Run, err error) {
+func runIn(t *testing.T, cfg Config, s sim.Schedule) (run *Iteration, err error) {
 	defer func() {
 		// synctest panics when every goroutine of the bubble is blocked
 		// for good: a breaker that waits on something that never comes.
@@ -208,7 +208,7 @@ type explorer struct {
 	shrinking        bool
 	stopped          string
 	fatal            error
-	first, last      *Run
+	first, last      *Iteration
 	shrinkStart      time.Time
 	cov              Coverage
 	wall             time.Duration // of all runs, for the deadline
@@ -330,7 +330,7 @@ func replayFile(t *testing.T, cfg Config, path string) {
 
 // reportFailure fails t with a counterexample, and writes its schedule and
 // report next to each other.
-func reportFailure(t *testing.T, cfg Config, run *Run, headline string) {
+func reportFailure(t *testing.T, cfg Config, run *Iteration, headline string) {
 	t.Helper()
 	_, replay, reportPath := search.Save(t, cfg.Dir, run.failure())
 	t.Errorf("shakedown: %s\n%s\nreplay: %s\nreport: %s", headline, run.Counterexample(), replay, reportPath)
@@ -338,7 +338,7 @@ func reportFailure(t *testing.T, cfg Config, run *Run, headline string) {
 
 // failure is the run in the form a check saves and reports: the rules of
 // the spec it broke, each once.
-func (r *Run) failure() search.Failure {
+func (r *Iteration) failure() search.Failure {
 	f := search.Failure{Schedule: r.Schedule, History: r.History()}
 	for _, v := range r.Violations {
 		if !slices.Contains(f.Broken, v.Invariant) {
@@ -350,7 +350,7 @@ func (r *Run) failure() search.Failure {
 
 // Counterexample is the run in words: its violations, the spec, the
 // schedule and the timeline.
-func (r *Run) Counterexample() string {
+func (r *Iteration) Counterexample() string {
 	var b strings.Builder
 	if len(r.Violations) == 0 {
 		b.WriteString("the breaker held its spec\n")

@@ -38,7 +38,7 @@
 //
 // [Explore] returns what it found instead of failing the test, so a suite
 // can assert that a misconfiguration is caught; [RunSchedule] runs one
-// schedule and returns its [Run].
+// schedule and returns its [Iteration].
 //
 // The breaker under test is a [Breaker]: the packages failsafecheck and
 // gobreakercheck adapt failsafe-go and sony/gobreaker breakers, and [Func]

@@ -16,7 +16,7 @@ const bms = time.Millisecond // a millisecond, short for the tables
 
 func TestFakeDepPlan(t *testing.T) {
 	step := func(at, d time.Duration, f toxics.Fault) sim.Step {
-		return sim.Step{At: at, For: d, Target: Target, Fault: f}
+		return sim.Step{At: at, For: d, Target: TargetName, Fault: f}
 	}
 	tests := []struct {
 		name  string
@@ -71,15 +71,15 @@ func TestFakeDepStaggersAnswers(t *testing.T) {
 	}
 }
 
-// runBuilder writes a Run by hand, event by event, as the
+// runBuilder writes an Iteration by hand, event by event, as the
 // recorder would.
 type runBuilder struct {
-	r   *Run
+	r   *Iteration
 	seq int
 }
 
 func newRunBuilder(spec Spec) *runBuilder {
-	return &runBuilder{r: &Run{Spec: spec.withDefaults(), Rate: 100, Latency: bms, recovery: time.Hour}}
+	return &runBuilder{r: &Iteration{Spec: spec.withDefaults(), Rate: 100, Latency: bms, recovery: time.Hour}}
 }
 
 func (b *runBuilder) next() int { b.seq++; return b.seq }
@@ -131,7 +131,7 @@ func (b *runBuilder) rejected(op int, t time.Duration, state State) {
 	b.end(op, t, state, "circuit breaker open")
 }
 
-func (b *runBuilder) judge() *Run {
+func (b *runBuilder) judge() *Iteration {
 	b.r.seqs = b.seq
 	for _, o := range b.r.Ops {
 		b.r.Duration = max(b.r.Duration, o.End)

@@ -98,7 +98,7 @@ type mevent struct {
 	at    time.Duration
 	seq   int32 // order recorded
 	op    int32
-	call  int32 // evStart, evEnd: index in Run.Calls
+	call  int32 // evStart, evEnd: index in Iteration.Calls
 	kind  mevKind
 	state State // evObserve
 	after bool  // evObserve: after the call (else before)
@@ -107,7 +107,7 @@ type mevent struct {
 // model is the spec's machine with the run's parameters.
 type model struct {
 	spec     Spec
-	run      *Run
+	run      *Iteration
 	maxSet   int
 	canGroup int  // the most events at one instant whose orders are all tried
 	notes    bool // note the changes of state for the timeline
@@ -355,7 +355,7 @@ func (m *model) group(set []mstate, g []mevent, buf []mstate) ([]mstate, *mevent
 // events lists the run's events in the order they were recorded,
 // which is also time order: each was recorded at the virtual instant it
 // happened, and virtual time does not pass while goroutines run.
-func events(r *Run) []mevent {
+func events(r *Iteration) []mevent {
 	// Two slots per seq: an op's end is both a reject and a state seen.
 	slots := make([]mevent, 2*r.seqs+2)
 	put := func(e mevent, sub int) {
@@ -396,7 +396,7 @@ func events(r *Run) []mevent {
 
 // judge checks r against its spec and fills in its violations and
 // counts.
-func judge(r *Run) {
+func judge(r *Iteration) {
 	r.Opened, r.HalfOpened, r.Reclosed = 0, 0, 0
 	v := runModel(r, false)
 	var vs properties.Violations
@@ -410,7 +410,7 @@ func judge(r *Run) {
 
 // timelineNotes runs the spec's machine again to note, for the timeline,
 // where its state changed.
-func (r *Run) timelineNotes() map[int]string {
+func (r *Iteration) timelineNotes() map[int]string {
 	if r.notes == nil {
 		opened, half, reclosed := r.Opened, r.HalfOpened, r.Reclosed
 		r.notes = map[int]string{}
@@ -423,7 +423,7 @@ func (r *Run) timelineNotes() map[int]string {
 // runModel runs the spec's machine alongside r's events and returns the
 // first departure from it, or nil. It counts the machine's changes of
 // state in r and, with notes, notes them for the timeline.
-func runModel(r *Run, notes bool) *properties.Violation {
+func runModel(r *Iteration, notes bool) *properties.Violation {
 	m := &model{spec: r.Spec, run: r, maxSet: 256, canGroup: 12, notes: notes}
 	evs := events(r)
 	set := []mstate{{phase: mClosed, since: -1}}
@@ -451,7 +451,7 @@ func runModel(r *Run, notes bool) *properties.Violation {
 
 // note records, for the timeline, how the spec's state changed at the
 // last op of a group, and counts the changes.
-func (m *model) note(r *Run, prev, cur mstate, g []mevent) {
+func (m *model) note(r *Iteration, prev, cur mstate, g []mevent) {
 	op := 0
 	for _, e := range g {
 		if e.op != 0 {
@@ -620,7 +620,7 @@ func ordinalSuffix(n int) string {
 // not panic, and after the last heal it recovers within the bound its
 // spec implies. Each check reports its first violation, with a count of
 // the others.
-func bounds(r *Run) properties.Violations {
+func bounds(r *Iteration) properties.Violations {
 	sp := r.Spec
 	var panics, timeouts, slow properties.Violations
 	for _, o := range r.Ops {

@@ -17,10 +17,10 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// Run is one schedule of outages run against a breaker in virtual
+// Iteration is one schedule of outages run against a breaker in virtual
 // time: every call made through the breaker, every call that reached the
 // dependency, and what the spec says of them.
-type Run struct {
+type Iteration struct {
 	Schedule sim.Schedule
 	Spec     Spec
 	// Rate and Latency are the load and the healthy dependency's answer
@@ -49,7 +49,7 @@ type Run struct {
 }
 
 // Broken reports whether the breaker broke its spec.
-func (r *Run) Broken() bool { return r != nil && len(r.Violations) > 0 }
+func (r *Iteration) Broken() bool { return r != nil && len(r.Violations) > 0 }
 
 // Op is one call made through the breaker.
 type Op struct {
@@ -99,7 +99,7 @@ var (
 type depAddr struct{}
 
 func (depAddr) Network() string { return "tcp" }
-func (depAddr) String() string  { return Target }
+func (depAddr) String() string  { return TargetName }
 
 // fakeDep is the dependency of a breaker run: it answers every call as the
 // schedule says, in virtual time. Its state is a function of the time, so
@@ -304,7 +304,7 @@ func drainFor(c Config) time.Duration {
 // runOnce runs schedule s against a breaker built by c.New. It must
 // run inside a testing/synctest bubble, where its seconds take no time. c
 // is normalized.
-func runOnce(c Config, s sim.Schedule) (*Run, error) {
+func runOnce(c Config, s sim.Schedule) (*Iteration, error) {
 	b, err := build(c)
 	if err != nil {
 		return nil, err
@@ -368,7 +368,7 @@ func runOnce(c Config, s sim.Schedule) (*Run, error) {
 	close(drained)
 	<-drainer
 
-	run := &Run{Schedule: s, Spec: c.Spec, Rate: c.Rate, Latency: c.Latency, Ops: rec.ops, Calls: rec.calls,
+	run := &Iteration{Schedule: s, Spec: c.Spec, Rate: c.Rate, Latency: c.Latency, Ops: rec.ops, Calls: rec.calls,
 		recovery: c.recoveryBound(), seqs: rec.seq}
 	for _, o := range run.Ops {
 		run.Duration = max(run.Duration, o.End)

@@ -16,7 +16,7 @@ import (
 // breaker reported, where the spec's state machine moved, and the
 // violations marked with ✗ where they happened. A failing run is shown
 // up to a few lines past its first violation.
-func (r *Run) Timeline() string {
+func (r *Iteration) Timeline() string {
 	type row struct {
 		at     time.Duration
 		order  int // fault rows before op rows at the same instant
@@ -123,7 +123,7 @@ func violationOp(window string) int {
 
 // opWords is one op in words, and its shape: what alike ops share, with
 // %LAT% for their time, so that ops that took different times fold too.
-func (r *Run) opWords(o Op) (text, shape string) {
+func (r *Iteration) opWords(o Op) (text, shape string) {
 	lat := o.End - o.Start
 	took := latRange([2]time.Duration{lat, lat})
 	calls := ""
@@ -182,7 +182,7 @@ func shortErr(err string) string {
 // dependency failed), the calls that reached the dependency as ops of kind
 // "dependency", the outages as faults, and the breaker's reported state as
 // the sample "breaker.state" (0 closed, 1 half-open, 2 open).
-func (r *Run) History() *sim.History {
+func (r *Iteration) History() *sim.History {
 	h := &sim.History{Schedule: r.Schedule, Duration: r.Duration}
 	var last State
 	for _, o := range r.Ops {

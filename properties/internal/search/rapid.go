@@ -1,15 +1,17 @@
 // Package search is the exploration machinery that properties and
 // properties/breaker share: the rapid driver, the test's deadline, rapid's
-// fail files, the phase of an exploration, the environment variables a
-// check reads, and the schedule file and report a failure leaves behind.
+// fail files, the environment variables a check reads, and the schedule
+// file and report a failure leaves behind.
 package search
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,12 +192,20 @@ func DropExpected(errs []string) []string {
 	return out
 }
 
-// Phase is where an exploration is: searching for a failure, running the
-// first failure again to see that it reproduces, or shrinking it.
-type Phase uint8
-
-const (
-	Searching Phase = iota
-	Reproducing
-	Shrinking
-)
+// RapidChecks returns the number of test cases rapid tries, from its
+// -rapid.checks flag (a fifth of it with -short), and whether the flag
+// is registered.
+func RapidChecks() (int, bool) {
+	f := flag.Lookup("rapid.checks")
+	if f == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f.Value.String())
+	if err != nil {
+		return 0, false
+	}
+	if testing.Short() {
+		n /= 5
+	}
+	return n, true
+}

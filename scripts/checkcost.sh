@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# What a check's verdicts cost: the wall time the fault-free baseline and
+# the confirmation of failures add to a Check, beside its other runs, as
+# each Check logs it ("shakedown: time: ..."). Goal: at most 25%.
+#
+#   scripts/checkcost.sh [-n RUNS] [-o DIR]
+#
+# Measures, RUNS times each (default 3):
+#   quickstart   examples/quickstart against a real Redis (a check that holds)
+#   sim-pass     properties' TestCheckPassesWithTimeout (simulated, holds)
+#   sim-fail     properties' failing child check (simulated, breaks, shrinks)
+# and prints each run's figures, then the mean added share per check.
+# Each run's output is kept in DIR (default a new directory under /tmp).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+runs=3 out=""
+while getopts "n:o:h" opt; do
+	case $opt in
+	n) runs=$OPTARG ;;
+	o) out=$OPTARG ;;
+	*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+done
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "checkcost: -n $runs: want a positive number of runs" >&2; exit 2; }
+out=${out:-$(mktemp -d /tmp/shakedown-checkcost.XXXXXX)}
+mkdir -p "$out"
+
+export SHAKEDOWN_POSTGRES_IMAGE=${SHAKEDOWN_POSTGRES_IMAGE:-shakedown.local/postgres:15}
+export SHAKEDOWN_REDIS_IMAGE=${SHAKEDOWN_REDIS_IMAGE:-shakedown.local/redis:7}
+export SHAKEDOWN_TESTSERVER_IMAGE=${SHAKEDOWN_TESTSERVER_IMAGE:-shakedown.local/testserver:latest}
+export TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
+
+measure() { # name, then the command
+	local name=$1 sum=0 n=0
+	shift
+	for i in $(seq "$runs"); do
+		local log="$out/$name-$i.txt"
+		"$@" >"$log" 2>&1 || true
+		local line
+		line=$(grep -o 'shakedown: time: .*' "$log" | tail -1 || true)
+		if [ -z "$line" ]; then
+			echo "$name #$i: no time line (see $log)"
+			continue
+		fi
+		local added
+		added=$(sed -E 's/.*baseline took [^ ]+ \(([-+0-9.]+)%\) and confirming failures [^ ]+ \(([-+0-9.]+)%\).*/\1 \2/' <<<"$line" | awk '{print $1 + $2}')
+		echo "$name #$i: ${line#shakedown: time: }"
+		sum=$(awk -v a="$sum" -v b="$added" 'BEGIN{print a + b}')
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] && awk -v s="$sum" -v n="$n" -v name="$name" 'BEGIN{printf "%s: baseline + confirmation add %.1f%% on average over %d runs\n", name, s / n, n}' | tee -a "$out/summary.txt"
+}
+
+measure quickstart go test -count=1 -v -run '^TestCacheSurvivesFaults$' ./examples/quickstart/
+measure sim-pass go test -count=1 -v -run '^TestCheckPassesWithTimeout$' ./properties/
+measure sim-fail env SHAKEDOWN_TEST_CHILD=fragile SHAKEDOWN_TEST_DIR="$out/fragile" go test -count=1 -v -run '^TestCheckChild$' ./properties/ -rapid.nofailfile
+echo "logs: $out"
