@@ -25,7 +25,7 @@ func Diff(a, b *History) string {
 	}
 	for i := range min(len(a.Ops), len(b.Ops)) {
 		if d := diffOp(a.Ops[i], b.Ops[i]); d != "" {
-			return fmt.Sprintf("op %d (the %s of %d): %s", a.Ops[i].ID, ordinal(i+1), len(a.Ops), d)
+			return fmt.Sprintf("op %d (%d of %d ops): %s", a.Ops[i].ID, i+1, len(a.Ops), d)
 		}
 	}
 	if len(a.Ops) != len(b.Ops) {
@@ -106,18 +106,4 @@ func faultLine(f FaultEvent) string {
 		s += " (not reverted: " + f.RevertErr + ")"
 	}
 	return s
-}
-
-func ordinal(n int) string {
-	suffix := "th"
-	switch {
-	case n%100 >= 11 && n%100 <= 13:
-	case n%10 == 1:
-		suffix = "st"
-	case n%10 == 2:
-		suffix = "nd"
-	case n%10 == 3:
-		suffix = "rd"
-	}
-	return fmt.Sprint(n) + suffix
 }

@@ -15,13 +15,13 @@ func TestDiff(t *testing.T) {
 
 	out := sampleHistory()
 	out.Ops[12].Output = "changed"
-	require.Equal(t, "op 12 (the 13th of 40): output \"\", then \"changed\"\n"+
+	require.Equal(t, "op 12 (13 of 40 ops): output \"\", then \"changed\"\n"+
 		"  op 12 orders intended 1.2s start 1.201s end 1.7s: unknown (context deadline exceeded)\n"+
 		"  op 12 orders intended 1.2s start 1.201s end 1.7s: unknown (context deadline exceeded)", Diff(h, out))
 
 	end := sampleHistory()
 	end.Ops[3].End += time.Millisecond
-	require.Contains(t, Diff(h, end), "op 3 (the 4th of 40): end 310ms, then 311ms")
+	require.Contains(t, Diff(h, end), "op 3 (4 of 40 ops): end 310ms, then 311ms")
 
 	fewer := sampleHistory()
 	fewer.Ops = fewer.Ops[:39]
