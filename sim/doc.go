@@ -60,7 +60,10 @@
 // ([Traceparent]) an HTTP workload can send on. An op's error decides its
 // [Outcome]: [OK], [Failed] (nothing reached the server, such as a refused
 // connection) or [Unknown] (a timeout or a reset, whose effect is unknown);
-// see [Classify].
+// see [Classify]. An op whose outcome the framework did not observe (due
+// but never started, or cut off by the end of the run before its own
+// timeout) is [Missed]: it says nothing of the service, and
+// [History.Missed] counts it.
 //
 // # Time
 //
