@@ -91,6 +91,17 @@ const linkDialTimeout = 10 * time.Second
 //   - [toxics.Timeout]: data is dropped and the connection closed After
 //     the fault began (or After the connection opened, if later), whether
 //     or not data flows. Reverted before that, the connection stays open.
+//     After 0 closes live connections at once, and each new one as soon as
+//     it is accepted.
+//
+// A connection a fault closes (timeout, data limit, down) ends with a FIN
+// to each side: the client reads what had arrived, then EOF, whatever it
+// sent meanwhile, however fast. The Link shuts its writing side down
+// before it closes the socket, because closing a socket that holds bytes
+// the Link has not read yet makes the kernel send an RST instead of the
+// FIN, and the client would read ECONNRESET or EOF depending on timing.
+// (The RST still follows the FIN then: a client that writes again gets
+// an error on a later write.)
 //   - [toxics.Blackhole]: data is dropped; connections stay open and carry
 //     data again after the revert (what was sent meanwhile is lost).
 //   - [toxics.Reset]: live connections are aborted with a TCP RST (the
@@ -426,12 +437,19 @@ type linkConn struct {
 	running          atomic.Int32 // directions not finished yet
 }
 
-// close closes both connections, with an RST if reset is true.
+// close closes both connections, with an RST if reset is true. A clean
+// close shuts down the writing side first, so each peer gets a FIN before
+// anything else: closing a socket with bytes the Link has not read yet
+// makes the kernel send an RST instead of the FIN, and the client would
+// read ECONNRESET or EOF depending on what had arrived (see toxics.Timeout).
 func (c *linkConn) close(reset bool) {
 	c.closeOnce.Do(func() {
 		if reset {
 			_ = c.client.SetLinger(0)
 			_ = c.upstream.SetLinger(0)
+		} else {
+			_ = c.client.CloseWrite()
+			_ = c.upstream.CloseWrite()
 		}
 		_ = c.client.Close()
 		_ = c.upstream.Close()

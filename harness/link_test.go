@@ -1026,3 +1026,42 @@ func TestLinkInForceOnReturn(t *testing.T) {
 		ping(t, c, byte(i)+128)
 	}
 }
+
+// A connection a fault closes ends with a FIN, whatever the client sent
+// that the Link had not read yet: the client reads EOF, never ECONNRESET.
+// (Closing a socket with unread data makes the kernel send an RST instead
+// of the FIN; the Link shuts down its writing side first, so the FIN comes
+// first either way.)
+func TestLinkClosesWithEOFWhileTheClientSends(t *testing.T) {
+	t.Run("a live connection, flooded", func(t *testing.T) {
+		l, c := echoLink(t)
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		apply(t, l, toxics.Timeout{After: 20 * time.Millisecond})
+		_, err := io.Copy(io.Discard, c)
+		require.NoError(t, err, "EOF (io.Copy returns nil for it), not a reset")
+	})
+	t.Run("fresh connections, timeout(0)", func(t *testing.T) {
+		l := NewLink(t, "echo", serveTCP(t, echo))
+		apply(t, l, toxics.Timeout{After: 0})
+		payload := bytes.Repeat([]byte("x"), 32<<10)
+		for range 100 {
+			c := dial(t, l.Addr())
+			_, err := c.Write(payload)
+			if err == nil {
+				_ = c.CloseWrite()
+				var got []byte
+				got, err = io.ReadAll(c)
+				require.Empty(t, got)
+			}
+			require.NoError(t, err, "EOF, not a reset")
+			c.Close()
+		}
+	})
+}

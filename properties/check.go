@@ -863,7 +863,7 @@ func oneLine(s sim.Schedule) string {
 }
 
 // runIn runs s once on a fresh World, in a bubble of its own when
-// simulated.
+// simulated (and then, with SHAKEDOWN_SELFCHECK=1, once more: selfCheck).
 func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
 	if !cfg.Simulate {
 		sc := &scope{TB: t}
@@ -874,7 +874,11 @@ func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, er
 	if !ok {
 		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
 	}
-	return runBubble(tt, cfg, s, seed)
+	it, err := runBubble(tt, cfg, s, seed)
+	if err == nil && it != nil && selfCheckOn() {
+		selfCheck(tt, cfg, s, seed, it) // SHAKEDOWN_SELFCHECK=1: run it twice
+	}
+	return it, err
 }
 
 // runBubble runs s once in a testing/synctest bubble of its own. A bubble
@@ -985,16 +989,9 @@ func unjudged(fs Findings, reason string) Findings {
 }
 
 // missedOps counts the ops of h whose outcome the framework did not
-// observe (sim.Missed), and all the ops. (Written against the outcome's
-// name so that it compiles before sim.Missed exists; at the merge it is
-// h.Missed().Ops().)
+// observe (sim.Missed), and all the ops.
 func missedOps(h *sim.History) (missed, all int) {
-	for _, op := range h.Ops {
-		if op.Outcome.String() == "missed" {
-			missed++
-		}
-	}
-	return missed, len(h.Ops)
+	return h.Missed().Ops(), len(h.Ops)
 }
 
 // firstFault returns when the first fault of h took effect, and false

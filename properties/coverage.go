@@ -154,7 +154,7 @@ type floor struct {
 func measure(h *sim.History) floor {
 	f := floor{ops: map[string][]sim.Op{}}
 	for _, op := range h.Ops {
-		if op.Outcome.String() == "missed" { // sim.Missed, once it exists
+		if op.Outcome == sim.Missed {
 			continue
 		}
 		if _, ok := f.ops[op.Kind]; !ok {

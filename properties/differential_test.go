@@ -85,11 +85,13 @@ func diffCases() []diffCase {
 		one("slow_close", toxics.SlowClose{Delay: 30 * time.Millisecond}),
 		one("corrupt", toxics.Corrupt{Probability: 1, Direction: toxics.Downstream}),
 		one("data_limit", toxics.DataLimit{Bytes: 48, Direction: toxics.Upstream}),
-		// DataLimit{Bytes: 0} is left out on purpose: the Link closes the
-		// connection while the client's request may already sit unread
-		// in its socket, and the kernel then turns the close into an
-		// RST, so a real client sees EOF or ECONNRESET depending on the
-		// race. Timeout{After: 0} covers the close at once.
+		// The cases that close a connection at once (a fresh one as soon
+		// as the Link accepts it) while the client's request may already
+		// sit unread in the Link's socket: the Link sends its FIN before
+		// closing, so the client reads EOF whatever the timing (it used
+		// to read ECONNRESET when the kernel turned the close of a socket
+		// with unread bytes into an RST), as in simulation.
+		one("data_limit_zero", toxics.DataLimit{Bytes: 0, Direction: toxics.Upstream}),
 		one("timeout", toxics.Timeout{After: 50 * time.Millisecond}),
 		one("timeout_zero", toxics.Timeout{After: 0}),
 		one("blackhole", toxics.Blackhole{}),

@@ -290,6 +290,16 @@
 // wall time and rapid can shrink through hundreds of runs. The same
 // bounds, invariants and schedule files serve both speeds.
 //
+// SHAKEDOWN_SELFCHECK=1 checks the simulation itself: every simulated run
+// runs twice with the same schedule and seed, on a World built afresh
+// (Config.Reset is not called for the second), and if the two histories
+// differ (compared with sim.Diff) the run gets a Broken finding "the
+// simulation is deterministic" naming the first op that differs. The
+// package's own tests run with it on. A difference means something in
+// the World escapes the virtual clock's order: a goroutine that waits on
+// something outside the bubble, state shared between runs, or timers of
+// the code under test firing at the same instant as each other.
+//
 // One caveat found here: go-redis keeps the timers of its pool waits in a
 // process-wide sync.Pool, and a timer made in one bubble cannot be used in
 // another, so a simulated go-redis client needs more pool connections than

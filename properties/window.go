@@ -13,17 +13,10 @@ import (
 // one place every invariant of this package asks. An op whose outcome the
 // framework did not observe (not started on time, cut off by the run's own
 // end: sim.Missed) is the framework's miss, never the service's failure,
-// slowness or success. Until sim.Missed exists every op counts; at the merge
-// this becomes
-//
-//	return op.Outcome != sim.Missed
-//
-// and nothing else in the package changes. Linearizable, which judges
-// effects rather than outcomes, treats an op that does not count as one of
-// unknown outcome.
+// slowness or success. Linearizable, which judges effects rather than
+// outcomes, treats an op that does not count as one of unknown outcome.
 func judgedOp(op sim.Op) bool {
-	_ = op
-	return true
+	return op.Outcome != sim.Missed
 }
 
 // span is one stretch of the timeline and the ops in it.

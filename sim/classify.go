@@ -8,10 +8,15 @@ import (
 
 // ErrNotStarted is the error of an open-loop op that was due but could not
 // start before the run ended, because [OpenLoop.MaxInFlight] ops were
-// already in flight. Such an op is recorded as [Failed], with its latency
-// counted from its intended start, so a system that stalls the load still
-// shows its latency.
+// already in flight. Such an op is recorded as [Missed]: the framework
+// never issued it. (The ops in flight that held the slots meanwhile carry
+// the system's latency.)
 var ErrNotStarted = errors.New("sim: op not started: MaxInFlight ops were in flight until the run ended")
+
+// ErrCutOff starts the error of an op that the runner cut off at the end
+// of the drain, before the op's own [Workload.Timeout]; such an op is
+// recorded as [Missed], and its error goes on with what the op returned.
+var ErrCutOff = errors.New("sim: op cut off by the end of the run (still running when the drain ended, before its own Workload.Timeout)")
 
 // ErrPanic wraps the value of a panic in an op, a target or a sampler; the
 // panic is recovered so that it cannot crash the test binary.
@@ -21,9 +26,10 @@ var ErrPanic = errors.New("sim: panic")
 // [Outcome]:
 //
 //   - nil is [OK];
+//   - [ErrNotStarted] and [ErrCutOff], the framework's own, are [Missed];
 //   - an error that shows nothing reached the server is [Failed]: a refused
-//     connection (ECONNREFUSED), any *net.OpError from a dial, a DNS error,
-//     and [ErrNotStarted];
+//     connection (ECONNREFUSED), any *net.OpError from a dial and a DNS
+//     error;
 //   - everything else is [Unknown]: timeouts and deadlines
 //     ([context.DeadlineExceeded], [os.ErrDeadlineExceeded]), cancellation,
 //     connection resets and broken pipes after the request was sent,
@@ -32,12 +38,17 @@ var ErrPanic = errors.New("sim: panic")
 //
 // Workloads that know better (an HTTP 503 that the service guarantees is
 // returned before any write, say) set [Workload.Classify] and may call
-// Classify for the errors they do not handle themselves.
+// Classify for the errors they do not handle themselves. Only the runner
+// decides that an op was missed: a Workload.Classify that returns Missed
+// gets Unknown.
 func Classify(err error) Outcome {
 	if err == nil {
 		return OK
 	}
-	if errors.Is(err, ErrNotStarted) || errors.Is(err, syscall.ECONNREFUSED) {
+	if errors.Is(err, ErrNotStarted) || errors.Is(err, ErrCutOff) {
+		return Missed
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
 		return Failed
 	}
 	var opErr *net.OpError

@@ -60,7 +60,10 @@
 // ([Traceparent]) an HTTP workload can send on. An op's error decides its
 // [Outcome]: [OK], [Failed] (nothing reached the server, such as a refused
 // connection) or [Unknown] (a timeout or a reset, whose effect is unknown);
-// see [Classify].
+// see [Classify]. An op whose outcome the framework did not observe (due
+// but never started, or cut off by the end of the run before its own
+// timeout) is [Missed]: it says nothing of the service, and
+// [History.Missed] counts it.
 //
 // # Time
 //
@@ -70,6 +73,23 @@
 // every step starts exactly on its offset. The same code runs on the wall
 // clock against real dependencies, where a step starts within
 // microseconds to a millisecond of its offset.
+//
+// # Determinism
+//
+// In a bubble, the same seed and schedule give the same History, op for
+// op, whatever the workload's concurrency. Goroutines woken at the same
+// virtual instant run in an order the Go scheduler picks, so Run hands
+// out turns: the schedule's steps, the starts of ops, and on the
+// simulated network each connection's data, deadlines, accepts and the
+// faults acting on it, when they fall on the same instant, go one at a
+// time in a fixed order, each once what the previous one set off has come
+// to rest (synctest.Wait). Timers of the code under test (a handler's
+// time.Sleep, a client's retry timer, an op's context deadline) are not
+// ordered among themselves, only before the turns of their instant.
+// [Diff] compares two histories; package properties checks every
+// simulated run this way when SHAKEDOWN_SELFCHECK=1. While Run runs in a
+// bubble, no other goroutine of the bubble may call synctest.Wait (the
+// turns then go on in order, without waiting for each to come to rest).
 //
 // # Simulated dependencies
 //

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shakedown/shakedown/toxics"
@@ -21,6 +22,29 @@ const (
 	// timeout, a connection reset after the request was sent). Checkers
 	// treat it as possibly applied.
 	Unknown
+	// Missed: the framework did not observe the op's outcome, so it says
+	// nothing of the service, and invariants of latency, errors and
+	// recovery leave it out ([Stats] counts it apart). Only the runner
+	// records it, for exactly two cases; Op.Err says which:
+	//
+	//   - [ErrNotStarted]: the op was due but the driver never started
+	//     it (the run ended, or was cancelled, with [OpenLoop.MaxInFlight]
+	//     ops in flight). Start and End are when it was given up. Do
+	//     never ran: it had no effect.
+	//   - [ErrCutOff]: the op was running when the drain ended, and the
+	//     runner cancelled its context before the op's own
+	//     [Workload.Timeout] would have (Start+Timeout later than the
+	//     cut), and the op returned an error within [AbandonGrace] of
+	//     that. End is when it returned. Do ran: it may have taken
+	//     effect, so checkers of data treat it like Unknown.
+	//
+	// An op that returns an error after the cut when its workload has no
+	// Timeout (it had been running for the whole drain, bounded by
+	// nothing of its own) is not Missed but Unknown: a client that hangs
+	// is a finding. So is one that ignored the cancellation for longer
+	// than AbandonGrace ([ErrAbandoned]), recorded as Unknown with the
+	// time it was abandoned as its End, a lower bound of its latency.
+	Missed
 )
 
 func (o Outcome) String() string {
@@ -31,13 +55,15 @@ func (o Outcome) String() string {
 		return "failed"
 	case Unknown:
 		return "unknown"
+	case Missed:
+		return "missed"
 	}
 	return fmt.Sprintf("Outcome(%d)", uint8(o))
 }
 
 // MarshalText implements encoding.TextMarshaler.
 func (o Outcome) MarshalText() ([]byte, error) {
-	if o > Unknown {
+	if o > Missed {
 		return nil, fmt.Errorf("sim: invalid outcome %d", uint8(o))
 	}
 	return []byte(o.String()), nil
@@ -52,8 +78,10 @@ func (o *Outcome) UnmarshalText(b []byte) error {
 		*o = Failed
 	case "unknown":
 		*o = Unknown
+	case "missed":
+		*o = Missed
 	default:
-		return fmt.Errorf("sim: outcome %q is not one of ok, failed, unknown", b)
+		return fmt.Errorf("sim: outcome %q is not one of ok, failed, unknown, missed", b)
 	}
 	return nil
 }
@@ -118,4 +146,39 @@ type History struct {
 	Ops      []Op          `json:"ops"`
 	Faults   []FaultEvent  `json:"faults"`
 	Samples  []Sample      `json:"samples,omitempty"`
+	// SamplesMissed counts the readings of samplers that failed or
+	// panicked (each logged, and absent from Samples).
+	SamplesMissed int `json:"samples_missed,omitempty"`
+}
+
+// Misses counts what the framework did not observe in a run: ops
+// recorded as [Missed], by reason, and sampler readings that failed.
+type Misses struct {
+	NotStarted int `json:"not_started"` // ops due but never started ([ErrNotStarted])
+	CutOff     int `json:"cut_off"`     // ops cut off by the run's end ([ErrCutOff])
+	Samples    int `json:"samples"`     // sampler readings missed
+}
+
+// Ops is the number of ops missed.
+func (m Misses) Ops() int { return m.NotStarted + m.CutOff }
+
+func (m Misses) String() string {
+	return fmt.Sprintf("%d ops missed (%d not started, %d cut off), %d samples missed", m.Ops(), m.NotStarted, m.CutOff, m.Samples)
+}
+
+// Missed counts the ops of h that the framework missed, and its sampler
+// readings that failed.
+func (h *History) Missed() Misses {
+	m := Misses{Samples: h.SamplesMissed}
+	for _, op := range h.Ops {
+		if op.Outcome != Missed {
+			continue
+		}
+		if strings.HasPrefix(op.Err, ErrCutOff.Error()) {
+			m.CutOff++
+		} else {
+			m.NotStarted++
+		}
+	}
+	return m
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -57,11 +58,18 @@ import (
 // Every random draw (latency jitter, corruption, slicer sizes) comes from
 // the seed, per endpoint, connection and direction, so the same program
 // with the same seed sees the same bytes at the same virtual times.
-// Connections are numbered in the order they are dialed; dials racing at
-// the same instant from different goroutines get their numbers in the
-// order the scheduler runs them.
+// Connections are numbered in the order they are dialed. While a [Run] in
+// a bubble targets the network, what happens on its connections at the
+// same instant takes turns in a fixed order (see the package doc's
+// Determinism), so dials, and their numbers, come in the same order in
+// every run; outside a Run, dials racing at the same instant from
+// different goroutines get their numbers in the order the scheduler runs
+// them.
 type Network struct {
 	seed int64
+	// turns, while a Run in a bubble targets the network, orders what
+	// happens at the same instant (see turns.go).
+	turns atomic.Pointer[turns]
 
 	mu        sync.Mutex
 	endpoints map[string]*Endpoint

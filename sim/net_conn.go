@@ -105,6 +105,7 @@ func later(a, b time.Time) time.Time {
 type pipe struct {
 	ep   *Endpoint
 	dir  toxics.Direction // Upstream or Downstream
+	seq  uint64           // the connection's number on its endpoint
 	seed [2]uint64
 
 	mu       sync.Mutex
@@ -123,6 +124,46 @@ type pipe struct {
 
 func (p *pipe) notifyReaders() { p.rq.wake() }
 func (p *pipe) notifyWriters() { p.wq.wake() }
+
+// Roles in the turn keys of a connection (see turns.go).
+const (
+	roleUpReader uint64 = iota
+	roleUpWriter
+	roleDownReader
+	roleDownWriter
+	roleTimeout
+	roleFault // a fault acting on the connection (see Endpoint.sever)
+	roleUpRelease
+	roleDownRelease
+	roleAccept // the server accepting it
+	roleThaw   // its server side going on after a pause
+)
+
+// turnKey is the key of the turns of the pipe's reader (or writer).
+func (p *pipe) turnKey(writer bool) turnKey {
+	role := roleUpReader
+	if p.dir == toxics.Downstream {
+		role = roleDownReader
+	}
+	if writer {
+		role++
+	}
+	return turnKey{class: turnConn, a: p.ep.nameHash, b: p.seq, c: role}
+}
+
+// sleep waits as waitq.sleep does, for the reader (or a writer), by turns
+// when a Run orders the network's events.
+func (p *pipe) sleep(writer bool, at time.Time) {
+	q := &p.rq
+	if writer {
+		q = &p.wq
+	}
+	var ts *turns
+	if !at.IsZero() {
+		ts = p.ep.n.turns.Load()
+	}
+	q.sleep(&p.mu, at, ts, p.turnKey(writer))
+}
 
 // waitq is where goroutines wait for a change of a pipe, guarded by the
 // pipe's mutex. The usual case, one waiter, reuses a channel and a timer;
@@ -149,16 +190,22 @@ func (q *waitq) wake() {
 }
 
 // sleep waits, with mu held, for a wake or until at (if not zero), and
-// returns with mu held. Wakes may be spurious: callers check again.
-func (q *waitq) sleep(mu *sync.Mutex, at time.Time) {
+// returns with mu held. Wakes may be spurious: callers check again. With
+// turns, the wait for at is a turn with key instead of a timer.
+func (q *waitq) sleep(mu *sync.Mutex, at time.Time, ts *turns, key turnKey) {
 	var timeout <-chan time.Time
 	var t *time.Timer
+	var tn *turn
+	var turn <-chan struct{}
 	if !at.IsZero() {
 		d := time.Until(at)
 		if d <= 0 {
 			return
 		}
 		switch {
+		case ts != nil:
+			tn = ts.ask(at, key)
+			turn = tn.ready
 		case q.timerBusy:
 			t = time.NewTimer(d)
 		case q.timer == nil:
@@ -168,7 +215,9 @@ func (q *waitq) sleep(mu *sync.Mutex, at time.Time) {
 			q.timer.Reset(d)
 			t, q.timerBusy = q.timer, true
 		}
-		timeout = t.C
+		if t != nil {
+			timeout = t.C
+		}
 	}
 	fast := !q.kicking
 	var ch <-chan struct{}
@@ -187,6 +236,10 @@ func (q *waitq) sleep(mu *sync.Mutex, at time.Time) {
 	select {
 	case <-ch:
 	case <-timeout:
+	case <-turn:
+	}
+	if tn != nil {
+		ts.withdraw(tn)
 	}
 	mu.Lock()
 	if fast {
@@ -403,8 +456,8 @@ func (p *pipe) dropLocked() {
 
 // cut ends the pipe as when the path closes: what has arrived by now can
 // still be read, then EOF; what has not is lost, and so is whatever is
-// written later.
-func (p *pipe) cut(now time.Time) {
+// written later. wake says whether to wake the reader and writers now.
+func (p *pipe) cut(now time.Time, wake bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keep := p.head
@@ -414,6 +467,9 @@ func (p *pipe) cut(now time.Time) {
 			break
 		}
 		if r := ch.readable(now); r < len(ch.data) {
+			if r == 0 {
+				break // none of the rest has arrived: all of it is lost
+			}
 			p.buffered -= len(ch.data) - r
 			ch.data = ch.data[:r]
 			ch.rate = 0
@@ -427,22 +483,35 @@ func (p *pipe) cut(now time.Time) {
 	clear(p.q[keep:])
 	p.q = append(p.q[:keep], chunk{eof: true, start: now})
 	p.eof, p.discard, p.gone = true, true, true
-	p.notifyReaders()
-	p.notifyWriters()
+	if wake {
+		p.notifyReaders()
+		p.notifyWriters()
+	}
 }
 
 // drop empties the pipe and makes later writes vanish (a reset).
-func (p *pipe) drop() {
+func (p *pipe) drop(wake bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.eof, p.discard, p.gone = true, true, true
 	p.dropLocked()
-	p.notifyReaders()
-	p.notifyWriters()
+	if wake {
+		p.notifyReaders()
+		p.notifyWriters()
+	}
 }
 
-// release delivers at once what delay faults hold (their revert).
-func (p *pipe) release(now time.Time) {
+// wake wakes the pipe's reader and writers to look again.
+func (p *pipe) wake() {
+	p.mu.Lock()
+	p.notifyReaders()
+	p.notifyWriters()
+	p.mu.Unlock()
+}
+
+// release delivers at once what delay faults hold (their revert); wake
+// says whether to wake the reader now.
+func (p *pipe) release(now time.Time, wake bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := p.head; i < len(p.q); i++ {
@@ -456,7 +525,9 @@ func (p *pipe) release(now time.Time) {
 	if p.tail.After(now) {
 		p.tail = now
 	}
-	p.notifyReaders()
+	if wake {
+		p.notifyReaders()
+	}
 }
 
 func (p *pipe) setReadDeadline(t time.Time) {
@@ -512,7 +583,8 @@ func (c *conn) opErr(op string, err error) error {
 }
 
 // frozen waits while the server side's node is paused: a paused process
-// neither reads nor writes.
+// neither reads nor writes. When a Run orders the network's events, each
+// connection goes on in its own turn once the pause ends.
 func (c *conn) frozen() {
 	if !c.server {
 		return
@@ -526,6 +598,9 @@ func (c *conn) frozen() {
 		case <-g:
 		case <-c.done:
 			return
+		}
+		if ts := c.pair.ep.n.turns.Load(); ts != nil {
+			ts.wait(time.Now(), turnKey{class: turnConn, a: c.pair.ep.nameHash, b: c.pair.seq, c: roleThaw}, c.done)
 		}
 	}
 }
@@ -600,7 +675,7 @@ func (c *conn) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return 0, io.EOF
 		}
-		p.rq.sleep(&p.mu, earliest(wake, p.rdl))
+		p.sleep(false, earliest(wake, p.rdl))
 		p.mu.Unlock()
 	}
 }
@@ -645,7 +720,7 @@ func (c *conn) Write(b []byte) (int, error) {
 		}
 		space := pipeCap - p.buffered
 		if space <= 0 {
-			p.wq.sleep(&p.mu, p.wdl)
+			p.sleep(true, p.wdl)
 			p.mu.Unlock()
 			continue
 		}
@@ -763,29 +838,39 @@ func (pr *pair) sideClosed() {
 
 // sever ends the connection from the path between the two sides (a
 // proxy closing it, a fault, a crash). It acts once.
-func (pr *pair) sever(mode int) {
+func (pr *pair) sever(mode int) { pr.severWake(mode, true) }
+
+// severWake is sever; wake says whether to wake what waits on the
+// connection now (or later, with pr.wake).
+func (pr *pair) severWake(mode int, wake bool) {
 	if !pr.severed.CompareAndSwap(false, true) {
 		return
 	}
 	now := time.Now()
 	switch mode {
 	case severFin:
-		pr.up.cut(now)
-		pr.down.cut(now)
+		pr.up.cut(now, wake)
+		pr.down.cut(now, wake)
 	case severResetClient:
 		pr.client.rst.CompareAndSwap(rstNone, rstPending)
-		pr.down.drop()
-		pr.up.cut(now)
+		pr.down.drop(wake)
+		pr.up.cut(now, wake)
 	case severResetBoth:
 		pr.client.rst.CompareAndSwap(rstNone, rstPending)
 		pr.server.rst.CompareAndSwap(rstNone, rstPending)
-		pr.down.drop()
-		pr.up.drop()
+		pr.down.drop(wake)
+		pr.up.drop(wake)
 	case severResetNew:
 		pr.client.rst.CompareAndSwap(rstNone, rstInFlight)
 		pr.server.rst.CompareAndSwap(rstNone, rstPending)
-		pr.down.drop()
-		pr.up.drop()
+		pr.down.drop(wake)
+		pr.up.drop(wake)
 	}
 	pr.ep.removePair(pr)
+}
+
+// wake wakes whatever waits on either direction of the connection.
+func (pr *pair) wake() {
+	pr.up.wake()
+	pr.down.wake()
 }

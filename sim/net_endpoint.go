@@ -37,13 +37,17 @@ import (
 //     both sides read what arrived, then EOF.
 //   - [toxics.Timeout]: data is dropped, and each connection closes (EOF on
 //     both sides) After the fault began, or After it opened for one opened
-//     during the fault, whether or not data flows.
+//     during the fault, whether or not data flows. With After 0 a new
+//     connection is dialed, takes what the client writes at once (and
+//     drops it), then closes: the client reads EOF, as from harness.Link.
 //   - [toxics.Blackhole]: data is dropped; connections stay open and carry
 //     data again once it is reverted (what was sent meanwhile is lost).
 //   - [toxics.Reset]: live connections are reset on both sides: the next
 //     read or write fails with an error matching syscall.ECONNRESET (then
 //     reads give EOF and writes EPIPE, as on Linux). New connections are
-//     accepted and reset at once, before the server sees them.
+//     accepted and reset at once, before the server sees them; the
+//     client's first writes at that instant beat the RST, which its next
+//     read meets.
 //   - [toxics.Down]: dials are refused (syscall.ECONNREFUSED) and live
 //     connections close (EOF on both sides).
 //
@@ -104,8 +108,8 @@ const (
 type activeFault struct {
 	id       uint64
 	fault    toxics.Fault
-	timers   map[*pair]*time.Timer // timeout: when each connection closes
-	pause    chan struct{}         // pause: closed at revert
+	timers   map[*pair]stopper // timeout: when each connection closes
+	pause    chan struct{}     // pause: closed at revert
 	reverted bool
 }
 
@@ -273,23 +277,53 @@ func (ep *Endpoint) applyLink(f toxics.LinkFault) (func(context.Context) error, 
 		if f.After == 0 {
 			cut = ep.pairsLocked()
 		} else {
-			af.timers = map[*pair]*time.Timer{}
+			af.timers = map[*pair]stopper{}
 			for pr := range ep.pairs {
-				af.timers[pr] = closeAfter(pr, f.After)
+				af.timers[pr] = closeAfter(pr, af.id, f.After)
 			}
 		}
 	}
 	ep.rebuildLocked()
 	ep.mu.Unlock()
-	for _, pr := range cut {
-		pr.sever(mode)
-	}
+	ep.sever(cut, mode)
 	return func(context.Context) error { ep.revertLink(af); return nil }, nil
 }
 
-func closeAfter(pr *pair, d time.Duration) *time.Timer {
-	return time.AfterFunc(d, func() { pr.sever(severFin) })
+// sever severs the connections prs, at once. When a Run orders the
+// network's events, what waits on each connection wakes up in that
+// connection's turn at this instant, so that the clients and servers go
+// on one connection at a time, in the same order in every run.
+func (ep *Endpoint) sever(prs []*pair, mode int) {
+	ts := ep.n.turns.Load()
+	for _, pr := range prs {
+		pr.severWake(mode, ts == nil)
+		if ts != nil {
+			ts.afterFunc(0, turnKey{class: turnConn, a: ep.nameHash, b: pr.seq, c: roleFault}, pr.wake)
+		}
+	}
 }
+
+// severNew severs pr, a connection being dialed: when a Run orders the
+// network's events, in its turn at this instant, once what the dialing
+// client does at once (its first write, say) has come to rest; else now.
+func (ep *Endpoint) severNew(pr *pair, mode int) {
+	ts := ep.n.turns.Load()
+	if ts == nil {
+		pr.sever(mode)
+		return
+	}
+	ts.afterFunc(0, turnKey{class: turnConn, a: ep.nameHash, b: pr.seq, c: roleFault}, func() { pr.sever(mode) })
+}
+
+// closeAfter closes pr d from now, for the timeout fault with the given id.
+func closeAfter(pr *pair, id uint64, d time.Duration) stopper {
+	key := turnKey{class: turnConn, a: pr.ep.nameHash, b: pr.seq, c: id<<3 | roleTimeout}
+	return pr.ep.n.turns.Load().afterFunc(d, key, func() { pr.sever(severFin) })
+}
+
+// simNetwork returns the network of the endpoint (and of the fakes that
+// embed it), for Run to attach its turns to.
+func (ep *Endpoint) simNetwork() *Network { return ep.n }
 
 func (ep *Endpoint) revertLink(af *activeFault) {
 	ep.mu.Lock()
@@ -329,8 +363,17 @@ func (ep *Endpoint) revertLink(af *activeFault) {
 	ep.rebuildLocked()
 	ep.mu.Unlock()
 	now := time.Now()
+	ts := ep.n.turns.Load()
 	for _, p := range release {
-		p.release(now)
+		p.release(now, ts == nil)
+		if ts != nil {
+			// As in sever: the reader wakes in its turn.
+			role := roleUpRelease
+			if p.dir == toxics.Downstream {
+				role = roleDownRelease
+			}
+			ts.afterFunc(0, turnKey{class: turnConn, a: ep.nameHash, b: p.seq, c: role}, p.wake)
+		}
 	}
 }
 
@@ -408,9 +451,7 @@ func (ep *Endpoint) applyNode(f toxics.NodeFault) (func(context.Context) error, 
 	}
 	watchers := append([]func(nodeEvent){}, ep.watchers...)
 	ep.mu.Unlock()
-	for _, pr := range cut {
-		pr.sever(mode)
-	}
+	ep.sever(cut, mode)
 	for _, ev := range events {
 		for _, w := range watchers {
 			w(ev)
@@ -491,8 +532,8 @@ func (ep *Endpoint) newPair(seq uint64, client, server addr) *pair {
 	pr := &pair{ep: ep, seq: seq}
 	seed := uint64(ep.n.seed)
 	mix := ep.nameHash ^ splitmix(seq)
-	pr.up = &pipe{ep: ep, dir: toxics.Upstream, seed: [2]uint64{seed, splitmix(mix ^ 1)}}
-	pr.down = &pipe{ep: ep, dir: toxics.Downstream, seed: [2]uint64{seed, splitmix(mix ^ 2)}}
+	pr.up = &pipe{ep: ep, dir: toxics.Upstream, seq: seq, seed: [2]uint64{seed, splitmix(mix ^ 1)}}
+	pr.down = &pipe{ep: ep, dir: toxics.Downstream, seq: seq, seed: [2]uint64{seed, splitmix(mix ^ 2)}}
 	pr.client = &conn{pair: pr, rd: pr.down, wr: pr.up, local: client, remote: server, done: make(chan struct{})}
 	pr.server = &conn{pair: pr, server: true, rd: pr.up, wr: pr.down, local: server, remote: client, done: make(chan struct{})}
 	pr.open.Store(2)
@@ -523,7 +564,7 @@ func (ep *Endpoint) dial(address string) (net.Conn, error) {
 	ep.accepted.Add(1)
 	if ep.reset > 0 {
 		ep.mu.Unlock()
-		pr.sever(severResetNew)
+		ep.severNew(pr, severResetNew)
 		return pr.client, nil
 	}
 	ep.pairs[pr] = struct{}{}
@@ -533,13 +574,13 @@ func (ep *Endpoint) dial(address string) (net.Conn, error) {
 			if f.After == 0 {
 				closeNow = true
 			} else {
-				af.timers[pr] = closeAfter(pr, f.After)
+				af.timers[pr] = closeAfter(pr, af.id, f.After)
 			}
 		}
 	}
 	if closeNow {
 		ep.mu.Unlock()
-		pr.sever(severFin)
+		ep.severNew(pr, severFin)
 		return pr.client, nil
 	}
 	ep.ln.backlog = append(ep.ln.backlog, pr.server)
@@ -608,8 +649,11 @@ func (l *listener) notifyLocked() {
 }
 
 // Accept waits for the next connection. While the endpoint's node is
-// paused it accepts nothing.
+// paused it accepts nothing. When a Run orders the network's events, each
+// connection is accepted in its own turn, so that what the server does
+// with one has come to rest before the next is accepted.
 func (l *listener) Accept() (net.Conn, error) {
+	var turned *conn
 	for {
 		if g := l.ep.pauseGate(); g != nil {
 			select {
@@ -628,6 +672,12 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		if len(l.backlog) > 0 {
 			c := l.backlog[0]
+			if ts := l.ep.n.turns.Load(); ts != nil && turned != c {
+				l.ep.mu.Unlock()
+				ts.wait(time.Now(), turnKey{class: turnConn, a: l.ep.nameHash, b: c.pair.seq, c: roleAccept}, l.done)
+				turned = c
+				continue
+			}
 			l.backlog[0] = nil
 			l.backlog = l.backlog[1:]
 			l.ep.mu.Unlock()

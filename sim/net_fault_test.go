@@ -496,3 +496,24 @@ func TestNetFaultsStack(t *testing.T) {
 		c2.Close()
 	})
 }
+
+// A connection cut (here by Down) just as a paced chunk had delivered all
+// it had so far must end with EOF. It used to keep the chunk's unarrived
+// rest as an empty chunk, which made every Read spin without blocking.
+func TestNetCutAfterPacedBytesEnds(t *testing.T) {
+	inBubble(t, 1, func(t *testing.T, n *Network) {
+		client, server, ep := connPair(t, n, "db")
+		apply(t, ep, toxics.Bandwidth{Rate: 10, Direction: toxics.Downstream})
+		write(t, server, string(make([]byte, 100)))
+		time.Sleep(500 * time.Millisecond)
+		require.Equal(t, 5, len(readN(t, client, 5)), "5 bytes in 500ms at 10 B/s")
+		apply(t, ep, toxics.Down{}) // at the same instant: none of the rest has arrived
+		p := client.(*conn).rd
+		p.mu.Lock()
+		k, eof, wake := p.take(make([]byte, 8), time.Now())
+		p.mu.Unlock()
+		require.Zero(t, k)
+		require.True(t, eof, "EOF at once, not a wake at %v", wake)
+		require.ErrorIs(t, readErr(t, client), io.EOF)
+	})
+}

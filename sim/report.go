@@ -40,7 +40,8 @@ type ReportOptions struct {
 const maxReportErrs = 500
 
 // WriteReport writes h as one self-contained HTML page: latency over time
-// with every op a point (ok, failed and unknown in their own colours),
+// with every op a point (ok, failed, unknown and missed in their own
+// colours; missed ops are counted per window and never as errors),
 // fault windows shaded per target with labels, throughput and errors over
 // time, samples, a table of summaries per window (and per kind of op), the
 // faults as they ran, and the schedule as text and JSON. It needs no
@@ -115,6 +116,7 @@ type reportData struct {
 	Seed                                 int64
 	Began, Duration                      string
 	Total                                Stats
+	SamplesMissed                        int
 	Faults                               []faultRow
 	FaultCount, FaultsFailed             int
 	Windows                              []windowRow
@@ -147,7 +149,7 @@ var laneColours = []string{"#1f77b4", "#9467bd", "#2ca02c", "#8c564b", "#e377c2"
 
 func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 	d := &reportData{Title: opts.Title, Verdict: opts.Verdict, Replay: opts.Replay, Seed: h.Seed,
-		Duration: fmtDur(h.Duration), Total: StatsOf(h.Ops), ScheduleText: h.Schedule.String()}
+		Duration: fmtDur(h.Duration), Total: StatsOf(h.Ops), SamplesMissed: h.SamplesMissed, ScheduleText: h.Schedule.String()}
 	if d.Title == "" {
 		d.Title = fmt.Sprintf("shakedown run, seed %d", h.Seed)
 	}
@@ -201,6 +203,9 @@ func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 		}
 		if d.FaultsFailed > 0 {
 			d.Verdict += fmt.Sprintf(" (%d did not apply or revert)", d.FaultsFailed)
+		}
+		if d.Total.Missed > 0 {
+			d.Verdict += fmt.Sprintf("; %s ops missed by the framework", fmtCount(d.Total.Missed))
 		}
 	} else if opts.Failed {
 		d.VerdictClass = "fail"
@@ -363,7 +368,7 @@ func chartData(h *History, targets []string) (meta, ops []byte) {
 		ops = append(ops, ',')
 		ops = strconv.AppendInt(ops, op.Latency().Microseconds(), 10)
 		ops = append(ops, ',')
-		ops = strconv.AppendInt(ops, int64(min(op.Outcome, Unknown)), 10)
+		ops = strconv.AppendInt(ops, int64(min(op.Outcome, Missed)), 10)
 		ops = append(ops, ',')
 		ops = strconv.AppendInt(ops, int64(kindIndex[op.Kind]), 10)
 		ops = append(ops, ',')

@@ -23,7 +23,7 @@ const reportHTML = `<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
 <style>
-:root { --ok: #4a7bb7; --unknown: #f59f00; --failed: #d62728; --ink: #1d2330; --mute: #6b7280; --line: #e5e7eb; }
+:root { --ok: #4a7bb7; --unknown: #f59f00; --failed: #d62728; --missed: #a0a7b4; --ink: #1d2330; --mute: #6b7280; --line: #e5e7eb; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink); margin: 0; background: #f6f7f9; }
 main { max-width: 1400px; margin: 0 auto; padding: 18px 24px 40px; }
@@ -59,7 +59,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <main>
 <h1 id="title">{{.Title}}</h1>
 <div id="verdict" class="verdict {{.VerdictClass}}">{{.Verdict}}</div>
-<p class="meta" id="meta">seed <b>{{.Seed}}</b>{{if .Began}} · began <b>{{.Began}}</b>{{end}} · lasted <b>{{.Duration}}</b> · <b>{{count .Total.Count}}</b> ops, <b>{{count .Total.Errors}}</b> errors ({{count .Total.Failed}} failed, {{count .Total.Unknown}} unknown) · <b>{{.FaultCount}}</b> faults</p>
+<p class="meta" id="meta">seed <b>{{.Seed}}</b>{{if .Began}} · began <b>{{.Began}}</b>{{end}} · lasted <b>{{.Duration}}</b> · <b>{{count .Total.Count}}</b> ops, <b>{{count .Total.Errors}}</b> errors ({{count .Total.Failed}} failed, {{count .Total.Unknown}} unknown){{if .Total.Missed}} · <b>{{count .Total.Missed}}</b> missed by the framework, not judged{{end}}{{if .SamplesMissed}} · <b>{{count .SamplesMissed}}</b> samples missed{{end}} · <b>{{.FaultCount}}</b> faults</p>
 {{if .Replay}}<h2>Replay</h2>
 <pre id="replay">{{.Replay}}</pre>{{end}}
 
@@ -69,6 +69,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <span class="key"><span class="dot" style="background:var(--ok)"></span>ok</span>
 <span class="key"><span class="dot" style="background:var(--unknown)"></span>unknown</span>
 <span class="key"><span class="dot" style="background:var(--failed)"></span>failed</span>
+<span class="key"><span class="dot" style="background:var(--missed)"></span>missed (not started, or cut off by the run's end)</span>
 <label>kind <select id="kind"><option value="-1">all</option></select></label>
 <span id="shown"></span>
 </div>
@@ -81,9 +82,9 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 
 <h2 id="windows">Windows</h2>
 <table id="window-table">
-<thead><tr><th>window</th><th>kind</th><th class="num">from</th><th class="num">to</th><th class="num">ops</th><th class="num">errors</th><th class="num">error rate</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th></tr></thead>
+<thead><tr><th>window</th><th>kind</th><th class="num">from</th><th class="num">to</th><th class="num">ops</th><th class="num">errors</th><th class="num">missed</th><th class="num">error rate</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th></tr></thead>
 <tbody>
-{{range .Windows}}<tr{{if .Sub}} class="sub"{{end}}><td>{{if not .Sub}}{{if .Colour}}<span class="swatch" style="background:{{.Colour}}"></span>{{end}}{{.Label}}{{end}}</td><td>{{.Kind}}</td><td class="num">{{.From}}</td><td class="num">{{.To}}</td><td class="num">{{count .S.Count}}</td><td class="num">{{count .S.Errors}}</td><td class="num" style="{{heat .Heat}}">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
+{{range .Windows}}<tr{{if .Sub}} class="sub"{{end}}><td>{{if not .Sub}}{{if .Colour}}<span class="swatch" style="background:{{.Colour}}"></span>{{end}}{{.Label}}{{end}}</td><td>{{.Kind}}</td><td class="num">{{.From}}</td><td class="num">{{.To}}</td><td class="num">{{count .S.Count}}</td><td class="num">{{count .S.Errors}}</td><td class="num">{{if .S.Missed}}{{count .S.Missed}}{{end}}</td><td class="num" style="{{heat .Heat}}">{{.Rate}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>
 {{end}}</tbody>
 </table>
 
@@ -115,8 +116,8 @@ const LOGS = {{.Logs}};
     ID[i] = id; T[i] = t; L[i] = OPS[j + 2]; OC[i] = OPS[j + 3]; K[i] = OPS[j + 4]; E[i] = OPS[j + 5];
   }
   const css = getComputedStyle(document.documentElement);
-  const COL = [css.getPropertyValue("--ok").trim(), css.getPropertyValue("--failed").trim(), css.getPropertyValue("--unknown").trim()];
-  const OUT = ["ok", "failed", "unknown"];
+  const COL = [css.getPropertyValue("--ok").trim(), css.getPropertyValue("--failed").trim(), css.getPropertyValue("--unknown").trim(), css.getPropertyValue("--missed").trim()];
+  const OUT = ["ok", "failed", "unknown", "missed"];
   let end = META.duration;
   for (let i = 0; i < N; i++) end = Math.max(end, T[i] + L[i]);
   for (const f of META.faults) end = Math.max(end, f.end);
@@ -250,7 +251,7 @@ const LOGS = {{.Logs}};
     g.save(); g.translate(14, (SH - SB) / 2); g.rotate(-Math.PI / 2); g.textAlign = "center"; g.fillText("latency (log)", 0, 0); g.restore();
     let shown = 0;
     const size = N > 20000 ? 2 : N > 2000 ? 3 : 5;
-    for (const o of [0, 2, 1]) {
+    for (const o of [3, 0, 2, 1]) {
       g.fillStyle = COL[o]; g.globalAlpha = o === 0 ? 0.55 : 0.9;
       const s = o === 0 ? size : size + 1;
       for (let i = 0; i < N; i++) {
@@ -265,19 +266,19 @@ const LOGS = {{.Logs}};
   function drawRate() {
     const c = document.getElementById("rate"), H = 110, top = 16, bottom = H - 22, [g, w] = setup(c, H);
     const nb = Math.max(10, Math.min(240, Math.floor((w - ML - MR) / 5)));
-    const cnt = [new Float64Array(nb), new Float64Array(nb), new Float64Array(nb)];
+    const cnt = [new Float64Array(nb), new Float64Array(nb), new Float64Array(nb), new Float64Array(nb)];
     for (let i = 0; i < N; i++) {
       if (kind >= 0 && K[i] !== kind) continue;
       cnt[OC[i]][Math.min(nb - 1, Math.floor(T[i] / end * nb))]++;
     }
     let peak = 1;
-    for (let b = 0; b < nb; b++) peak = Math.max(peak, cnt[0][b] + cnt[1][b] + cnt[2][b]);
+    for (let b = 0; b < nb; b++) peak = Math.max(peak, cnt[0][b] + cnt[1][b] + cnt[2][b] + cnt[3][b]);
     bands(g, w, top, bottom);
     xTicks(g, w, top, bottom, true);
     const bw = (w - ML - MR) / nb;
     for (let b = 0; b < nb; b++) {
       let y = bottom;
-      for (const o of [0, 2, 1]) {
+      for (const o of [0, 2, 1, 3]) {
         const hgt = (bottom - top) * cnt[o][b] / peak;
         g.fillStyle = COL[o]; g.globalAlpha = o === 0 ? 0.5 : 0.95;
         g.fillRect(ML + b * bw, y - hgt, Math.max(1, bw - 1), hgt); y -= hgt;

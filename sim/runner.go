@@ -142,7 +142,9 @@ func (p Plan) validate() error {
 //
 // Every timestamp is an offset from one start time, measured with
 // time.Since, so under [testing/synctest] the run takes no wall time and
-// every step starts exactly on time.
+// every step starts exactly on time; events at the same instant take
+// turns in a fixed order, so the same seed and schedule give the same
+// History (see the package doc's Determinism).
 //
 // If ctx is cancelled, Run stops the workload, reverts every fault it
 // applied and returns the partial History with an error wrapping
@@ -167,16 +169,22 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		end = math.MaxInt64 // a cooldown that overflows: run until cancelled
 	}
 
+	// In a synctest bubble, events at the same instant take turns in a
+	// fixed order (see turns.go); detach before the turns end.
+	ts := startTurns()
+	defer ts.close()
+	defer attachTurns(p.Targets, ts)()
+
 	start := time.Now()
-	r := &runner{p: p, log: log, start: start, targets: make(map[string]Target, len(p.Targets))}
+	r := &runner{p: p, log: log, start: start, turns: ts, targets: make(map[string]Target, len(p.Targets))}
 	for _, t := range p.Targets {
 		r.targets[t.Name()] = t
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "sim: run started", slog.Int("steps", len(p.Schedule.Steps)),
 		slog.Duration("horizon", horizon), slog.Duration("end", end))
 
-	opsCtx, cancelOps := context.WithCancel(ctx)
-	defer cancelOps()
+	opsCtx, cancelOps := context.WithCancelCause(ctx)
+	defer cancelOps(nil)
 	stop := make(chan struct{})
 	var rec Recorder
 	var wg, sampling sync.WaitGroup
@@ -184,6 +192,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	if len(p.Workload.Kinds) > 0 {
 		work = newWorkRun(opsCtx, p.Seed, start, end, p.Workload, stop, &rec)
 		work.stopErr = func() error { return context.Cause(ctx) }
+		work.turns = ts
 		driver := p.Workload.Driver
 		if driver == nil {
 			driver = ClosedLoop{}
@@ -191,8 +200,9 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		wg.Go(func() { driver.drive(work) })
 	}
 	var samples []Sample
+	var samplesMissed int
 	if len(p.Samplers) > 0 {
-		sampling.Go(func() { samples = sampleLoop(opsCtx, p.Samplers, every, start, stop, log) })
+		sampling.Go(func() { samples, samplesMissed = sampleLoop(opsCtx, p.Samplers, every, start, stop, log) })
 	}
 
 	r.runSchedule(ctx)
@@ -211,7 +221,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	case <-done:
 	case <-drainTimer.C:
 		log.LogAttrs(ctx, slog.LevelWarn, "sim: ops still in flight after the drain; cancelling them", slog.Duration("drain", drain))
-		cancelOps()
+		if work != nil {
+			work.cut(time.Since(start))
+		}
+		cancelOps(ErrCutOff)
 		// An op that ignores its context (a client with no timeout of
 		// its own) must not hang the run: after a grace it is recorded
 		// as abandoned and left to the client.
@@ -237,11 +250,15 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		Faults:   r.events,
 		Samples:  samples,
 		Duration: time.Since(start),
+
+		SamplesMissed: samplesMissed,
 	}
 	if ctx.Err() == nil && len(p.Samplers) > 0 {
 		// The sampling loop's last reading comes when the load stops,
 		// with ops still draining; the settled one comes once they have.
-		h.Samples = append(h.Samples, settle(ctx, p.Samplers, h.Duration, p.Settle, log)...)
+		quiet, missed := settle(ctx, p.Samplers, h.Duration, p.Settle, log)
+		h.Samples = append(h.Samples, quiet...)
+		h.SamplesMissed += missed
 	}
 	errs := r.errs
 	if work != nil {
@@ -270,6 +287,7 @@ type runner struct {
 	errs        []error
 	cancelledAt time.Duration
 	timer       *time.Timer
+	turns       *turns // in a bubble: wait by turns (see turns.go)
 }
 
 // active is a fault that is applied and not yet reverted.
@@ -350,6 +368,14 @@ const spinWindow = 2 * time.Millisecond
 // clock that stands still across a yield means a virtual clock: then it
 // sleeps the rest on the timer, which virtual time makes exact.
 func (r *runner) wait(ctx context.Context, at time.Duration) {
+	if r.turns != nil {
+		if at >= math.MaxInt64/2 {
+			<-ctx.Done() // no end: until cancelled
+			return
+		}
+		r.turns.wait(r.start.Add(at), turnKey{class: turnStep}, ctx.Done())
+		return
+	}
 	if d := at - spinWindow - time.Since(r.start); d > 0 {
 		if !r.sleep(ctx, d) {
 			return
@@ -436,4 +462,27 @@ func (r *runner) revert(ctx context.Context, a active) {
 	ev.End = time.Since(r.start)
 	r.log.LogAttrs(ctx, slog.LevelInfo, "sim: fault reverted", r.stepAttrs(a.step),
 		slog.Duration("offset", began), slog.Duration("held", ev.End-ev.Start))
+}
+
+// attachTurns hands ts to the simulated networks among targets that have
+// none, and returns the function that takes it back.
+func attachTurns(targets []Target, ts *turns) (detach func()) {
+	if ts == nil {
+		return func() {}
+	}
+	var nets []*Network
+	for _, t := range targets {
+		sn, ok := t.(interface{ simNetwork() *Network })
+		if !ok {
+			continue
+		}
+		if n := sn.simNetwork(); n != nil && n.turns.CompareAndSwap(nil, ts) {
+			nets = append(nets, n)
+		}
+	}
+	return func() {
+		for _, n := range nets {
+			n.turns.CompareAndSwap(ts, nil)
+		}
+	}
 }

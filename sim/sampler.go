@@ -72,9 +72,8 @@ func Counter(name string, count func() int64) Sampler {
 
 // readSamplers reads every sampler once, recording its values at offset
 // at as <sampler>.<key> (<sampler> for the empty key). A sampler that
-// fails or panics is logged and skipped.
-func readSamplers(ctx context.Context, samplers []Sampler, at time.Duration, log *slog.Logger) []Sample {
-	var out []Sample
+// fails or panics is logged and skipped, and counted in missed.
+func readSamplers(ctx context.Context, samplers []Sampler, at time.Duration, log *slog.Logger) (out []Sample, missed int) {
 	for i, s := range samplers {
 		var vals map[string]float64
 		var name string
@@ -86,6 +85,7 @@ func readSamplers(ctx context.Context, samplers []Sampler, at time.Duration, log
 		})
 		if err != nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "sim: sampler failed", slog.Int("sampler", i), slog.String("name", name), slog.Any("err", err))
+			missed++
 			continue
 		}
 		for _, k := range slices.Sorted(maps.Keys(vals)) {
@@ -96,20 +96,26 @@ func readSamplers(ctx context.Context, samplers []Sampler, at time.Duration, log
 			out = append(out, Sample{At: at, Name: n, Value: vals[k]})
 		}
 	}
-	return out
+	return out, missed
 }
 
-// sampleLoop polls the samplers until stop closes, then once more.
-func sampleLoop(ctx context.Context, samplers []Sampler, every time.Duration, start time.Time, stop <-chan struct{}, log *slog.Logger) []Sample {
-	out := readSamplers(ctx, samplers, time.Since(start), log)
+// sampleLoop polls the samplers until stop closes, then once more. missed
+// counts the readings that failed.
+func sampleLoop(ctx context.Context, samplers []Sampler, every time.Duration, start time.Time, stop <-chan struct{}, log *slog.Logger) (out []Sample, missed int) {
+	read := func() {
+		s, m := readSamplers(ctx, samplers, time.Since(start), log)
+		out, missed = append(out, s...), missed+m
+	}
+	read()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			out = append(out, readSamplers(ctx, samplers, time.Since(start), log)...)
+			read()
 		case <-stop:
-			return append(out, readSamplers(ctx, samplers, time.Since(start), log)...)
+			read()
+			return out, missed
 		}
 	}
 }
@@ -119,27 +125,28 @@ const settleEvery = 10 * time.Millisecond
 
 // settle reads the samplers every settleEvery until two readings in a row
 // agree or limit (zero: [DefaultSettle]; negative: one reading at once) is
-// over, and returns the last reading, placed at offset at.
-func settle(ctx context.Context, samplers []Sampler, at, limit time.Duration, log *slog.Logger) []Sample {
+// over, and returns the last reading, placed at offset at, with the
+// number of samplers that failed in it.
+func settle(ctx context.Context, samplers []Sampler, at, limit time.Duration, log *slog.Logger) (last []Sample, missed int) {
 	limit = cmp.Or(limit, DefaultSettle)
 	start := time.Now()
-	last := readSamplers(ctx, samplers, at, log)
+	last, missed = readSamplers(ctx, samplers, at, log)
 	if limit < 0 {
-		return last
+		return last, missed
 	}
 	tick := time.NewTicker(settleEvery)
 	defer tick.Stop()
 	for time.Since(start) < limit {
 		select {
 		case <-ctx.Done():
-			return last
+			return last, missed
 		case <-tick.C:
 		}
-		next := readSamplers(ctx, samplers, at, log)
+		next, m := readSamplers(ctx, samplers, at, log)
 		if slices.Equal(next, last) {
 			break
 		}
-		last = next
+		last, missed = next, m
 	}
-	return last
+	return last, missed
 }

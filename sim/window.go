@@ -167,11 +167,15 @@ func (h *History) Kinds() []string {
 // Stats condenses a set of ops. Latencies run from each op's intended
 // start to its end and include failed ops (a fast failure is a short
 // latency). Quantiles are nearest-rank; all are zero when Count is zero.
+// Ops the framework [Missed] are counted in Missed alone: they are not in
+// Count, ErrorRate or the latencies.
 type Stats struct {
+	// Count is the ops whose outcome was observed: OK+Failed+Unknown.
 	Count   int `json:"count"`
 	OK      int `json:"ok"`
 	Failed  int `json:"failed"`
 	Unknown int `json:"unknown"`
+	Missed  int `json:"missed,omitempty"`
 	// ErrorRate is (Failed+Unknown)/Count, or 0 when Count is 0.
 	ErrorRate float64       `json:"error_rate"`
 	P50       time.Duration `json:"p50"`
@@ -184,8 +188,12 @@ type Stats struct {
 func (s Stats) Errors() int { return s.Failed + s.Unknown }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("%d ops, %d errors (%.1f%%), p50 %v p90 %v p99 %v max %v",
-		s.Count, s.Errors(), 100*s.ErrorRate, s.P50, s.P90, s.P99, s.Max)
+	missed := ""
+	if s.Missed > 0 {
+		missed = fmt.Sprintf(" (and %d missed)", s.Missed)
+	}
+	return fmt.Sprintf("%d ops%s, %d errors (%.1f%%), p50 %v p90 %v p99 %v max %v",
+		s.Count, missed, s.Errors(), 100*s.ErrorRate, s.P50, s.P90, s.P99, s.Max)
 }
 
 // StatsOf counts ops by outcome and computes latency quantiles.
@@ -199,8 +207,8 @@ func StatsOf(ops []Op) Stats {
 
 // tally accumulates Stats one op at a time.
 type tally struct {
-	ok, failed, unknown int
-	lat                 []time.Duration
+	ok, failed, unknown, missed int
+	lat                         []time.Duration
 }
 
 func (a *tally) add(op *Op) {
@@ -209,6 +217,9 @@ func (a *tally) add(op *Op) {
 		a.ok++
 	case Failed:
 		a.failed++
+	case Missed:
+		a.missed++
+		return
 	default:
 		a.unknown++
 	}
@@ -216,7 +227,7 @@ func (a *tally) add(op *Op) {
 }
 
 func (a *tally) stats() Stats {
-	s := Stats{Count: len(a.lat), OK: a.ok, Failed: a.failed, Unknown: a.unknown}
+	s := Stats{Count: len(a.lat), OK: a.ok, Failed: a.failed, Unknown: a.unknown, Missed: a.missed}
 	if s.Count == 0 {
 		return s
 	}

@@ -47,7 +47,8 @@ type Workload struct {
 	// Kinds are the kinds of op to mix; each op draws one by weight.
 	Kinds []OpKind
 	// Timeout bounds each op: its context is cancelled Timeout after it
-	// started. Zero means none.
+	// started. Zero means none. An op the end of the run cuts off before
+	// its Timeout is [Missed]; with no Timeout it is not (see Missed).
 	Timeout time.Duration
 	// Classify turns an op's non-nil error into an outcome. Nil means the
 	// package's [Classify].
@@ -99,7 +100,8 @@ type Driver interface {
 // At most MaxInFlight ops run at once. An op that is due while the cap is
 // reached waits for a free slot and is recorded with its intended start
 // (its latency includes the wait); one still waiting when the run ends is
-// recorded as [Failed] with [ErrNotStarted]. No op is dropped silently.
+// recorded as [Missed] with [ErrNotStarted]: the framework never issued
+// it. No op is dropped silently.
 //
 // On the wall clock the dispatcher's timer wakes up to about a millisecond
 // late; that delay counts in the latency like any other (Start - Intended
@@ -114,7 +116,8 @@ type OpenLoop struct {
 
 // ClosedLoop runs Workers workers, each issuing its next op as soon as the
 // previous one returned (after Think, if set). An op's intended start is
-// its actual start.
+// its actual start. Worker i of n issues the ops with IDs i, i+n, i+2n,
+// and so on.
 //
 // Under [testing/synctest] an op that never blocks (no I/O, timer or
 // channel) lets no virtual time pass: give such workloads a Think time.
@@ -158,7 +161,12 @@ type workRun struct {
 	stop     <-chan struct{} // closed when no new op may start
 	stopErr  func() error    // why stop closed: nil at the planned end
 	rec      *Recorder
-	nextID   atomic.Uint64
+	// cutAt is 1 + the offset at which the runner cancelled the ops in
+	// flight at the end of the drain (0: it did not).
+	cutAt atomic.Int64
+	// turns, in a bubble, orders the starts of ops due at the same
+	// instant by ID (see turns.go).
+	turns *turns
 
 	// inflight holds the ops started and not yet finished, so that ops
 	// which ignore cancellation can be recorded as abandoned (see
@@ -284,13 +292,23 @@ func callDo(k *OpKind, ctx context.Context, id uint64, input string) (output str
 }
 
 // do runs op id and records it. closed says the intended start is the
-// actual start.
-func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
+// actual start: a closed-loop op, which does not start (and do reports
+// false) if the load stopped while it waited for its turn.
+func (w *workRun) do(id uint64, intended time.Duration, closed bool) bool {
+	if w.turns != nil {
+		w.turns.wait(time.Now(), turnKey{class: turnOp, a: id}, nil)
+		if closed && (w.stopped() || time.Since(w.start) >= w.end) {
+			return false
+		}
+	}
 	k, input, err := w.draw(id)
 	op := Op{ID: id, Kind: k.Name, Intended: intended, Input: input}
 	ctx := withOp(w.ctx, w.seed, id)
 	var cancel context.CancelFunc
-	if w.timeout > 0 {
+	switch {
+	case w.timeout > 0 && w.turns != nil:
+		ctx, cancel = w.turns.withTimeout(ctx, w.timeout, id)
+	case w.timeout > 0:
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)
 	}
 	if cancel != nil {
@@ -301,16 +319,16 @@ func (w *workRun) do(id uint64, intended time.Duration, closed bool) {
 		op.Intended = op.Start
 	}
 	if !w.begin(op) {
-		return
+		return false
 	}
 	if err == nil {
 		op.Output, err = callDo(k, ctx, id, input)
 	}
 	op.End = time.Since(w.start)
-	if !w.done(id) {
-		return
+	if w.done(id) {
+		w.finish(&op, err)
 	}
-	w.finish(&op, err)
+	return true
 }
 
 // skip records op id as due at intended but never started.
@@ -321,7 +339,10 @@ func (w *workRun) skip(id uint64, intended time.Duration, why error) {
 	if err == nil {
 		err = why
 	}
-	op.Outcome = Failed
+	op.Outcome = Missed
+	if !errors.Is(err, ErrNotStarted) {
+		err = fmt.Errorf("%w: %w", ErrNotStarted, err) // the run was cancelled
+	}
 	op.Err = err.Error()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -330,7 +351,28 @@ func (w *workRun) skip(id uint64, intended time.Duration, why error) {
 	}
 }
 
+// cut notes that the runner cancels the ops in flight now, at offset at.
+func (w *workRun) cut(at time.Duration) { w.cutAt.Store(int64(at) + 1) }
+
+// cutOff reports whether op, which failed, was cut off by the end of the
+// run: it ended once the runner had cancelled it, and its own Timeout
+// would have ended it later than that (see [Missed]).
+func (w *workRun) cutOff(op *Op) bool {
+	c := w.cutAt.Load()
+	if c == 0 || w.timeout <= 0 {
+		return false
+	}
+	at := time.Duration(c - 1)
+	return op.End >= at && op.Start+w.timeout > at
+}
+
 func (w *workRun) finish(op *Op, err error) {
+	if err != nil && !errors.Is(err, ErrPanic) && w.cutOff(op) {
+		op.Err = fmt.Errorf("%w; the op returned: %w", ErrCutOff, err).Error()
+		op.Outcome = Missed
+		w.rec.Record(*op)
+		return
+	}
 	if err != nil {
 		if errors.Is(err, ErrPanic) {
 			w.mu.Lock()
@@ -345,8 +387,8 @@ func (w *workRun) finish(op *Op, err error) {
 	w.rec.Record(*op)
 }
 
-// classifyErr calls the workload's classifier; a panic or an invalid
-// outcome gives Unknown.
+// classifyErr calls the workload's classifier; a panic, an invalid
+// outcome or Missed (which only the runner decides) gives Unknown.
 func (w *workRun) classifyErr(err error) (o Outcome) {
 	defer func() {
 		if recover() != nil || o > Unknown {
@@ -434,11 +476,17 @@ func (w *workRun) skipDue(i uint64, interval float64) {
 
 func (d ClosedLoop) drive(w *workRun) {
 	var wg sync.WaitGroup
-	for range max(d.Workers, 1) {
+	n := max(d.Workers, 1)
+	for i := range n {
 		wg.Go(func() {
 			var timer *time.Timer
-			for !w.stopped() && time.Since(w.start) < w.end {
-				w.do(w.nextID.Add(1)-1, 0, true)
+			// Worker i issues ops i, i+n, i+2n, ...: which worker an op
+			// belongs to, and so its kind and input, never depends on
+			// which worker came first.
+			for id := uint64(i); !w.stopped() && time.Since(w.start) < w.end; id += uint64(n) {
+				if !w.do(id, 0, true) {
+					return
+				}
 				if d.Think <= 0 {
 					continue
 				}

@@ -321,7 +321,12 @@ func (f DataLimit) String() string {
 
 // Timeout drops all data and closes each connection After the fault began
 // (or After it opened, for connections opened during the fault), whether
-// or not data flows. After 0 closes at once.
+// or not data flows. After 0 closes at once: live connections when the
+// fault begins, new ones as soon as they are accepted (a dial succeeds).
+// The close is a clean one on both sides: the client reads what had
+// arrived before the fault, then EOF, never a reset, whatever it sent
+// meanwhile and however the timing falls; harness.Link and sim's network
+// both do exactly this.
 type Timeout struct {
 	After     time.Duration
 	Direction Direction
