@@ -284,10 +284,24 @@ func (n *Node) errorf(format string, args ...any) error {
 	return fmt.Errorf("harness: %s (%s): %w", n.name, n.rt.describe(), fmt.Errorf(format, args...))
 }
 
-// poll calls check until it returns nil or ctx ends, backing off from
-// 5 ms to 50 ms between attempts. Each attempt gets at most 5 s.
+// Poll intervals. A readiness check is cheap while the server is down (a
+// refused or reset connection), and what a restart costs is mostly the
+// wait for the server, so poll waits at most pollFast between attempts
+// for the first pollPatience: a node that comes back within it is seen
+// within pollFast of its answering. What takes longer (a first start, a
+// slow machine) is polled every pollSlow.
+const (
+	pollFast     = 5 * time.Millisecond
+	pollSlow     = 50 * time.Millisecond
+	pollPatience = 2 * time.Second
+)
+
+// poll calls check until it returns nil or ctx ends, waiting 1 ms after
+// the first failure and doubling up to pollFast, then pollSlow once
+// pollPatience has passed. Each attempt gets at most 5 s.
 func poll(ctx context.Context, check func(context.Context) error) error {
-	delay := 5 * time.Millisecond
+	start := time.Now()
+	delay := time.Millisecond
 	var last error
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -307,7 +321,11 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 			return fmt.Errorf("gave up after %d attempts (%w): last error: %w", attempt, context.Cause(ctx), last)
 		case <-t.C:
 		}
-		delay = min(2*delay, 50*time.Millisecond)
+		limit := pollFast
+		if time.Since(start) > pollPatience {
+			limit = pollSlow
+		}
+		delay = min(2*delay, limit)
 	}
 }
 
