@@ -110,6 +110,19 @@
 // test is skipped with the reason and the fix; with
 // SHAKEDOWN_REQUIRE_DOCKER=1 (CI) it fails instead.
 //
+// A local Postgres starts on a copy of a template: a data directory that
+// initdb made once, for the same binaries, user and database, and that
+// stays in the user's cache for the next Env and the next run, at
+//
+//	${SHAKEDOWN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shakedown}/postgres-templates
+//
+// It is the one thing shakedown leaves behind on purpose; remove the
+// directory to reclaim the space (about 50 MB a template), and the next
+// run builds what it needs. The template holds no password: every Env
+// still sets a random one of its own, and only a SCRAM verifier of it
+// ever reaches the server. Where creating files is slow, TMPDIR=/dev/shm
+// puts the Envs' directories, and so their copies, in memory.
+//
 // Images default to postgres:16-alpine and redis:7-alpine; [WithImage]
 // or SHAKEDOWN_POSTGRES_IMAGE / SHAKEDOWN_REDIS_IMAGE choose others,
 // such as the ones harness/images/build.sh builds without a registry.
