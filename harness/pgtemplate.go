@@ -233,7 +233,7 @@ func (pr *processRuntime) buildTemplate(ctx context.Context, t pgTemplate, cache
 		return err
 	}
 	data := filepath.Join(work, "data")
-	if err := pr.run(ctx, nil, filepath.Join(work, "initdb.log"), t.initdbArgs(data)...); err != nil {
+	if err := pr.run(ctx, filepath.Join(work, "initdb.log"), t.initdbArgs(data)...); err != nil {
 		return err
 	}
 	if err := appendFile(filepath.Join(data, "postgresql.conf"), templateSettings); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -126,12 +125,10 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// run runs a short command (initdb) to completion as the server user,
-// with stdin as its input when not nil.
-func (pr *processRuntime) run(ctx context.Context, stdin io.Reader, logPath string, argv ...string) error {
+// run runs a short command (initdb) to completion as the server user.
+func (pr *processRuntime) run(ctx context.Context, logPath string, argv ...string) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = serverEnv()
-	cmd.Stdin = stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: pr.cred}
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(logPath, out, 0o644)
