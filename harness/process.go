@@ -432,9 +432,11 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 		return nil, err
 	}
 	defer from.Close()
+	t0 := time.Now()
 	if err := copyTree(from, own, "data", pr.cred); err != nil {
 		return nil, fmt.Errorf("copy postgres template %s: %w", tmpl, err)
 	}
+	e.log.Debug("postgres template copied", "dependency", name, "template", tmpl, "took", time.Since(t0).Round(time.Millisecond))
 	data := filepath.Join(dir, "data")
 	var port int
 	n := &processNode{
