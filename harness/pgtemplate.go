@@ -68,13 +68,17 @@ var templatesUse = privateUse{
 // templateSettings are appended to every template's postgresql.conf.
 // The port and the Unix socket's directory are given on the command
 // line, per Env. fsync and full_page_writes only matter when the machine
-// itself crashes; a crashed server still recovers from its WAL.
+// itself crashes; a crashed server still recovers from its WAL. Dynamic
+// shared memory lives in files in the data directory (pg_dynshmem),
+// which goes with the Env, rather than in /dev/shm, where what a crashed
+// server had stays.
 const templateSettings = `
 # shakedown
 listen_addresses = '127.0.0.1'
 unix_socket_permissions = 0700
 fsync = off
 full_page_writes = off
+dynamic_shared_memory_type = mmap
 `
 
 // templateHBA is every template's pg_hba.conf.

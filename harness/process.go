@@ -168,7 +168,10 @@ type processNode struct {
 	logPath string
 	addr    string
 	stopSig syscall.Signal
-	cred    *syscall.Credential
+	// closeGrace, when not 0, makes the teardown a graceful stop that
+	// kills only after it.
+	closeGrace time.Duration
+	cred       *syscall.Credential
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -350,8 +353,14 @@ func (n *processNode) unpause(context.Context) error {
 	return syscall.Kill(pid, syscall.SIGCONT)
 }
 
-// closeNode kills the process at teardown.
+// closeNode ends the process at teardown: it kills it, or, with a
+// closeGrace, stops it as stop does (a killed Postgres leaves its shared
+// memory segments behind in the kernel).
 func (n *processNode) closeNode(ctx context.Context) error {
+	if n.closeGrace > 0 {
+		_ = n.unpause(ctx) // a paused server cannot shut down
+		return n.stop(ctx, n.closeGrace)
+	}
 	return n.kill(ctx)
 }
 
@@ -447,7 +456,10 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 		},
 		logPath: filepath.Join(dir, "postgres.log"),
 		stopSig: syscall.SIGINT, // fast shutdown; SIGTERM would wait for clients to leave
-		cred:    pr.cred,
+		// The fast shutdown removes the server's System V segment, which
+		// a kill leaves in the kernel.
+		closeGrace: 5 * time.Second,
+		cred:       pr.cred,
 	}
 	// The template has no password: the first readiness check sets the
 	// Env's own through the Unix socket, once the server listens. The
