@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,6 +116,59 @@ func BenchmarkReset(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkResetBackoff times Env.Reset after a crash in Docker with
+// issue 13's starting backoff ("before", 5 ms doubling to 50 ms) and
+// with [readyBackoff], in turns within one Env, so that the machine's
+// load weighs on both alike; it reports each one's median. Run it with
+// -benchtime 30x or more: the difference is tens of milliseconds.
+func BenchmarkResetBackoff(b *testing.B) {
+	before := backoff{first: 5 * time.Millisecond, fast: 50 * time.Millisecond, slow: 50 * time.Millisecond}
+	after := readyBackoff
+	b.Cleanup(func() { readyBackoff = after })
+	for _, dep := range []string{"postgres", "redis"} {
+		b.Run(dep, func(b *testing.B) {
+			b.StopTimer()
+			e := New(b, WithBackend(Docker))
+			var d Dependency
+			if dep == "postgres" {
+				d = e.Postgres("pg")
+			} else {
+				d = e.Redis("cache")
+			}
+			ctx := context.Background()
+			took := map[string][]time.Duration{}
+			for i := 0; i < b.N; i++ {
+				turns := []string{"before", "after"}
+				if i%2 == 1 {
+					turns = []string{"after", "before"}
+				}
+				for _, turn := range turns {
+					readyBackoff = after
+					if turn == "before" {
+						readyBackoff = before
+					}
+					if _, err := d.Apply(ctx, toxics.Crash{}); err != nil {
+						b.Fatal(err)
+					}
+					t0 := time.Now()
+					b.StartTimer()
+					err := e.Reset(ctx)
+					b.StopTimer()
+					took[turn] = append(took[turn], time.Since(t0))
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			readyBackoff = after
+			for turn, ds := range took {
+				slices.Sort(ds)
+				b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, turn+"-median-ms")
+			}
+		})
 	}
 }
 
