@@ -77,6 +77,19 @@ func BenchmarkReady(b *testing.B) {
 	}
 }
 
+// benchDep starts dep, "postgres" or "redis", in a new Env of backend.
+func benchDep(b *testing.B, backend Backend, dep string) (*Env, Dependency) {
+	e := New(b, WithBackend(backend))
+	if dep == "postgres" {
+		return e, e.Postgres("pg")
+	}
+	return e, e.Redis("cache")
+}
+
+// startingBackoff is poll's backoff before issue 13: 5 ms doubling to
+// 50 ms.
+var startingBackoff = backoff{first: 5 * time.Millisecond, fast: 50 * time.Millisecond, slow: 50 * time.Millisecond}
+
 // BenchmarkReset times Env.Reset after a link fault (latency on the
 // Link), after nothing, and after a crash (start and readiness included).
 func BenchmarkReset(b *testing.B) {
@@ -92,13 +105,7 @@ func BenchmarkReset(b *testing.B) {
 			} {
 				b.Run(dep+"/"+backend.String()+"/"+c.name, func(b *testing.B) {
 					b.StopTimer()
-					e := New(b, WithBackend(backend))
-					var d Dependency
-					if dep == "postgres" {
-						d = e.Postgres("pg")
-					} else {
-						d = e.Redis("cache")
-					}
+					e, d := benchDep(b, backend, dep)
 					ctx := context.Background()
 					for i := 0; i < b.N; i++ {
 						if c.fault != nil {
@@ -125,19 +132,12 @@ func BenchmarkReset(b *testing.B) {
 // load weighs on both alike; it reports each one's median. Run it with
 // -benchtime 30x or more: the difference is tens of milliseconds.
 func BenchmarkResetBackoff(b *testing.B) {
-	before := backoff{first: 5 * time.Millisecond, fast: 50 * time.Millisecond, slow: 50 * time.Millisecond}
-	after := readyBackoff
+	before, after := startingBackoff, readyBackoff
 	b.Cleanup(func() { readyBackoff = after })
 	for _, dep := range []string{"postgres", "redis"} {
 		b.Run(dep, func(b *testing.B) {
 			b.StopTimer()
-			e := New(b, WithBackend(Docker))
-			var d Dependency
-			if dep == "postgres" {
-				d = e.Postgres("pg")
-			} else {
-				d = e.Redis("cache")
-			}
+			e, d := benchDep(b, Docker, dep)
 			ctx := context.Background()
 			took := map[string][]time.Duration{}
 			for i := 0; i < b.N; i++ {
@@ -182,7 +182,7 @@ func BenchmarkPollLateness(b *testing.B) {
 		name string
 		b    backoff
 	}{
-		{"before", backoff{first: 5 * time.Millisecond, fast: 50 * time.Millisecond, slow: 50 * time.Millisecond}},
+		{"before", startingBackoff},
 		{"after", readyBackoff},
 	} {
 		for _, after := range []time.Duration{50 * time.Millisecond, 170 * time.Millisecond, 500 * time.Millisecond} {
