@@ -284,10 +284,30 @@ func (n *Node) errorf(format string, args ...any) error {
 	return fmt.Errorf("harness: %s (%s): %w", n.name, n.rt.describe(), fmt.Errorf(format, args...))
 }
 
-// poll calls check until it returns nil or ctx ends, backing off from
-// 5 ms to 50 ms between attempts. Each attempt gets at most 5 s.
+// backoff is how long poll waits between attempts: first after the
+// first failure, doubling up to fast while the wait is younger than
+// patience, then up to slow.
+type backoff struct {
+	first, fast, slow, patience time.Duration
+}
+
+// readyBackoff is the backoff of every wait for readiness. A readiness
+// check is cheap while the server is down (a refused or reset
+// connection), and what a restart costs is mostly the wait for the
+// server, so attempts are at most 5 ms apart for the first 2 s: a node
+// that comes back within them is seen within 5 ms of its answering. What
+// takes longer (a first start, a slow machine) is polled every 50 ms.
+var readyBackoff = backoff{first: time.Millisecond, fast: 5 * time.Millisecond, slow: 50 * time.Millisecond, patience: 2 * time.Second}
+
+// poll calls check until it returns nil or ctx ends, waiting between
+// attempts as [readyBackoff] says. Each attempt gets at most 5 s.
 func poll(ctx context.Context, check func(context.Context) error) error {
-	delay := 5 * time.Millisecond
+	return readyBackoff.poll(ctx, check)
+}
+
+func (b backoff) poll(ctx context.Context, check func(context.Context) error) error {
+	start := time.Now()
+	delay := b.first
 	var last error
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -307,7 +327,11 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 			return fmt.Errorf("gave up after %d attempts (%w): last error: %w", attempt, context.Cause(ctx), last)
 		case <-t.C:
 		}
-		delay = min(2*delay, 50*time.Millisecond)
+		limit := b.fast
+		if time.Since(start) > b.patience {
+			limit = b.slow
+		}
+		delay = min(2*delay, limit)
 	}
 }
 

@@ -99,21 +99,6 @@ func (p *Postgres) readyOn(db string) func(context.Context, string) error {
 	}
 }
 
-// createDatabase creates the test's database (process backend; the
-// container's entrypoint does it from POSTGRES_DB).
-func (p *Postgres) createDatabase(ctx context.Context, addr string) error {
-	conn, err := pgx.Connect(ctx, p.dsn(addr, "postgres"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	// The name is a validated identifier, so quoting it is enough.
-	if _, err := conn.Exec(ctx, `CREATE DATABASE "`+p.database+`"`); err != nil {
-		return fmt.Errorf("create database %s: %w", p.database, err)
-	}
-	return nil
-}
-
 func (p *Postgres) dsn(addr, db string) string {
 	u := url.URL{
 		Scheme:   "postgres",

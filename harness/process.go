@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -167,7 +168,10 @@ type processNode struct {
 	logPath string
 	addr    string
 	stopSig syscall.Signal
-	cred    *syscall.Credential
+	// closeGrace, when not 0, makes the teardown a graceful stop that
+	// kills only after it.
+	closeGrace time.Duration
+	cred       *syscall.Credential
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -349,8 +353,14 @@ func (n *processNode) unpause(context.Context) error {
 	return syscall.Kill(pid, syscall.SIGCONT)
 }
 
-// closeNode kills the process at teardown.
+// closeNode ends the process at teardown: it kills it, or, with a
+// closeGrace, stops it as stop does (a killed Postgres leaves its shared
+// memory segments behind in the kernel).
 func (n *processNode) closeNode(ctx context.Context) error {
+	if n.closeGrace > 0 {
+		_ = n.unpause(ctx) // a paused server cannot shut down
+		return n.stop(ctx, n.closeGrace)
+	}
 	return n.kill(ctx)
 }
 
@@ -400,6 +410,8 @@ func (e *Env) startProcessNode(ctx context.Context, n *processNode, ready func(c
 	return newNode(e, n.name, link, n, addr, checked, startTimeout), nil
 }
 
+// postgresProcess starts a local Postgres on a copy of a template (see
+// pgtemplate.go), built on first use, and sets the Env's password.
 func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConfig, p *Postgres) (*Node, error) {
 	pr, err := e.processes()
 	if err != nil {
@@ -410,50 +422,60 @@ func (e *Env) postgresProcess(ctx context.Context, name string, cfg postgresConf
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
+	cache, tmpl, err := pr.postgresTemplate(ctx, pgTemplate{initdb: initdb, postgres: pgbin, user: p.user, database: p.database})
+	if err != nil {
+		return nil, err
+	}
+	defer cache.Close()
 	dir, err := pr.dir(name)
 	if err != nil {
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	pwfile := filepath.Join(dir, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(p.password+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	if err := pr.chown(pwfile); err != nil {
-		return nil, err
-	}
-	if err := pr.run(ctx, filepath.Join(dir, "initdb.log"), initdb, "-D", data, "-U", p.user, "--pwfile="+pwfile,
-		"-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf("\n# shakedown\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = off\nfull_page_writes = off\n", dir)
-	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	own, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	_, err = f.WriteString(conf)
-	if err = errors.Join(err, f.Close()); err != nil {
+	defer own.Close()
+	from, err := cache.OpenRoot(tmpl)
+	if err != nil {
 		return nil, err
 	}
+	defer from.Close()
+	t0 := time.Now()
+	if err := copyTree(from, own, "data", pr.cred); err != nil {
+		return nil, fmt.Errorf("copy postgres template %s: %w", tmpl, err)
+	}
+	e.log.Debug("postgres template copied", "dependency", name, "template", tmpl, "took", time.Since(t0).Round(time.Millisecond))
+	data := filepath.Join(dir, "data")
+	var port int
 	n := &processNode{
 		pr: pr, name: name, dir: dir,
-		args:    func(port int) []string { return []string{pgbin, "-D", data, "-p", strconv.Itoa(port)} },
+		args: func(p int) []string {
+			port = p
+			return []string{pgbin, "-D", data, "-p", strconv.Itoa(p), "-k", dir}
+		},
 		logPath: filepath.Join(dir, "postgres.log"),
 		stopSig: syscall.SIGINT, // fast shutdown; SIGTERM would wait for clients to leave
-		cred:    pr.cred,
+		// The fast shutdown removes the server's System V segment, which
+		// a kill leaves in the kernel.
+		closeGrace: 5 * time.Second,
+		cred:       pr.cred,
 	}
-	// The maintenance database exists from the start; the test's is
-	// created once the server runs.
-	node, err := e.startProcessNode(ctx, n, p.readyOn("postgres"), cfg.startTimeout)
-	if err != nil {
-		return nil, err
-	}
-	if p.database != "postgres" {
-		if err := p.createDatabase(ctx, node.DirectAddr()); err != nil {
-			return nil, err
+	// The template has no password: the first readiness check sets the
+	// Env's own through the Unix socket, once the server listens. The
+	// password stays in the data directory across restarts.
+	ready := p.readyOn(p.database)
+	var passwordSet atomic.Bool
+	first := func(ctx context.Context, addr string) error {
+		if !passwordSet.Load() {
+			if err := p.setPassword(ctx, dir, port); err != nil {
+				return err
+			}
+			passwordSet.Store(true)
 		}
+		return ready(ctx, addr)
 	}
-	return node, nil
+	return e.startProcessNode(ctx, n, first, cfg.startTimeout)
 }
 
 func (e *Env) redisProcess(ctx context.Context, name string, cfg redisConfig, r *Redis) (*Node, error) {

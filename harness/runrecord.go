@@ -38,57 +38,78 @@ func recordDir() string {
 	return filepath.Join(os.TempDir(), "shakedown-runs-"+strconv.Itoa(os.Geteuid()))
 }
 
-// openPrivateDir opens dir as an [os.Root] after checking that only the
+// privateUse says what a private directory holds and why it must be
+// private, for the errors of [openPrivate].
+type privateUse struct {
+	what string // "run records"
+	why  string // completes "...there, so it must be private"
+	env  string // the variable that chooses another place
+}
+
+// recordsUse is the use of [recordDir].
+var recordsUse = privateUse{
+	what: "run records",
+	why:  "shakedown keeps the records of its local processes there and kills what they name",
+	env:  "TMPDIR",
+}
+
+// openPrivateDir opens the run records directory dir (see
+// [openPrivate]).
+func openPrivateDir(dir string, create bool) (*os.Root, error) {
+	return openPrivate(dir, create, recordsUse)
+}
+
+// openPrivate opens dir as an [os.Root] after checking that only the
 // running user can write to it. With create it first makes the directory
 // (mode 0700) if it is missing; without, a missing directory returns an
 // error satisfying errors.Is(err, os.ErrNotExist).
-func openPrivateDir(dir string, create bool) (*os.Root, error) {
+func openPrivate(dir string, create bool, use privateUse) (*os.Root, error) {
 	if create {
 		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("run records: create %s: %w", dir, err)
+			return nil, fmt.Errorf("%s: create %s: %w", use.what, dir, err)
 		}
 	}
 	before, err := os.Lstat(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPrivate(dir, before); err != nil {
+	if err := checkPrivate(dir, before, use); err != nil {
 		return nil, err
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("run records: open %s: %w", dir, err)
+		return nil, fmt.Errorf("%s: open %s: %w", use.what, dir, err)
 	}
 	// What was opened is what was checked: not swapped in between.
 	after, err := root.Stat(".")
 	if err != nil || !os.SameFile(before, after) {
 		_ = root.Close()
-		return nil, fmt.Errorf("run records: %s changed while it was being opened; refusing to use it", dir)
+		return nil, fmt.Errorf("%s: %s changed while it was being opened; refusing to use it", use.what, dir)
 	}
 	return root, nil
 }
 
 // checkPrivate says why fi (dir's Lstat) is not a directory only the
 // running user can write, or returns nil.
-func checkPrivate(dir string, fi os.FileInfo) error {
-	fix := fmt.Sprintf("shakedown keeps the records of its local processes there and kills what they name, so it must be private; "+
-		"remove it (rm -rf %s) and let the next run create it, or set TMPDIR to a directory of your own", dir)
+func checkPrivate(dir string, fi os.FileInfo, use privateUse) error {
+	fix := fmt.Sprintf("%s, so it must be private; "+
+		"remove it (rm -rf %s) and let the next run create it, or set %s to a directory of your own", use.why, dir, use.env)
 	euid := os.Geteuid()
 	switch {
 	case fi.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("run records: %s is a symbolic link; %s", dir, fix)
+		return fmt.Errorf("%s: %s is a symbolic link; %s", use.what, dir, fix)
 	case !fi.IsDir():
-		return fmt.Errorf("run records: %s is not a directory; %s", dir, fix)
+		return fmt.Errorf("%s: %s is not a directory; %s", use.what, dir, fix)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != euid {
 		owner := -1
 		if ok {
 			owner = int(st.Uid)
 		}
-		return fmt.Errorf("run records: %s is owned by uid %d, not by this user (uid %d); %s", dir, owner, euid, fix)
+		return fmt.Errorf("%s: %s is owned by uid %d, not by this user (uid %d); %s", use.what, dir, owner, euid, fix)
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("run records: %s has mode %04o: group or others can write to it; %s", dir, perm, fix)
+		return fmt.Errorf("%s: %s has mode %04o: group or others can write to it; %s", use.what, dir, perm, fix)
 	}
 	return nil
 }
