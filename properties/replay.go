@@ -4,11 +4,95 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 )
+
+// SaveSchedule writes it's schedule and seed to path (creating its
+// directory) and returns the JSON written.
+func SaveSchedule(path, test string, it *Iteration) ([]byte, error) {
+	return search.SaveSchedule(path, test, failureOf(it))
+}
+
+// LoadSchedule reads a file [SaveSchedule] wrote, or a bare schedule. The
+// seed is zero and hasSeed false for a bare schedule.
+func LoadSchedule(path string) (s sim.Schedule, seed int64, hasSeed bool, err error) {
+	return search.LoadSchedule(path)
+}
+
+// RunSchedule runs schedule s once with the given seed, as one iteration
+// of Check does (cfg.Reset, a fresh cfg.World, in a bubble of its own for
+// a simulated Config), and judges cfg.Invariants; cfg.Iterations plays no
+// part. The error is for what made the run impossible (a mistake in the
+// check, a failed reset, an invalid schedule, a schedule that cannot end
+// before the test's deadline), not for broken invariants: those are in
+// the findings (and in Iteration.Steady, when they broke before the first
+// fault took effect).
+func RunSchedule(t *testing.T, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+	t.Helper()
+	return runSchedule(t, cfg, s, seed)
+}
+
+func runSchedule(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+	cfg, err := prepare(t, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := fitsDeadline(t, cfg, "a run of the schedule", s.Horizon(), 0); err != nil {
+		return nil, err
+	}
+	return runIn(t, cfg, s, seed)
+}
+
+// Replay runs the schedule saved at path once (see [RunSchedule]) and
+// fails t if an invariant breaks, writing the report next to the schedule
+// file as replay.html. Check calls it when SHAKEDOWN_REPLAY is set. A
+// schedule without steps fails: it replays no fault.
+func Replay(t *testing.T, cfg Config, path string) {
+	t.Helper()
+	replay(t, cfg, path)
+}
+
+func replay(t testing.TB, cfg Config, path string) {
+	t.Helper()
+	s, seed, hasSeed, err := LoadSchedule(path)
+	if err != nil {
+		t.Fatalf("shakedown: %s=%s: %v", EnvReplay, path, err)
+	}
+	if len(s.Steps) == 0 {
+		t.Fatalf("shakedown: %s=%s: the schedule has no steps, so a replay would judge no fault (the fault-free baseline of every Check does that)", EnvReplay, path)
+	}
+	if !hasSeed {
+		seed = runSeed(cfg.Seed, s)
+	}
+	t.Logf("shakedown: replaying %s (seed %d):\n%s", path, seed, s)
+	it, err := runSchedule(t, cfg, s, seed)
+	if err != nil {
+		t.Fatalf("shakedown: replay %s: %v", path, err)
+	}
+	if it.RunErr != nil {
+		t.Logf("shakedown: run reported: %v", it.RunErr)
+	}
+	report := filepath.Join(filepath.Dir(path), "replay.html")
+	if err := search.WriteReport(report, t.Name(), failureOf(it), search.ReplayCommand(t.Name(), path)); err != nil {
+		t.Errorf("shakedown: %v", err)
+	} else {
+		t.Logf("shakedown: report: %s", report)
+	}
+	if steady(it) {
+		t.Errorf("shakedown: replay of %s: the system does not hold without faults: an invariant broke before the first fault took effect (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Steady)
+	}
+	if it.Findings.Broken() {
+		t.Errorf("shakedown: replay of %s broke an invariant (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)
+		return
+	}
+	t.Logf("shakedown: replay of %s held (%v):\n%s", path, it.Wall.Round(time.Millisecond), it.Findings)
+}
 
 // Retarget returns s with its steps aimed at targets, for a schedule found
 // in one world and run in another: found in simulation against sim

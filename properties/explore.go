@@ -1,0 +1,484 @@
+package properties
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/shakedown/shakedown/properties/internal/search"
+	"github.com/shakedown/shakedown/sim"
+)
+
+// Result is what [Explore] found.
+type Result struct {
+	// Failure is the shrunk failing iteration when some schedule broke an
+	// invariant and broke it again every time it was rerun (nil when
+	// none did): the smallest schedule found that still fails, with its
+	// history and findings.
+	Failure *Iteration
+	// Flaky is true when Failure is a schedule that broke, but did not
+	// break again every time it was rerun (Failure.Reproduced <
+	// Failure.Reruns); it is not shrunk.
+	Flaky bool
+	// Baseline is the fault-free run every exploration opens with (nil
+	// when it did not run), judged by the same invariants. It also
+	// measures the machine: a latency bound within its noise is too
+	// tight to judge and is not judged.
+	Baseline *Iteration
+	// Steady is the first run in which an invariant broke without faults
+	// (see Iteration.Steady): the Baseline, when it broke (the
+	// exploration stops there and nothing is shrunk; Reruns and
+	// Reproduced count the fault-free runs that confirmed it), or a run
+	// in which a violation began before the first fault took effect.
+	Steady *Iteration
+	// Iterations is the number of schedules explored before any failure
+	// (or in all, when none failed); Runs counts every run, the baseline,
+	// confirmations and shrinking included, and CacheHits the shrink
+	// candidates that repeated a schedule already run and took its
+	// verdict.
+	Iterations, Runs, CacheHits int
+	// Stopped says why the exploration stopped before the iteration
+	// bound ("" if it did not): the test's deadline.
+	Stopped string
+	// Elapsed is the whole exploration; Shrinking the part after the
+	// first failure.
+	Elapsed, Shrinking time.Duration
+	// Coverage counts what the runs exercised (the baseline aside).
+	Coverage Coverage
+	// Overhead is the runs' mean wall time beyond their schedules' own
+	// length (horizon plus cooldown), relative to that length: 0.05 means
+	// a run took 5% longer than its faults and recovery needed.
+	Overhead float64
+	// Rapid holds rapid's own report of a failure.
+	Rapid []string
+
+	over  overhead          // for Check's overhead line
+	tight map[string]string // invariants too tight to judge here, and why
+	cost  cost              // the wall time of baseline and confirmations
+	flaky []*Iteration      // flaky failures seen besides Failure
+}
+
+// cost is the wall time an exploration spent on its baseline and on
+// confirming failures, beside the rest.
+type cost struct {
+	Baseline, Confirm time.Duration
+}
+
+func (c cost) String(elapsed time.Duration) string {
+	rest := elapsed - c.Baseline - c.Confirm
+	pct := func(d time.Duration) string {
+		if rest <= 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%+.1f%%", 100*float64(d)/float64(rest))
+	}
+	return fmt.Sprintf("%v in all; the fault-free baseline took %v (%s) and confirming failures %v (%s) beside the other runs' %v",
+		elapsed.Round(time.Millisecond), c.Baseline.Round(time.Millisecond), pct(c.Baseline), c.Confirm.Round(time.Millisecond), pct(c.Confirm), rest.Round(time.Millisecond))
+}
+
+// Explore runs rapid over schedules drawn within cfg.Bounds: each
+// iteration calls cfg.Reset, builds cfg.World, runs the schedule with its
+// workload through sim.Run and judges cfg.Invariants. It returns what it
+// found instead of failing t, so a test can assert that a fragile
+// configuration is caught:
+//
+//	res, err := properties.Explore(t, cfg)
+//	require.NoError(t, err)
+//	require.NotNil(t, res.Failure, "a client without timeouts must fail")
+//
+// Before any schedule it runs one fault-free baseline, judged by the same
+// invariants; when that breaks, the system does not hold without faults,
+// and Explore returns at once with Result.Steady set. A schedule that
+// breaks an invariant is rerun (Exploration.Reproduce) before it is
+// believed and shrunk.
+//
+// The error is for what stopped the exploration itself: a bad Config (a
+// mistake in the check is found before any run), a failed Reset, runs
+// that went missing. t is used for logs, its name, its context and its
+// deadline: a run is not started unless it can finish before the
+// deadline.
+func Explore(t *testing.T, cfg Config) (*Result, error) {
+	t.Helper()
+	return explore(t, cfg, false)
+}
+
+// explore is Explore; keepFailFile keeps the fail file rapid writes for a
+// failure (Check keeps it, so the next run tries the failure first).
+func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
+	t.Helper()
+	cfg, err := prepare(t, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Simulate {
+		// The baseline, then one run of the longest schedule.
+		if err := fitsDeadline(t, cfg, "a run of the longest schedule the bounds allow, after the fault-free baseline", cfg.Bounds.withDefaults().Horizon, runLength(cfg, 0)); err != nil {
+			return nil, err
+		}
+	}
+	corpus, err := loadCorpus(t.Name(), cfg.Dir, cfg.Bounds)
+	if err != nil {
+		return nil, err
+	}
+	g, guide, err := schedules(cfg.Bounds)
+	if err != nil {
+		return nil, err
+	}
+	x := &explorer{t: t, cfg: cfg, gen: g, guide: guide, ctx: t.Context(), cache: map[string]*Iteration{}, tight: map[string]string{}, reproduce: cfg.reproduce()}
+	x.deadline = search.Deadline(t)
+	start := time.Now()
+	var errs []string
+	if x.baseline() {
+		if !x.replayCorpus(corpus) {
+			tb := search.NewCapture(t.Name(), x.ctx, t.Logf)
+			before := search.FailFiles(t.Name())
+			errs = search.DropExpected(search.Rapid(tb, x.prop))
+			if x.fatal != nil || !keepFailFile {
+				search.RemoveFailFile(search.FailFileOf(errs), before)
+			}
+		}
+		x.minimize()
+		x.finish()
+	}
+	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
+		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost}
+	if x.fatal != nil {
+		return res, x.fatal
+	}
+	switch {
+	case x.first != nil:
+		res.Shrinking = time.Since(x.shrinkStart)
+		res.Failure = x.last
+		res.flaky = x.flakies
+	case len(x.flakies) > 0:
+		res.Failure, res.Flaky, res.flaky = x.flakies[0], true, x.flakies[1:]
+	}
+	if err := x.missing(errs); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// failMessage is the one message every failing iteration gives rapid:
+// rapid takes a failure for the same failure only when message and stack
+// match, and real runs differ in their numbers from one run to the next.
+const failMessage = "shakedown: an invariant broke"
+
+type explorer struct {
+	guide     *guide // coverage guidance of the schedules drawn (see swarm.go)
+	t         testing.TB
+	cfg       Config
+	gen       *rapid.Generator[sim.Schedule]
+	ctx       context.Context
+	deadline  time.Time
+	reproduce int
+
+	iterations  int
+	runs, hits  int
+	stopped     string
+	fatal       error
+	first, last *Iteration   // the confirmed failure, and the smallest shrunk one
+	flakies     []*Iteration // failures that did not reproduce
+	shrinkStart time.Time
+	// cache holds the confirmed verdicts of schedules run while
+	// shrinking: rapid tries many draws that decode to the same schedule.
+	cache        map[string]*Iteration
+	cov          Coverage
+	over         overhead
+	base, steady *Iteration
+	baselining   bool // the runs under way are the baseline's
+	tight        map[string]string
+	cost         cost
+}
+
+// broke reports whether it broke an invariant that the schedule is to
+// blame for; steady says whether it broke one without faults.
+func broke(it *Iteration) bool { return it.Findings.Broken() }
+
+func steady(it *Iteration) bool { return len(it.Steady) > 0 }
+
+// baseline runs the fault-free baseline and reports whether the
+// exploration goes on: it does not when the baseline broke (and its
+// breaking reproduced, or flaky failures are not allowed) or a run was
+// impossible. It also measures the noise floor and sets aside the latency
+// bounds inside it.
+func (x *explorer) baseline() bool {
+	start := time.Now()
+	x.baselining = true
+	defer func() { x.cost.Baseline += time.Since(start); x.baselining = false }()
+	it := x.run(sim.Schedule{}, "baseline (no faults)")
+	if it == nil {
+		return false
+	}
+	x.base = it
+	if steady(it) {
+		x.confirm(it, x.reproduce, "baseline again", steady)
+		x.steady = it
+		if it.confirmed() || !x.cfg.AllowFlaky {
+			return false
+		}
+	}
+	floor := measure(it.History)
+	x.t.Logf("shakedown: noise floor, without faults: %s", floor)
+	for i, inv := range x.cfg.Invariants {
+		if why := floor.tooTight(inv); why != "" {
+			x.tight[inv.Name()] = why
+			x.cfg.Invariants[i] = tooTight{Invariant: inv, reason: why}
+		}
+	}
+	return true
+}
+
+// confirm runs it's schedule n more times and counts in it how many broke
+// again (by the test bad).
+func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteration) bool) {
+	start := time.Now()
+	defer func() {
+		if !x.baselining {
+			x.cost.Confirm += time.Since(start)
+		}
+	}()
+	for i := range n {
+		if !x.fits(it.Schedule.Horizon(), 1) {
+			x.stopped = "the test's deadline cut a confirmation short"
+			return
+		}
+		again := x.run(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n))
+		if again == nil {
+			return // fatal; recorded
+		}
+		it.Reruns++
+		if bad(again) {
+			it.Reproduced++
+		}
+	}
+}
+
+func (x *explorer) prop(rt *rapid.T) {
+	if x.fatal != nil {
+		x.skip(rt)
+		return
+	}
+	var failed bool
+	if x.first == nil {
+		failed = x.search(rt)
+	} else {
+		failed = x.shrink(rt)
+	}
+	if failed {
+		// One call site: rapid takes a failure for the same one only when
+		// message and stack match.
+		rt.Fatal(failMessage)
+	}
+}
+
+// search is one iteration of the search for a failure. It reports whether
+// the schedule failed, and failed again every time it was rerun.
+func (x *explorer) search(rt *rapid.T) bool {
+	if x.iterations >= x.cfg.Iterations {
+		rt.SkipNow()
+	}
+	if !x.fits(x.cfg.Bounds.Horizon, 5) {
+		x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for another run and shrinking", time.Until(x.deadline).Round(time.Second))
+		rt.SkipNow()
+	}
+	s := x.gen.Draw(rt, "schedule")
+	x.iterations++
+	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
+	if it != nil && !broke(it) {
+		// Coverage guidance: the pairs this run applied are no longer
+		// preferred. Only runs that broke nothing count, so the guide
+		// never changes between a failure and rapid's replays of it.
+		x.guide.record(it.History)
+	}
+	if it == nil || !broke(it) {
+		return false
+	}
+	x.t.Logf("shakedown: first failure:\n%s", it.Findings)
+	x.confirm(it, x.reproduce, "reproducing", broke)
+	if !it.confirmed() {
+		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns)
+		x.flakies = append(x.flakies, it)
+		return false
+	}
+	x.first, x.last = it, it
+	x.cache[scheduleKey(s)] = it
+	x.shrinkStart = time.Now()
+	return true
+}
+
+// shrink judges one candidate of rapid's shrinking (rapid reruns the
+// failing draw first, then tries smaller ones): a schedule already run
+// takes its verdict; a new one that breaks is run once more, and fails
+// only if it breaks again.
+func (x *explorer) shrink(rt *rapid.T) bool {
+	it := x.candidate(x.gen.Draw(rt, "schedule"), x.cfg.ShrinkTime/2)
+	if it == nil {
+		return false
+	}
+	x.last = it
+	return true
+}
+
+// finish confirms the shrunk failure as often as the first one was; when
+// it does not hold up, the first failure is the one reported.
+func (x *explorer) finish() {
+	if x.fatal != nil || x.last == nil || x.last == x.first {
+		return
+	}
+	if n := x.reproduce - x.last.Reruns; n > 0 {
+		x.confirm(x.last, n, "confirming the shrunk schedule", broke)
+	}
+	if !x.last.confirmed() {
+		x.t.Logf("shakedown: the shrunk schedule broke again in only %d of %d reruns; reporting the first failure, which reproduced %d of %d:\n%s",
+			x.last.Reproduced, x.last.Reruns, x.first.Reproduced, x.first.Reruns, x.last.Schedule)
+		x.flakies = append(x.flakies, x.last)
+		x.last = x.first
+	}
+}
+
+// missing returns an error when runs went missing: rapid reported a
+// failure no run recorded (a panic that escaped, say), or the
+// exploration ran fewer iterations than asked with nothing to say why.
+func (x *explorer) missing(rapidErrs []string) error {
+	if x.first != nil || x.stopped != "" || !x.searched() {
+		return nil
+	}
+	if len(rapidErrs) > 0 {
+		return fmt.Errorf("properties: rapid reported a failure that no run recorded, so runs went missing:\n%s", strings.Join(rapidErrs, "\n"))
+	}
+	if x.iterations < x.cfg.Iterations {
+		if n, ok := search.RapidChecks(); ok && x.iterations >= n {
+			x.stopped = fmt.Sprintf("rapid's -rapid.checks bound (%d) is under the %d iterations asked for", n, x.cfg.Iterations)
+			return nil
+		}
+		return fmt.Errorf("properties: only %d of %d iterations ran, and nothing says why: runs went missing", x.iterations, x.cfg.Iterations)
+	}
+	return nil
+}
+
+// searched reports whether the search ran at all (it does not after a
+// broken baseline).
+func (x *explorer) searched() bool {
+	return x.base != nil && (x.steady != x.base || x.cfg.AllowFlaky && !x.base.confirmed())
+}
+
+// skip ends an iteration without running it: invalid while searching,
+// passing (so rejected) while shrinking.
+func (x *explorer) skip(rt *rapid.T) {
+	if x.first == nil {
+		rt.SkipNow()
+	}
+}
+
+// fits reports whether a run of a schedule with the given horizon (and k
+// more like it) can finish before the test's deadline.
+func (x *explorer) fits(horizon time.Duration, k int) bool {
+	if x.deadline.IsZero() {
+		return true
+	}
+	need := horizon + x.cooldown() + x.overhead() + 2*time.Second
+	return time.Until(x.deadline) > time.Duration(k)*need
+}
+
+func (x *explorer) cooldown() time.Duration { return x.cfg.CooldownOrDefault() }
+
+// overhead is the mean wall time of a run beyond its schedule's own
+// length, used to tell whether a run fits before the deadline.
+func (x *explorer) overhead() time.Duration {
+	if x.over.Runs == 0 {
+		return 0
+	}
+	return max(x.over.Wall-x.over.Length, 0) / time.Duration(x.over.Runs)
+}
+
+// overhead compares the wall time of runs (reset, run, drain and judging)
+// with their schedules' own length (horizon plus cooldown): what a run
+// costs beyond the time its faults and recovery need.
+type overhead struct {
+	Runs         int
+	Wall, Length time.Duration // sums over the runs
+	// Worst is the largest relative overhead of one run ((wall-length)/length).
+	Worst float64
+}
+
+func (o *overhead) add(wall, length time.Duration) {
+	o.Runs++
+	o.Wall += wall
+	o.Length += length
+	if length > 0 {
+		o.Worst = max(o.Worst, float64(wall-length)/float64(length))
+	}
+}
+
+// ratio is the mean relative overhead, (wall-length)/length over all runs.
+func (o overhead) ratio() float64 {
+	if o.Length == 0 {
+		return 0
+	}
+	return float64(o.Wall-o.Length) / float64(o.Length)
+}
+
+func (o overhead) String() string {
+	if o.Runs == 0 {
+		return "no runs"
+	}
+	return fmt.Sprintf("%d runs: %v wall for %v of schedule (%+.1f%%; worst run %+.1f%%)", o.Runs,
+		o.Wall.Round(time.Millisecond), o.Length.Round(time.Millisecond), 100*o.ratio(), 100*o.Worst)
+}
+
+// run runs one iteration. A nil result means a fatal error, kept in x.fatal.
+func (x *explorer) run(s sim.Schedule, what string) *Iteration {
+	x.t.Helper()
+	it, err := runIn(x.t, x.cfg, s, runSeed(x.cfg.Seed, s))
+	if err != nil {
+		x.fatal = err
+		return nil
+	}
+	x.runs++
+	x.over.add(it.Wall, s.Horizon()+x.cooldown())
+	if !x.baselining {
+		x.cov.add(it)
+	}
+	verdict := "held"
+	switch {
+	case broke(it):
+		verdict = "BROKE"
+	case steady(it):
+		verdict = "BROKE WITHOUT FAULTS"
+	}
+	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v)%s", what, len(s.Steps), s.Horizon(),
+		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), oneLine(s))
+	if steady(it) && x.steady == nil {
+		x.steady = it
+		x.t.Logf("shakedown: broke without faults (before the first fault took effect):\n%s", it.Steady)
+	}
+	if it.RunErr != nil {
+		x.t.Logf("shakedown: %s: run reported: %v", what, it.RunErr)
+	}
+	return it
+}
+
+func oneLine(s sim.Schedule) string {
+	if len(s.Steps) == 0 {
+		return ""
+	}
+	parts := make([]string, len(s.Steps))
+	for i, st := range s.Steps {
+		parts[i] = st.String()
+	}
+	return ": " + strings.Join(parts, "; ")
+}
+
+// oneLineOr is a schedule on one line, for errors.
+func oneLineOr(s sim.Schedule) string {
+	if len(s.Steps) == 0 {
+		return "(no faults)"
+	}
+	return strings.TrimPrefix(oneLine(s), ": ")
+}
