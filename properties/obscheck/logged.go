@@ -21,9 +21,10 @@ const DefaultWithin = time.Second
 // Unknown) left at least one record at Warn or above carrying its trace
 // ID, written between the op's intended start and Within after its end:
 // a failure the client saw is visible in the service's logs and can be
-// tied to the request. Ops that never started (sim.ErrNotStarted: the
-// load was stalled) never reached the service and are not judged. It is
-// not judged (no evidence) when no op failed.
+// tied to the request. Ops the framework missed (sim.Missed: not started
+// because the load was stalled, or cut off by the run's end) are not the
+// service's failures and are not judged. It is not judged (no evidence)
+// when no op failed.
 type FailuresLogged struct {
 	// Logs holds the service's records. Required.
 	Logs *logs.Capture
@@ -57,7 +58,7 @@ func (f FailuresLogged) Check(h *sim.History) error {
 	var vs properties.Violations
 	failed := 0
 	for _, op := range h.Ops {
-		if op.Outcome == sim.OK || !kindIn(op.Kind, f.Kinds) || op.Err == notStarted {
+		if op.Outcome == sim.OK || op.Outcome == sim.Missed || !kindIn(op.Kind, f.Kinds) {
 			continue
 		}
 		failed++
@@ -168,8 +169,6 @@ func inRun(h *sim.History, at time.Time) bool {
 	return h.Began.IsZero() || (!at.Before(h.Began) && !at.After(h.Began.Add(h.Duration)))
 }
 
-// notStarted is the error of an op the workload could not start.
-var notStarted = sim.ErrNotStarted.Error()
 
 func kindIn(kind string, ks []string) bool { return len(ks) == 0 || slices.Contains(ks, kind) }
 

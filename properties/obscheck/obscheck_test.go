@@ -40,7 +40,7 @@ func verdict(t *testing.T, inv properties.Invariant, h *sim.History) (properties
 
 func TestFailuresLogged(t *testing.T) {
 	h := history(op(1, 500*ms, sim.OK, ""), op(2, 1200*ms, sim.Failed, "503"), op(3, 1500*ms, sim.Unknown, "timeout"),
-		op(4, 2500*ms, sim.Failed, sim.ErrNotStarted.Error()))
+		op(4, 2500*ms, sim.Missed, sim.ErrNotStarted.Error()))
 	tests := []struct {
 		name    string
 		inv     FailuresLogged
