@@ -169,7 +169,6 @@ func inRun(h *sim.History, at time.Time) bool {
 	return h.Began.IsZero() || (!at.Before(h.Began) && !at.After(h.Began.Add(h.Duration)))
 }
 
-
 func kindIn(kind string, ks []string) bool { return len(ks) == 0 || slices.Contains(ks, kind) }
 
 func kinds(ks []string) string {
