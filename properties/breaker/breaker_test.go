@@ -408,3 +408,20 @@ func TestCheckReportsACounterexample(t *testing.T) {
 	require.LessOrEqual(t, len(s.Steps), 2, "the counterexample is not small: %s", s)
 	require.FileExists(t, filepath.Join(dir, "report.html"))
 }
+
+// TestMinimizeSixtySecondBreaker: a configuration with a 60s open time
+// (gobreaker's default) opened 2s early in its expectation. rapid alone
+// used to stop at steps of 41 to 48s; the 1-minimal pass after it brings
+// the counterexample down to the shortest schedule that still breaks the
+// promise, and no step of it can be made milder by one resolution step.
+func TestMinimizeSixtySecondBreaker(t *testing.T) {
+	spec := breaker.Spec{FailureThreshold: 3, OpenFor: 58 * time.Second, CallTimeout: 200 * time.Millisecond}
+	start := time.Now()
+	res, err := breaker.Explore(t, breaker.Config{New: brkGoBreaker(1, time.Minute, 200*time.Millisecond), Spec: spec, Iterations: 300})
+	require.NoError(t, err)
+	require.NotNil(t, res.Failure, "a breaker open 60s must break a promise of 58s")
+	s := res.Failure.Schedule
+	require.Len(t, s.Steps, 1, "not 1-minimal:\n%s", res.Failure.Counterexample())
+	require.Less(t, s.Steps[0].For, 41*time.Second, "the step's length was not shrunk below rapid's own result:\n%s", s)
+	t.Logf("shrunk in %v (%d runs, wall %v):\n%s", res.Shrinking.Round(time.Millisecond), res.Runs, time.Since(start).Round(time.Millisecond), res.Failure.Counterexample())
+}
