@@ -14,6 +14,9 @@
 #               false alarm
 # (default: check and quickstart). Each run's output is kept in DIR (default
 # a new directory under /tmp), and the last lines printed are the counts.
+# Each run starts without what the examples' earlier runs saved
+# (examples/*/testdata/shakedown and testdata/rapid, which a Check replays
+# first), so that a catch is the exploration's own.
 #
 # "loaded" starts, beside each run, what made false alarms on shared runners:
 # a Go build with the race detector, over and over from a cold cache, a race
@@ -106,6 +109,7 @@ for m in "${modes[@]}"; do
 			quickstart) cmd=(go test -count=1 -v -run '^TestCacheSurvivesFaults$' ./examples/quickstart/) ;;
 			suite) cmd=(make -s test) ;;
 			esac
+			rm -rf examples/*/testdata/shakedown examples/*/testdata/rapid
 			start=$SECONDS
 			set +e
 			"${cmd[@]}" >"$log" 2>&1
