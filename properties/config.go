@@ -100,8 +100,11 @@ type Exploration struct {
 	// break again every time it was rerun, or a steady state that broke
 	// only in some runs) a log line instead of a failed test.
 	AllowFlaky bool
-	// Dir is where Check writes a failing schedule and its report
-	// (default testdata/shakedown/<test name>).
+	// Dir is the test's directory of schedules (default
+	// testdata/shakedown/<test name>): Check writes a failing schedule
+	// (schedule.json), its report (report.html) and every run's summary
+	// (summary.json) there, and replays schedule.json and corpus/*.json
+	// from there before exploring.
 	Dir string
 }
 
