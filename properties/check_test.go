@@ -184,6 +184,7 @@ func TestCheckPassesWithTimeout(t *testing.T) {
 	cfg := simConfig(f, robust()...)
 	// Under 20 iterations: rapid's own bound under -short.
 	cfg.Iterations = 15
+	cfg.Dir = t.TempDir() // no corpus or summary of an earlier run
 	properties.Check(t, cfg)
 	require.EqualValues(t, 16, f.resets.Load(), "one reset per iteration, and one for the fault-free baseline")
 }
