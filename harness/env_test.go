@@ -260,7 +260,7 @@ func TestReapProcesses(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rec.remove() })
 	rec.data.OwnerStart = 1 // the owner is "dead": its pid now has another start time
-	require.NoError(t, rec.addPID(sleeper.Process.Pid))
+	require.NoError(t, rec.addProc(sleeper.Process.Pid, sleeper.Args))
 
 	n, err := reapProcesses(e.log)
 	require.NoError(t, err)

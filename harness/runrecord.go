@@ -157,21 +157,17 @@ func newRunRecord(e *Env, root string) (*runRecord, error) {
 
 // addProc records a process that was just started from argv
 // (exec.Cmd.Start returns once the new program runs). argv is what was
-// asked for, not what /proc shows: a server that retitles itself
-// (redis-server) can show an empty command line while it does.
+// asked for, not what /proc shows: right after Start the kernel may not
+// have set up the new program's arguments yet, so /proc/<pid>/cmdline
+// reads empty about one start in ten, and a server that retitles itself
+// (redis-server) can show an empty command line while it does. Its
+// executable (/proc/<pid>/exe) and start time are set by then.
 func (r *runRecord) addProc(pid int, argv []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	r.data.Procs = append(r.data.Procs, procData{PID: pid, Start: procStartTime(pid), Exe: exe, Argv: slices.Clone(argv)})
 	return r.write(false)
-}
-
-// addPID records a process that was just started, with the command
-// line /proc shows; for programs that do not retitle themselves.
-func (r *runRecord) addPID(pid int) error {
-	argv, _ := procCmdline(pid)
-	return r.addProc(pid, argv)
 }
 
 // retitled records the command line pid shows now, if it changed it
