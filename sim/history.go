@@ -149,6 +149,10 @@ type History struct {
 	// SamplesMissed counts the readings of samplers that failed or
 	// panicked (each logged, and absent from Samples).
 	SamplesMissed int `json:"samples_missed,omitempty"`
+	// OpLogs are log lines by op ID, gathered at the end of the run from
+	// the samplers that are [OpLogger]s (sim/logs.Capture's sampler is).
+	// A report shows an op's lines when it is clicked.
+	OpLogs map[uint64][]string `json:"op_logs,omitempty"`
 }
 
 // Misses counts what the framework did not observe in a run: ops

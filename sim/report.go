@@ -32,6 +32,7 @@ type ReportOptions struct {
 	Replay string
 	// OpLogs are lines shown when an op is clicked, by op ID: the log
 	// records of each op (package sim/logs gives them, Capture.OpLines).
+	// Nil means the history's own, [History.OpLogs].
 	OpLogs map[uint64][]string
 }
 
@@ -215,7 +216,11 @@ func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 
 	meta, ops := chartData(h, targets)
 	d.Meta, d.Ops = template.JS(meta), template.JS(ops)
-	logs, err := json.Marshal(nonNilMap(opts.OpLogs)) // escapes <, > and &
+	opLogs := opts.OpLogs
+	if opLogs == nil {
+		opLogs = h.OpLogs
+	}
+	logs, err := json.Marshal(nonNilMap(opLogs)) // escapes <, > and &
 	if err != nil {
 		return nil, fmt.Errorf("op logs: %w", err)
 	}

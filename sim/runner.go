@@ -259,6 +259,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		quiet, missed := settle(ctx, p.Samplers, h.Duration, p.Settle, log)
 		h.Samples = append(h.Samples, quiet...)
 		h.SamplesMissed += missed
+		gatherOpLogs(h, p.Samplers, log)
 	}
 	errs := r.errs
 	if work != nil {

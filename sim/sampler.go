@@ -31,6 +31,42 @@ type Sampler interface {
 	Sample(ctx context.Context) (map[string]float64, error)
 }
 
+// OpLogger is a [Sampler] that also knows what the service logged for
+// each op, such as the sampler of sim/logs.Capture. At the end of a run
+// the runner asks it for the lines of the run's ops and keeps them in
+// [History.OpLogs], so every report of that run (and of a check's
+// failure) can show them.
+type OpLogger interface {
+	Sampler
+	// OpLogs returns lines by op ID for the run h recorded.
+	OpLogs(h *History) map[uint64][]string
+}
+
+// gatherOpLogs fills h.OpLogs from the samplers that are OpLoggers. A
+// panic in one is logged and its lines dropped: the run's verdict does
+// not depend on them.
+func gatherOpLogs(h *History, samplers []Sampler, log *slog.Logger) {
+	for _, s := range samplers {
+		l, ok := s.(OpLogger)
+		if !ok {
+			continue
+		}
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					log.Warn("sim: op logs of sampler panicked", "sampler", s.Name(), "panic", v)
+				}
+			}()
+			for id, lines := range l.OpLogs(h) {
+				if h.OpLogs == nil {
+					h.OpLogs = map[uint64][]string{}
+				}
+				h.OpLogs[id] = append(h.OpLogs[id], lines...)
+			}
+		}()
+	}
+}
+
 // SamplerFunc returns a Sampler with the given name that calls f.
 func SamplerFunc(name string, f func(ctx context.Context) (map[string]float64, error)) Sampler {
 	return funcSampler{name: name, f: f}

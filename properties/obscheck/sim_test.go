@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +195,23 @@ func TestObservabilityInSimulation(t *testing.T) {
 			}
 			if tt.broken != "" {
 				t.Logf("caught:\n%s", it.Findings)
+			}
+			if tt.flaw == none {
+				// The run kept what the service logged for its failed
+				// ops, so the report Check writes of a failure (the
+				// one SaveFailure writes) shows them on a click.
+				logged := 0
+				for _, op := range it.History.Ops {
+					if op.Outcome != sim.OK && len(it.History.OpLogs[op.ID]) > 0 {
+						require.Contains(t, it.History.OpLogs[op.ID][0], "WARN pay: payment failed")
+						logged++
+					}
+				}
+				require.Positive(t, logged, "failed ops with their log lines")
+				_, _, report := properties.SaveFailure(t, t.TempDir(), it)
+				b, err := os.ReadFile(report)
+				require.NoError(t, err)
+				require.Contains(t, string(b), "WARN pay: payment failed")
 			}
 		})
 	}

@@ -167,10 +167,28 @@ func (c *Capture) OpLines(h *sim.History, within time.Duration) map[uint64][]str
 // in all ("<service>.records") and at Warn or above ("<service>.warn"),
 // so the report draws the service's log rate beside the ops. Its name is
 // "log".
+//
+// The sampler is also a [sim.OpLogger]: at the end of each run the runner
+// keeps the records of every op that has any ([Capture.OpLines], up to
+// [ReportWithin] after the op's end) in the history, so the report of
+// that run, and of a check's failure, shows them when an op is clicked.
 func (c *Capture) Sampler(service string) sim.Sampler {
-	return sim.SamplerFunc("log", func(context.Context) (map[string]float64, error) {
+	return captureSampler{sim.SamplerFunc("log", func(context.Context) (map[string]float64, error) {
 		return c.counts(service), nil
-	})
+	}), c}
+}
+
+// ReportWithin is how long after an op's end a record still belongs to
+// the op in the lines the sampler of [Capture.Sampler] keeps.
+const ReportWithin = time.Second
+
+type captureSampler struct {
+	sim.Sampler
+	c *Capture
+}
+
+func (s captureSampler) OpLogs(h *sim.History) map[uint64][]string {
+	return s.c.OpLines(h, ReportWithin)
 }
 
 func (c *Capture) counts(service string) map[string]float64 {

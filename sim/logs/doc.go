@@ -42,7 +42,10 @@
 // so after the run the records of an op are those carrying its trace ID
 // ([Capture.ForOp]), written between the op's start and a stated time
 // after its end. [Capture.OpLines] gives them as lines for the report
-// (sim.ReportOptions.OpLogs): clicking an op shows them.
+// (sim.ReportOptions.OpLogs): clicking an op shows them. A run whose
+// World has the capture's [Capture.Sampler] keeps those lines in its
+// history (sim.History.OpLogs), so every report of the run, a check's
+// failure report included, shows them without more code.
 //
 // One Capture serves every run of a check. A simulated run's clock starts
 // at the same instant in every bubble, so call [Capture.Reset] when the
