@@ -50,11 +50,11 @@ func TestDocExample(t *testing.T) {
 				Samplers: []sim.Sampler{capture.Sampler("api")}, // the log rate, in the report
 			}
 		},
-		// Every fault but corruption, which can alter the traceparent
-		// header itself on its way to db.
+		// Corruption too: an op it overlapped is not judged by
+		// TraceReaches, as it may have altered the traceparent itself.
 		Bounds: properties.Bounds{Targets: []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{
 			toxics.KindLatency, toxics.KindBandwidth, toxics.KindTimeout, toxics.KindReset,
-			toxics.KindDown, toxics.KindBlackhole, toxics.KindPause, toxics.KindCrash,
+			toxics.KindDown, toxics.KindBlackhole, toxics.KindPause, toxics.KindCrash, toxics.KindCorrupt,
 		}}}},
 		Invariants: []properties.Invariant{
 			obscheck.FailuresLogged{Logs: capture, Within: time.Second}, // every failure visible, by its trace ID

@@ -11,6 +11,7 @@ import (
 	"github.com/shakedown/shakedown/properties"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/sim/logs"
+	"github.com/shakedown/shakedown/toxics"
 )
 
 // DefaultWithin is how long after an op ended its record may come, when
@@ -111,6 +112,10 @@ func (f FailuresLogged) Check(h *sim.History) error {
 // dependency side is a logs.Capture.Middleware in front of the
 // dependency's handler: a sim.FakeHTTP in simulation, an httptest.Server
 // (behind env.Address) for real.
+//
+// An op that overlaps a corrupt fault (on any target) is not judged: the
+// fault may have altered its trace ID in flight, which says nothing of
+// the service's propagation.
 type TraceReaches struct {
 	// Logs holds the dependency's requests. Required.
 	Logs *logs.Capture
@@ -130,9 +135,13 @@ func (tr TraceReaches) Check(h *sim.History) error {
 		return fmt.Errorf("obscheck: %s: Logs and Dependency are required", tr.Name())
 	}
 	var vs properties.Violations
-	judged := 0
+	judged, corrupted := 0, 0
 	for _, op := range h.Ops {
 		if op.Outcome != sim.OK || !kindIn(op.Kind, tr.Kinds) {
+			continue
+		}
+		if duringCorruption(h, op) {
+			corrupted++
 			continue
 		}
 		judged++
@@ -147,7 +156,11 @@ func (tr TraceReaches) Check(h *sim.History) error {
 		})
 	}
 	if judged == 0 {
-		return &properties.NoEvidence{Invariant: tr.Name(), Reason: "no op" + kinds(tr.Kinds) + " succeeded"}
+		reason := "no op" + kinds(tr.Kinds) + " succeeded"
+		if corrupted > 0 {
+			reason = fmt.Sprintf("every op%s that succeeded (%d) overlapped a corrupt fault", kinds(tr.Kinds), corrupted)
+		}
+		return &properties.NoEvidence{Invariant: tr.Name(), Reason: reason}
 	}
 	if len(vs) == 0 {
 		return nil
@@ -162,6 +175,25 @@ func (tr TraceReaches) Check(h *sim.History) error {
 		vs[i].Excess = fmt.Sprintf("%d of %d successful ops untraced; %d requests reached %s without a trace ID", len(vs), judged, untraced, tr.Dependency)
 	}
 	return vs
+}
+
+// duringCorruption reports whether op overlaps an applied corrupt fault.
+func duringCorruption(h *sim.History, op sim.Op) bool {
+	for _, f := range h.Faults {
+		if !f.Applied() || f.Fault.Fault == nil || f.Fault.Fault.Kind() != toxics.KindCorrupt {
+			continue
+		}
+		end := f.End
+		if end == 0 { // never reverted: until the run's end
+			end = h.Duration
+		}
+		// Inclusive: an op of no duration at a fault's edge (simulated
+		// time) sent its bytes while the fault held.
+		if op.Start <= end && op.End >= f.Start {
+			return true
+		}
+	}
+	return false
 }
 
 // inRun reports whether a record's time falls in the run h recorded.

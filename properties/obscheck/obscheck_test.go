@@ -107,6 +107,26 @@ func TestTraceReaches(t *testing.T) {
 	require.Equal(t, properties.Unjudged, v)
 }
 
+// TestTraceReachesSkipsCorruption: an op a corrupt fault overlapped may
+// have had its traceparent altered in flight, so it is not judged; the
+// same op outside the fault is.
+func TestTraceReachesSkipsCorruption(t *testing.T) {
+	h := history(op(1, 2500*ms, sim.OK, ""))
+	inv := TraceReaches{Logs: &logs.Capture{}, Dependency: "payments"}
+	v, _ := verdict(t, inv, h)
+	require.Equal(t, properties.Broken, v, "untraced, no corruption")
+
+	h.Faults = append(h.Faults, sim.FaultEvent{Step: 1, Target: "payments", Fault: toxics.Spec{Fault: toxics.Corrupt{Probability: 0.5}},
+		Start: 2400 * ms, End: 2600 * ms})
+	v, err := verdict(t, inv, h)
+	require.Equal(t, properties.Unjudged, v)
+	require.ErrorContains(t, err, "every op that succeeded (1) overlapped a corrupt fault")
+
+	h.Faults[1].Err = "not applied" // a fault that did not apply altered nothing
+	v, _ = verdict(t, inv, h)
+	require.Equal(t, properties.Broken, v)
+}
+
 func samples(name string, vals ...float64) []sim.Sample {
 	var out []sim.Sample
 	for i, v := range vals {
