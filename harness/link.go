@@ -141,6 +141,9 @@ type Link struct {
 	// is relayed directly while its count is 0 and through the pipeline
 	// otherwise (see link_fast.go).
 	armed [3]atomic.Int32
+	// tap, when set, is called with the traceparent of every request
+	// delivered upstream (see link_trace.go).
+	tap atomic.Pointer[func(string)]
 
 	// Lock order: an appliedFault's mu (held while reverting it), then
 	// faultMu, then mu. arm and the revert of a slot fault take faultMu
@@ -543,6 +546,7 @@ func (s *linkSink) Write(p []byte) (int, error) {
 	if s.failed {
 		return len(p), nil
 	}
+	s.d.delivered(p)
 	n, err := s.d.dst.Write(p)
 	s.d.n.Add(int64(n))
 	if err != nil {

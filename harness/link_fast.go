@@ -101,6 +101,7 @@ type linkDir struct {
 	src, dst *net.TCPConn
 	n        *atomic.Int64 // the Link's byte count for this direction
 	stints   int           // pipelines run so far; only run touches it
+	heads    headScanner   // request heads delivered so far (upstream, while tapped)
 
 	// mu guards what the reader is doing, for Apply and revert to
 	// interrupt it.
@@ -193,6 +194,7 @@ func (d *linkDir) run() {
 	defer d.conn.dirDone()
 	defer d.release()
 	var r relay
+	rTapped := false // r was chosen for a tapped direction (a copy)
 	defer func() {
 		if r != nil {
 			r.close()
@@ -205,19 +207,29 @@ func (d *linkDir) run() {
 			}
 			continue
 		}
-		if r == nil {
-			r = newRelay(d.src, d.dst)
+		if tapped := d.tapping(); r == nil || tapped != rTapped {
+			if r != nil {
+				r.close()
+			}
+			if rTapped = tapped; tapped {
+				r = newCopyRelay(d.src, d.dst) // the tap reads the bytes
+			} else {
+				r = newRelay(d.src, d.dst)
+			}
 		}
-		if !d.fast(r) {
+		if !d.fast(r, rTapped) {
 			return
 		}
 	}
 }
 
-// fast relays bytes until a fault is armed in the direction (true) or the
-// direction is finished (false).
-func (d *linkDir) fast(r relay) bool {
+// fast relays bytes until a fault is armed in the direction, or the Link's
+// tap is set or cleared (true), or the direction is finished (false).
+func (d *linkDir) fast(r relay, tapped bool) bool {
 	for {
+		if d.tapping() != tapped {
+			return true // another relay: see run
+		}
 		if !d.startRead(fastRead) {
 			return true
 		}
@@ -226,6 +238,9 @@ func (d *linkDir) fast(r relay) bool {
 		if n > 0 {
 			// Read before any hand-over: written on first, in order.
 			d.release()
+			if cr, ok := r.(*copyRelay); ok && tapped {
+				d.delivered(cr.buf[:cr.n])
+			}
 			if err := r.flush(); err != nil {
 				d.conn.close(false)
 				return false

@@ -60,8 +60,9 @@
 //   - [FailuresLogged]: every failed op left a record at Warn or above
 //     carrying its trace ID, within a stated time of its end;
 //   - [TraceReaches]: the trace ID of every successful op reached the
-//     dependency (a sim/logs Middleware in front of its handler; the
-//     Links of package harness see bytes, not requests);
+//     dependency, as the harness Link in front of it delivered the
+//     request (Link.OnTraceparent), or in simulation as a sim/logs
+//     Middleware in front of the fake's handler saw it;
 //   - [CounterRises]: an error counter scraped by sim/promscrape rises
 //     while a fault fails ops;
 //   - [BreakerGauge]: a breaker-state gauge reads open whenever an op was

@@ -101,17 +101,17 @@ func (f FailuresLogged) Check(h *sim.History) error {
 }
 
 // TraceReaches holds when the trace ID of every op that succeeded reached
-// the dependency it calls: a record of Dependency (a request kept by
-// logs.Capture.Middleware in front of it) carries the op's trace ID. The
-// service under test passes the trace on to what it calls, so a
+// the dependency it calls: a record of Dependency carries the op's trace
+// ID. The service under test passes the trace on to what it calls, so a
 // request can be followed across the boundary. Requests that reached the
 // dependency during the run without any trace ID are counted in the
 // violation. It is not judged when no op of Kinds succeeded.
 //
-// The Links of package harness see bytes, not HTTP requests, so the
-// dependency side is a logs.Capture.Middleware in front of the
-// dependency's handler: a sim.FakeHTTP in simulation, an httptest.Server
-// (behind env.Address) for real.
+// The records of Dependency's requests come from where the requests are
+// seen: for real, the harness Link in front of the dependency, which
+// reads the HTTP/1.x request heads it delivers
+// (link.OnTraceparent(capture.Traceparents("payments"))); in simulation,
+// a logs.Capture.Middleware in front of the sim.FakeHTTP's handler.
 //
 // An op that overlaps a corrupt fault (on any target) is not judged: the
 // fault may have altered its trace ID in flight, which says nothing of

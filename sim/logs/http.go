@@ -22,3 +22,16 @@ func (c *Capture) Middleware(service string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// Traceparents returns a function that keeps each traceparent it is given
+// as a Record of service at Info, with message "request" and the trace ID
+// ("" for a request without one), as Middleware does. Give it to a harness
+// Link in front of the dependency, so that the requests are seen where
+// the Link delivers them rather than in the dependency's handler:
+//
+//	link.OnTraceparent(capture.Traceparents("payments"))
+func (c *Capture) Traceparents(service string) func(traceparent string) {
+	return func(tp string) {
+		c.Add(Record{Time: time.Now(), Service: service, Level: slog.LevelInfo, Msg: "request", TraceID: ParseTraceparent(tp)})
+	}
+}
