@@ -2,6 +2,7 @@ package harness
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,6 +80,29 @@ func FuzzParseProcStat(f *testing.F) {
 		gotPPID, gotStart, state, err := parseProcStat([]byte(line))
 		if err != nil || gotPPID != ppid || gotStart != start || state != 'S' {
 			t.Fatalf("%q: got ppid %d start %d state %c err %v", line, gotPPID, gotStart, state, err)
+		}
+	})
+}
+
+// FuzzHeadScanner: any bytes, cut anywhere, give the Link's traceparent
+// tap the same reports as the whole stream, and never panic.
+func FuzzHeadScanner(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n"), uint16(7))
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /x HTTP/1.0\r\n\r\n"), uint16(30))
+	f.Add([]byte("PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"), uint16(0))
+	f.Fuzz(func(t *testing.T, stream []byte, cut uint16) {
+		scan := func(pieces ...[]byte) []string {
+			var s headScanner
+			var got []string
+			for _, p := range pieces {
+				s.feed(p, func(v string) { got = append(got, v) })
+			}
+			return got
+		}
+		i := int(cut) % (len(stream) + 1)
+		whole, split := scan(stream), scan(stream[:i], stream[i:])
+		if !slices.Equal(whole, split) {
+			t.Fatalf("cut at %d: %q, whole %q", i, split, whole)
 		}
 	})
 }
