@@ -39,8 +39,10 @@ func BenchmarkRemoteFaultEffect(b *testing.B) {
 	remote := NewRemoteProxy(b, "bench", api, "bench")
 
 	type path struct {
-		name    string
-		target  interface{ Apply(context.Context, toxics.Fault) (func(context.Context) error, error) }
+		name   string
+		target interface {
+			Apply(context.Context, toxics.Fault) (func(context.Context) error, error)
+		}
 		conn    *net.TCPConn
 		effect  []time.Duration
 		reverts []time.Duration
