@@ -33,14 +33,17 @@ func newRemoteCase(t *testing.T, api, echoAddr string) *remoteCase {
 	t.Helper()
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	p := serverProxy(t, api, name, echoAddr)
-	rc := &remoteCase{api: api, proxy: p, rp: NewRemoteProxy(t, "dep", api, name)}
 	t.Cleanup(func() {
-		// Whatever happened, the case ends with nothing of ours left.
+		// Runs after the RemoteProxy's own cleanup: whatever happened, the
+		// case ends with no toxic left and the proxy enabled.
 		if ts := serverToxics(t, api, name); len(ts) != 0 {
 			t.Errorf("toxics left on the proxy: %+v", ts)
 		}
+		if !serverEnabled(t, api, name) {
+			t.Errorf("the proxy was left disabled")
+		}
 	})
-	return rc
+	return &remoteCase{api: api, proxy: p, rp: NewRemoteProxy(t, "dep", api, name)}
 }
 
 // requireClean checks through the API that the proxy has no toxic and
@@ -192,7 +195,8 @@ func TestRemoteProxy(t *testing.T) {
 		_, err = c.Write(payload)
 		require.NoError(t, err)
 		var got bytes.Buffer
-		_, _ = io.Copy(&got, c) // EOF or a reset: either way it ends
+		_, err = io.Copy(&got, c) // EOF (nil) or a reset: either way it ends
+		require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "the connection stayed open")
 		require.Equal(t, payload[:10], got.Bytes(), "exactly the limit, then the close")
 		require.NoError(t, revert(ctx))
 		rc.requireClean(t)
