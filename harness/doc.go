@@ -127,7 +127,7 @@
 // (latency, bandwidth, slicer, slow close, data limit, blackhole, down)
 // and refuses the others with the reason ([RemoteProxy.ValidateFault]),
 // which sim reports before a run starts. A step costs an HTTP request:
-// the fault is in force for the next byte 0.6 to 0.9 ms after Apply is
+// the fault is in force for the next byte 0.5 to 0.9 ms after Apply is
 // called (p50), where a Link takes 0.04 to 0.07 ms, 11 to 14 times less
 // (both side by side, load average 20 to 50 on 2 cores):
 //
