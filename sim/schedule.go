@@ -196,12 +196,19 @@ func (s Schedule) Validate(targets []Target) error {
 			bad(i, "unknown target %q (targets: %s)", st.Target, strings.Join(names, ", "))
 			continue
 		}
+		why := validateFault(t, st.Fault)
 		if !t.Supports(st.Fault.Kind()) {
 			what := "link"
 			if st.Fault.Kind().IsNode() {
 				what = "node"
 			}
-			bad(i, "target %q does not support the %s fault %s", st.Target, what, st.Fault.Kind())
+			if why != nil {
+				bad(i, "target %q does not support the %s fault %s: %w", st.Target, what, st.Fault.Kind(), why)
+			} else {
+				bad(i, "target %q does not support the %s fault %s", st.Target, what, st.Fault.Kind())
+			}
+		} else if why != nil {
+			bad(i, "target %q cannot apply %s: %w", st.Target, st.Fault, why)
 		}
 	}
 	for i, a := range s.Steps {
