@@ -192,4 +192,3 @@ func TestPartitionsNoDuplicateConnections(t *testing.T) {
 		require.Len(t, n.part.conns, 1)
 	})
 }
-
