@@ -39,6 +39,8 @@ func Minimize(b Bounds, s sim.Schedule, fails func(sim.Schedule) bool) sim.Sched
 		changed = changed || c
 		s, c = m.magnitudes(s)
 		changed = changed || c
+		s, c = m.smallerGroups(s)
+		changed = changed || c
 	}
 	return s
 }
@@ -372,6 +374,9 @@ func neighbours(b Bounds, s sim.Schedule) []sim.Schedule {
 		for _, k := range kinds[:max(slices.Index(kinds, st.Fault.Kind()), 0)] {
 			c := sim.Schedule{Steps: slices.Clone(s.Steps)}
 			c.Steps[i] = m.withKind(st, k)
+			add(c)
+		}
+		for _, c := range smallerGroupCandidates(s, i) {
 			add(c)
 		}
 		for _, k := range m.knobs(st) {
