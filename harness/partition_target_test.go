@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -31,6 +32,12 @@ func TestNetworkPartitionsContainers(t *testing.T) {
 	require.False(t, canDial(ctx, t, b, "a"), "b is cut from a")
 	require.NoError(t, healthz(ctx, a.Addr()), "the test reaches a through its Link")
 	require.NoError(t, healthz(ctx, b.Addr()), "the test reaches b through its Link")
+	// What a container sees is what sim's DialFrom gives across a cut: the
+	// name of the other group does not resolve.
+	code, body, err := httpGet(ctx, "http://"+a.Addr()+"/dial?addr=b:7000", 10*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusBadGateway, code)
+	require.Contains(t, body, "no such host")
 
 	_, err = nw.Apply(ctx, toxics.Partition{Groups: [][]string{{"b"}, {"a"}}})
 	require.ErrorContains(t, err, "already in force")

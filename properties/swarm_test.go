@@ -67,6 +67,7 @@ func TestCoverEveryPairWithinN(t *testing.T) {
 		{"one step, short horizon", pgAndRedis, Bounds{MaxSteps: 1, Horizon: time.Second}},
 		{"uneven kinds", []sim.Target{linkOnly, fakeTarget{"node", toxics.NodeKinds()}, fakeTarget{"lat", []toxics.Kind{toxics.KindLatency}}}, Bounds{MaxSteps: 6}},
 		{"fault as long as the horizon", pgAndRedis, Bounds{Horizon: time.Second, Fault: DurationRange{time.Second, time.Second}}},
+		{"pg and redis and their network", append(slices.Clone(pgAndRedis), fakeNetwork{[]string{"cache", "db"}}), Bounds{}},
 	}
 	for _, tt := range bounds {
 		t.Run(tt.name, func(t *testing.T) {
