@@ -145,6 +145,12 @@ func (p *Partitions) Apply(ctx context.Context, f toxics.Fault) (revert func(con
 		return nil, fmt.Errorf("sim: network: apply %s: %w", f, ctx.Err())
 	}
 	n := p.n
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("sim: network: apply %s: %w", f, ErrNetworkClosed)
+	}
 	groups := map[string]int{}
 	var unknown []string
 	for i, g := range part.Groups {

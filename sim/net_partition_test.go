@@ -146,6 +146,10 @@ func TestPartitionsApplyErrors(t *testing.T) {
 		require.Error(t, err)
 		_, err = (*Partitions)(nil).Apply(context.Background(), toxics.Partition{})
 		require.Error(t, err)
+
+		require.NoError(t, n.Close())
+		_, err = p.Apply(context.Background(), toxics.Partition{Groups: [][]string{{"db"}, {"cache"}}})
+		require.ErrorIs(t, err, net.ErrClosed)
 	})
 }
 
