@@ -104,7 +104,10 @@
 // (see [Link]).
 //
 // [Env.Partition] cuts the Env's Docker network between groups of
-// containers, and [Env.Reset] heals everything: it clears link faults,
+// containers; [Env.Network] is that network as a target of schedules,
+// named [NetworkTarget], which takes [toxics.Partition] faults (so the
+// generators of package properties draw partitions once two containers
+// run). [Env.Reset] heals everything: it clears link faults,
 // heals a partition, restarts what is down and waits until it is ready.
 // It runs between property iterations and touches no container when
 // nothing crashed. Its wait is a readiness check every 5 ms at most for

@@ -166,6 +166,11 @@
 //
 //	0: +0s for 2s db blackhole()
 //
+// A target that takes partitions (harness's Env.Network, sim's
+// Network.Partitions) gets from [Aim] the names it can cut apart, as
+// [TargetKinds] Members, once it has two; a drawn partition cuts some of
+// them off from the rest, and shrinks toward fewer cut off.
+//
 // # Invariants
 //
 // An [Invariant] is a name and a pure function of a *sim.History. It

@@ -14,8 +14,11 @@ import (
 )
 
 // Aim lists the fault kinds each target can take, in the order schedules
-// shrink toward (link kinds mildest first, then node kinds mildest first).
-// Its result is what [Bounds.Targets] expects.
+// shrink toward (link kinds mildest first, then partition, then node kinds
+// mildest first). Its result is what [Bounds.Targets] expects. A target
+// that takes partitions and lists the names its groups may hold (a
+// Members method, as harness's Env.Network and sim's Network.Partitions
+// have) gets them as its Members.
 func Aim(targets []sim.Target) []TargetKinds {
 	out := make([]TargetKinds, 0, len(targets))
 	for _, t := range targets {
@@ -23,10 +26,16 @@ func Aim(targets []sim.Target) []TargetKinds {
 			continue
 		}
 		tk := TargetKinds{Name: t.Name()}
+		if m, ok := t.(interface{ Members() []string }); ok && t.Supports(toxics.KindPartition) {
+			tk.Members = m.Members()
+		}
 		for _, k := range allKinds() {
-			if t.Supports(k) {
+			if t.Supports(k) && (k != toxics.KindPartition || partitionable([]toxics.Kind{k}, tk.Members)) {
 				tk.Kinds = append(tk.Kinds, k)
 			}
+		}
+		if len(tk.Kinds) == 0 && t.Supports(toxics.KindPartition) {
+			continue // a network with fewer than two members to cut apart
 		}
 		out = append(out, tk)
 	}
@@ -37,6 +46,10 @@ func Aim(targets []sim.Target) []TargetKinds {
 type TargetKinds struct {
 	Name  string
 	Kinds []toxics.Kind
+	// Members are the names a partition on this target may put in its
+	// groups (at least two when Kinds has partition). A partition cuts
+	// some of them off from the rest; it shrinks toward fewer cut off.
+	Members []string
 }
 
 // DurationRange is an inclusive range of durations.
@@ -104,7 +117,11 @@ type Values struct {
 	Grace DurationRange
 }
 
-func allKinds() []toxics.Kind { return append(toxics.LinkKinds(), toxics.NodeKinds()...) }
+// allKinds is every kind, mildest first: the link kinds, a partition as
+// the harshest network fault, then the node kinds.
+func allKinds() []toxics.Kind {
+	return append(append(toxics.LinkKinds(), toxics.NetworkKinds()...), toxics.NodeKinds()...)
+}
 
 func (b Bounds) withDefaults() Bounds {
 	if b.MaxSteps == 0 {
@@ -175,10 +192,11 @@ func (b Bounds) Validate() error {
 			bad("Targets[%d] (%q) has no fault kinds", i, t.Name)
 		}
 		for _, k := range t.Kinds {
-			if !k.IsLink() && !k.IsNode() {
+			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() {
 				bad("Targets[%d] (%q): unknown fault kind %q", i, t.Name, k)
 			}
 		}
+		errs = append(errs, checkMembers(i, t)...)
 	}
 	if b.MaxSteps < 0 {
 		bad("MaxSteps = %d: must not be negative", b.MaxSteps)
@@ -304,6 +322,7 @@ type rawStep struct {
 	pick       int // flips that pick one of the swarm's pairs
 	gap, extra int64
 	fault      func(toxics.Kind) toxics.Fault
+	cut        []bool // which members a partition cuts off (see cutOff)
 }
 
 // drawStep draws a step: a pair of its own and a pick among the swarm's,
@@ -319,6 +338,7 @@ func (g *gen) drawStep(t *rapid.T) rawStep {
 	s.gap = rapid.Int64Range(0, int64(b.Horizon-b.Fault.Min)/res).Draw(t, "gap")
 	s.extra = rapid.Int64Range(0, int64(b.Fault.Max-b.Fault.Min)/res).Draw(t, "length")
 	s.fault = g.drawFault(t)
+	s.cut = g.drawCut(t)
 	return s
 }
 
@@ -383,6 +403,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Restart{}
 	case toxics.KindStop:
 		return toxics.Stop{Grace: f.grace}
+	case toxics.KindPartition:
+		return toxics.Partition{} // its groups come from the target's members: see cutOff
 	default:
 		return toxics.Crash{}
 	}
@@ -449,6 +471,9 @@ func (g *gen) place(raws []rawStep, pairs []int) sim.Schedule {
 		p := g.pairs[pairs[i]]
 		st := sim.Step{At: last + time.Duration(r.gap)*b.Resolution, For: b.Fault.Min + time.Duration(r.extra)*b.Resolution,
 			Target: b.Targets[p.target].Name, Fault: r.fault(p.kind)}
+		if p.kind == toxics.KindPartition {
+			st.Fault = cutOff(b.Targets[p.target].Members, r.cut)
+		}
 		isRestart := p.kind == toxics.KindRestart
 		if isRestart {
 			st.For = 0 // a restart is a point in time

@@ -12,7 +12,8 @@ import (
 // Minimize shrinks the failing schedule s to a 1-minimal one within b:
 // a schedule that still fails (fails reports true) but from which no step
 // can be removed, no step's kind replaced by a milder kind that b allows
-// on its target, and no magnitude (offset, duration, delay, jitter, rate,
+// on its target, no member left out of a partition's group (a group keeps
+// one), and no magnitude (offset, duration, delay, jitter, rate,
 // size, probability, limit, timeout, grace) moved one grain toward its
 // mild end, without the failure going away. The grain of offsets and
 // durations is b.Resolution; that of a value is b.Resolution too for
@@ -38,6 +39,8 @@ func Minimize(b Bounds, s sim.Schedule, fails func(sim.Schedule) bool) sim.Sched
 		s, c = m.milderKinds(s)
 		changed = changed || c
 		s, c = m.magnitudes(s)
+		changed = changed || c
+		s, c = m.smallerGroups(s)
 		changed = changed || c
 	}
 	return s
@@ -355,7 +358,8 @@ func (m *minimizer) magnitudes(s sim.Schedule) (sim.Schedule, bool) {
 }
 
 // neighbours are the schedules one move milder than s: each step
-// removed, each step's kind replaced by each milder one, each magnitude
+// removed, each step's kind replaced by each milder one, each member left
+// out of a partition's group, each magnitude
 // moved one grain toward its mild end. A 1-minimal schedule fails and
 // none of its allowed neighbours does. (For tests.)
 func neighbours(b Bounds, s sim.Schedule) []sim.Schedule {
@@ -372,6 +376,9 @@ func neighbours(b Bounds, s sim.Schedule) []sim.Schedule {
 		for _, k := range kinds[:max(slices.Index(kinds, st.Fault.Kind()), 0)] {
 			c := sim.Schedule{Steps: slices.Clone(s.Steps)}
 			c.Steps[i] = m.withKind(st, k)
+			add(c)
+		}
+		for _, c := range smallerGroupCandidates(s, i) {
 			add(c)
 		}
 		for _, k := range m.knobs(st) {

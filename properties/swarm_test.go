@@ -67,6 +67,7 @@ func TestCoverEveryPairWithinN(t *testing.T) {
 		{"one step, short horizon", pgAndRedis, Bounds{MaxSteps: 1, Horizon: time.Second}},
 		{"uneven kinds", []sim.Target{linkOnly, fakeTarget{"node", toxics.NodeKinds()}, fakeTarget{"lat", []toxics.Kind{toxics.KindLatency}}}, Bounds{MaxSteps: 6}},
 		{"fault as long as the horizon", pgAndRedis, Bounds{Horizon: time.Second, Fault: DurationRange{time.Second, time.Second}}},
+		{"pg and redis and their network", append(slices.Clone(pgAndRedis), fakeNetwork{[]string{"cache", "db"}}), Bounds{}},
 	}
 	for _, tt := range bounds {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,6 +203,7 @@ func overlapClass(a, b toxics.Fault) string {
 // which is what sim's Validate accepts overlapping.
 func TestTogether(t *testing.T) {
 	lat := func(d toxics.Direction) toxics.Fault { return toxics.Latency{Delay: time.Millisecond, Direction: d} }
+	partition := toxics.Partition{Groups: [][]string{{"a"}, {"b", "c"}}}
 	tests := []struct {
 		a, b toxics.Fault
 		want bool
@@ -219,6 +221,10 @@ func TestTogether(t *testing.T) {
 		{toxics.Down{}, toxics.Down{}, false},
 		{toxics.Pause{}, toxics.Crash{}, false},
 		{toxics.Stop{}, toxics.Restart{}, false},
+		{partition, toxics.Latency{Delay: time.Millisecond}, true},
+		{partition, toxics.Crash{}, true},
+		{partition, toxics.Restart{}, true},
+		{partition, toxics.Partition{Groups: [][]string{{"x"}, {"y"}}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s with %s", tt.a, tt.b), func(t *testing.T) {

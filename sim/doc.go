@@ -157,7 +157,9 @@
 // whose fakes stand in for real servers, so a whole run, dependencies
 // included, fits in a synctest bubble and explores thousands of schedules
 // in seconds. The same Schedule and History serve the real dependencies of
-// package harness.
+// package harness. [Network.Partitions] is the network itself as a target,
+// named [NetworkTarget] as harness's is, for [toxics.Partition] faults
+// between endpoints that dial each other with [Network.DialFrom].
 //
 // # Reading a history
 //

@@ -76,6 +76,8 @@ type Network struct {
 	fakes     []interface{ Close() error }
 	closed    bool
 	nextPort  int
+
+	part partState // partitions between endpoints (net_partition.go)
 }
 
 // NewNetwork returns an empty network whose random draws all derive from

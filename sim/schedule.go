@@ -154,7 +154,8 @@ func (e *StepError) Unwrap() error { return e.Err }
 // known target that supports its fault, has a valid fault, a non-negative
 // offset and duration, and no two steps that cannot hold at once overlap on
 // the same target (two node faults, two link faults of the same kind and
-// direction, or down and reset). It returns every problem, joined.
+// direction, down and reset, or two partitions). It returns every problem,
+// joined.
 //
 // Targets themselves are checked too: a nil target or two targets with the
 // same name is an error.
@@ -201,6 +202,8 @@ func (s Schedule) Validate(targets []Target) error {
 			what := "link"
 			if st.Fault.Kind().IsNode() {
 				what = "node"
+			} else if st.Fault.Kind().IsNetwork() {
+				what = "network"
 			}
 			if why != nil {
 				bad(i, "target %q does not support the %s fault %s: %w", st.Target, what, st.Fault.Kind(), why)
@@ -238,6 +241,10 @@ func overlap(a, b Step) bool {
 func conflict(a, b toxics.Fault) bool {
 	ka, kb := a.Kind(), b.Kind()
 	switch {
+	case ka.IsNetwork() || kb.IsNetwork():
+		// Two partitions would cut one network two ways at once; a
+		// partition composes with link and node faults.
+		return ka == kb
 	case ka.IsNode() && kb.IsNode():
 		return true
 	case ka.IsNode() || kb.IsNode():

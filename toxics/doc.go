@@ -11,7 +11,14 @@
 // client and one dependency; package harness applies them through an
 // embedded Toxiproxy, and package sim applies them to its in-memory network
 // with the same client-visible behaviour. Node faults ([NodeFault]) act on
-// the dependency itself: crash, stop, pause and restart.
+// the dependency itself: crash, stop, pause and restart. The network
+// fault [Partition] ([NetworkFault]) acts on the network the dependencies
+// share: it cuts it between groups of them, as in
+//
+//	toxics.Partition{Groups: [][]string{{"db"}, {"cache", "queue"}}}
+//
+// and is taken by a target that stands for that network (harness's
+// Env.Network, sim's Network.Partitions), never by one dependency.
 //
 // Every fault validates itself ([Fault.Validate]) with an error that names
 // the field and the value, and has a JSON form a person can write by hand:

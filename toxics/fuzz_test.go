@@ -41,6 +41,8 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"fault":null}`))
 	f.Add([]byte(`{"fault":{"kind":"slicer","average_size":0}}`))
 	f.Add([]byte(`{"fault":[]}`))
+	f.Add([]byte(`{"fault":{"kind":"partition","groups":[["db"],["cache","queue"]]}}`))
+	f.Add([]byte(`{"fault":{"kind":"partition","groups":[["db"],[]]}}`))
 	type step struct {
 		Fault toxics.Spec `json:"fault"`
 	}

@@ -25,6 +25,9 @@ type wire struct {
 	After         *string  `json:"after,omitempty"`
 	Grace         *string  `json:"grace,omitempty"`
 	Direction     *string  `json:"direction,omitempty"`
+
+	// Groups are a partition's groups (nil when absent).
+	Groups [][]string `json:"groups,omitempty"`
 }
 
 // fields lists, per kind, the JSON fields it accepts; those in required must
@@ -44,6 +47,7 @@ var fields = map[Kind]struct{ allowed, required []string }{
 	KindRestart:   {nil, nil},
 	KindStop:      {[]string{"grace"}, nil},
 	KindCrash:     {nil, nil},
+	KindPartition: {[]string{"groups"}, []string{"groups"}},
 }
 
 func (w *wire) present() []string {
@@ -63,6 +67,7 @@ func (w *wire) present() []string {
 	add("after", w.After != nil)
 	add("grace", w.Grace != nil)
 	add("direction", w.Direction != nil)
+	add("groups", w.Groups != nil)
 	return out
 }
 
@@ -114,6 +119,8 @@ func Marshal(f Fault) ([]byte, error) {
 		w.Direction = optDir(f.Direction)
 	case Stop:
 		w.Grace = optDur(f.Grace)
+	case Partition:
+		w.Groups = f.clone().Groups
 	case Reset, Down, Pause, Restart, Crash:
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
@@ -138,8 +145,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s; network kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds), joinKinds(networkKinds))
 	}
 	present := w.present()
 	for _, name := range present {
@@ -183,6 +190,8 @@ func Unmarshal(data []byte) (Fault, error) {
 		f = Stop{Grace: d.dur("grace", w.Grace)}
 	case KindCrash:
 		f = Crash{}
+	case KindPartition:
+		f = Partition{Groups: w.Groups}
 	}
 	if d.err != nil {
 		return nil, d.err

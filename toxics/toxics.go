@@ -60,7 +60,7 @@ func contains(ks []Kind, k Kind) bool {
 }
 
 // Fault is one thing that can go wrong. The concrete types in this package
-// are the only implementations: [LinkFault] or [NodeFault].
+// are the only implementations: [LinkFault], [NodeFault] or [NetworkFault].
 type Fault interface {
 	// Kind names the fault.
 	Kind() Kind

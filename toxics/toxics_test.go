@@ -262,6 +262,8 @@ func FuzzUnmarshal(f *testing.F) {
 	}
 	f.Add([]byte(`{"kind":"slicer","average_size":0}`))
 	f.Add([]byte(`{"kind":"bandwidth","rate":-1}`))
+	f.Add([]byte(`{"kind":"partition","groups":[["db"],["cache","queue"]]}`))
+	f.Add([]byte(`{"kind":"partition","groups":[["db"],["db"]]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fault, err := toxics.Unmarshal(data)
 		if err != nil {
