@@ -279,9 +279,18 @@ func TestNetFigures(t *testing.T) {
 	}
 	report := func(name string, f func(t *testing.T) func(*testing.B)) {
 		t.Run(name, func(t *testing.T) {
-			r := testing.Benchmark(f(t))
+			// The CPU time is the process's in the last round, the one r
+			// reports: on a loaded machine it tells the cost apart from
+			// the wait for a core.
+			var cpu time.Duration
+			bench := f(t)
+			r := testing.Benchmark(func(b *testing.B) {
+				cpu0 := cpuTime()
+				bench(b)
+				cpu = cpuTime() - cpu0
+			})
 			perOp := float64(r.T.Nanoseconds()) / float64(r.N)
-			t.Logf("N=%-7d %9.0f ns/op %9.0f /s %7d B/op %5d allocs/op", r.N, perOp, 1e9/perOp, r.AllocedBytesPerOp(), r.AllocsPerOp())
+			t.Logf("N=%-7d %9.0f ns/op %9.0f /s %7d B/op %5d allocs/op %9.0f cpu-ns/op", r.N, perOp, 1e9/perOp, r.AllocedBytesPerOp(), r.AllocsPerOp(), float64(cpu)/float64(r.N))
 		})
 	}
 	oneBubble := func(x exchange) func(t *testing.T) func(*testing.B) {
