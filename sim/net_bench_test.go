@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -317,4 +318,27 @@ func TestNetFigures(t *testing.T) {
 	report("bubble_http", perBubble(httpExchange))
 	report("bubble_kv_parallel", func(t *testing.T) func(*testing.B) { return bubblesParallel(t, kvExchange) })
 	report("run_schedule", schedules)
+	// The same on every core at once: one bubble per P, as an
+	// exploration that runs independent bubbles side by side does.
+	report("bubble_http_parallel", func(t *testing.T) func(*testing.B) { return bubblesParallel(t, httpExchange) })
+	report("run_schedule_parallel", schedulesParallel)
+}
+
+// schedulesParallel is schedules on every P at once.
+func schedulesParallel(t *testing.T) func(*testing.B) {
+	return func(b *testing.B) {
+		b.ReportAllocs()
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				seed := next.Add(1)
+				synctest.Test(t, func(t *testing.T) {
+					h := runSchedule(t, seed)
+					if len(h.Ops) != 100 {
+						t.Errorf("%d ops, want 100", len(h.Ops))
+					}
+				})
+			}
+		})
+	}
 }

@@ -126,12 +126,15 @@ func (ts *turns) loop() {
 	rested := false
 	for {
 		ts.mu.Lock()
+		// The first turn and its instant, read under ts.mu: once it is
+		// unlocked, the turn may be withdrawn and asked again.
 		var next *turn
+		var at time.Time
 		if len(ts.q) > 0 {
-			next = ts.q[0]
+			next, at = ts.q[0], ts.q[0].at
 		}
 		now := time.Now()
-		due := next != nil && !next.at.After(now)
+		due := next != nil && !at.After(now)
 		if due && rested {
 			heap.Pop(&ts.q)
 			close(next.ready)
@@ -151,7 +154,7 @@ func (ts *turns) loop() {
 		}
 		var wake <-chan time.Time
 		if next != nil {
-			timer.Reset(next.at.Sub(now))
+			timer.Reset(at.Sub(now))
 			wake = timer.C
 		}
 		select {
