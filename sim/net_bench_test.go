@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -279,9 +280,18 @@ func TestNetFigures(t *testing.T) {
 	}
 	report := func(name string, f func(t *testing.T) func(*testing.B)) {
 		t.Run(name, func(t *testing.T) {
-			r := testing.Benchmark(f(t))
+			// The CPU time is the process's in the last round, the one r
+			// reports: on a loaded machine it tells the cost apart from
+			// the wait for a core.
+			var cpu time.Duration
+			bench := f(t)
+			r := testing.Benchmark(func(b *testing.B) {
+				cpu0 := cpuTime()
+				bench(b)
+				cpu = cpuTime() - cpu0
+			})
 			perOp := float64(r.T.Nanoseconds()) / float64(r.N)
-			t.Logf("N=%-7d %9.0f ns/op %9.0f /s %7d B/op %5d allocs/op", r.N, perOp, 1e9/perOp, r.AllocedBytesPerOp(), r.AllocsPerOp())
+			t.Logf("N=%-7d %9.0f ns/op %9.0f /s %7d B/op %5d allocs/op %9.0f cpu-ns/op", r.N, perOp, 1e9/perOp, r.AllocedBytesPerOp(), r.AllocsPerOp(), float64(cpu)/float64(r.N))
 		})
 	}
 	oneBubble := func(x exchange) func(t *testing.T) func(*testing.B) {
@@ -308,4 +318,27 @@ func TestNetFigures(t *testing.T) {
 	report("bubble_http", perBubble(httpExchange))
 	report("bubble_kv_parallel", func(t *testing.T) func(*testing.B) { return bubblesParallel(t, kvExchange) })
 	report("run_schedule", schedules)
+	// The same on every core at once: one bubble per P, as an
+	// exploration that runs independent bubbles side by side does.
+	report("bubble_http_parallel", func(t *testing.T) func(*testing.B) { return bubblesParallel(t, httpExchange) })
+	report("run_schedule_parallel", schedulesParallel)
+}
+
+// schedulesParallel is schedules on every P at once.
+func schedulesParallel(t *testing.T) func(*testing.B) {
+	return func(b *testing.B) {
+		b.ReportAllocs()
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				seed := next.Add(1)
+				synctest.Test(t, func(t *testing.T) {
+					h := runSchedule(t, seed)
+					if len(h.Ops) != 100 {
+						t.Errorf("%d ops, want 100", len(h.Ops))
+					}
+				})
+			}
+		})
+	}
 }

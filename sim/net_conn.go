@@ -174,6 +174,7 @@ type waitq struct {
 	bcast     chan struct{} // closed to wake the other waiters
 	timer     *time.Timer
 	timerBusy bool
+	spare     *turn // withdrawn before it was given: asked again by the next wait
 }
 
 func (q *waitq) wake() {
@@ -204,7 +205,8 @@ func (q *waitq) sleep(mu *sync.Mutex, at time.Time, ts *turns, key turnKey) {
 		}
 		switch {
 		case ts != nil:
-			tn = ts.ask(at, key)
+			tn = ts.askAgain(at, key, q.spare)
+			q.spare = nil
 			turn = tn.ready
 		case q.timerBusy:
 			t = time.NewTimer(d)
@@ -238,10 +240,11 @@ func (q *waitq) sleep(mu *sync.Mutex, at time.Time, ts *turns, key turnKey) {
 	case <-timeout:
 	case <-turn:
 	}
-	if tn != nil {
-		ts.withdraw(tn)
-	}
+	reuse := tn != nil && ts.withdraw(tn)
 	mu.Lock()
+	if reuse {
+		q.spare = tn
+	}
 	if fast {
 		q.kicking = false
 		select {

@@ -6,7 +6,8 @@ import (
 	"sync"
 )
 
-// chunkOps is how many ops one chunk of a Recorder holds. Chunks are never
+// chunkOps is how many ops the largest chunk of a Recorder holds (the
+// first holds 64, and each next one twice as many). Chunks are never
 // copied once allocated, so recording costs no more than storing the op.
 const chunkOps = 4096
 
@@ -24,8 +25,10 @@ type Recorder struct {
 func (r *Recorder) Record(op Op) {
 	r.mu.Lock()
 	last := len(r.chunks) - 1
-	if last < 0 || len(r.chunks[last]) == chunkOps {
-		r.chunks = append(r.chunks, make([]Op, 0, chunkOps))
+	if last < 0 || len(r.chunks[last]) == cap(r.chunks[last]) {
+		// The first chunks are small, so a run of a hundred ops does not
+		// clear and free a chunk of thousands.
+		r.chunks = append(r.chunks, make([]Op, 0, min(chunkOps, 64<<len(r.chunks))))
 		last++
 	}
 	r.chunks[last] = append(r.chunks[last], op)

@@ -118,28 +118,43 @@ func (ts *turns) loop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	ordered := true
+	// rested: everything the last turn set off, and everything woken at
+	// this instant, has come to rest since. Only a turn that is due
+	// needs that wait (synctest.Wait is the keeper's main cost), so a
+	// turn asked for later, or a turn given with no other due, does not
+	// cost one.
+	rested := false
 	for {
-		if ordered && !quiesce() {
-			// Someone else called synctest.Wait: go on without
-			// letting each turn come to rest (still in order).
-			ordered = false
-		}
 		ts.mu.Lock()
+		// The first turn and its instant, read under ts.mu: once it is
+		// unlocked, the turn may be withdrawn and asked again.
 		var next *turn
+		var at time.Time
 		if len(ts.q) > 0 {
-			next = ts.q[0]
+			next, at = ts.q[0], ts.q[0].at
 		}
 		now := time.Now()
-		if next != nil && !next.at.After(now) {
+		due := next != nil && !at.After(now)
+		if due && rested {
 			heap.Pop(&ts.q)
 			close(next.ready)
+			rested = false
 			ts.mu.Unlock()
 			continue
 		}
 		ts.mu.Unlock()
+		if due {
+			if ordered && !quiesce() {
+				// Someone else called synctest.Wait: go on without
+				// letting each turn come to rest (still in order).
+				ordered = false
+			}
+			rested = true // the head is read again: the wait may have queued an earlier one
+			continue
+		}
 		var wake <-chan time.Time
 		if next != nil {
-			timer.Reset(next.at.Sub(now))
+			timer.Reset(at.Sub(now))
 			wake = timer.C
 		}
 		select {
@@ -150,14 +165,23 @@ func (ts *turns) loop() {
 			return
 		}
 		timer.Stop()
+		rested = false
 	}
 }
 
 // ask queues a turn at at (now, if at is past).
-func (ts *turns) ask(at time.Time, key turnKey) *turn {
+func (ts *turns) ask(at time.Time, key turnKey) *turn { return ts.askAgain(at, key, nil) }
+
+// askAgain is ask, reusing spare if it is not nil: a turn that
+// [turns.withdraw] took out of the queue before it was given.
+func (ts *turns) askAgain(at time.Time, key turnKey, spare *turn) *turn {
+	tn := spare
+	if tn == nil {
+		tn = &turn{ready: make(chan struct{})}
+	}
 	ts.mu.Lock()
 	ts.seq++
-	tn := &turn{at: at, key: key, seq: ts.seq, ready: make(chan struct{})}
+	tn.at, tn.key, tn.seq = at, key, ts.seq
 	select {
 	case <-ts.stop:
 		tn.index = -1
@@ -165,21 +189,29 @@ func (ts *turns) ask(at time.Time, key turnKey) *turn {
 	default:
 		heap.Push(&ts.q, tn)
 	}
+	// Only a new first turn changes what the keeper waits for: a turn
+	// behind it is found when the keeper wakes for the first.
+	first := tn.index == 0
 	ts.mu.Unlock()
-	select {
-	case ts.kick <- struct{}{}:
-	default:
+	if first {
+		select {
+		case ts.kick <- struct{}{}:
+		default:
+		}
 	}
 	return tn
 }
 
-// withdraw takes tn out of the queue if it has not been given.
-func (ts *turns) withdraw(tn *turn) {
+// withdraw takes tn out of the queue if it has not been given, and then
+// reports true: tn may be asked again.
+func (ts *turns) withdraw(tn *turn) bool {
 	ts.mu.Lock()
-	if tn.index >= 0 {
-		heap.Remove(&ts.q, tn.index)
+	defer ts.mu.Unlock()
+	if tn.index < 0 {
+		return false
 	}
-	ts.mu.Unlock()
+	heap.Remove(&ts.q, tn.index)
+	return true
 }
 
 // wait blocks until the turn at at with key is given, or cancel closes

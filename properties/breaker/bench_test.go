@@ -102,7 +102,8 @@ func TestFigures(t *testing.T) {
 			per := float64(r.T.Nanoseconds()) / float64(r.N)
 			t.Logf("N=%d: %.0f schedules/s, %.0f simulated ops/s (wall, all cores)", r.N, 1e9/per, 89*1e9/per)
 		})
-		// The whole exploration: draws, runs, judging, coverage.
+		// The whole exploration: draws, runs, judging, coverage; batches
+		// of schedules run on every core.
 		t.Run("explore/"+br.name, func(t *testing.T) {
 			cfg := figureConfig(br.new)
 			cfg.Iterations = 2000
@@ -118,6 +119,34 @@ func TestFigures(t *testing.T) {
 				float64(res.Iterations)/s, float64(res.Ops)/s, perCPU(cpu, res.Iterations, int(res.Ops/int64(res.Iterations))))
 		})
 	}
+}
+
+// TestFiguresSixtySeconds is the exploration of a breaker with a 60s
+// open time, as gobreaker has by default, against its own spec (it
+// holds): every run lasts a minute or more of virtual time, 6,000 calls
+// and more.
+func TestFiguresSixtySeconds(t *testing.T) {
+	if !*breakerFigures {
+		t.Skip("run with -breaker.figures to measure (go test ./properties/breaker -run TestFigures -breaker.figures -v)")
+	}
+	cfg := breaker.Config{
+		New: func() breaker.Breaker {
+			return gobreakercheck.Breaker(gobreaker.NewCircuitBreaker[any](gobreaker.Settings{Timeout: time.Minute,
+				ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 }}), 200*time.Millisecond)
+		},
+		Spec:       breaker.Spec{FailureThreshold: 3, OpenFor: time.Minute, CallTimeout: 200 * time.Millisecond},
+		Iterations: 32,
+	}
+	cpu0 := brkCPUTime()
+	res, err := breaker.Explore(t, cfg)
+	cpu := brkCPUTime() - cpu0
+	if err != nil || res.Failure != nil {
+		t.Fatalf("%v %v", err, res.Failure)
+	}
+	s := res.Elapsed.Seconds()
+	t.Logf("%d schedules (%d ops, %.0f per schedule) in %v: %.0f schedules/s, %.0f simulated ops/s (wall); %s",
+		res.Iterations, res.Ops, float64(res.Ops)/float64(res.Iterations), res.Elapsed.Round(time.Millisecond),
+		float64(res.Iterations)/s, float64(res.Ops)/s, perCPU(cpu, res.Iterations, int(res.Ops/int64(res.Iterations))))
 }
 
 // perCPU is the CPU time per schedule, and the schedules and ops per CPU

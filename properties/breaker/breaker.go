@@ -244,7 +244,8 @@ const DefaultIterations = 500
 type Config struct {
 	// New builds the breaker under test as the service builds it. It is
 	// called once per run, inside the run's testing/synctest bubble, so
-	// the breaker reads the virtual clock. Required.
+	// the breaker reads the virtual clock. Runs go side by side on every
+	// core, so New may be called from several goroutines at once. Required.
 	New func() Breaker
 	// Spec is what the breaker is expected to do. Required.
 	Spec Spec

@@ -148,10 +148,10 @@ func (b depTarget) Apply(context.Context, toxics.Fault) (func(context.Context) e
 // The error is for what stopped the exploration itself: a bad config.
 func Explore(t *testing.T, cfg Config) (*Result, error) {
 	t.Helper()
-	return explore(t, cfg, false)
+	return explore(t, cfg, false, 0)
 }
 
-func explore(t *testing.T, cfg Config, keepFailFile bool) (*Result, error) {
+func explore(t *testing.T, cfg Config, keepFailFile bool, workers int) (*Result, error) {
 	t.Helper()
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -166,7 +166,7 @@ func explore(t *testing.T, cfg Config, keepFailFile bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &explorer{t: t, cfg: cfg, gen: g, deadline: search.Deadline(t)}
+	x := &explorer{t: t, cfg: cfg, gen: g, deadline: search.Deadline(t), workers: workers}
 	tb := search.NewCapture(t.Name(), t.Context(), nil)
 	before := search.FailFiles(t.Name())
 	start := time.Now()
@@ -213,6 +213,16 @@ type explorer struct {
 	shrinkStart      time.Time
 	cov              Coverage
 	wall             time.Duration // of all runs, for the deadline
+
+	// firstAt is the place of the first broken schedule in its batch:
+	// while shrinking, each candidate draws that many schedules before
+	// the one it runs, as the batch did.
+	firstAt int
+	// workers bounds the bubbles run at once (0: GOMAXPROCS).
+	workers int
+	// seen holds the runs of the shrink, by schedule: a run in virtual
+	// time gives the same verdict every time, so each candidate runs once.
+	seen map[string]*Iteration
 }
 
 func (x *explorer) prop(rt *rapid.T) {
@@ -222,36 +232,68 @@ func (x *explorer) prop(rt *rapid.T) {
 		}
 		return
 	}
-	if !x.shrinking {
-		if x.iterations >= x.cfg.Iterations {
-			rt.SkipNow()
-		}
-		if !x.fits(10) {
-			x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for more runs and shrinking", time.Until(x.deadline).Round(time.Second))
-			rt.SkipNow()
-		}
-	} else if time.Since(x.shrinkStart) > x.cfg.ShrinkTime/2 {
-		return // out of rapid's half of the shrink time: the candidate is rejected unrun
-	} else if !x.fits(1) {
-		x.stopped = "the test's deadline cut shrinking short"
-		return
+	var run *Iteration
+	if x.shrinking {
+		run = x.shrinkOne(rt)
+	} else {
+		run = x.exploreBatch(rt)
 	}
-	run := x.run(x.gen.Draw(rt, "schedule"))
-	if run == nil {
-		return
+	// One place fails the property, so that rapid sees the same failure
+	// when it explores, reproduces and shrinks.
+	if run.Broken() {
+		x.last = run
+		rt.Fatal(failMessage)
 	}
-	if !x.shrinking {
+}
+
+// exploreBatch draws a batch of schedules, runs them side by side and
+// judges them in the order they were drawn: the first broken one ends
+// the exploration, and the runs after it count for nothing, as if they had
+// never been made. It returns that broken run, or nil.
+func (x *explorer) exploreBatch(rt *rapid.T) *Iteration {
+	if x.iterations >= x.cfg.Iterations {
+		rt.SkipNow()
+	}
+	if !x.fits(10) {
+		x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for more runs and shrinking", time.Until(x.deadline).Round(time.Second))
+		rt.SkipNow()
+	}
+	batch := make([]sim.Schedule, min(batchSize, x.cfg.Iterations-x.iterations))
+	for i := range batch {
+		batch[i] = x.gen.Draw(rt, "schedule")
+	}
+	for i, run := range x.runBatch(batch) {
+		if run == nil {
+			return nil // x.fatal is set
+		}
 		x.iterations++
 		x.cov.add(run)
+		if run.Broken() {
+			x.first, x.firstAt = run, i
+			x.shrinking, x.shrinkStart = true, time.Now()
+			x.seen = map[string]*Iteration{run.Schedule.String(): run}
+			return run
+		}
 	}
-	if !run.Broken() {
-		return
+	return nil
+}
+
+// shrinkOne is the property while rapid shrinks: the candidate draws
+// as the failing batch did, and only its schedule at the broken one's
+// place is run. It returns that run, or nil.
+func (x *explorer) shrinkOne(rt *rapid.T) *Iteration {
+	if time.Since(x.shrinkStart) > x.cfg.ShrinkTime/2 {
+		return nil // out of rapid's half of the shrink time: the candidate is rejected unrun
 	}
-	if x.first == nil {
-		x.first, x.shrinking, x.shrinkStart = run, true, time.Now()
+	if !x.fits(1) {
+		x.stopped = "the test's deadline cut shrinking short"
+		return nil
 	}
-	x.last = run
-	rt.Fatal(failMessage)
+	var s sim.Schedule
+	for range x.firstAt + 1 {
+		s = x.gen.Draw(rt, "schedule")
+	}
+	return x.run(s)
 }
 
 // fits reports whether k more runs and a margin fit before the deadline.
@@ -283,7 +325,7 @@ func Check(t *testing.T, cfg Config) {
 		replayFile(t, cfg, path)
 		return
 	}
-	res, err := explore(t, cfg, true)
+	res, err := explore(t, cfg, true, 0)
 	if res != nil {
 		t.Logf("shakedown: %s (%d schedules, %d calls in %v)", res.Coverage, res.Iterations, res.Ops, res.Elapsed.Round(time.Millisecond))
 		if res.Stopped != "" {

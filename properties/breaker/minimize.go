@@ -7,8 +7,13 @@ import (
 	"github.com/shakedown/shakedown/sim"
 )
 
-// run runs s once, counting it; nil means a fatal error, kept in x.fatal.
+// run runs s once, counting it, or returns its earlier run; nil means a
+// fatal error, kept in x.fatal.
 func (x *explorer) run(s sim.Schedule) *Iteration {
+	key := s.String()
+	if run, ok := x.seen[key]; ok {
+		return run
+	}
 	start := time.Now()
 	run, err := runIn(x.t, x.cfg, s)
 	x.wall += time.Since(start)
@@ -18,6 +23,10 @@ func (x *explorer) run(s sim.Schedule) *Iteration {
 	}
 	x.runs++
 	x.ops += int64(len(run.Ops))
+	if x.seen == nil {
+		x.seen = map[string]*Iteration{}
+	}
+	x.seen[key] = run
 	return run
 }
 
