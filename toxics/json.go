@@ -25,25 +25,35 @@ type wire struct {
 	After         *string  `json:"after,omitempty"`
 	Grace         *string  `json:"grace,omitempty"`
 	Direction     *string  `json:"direction,omitempty"`
+	Reply         *string  `json:"reply,omitempty"`
+	Code          *string  `json:"code,omitempty"`
+	Message       *string  `json:"message,omitempty"`
+	Share         *float64 `json:"share,omitempty"`
+	Nth           *int     `json:"nth,omitempty"`
+	Commands      *string  `json:"commands,omitempty"`
 }
 
 // fields lists, per kind, the JSON fields it accepts; those in required must
 // be present.
 var fields = map[Kind]struct{ allowed, required []string }{
-	KindLatency:   {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
-	KindBandwidth: {[]string{"rate", "direction"}, []string{"rate"}},
-	KindSlicer:    {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
-	KindSlowClose: {[]string{"delay", "direction"}, []string{"delay"}},
-	KindCorrupt:   {[]string{"probability", "direction"}, []string{"probability"}},
-	KindDataLimit: {[]string{"bytes", "direction"}, []string{"bytes"}},
-	KindTimeout:   {[]string{"after", "direction"}, []string{"after"}},
-	KindBlackhole: {[]string{"direction"}, nil},
-	KindReset:     {nil, nil},
-	KindDown:      {nil, nil},
-	KindPause:     {nil, nil},
-	KindRestart:   {nil, nil},
-	KindStop:      {[]string{"grace"}, nil},
-	KindCrash:     {nil, nil},
+	KindLatency:    {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
+	KindBandwidth:  {[]string{"rate", "direction"}, []string{"rate"}},
+	KindSlicer:     {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
+	KindSlowClose:  {[]string{"delay", "direction"}, []string{"delay"}},
+	KindCorrupt:    {[]string{"probability", "direction"}, []string{"probability"}},
+	KindDataLimit:  {[]string{"bytes", "direction"}, []string{"bytes"}},
+	KindTimeout:    {[]string{"after", "direction"}, []string{"after"}},
+	KindBlackhole:  {[]string{"direction"}, nil},
+	KindReset:      {nil, nil},
+	KindDown:       {nil, nil},
+	KindPause:      {nil, nil},
+	KindRestart:    {nil, nil},
+	KindStop:       {[]string{"grace"}, nil},
+	KindCrash:      {nil, nil},
+	KindRedisDelay: {[]string{"delay", "share", "nth", "commands"}, []string{"delay"}},
+	KindRedisError: {[]string{"reply", "share", "nth", "commands"}, []string{"reply"}},
+	KindPgError:    {[]string{"code", "message", "share", "nth", "commands"}, []string{"code"}},
+	KindPgRefuse:   {[]string{"code", "message", "share", "nth"}, []string{"code"}},
 }
 
 func (w *wire) present() []string {
@@ -63,6 +73,12 @@ func (w *wire) present() []string {
 	add("after", w.After != nil)
 	add("grace", w.Grace != nil)
 	add("direction", w.Direction != nil)
+	add("reply", w.Reply != nil)
+	add("code", w.Code != nil)
+	add("message", w.Message != nil)
+	add("share", w.Share != nil)
+	add("nth", w.Nth != nil)
+	add("commands", w.Commands != nil)
 	return out
 }
 
@@ -114,6 +130,18 @@ func Marshal(f Fault) ([]byte, error) {
 		w.Direction = optDir(f.Direction)
 	case Stop:
 		w.Grace = optDur(f.Grace)
+	case RedisDelay:
+		w.Delay = dur(f.Delay)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case RedisError:
+		w.Reply = ptr(f.Reply)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case PgError:
+		w.Code, w.Message = ptr(f.Code), optStr(f.Message)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case PgRefuse:
+		w.Code, w.Message = ptr(f.Code), optStr(f.Message)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
 	case Reset, Down, Pause, Restart, Crash:
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
@@ -138,8 +166,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s; protocol kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds), joinKinds(protocolKinds))
 	}
 	present := w.present()
 	for _, name := range present {
@@ -183,6 +211,14 @@ func Unmarshal(data []byte) (Fault, error) {
 		f = Stop{Grace: d.dur("grace", w.Grace)}
 	case KindCrash:
 		f = Crash{}
+	case KindRedisDelay:
+		f = RedisDelay{Delay: d.dur("delay", w.Delay), Requests: w.requests()}
+	case KindRedisError:
+		f = RedisError{Reply: *w.Reply, Requests: w.requests()}
+	case KindPgError:
+		f = PgError{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
+	case KindPgRefuse:
+		f = PgRefuse{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
 	}
 	if d.err != nil {
 		return nil, d.err
