@@ -102,9 +102,15 @@ type Values struct {
 	TimeoutAfter DurationRange
 	// Grace of a stop fault (default 0..0: the runtime's default).
 	Grace DurationRange
+	// Share is the range of the share of requests a protocol fault acts
+	// on, in (0, 1] (default 0.05..1). A protocol fault's delay is drawn
+	// from Delay.
+	Share [2]float64
 }
 
-func allKinds() []toxics.Kind { return append(toxics.LinkKinds(), toxics.NodeKinds()...) }
+func allKinds() []toxics.Kind {
+	return append(append(toxics.LinkKinds(), toxics.NodeKinds()...), toxics.ProtocolKinds()...)
+}
 
 func (b Bounds) withDefaults() Bounds {
 	if b.MaxSteps == 0 {
@@ -133,6 +139,9 @@ func (b Bounds) withDefaults() Bounds {
 	}
 	defInt(&v.DataLimit, 0, 64<<10)
 	defDur(&v.TimeoutAfter, 0, 2*time.Second)
+	if v.Share == [2]float64{} {
+		v.Share = [2]float64{0.05, 1}
+	}
 	if len(b.Directions) == 0 {
 		b.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
 	}
@@ -230,6 +239,9 @@ func (b Bounds) Validate() error {
 	intRange("DataLimit", v.DataLimit, 0)
 	durRange("TimeoutAfter", v.TimeoutAfter, 0)
 	durRange("Grace", v.Grace, 0)
+	if !(v.Share[0] > 0 && v.Share[0] <= v.Share[1] && v.Share[1] <= 1) {
+		bad("Values.Share = %g..%g: need 0 < min <= max <= 1", v.Share[0], v.Share[1])
+	}
 	for i, d := range b.Directions {
 		if d > toxics.Downstream {
 			bad("Directions[%d] = %v: not one of both, upstream, downstream", i, d)
@@ -352,6 +364,8 @@ type faultFields struct {
 	after, grace                          time.Duration
 	rate, size, variation, limit          int64
 	prob                                  float64
+	share                                 int64 // protocol faults: parts per million
+	reply, code                           int   // indexes into toxics.RedisReplies, toxics.PgErrorCodes
 }
 
 // fault is the fault of kind k with f's fields.
@@ -383,6 +397,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Restart{}
 	case toxics.KindStop:
 		return toxics.Stop{Grace: f.grace}
+	case toxics.KindRedisDelay, toxics.KindRedisError, toxics.KindPgError, toxics.KindPgRefuse:
+		return f.protoFault(k)
 	default:
 		return toxics.Crash{}
 	}
@@ -415,6 +431,7 @@ func drawInt(t *rapid.T, label string, r Int64Range, milderHigh bool) int64 {
 func (g *gen) schedule(t *rapid.T) sim.Schedule {
 	swarm := rapid.SliceOfN(rapid.Custom(g.drawPair), 0, maxSwarm).Draw(t, "swarm")
 	raws := rapid.SliceOfN(rapid.Custom(g.drawStep), 1, g.b.MaxSteps).Draw(t, "steps")
+	withProto(t, g.b.Values, raws)
 	steer := func(p int) int { return p }
 	if drawSteer(t) {
 		steer = g.guide.steer
