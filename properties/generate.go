@@ -109,7 +109,7 @@ type Values struct {
 }
 
 func allKinds() []toxics.Kind {
-	return append(append(toxics.LinkKinds(), toxics.NodeKinds()...), toxics.ProtocolKinds()...)
+	return append(append(append(toxics.LinkKinds(), toxics.NodeKinds()...), toxics.ProtocolKinds()...), toxics.DataKinds()...)
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -399,6 +399,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Stop{Grace: f.grace}
 	case toxics.KindRedisDelay, toxics.KindRedisError, toxics.KindPgError, toxics.KindPgRefuse:
 		return f.protoFault(k)
+	case toxics.KindData:
+		return toxics.Data{}
 	default:
 		return toxics.Crash{}
 	}

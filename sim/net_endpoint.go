@@ -152,7 +152,7 @@ func (ep *Endpoint) Addr() string { return ep.name }
 // and node kind of package toxics but the protocol kinds, which fakes of
 // that protocol take (FakeKV: Redis).
 func (ep *Endpoint) Supports(k toxics.Kind) bool {
-	return k.IsLink() && k.Protocol() == "" || k.IsNode()
+	return (k.IsLink() || k.IsNode()) && k.Protocol() == ""
 }
 
 func (ep *Endpoint) policy(d toxics.Direction) *policy {

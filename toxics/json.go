@@ -54,6 +54,7 @@ var fields = map[Kind]struct{ allowed, required []string }{
 	KindRedisError: {[]string{"reply", "share", "nth", "commands"}, []string{"reply"}},
 	KindPgError:    {[]string{"code", "message", "share", "nth", "commands"}, []string{"code"}},
 	KindPgRefuse:   {[]string{"code", "message", "share", "nth"}, []string{"code"}},
+	KindData:       {nil, nil},
 }
 
 func (w *wire) present() []string {
@@ -142,7 +143,7 @@ func Marshal(f Fault) ([]byte, error) {
 	case PgRefuse:
 		w.Code, w.Message = ptr(f.Code), optStr(f.Message)
 		w.Share, w.Nth, w.Commands = f.Requests.wire()
-	case Reset, Down, Pause, Restart, Crash:
+	case Reset, Down, Pause, Restart, Crash, Data:
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
 	}
@@ -217,6 +218,8 @@ func Unmarshal(data []byte) (Fault, error) {
 		f = RedisError{Reply: *w.Reply, Requests: w.requests()}
 	case KindPgError:
 		f = PgError{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
+	case KindData:
+		f = Data{}
 	case KindPgRefuse:
 		f = PgRefuse{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
 	}

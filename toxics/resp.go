@@ -29,6 +29,10 @@ const (
 // [LinkKinds], which lists the kinds that act on bytes and suit any link.
 func ProtocolKinds() []Kind { return append([]Kind(nil), protocolKinds...) }
 
+// DataKinds returns the kinds of data steps ([KindData]): node kinds that
+// only targets made for them take.
+func DataKinds() []Kind { return append([]Kind(nil), dataKinds...) }
+
 // Protocol returns the protocol a fault of kind k speaks ([ProtocolRedis],
 // [ProtocolPostgres]), or "" for kinds that act on bytes, connections or
 // nodes and suit any target of their sort.
@@ -38,6 +42,8 @@ func (k Kind) Protocol() string {
 		return ProtocolRedis
 	case KindPgError, KindPgRefuse:
 		return ProtocolPostgres
+	case KindData:
+		return ProtocolData
 	}
 	return ""
 }

@@ -20,6 +20,7 @@ func init() {
 		toxics.PgError{Code: toxics.PgSerializationFailure, Requests: toxics.Requests{Share: 0.25, Commands: "UPDATE COMMIT"}},
 		toxics.PgError{Code: toxics.PgAdminShutdown, Message: "bye", Requests: toxics.Requests{Nth: 1}},
 		toxics.PgRefuse{Code: toxics.PgTooManyConnections, Requests: toxics.Requests{Share: 1}},
+		toxics.Data{},
 	)
 }
 
@@ -27,6 +28,11 @@ func TestProtocolKindsCovered(t *testing.T) {
 	seen := map[toxics.Kind]bool{}
 	for _, f := range every {
 		seen[f.Kind()] = true
+	}
+	for _, k := range toxics.DataKinds() {
+		if !seen[k] || !k.IsNode() || k.Protocol() != toxics.ProtocolData {
+			t.Errorf("data kind %s: in table %v, IsNode=%v, Protocol=%q", k, seen[k], k.IsNode(), k.Protocol())
+		}
 	}
 	for _, k := range toxics.ProtocolKinds() {
 		if !seen[k] {

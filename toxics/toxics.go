@@ -36,6 +36,7 @@ var (
 	linkKinds = []Kind{KindLatency, KindBandwidth, KindSlicer, KindSlowClose, KindCorrupt,
 		KindDataLimit, KindTimeout, KindBlackhole, KindReset, KindDown}
 	nodeKinds = []Kind{KindPause, KindRestart, KindStop, KindCrash}
+	dataKinds = []Kind{KindData} // node kinds too; see data.go
 	// protocolKinds are link kinds too; see resp.go.
 	protocolKinds = []Kind{KindRedisDelay, KindRedisError, KindPgError, KindPgRefuse}
 )
@@ -50,7 +51,7 @@ func NodeKinds() []Kind { return append([]Kind(nil), nodeKinds...) }
 func (k Kind) IsLink() bool { return contains(linkKinds, k) || contains(protocolKinds, k) }
 
 // IsNode reports whether k is a node fault kind.
-func (k Kind) IsNode() bool { return contains(nodeKinds, k) }
+func (k Kind) IsNode() bool { return contains(nodeKinds, k) || contains(dataKinds, k) }
 
 func contains(ks []Kind, k Kind) bool {
 	for _, x := range ks {
