@@ -160,7 +160,7 @@ func (pc *protoConn) pgStartup(d *linkDir, pkt []byte) error {
 	switch code {
 	case pgSSLRequest, pgGSSENCRequest:
 		if s.refuse != nil {
-			return pc.answer(protoEntry{answer: []byte{'N'}})
+			return pc.answer(d, protoEntry{answer: []byte{'N'}})
 		}
 		pc.mu.Lock()
 		s.awaitByte++
@@ -174,7 +174,7 @@ func (pc *protoConn) pgStartup(d *linkDir, pkt []byte) error {
 		if msg == "" {
 			msg = toxics.PgMessage(f.Code)
 		}
-		return pc.answer(protoEntry{answer: pgErrorResponse("FATAL", f.Code, msg), close: true})
+		return pc.answer(d, protoEntry{answer: pgErrorResponse("FATAL", f.Code, msg), close: true})
 	}
 	return pc.forward(d, pkt) // the server's reply ends with its first ReadyForQuery
 }
@@ -194,7 +194,7 @@ func (pc *protoConn) pgMessage(d *linkDir, msg []byte) error {
 		if _, _, by := pc.decide(cmd, isPgError); by != nil {
 			e := pgAnswer(by.fault.(toxics.PgError))
 			e.pgReady = !e.close
-			return pc.answer(e)
+			return pc.answer(d, e)
 		}
 		return pc.forward(d, msg)
 	case 'P', 'B', 'D', 'E', 'C', 'H':
@@ -211,7 +211,7 @@ func (pc *protoConn) pgMessage(d *linkDir, msg []byte) error {
 			}
 			if _, _, by := pc.decide(cmd, isPgError); by != nil {
 				s.dropping = true
-				if err := pc.answer(pgAnswer(by.fault.(toxics.PgError))); err != nil {
+				if err := pc.answer(d, pgAnswer(by.fault.(toxics.PgError))); err != nil {
 					return err
 				}
 			}
@@ -228,7 +228,7 @@ func (pc *protoConn) pgMessage(d *linkDir, msg []byte) error {
 		dropped := s.inBatch && s.dropping
 		s.inBatch, s.dropping = false, false
 		if dropped {
-			return pc.answer(protoEntry{pgReady: true})
+			return pc.answer(d, protoEntry{pgReady: true})
 		}
 		return pc.forward(d, msg)
 	}

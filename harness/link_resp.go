@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,15 +64,16 @@ type protoFault struct {
 	id    uint64
 	fault toxics.LinkFault
 	req   toxics.Requests
+	cmds  map[string]bool // req's commands; nil: every command
 	seed  uint64
 	count atomic.Int64  // requests it matched, for Nth
 	done  chan struct{} // closed by revert: held requests go on
 }
 
-// selects reports whether pf acts on the request named cmd, the n-th
-// (from 0) it matched on connection conn.
+// selects reports whether pf acts on the request named cmd (upper case),
+// the n-th (from 0) it matched on connection conn.
 func (pf *protoFault) selects(cmd string, conn uint64, n *uint64) bool {
-	if !pf.req.Matches(cmd) {
+	if pf.cmds != nil && !pf.cmds[cmd] {
 		return false
 	}
 	if pf.req.Nth > 0 {
@@ -90,6 +90,12 @@ func (pf *protoFault) selects(cmd string, conn uint64, n *uint64) bool {
 func (l *Link) startProto(a *appliedFault) {
 	req, _ := toxics.RequestsOf(a.fault)
 	pf := &protoFault{id: a.id, fault: a.fault, req: req, seed: faultSeed(l.seed, a.id, toxics.Both), done: make(chan struct{})}
+	if list := req.CommandList(); len(list) > 0 {
+		pf.cmds = map[string]bool{}
+		for _, c := range list {
+			pf.cmds[c] = true
+		}
+	}
 	l.protoMu.Lock()
 	defer l.protoMu.Unlock()
 	old := l.protoFaults.Load()
@@ -154,6 +160,8 @@ type protoConn struct {
 
 	up     []byte // client bytes not yet cut into whole requests
 	shares map[uint64]uint64
+	out    []byte // client bytes cut, to be written to the server at once
+	outN   int    // requests in out whose replies are due
 
 	// mu guards what follows; the downstream end holds it while it
 	// writes to the client, the upstream end while it answers.
@@ -226,6 +234,9 @@ func (pc *protoConn) fromClient(d *linkDir, p []byte) error {
 	if len(pc.up) == 0 {
 		pc.up = nil
 	}
+	if ferr := pc.flushOut(d); err == nil {
+		err = ferr
+	}
 	return err
 }
 
@@ -276,25 +287,56 @@ func (pc *protoConn) hold(d time.Duration, faults []*protoFault) {
 	once.Do(func() { close(done) })
 }
 
-// forward writes a request to the server, its reply now due.
-func (pc *protoConn) forward(d *linkDir, req []byte) error {
-	pc.mu.Lock()
-	pc.queue = append(pc.queue, protoEntry{})
-	pc.pending.Store(int32(len(pc.queue)))
-	pc.mu.Unlock()
-	_, err := d.dst.Write(req)
-	return err
+// forward sends a request on to the server, its reply now due. Requests
+// and other bytes go out together, at the latest when the chunk from the
+// client has been cut (flushOut).
+func (pc *protoConn) forward(_ *linkDir, req []byte) error {
+	pc.out = append(pc.out, req...)
+	pc.outN++
+	return nil
 }
 
-// pass writes bytes to the server that no reply answers.
-func (pc *protoConn) pass(d *linkDir, b []byte) error {
-	_, err := d.dst.Write(b)
+// pass sends bytes on to the server that no reply answers.
+func (pc *protoConn) pass(_ *linkDir, b []byte) error {
+	pc.out = append(pc.out, b...)
+	return nil
+}
+
+// flushOut writes what forward and pass gathered, the replies due noted
+// in the queue first (a reply may arrive as soon as the write is done).
+func (pc *protoConn) flushOut(d *linkDir) error {
+	if len(pc.out) == 0 {
+		return nil
+	}
+	pc.mu.Lock()
+	for range pc.outN {
+		pc.queue = append(pc.queue, protoEntry{})
+	}
+	pc.pending.Store(int32(len(pc.queue)))
+	pc.mu.Unlock()
+	if pc.outN > 0 {
+		// The replies must be cut: if the way back runs on the fast
+		// path (a revert just moved it there), move it to the pipeline
+		// first, as Apply does.
+		if next := pc.c.dirs[1].interrupt(fastRead, true); next != nil {
+			<-next
+		}
+	}
+	_, err := d.dst.Write(pc.out)
+	pc.out, pc.outN = pc.out[:0], 0
+	if cap(pc.out) > linkChunk {
+		pc.out = nil
+	}
 	return err
 }
 
 // answer puts the Link's answer in its place: at once if no reply is due
-// before it, otherwise after the replies before it.
-func (pc *protoConn) answer(e protoEntry) error {
+// before it, otherwise after the replies before it. Requests gathered
+// before it go out first.
+func (pc *protoConn) answer(d *linkDir, e protoEntry) error {
+	if err := pc.flushOut(d); err != nil {
+		return err
+	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	pc.queue = append(pc.queue, e)
@@ -302,13 +344,14 @@ func (pc *protoConn) answer(e protoEntry) error {
 	return pc.flushLocked()
 }
 
-// replyDone notes that one reply of the server has reached the client,
-// then writes the answers that were waiting for it. pc.mu must be held.
-func (pc *protoConn) replyDoneLocked() error {
+// replyDoneLocked notes that one reply of the server has been cut and
+// reports whether answers of the Link come next. pc.mu must be held.
+func (pc *protoConn) replyDoneLocked() bool {
 	if len(pc.queue) > 0 && pc.queue[0].answer == nil && !pc.queue[0].pgReady {
 		pc.queue = pc.queue[1:]
+		pc.pending.Store(int32(len(pc.queue)))
 	}
-	return pc.flushLocked()
+	return len(pc.queue) > 0 && (pc.queue[0].answer != nil || pc.queue[0].pgReady)
 }
 
 // flushLocked writes the answers at the head of the queue.
@@ -362,11 +405,14 @@ func (pc *protoConn) fromServer(d *linkDir, p []byte) error {
 	}
 	from := 0
 	for _, end := range ends {
+		if !pc.replyDoneLocked() {
+			continue
+		}
 		if err := pc.toClientLocked(p[from:end]); err != nil {
 			return err
 		}
 		from = end
-		if err := pc.replyDoneLocked(); err != nil {
+		if err := pc.flushLocked(); err != nil {
 			return err
 		}
 	}
@@ -404,11 +450,14 @@ func (pc *protoConn) redisRequests(d *linkDir) error {
 		}
 		hold, holdFor, by := pc.decide(cmd, func(f toxics.LinkFault) bool { _, ok := f.(toxics.RedisError); return ok })
 		if hold > 0 {
+			if err := pc.flushOut(d); err != nil {
+				return err
+			}
 			pc.hold(hold, holdFor)
 		}
 		if by != nil {
 			reply := by.fault.(toxics.RedisError).Reply
-			if err := pc.answer(protoEntry{answer: []byte("-" + reply + "\r\n")}); err != nil {
+			if err := pc.answer(d, protoEntry{answer: []byte("-" + reply + "\r\n")}); err != nil {
 				return err
 			}
 			continue
@@ -455,7 +504,7 @@ func redisCommand(b []byte) (n int, cmd string, err error) {
 		}
 		return len(b) - len(rest), string(bytes.ToUpper(words[0])), nil
 	}
-	count, err := strconv.Atoi(string(line[1:]))
+	count, err := atoi(line[1:])
 	if err != nil || count > redisMaxArgs {
 		return 0, "", errNotRESP
 	}
@@ -468,7 +517,7 @@ func redisCommand(b []byte) (n int, cmd string, err error) {
 		if len(hdr) == 0 || hdr[0] != '$' {
 			return 0, "", errNotRESP
 		}
-		size, err := strconv.Atoi(string(hdr[1:]))
+		size, err := atoi(hdr[1:])
 		if err != nil || size < 0 || size > redisMaxBulk {
 			return 0, "", errNotRESP
 		}
@@ -547,7 +596,7 @@ func (r *redisReplies) feed(p []byte) []int {
 		}
 		typ := line[0]
 		num := func() int {
-			v, err := strconv.Atoi(string(line[1:]))
+			v, err := atoi(line[1:])
 			if err != nil {
 				r.bad = true
 			}
@@ -610,4 +659,27 @@ func (r *redisReplies) done() bool {
 		}
 	}
 	return true
+}
+
+// atoi parses a decimal integer, with an optional minus sign, without
+// allocating.
+func atoi(b []byte) (int, error) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, errNotRESP
+	}
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errNotRESP
+		}
+		v = 10*v + int(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, nil
 }
