@@ -13,6 +13,13 @@
 // with the same client-visible behaviour. Node faults ([NodeFault]) act on
 // the dependency itself: crash, stop, pause and restart.
 //
+// Protocol faults ([RedisError], [RedisDelay], [PgError], [PgRefuse]) are
+// link faults that speak a dependency's protocol: they answer or hold the
+// requests that [Requests] selects. A target takes them only if it speaks
+// that protocol ([Kind.Protocol]), so generators draw them only there. A
+// data step ([Data]) runs a test's own statements on a dependency; only
+// targets made for it take it.
+//
 // Every fault validates itself ([Fault.Validate]) with an error that names
 // the field and the value, and has a JSON form a person can write by hand:
 //
