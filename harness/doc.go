@@ -95,6 +95,22 @@
 // The same operations are methods of [Node], which Postgres, Redis and
 // Container embed: Crash, Stop, Start, Pause, Unpause, Restart.
 //
+// Protocol faults speak the dependency's protocol: the Links of
+// [Env.Redis] and [Env.Postgres] declare theirs ([WithProtocol]) and
+// take [toxics.RedisError] and [toxics.RedisDelay], or [toxics.PgError]
+// and [toxics.PgRefuse], for a seeded share of the requests, the N-th, or
+// named commands; the client reports the error as the server would have
+// sent it (a *pgconn.PgError with the SQLSTATE for pgx and database/sql,
+// the error reply for go-redis), and replies keep their order:
+//
+//	db.Apply(ctx, toxics.PgError{Code: toxics.PgSerializationFailure,
+//		Requests: toxics.Requests{Share: 0.2, Commands: "UPDATE"}})
+//
+// A data step runs statements of the test's own on a dependency when it
+// begins and others when it ends, placed in a schedule like any fault:
+// [Postgres.Statements] and [Redis.Commands] make a [DataStep] target
+// that takes [toxics.Data].
+//
 // A Link with no fault costs about as much as a socket: each direction of
 // each connection moves its bytes kernel to kernel (splice on Linux), with
 // no proxy stage in between, so a baseline measured through Links measures

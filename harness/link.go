@@ -172,6 +172,12 @@ type Link struct {
 	downs     int // active Down faults
 	closed    bool
 	closeDone chan struct{}
+
+	// protocol faults (link_resp.go): protoMu serialises changes of
+	// protoFaults, which connections read without a lock.
+	protocol    atomic.Pointer[string]
+	protoMu     sync.Mutex
+	protoFaults atomic.Pointer[[]*protoFault]
 }
 
 // NewLink starts a Link on 127.0.0.1:0 in front of upstream ("host:port")
@@ -207,6 +213,9 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 			o.applyLink(&cfg)
 		}
 	}
+	if err := checkProtocol(cfg.protocol); err != nil {
+		return nil, fmt.Errorf("harness: link %q: %w", name, err)
+	}
 	registerLinkToxics()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -237,6 +246,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		closeDone: make(chan struct{}),
 		slots:     make(map[toxics.Direction][]*slot),
 	}
+	l.protocol.Store(&cfg.protocol)
 	linkDones.Store(l.id, l.done)
 	// One slot per direction before any connection exists: from then on
 	// the last stub of every pipeline is a slot (see link_slot_toxic.go).
@@ -306,8 +316,10 @@ func (l *Link) SetUpstream(addr string) error {
 }
 
 // Supports reports whether the Link can apply faults of kind k: the link
-// kinds.
-func (l *Link) Supports(k toxics.Kind) bool { return k.IsLink() }
+// kinds, protocol kinds only of the protocol it speaks ([WithProtocol]).
+func (l *Link) Supports(k toxics.Kind) bool {
+	return k.IsLink() && (k.Protocol() == "" || k.Protocol() == l.Protocol())
+}
 
 // Stats returns the Link's counters.
 func (l *Link) Stats() LinkStats {
@@ -438,6 +450,7 @@ type linkConn struct {
 	dirs             [2]*linkDir // upstream, downstream
 	closeOnce        sync.Once
 	running          atomic.Int32 // directions not finished yet
+	proto            atomic.Pointer[protoConn]
 }
 
 // close closes both connections, with an RST if reset is true. A clean
@@ -546,8 +559,7 @@ func (s *linkSink) Write(p []byte) (int, error) {
 	if s.failed {
 		return len(p), nil
 	}
-	s.d.delivered(p)
-	n, err := s.d.dst.Write(p)
+	n, err := s.d.write(p)
 	s.d.n.Add(int64(n))
 	if err != nil {
 		s.failed = true

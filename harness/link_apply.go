@@ -57,6 +57,9 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
 	}
+	if err := l.checkProtoFault(f); err != nil {
+		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
 	}
@@ -77,6 +80,9 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	default:
 		if err = l.arm(a); err == nil {
 			l.handOver(toxics.DirectionOf(lf))
+			if lf.Kind().Protocol() != "" {
+				l.startProto(a)
+			}
 		}
 	}
 	if err != nil {
@@ -247,6 +253,9 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 	case toxics.Down:
 		err = l.undoDown(ctx, a)
 	default:
+		if a.fault.Kind().Protocol() != "" {
+			l.stopProto(a)
+		}
 		l.faultMu.Lock()
 		for _, s := range a.slots {
 			if s.owner == a {

@@ -113,7 +113,7 @@ type linkDir struct {
 
 // armed reports whether a fault is armed in d's direction.
 func (d *linkDir) armed() bool {
-	return d.conn.l.armed[d.dir].Load() > 0
+	return d.conn.l.armed[d.dir].Load() > 0 || d.dir == toxics.Downstream && d.conn.protoBusy()
 }
 
 // startRead marks the start of a read in mode m, or reports false if the

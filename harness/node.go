@@ -90,9 +90,10 @@ func (n *Node) DirectAddr() string { return n.direct.Load().(string) }
 func (n *Node) Link() *Link { return n.link }
 
 // Supports reports whether Apply accepts faults of kind k: every node
-// fault, and the link faults the Link supports.
+// fault but data steps (see [Postgres.Statements]), and the link faults
+// the Link supports.
 func (n *Node) Supports(k toxics.Kind) bool {
-	if k.IsNode() {
+	if k.IsNode() && k.Protocol() == "" {
 		return true
 	}
 	return n.link.Supports(k)

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/shakedown/shakedown/toxics"
 )
 
 // Default images, used when neither [WithImage] nor the environment
@@ -60,6 +62,7 @@ func (e *Env) Postgres(name string, opts ...PostgresOption) *Postgres {
 	if p.Node == nil {
 		return nil
 	}
+	p.link.speak(toxics.ProtocolPostgres)
 	e.add(p)
 	return p
 }

@@ -7,6 +7,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
+
+	"github.com/shakedown/shakedown/toxics"
 )
 
 // Redis is a Redis server, in a container or a local process, behind a
@@ -44,6 +46,7 @@ func (e *Env) Redis(name string, opts ...RedisOption) *Redis {
 	if r.Node == nil {
 		return nil
 	}
+	r.link.speak(toxics.ProtocolRedis)
 	e.add(r)
 	return r
 }

@@ -115,12 +115,17 @@ type Values struct {
 	TimeoutAfter DurationRange
 	// Grace of a stop fault (default 0..0: the runtime's default).
 	Grace DurationRange
+	// Share is the range of the share of requests a protocol fault acts
+	// on, in (0, 1] (default 0.05..1). A protocol fault's delay is drawn
+	// from Delay.
+	Share [2]float64
 }
 
-// allKinds is every kind, mildest first: the link kinds, a partition as
-// the harshest network fault, then the node kinds.
+// allKinds is every kind: the link kinds mildest first, a partition as
+// the harshest network fault, the node kinds, then the protocol and data
+// kinds, drawn only for targets that speak their protocol.
 func allKinds() []toxics.Kind {
-	return append(append(toxics.LinkKinds(), toxics.NetworkKinds()...), toxics.NodeKinds()...)
+	return slices.Concat(toxics.LinkKinds(), toxics.NetworkKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -150,6 +155,9 @@ func (b Bounds) withDefaults() Bounds {
 	}
 	defInt(&v.DataLimit, 0, 64<<10)
 	defDur(&v.TimeoutAfter, 0, 2*time.Second)
+	if v.Share == [2]float64{} {
+		v.Share = [2]float64{0.05, 1}
+	}
 	if len(b.Directions) == 0 {
 		b.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
 	}
@@ -248,6 +256,9 @@ func (b Bounds) Validate() error {
 	intRange("DataLimit", v.DataLimit, 0)
 	durRange("TimeoutAfter", v.TimeoutAfter, 0)
 	durRange("Grace", v.Grace, 0)
+	if !(v.Share[0] > 0 && v.Share[0] <= v.Share[1] && v.Share[1] <= 1) {
+		bad("Values.Share = %g..%g: need 0 < min <= max <= 1", v.Share[0], v.Share[1])
+	}
 	for i, d := range b.Directions {
 		if d > toxics.Downstream {
 			bad("Directions[%d] = %v: not one of both, upstream, downstream", i, d)
@@ -372,6 +383,8 @@ type faultFields struct {
 	after, grace                          time.Duration
 	rate, size, variation, limit          int64
 	prob                                  float64
+	share                                 int64 // protocol faults: parts per million
+	reply, code                           int   // indexes into toxics.RedisReplies, toxics.PgErrorCodes
 }
 
 // fault is the fault of kind k with f's fields.
@@ -405,6 +418,10 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Stop{Grace: f.grace}
 	case toxics.KindPartition:
 		return toxics.Partition{} // its groups come from the target's members: see cutOff
+	case toxics.KindRedisDelay, toxics.KindRedisError, toxics.KindPgError, toxics.KindPgRefuse:
+		return f.protoFault(k)
+	case toxics.KindData:
+		return toxics.Data{}
 	default:
 		return toxics.Crash{}
 	}
@@ -437,6 +454,7 @@ func drawInt(t *rapid.T, label string, r Int64Range, milderHigh bool) int64 {
 func (g *gen) schedule(t *rapid.T) sim.Schedule {
 	swarm := rapid.SliceOfN(rapid.Custom(g.drawPair), 0, maxSwarm).Draw(t, "swarm")
 	raws := rapid.SliceOfN(rapid.Custom(g.drawStep), 1, g.b.MaxSteps).Draw(t, "steps")
+	withProto(t, g.b.Values, raws)
 	steer := func(p int) int { return p }
 	if drawSteer(t) {
 		steer = g.guide.steer

@@ -47,6 +47,7 @@ type FakeKV struct {
 	calls map[string]int64
 
 	requests atomic.Int64
+	faults   kvFaults // Redis protocol faults (fake_kv_faults.go)
 }
 
 type kvEntry struct {
@@ -125,7 +126,7 @@ func (kv *FakeKV) Err() error { return kv.srv.err() }
 
 // Close stops the fake: it stops listening, closes every connection and
 // waits for its goroutines. The data is dropped. It is idempotent.
-func (kv *FakeKV) Close() error { return kv.srv.close() }
+func (kv *FakeKV) Close() error { kv.clearFaults(); return kv.srv.close() }
 
 func (kv *FakeKV) lookupLocked(key string, now time.Time) (kvEntry, bool) {
 	e, ok := kv.data[key]
@@ -145,6 +146,7 @@ func (e errProtocol) Error() string { return "Protocol error: " + string(e) }
 func (kv *FakeKV) serve(c net.Conn) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
+	cf := kv.newConnFaults()
 	for {
 		args, err := readCommand(r)
 		if err != nil {
@@ -158,8 +160,13 @@ func (kv *FakeKV) serve(c net.Conn) {
 		if len(args) == 0 {
 			continue
 		}
-		kv.requests.Add(1)
-		quit := kv.exec(w, args)
+		var quit bool
+		if reply, answered := kv.meet(cf, w, args[0]); answered {
+			writeError(w, reply)
+		} else {
+			kv.requests.Add(1)
+			quit = kv.exec(w, args)
+		}
 		if quit || r.Buffered() == 0 {
 			if w.Flush() != nil {
 				return

@@ -151,14 +151,31 @@ func (n *Network) Endpoints() []*Endpoint {
 }
 
 // Targets returns every endpoint as a [Target], sorted by name, ready to
-// be passed to the Runner.
+// be passed to the Runner; a FakeKV stands for its endpoint, so that it
+// takes the Redis protocol faults too.
 func (n *Network) Targets() []Target {
 	eps := n.Endpoints()
 	ts := make([]Target, len(eps))
 	for i, ep := range eps {
 		ts[i] = ep
+		if f := n.fakeOf(ep); f != nil {
+			ts[i] = f // a fake that takes faults of its own (FakeKV)
+		}
 	}
 	return ts
+}
+
+// fakeOf returns the fake serving ep if it takes faults its endpoint
+// does not (protocol faults), or nil.
+func (n *Network) fakeOf(ep *Endpoint) Target {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, f := range n.fakes {
+		if kv, ok := f.(*FakeKV); ok && kv.Endpoint == ep {
+			return kv
+		}
+	}
+	return nil
 }
 
 // Listen registers a server under name and returns its listener. It fails

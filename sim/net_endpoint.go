@@ -149,8 +149,11 @@ func (ep *Endpoint) Name() string { return ep.name }
 func (ep *Endpoint) Addr() string { return ep.name }
 
 // Supports reports whether the endpoint takes faults of kind k: every link
-// and node kind of package toxics.
-func (ep *Endpoint) Supports(k toxics.Kind) bool { return k.IsLink() || k.IsNode() }
+// and node kind of package toxics but the protocol kinds, which fakes of
+// that protocol take (FakeKV: Redis).
+func (ep *Endpoint) Supports(k toxics.Kind) bool {
+	return (k.IsLink() || k.IsNode()) && k.Protocol() == ""
+}
 
 func (ep *Endpoint) policy(d toxics.Direction) *policy {
 	if d == toxics.Downstream {
@@ -245,6 +248,9 @@ func (ep *Endpoint) Apply(ctx context.Context, f toxics.Fault) (revert func(cont
 	}
 	if ctx != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("sim: endpoint %q: apply %s: %w", ep.name, f, ctx.Err())
+	}
+	if p := f.Kind().Protocol(); p != "" {
+		return nil, fmt.Errorf("sim: endpoint %q: apply %s: the endpoint speaks no %s (a fake of that protocol takes it)", ep.name, f, p)
 	}
 	switch f := f.(type) {
 	case toxics.LinkFault:

@@ -20,6 +20,13 @@
 // and is taken by a target that stands for that network (harness's
 // Env.Network, sim's Network.Partitions), never by one dependency.
 //
+// Protocol faults ([RedisError], [RedisDelay], [PgError], [PgRefuse]) are
+// link faults that speak a dependency's protocol: they answer or hold the
+// requests that [Requests] selects. A target takes them only if it speaks
+// that protocol ([Kind.Protocol]), so generators draw them only there. A
+// data step ([Data]) runs a test's own statements on a dependency; only
+// targets made for it take it.
+//
 // Every fault validates itself ([Fault.Validate]) with an error that names
 // the field and the value, and has a JSON form a person can write by hand:
 //

@@ -25,6 +25,12 @@ type wire struct {
 	After         *string  `json:"after,omitempty"`
 	Grace         *string  `json:"grace,omitempty"`
 	Direction     *string  `json:"direction,omitempty"`
+	Reply         *string  `json:"reply,omitempty"`
+	Code          *string  `json:"code,omitempty"`
+	Message       *string  `json:"message,omitempty"`
+	Share         *float64 `json:"share,omitempty"`
+	Nth           *int     `json:"nth,omitempty"`
+	Commands      *string  `json:"commands,omitempty"`
 
 	// Groups are a partition's groups (nil when absent).
 	Groups [][]string `json:"groups,omitempty"`
@@ -33,21 +39,26 @@ type wire struct {
 // fields lists, per kind, the JSON fields it accepts; those in required must
 // be present.
 var fields = map[Kind]struct{ allowed, required []string }{
-	KindLatency:   {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
-	KindBandwidth: {[]string{"rate", "direction"}, []string{"rate"}},
-	KindSlicer:    {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
-	KindSlowClose: {[]string{"delay", "direction"}, []string{"delay"}},
-	KindCorrupt:   {[]string{"probability", "direction"}, []string{"probability"}},
-	KindDataLimit: {[]string{"bytes", "direction"}, []string{"bytes"}},
-	KindTimeout:   {[]string{"after", "direction"}, []string{"after"}},
-	KindBlackhole: {[]string{"direction"}, nil},
-	KindReset:     {nil, nil},
-	KindDown:      {nil, nil},
-	KindPause:     {nil, nil},
-	KindRestart:   {nil, nil},
-	KindStop:      {[]string{"grace"}, nil},
-	KindCrash:     {nil, nil},
-	KindPartition: {[]string{"groups"}, []string{"groups"}},
+	KindLatency:    {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
+	KindBandwidth:  {[]string{"rate", "direction"}, []string{"rate"}},
+	KindSlicer:     {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
+	KindSlowClose:  {[]string{"delay", "direction"}, []string{"delay"}},
+	KindCorrupt:    {[]string{"probability", "direction"}, []string{"probability"}},
+	KindDataLimit:  {[]string{"bytes", "direction"}, []string{"bytes"}},
+	KindTimeout:    {[]string{"after", "direction"}, []string{"after"}},
+	KindBlackhole:  {[]string{"direction"}, nil},
+	KindReset:      {nil, nil},
+	KindDown:       {nil, nil},
+	KindPause:      {nil, nil},
+	KindRestart:    {nil, nil},
+	KindStop:       {[]string{"grace"}, nil},
+	KindCrash:      {nil, nil},
+	KindRedisDelay: {[]string{"delay", "share", "nth", "commands"}, []string{"delay"}},
+	KindRedisError: {[]string{"reply", "share", "nth", "commands"}, []string{"reply"}},
+	KindPgError:    {[]string{"code", "message", "share", "nth", "commands"}, []string{"code"}},
+	KindPgRefuse:   {[]string{"code", "message", "share", "nth"}, []string{"code"}},
+	KindData:       {nil, nil},
+	KindPartition:  {[]string{"groups"}, []string{"groups"}},
 }
 
 func (w *wire) present() []string {
@@ -68,6 +79,12 @@ func (w *wire) present() []string {
 	add("grace", w.Grace != nil)
 	add("direction", w.Direction != nil)
 	add("groups", w.Groups != nil)
+	add("reply", w.Reply != nil)
+	add("code", w.Code != nil)
+	add("message", w.Message != nil)
+	add("share", w.Share != nil)
+	add("nth", w.Nth != nil)
+	add("commands", w.Commands != nil)
 	return out
 }
 
@@ -121,7 +138,19 @@ func Marshal(f Fault) ([]byte, error) {
 		w.Grace = optDur(f.Grace)
 	case Partition:
 		w.Groups = f.clone().Groups
-	case Reset, Down, Pause, Restart, Crash:
+	case RedisDelay:
+		w.Delay = dur(f.Delay)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case RedisError:
+		w.Reply = ptr(f.Reply)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case PgError:
+		w.Code, w.Message = ptr(f.Code), optStr(f.Message)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case PgRefuse:
+		w.Code, w.Message = ptr(f.Code), optStr(f.Message)
+		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case Reset, Down, Pause, Restart, Crash, Data:
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
 	}
@@ -145,8 +174,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s; network kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds), joinKinds(networkKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds))
 	}
 	present := w.present()
 	for _, name := range present {
@@ -192,6 +221,16 @@ func Unmarshal(data []byte) (Fault, error) {
 		f = Crash{}
 	case KindPartition:
 		f = Partition{Groups: w.Groups}
+	case KindRedisDelay:
+		f = RedisDelay{Delay: d.dur("delay", w.Delay), Requests: w.requests()}
+	case KindRedisError:
+		f = RedisError{Reply: *w.Reply, Requests: w.requests()}
+	case KindPgError:
+		f = PgError{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
+	case KindData:
+		f = Data{}
+	case KindPgRefuse:
+		f = PgRefuse{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -36,6 +36,9 @@ var (
 	linkKinds = []Kind{KindLatency, KindBandwidth, KindSlicer, KindSlowClose, KindCorrupt,
 		KindDataLimit, KindTimeout, KindBlackhole, KindReset, KindDown}
 	nodeKinds = []Kind{KindPause, KindRestart, KindStop, KindCrash}
+	dataKinds = []Kind{KindData} // node kinds too; see data.go
+	// protocolKinds are link kinds too; see resp.go.
+	protocolKinds = []Kind{KindRedisDelay, KindRedisError, KindPgError, KindPgRefuse}
 )
 
 // LinkKinds returns every link fault kind, mildest first.
@@ -45,10 +48,10 @@ func LinkKinds() []Kind { return append([]Kind(nil), linkKinds...) }
 func NodeKinds() []Kind { return append([]Kind(nil), nodeKinds...) }
 
 // IsLink reports whether k is a link fault kind.
-func (k Kind) IsLink() bool { return contains(linkKinds, k) }
+func (k Kind) IsLink() bool { return contains(linkKinds, k) || contains(protocolKinds, k) }
 
 // IsNode reports whether k is a node fault kind.
-func (k Kind) IsNode() bool { return contains(nodeKinds, k) }
+func (k Kind) IsNode() bool { return contains(nodeKinds, k) || contains(dataKinds, k) }
 
 func contains(ks []Kind, k Kind) bool {
 	for _, x := range ks {
