@@ -172,3 +172,12 @@ func (c *guide) recordDrawn(s sim.Schedule) {
 	}
 	c.update()
 }
+
+// sharded reports whether SHAKEDOWN_SHARD splits the exploration in more
+// than one part: a shard's own runs may then have no evidence for an
+// invariant that another shard's have, so Check logs what has none and
+// leaves the verdict to the merged summary (cmd/shakedown summary).
+func sharded() bool {
+	_, n, err := parseShard(os.Getenv(envShard))
+	return err == nil && n > 1
+}

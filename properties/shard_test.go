@@ -178,3 +178,24 @@ func TestNightlyWritesTheCorpus(t *testing.T) {
 		}
 	}
 }
+
+// TestShardWithoutIterations: a shard that the iterations do not reach
+// (4 shards of 3 iterations) runs the baseline, passes, and writes a
+// summary that says which shard it was; its invariants without evidence
+// are for the merged summary to judge.
+func TestShardWithoutIterations(t *testing.T) {
+	withRapidSeed(t, "3")
+	t.Setenv("SHAKEDOWN_SHARD", "4/4")
+	cfg := simConfig(newFake(200*time.Millisecond, allKinds...), robust()...)
+	cfg.Iterations = 3
+	cfg.Dir = t.TempDir()
+	properties.Check(t, cfg) // fails t if the shard's lack of runs were an error
+	s, err := search.ReadSummary(filepath.Join(cfg.Dir, "summary.json"))
+	require.NoError(t, err)
+	require.Equal(t, "4/4", s.Shard)
+	require.Equal(t, "held", s.Verdict)
+	require.Zero(t, s.Coverage.Schedules)
+	for _, inv := range s.Invariants {
+		require.Equal(t, "unjudged", inv.Verdict, inv.Name)
+	}
+}

@@ -30,9 +30,13 @@
 // when every summary that holds it says fixed, and flaky only when it
 // was flaky wherever it was found.
 //
-// A DIR that is missing or holds no summary.json, a file that is not
-// JSON, or a summary of another schema version is an error naming it;
-// so is one shard given twice for a test.
+// The exit status is 0 when every test held and every invariant was
+// judged in some summary (a shard's runs may have no evidence for an
+// invariant that another's have: a sharded Check leaves that verdict to
+// the merge), 1 when some test did not (the outputs are written all the
+// same), and 2 for bad input: a DIR that is missing or holds no
+// summary.json, a file that is not JSON or is of another schema version
+// (an error naming it), or one shard given twice for a test.
 package main
 
 import (
@@ -41,13 +45,28 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var nh notHeld
+	switch {
+	case errors.As(err, &nh):
+		fmt.Fprintln(os.Stderr, "shakedown:", err)
+		os.Exit(1)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "shakedown:", err)
 		os.Exit(2)
 	}
+}
+
+// notHeld is the verdict of a merge in which some test did not hold, or
+// had an invariant that no shard judged: the exit status is 1.
+type notHeld []string
+
+func (n notHeld) Error() string {
+	return "not held: " + strings.Join(n, "; ")
 }
 
 const usage = `usage: shakedown summary [-o merged.json] [-md] DIR...
@@ -100,6 +119,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if _, err := io.WriteString(stdout, m.markdown()); err != nil {
 			return err
 		}
+	}
+	if bad := m.notHeld(); len(bad) > 0 {
+		return bad
 	}
 	return nil
 }

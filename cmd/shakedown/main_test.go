@@ -32,7 +32,10 @@ func golden(t *testing.T, name string, got []byte) {
 func TestSummaryGolden(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "merged.json")
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run([]string{"summary", "-o", out, "-md", "testdata/shards"}, &stdout, &stderr))
+	err := run([]string{"summary", "-o", out, "-md", "testdata/shards"}, &stdout, &stderr)
+	var nh notHeld
+	require.ErrorAs(t, err, &nh, "exit status 1: tests did not hold")
+	require.Equal(t, notHeld{"TestCache failed", "TestCache: no evidence in any run for recovers within 1s", "TestResilience failed"}, nh)
 	require.Empty(t, stderr.String())
 	data, err := os.ReadFile(out)
 	require.NoError(t, err)
@@ -66,7 +69,7 @@ func TestSummaryGolden(t *testing.T) {
 
 	// Without -o and -md, the JSON goes to standard output.
 	stdout.Reset()
-	require.NoError(t, run([]string{"summary", "testdata/shards"}, &stdout, &stderr))
+	require.ErrorAs(t, run([]string{"summary", "testdata/shards"}, &stdout, &stderr), &nh)
 	require.Equal(t, string(data), stdout.String())
 }
 
@@ -103,4 +106,14 @@ func TestSummaryBadInput(t *testing.T) {
 		err := run([]string{"summary", "-o", filepath.Join(t.TempDir(), "no", "such", "dir.json"), "testdata/shards"}, &stdout, &stderr)
 		require.ErrorContains(t, err, "dir.json")
 	})
+}
+
+// TestSummaryEvidenceAcrossShards: an invariant that one shard's runs
+// have no evidence for and another's judge is judged; the merge holds
+// (exit status 0).
+func TestSummaryEvidenceAcrossShards(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"summary", "-md", "testdata/evidence"}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "| TestEvidence | held | 1/2, 2/2 | 4 | 2 | none |")
+	require.Contains(t, stdout.String(), "| fails fast | held | 2 | 0 |")
 }

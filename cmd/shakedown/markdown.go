@@ -10,20 +10,14 @@ import (
 // the tests, then each test's invariants, coverage and findings.
 func (m *merged) markdown() string {
 	var b strings.Builder
-	failed := 0
-	for _, t := range m.Tests {
-		if t.Verdict != "held" {
-			failed++
-		}
-	}
-	fmt.Fprintf(&b, "## shakedown: %d %s, %d not held\n\n", len(m.Tests), plural(len(m.Tests), "test", "tests"), failed)
+	fmt.Fprintf(&b, "## shakedown: %d %s, %d not held\n\n", len(m.Tests), plural(len(m.Tests), "test", "tests"), m.countNotHeld())
 	b.WriteString("| test | verdict | shards | runs | schedules | findings |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, t := range m.Tests {
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", cell(t.Test), verdictText(t.Verdict), cell(shardList(t.Shards)),
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s |\n", cell(t.Test), t.verdictText(), cell(shardList(t.Shards)),
 			t.Coverage.Runs, t.Coverage.Schedules, cell(statusCounts(t.Findings)))
 	}
 	for _, t := range m.Tests {
-		fmt.Fprintf(&b, "\n### %s: %s\n\n", t.Test, verdictText(t.Verdict))
+		fmt.Fprintf(&b, "\n### %s: %s\n\n", t.Test, t.verdictText())
 		if len(t.Invariants) > 0 {
 			b.WriteString("| invariant | verdict | runs judged | runs broken |\n| --- | --- | --- | --- |\n")
 			for _, inv := range t.Invariants {
@@ -57,9 +51,14 @@ func (m *merged) markdown() string {
 	return b.String()
 }
 
-func verdictText(v string) string {
-	switch v {
+// verdictText is the test's verdict in words: a test that held with an
+// invariant no run judged has no evidence.
+func (t mergedTest) verdictText() string {
+	switch t.Verdict {
 	case "held":
+		if un := t.unjudged(); len(un) > 0 {
+			return fmt.Sprintf("**NO EVIDENCE** for %d %s", len(un), plural(len(un), "invariant", "invariants"))
+		}
 		return "held"
 	case "steady_state_broken":
 		return "**FAILED** (broke without faults)"
@@ -132,4 +131,15 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// countNotHeld is the number of tests that did not hold or lack evidence.
+func (m *merged) countNotHeld() int {
+	n := 0
+	for _, t := range m.Tests {
+		if t.Verdict != "held" || len(t.unjudged()) > 0 {
+			n++
+		}
+	}
+	return n
 }

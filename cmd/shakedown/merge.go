@@ -297,3 +297,29 @@ func (m *merged) encode() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// notHeld lists the tests that did not hold, or whose summaries together
+// judged some invariant in no run.
+func (m *merged) notHeld() notHeld {
+	var out notHeld
+	for _, t := range m.Tests {
+		if t.Verdict != "held" {
+			out = append(out, t.Test+" "+t.Verdict)
+		}
+		if un := t.unjudged(); len(un) > 0 {
+			out = append(out, fmt.Sprintf("%s: no evidence in any run for %s", t.Test, strings.Join(un, ", ")))
+		}
+	}
+	return out
+}
+
+// unjudged names the invariants no run judged.
+func (t mergedTest) unjudged() []string {
+	var out []string
+	for _, inv := range t.Invariants {
+		if inv.Verdict == "unjudged" {
+			out = append(out, inv.Name)
+		}
+	}
+	return out
+}
