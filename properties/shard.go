@@ -48,12 +48,13 @@ func (p *part) label() string {
 // number and schedule, and whether this shard runs it.
 var drawnHook func(k int, s sim.Schedule, mine bool)
 
-// parsePart reads SHAKEDOWN_SHARD and SHAKEDOWN_EXPLORE and returns cfg
-// with the iterations SHAKEDOWN_EXPLORE asks for. A bad value is an error
+// parsePart reads SHAKEDOWN_SHARD and SHAKEDOWN_EXPLORE (empty is unset,
+// as a CI expression that chose nothing leaves them) and returns cfg with
+// the iterations SHAKEDOWN_EXPLORE asks for. A bad value is an error
 // naming the variable and the value.
 func parsePart(cfg Config) (Config, *part, error) {
 	p := &part{start: time.Now()}
-	if v, ok := os.LookupEnv(envShard); ok {
+	if v := os.Getenv(envShard); v != "" {
 		i, n, err := parseShard(v)
 		if err != nil {
 			return cfg, nil, err
@@ -63,8 +64,8 @@ func parsePart(cfg Config) (Config, *part, error) {
 		}
 		p.index, p.count = i-1, n
 	}
-	v, ok := os.LookupEnv(envExplore)
-	if !ok {
+	v := os.Getenv(envExplore)
+	if v == "" {
 		return cfg, p, nil
 	}
 	checks, hasChecks := search.RapidChecks()

@@ -22,7 +22,7 @@ func summarize(t testing.TB, cfg Config, res *Result) {
 	s := summaryOf(t.Name(), res)
 	s.Shard = shardLabel()
 	path := search.SummaryPath(t.Name(), cfg.Dir)
-	if _, nightly := os.LookupEnv(envExplore); nightly && res.Failure != nil && !res.Flaky {
+	if os.Getenv(envExplore) != "" && res.Failure != nil && !res.Flaky {
 		added, err := addToCorpus(filepath.Dir(path), t.Name(), res.Failure, s.Findings)
 		if err != nil {
 			t.Errorf("shakedown: %v", err)
