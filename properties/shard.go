@@ -35,15 +35,6 @@ type part struct {
 	start  time.Time
 }
 
-// label is the shard as SHAKEDOWN_SHARD gave it ("2/4"), "" when not
-// sharded.
-func (p *part) label() string {
-	if p == nil || p.count == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d/%d", p.index+1, p.count)
-}
-
 // drawnHook, when set (by the package's tests), sees every iteration's
 // number and schedule, and whether this shard runs it.
 var drawnHook func(k int, s sim.Schedule, mine bool)
