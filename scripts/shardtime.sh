@@ -66,7 +66,7 @@ for what in "${whats[@]}"; do
 		if [ "$(echo "$t > $slowest" | bc)" = 1 ]; then slowest=$t; fi
 	done
 	rm -rf "$pkg"/testdata/shakedown "$pkg"/testdata/rapid
-	printf 'shardtime: %s: whole %.1f s; %d shards one after another %.1f s in all, slowest %.1f s (projected parallel wall time), %.2fx faster than whole\n' \
+	printf 'shardtime: %s: whole %.1f s; %d shards one after another %.1f s in all, slowest %.1f s (the projected wall time of the shards in parallel), whole / slowest = %.2f\n' \
 		"$what" "$whole" "$shards" "$sum" "$slowest" "$(echo "$whole / $slowest" | bc -l)"
 done
 echo "shardtime: logs in $out"
