@@ -21,6 +21,9 @@ func summarize(t testing.TB, cfg Config, res *Result) {
 	t.Helper()
 	s := summaryOf(t.Name(), res)
 	s.Shard = shardLabel()
+	if sharded() && res.Iterations == 0 && res.Failure == nil {
+		t.Logf("shakedown: %s=%s: no iteration of this check fell to this shard (the baseline and the corpus ran)", envShard, s.Shard)
+	}
 	path := search.SummaryPath(t.Name(), cfg.Dir)
 	if os.Getenv(envExplore) != "" && res.Failure != nil && !res.Flaky {
 		added, err := addToCorpus(filepath.Dir(path), t.Name(), res.Failure, s.Findings)
