@@ -210,6 +210,7 @@ func TestCheckFunc(t *testing.T) {
 		},
 		Spec:       brkSpec,
 		Iterations: 300,
+		Dir:        t.TempDir(), // its summary
 	})
 }
 
