@@ -65,7 +65,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	$(STATICCHECK) ./...
-	$(ACTIONLINT) .github/workflows/ci.yml
+	$(ACTIONLINT) .github/workflows/ci.yml .github/workflows/resilience.yml
 
 fuzz:
 	@for pkg in $$(go list ./...); do \

@@ -264,6 +264,7 @@
 //	  "version": 1,
 //	  "test": "TestCheckout",
 //	  "verdict": "failed",            // held | failed | flaky | steady_state_broken
+//	  "shard": "2/4",                 // SHAKEDOWN_SHARD; absent for the whole
 //	  "invariants": [                 // in the Config's order
 //	    {"name": "p99 <= 300ms during faults", "verdict": "broken", "judged": 9, "broken": 4}
 //	  ],                              // verdict: held | broken | unjudged (no evidence)
@@ -275,8 +276,10 @@
 //	    "status": "new",              // new | still_failing | fixed | regressed
 //	    "flaky": false,
 //	    "seed": 42,
-//	    "schedule": {"steps": [...]}  // the shrunk schedule, as in schedule.json
-//	  }]
+//	    "schedule": {"steps": [...]}, // the shrunk schedule, as in schedule.json
+//	    "report": "report.html"       // this check's report of it, if it wrote one
+//	  }],
+//	  "corpus_added": ["corpus/found-3f2a9c1b7d4e.json"] // SHAKEDOWN_EXPLORE
 //	}
 //
 // A finding's signature is its invariant and the shape of its shrunk
@@ -286,6 +289,25 @@
 // one there that no longer fails is kept as fixed (and stays, so that its
 // return shows as regressed). A Check that stopped at a broken baseline
 // marks nothing fixed. Findings are sorted by signature.
+//
+// # In CI: shards and nightly exploration
+//
+// SHAKEDOWN_SHARD=i/n (i counted from 1) makes this process run iteration
+// k of each exploration only when (k-1) mod n = i-1; every shard runs the
+// baseline and the corpus. The shards must share rapid's seed (RAPID_SEED
+// or -rapid.seed, nonzero), else the exploration is an error; the n
+// shards then run disjoint iterations that together are the schedules of
+// SHAKEDOWN_SHARD=1/1, because a sharded exploration's coverage guidance
+// counts the pairs each schedule drew rather than those that took effect.
+// A sharded Check logs, rather than fails on, invariants its own runs had
+// no evidence for: cmd/shakedown's summary command merges the shards'
+// summaries and judges them together.
+//
+// SHAKEDOWN_EXPLORE is a nightly budget: a number of schedules (in place
+// of Exploration.Iterations; rapid's -rapid.checks must allow it) or a
+// duration the search may take. A confirmed failure it finds is written
+// into the corpus folder as corpus/found-<hash>.json, named by its
+// findings' signatures so that a rerun adds no second file; commit it.
 //
 // # Simulation
 //

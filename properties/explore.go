@@ -120,6 +120,10 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 			return nil, err
 		}
 	}
+	cfg, part, err := parsePart(cfg)
+	if err != nil {
+		return nil, err
+	}
 	corpus, err := loadCorpus(t.Name(), cfg.Dir, cfg.Bounds)
 	if err != nil {
 		return nil, err
@@ -128,7 +132,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &explorer{t: t, cfg: cfg, gen: g, guide: guide, ctx: t.Context(), cache: map[string]*Iteration{}, tight: map[string]string{}, reproduce: cfg.reproduce()}
+	x := &explorer{t: t, cfg: cfg, gen: g, guide: guide, ctx: t.Context(), cache: map[string]*Iteration{}, tight: map[string]string{}, reproduce: cfg.reproduce(), part: part}
 	x.deadline = search.Deadline(t)
 	start := time.Now()
 	var errs []string
@@ -144,7 +148,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 		x.minimize()
 		x.finish()
 	}
-	res := &Result{Iterations: x.iterations, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
+	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
 		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost}
 	if x.fatal != nil {
@@ -171,6 +175,7 @@ const failMessage = "shakedown: an invariant broke"
 
 type explorer struct {
 	guide     *guide // coverage guidance of the schedules drawn (see swarm.go)
+	part      *part  // the shard and time budget (see shard.go)
 	t         testing.TB
 	cfg       Config
 	gen       *rapid.Generator[sim.Schedule]
@@ -287,14 +292,20 @@ func (x *explorer) search(rt *rapid.T) bool {
 		x.stopped = fmt.Sprintf("the test's deadline (%v left) leaves too little time for another run and shrinking", time.Until(x.deadline).Round(time.Second))
 		rt.SkipNow()
 	}
+	if x.spent() {
+		rt.SkipNow()
+	}
 	s := x.gen.Draw(rt, "schedule")
 	x.iterations++
+	if x.skips(x.iterations, s) {
+		return false // another shard's (see shard.go)
+	}
 	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
 	if it != nil && !broke(it) {
 		// Coverage guidance: the pairs this run applied are no longer
 		// preferred. Only runs that broke nothing count, so the guide
 		// never changes between a failure and rapid's replays of it.
-		x.guide.record(it.History)
+		x.note(s, it, false)
 	}
 	if it == nil || !broke(it) {
 		return false
@@ -304,6 +315,7 @@ func (x *explorer) search(rt *rapid.T) bool {
 	if !it.confirmed() {
 		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns)
 		x.flakies = append(x.flakies, it)
+		x.note(s, it, true)
 		return false
 	}
 	x.first, x.last = it, it

@@ -22,6 +22,7 @@ import (
 	"github.com/shakedown/shakedown/properties/breaker"
 	"github.com/shakedown/shakedown/properties/breaker/failsafecheck"
 	"github.com/shakedown/shakedown/properties/breaker/gobreakercheck"
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -65,6 +66,7 @@ func TestCheckGoBreaker(t *testing.T) {
 		New:        brkGoBreaker(2, 500*time.Millisecond, 200*time.Millisecond),
 		Spec:       spec,
 		Iterations: 300,
+		Dir:        t.TempDir(), // its summary; an earlier run's cannot change this one
 		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: breaker.Kinds()}}},
 	})
 }
@@ -77,6 +79,7 @@ func TestCheckFailsafe(t *testing.T) {
 		New:        brkFailsafe(3, 2, 2),
 		Spec:       spec,
 		Iterations: 300,
+		Dir:        t.TempDir(), // its summary; an earlier run's cannot change this one
 		Bounds:     properties.Bounds{Targets: []properties.TargetKinds{{Name: "dep", Kinds: breaker.Kinds()}}},
 	})
 }
@@ -207,6 +210,7 @@ func TestCheckFunc(t *testing.T) {
 		},
 		Spec:       brkSpec,
 		Iterations: 300,
+		Dir:        t.TempDir(), // its summary
 	})
 }
 
@@ -407,6 +411,16 @@ func TestCheckReportsACounterexample(t *testing.T) {
 	require.NotEmpty(t, s.Steps)
 	require.LessOrEqual(t, len(s.Steps), 2, "the counterexample is not small: %s", s)
 	require.FileExists(t, filepath.Join(dir, "report.html"))
+	sum, err := search.ReadSummary(filepath.Join(dir, "summary.json"))
+	require.NoError(t, err)
+	require.Equal(t, "failed", sum.Verdict)
+	require.NotEmpty(t, sum.Findings)
+	for _, f := range sum.Findings {
+		require.Equal(t, search.StatusNew, f.Status)
+		require.Equal(t, "report.html", f.Report)
+		require.Equal(t, s, f.Schedule, "the shrunk schedule")
+	}
+	require.Contains(t, string(out), "shakedown: finding new: every call ends within 200ms | dep ")
 }
 
 // TestMinimizeSixtySecondBreaker: a configuration with a 60s open time

@@ -319,6 +319,11 @@ func (x *explorer) fits(k int) bool {
 //
 // With SHAKEDOWN_REPLAY set to a schedule file, Check runs exactly
 // that schedule once.
+//
+// Check writes summary.json beside them too, in the schema of the
+// properties package's Check: the spec as one invariant (and each rule
+// the counterexample broke), the outages drawn, and the finding marked
+// new, still failing, fixed or regressed against the summary before.
 func Check(t *testing.T, cfg Config) {
 	t.Helper()
 	if path := os.Getenv(search.EnvReplay); path != "" {
@@ -335,6 +340,7 @@ func Check(t *testing.T, cfg Config) {
 	if err != nil {
 		t.Fatalf("shakedown: %v", err)
 	}
+	defer summarize(t, cfg, res)
 	if res.Failure != nil {
 		reportFailure(t, cfg, res.Failure, fmt.Sprintf("the breaker broke its spec after %d schedules (shrunk in %v, %d runs)",
 			res.Iterations, res.Shrinking.Round(time.Millisecond), res.Runs))

@@ -33,10 +33,17 @@ type Summary struct {
 	Test    string `json:"test"`
 	// Verdict is the check's: "held", "failed", "flaky" or
 	// "steady_state_broken" (nothing was explored).
-	Verdict    string             `json:"verdict"`
+	Verdict string `json:"verdict"`
+	// Shard is the part of the exploration this check ran
+	// (SHAKEDOWN_SHARD, "2/4"); "" for the whole.
+	Shard      string             `json:"shard,omitempty"`
 	Invariants []InvariantVerdict `json:"invariants"`
 	Coverage   SummaryCoverage    `json:"coverage"`
 	Findings   []SummaryFinding   `json:"findings"`
+	// CorpusAdded lists the schedule files this check wrote into its
+	// corpus folder (SHAKEDOWN_EXPLORE), relative to the summary's
+	// directory: files to commit.
+	CorpusAdded []string `json:"corpus_added,omitempty"`
 }
 
 // InvariantVerdict is one invariant's verdict over the whole check:
@@ -71,6 +78,10 @@ type SummaryFinding struct {
 	Flaky     bool         `json:"flaky,omitempty"`
 	Seed      int64        `json:"seed"`
 	Schedule  sim.Schedule `json:"schedule"`
+	// Report is the HTML report of this check's run of the finding,
+	// relative to the summary's directory ("report.html"); "" when this
+	// check wrote none for it.
+	Report string `json:"report,omitempty"`
 }
 
 // NewFinding is the finding of invariant broken by schedule s, run with
@@ -121,6 +132,7 @@ func (s *Summary) Mark(prev *Summary, explored bool) {
 			continue
 		}
 		seen[f.Signature] = true
+		f.Report = "" // a report of this check's runs only
 		if explored {
 			f.Status = StatusFixed
 		}

@@ -45,3 +45,37 @@ func TestSummaryStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryReportOnlyOfThisCheck: a finding's report is this check's;
+// one carried from the summary before (fixed, or not seen by a check
+// that stopped before exploring) has none.
+func TestSummaryReportOnlyOfThisCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "summary.json")
+	s := sim.Schedule{Steps: []sim.Step{{At: 0, For: time.Second, Target: "db", Fault: toxics.Down{}}}}
+	f := NewFinding("no errors", s, 1, false)
+	f.Report = "report.html"
+	for i, step := range []struct {
+		sum      *Summary
+		explored bool
+		status   string
+		report   string
+	}{
+		{&Summary{Test: "T", Verdict: "failed", Shard: "2/4", Findings: []SummaryFinding{f}}, true, StatusNew, "report.html"},
+		{&Summary{Test: "T", Verdict: "steady_state_broken"}, false, StatusNew, ""},
+		{&Summary{Test: "T", Verdict: "held"}, true, StatusFixed, ""},
+	} {
+		if err := WriteSummary(path, step.sum, step.explored); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadSummary(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Findings) != 1 || got.Findings[0].Status != step.status || got.Findings[0].Report != step.report {
+			t.Fatalf("check %d: findings %+v, want one %s with report %q", i, got.Findings, step.status, step.report)
+		}
+		if i == 0 && got.Shard != "2/4" {
+			t.Fatalf("shard %q, want 2/4", got.Shard)
+		}
+	}
+}
