@@ -115,6 +115,8 @@ func Marshal(f Fault) ([]byte, error) {
 	case Stop:
 		w.Grace = optDur(f.Grace)
 	case Reset, Down, Pause, Restart, Crash:
+	case HTTPStatus, HTTPDelay, HTTPCut, HTTPTrickle, HTTPJSON:
+		return marshalHTTP(f)
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
 	}
@@ -124,6 +126,9 @@ func Marshal(f Fault) ([]byte, error) {
 // Unmarshal decodes one fault from its JSON form and validates it. The
 // error names the kind and the field at fault.
 func Unmarshal(data []byte) (Fault, error) {
+	if f, ok, err := unmarshalHTTP(data); ok {
+		return f, err
+	}
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -138,8 +143,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s; HTTP kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds), joinKinds(httpKinds))
 	}
 	present := w.present()
 	for _, name := range present {
