@@ -127,6 +127,9 @@ type Link struct {
 	log  logger
 	done chan struct{} // closed by Close: every toxic lets go
 
+	protocol string   // what the upstream speaks, see Protocol
+	http     linkHTTP // the armed HTTP faults, see link_http.go
+
 	server *toxiproxy.ApiServer
 	proxy  *toxiproxy.Proxy
 
@@ -204,6 +207,9 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 			o.applyLink(&cfg)
 		}
 	}
+	if err := checkProtocol(cfg.protocol); err != nil {
+		return nil, fmt.Errorf("harness: link %q: %w", name, err)
+	}
 	registerLinkToxics()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -223,6 +229,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		name:      name,
 		addr:      ln.Addr().String(),
 		seed:      cfg.seed,
+		protocol:  cfg.protocol,
 		log:       logger{cfg.logger.With("link", name)},
 		server:    server,
 		proxy:     proxy,
@@ -303,8 +310,8 @@ func (l *Link) SetUpstream(addr string) error {
 }
 
 // Supports reports whether the Link can apply faults of kind k: the link
-// kinds.
-func (l *Link) Supports(k toxics.Kind) bool { return k.IsLink() }
+// kinds, and the HTTP kinds if it was started with [Protocol]("http").
+func (l *Link) Supports(k toxics.Kind) bool { return k.IsLink() || k.IsHTTP() && l.protocol == "http" }
 
 // Stats returns the Link's counters.
 func (l *Link) Stats() LinkStats {
@@ -435,6 +442,7 @@ type linkConn struct {
 	dirs             [2]*linkDir // upstream, downstream
 	closeOnce        sync.Once
 	running          atomic.Int32 // directions not finished yet
+	http             httpConn     // shared by the directions' HTTP stages, see link_http.go
 }
 
 // close closes both connections, with an RST if reset is true. A clean
@@ -454,6 +462,7 @@ func (c *linkConn) close(reset bool) {
 		_ = c.client.Close()
 		_ = c.upstream.Close()
 		c.l.active.Add(-1)
+		c.http.close()
 	})
 }
 
@@ -499,6 +508,9 @@ const linkChunk = 64 << 10
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 	defer s.parts.Done()
 	d := s.d
+	hs := newHTTPStage(d, w) // parses HTTP only while an HTTP fault is armed
+	defer func() { hs.flush(s.eof.Load()) }()
+	w = hs
 	buf := make([]byte, linkChunk)
 	var total int64
 	for {
@@ -511,6 +523,9 @@ func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
+			if werr == errHTTPCut {
+				return total, nil // the sink closes the connection
+			}
 			if werr != nil {
 				return total, werr
 			}

@@ -57,6 +57,9 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
 	}
+	if err := l.checkHTTPFault(f); err != nil {
+		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
 	}
@@ -179,6 +182,7 @@ func (l *Link) arm(a *appliedFault) error {
 	a.slots = slots
 	l.faults = append(l.faults, a)
 	l.mu.Unlock()
+	l.http.add(l, a)
 	began := time.Now()
 	for _, s := range slots {
 		s.set(&slotConfig{fault: a.fault, seed: faultSeed(l.seed, a.id, s.dir), armedAt: began})
@@ -247,6 +251,7 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 	case toxics.Down:
 		err = l.undoDown(ctx, a)
 	default:
+		l.http.remove(a)
 		l.faultMu.Lock()
 		for _, s := range a.slots {
 			if s.owner == a {

@@ -38,8 +38,9 @@ type envConfig struct {
 }
 
 type linkConfig struct {
-	seed   int64
-	logger *slog.Logger
+	seed     int64
+	logger   *slog.Logger
+	protocol string // see Protocol
 }
 
 type depConfig struct {
