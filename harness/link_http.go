@@ -105,7 +105,7 @@ func (h *linkHTTP) add(l *Link, a *appliedFault) {
 		return
 	}
 	h.mu.Lock()
-	h.faults = append(h.faults, &httpArmed{a: a, match: m, seed: faultSeed(l.seed, a.id, toxics.Both), revoked: make(chan struct{})})
+	h.faults = append(h.faults, &httpArmed{a: a, match: m, seed: httpfault.FaultSeed(l.seed, a.id), revoked: make(chan struct{})})
 	h.mu.Unlock()
 	if h.armed.Add(1) == 1 {
 		h.epoch.Add(1)
@@ -241,10 +241,10 @@ const (
 // what the source read, in order, and passes on what the client or the
 // dependency is to see.
 type httpStage struct {
-	d     *linkDir
-	l     *Link
-	c     *httpConn
-	w     io.Writer
+	d *linkDir
+	l *Link
+	c *httpConn
+	w io.Writer
 
 	st   stageState
 	head []byte
@@ -504,7 +504,7 @@ func (s *httpStage) onBody(p []byte) error {
 		}
 		return nil
 	case s.limit >= 0:
-		if int64(len(p)) >= s.limit {
+		if int64(len(p)) > s.limit {
 			if err := s.out(p[:s.limit]); err != nil {
 				return err
 			}

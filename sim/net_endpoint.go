@@ -246,6 +246,9 @@ func (ep *Endpoint) Apply(ctx context.Context, f toxics.Fault) (revert func(cont
 	if ctx != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("sim: endpoint %q: apply %s: %w", ep.name, f, ctx.Err())
 	}
+	if f.Kind().IsHTTP() { // a FakeHTTP takes them, see fake_http_faults.go
+		return nil, fmt.Errorf("sim: endpoint %q: apply %s: %s is an HTTP fault and only a FakeHTTP takes those", ep.name, f, f.Kind())
+	}
 	switch f := f.(type) {
 	case toxics.LinkFault:
 		return ep.applyLink(f)

@@ -88,9 +88,12 @@ func (m HTTPMatch) Matches(method, path string) bool {
 
 func (m HTTPMatch) String() string {
 	var s string
-	if m.Nth > 0 {
-		s = "every " + ordinal(m.Nth)
-	} else {
+	switch {
+	case m.Nth == 1:
+		s = "every request"
+	case m.Nth > 1:
+		s = "nth=" + strconv.Itoa(m.Nth)
+	default:
 		s = "rate=" + strconv.FormatFloat(m.Rate, 'g', -1, 64)
 	}
 	if m.Method != "" {
@@ -102,12 +105,7 @@ func (m HTTPMatch) String() string {
 	return s
 }
 
-func ordinal(n int) string {
-	if n == 1 {
-		return "request"
-	}
-	return strconv.Itoa(n) + "th"
-}
+
 
 // HTTPStatus answers a selected request with Status instead of passing it
 // to the dependency: the request is read and dropped, and the client gets

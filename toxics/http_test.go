@@ -173,7 +173,7 @@ func TestHTTPStrings(t *testing.T) {
 	tests := map[toxics.Fault]string{
 		toxics.HTTPStatus{Status: 503, RetryAfter: 2 * time.Second, Match: toxics.HTTPMatch{Rate: 0.25, Method: "GET", PathPrefix: "/api"}}: "http_status(503 retry-after=2s rate=0.25 GET /api*)",
 		toxics.HTTPDelay{Delay: time.Second, Match: toxics.HTTPMatch{Nth: 1}}:                                                               "http_delay(1s every request)",
-		toxics.HTTPCut{Bytes: 5, Match: toxics.HTTPMatch{Nth: 3}}:                                                                           "http_cut(after 5B every 3th)",
+		toxics.HTTPCut{Bytes: 5, Match: toxics.HTTPMatch{Nth: 3}}:                                                                           "http_cut(after 5B nth=3)",
 		toxics.HTTPJSON{Op: toxics.JSONDrop, Path: "a.b", Match: toxics.HTTPMatch{Rate: 1}}:                                                 "http_json(drop a.b rate=1)",
 	}
 	for f, want := range tests {

@@ -27,6 +27,12 @@ func Selects(m toxics.HTTPMatch, seed, k uint64) bool {
 	return u < m.Rate
 }
 
+// FaultSeed is the seed of the draws of the n-th fault (counting from 0)
+// applied to one target, in a run with the given seed: harness's Link and
+// sim's FakeHTTP derive it alike, so the same schedule takes the same
+// requests on both.
+func FaultSeed(seed int64, n uint64) uint64 { return mix(mix(uint64(seed), n), 0x4854) }
+
 // mix derives an independent 64-bit value from a seed and a salt
 // (SplitMix64 finaliser).
 func mix(seed, salt uint64) uint64 {
