@@ -105,8 +105,6 @@ func (m HTTPMatch) String() string {
 	return s
 }
 
-
-
 // HTTPStatus answers a selected request with Status instead of passing it
 // to the dependency: the request is read and dropped, and the client gets
 // a short text/plain response; the connection stays usable, as a server
