@@ -24,7 +24,7 @@ func Aim(targets []sim.Target) []TargetKinds {
 		}
 		tk := TargetKinds{Name: t.Name()}
 		for _, k := range allKinds() {
-			if t.Supports(k) {
+			if t.Supports(k) && k != toxics.KindHTTPJSON { // see generate_http.go
 				tk.Kinds = append(tk.Kinds, k)
 			}
 		}
@@ -102,9 +102,20 @@ type Values struct {
 	TimeoutAfter DurationRange
 	// Grace of a stop fault (default 0..0: the runtime's default).
 	Grace DurationRange
+	// HTTPShare is the range of the share of requests an HTTP fault
+	// takes, in (0, 1] (default 0.05..1). HTTP faults take their delay
+	// from Delay, their trickle rate from Rate and their cut from
+	// DataLimit.
+	HTTPShare [2]float64
+	// JSONPaths are the paths an http_json fault may change, such as
+	// "items.0.price" (default none; a target that lists http_json needs
+	// one).
+	JSONPaths []string
 }
 
-func allKinds() []toxics.Kind { return append(toxics.LinkKinds(), toxics.NodeKinds()...) }
+func allKinds() []toxics.Kind {
+	return append(append(toxics.LinkKinds(), toxics.HTTPKinds()...), toxics.NodeKinds()...)
+}
 
 func (b Bounds) withDefaults() Bounds {
 	if b.MaxSteps == 0 {
@@ -133,6 +144,9 @@ func (b Bounds) withDefaults() Bounds {
 	}
 	defInt(&v.DataLimit, 0, 64<<10)
 	defDur(&v.TimeoutAfter, 0, 2*time.Second)
+	if v.HTTPShare == [2]float64{} {
+		v.HTTPShare = [2]float64{0.05, 1}
+	}
 	if len(b.Directions) == 0 {
 		b.Directions = []toxics.Direction{toxics.Both, toxics.Upstream, toxics.Downstream}
 	}
@@ -175,8 +189,11 @@ func (b Bounds) Validate() error {
 			bad("Targets[%d] (%q) has no fault kinds", i, t.Name)
 		}
 		for _, k := range t.Kinds {
-			if !k.IsLink() && !k.IsNode() {
+			if !k.IsLink() && !k.IsNode() && !k.IsHTTP() {
 				bad("Targets[%d] (%q): unknown fault kind %q", i, t.Name, k)
+			}
+			if k == toxics.KindHTTPJSON && len(b.Values.JSONPaths) == 0 {
+				bad("Targets[%d] (%q) lists %s, and Values.JSONPaths is empty: name the paths it may change", i, t.Name, k)
 			}
 		}
 	}
@@ -341,6 +358,9 @@ func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	grace := drawDur(t, "grace", v.Grace, false)
 	f := faultFields{dir: dir, delay: delay, jitter: min(jitter, delay), rate: rate, size: size, variation: variation % size,
 		sliceDelay: sliceDelay, closeDelay: closeDelay, prob: prob, limit: limit, after: after, grace: grace}
+	if g.b.hasHTTP() {
+		f.http = drawHTTP(t, v)
+	}
 	return f.fault
 }
 
@@ -352,6 +372,7 @@ type faultFields struct {
 	after, grace                          time.Duration
 	rate, size, variation, limit          int64
 	prob                                  float64
+	http                                  httpFields // see generate_http.go
 }
 
 // fault is the fault of kind k with f's fields.
@@ -383,6 +404,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Restart{}
 	case toxics.KindStop:
 		return toxics.Stop{Grace: f.grace}
+	case toxics.KindHTTPStatus, toxics.KindHTTPDelay, toxics.KindHTTPTrickle, toxics.KindHTTPCut, toxics.KindHTTPJSON:
+		return f.httpFault(k)
 	default:
 		return toxics.Crash{}
 	}

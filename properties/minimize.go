@@ -205,6 +205,9 @@ func fieldsOf(f toxics.Fault) faultFields {
 	case toxics.Stop:
 		return faultFields{grace: f.Grace}
 	}
+	if h, ok := httpFieldsOf(f); ok {
+		return h
+	}
 	return faultFields{}
 }
 
