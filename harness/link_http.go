@@ -660,21 +660,24 @@ func (b *bodyFrame) feed(p []byte) (int, bool, error) {
 			}
 			b.line = append(b.line, p[i:i+j]...)
 			i += j + 1
-			line := strings.TrimSpace(string(b.line))
+			if len(b.line) == 0 || b.line[len(b.line)-1] != '\r' || bytes.IndexByte(b.line[:len(b.line)-1], '\r') >= 0 {
+				return i, false, errors.New("chunk line does not end with CRLF")
+			}
+			line := strings.TrimRight(string(b.line[:len(b.line)-1]), " \t")
 			b.line = b.line[:0]
 			switch b.cst {
 			case 0:
 				if k := strings.IndexByte(line, ';'); k >= 0 {
-					line = strings.TrimSpace(line[:k])
+					line = strings.TrimRight(line[:k], " \t")
 				}
-				size, err := strconv.ParseInt(line, 16, 64)
-				if err != nil || size < 0 {
+				size, err := strconv.ParseUint(line, 16, 63)
+				if err != nil || line == "" || len(line) > 16 || strings.ContainsAny(line, "+-_xX") {
 					return i, false, fmt.Errorf("chunk size %q", line)
 				}
 				if size == 0 {
 					b.cst = 3
 				} else {
-					b.cst, b.left = 1, size
+					b.cst, b.left = 1, int64(size)
 				}
 			case 2:
 				if line != "" {
