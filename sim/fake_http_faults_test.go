@@ -71,4 +71,3 @@ func TestHTTPFaultOnlyOnFakeHTTP(t *testing.T) {
 		require.ErrorContains(t, err, "http_status.status = 200")
 	})
 }
-
