@@ -243,10 +243,10 @@ func TestLinkHTTPCut(t *testing.T) {
 	t.Run("body that fits", func(t *testing.T) {
 		b := newHTTPBed(t, 1, bigHandler(50, false))
 		b.apply(t, toxics.HTTPCut{Bytes: 100, Match: toxics.HTTPMatch{Rate: 1}})
-		_, body, reused, err := b.do(t, "GET", "/", "")
+		_, body, _, err := b.do(t, "GET", "/", "")
 		require.NoError(t, err)
 		require.Len(t, body, 50)
-		_, _, reused, err = b.do(t, "GET", "/", "")
+		_, _, reused, err := b.do(t, "GET", "/", "")
 		require.NoError(t, err)
 		require.True(t, reused)
 	})
