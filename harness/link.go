@@ -110,6 +110,8 @@ const linkDialTimeout = 10 * time.Second
 //   - [toxics.Down]: the listener closes, so new dials are refused, and
 //     live connections are closed (FIN). Reverting listens again on the
 //     same address.
+//   - The HTTP faults (toxics.HTTPKinds), on a Link started with
+//     [Protocol]("http"): see link_http.go.
 //
 // When a client half-closes (shutdown of its write side) the Link
 // half-closes towards the upstream after delivering what it holds, and the

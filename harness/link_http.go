@@ -54,10 +54,18 @@ import (
 // faults armed with it do not delay it.
 
 // Protocol declares what the Link's upstream speaks, so that the faults of
-// that protocol can be applied to it: "http" (HTTP/1.1, without
-// pipelining) enables the HTTP faults of package toxics, and
-// [Link.Supports] reports them. The empty string, the default, declares
-// nothing. Any other name makes StartLink fail.
+// that protocol can be applied to it: "http" (HTTP/1.1) enables the HTTP
+// faults of package toxics, and [Link.Supports] reports them. The empty
+// string, the default, declares nothing. Any other name makes StartLink
+// fail.
+//
+// Pipelining is not supported: a client that sends a request before the
+// response to the previous one has arrived may get the answer of an
+// HTTPStatus fault ahead of that response. net/http's Transport, and most
+// clients, never pipeline. A connection the Link cannot parse (not
+// HTTP/1.1, a request half sent when the fault was applied, an upgrade)
+// passes through untouched, and the Link logs "http: not parsing this
+// connection any more" at debug level (see [WithLogger]).
 func Protocol(name string) LinkOption { return protocolOption(name) }
 
 type protocolOption string
