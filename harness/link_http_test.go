@@ -372,3 +372,21 @@ func TestLinkHTTPWithOtherFaults(t *testing.T) {
 		require.Equal(t, "ok /after", body)
 	}
 }
+
+// TestLinkHTTPHead: a HEAD request's response has no body, whatever its
+// Content-Length says: the Link stays in step, and an HTTPStatus answer
+// to a HEAD has no body either.
+func TestLinkHTTPHead(t *testing.T) {
+	b := newHTTPBed(t, 1, bigHandler(500, false))
+	b.apply(t, toxics.HTTPStatus{Status: 503, Match: toxics.HTTPMatch{Nth: 3}})
+	b.apply(t, toxics.HTTPCut{Bytes: 10, Match: toxics.HTTPMatch{Rate: 1, Method: "GET"}})
+	for i, want := range []int{200, 200, 503, 200} {
+		resp, body, _, err := b.do(t, "HEAD", "/", "")
+		require.NoError(t, err, "request %d", i)
+		require.Equal(t, want, resp.StatusCode, "request %d", i)
+		require.Empty(t, body)
+	}
+	resp, _, _, err := b.do(t, "GET", "/", "")
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	require.Equal(t, 200, resp.StatusCode)
+}
