@@ -111,6 +111,14 @@
 // [Postgres.Statements] and [Redis.Commands] make a [DataStep] target
 // that takes [toxics.Data].
 //
+// A Link started with [WithProtocol]("http") also takes the HTTP faults of
+// package toxics (toxics.HTTPKinds): it answers a share of the requests
+// with a 503 or a 429 and Retry-After, delays, cuts or trickles responses,
+// or changes a field of their JSON. It parses HTTP/1.1 only while such a
+// fault is armed (link_http.go says how, and what it does not support:
+// pipelining). The dependencies of an Env do not declare a protocol yet;
+// front an HTTP server with [NewLink] to use them.
+//
 // A Link with no fault costs about as much as a socket: each direction of
 // each connection moves its bytes kernel to kernel (splice on Linux), with
 // no proxy stage in between, so a baseline measured through Links measures

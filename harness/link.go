@@ -110,6 +110,8 @@ const linkDialTimeout = 10 * time.Second
 //   - [toxics.Down]: the listener closes, so new dials are refused, and
 //     live connections are closed (FIN). Reverting listens again on the
 //     same address.
+//   - The HTTP faults (toxics.HTTPKinds), on a Link started with
+//     [Protocol]("http"): see link_http.go.
 //
 // When a client half-closes (shutdown of its write side) the Link
 // half-closes towards the upstream after delivering what it holds, and the
@@ -126,6 +128,8 @@ type Link struct {
 	seed int64
 	log  logger
 	done chan struct{} // closed by Close: every toxic lets go
+
+	http linkHTTP // the armed HTTP faults, see link_http.go
 
 	server *toxiproxy.ApiServer
 	proxy  *toxiproxy.Proxy
@@ -316,8 +320,12 @@ func (l *Link) SetUpstream(addr string) error {
 }
 
 // Supports reports whether the Link can apply faults of kind k: the link
-// kinds, protocol kinds only of the protocol it speaks ([WithProtocol]).
+// kinds, protocol kinds only of the protocol it speaks ([WithProtocol]),
+// and the HTTP kinds if it speaks "http".
 func (l *Link) Supports(k toxics.Kind) bool {
+	if k.IsHTTP() {
+		return l.Protocol() == toxics.ProtocolHTTP
+	}
 	return k.IsLink() && (k.Protocol() == "" || k.Protocol() == l.Protocol())
 }
 
@@ -451,6 +459,7 @@ type linkConn struct {
 	closeOnce        sync.Once
 	running          atomic.Int32 // directions not finished yet
 	proto            atomic.Pointer[protoConn]
+	http             httpConn // shared by the directions' HTTP stages, see link_http.go
 }
 
 // close closes both connections, with an RST if reset is true. A clean
@@ -470,6 +479,7 @@ func (c *linkConn) close(reset bool) {
 		_ = c.client.Close()
 		_ = c.upstream.Close()
 		c.l.active.Add(-1)
+		c.http.close()
 	})
 }
 
@@ -515,6 +525,9 @@ const linkChunk = 64 << 10
 func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 	defer s.parts.Done()
 	d := s.d
+	hs := newHTTPStage(d, w) // parses HTTP only while an HTTP fault is armed
+	defer func() { hs.flush(s.eof.Load()) }()
+	w = hs
 	buf := make([]byte, linkChunk)
 	var total int64
 	for {
@@ -527,6 +540,9 @@ func (s *linkSource) WriteTo(w io.Writer) (int64, error) {
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
+			if werr == errHTTPCut {
+				return total, nil // the sink closes the connection
+			}
 			if werr != nil {
 				return total, werr
 			}

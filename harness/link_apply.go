@@ -58,6 +58,9 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
 	}
 	if err := l.checkProtoFault(f); err != nil {
+		return nil, err
+	}
+	if err := l.checkHTTPFault(f); err != nil {
 		return nil, fmt.Errorf("harness: link %q: apply %s: %w", l.name, f, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -185,6 +188,7 @@ func (l *Link) arm(a *appliedFault) error {
 	a.slots = slots
 	l.faults = append(l.faults, a)
 	l.mu.Unlock()
+	l.http.add(l, a)
 	began := time.Now()
 	for _, s := range slots {
 		s.set(&slotConfig{fault: a.fault, seed: faultSeed(l.seed, a.id, s.dir), armedAt: began})
@@ -256,6 +260,7 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 		if a.fault.Kind().Protocol() != "" {
 			l.stopProto(a)
 		}
+		l.http.remove(a)
 		l.faultMu.Lock()
 		for _, s := range a.slots {
 			if s.owner == a {

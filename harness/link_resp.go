@@ -35,9 +35,19 @@ import (
 // answer of the Link to a later request.
 
 // WithProtocol declares the protocol the Link's upstream speaks
-// ([toxics.ProtocolRedis] or [toxics.ProtocolPostgres]), so the Link
-// takes that protocol's faults ([Link.Supports]). The Links of
-// [Env.Redis] and [Env.Postgres] declare theirs.
+// ([toxics.ProtocolRedis], [toxics.ProtocolPostgres] or
+// [toxics.ProtocolHTTP]), so the Link takes that protocol's faults
+// ([Link.Supports]). The Links of [Env.Redis] and [Env.Postgres] declare
+// theirs. Any other name makes StartLink fail.
+//
+// For HTTP (HTTP/1.1), pipelining is not supported: a client that sends a
+// request before the response to the previous one has arrived may get the
+// answer of an HTTPStatus fault ahead of that response. net/http's
+// Transport, and most clients, never pipeline. A connection the Link
+// cannot parse (not HTTP/1.1, a request half sent when the fault was
+// applied, an upgrade) passes through untouched, and the Link logs "http:
+// not parsing this connection any more" at debug level (see
+// [WithLogger]).
 func WithProtocol(protocol string) LinkOption { return protocolOption(protocol) }
 
 type protocolOption string
@@ -46,10 +56,10 @@ func (o protocolOption) applyLink(c *linkConfig) { c.protocol = string(o) }
 
 func checkProtocol(p string) error {
 	switch p {
-	case "", toxics.ProtocolRedis, toxics.ProtocolPostgres:
+	case "", toxics.ProtocolRedis, toxics.ProtocolPostgres, toxics.ProtocolHTTP:
 		return nil
 	}
-	return fmt.Errorf("protocol %q is not one of %q, %q", p, toxics.ProtocolRedis, toxics.ProtocolPostgres)
+	return fmt.Errorf("protocol %q is not one of %q, %q, %q", p, toxics.ProtocolRedis, toxics.ProtocolPostgres, toxics.ProtocolHTTP)
 }
 
 // Protocol returns the protocol the Link's upstream speaks, or "".

@@ -30,7 +30,7 @@ func Aim(targets []sim.Target) []TargetKinds {
 			tk.Members = m.Members()
 		}
 		for _, k := range allKinds() {
-			if t.Supports(k) && (k != toxics.KindPartition || partitionable([]toxics.Kind{k}, tk.Members)) {
+			if t.Supports(k) && k != toxics.KindHTTPJSON && (k != toxics.KindPartition || partitionable([]toxics.Kind{k}, tk.Members)) { // http_json: see generate_http.go
 				tk.Kinds = append(tk.Kinds, k)
 			}
 		}
@@ -115,17 +115,23 @@ type Values struct {
 	TimeoutAfter DurationRange
 	// Grace of a stop fault (default 0..0: the runtime's default).
 	Grace DurationRange
-	// Share is the range of the share of requests a protocol fault acts
-	// on, in (0, 1] (default 0.05..1). A protocol fault's delay is drawn
-	// from Delay.
+	// Share is the range of the share of requests a protocol or HTTP
+	// fault acts on, in (0, 1] (default 0.05..1). A protocol fault's
+	// delay is drawn from Delay; an HTTP fault takes its delay from Delay,
+	// its trickle rate from Rate and its cut from DataLimit.
 	Share [2]float64
+	// JSONPaths are the paths an http_json fault may change, such as
+	// "items.0.price" (default none; a target that lists http_json needs
+	// one).
+	JSONPaths []string
 }
 
-// allKinds is every kind: the link kinds mildest first, a partition as
-// the harshest network fault, the node kinds, then the protocol and data
-// kinds, drawn only for targets that speak their protocol.
+// allKinds is every kind: the link kinds mildest first, the HTTP kinds,
+// a partition as the harshest network fault, the node kinds, then the
+// protocol and data kinds. Protocol and HTTP kinds are drawn only for
+// targets that speak their protocol.
 func allKinds() []toxics.Kind {
-	return slices.Concat(toxics.LinkKinds(), toxics.NetworkKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
+	return slices.Concat(toxics.LinkKinds(), toxics.HTTPKinds(), toxics.NetworkKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -200,8 +206,11 @@ func (b Bounds) Validate() error {
 			bad("Targets[%d] (%q) has no fault kinds", i, t.Name)
 		}
 		for _, k := range t.Kinds {
-			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() {
+			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() && !k.IsHTTP() {
 				bad("Targets[%d] (%q): unknown fault kind %q", i, t.Name, k)
+			}
+			if k == toxics.KindHTTPJSON && len(b.Values.JSONPaths) == 0 {
+				bad("Targets[%d] (%q) lists %s, and Values.JSONPaths is empty: name the paths it may change", i, t.Name, k)
 			}
 		}
 		errs = append(errs, checkMembers(i, t)...)
@@ -372,6 +381,9 @@ func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	grace := drawDur(t, "grace", v.Grace, false)
 	f := faultFields{dir: dir, delay: delay, jitter: min(jitter, delay), rate: rate, size: size, variation: variation % size,
 		sliceDelay: sliceDelay, closeDelay: closeDelay, prob: prob, limit: limit, after: after, grace: grace}
+	if g.b.hasHTTP() {
+		f.http = drawHTTP(t, v)
+	}
 	return f.fault
 }
 
@@ -383,8 +395,9 @@ type faultFields struct {
 	after, grace                          time.Duration
 	rate, size, variation, limit          int64
 	prob                                  float64
-	share                                 int64 // protocol faults: parts per million
-	reply, code                           int   // indexes into toxics.RedisReplies, toxics.PgErrorCodes
+	share                                 int64      // protocol faults: parts per million
+	reply, code                           int        // indexes into toxics.RedisReplies, toxics.PgErrorCodes
+	http                                  httpFields // see generate_http.go
 }
 
 // fault is the fault of kind k with f's fields.
@@ -422,6 +435,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return f.protoFault(k)
 	case toxics.KindData:
 		return toxics.Data{}
+	case toxics.KindHTTPStatus, toxics.KindHTTPDelay, toxics.KindHTTPTrickle, toxics.KindHTTPCut, toxics.KindHTTPJSON:
+		return f.httpFault(k)
 	default:
 		return toxics.Crash{}
 	}

@@ -211,6 +211,9 @@ func fieldsOf(f toxics.Fault) faultFields {
 	case toxics.RedisDelay, toxics.RedisError, toxics.PgError, toxics.PgRefuse:
 		return protoFields(f)
 	}
+	if h, ok := httpFieldsOf(f); ok {
+		return h
+	}
 	return faultFields{}
 }
 

@@ -29,6 +29,8 @@ type FakeHTTP struct {
 
 	mu       sync.Mutex
 	panicErr error
+
+	httpState httpFaultState // see fake_http_faults.go
 }
 
 // FakeHTTP starts a fake HTTP server under name serving h. It is ready on
@@ -46,9 +48,8 @@ func (n *Network) FakeHTTP(name string, h http.Handler) (*FakeHTTP, error) {
 	f := &FakeHTTP{Endpoint: ep}
 	f.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			f.requests.Add(1)
 			defer f.recover()
-			h.ServeHTTP(w, r)
+			f.serveFaulty(w, r, h)
 		}),
 		ErrorLog: log.New(io.Discard, "", 0),
 		ConnState: func(_ net.Conn, s http.ConnState) {
@@ -75,7 +76,8 @@ func (n *Network) FakeHTTP(name string, h http.Handler) (*FakeHTTP, error) {
 // URL returns the base URL of the fake, "http://<name>".
 func (f *FakeHTTP) URL() string { return "http://" + f.Name() }
 
-// Requests returns how many requests reached the handler.
+// Requests returns how many requests reached the handler (those an
+// HTTPStatus fault answers do not).
 func (f *FakeHTTP) Requests() int64 { return f.requests.Load() }
 
 func (f *FakeHTTP) recover() {

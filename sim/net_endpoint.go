@@ -252,6 +252,9 @@ func (ep *Endpoint) Apply(ctx context.Context, f toxics.Fault) (revert func(cont
 	if p := f.Kind().Protocol(); p != "" {
 		return nil, fmt.Errorf("sim: endpoint %q: apply %s: the endpoint speaks no %s (a fake of that protocol takes it)", ep.name, f, p)
 	}
+	if f.Kind().IsHTTP() { // a FakeHTTP takes them, see fake_http_faults.go
+		return nil, fmt.Errorf("sim: endpoint %q: apply %s: %s is an HTTP fault and only a FakeHTTP takes those", ep.name, f, f.Kind())
+	}
 	switch f := f.(type) {
 	case toxics.LinkFault:
 		return ep.applyLink(f)

@@ -36,7 +36,19 @@
 // unknown kinds, unknown fields and invalid values, and a decoded fault
 // encodes back to the same bytes.
 //
-// Durations are [time.Duration], rates are bytes per second, and nothing here
+// HTTP faults ([HTTPKinds]: [HTTPStatus], [HTTPDelay], [HTTPCut],
+// [HTTPTrickle], [HTTPJSON]) act on the requests and responses of an
+// HTTP/1.1 link, for a seeded share of the requests or every Nth, matched
+// by method and path prefix ([HTTPMatch]):
+//
+//	{"kind":"http_status","status":503,"retry_after":"2s","rate":0.25,"path_prefix":"/api"}
+//	{"kind":"http_json","op":"null","path":"items.0.price","nth":3}
+//
+// They are link faults, but only a target that speaks HTTP takes them
+// ([Kind.IsHTTP]; harness.Protocol, sim.FakeHTTP).
+//
+// Durations are [time.Duration], rates are bytes per second (but an
+// [HTTPMatch]'s Rate is a share of requests), and nothing here
 // draws random numbers: faults with randomness (jitter, corruption) are
 // seeded by whoever applies them, from the run's seed.
 package toxics

@@ -150,6 +150,8 @@ func Marshal(f Fault) ([]byte, error) {
 	case PgRefuse:
 		w.Code, w.Message = ptr(f.Code), optStr(f.Message)
 		w.Share, w.Nth, w.Commands = f.Requests.wire()
+	case HTTPStatus, HTTPDelay, HTTPCut, HTTPTrickle, HTTPJSON:
+		return marshalHTTP(f)
 	case Reset, Down, Pause, Restart, Crash, Data:
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
@@ -160,6 +162,9 @@ func Marshal(f Fault) ([]byte, error) {
 // Unmarshal decodes one fault from its JSON form and validates it. The
 // error names the kind and the field at fault.
 func Unmarshal(data []byte) (Fault, error) {
+	if f, ok, err := unmarshalHTTP(data); ok {
+		return f, err
+	}
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -174,8 +179,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; HTTP kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(httpKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds))
 	}
 	present := w.present()
 	for _, name := range present {

@@ -22,6 +22,9 @@ const (
 const (
 	ProtocolRedis    = "redis"
 	ProtocolPostgres = "postgres"
+	// ProtocolHTTP is HTTP/1.1, whose faults are the HTTP kinds
+	// ([HTTPKinds]); Kind.Protocol of those is "" (see Kind.IsHTTP).
+	ProtocolHTTP = "http"
 )
 
 // ProtocolKinds returns every protocol fault kind, mildest first within
