@@ -25,7 +25,8 @@ func TestAimHTTP(t *testing.T) {
 	aimed := Aim([]sim.Target{api, kv})
 	want := append(append(toxics.LinkKinds(), toxics.KindHTTPDelay, toxics.KindHTTPTrickle, toxics.KindHTTPCut, toxics.KindHTTPStatus), toxics.NodeKinds()...)
 	require.Equal(t, want, aimed[0].Kinds)
-	require.Equal(t, append(toxics.LinkKinds(), toxics.NodeKinds()...), aimed[1].Kinds)
+	// FakeKV speaks Redis: its protocol faults, no HTTP ones.
+	require.Equal(t, slices.Concat(toxics.LinkKinds(), toxics.NodeKinds(), []toxics.Kind{toxics.KindRedisDelay, toxics.KindRedisError}), aimed[1].Kinds)
 }
 
 func httpBounds() Bounds {

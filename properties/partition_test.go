@@ -30,11 +30,13 @@ func TestAimPartitions(t *testing.T) {
 	got = Aim([]sim.Target{linkOnly, fakeNetwork{[]string{"db"}}})
 	require.Len(t, got, 1)
 	require.Equal(t, "db", got[0].Name)
-	// Partition is the harshest network kind: after every link kind,
-	// before the node kinds.
+	// Partition is the harshest network kind: after every link and HTTP
+	// kind, before the node kinds.
 	kinds := allKinds()
 	at := slices.Index(kinds, toxics.KindPartition)
-	require.Equal(t, toxics.KindDown, kinds[at-1])
+	for _, k := range append(toxics.LinkKinds(), toxics.HTTPKinds()...) {
+		require.Less(t, slices.Index(kinds, k), at, k)
+	}
 	require.Equal(t, toxics.NodeKinds()[0], kinds[at+1])
 }
 
