@@ -131,3 +131,8 @@ func errSuffix(err string) string {
 	}
 	return ": " + err
 }
+
+// finalOn: over the whole run, an op over Max stays over it (its latency
+// can only grow, and no later fault moves it out of the window). The
+// windows of faults depend on faults still to come, so only Overall.
+func (m MaxLatency) finalOn(*sim.History) bool { return m.Window == sim.Overall }

@@ -9,8 +9,14 @@
 #   quickstart   examples/quickstart against a real Redis (a check that holds)
 #   sim-pass     properties' TestCheckPassesWithTimeout (simulated, holds)
 #   sim-fail     properties' failing child check (simulated, breaks, shrinks)
-# and prints each run's figures, then the mean added share per check.
-# Each run's output is kept in DIR (default a new directory under /tmp).
+#   real-fail    the quickstart's check with no read timeout against a real
+#                Redis (TestConfirmCostChild: breaks, hangs until abandoned),
+#                its confirming runs ending once the failure is certain
+#   real-fail-whole  the same with whole confirming runs (the cost before)
+# and prints each run's figures, then the mean added share per check, and
+# the load average. The real-fail pair draws the same schedules
+# (-rapid.seed=1). Each run's output is kept in DIR (default a new
+# directory under /tmp).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,7 +25,7 @@ while getopts "n:o:h" opt; do
 	case $opt in
 	n) runs=$OPTARG ;;
 	o) out=$OPTARG ;;
-	*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "checkcost: -n $runs: want a positive number of runs" >&2; exit 2; }
@@ -55,4 +61,14 @@ measure() { # name, then the command
 measure quickstart go test -count=1 -v -run '^TestCacheSurvivesFaults$' ./examples/quickstart/
 measure sim-pass go test -count=1 -v -run '^TestCheckPassesWithTimeout$' ./properties/
 measure sim-fail env SHAKEDOWN_TEST_CHILD=fragile SHAKEDOWN_TEST_DIR="$out/fragile" go test -count=1 -v -run '^TestCheckChild$' ./properties/ -rapid.nofailfile
+# Each run starts without the failure the one before saved (a Check
+# replays it first), so every run of the pair explores alike.
+real_fail() { # SHAKEDOWN_TEST_EARLY value
+	rm -rf "$out/real-hang"
+	env SHAKEDOWN_TEST_CHILD=real-hang SHAKEDOWN_TEST_EARLY="$1" SHAKEDOWN_TEST_DIR="$out/real-hang" \
+		go test -count=1 -v -run '^TestConfirmCostChild$' ./properties/ -rapid.nofailfile -rapid.seed=1
+}
+measure real-fail real_fail 1
+measure real-fail-whole real_fail 0
+echo "load average: $(uptime | sed 's/.*load average: //')" | tee -a "$out/summary.txt"
 echo "logs: $out"
