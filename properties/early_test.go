@@ -40,9 +40,13 @@ func TestEarlyEndKeepsTheVerdict(t *testing.T) {
 		{"hang, Recovery", func() properties.Config {
 			return simConfig(newFake(0, allKinds...), properties.Recovery{Within: 300 * time.Millisecond})
 		}, false},
-		// A window that later faults move: never cut either.
+		// During faults: an op in a fault's window stays in it.
 		{"hang, MaxLatency during faults", func() properties.Config {
 			return simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second, Window: sim.During})
+		}, true},
+		// A rate that more ops can lower: never cut either.
+		{"timeout, ErrorRate", func() properties.Config {
+			return simConfig(newFake(200*time.Millisecond, allKinds...), properties.ErrorRate{Max: 0.05})
 		}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
