@@ -15,8 +15,8 @@
 #                its confirming runs ending once the failure is certain
 #   real-fail-whole  the same with whole confirming runs (the cost before)
 # and prints each run's figures, then the mean added share per check, and
-# the load average. Each pair draws the same schedules (-rapid.seed=1). Each run's output is kept in DIR (default a new
-# directory under /tmp).
+# the load average. Each pair draws the same schedules (-rapid.seed=1).
+# Each run's output is kept in DIR (default a new directory under /tmp).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
