@@ -176,6 +176,9 @@ func TestCheckChild(t *testing.T) {
 		t.Skip("run by TestCheckFailsAndReplays and TestCheckNoEvidence in a child process")
 	}
 	cfg.Dir = os.Getenv("SHAKEDOWN_TEST_DIR")
+	if os.Getenv("SHAKEDOWN_TEST_EARLY") == "0" {
+		properties.SetEndEarly(t, false) // whole confirming runs (scripts/checkcost.sh)
+	}
 	properties.Check(t, cfg)
 }
 

@@ -71,7 +71,7 @@ func (x *explorer) replayCorpus(corpus []corpusEntry) bool {
 			x.stopped = "the test's deadline cut the corpus short"
 			return false
 		}
-		it := x.run(e.schedule, fmt.Sprintf("corpus %d/%d (%s)", i+1, len(corpus), e.path))
+		it := x.run(e.schedule, fmt.Sprintf("corpus %d/%d (%s)", i+1, len(corpus), e.path), nil)
 		if it == nil {
 			return false // fatal; recorded
 		}

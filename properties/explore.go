@@ -60,6 +60,7 @@ type Result struct {
 	tight map[string]string // invariants too tight to judge here, and why
 	cost  cost              // the wall time of baseline and confirmations
 	flaky []*Iteration      // flaky failures seen besides Failure
+	early int               // confirming runs that ended early
 }
 
 // cost is the wall time an exploration spent on its baseline and on
@@ -150,7 +151,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	}
 	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
-		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost}
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early}
 	if x.fatal != nil {
 		return res, x.fatal
 	}
@@ -199,6 +200,7 @@ type explorer struct {
 	baselining   bool // the runs under way are the baseline's
 	tight        map[string]string
 	cost         cost
+	early        int // confirming runs that ended early
 }
 
 // broke reports whether it broke an invariant that the schedule is to
@@ -216,7 +218,7 @@ func (x *explorer) baseline() bool {
 	start := time.Now()
 	x.baselining = true
 	defer func() { x.cost.Baseline += time.Since(start); x.baselining = false }()
-	it := x.run(sim.Schedule{}, "baseline (no faults)")
+	it := x.run(sim.Schedule{}, "baseline (no faults)", nil)
 	if it == nil {
 		return false
 	}
@@ -240,7 +242,10 @@ func (x *explorer) baseline() bool {
 }
 
 // confirm runs it's schedule n more times and counts in it how many broke
-// again (by the test bad).
+// again (by the test bad). A rerun of a schedule that broke (not the
+// baseline's) ends as soon as an invariant that broke in it is broken
+// for good, when that can be told before the end (see early): the count
+// is the same as with whole runs.
 func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteration) bool) {
 	start := time.Now()
 	defer func() {
@@ -248,12 +253,16 @@ func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteratio
 			x.cost.Confirm += time.Since(start)
 		}
 	}()
+	var e *early
+	if !x.baselining && endEarly {
+		e = earlyFor(it, x.cfg.Invariants)
+	}
 	for i := range n {
 		if !x.fits(it.Schedule.Horizon(), 1) {
 			x.stopped = "the test's deadline cut a confirmation short"
 			return
 		}
-		again := x.run(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n))
+		again := x.run(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n), e)
 		if again == nil {
 			return // fatal; recorded
 		}
@@ -300,7 +309,7 @@ func (x *explorer) search(rt *rapid.T) bool {
 	if x.skips(x.iterations, s) {
 		return false // another shard's (see shard.go)
 	}
-	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations))
+	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations), nil)
 	if it != nil && !broke(it) {
 		// Coverage guidance: the pairs this run applied are no longer
 		// preferred. Only runs that broke nothing count, so the guide
@@ -444,18 +453,27 @@ func (o overhead) String() string {
 		o.Wall.Round(time.Millisecond), o.Length.Round(time.Millisecond), 100*o.ratio(), 100*o.Worst)
 }
 
-// run runs one iteration. A nil result means a fatal error, kept in x.fatal.
-func (x *explorer) run(s sim.Schedule, what string) *Iteration {
+// endEarly lets confirming runs end early (see early); the package's
+// tests turn it off to compare.
+var endEarly = true
+
+// run runs one iteration; a confirming one passes what it looks for (e,
+// nil for a whole run). A nil result means a fatal error, kept in x.fatal.
+func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 	x.t.Helper()
-	it, err := runIn(x.t, x.cfg, s, runSeed(x.cfg.Seed, s))
+	it, err := runIn(x.t, x.cfg, s, runSeed(x.cfg.Seed, s), e)
 	if err != nil {
 		x.fatal = err
 		return nil
 	}
 	x.runs++
-	x.over.add(it.Wall, s.Horizon()+x.cooldown())
-	if !x.baselining {
-		x.cov.add(it)
+	if it.early == "" {
+		// A run that ended early says nothing of a run's overhead, and
+		// covers only part of its schedule: coverage counts whole runs.
+		x.over.add(it.Wall, s.Horizon()+x.cooldown())
+		if !x.baselining {
+			x.cov.add(it)
+		}
 	}
 	verdict := "held"
 	switch {
@@ -472,6 +490,10 @@ func (x *explorer) run(s sim.Schedule, what string) *Iteration {
 	}
 	if it.RunErr != nil {
 		x.t.Logf("shakedown: %s: run reported: %v", what, it.RunErr)
+	}
+	if it.early != "" {
+		x.early++
+		x.t.Logf("shakedown: %s: %s", what, it.early)
 	}
 	return it
 }

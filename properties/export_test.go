@@ -32,3 +32,14 @@ func Summarize(t testing.TB, cfg Config, res *Result) {
 
 // Neighbours are the schedules one move milder than s within b.
 func Neighbours(b Bounds, s sim.Schedule) []sim.Schedule { return neighbours(b, s) }
+
+// EarlyEnds counts the confirming runs of res that ended early.
+func EarlyEnds(res *Result) int { return res.early }
+
+// SetEndEarly turns the early end of confirming runs on or off until the
+// test ends.
+func SetEndEarly(t testing.TB, on bool) {
+	was := endEarly
+	endEarly = on
+	t.Cleanup(func() { endEarly = was })
+}

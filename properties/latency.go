@@ -131,3 +131,12 @@ func errSuffix(err string) string {
 	}
 	return ": " + err
 }
+
+// finalOn: an op over Max stays over it (its latency can only grow), and
+// stays in its window over the whole run and during each fault: a fault
+// not yet reverted ends no earlier than now, after the op's intended
+// start. Before the first fault and after the last heal depend on faults
+// still to come (and an op before the first fault is steady state).
+func (m MaxLatency) finalOn(*sim.History) bool {
+	return m.Window == sim.Overall || m.Window == sim.During
+}

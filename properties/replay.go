@@ -46,7 +46,7 @@ func runSchedule(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iterati
 	if err := fitsDeadline(t, cfg, "a run of the schedule", s.Horizon(), 0); err != nil {
 		return nil, err
 	}
-	return runIn(t, cfg, s, seed)
+	return runIn(t, cfg, s, seed, nil)
 }
 
 // Replay runs the schedule saved at path once (see [RunSchedule]) and

@@ -40,6 +40,8 @@ type Iteration struct {
 	// Reruns is how many times the schedule was run again to confirm that
 	// it breaks, and Reproduced how many of those broke again.
 	Reruns, Reproduced int
+
+	early string // why a confirming run ended early ("" if it did not)
 }
 
 // add adds a finding that is no invariant's (a panic, a deadlocked
@@ -58,18 +60,21 @@ func (it *Iteration) confirmed() bool { return it.Reproduced == it.Reruns }
 
 // runIn runs s once on a fresh World, in a bubble of its own when
 // simulated (and then, with SHAKEDOWN_SELFCHECK=1, once more: selfCheck).
-func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, error) {
+// A confirming run passes what it looks for (e, nil for a whole run): it
+// may end early (see early), and is not self-checked, since when it ends
+// is not part of the run's turns.
+func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64, e *early) (*Iteration, error) {
 	if !cfg.Simulate {
 		sc := &scope{TB: t}
 		defer sc.cleanup()
-		return runWorld(sc, cfg, s, seed)
+		return runWorld(sc, cfg, s, seed, e)
 	}
 	tt, ok := t.(*testing.T)
 	if !ok {
 		return nil, fmt.Errorf("properties: Config.Simulate needs a *testing.T (for testing/synctest), not %T", t)
 	}
-	it, err := runBubble(tt, cfg, s, seed)
-	if err == nil && it != nil && selfCheckOn() {
+	it, err := runBubble(tt, cfg, s, seed, e)
+	if err == nil && it != nil && e == nil && selfCheckOn() {
 		selfCheck(tt, cfg, s, seed, it) // SHAKEDOWN_SELFCHECK=1: run it twice
 	}
 	return it, err
@@ -79,7 +84,7 @@ func runIn(t testing.TB, cfg Config, s sim.Schedule, seed int64) (*Iteration, er
 // that ends with goroutines still blocked in it (a client that leaks
 // them) makes synctest panic once the run is over: that is a finding of
 // the run, with the stacks of the goroutines left behind.
-func runBubble(t *testing.T, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
+func runBubble(t *testing.T, cfg Config, s sim.Schedule, seed int64, e *early) (it *Iteration, err error) {
 	var bubble string
 	defer func() {
 		p := recover()
@@ -95,7 +100,7 @@ func runBubble(t *testing.T, cfg Config, s sim.Schedule, seed int64) (it *Iterat
 	}()
 	synctest.Test(t, func(st *testing.T) {
 		bubble = bubbleOf()
-		it, err = runWorld(st, cfg, s, seed)
+		it, err = runWorld(st, cfg, s, seed, e)
 	})
 	return it, err
 }
@@ -103,8 +108,9 @@ func runBubble(t *testing.T, cfg Config, s sim.Schedule, seed int64) (it *Iterat
 // runWorld resets, builds a World, runs s on it and judges the
 // invariants. Its error is for what makes the run impossible: a failed
 // reset or an invalid setup. A panic (in Reset, World, or the run) is a
-// Broken finding of the run, with its stack.
-func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iteration, err error) {
+// Broken finding of the run, with its stack. With e, the run ends as soon
+// as what it looks for is broken for good, and its findings are those.
+func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64, e *early) (it *Iteration, err error) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
@@ -121,15 +127,28 @@ func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64) (it *Iterati
 	}
 	// sim.Run ends with the samplers' quiet reading, the one that
 	// PoolReleased and NoGoroutineLeak judge.
-	h, err := sim.Run(ctx, sim.Plan{World: cfg.World(t), Settings: cfg.Settings, Schedule: s, Seed: seed})
+	plan := sim.Plan{World: cfg.World(t), Settings: cfg.Settings, Schedule: s, Seed: seed}
+	if e != nil {
+		e.decided = nil
+		plan.Until = e.until(cfg.Invariants, plan.Workload.Timeout)
+	}
+	h, err := sim.Run(ctx, plan)
 	if h == nil {
 		return nil, fmt.Errorf("properties: run the schedule %s: %w", oneLineOr(s), err)
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("properties: run cancelled: %w", err)
 	}
-	fs, st := judge(h, cfg.Invariants)
+	var fs, st Findings
+	if e != nil && e.decided != nil {
+		fs = e.decided // what is left of the run is not judged
+	} else {
+		fs, st = judge(h, cfg.Invariants)
+	}
 	it = &Iteration{Schedule: s, Seed: seed, History: h, RunErr: err, Findings: fs, Steady: st}
+	if e != nil && e.decided != nil {
+		it.early = e.String()
+	}
 	if errors.Is(err, sim.ErrPanic) {
 		it.add(Finding{Invariant: "the workload does not panic", Verdict: Broken, Err: err})
 	}

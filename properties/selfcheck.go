@@ -24,7 +24,7 @@ func selfCheckOn() bool { return os.Getenv(envSelfCheck) == "1" }
 // every run, so there is nothing between the two runs to reset.
 func selfCheck(t *testing.T, cfg Config, s sim.Schedule, seed int64, it *Iteration) {
 	cfg.Reset = nil
-	again, err := runBubble(t, cfg, s, seed)
+	again, err := runBubble(t, cfg, s, seed, nil)
 	var diff string
 	switch {
 	case err != nil:

@@ -24,7 +24,7 @@ func (x *explorer) candidate(s sim.Schedule, budget time.Duration) *Iteration {
 			x.stopped = "the test's deadline cut shrinking short"
 			return nil
 		}
-		if it = x.run(s, "shrinking"); it == nil {
+		if it = x.run(s, "shrinking", nil); it == nil {
 			return nil // fatal; recorded
 		}
 		if broke(it) {

@@ -9,7 +9,13 @@
 #   quickstart   examples/quickstart against a real Redis (a check that holds)
 #   sim-pass     properties' TestCheckPassesWithTimeout (simulated, holds)
 #   sim-fail     properties' failing child check (simulated, breaks, shrinks)
-# and prints each run's figures, then the mean added share per check.
+#   sim-fail-whole   the same with whole confirming runs
+#   real-fail    the quickstart's check with no read timeout against a real
+#                Redis (TestConfirmCostChild: breaks, hangs until abandoned),
+#                its confirming runs ending once the failure is certain
+#   real-fail-whole  the same with whole confirming runs (the cost before)
+# and prints each run's figures, then the mean added share per check, and
+# the load average. Each pair draws the same schedules (-rapid.seed=1).
 # Each run's output is kept in DIR (default a new directory under /tmp).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,7 +25,7 @@ while getopts "n:o:h" opt; do
 	case $opt in
 	n) runs=$OPTARG ;;
 	o) out=$OPTARG ;;
-	*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "checkcost: -n $runs: want a positive number of runs" >&2; exit 2; }
@@ -52,7 +58,27 @@ measure() { # name, then the command
 	[ "$n" -gt 0 ] && awk -v s="$sum" -v n="$n" -v name="$name" 'BEGIN{printf "%s: baseline + confirmation add %.1f%% on average over %d runs\n", name, s / n, n}' | tee -a "$out/summary.txt"
 }
 
-measure quickstart go test -count=1 -v -run '^TestCacheSurvivesFaults$' ./examples/quickstart/
+# Each run starts without the failure a run before it saved (a Check
+# replays it first, and would find it at once).
+quickstart() {
+	rm -rf examples/quickstart/testdata/shakedown examples/quickstart/testdata/rapid
+	go test -count=1 -v -run '^TestCacheSurvivesFaults$' ./examples/quickstart/
+}
+sim_fail() { # SHAKEDOWN_TEST_EARLY value
+	rm -rf "$out/fragile"
+	env SHAKEDOWN_TEST_CHILD=fragile SHAKEDOWN_TEST_EARLY="$1" SHAKEDOWN_TEST_DIR="$out/fragile" \
+		go test -count=1 -v -run '^TestCheckChild$' ./properties/ -rapid.nofailfile -rapid.seed=1
+}
+measure quickstart quickstart
 measure sim-pass go test -count=1 -v -run '^TestCheckPassesWithTimeout$' ./properties/
-measure sim-fail env SHAKEDOWN_TEST_CHILD=fragile SHAKEDOWN_TEST_DIR="$out/fragile" go test -count=1 -v -run '^TestCheckChild$' ./properties/ -rapid.nofailfile
+measure sim-fail sim_fail 1
+measure sim-fail-whole sim_fail 0
+real_fail() { # SHAKEDOWN_TEST_EARLY value
+	rm -rf "$out/real-hang"
+	env SHAKEDOWN_TEST_CHILD=real-hang SHAKEDOWN_TEST_EARLY="$1" SHAKEDOWN_TEST_DIR="$out/real-hang" \
+		go test -count=1 -v -run '^TestConfirmCostChild$' ./properties/ -rapid.nofailfile -rapid.seed=1
+}
+measure real-fail real_fail 1
+measure real-fail-whole real_fail 0
+echo "load average: $(uptime | sed 's/.*load average: //')" | tee -a "$out/summary.txt"
 echo "logs: $out"

@@ -95,6 +95,9 @@ type Plan struct {
 	// Seed is the run's seed: op kinds, inputs and trace IDs all derive
 	// from it. Zero is a seed like any other.
 	Seed int64
+	// Until, when set, may end the run early (see [Until]). A run that
+	// must repeat exactly, or needs its whole history, leaves it nil.
+	Until Until
 }
 
 func (p Plan) validate() error {
@@ -205,9 +208,12 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		sampling.Go(func() { samples, samplesMissed = sampleLoop(opsCtx, p.Samplers, every, start, stop, log) })
 	}
 
-	r.runSchedule(ctx)
-	if ctx.Err() == nil {
-		r.wait(ctx, end)
+	// An early end (Plan.Until) ends the schedule as a cancellation
+	// would, reverting what it applied, but is not the run's error.
+	schedCtx, decided := r.watch(ctx, work, &rec, every)
+	r.runSchedule(schedCtx)
+	if schedCtx.Err() == nil {
+		r.wait(schedCtx, end)
 		if ctx.Err() != nil {
 			r.cancelledAt = time.Since(start)
 		}
@@ -219,6 +225,9 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	drainTimer := time.NewTimer(drain)
 	select {
 	case <-done:
+	case <-decided:
+		// Decided: the ops in flight are cut off now, not waited for.
+		r.endEarly(work, cancelOps)
 	case <-drainTimer.C:
 		log.LogAttrs(ctx, slog.LevelWarn, "sim: ops still in flight after the drain; cancelling them", slog.Duration("drain", drain))
 		if work != nil {
@@ -240,6 +249,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		grace.Stop()
 	}
 	drainTimer.Stop()
+	r.unwatch()
 	sampling.Wait()
 
 	h := &History{
@@ -253,7 +263,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 
 		SamplesMissed: samplesMissed,
 	}
-	if ctx.Err() == nil && len(p.Samplers) > 0 {
+	if ctx.Err() == nil && len(p.Samplers) > 0 && !r.early {
 		// The sampling loop's last reading comes when the load stops,
 		// with ops still draining; the settled one comes once they have.
 		quiet, missed := settle(ctx, p.Samplers, h.Duration, p.Settle, log)
@@ -289,6 +299,11 @@ type runner struct {
 	cancelledAt time.Duration
 	timer       *time.Timer
 	turns       *turns // in a bubble: wait by turns (see turns.go)
+	// evMu guards events for the watcher of an early end (until.go);
+	// early says the run ended early.
+	evMu    sync.Mutex
+	early   bool
+	unwatch func()
 }
 
 // active is a fault that is applied and not yet reverted.
@@ -428,9 +443,13 @@ func (r *runner) apply(ctx context.Context, i int) (active, bool) {
 		revert, e = r.targets[st.Target].Apply(ctx, st.Fault)
 		return e
 	})
+	r.evMu.Lock()
 	r.events = append(r.events, ev)
 	if err != nil {
 		r.events[len(r.events)-1].Err = err.Error()
+	}
+	r.evMu.Unlock()
+	if err != nil {
 		r.errs = append(r.errs, &StepError{Index: i, Step: st, Err: fmt.Errorf("apply: %w", err)})
 		r.log.LogAttrs(ctx, slog.LevelError, "sim: fault not applied", r.stepAttrs(i),
 			slog.Duration("offset", ev.Start), slog.Any("err", err))
@@ -453,6 +472,8 @@ func (r *runner) revert(ctx context.Context, a active) {
 		defer cancel()
 		return a.revert(rctx)
 	})
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
 	if err != nil {
 		ev.RevertErr = err.Error()
 		r.errs = append(r.errs, &StepError{Index: a.step, Step: st, Err: fmt.Errorf("revert: %w", err)})
