@@ -25,6 +25,17 @@ type wire struct {
 	After         *string  `json:"after,omitempty"`
 	Grace         *string  `json:"grace,omitempty"`
 	Direction     *string  `json:"direction,omitempty"`
+
+	BadProbability *float64        `json:"bad_probability,omitempty"`
+	EnterBad       *float64        `json:"enter_bad,omitempty"`
+	LeaveBad       *float64        `json:"leave_bad,omitempty"`
+	Accepted       *bool           `json:"accepted,omitempty"`
+	Max            *int            `json:"max,omitempty"`
+	Hold           *bool           `json:"hold,omitempty"`
+	Fault          json.RawMessage `json:"fault,omitempty"`
+	Share          *float64        `json:"share,omitempty"`
+	Nth            *int            `json:"nth,omitempty"`
+	Opened         *string         `json:"opened,omitempty"`
 }
 
 // fields lists, per kind, the JSON fields it accepts; those in required must
@@ -44,6 +55,11 @@ var fields = map[Kind]struct{ allowed, required []string }{
 	KindRestart:   {nil, nil},
 	KindStop:      {[]string{"grace"}, nil},
 	KindCrash:     {nil, nil},
+
+	KindLoss:        {[]string{"probability", "bad_probability", "enter_bad", "leave_bad", "direction"}, []string{"probability"}},
+	KindConnectHang: {[]string{"accepted"}, nil},
+	KindConnLimit:   {[]string{"max", "hold"}, []string{"max"}},
+	KindTargeted:    {[]string{"fault", "share", "nth", "opened"}, []string{"fault"}},
 }
 
 func (w *wire) present() []string {
@@ -63,6 +79,16 @@ func (w *wire) present() []string {
 	add("after", w.After != nil)
 	add("grace", w.Grace != nil)
 	add("direction", w.Direction != nil)
+	add("bad_probability", w.BadProbability != nil)
+	add("enter_bad", w.EnterBad != nil)
+	add("leave_bad", w.LeaveBad != nil)
+	add("accepted", w.Accepted != nil)
+	add("max", w.Max != nil)
+	add("hold", w.Hold != nil)
+	add("fault", w.Fault != nil)
+	add("share", w.Share != nil)
+	add("nth", w.Nth != nil)
+	add("opened", w.Opened != nil)
 	return out
 }
 
@@ -115,6 +141,10 @@ func Marshal(f Fault) ([]byte, error) {
 	case Stop:
 		w.Grace = optDur(f.Grace)
 	case Reset, Down, Pause, Restart, Crash:
+	case Loss, ConnectHang, ConnLimit, Targeted:
+		if err := marshalNet(&w, f); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
 	}
@@ -183,6 +213,8 @@ func Unmarshal(data []byte) (Fault, error) {
 		f = Stop{Grace: d.dur("grace", w.Grace)}
 	case KindCrash:
 		f = Crash{}
+	case KindLoss, KindConnectHang, KindConnLimit, KindTargeted:
+		f = d.net(&w)
 	}
 	if d.err != nil {
 		return nil, d.err
