@@ -169,6 +169,9 @@ type Link struct {
 	downs     int // active Down faults
 	closed    bool
 	closeDone chan struct{}
+
+	startMu sync.Mutex // held while a pipeline starts, and while a slot is added (see link_conn.go)
+	gate    connGate   // connection-level faults (see link_conn.go)
 }
 
 // NewLink starts a Link on 127.0.0.1:0 in front of upstream ("host:port")
@@ -334,10 +337,16 @@ func (l *Link) accept(ln net.Listener) {
 	defer l.wg.Done()
 	var backoff time.Duration
 	for {
+		if !l.holdAccept(ln) {
+			return
+		}
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if l.acceptHeld(err) {
+				continue
 			}
 			// Out of file descriptors or similar: wait a little, but
 			// stop at once when the link closes.
@@ -384,6 +393,11 @@ func resetTCP(c *net.TCPConn) {
 // directions between them (see link_fast.go).
 func (l *Link) serve(client *net.TCPConn) {
 	defer l.wg.Done()
+	admitted, ok := l.admit(l.ctx, client)
+	if !ok {
+		return
+	}
+	defer admitted()
 	up := l.Upstream()
 	d := net.Dialer{Timeout: linkDialTimeout}
 	uc, err := d.DialContext(l.ctx, "tcp", up)
@@ -402,7 +416,7 @@ func (l *Link) serve(client *net.TCPConn) {
 		_ = client.Close()
 		_ = upstream.Close()
 		return
-	case l.resets > 0:
+	case l.resets > 0, l.resetPickedLocked():
 		l.mu.Unlock()
 		l.refused.Add(1)
 		resetTCP(client)
@@ -454,6 +468,7 @@ func (c *linkConn) close(reset bool) {
 		_ = c.client.Close()
 		_ = c.upstream.Close()
 		c.l.active.Add(-1)
+		c.l.connGone()
 	})
 }
 
