@@ -18,7 +18,7 @@ import (
 type appliedFault struct {
 	id    uint64
 	fault toxics.LinkFault
-	slots []*slot // the slots it arms, for faults carried by the pipeline
+	slots []*slot                // the slots it arms, for faults carried by the pipeline
 	pick  func(conn uint64) bool // a Targeted fault's selector; nil: every connection
 
 	mu       sync.Mutex // held while reverting

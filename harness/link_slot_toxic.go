@@ -109,8 +109,8 @@ type slotVersion struct {
 // slotConfig is a fault as one slot carries it out in one direction.
 type slotConfig struct {
 	fault   toxics.LinkFault
-	seed    uint64    // for this fault and direction
-	armedAt time.Time // when the fault began
+	seed    uint64                 // for this fault and direction
+	armedAt time.Time              // when the fault began
 	pick    func(conn uint64) bool // a Targeted fault's selector (see link_conn.go); nil: every connection
 }
 
