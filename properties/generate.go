@@ -341,6 +341,7 @@ func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	grace := drawDur(t, "grace", v.Grace, false)
 	f := faultFields{dir: dir, delay: delay, jitter: min(jitter, delay), rate: rate, size: size, variation: variation % size,
 		sliceDelay: sliceDelay, closeDelay: closeDelay, prob: prob, limit: limit, after: after, grace: grace}
+	f.net = drawNetFields(t)
 	return f.fault
 }
 
@@ -352,6 +353,7 @@ type faultFields struct {
 	after, grace                          time.Duration
 	rate, size, variation, limit          int64
 	prob                                  float64
+	net                                   netFields // issue 15's kinds (see generate_net.go)
 }
 
 // fault is the fault of kind k with f's fields.
@@ -383,6 +385,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Restart{}
 	case toxics.KindStop:
 		return toxics.Stop{Grace: f.grace}
+	case toxics.KindLoss, toxics.KindConnectHang, toxics.KindConnLimit, toxics.KindTargeted:
+		return f.netFault(k)
 	default:
 		return toxics.Crash{}
 	}

@@ -288,7 +288,8 @@ func TestShrinkToThresholds(t *testing.T) {
 		},
 		want: []sim.Step{
 			{At: 0, For: 100 * ms, Target: "db", Fault: toxics.Latency{Delay: 50 * ms}},
-			{At: 0, For: 100 * ms, Target: "db", Fault: toxics.Bandwidth{Rate: 64 << 10}},
+			// The mildest link kind after latency: the rarest loss, without bursts.
+			{At: 0, For: 100 * ms, Target: "db", Fault: toxics.Loss{Probability: 0.001}},
 		},
 	}}
 	g, err := Schedules(shrinkBounds())
