@@ -72,7 +72,7 @@ func (st *slotState) pushLossy(c *stream.StreamChunk, f toxics.Loss) {
 func (st *slotState) segmentDelay(f toxics.Loss) time.Duration {
 	var d time.Duration
 	rto := toxics.MinRTO
-	for lossStep(f, &st.lossBad, st.rng.Float64(), st.rng.Float64()) {
+	for try := 0; try < toxics.MaxRetransmissions && lossStep(f, &st.lossBad, st.rng.Float64(), st.rng.Float64()); try++ {
 		d += rto
 		rto = min(2*rto, toxics.MaxRTO)
 	}

@@ -25,7 +25,7 @@ func (p *pipe) lossDelay(pol *policy) time.Duration {
 		}
 		bad := p.lossBad[l.id]
 		rto := toxics.MinRTO
-		for lossStep(l.f, &bad, p.rand().Float64(), p.rand().Float64()) {
+		for try := 0; try < toxics.MaxRetransmissions && lossStep(l.f, &bad, p.rand().Float64(), p.rand().Float64()); try++ {
 			d += rto
 			rto = min(2*rto, toxics.MaxRTO)
 		}

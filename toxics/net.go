@@ -30,6 +30,10 @@ const (
 	// MaxRTO bounds the doubling of the retransmission timeout
 	// (Linux's TCP_RTO_MAX).
 	MaxRTO = 120 * time.Second
+	// MaxRetransmissions bounds the tries of one segment (Linux's
+	// tcp_retries2): where TCP would give the connection up, the
+	// emulation delivers the segment after its last timeout.
+	MaxRetransmissions = 15
 )
 
 // Loss emulates what TCP makes of a lossy path, as a client sees it: no
@@ -49,8 +53,9 @@ const (
 // consecutive loss of the same segment (up to [MaxRTO]); every
 // retransmission is lost or not like any segment. Unlike TCP, the
 // emulation has no fast retransmit (a loss always costs a full timeout) and
-// never gives a connection up. The draws are seeded by whoever applies the
-// fault.
+// never gives a connection up: after [MaxRetransmissions] lost tries the
+// segment arrives with the last timeout. The draws are seeded by whoever
+// applies the fault. Reverting the fault delivers what it holds at once.
 type Loss struct {
 	Probability    float64
 	BadProbability float64
