@@ -110,6 +110,28 @@ const linkDialTimeout = 10 * time.Second
 //   - [toxics.Down]: the listener closes, so new dials are refused, and
 //     live connections are closed (FIN). Reverting listens again on the
 //     same address.
+//   - [toxics.Loss]: an emulation of TCP over a lossy path (the kernel
+//     here cannot drop packets): each chunk the Link reads is cut into
+//     segments of [toxics.SegmentSize] bytes, a lost one (seeded
+//     Gilbert–Elliott draws) arrives a retransmission timeout late (200 ms,
+//     doubling), and what follows waits behind it; nothing is lost or
+//     reordered. Reverting delivers what it holds at once.
+//   - [toxics.ConnectHang]: new connections hang at connect time, live ones
+//     are untouched. Handshake: the Link stops accepting and sets its
+//     listen backlog to 0, so (after at most one dial that completes into
+//     the backlog) dials hang in the TCP handshake until the client's
+//     connect timeout. Accepted: dials complete, and the Link accepts
+//     them but dials the upstream only when the fault is reverted.
+//   - [toxics.ConnLimit]: at most Max connections at once; past that a new
+//     one is reset at accept, or with Hold waits (accepted, the upstream
+//     not dialled) until one closes, first come first served.
+//   - [toxics.Targeted]: its fault acts only on the connections its
+//     selector picks (a seeded share, the Nth new one, those opened before
+//     or after it began); the others pass untouched.
+//
+// Faults that act where connections come in (ConnectHang, ConnLimit) cost
+// nothing on the bytes; with none of them active, a connection pays one
+// uncontended lock at accept and one at close (see link_conn.go).
 //
 // When a client half-closes (shutdown of its write side) the Link
 // half-closes towards the upstream after delivering what it holds, and the

@@ -50,6 +50,21 @@ import (
 //     read meets.
 //   - [toxics.Down]: dials are refused (syscall.ECONNREFUSED) and live
 //     connections close (EOF on both sides).
+//   - [toxics.Loss]: each write is cut into segments of
+//     [toxics.SegmentSize] bytes; a lost one (seeded Gilbert–Elliott
+//     draws) arrives a retransmission timeout late (200 ms, doubling), and
+//     what follows waits behind it; nothing is lost or reordered.
+//   - [toxics.ConnectHang]: handshake: the first dial completes into a
+//     backlog of 0, later ones wait until the revert or their context's
+//     end (a timeout); accepted: dials complete. Either way the server
+//     sees none of them until the revert. Unlike a real handshake, which
+//     completes at the client's next SYN retransmission (1 s, 3 s, ...
+//     after the dial began), a waiting dial completes at the revert.
+//   - [toxics.ConnLimit]: at most Max connections at once; past that a new
+//     one is reset as under Reset, or with Hold waits unseen by the
+//     server until one closes, first come first served.
+//   - [toxics.Targeted]: its fault acts only on the connections its
+//     selector picks, numbered in dial order.
 //
 // Reverting a fault ends it at once on live connections; reverting a delay
 // (latency, bandwidth, slicer, slow_close) delivers what it holds at once.
