@@ -41,6 +41,8 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"fault":null}`))
 	f.Add([]byte(`{"fault":{"kind":"slicer","average_size":0}}`))
 	f.Add([]byte(`{"fault":[]}`))
+	f.Add([]byte(`{"fault":{"kind":"targeted","fault":{"kind":"targeted","fault":{"kind":"reset"}}}}`))
+	f.Add([]byte(`{"fault":{"kind":"loss","probability":0,"bad_probability":1,"enter_bad":1,"leave_bad":1e-9}}`))
 	type step struct {
 		Fault toxics.Spec `json:"fault"`
 	}

@@ -159,3 +159,33 @@ func TestNetStrings(t *testing.T) {
 		t.Errorf("DirectionOf(targeted upstream blackhole) = %v", got)
 	}
 }
+
+// FuzzNetFaults: whatever the numbers, Validate and String do not panic;
+// what validates encodes and decodes to itself.
+func FuzzNetFaults(f *testing.F) {
+	f.Add(0.01, 0.5, 0.1, 0.3, 0.5, 2, 1, uint8(1), uint8(0))
+	f.Add(0.0, 1.0, 1.0, 1e-9, 1.0, 0, 0, uint8(3), uint8(2))
+	f.Fuzz(func(t *testing.T, p, bad, enter, leave, share float64, nth, max int, opened, dir uint8) {
+		for _, fault := range []toxics.Fault{
+			toxics.Loss{Probability: p, BadProbability: bad, EnterBad: enter, LeaveBad: leave, Direction: toxics.Direction(dir)},
+			toxics.ConnLimit{Max: max, Hold: nth%2 == 0},
+			toxics.Targeted{Fault: toxics.Blackhole{Direction: toxics.Direction(dir)}, Conns: toxics.Conns{Share: share, Nth: nth, Opened: toxics.Opened(opened)}},
+		} {
+			_ = fault.String()
+			if fault.Validate() != nil {
+				continue
+			}
+			data, err := toxics.Marshal(fault)
+			if err != nil {
+				t.Fatalf("Marshal(%#v): %v", fault, err)
+			}
+			back, err := toxics.Unmarshal(data)
+			if err != nil {
+				t.Fatalf("Unmarshal(%s): %v", data, err)
+			}
+			if !reflect.DeepEqual(back, fault) {
+				t.Fatalf("%#v encoded as %s decoded to %#v", fault, data, back)
+			}
+		}
+	})
+}
