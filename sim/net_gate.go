@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -22,6 +23,7 @@ type simGate struct {
 	holdLimits int           // how many of those hold rather than reset
 	held       []*conn       // server sides waiting, first come first served
 	changed    chan struct{} // closed and replaced when the gate changes
+	tickets    uint64        // dials that have waited for a handshake hang
 }
 
 func (g *simGate) broadcast() {
@@ -48,19 +50,32 @@ func (g *simGate) limit() (maxConns int, limited, hold bool) {
 // waitHandshake holds a dial while a handshake hang lasts: the first dial
 // goes into the backlog (of length 0, which takes one connection, as on
 // Linux) and completes; the others wait for the revert, ctx or the
-// network's close.
+// network's close. When a Run orders the network's events, dials woken
+// together go on one at a time, in the order they began to wait (dials
+// themselves come in a fixed order).
 func (ep *Endpoint) waitHandshake(ctx context.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ep.mu.Lock()
+	var ticket uint64
 	for ep.connGate.handshakes > 0 && len(ep.connGate.held) > 0 && !ep.closed {
+		if ticket == 0 {
+			ep.connGate.tickets++
+			ticket = ep.connGate.tickets
+		}
 		wait := ep.connGate.wait()
 		ep.mu.Unlock()
 		select {
 		case <-wait:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if ts := ep.n.turns.Load(); ts != nil {
+			// b 0 is no connection's (they count from 1).
+			if !ts.wait(time.Now(), turnKey{class: turnConn, a: ep.nameHash, b: 0, c: ticket}, ctx.Done()) {
+				return ctx.Err()
+			}
 		}
 		ep.mu.Lock()
 	}
