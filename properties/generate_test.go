@@ -3,7 +3,9 @@ package properties
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,6 +315,14 @@ func TestShrinkToThresholds(t *testing.T) {
 // shrink, then the 1-minimal pass).
 func TestCoverGuideFindsFirst(t *testing.T) {
 	crash := func(s sim.Schedule) bool { return slices.ContainsFunc(s.Steps, is("cache", toxics.KindCrash)) }
+	// The claim needs a search of as many draws as there are pairs; -short
+	// cuts rapid's checks to a fifth (20), fewer than the pairs.
+	if n, ok := search.RapidChecks(); ok && n < 2*len(allKinds()) {
+		f := flag.Lookup("rapid.checks")
+		old := f.Value.String()
+		require.NoError(t, f.Value.Set(strconv.Itoa(100*len(allKinds()))))
+		t.Cleanup(func() { _ = f.Value.Set(old) })
+	}
 	for range 10 {
 		g, guide, err := schedules(shrinkBounds())
 		require.NoError(t, err)
