@@ -111,7 +111,29 @@ const linkDialTimeout = 10 * time.Second
 //     live connections are closed (FIN). Reverting listens again on the
 //     same address.
 //   - The HTTP faults (toxics.HTTPKinds), on a Link started with
-//     [Protocol]("http"): see link_http.go.
+//     [WithProtocol]("http"): see link_http.go.
+//   - [toxics.Loss]: an emulation of TCP over a lossy path (the kernel
+//     here cannot drop packets): each chunk the Link reads is cut into
+//     segments of [toxics.SegmentSize] bytes, a lost one (seeded
+//     Gilbert–Elliott draws) arrives a retransmission timeout late (200 ms,
+//     doubling), and what follows waits behind it; nothing is lost or
+//     reordered. Reverting delivers what it holds at once.
+//   - [toxics.ConnectHang]: new connections hang at connect time, live ones
+//     are untouched. Handshake: the Link stops accepting and sets its
+//     listen backlog to 0, so (after at most one dial that completes into
+//     the backlog) dials hang in the TCP handshake until the client's
+//     connect timeout. Accepted: dials complete, and the Link accepts
+//     them but dials the upstream only when the fault is reverted.
+//   - [toxics.ConnLimit]: at most Max connections at once; past that a new
+//     one is reset at accept, or with Hold waits (accepted, the upstream
+//     not dialled) until one closes, first come first served.
+//   - [toxics.Targeted]: its fault acts only on the connections its
+//     selector picks (a seeded share, the Nth new one, those opened before
+//     or after it began); the others pass untouched.
+//
+// Faults that act where connections come in (ConnectHang, ConnLimit) cost
+// nothing on the bytes; with none of them active, a connection pays one
+// uncontended lock at accept and one at close (see link_conn.go).
 //
 // When a client half-closes (shutdown of its write side) the Link
 // half-closes towards the upstream after delivering what it holds, and the
@@ -182,6 +204,8 @@ type Link struct {
 	protocol    atomic.Pointer[string]
 	protoMu     sync.Mutex
 	protoFaults atomic.Pointer[[]*protoFault]
+	startMu     sync.Mutex // held while a pipeline starts, and while a slot is added (see link_conn.go)
+	gate        connGate   // connection-level faults (see link_conn.go)
 }
 
 // NewLink starts a Link on 127.0.0.1:0 in front of upstream ("host:port")
@@ -357,10 +381,16 @@ func (l *Link) accept(ln net.Listener) {
 	defer l.wg.Done()
 	var backoff time.Duration
 	for {
+		if !l.holdAccept(ln) {
+			return
+		}
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if l.acceptHeld(err) {
+				continue
 			}
 			// Out of file descriptors or similar: wait a little, but
 			// stop at once when the link closes.
@@ -407,6 +437,11 @@ func resetTCP(c *net.TCPConn) {
 // directions between them (see link_fast.go).
 func (l *Link) serve(client *net.TCPConn) {
 	defer l.wg.Done()
+	admitted, ok := l.admit(l.ctx, client)
+	if !ok {
+		return
+	}
+	defer admitted()
 	up := l.Upstream()
 	d := net.Dialer{Timeout: linkDialTimeout}
 	uc, err := d.DialContext(l.ctx, "tcp", up)
@@ -425,7 +460,7 @@ func (l *Link) serve(client *net.TCPConn) {
 		_ = client.Close()
 		_ = upstream.Close()
 		return
-	case l.resets > 0:
+	case l.resets > 0, l.resetPickedLocked():
 		l.mu.Unlock()
 		l.refused.Add(1)
 		resetTCP(client)
@@ -480,6 +515,7 @@ func (c *linkConn) close(reset bool) {
 		_ = c.upstream.Close()
 		c.l.active.Add(-1)
 		c.http.close()
+		c.l.connGone()
 	})
 }
 

@@ -18,7 +18,8 @@ import (
 type appliedFault struct {
 	id    uint64
 	fault toxics.LinkFault
-	slots []*slot // the slots it arms, for faults carried by the pipeline
+	slots []*slot                // the slots it arms, for faults carried by the pipeline
+	pick  func(conn uint64) bool // a Targeted fault's selector; nil: every connection
 
 	mu       sync.Mutex // held while reverting
 	reverted bool
@@ -73,6 +74,7 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 	}
 	a := &appliedFault{id: l.nextFault, fault: lf}
 	l.nextFault++
+	a.pick = l.pickerLocked(a)
 	l.mu.Unlock()
 
 	switch lf.(type) {
@@ -80,6 +82,14 @@ func (l *Link) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 		err = l.startReset(a)
 	case toxics.Down:
 		err = l.startDown(a)
+	case toxics.ConnectHang, toxics.ConnLimit:
+		err = l.startGate(a)
+	case toxics.Targeted:
+		if isTargetedReset(lf) {
+			err = l.startTargetedReset(a)
+		} else if err = l.arm(a); err == nil {
+			l.handOver(toxics.DirectionOf(lf))
+		}
 	default:
 		if err = l.arm(a); err == nil {
 			l.handOver(toxics.DirectionOf(lf))
@@ -191,7 +201,7 @@ func (l *Link) arm(a *appliedFault) error {
 	l.http.add(l, a)
 	began := time.Now()
 	for _, s := range slots {
-		s.set(&slotConfig{fault: a.fault, seed: faultSeed(l.seed, a.id, s.dir), armedAt: began})
+		s.set(slotConfigOf(a, slotConfig{fault: a.fault, seed: faultSeed(l.seed, a.id, s.dir), armedAt: began}))
 		l.armed[s.dir].Add(1)
 	}
 	return nil
@@ -217,6 +227,8 @@ func (l *Link) freeSlot(d toxics.Direction) (*slot, error) {
 // slot and listens for interrupts, so this does not wait for connections.
 // l.faultMu must be held.
 func (l *Link) addSlot(d toxics.Direction) (*slot, error) {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
 	key := slotKey{link: l.id, slot: l.nextSlot}
 	body, err := slotJSON(key, d)
 	if err != nil {
@@ -256,7 +268,16 @@ func (l *Link) revert(ctx context.Context, a *appliedFault) error {
 		l.mu.Unlock()
 	case toxics.Down:
 		err = l.undoDown(ctx, a)
+	case toxics.ConnectHang, toxics.ConnLimit:
+		l.stopGate(a)
 	default:
+		if isTargetedReset(a.fault) {
+			l.mu.Lock()
+			l.gate.resets = slices.DeleteFunc(l.gate.resets, func(x *appliedFault) bool { return x == a })
+			l.dropFault(a)
+			l.mu.Unlock()
+			break
+		}
 		if a.fault.Kind().Protocol() != "" {
 			l.stopProto(a)
 		}

@@ -274,8 +274,9 @@ func (d *linkDir) pipeline() bool {
 		dir = stream.Downstream
 	}
 	l := d.conn.l
-	l.proxy.Toxics.StartLink(l.server, name, src, sink, dir)
+	end := l.startStint(d, func() { l.proxy.Toxics.StartLink(l.server, name, src, sink, dir) })
 	parts.Wait()
+	end()
 	return sink.resume
 }
 

@@ -109,8 +109,9 @@ type slotVersion struct {
 // slotConfig is a fault as one slot carries it out in one direction.
 type slotConfig struct {
 	fault   toxics.LinkFault
-	seed    uint64    // for this fault and direction
-	armedAt time.Time // when the fault began
+	seed    uint64                 // for this fault and direction
+	armedAt time.Time              // when the fault began
+	pick    func(conn uint64) bool // a Targeted fault's selector (see link_conn.go); nil: every connection
 }
 
 func newSlot(key slotKey, dir toxics.Direction) *slot {
@@ -235,9 +236,15 @@ type slotState struct {
 	next    time.Time // bandwidth, slicer: when the next piece may go
 	size    int       // slicer: size of the next slice; 0 if not drawn
 	closeAt time.Time // slow close: when to close, once the input closed
+
+	stint   *stint // the pipeline's connection (see link_conn.go)
+	connID  uint64 // its number; 0 if unknown
+	lossBad bool   // loss: the Gilbert–Elliott state is bad
 }
 
-func (t *slotToxic) NewState() any { return &slotState{opened: time.Now(), skip: -1} }
+func (t *slotToxic) NewState() any {
+	return &slotState{opened: time.Now(), skip: -1, stint: newStintOf(t.Link)}
+}
 
 // event is what ended a wait of a slot.
 type event uint8
@@ -345,6 +352,7 @@ func (t *slotToxic) Pipe(stub *tpx.ToxicStub) {
 		if s, ok := slotRegistry.Load(slotKey{t.Link, t.Slot}); ok {
 			st.sl = s.(*slot)
 		}
+		st.bindStint(stub)
 	}
 	if st.sl == nil { // the Link has closed
 		st.abort(stub)
@@ -378,6 +386,7 @@ func (st *slotState) reset(v *slotVersion) {
 		st.rng = seededRand(v.cfg.seed)
 	}
 	st.skip, st.passed, st.size = -1, 0, 0
+	st.lossBad = false
 	st.next, st.closeAt = time.Time{}, time.Time{}
 }
 
@@ -508,10 +517,12 @@ func (st *slotState) ends(stub *tpx.ToxicStub, ev event) bool {
 // run carries out the slot's current configuration until it changes
 // (true) or Pipe must return (false).
 func (st *slotState) run(stub *tpx.ToxicStub, changed <-chan struct{}) bool {
-	if st.cfg == nil {
+	if st.cfg == nil || !st.picks() {
 		return st.runForward(stub, changed, nil)
 	}
 	switch f := st.cfg.fault.(type) {
+	case toxics.Loss:
+		return st.runLoss(stub, changed, f)
 	case toxics.Latency:
 		return st.runLatency(stub, changed, f)
 	case toxics.Bandwidth:

@@ -98,6 +98,19 @@ func diffCases() []diffCase {
 		one("blackhole_downstream", toxics.Blackhole{Direction: toxics.Downstream}),
 		one("reset", toxics.Reset{}),
 		one("down", toxics.Down{}),
+		// Issue 15's kinds, in shapes whose outcome does not hang on a
+		// draw (the real and simulated draws differ): a loss whose bad
+		// state is entered at once and (almost) never left, so every
+		// answer is late by far more than an op waits; a blackhole of the
+		// kept connection only (opened before the fault; the fresh ones
+		// work, and so does the kept one once redialled); a limit that
+		// the kept connection fills; connect-time hangs.
+		one("loss", toxics.Loss{BadProbability: 1, EnterBad: 1, LeaveBad: 1e-9, Direction: toxics.Downstream}),
+		one("targeted_before", toxics.Targeted{Fault: toxics.Blackhole{}, Conns: toxics.Conns{Opened: toxics.Before}}),
+		one("conn_limit", toxics.ConnLimit{Max: 1}),
+		one("conn_limit_hold", toxics.ConnLimit{Max: 1, Hold: true}),
+		one("connect_hang", toxics.ConnectHang{}),
+		one("connect_hang_accepted", toxics.ConnectHang{Accepted: true}),
 		{name: "latency_then_down", steps: []sim.Step{
 			diffStep(100*time.Millisecond, 400*time.Millisecond, toxics.Latency{Delay: 20 * time.Millisecond}),
 			diffStep(300*time.Millisecond, 400*time.Millisecond, toxics.Down{}),

@@ -384,6 +384,7 @@ func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 	if g.b.hasHTTP() {
 		f.http = drawHTTP(t, v)
 	}
+	f.net = drawNetFields(t)
 	return f.fault
 }
 
@@ -398,6 +399,7 @@ type faultFields struct {
 	share                                 int64      // protocol faults: parts per million
 	reply, code                           int        // indexes into toxics.RedisReplies, toxics.PgErrorCodes
 	http                                  httpFields // see generate_http.go
+	net                                   netFields  // issue 15's kinds (see generate_net.go)
 }
 
 // fault is the fault of kind k with f's fields.
@@ -437,6 +439,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return toxics.Data{}
 	case toxics.KindHTTPStatus, toxics.KindHTTPDelay, toxics.KindHTTPTrickle, toxics.KindHTTPCut, toxics.KindHTTPJSON:
 		return f.httpFault(k)
+	case toxics.KindLoss, toxics.KindConnectHang, toxics.KindConnLimit, toxics.KindTargeted:
+		return f.netFault(k)
 	default:
 		return toxics.Crash{}
 	}

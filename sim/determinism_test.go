@@ -45,6 +45,14 @@ func detSchedule(seed uint64) Schedule {
 		func() toxics.Fault { return toxics.Pause{} },
 		func() toxics.Fault { return toxics.Crash{} },
 		func() toxics.Fault { return toxics.Restart{} },
+		func() toxics.Fault {
+			return toxics.Loss{Probability: 0.05 + r.Float64()/5, EnterBad: 0.1, BadProbability: 0.5, LeaveBad: 0.5}
+		},
+		func() toxics.Fault {
+			return toxics.Targeted{Fault: toxics.Blackhole{}, Conns: toxics.Conns{Share: 0.5, Opened: toxics.Opened(r.IntN(3))}}
+		},
+		func() toxics.Fault { return toxics.ConnLimit{Max: r.IntN(3), Hold: r.IntN(2) == 0} },
+		func() toxics.Fault { return toxics.ConnectHang{Accepted: r.IntN(2) == 0} },
 	}
 	var s Schedule
 	at := time.Duration(0)

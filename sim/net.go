@@ -278,6 +278,9 @@ func (n *Network) Dial(ctx context.Context, network, address string) (net.Conn, 
 		}
 		return fail(&net.DNSError{Err: "no such host (sim network has: " + n.names() + ")", Name: host, IsNotFound: true})
 	}
+	if err := ep.waitHandshake(ctx); err != nil {
+		return fail(err)
+	}
 	c, err := ep.dial(address)
 	if err != nil {
 		return fail(err)

@@ -120,6 +120,7 @@ type pipe struct {
 	rq, wq   waitq     // the reader and the writers waiting
 	rng      *rand.Rand
 	limits   map[uint64]int64 // bytes passed per data_limit fault
+	lossBad  map[uint64]bool  // per loss fault: its Gilbert–Elliott state is bad
 }
 
 func (p *pipe) notifyReaders() { p.rq.wake() }
@@ -353,12 +354,12 @@ func (p *pipe) push(b []byte, pol *policy, now time.Time) (limitHit bool) {
 				size += p.rand().IntN(2*s.SizeVariation+1) - s.SizeVariation
 			}
 			size = min(size, len(data))
-			p.enqueue(chunk{data: data[:size:size], boundary: true}, at.Add(time.Duration(i)*s.Delay), pol.rate)
+			p.enqueue(chunk{data: data[:size:size], boundary: true}, at.Add(time.Duration(i)*s.Delay+p.lossDelay(pol)), pol.rate)
 			data = data[size:]
 		}
 		return limitHit
 	}
-	p.enqueue(chunk{data: data}, at, pol.rate)
+	p.enqueueLossy(data, at, pol)
 	return limitHit
 }
 
@@ -421,7 +422,7 @@ func (p *pipe) delay(l toxics.Latency) time.Duration {
 
 // closeWrite queues the end of the stream (late by a slow_close fault).
 func (p *pipe) closeWrite(now time.Time) {
-	pol := p.ep.policy(p.dir)
+	pol := p.effective(p.ep.policy(p.dir))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.eof {
@@ -711,7 +712,7 @@ func (c *conn) Write(b []byte) (int, error) {
 			p.mu.Unlock()
 			return total, nil
 		}
-		pol := p.ep.policy(p.dir)
+		pol := p.effective(p.ep.policy(p.dir))
 		if p.discard || (pol != nil && pol.drop) {
 			if p.gone {
 				// The far end's socket is closed: it answers with an

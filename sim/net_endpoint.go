@@ -50,6 +50,21 @@ import (
 //     read meets.
 //   - [toxics.Down]: dials are refused (syscall.ECONNREFUSED) and live
 //     connections close (EOF on both sides).
+//   - [toxics.Loss]: each write is cut into segments of
+//     [toxics.SegmentSize] bytes; a lost one (seeded Gilbert–Elliott
+//     draws) arrives a retransmission timeout late (200 ms, doubling), and
+//     what follows waits behind it; nothing is lost or reordered.
+//   - [toxics.ConnectHang]: handshake: the first dial completes into a
+//     backlog of 0, later ones wait until the revert or their context's
+//     end (a timeout); accepted: dials complete. Either way the server
+//     sees none of them until the revert. Unlike a real handshake, which
+//     completes at the client's next SYN retransmission (1 s, 3 s, ...
+//     after the dial began), a waiting dial completes at the revert.
+//   - [toxics.ConnLimit]: at most Max connections at once; past that a new
+//     one is reset as under Reset, or with Hold waits unseen by the
+//     server until one closes, first come first served.
+//   - [toxics.Targeted]: its fault acts only on the connections its
+//     selector picks, numbered in dial order.
 //
 // Reverting a fault ends it at once on live connections; reverting a delay
 // (latency, bandwidth, slicer, slow_close) delivers what it holds at once.
@@ -94,6 +109,8 @@ type Endpoint struct {
 	accepted atomic.Int64
 	refused  atomic.Int64
 	up, dn   atomic.Int64
+
+	connGate simGate // connect-time faults and connection limits, guarded by mu (see net_gate.go)
 }
 
 // nodeEvent tells a fake what happened to its node.
@@ -111,6 +128,7 @@ type activeFault struct {
 	timers   map[*pair]stopper // timeout: when each connection closes
 	pause    chan struct{}     // pause: closed at revert
 	reverted bool
+	first    uint64 // targeted: the number of the first connection opened after it began
 }
 
 // policy is what the link faults of one direction do to the bytes
@@ -123,6 +141,8 @@ type policy struct {
 	slicer    *toxics.Slicer
 	slowClose time.Duration
 	limits    []limitRule
+	loss      []lossRule
+	targeted  []*activeFault // resolved per connection (see net_loss.go)
 }
 
 type limitRule struct {
@@ -272,10 +292,15 @@ func (ep *Endpoint) applyLink(f toxics.LinkFault) (func(context.Context) error, 
 	}
 	ep.nextID++
 	af := &activeFault{id: ep.nextID, fault: f}
+	af.first = ep.seq + 1
 	ep.faults = append(ep.faults, af)
 	var cut []*pair
 	mode := severFin
 	switch f := f.(type) {
+	case toxics.Targeted:
+		cut, mode = ep.applyTargetedLocked(af, f)
+	case toxics.ConnectHang, toxics.ConnLimit:
+		ep.applyGateLocked(f)
 	case toxics.Down:
 		ep.down++
 		cut = ep.pairsLocked()
@@ -358,7 +383,13 @@ func (ep *Endpoint) revertLink(af *activeFault) {
 			t.Stop()
 		}
 		af.timers = nil
-	case toxics.Latency, toxics.Bandwidth, toxics.Slicer, toxics.SlowClose:
+	case toxics.ConnectHang, toxics.ConnLimit:
+		ep.revertGateLocked(af.fault)
+	case toxics.Latency, toxics.Bandwidth, toxics.Slicer, toxics.SlowClose, toxics.Loss, toxics.Targeted:
+		for _, t := range af.timers { // a targeted timeout
+			t.Stop()
+		}
+		af.timers = nil
 		d := toxics.DirectionOf(af.fault)
 		for pr := range ep.pairs {
 			if d.Has(toxics.Upstream) {
@@ -415,6 +446,10 @@ func (ep *Endpoint) rebuildLocked() {
 				pol.limits = append(pol.limits, limitRule{id: af.id, bytes: f.Bytes})
 			case toxics.Timeout, toxics.Blackhole:
 				pol.drop = true
+			case toxics.Loss:
+				pol.loss = append(pol.loss, lossRule{id: af.id, f: f})
+			case toxics.Targeted:
+				pol.targeted = append(pol.targeted, af)
 			default:
 				continue
 			}
@@ -535,6 +570,7 @@ func (ep *Endpoint) removePair(pr *pair) {
 			}
 		}
 	}
+	ep.dropHeldLocked(pr)
 }
 
 func (ep *Endpoint) newPair(seq uint64, client, server addr) *pair {
@@ -571,7 +607,7 @@ func (ep *Endpoint) dial(address string) (net.Conn, error) {
 	ep.seq++
 	pr := ep.newPair(ep.seq, local, addr(address))
 	ep.accepted.Add(1)
-	if ep.reset > 0 {
+	if ep.reset > 0 || ep.resetPickedLocked(pr) || ep.limitResetsLocked() {
 		ep.mu.Unlock()
 		ep.severNew(pr, severResetNew)
 		return pr.client, nil
@@ -587,9 +623,14 @@ func (ep *Endpoint) dial(address string) (net.Conn, error) {
 			}
 		}
 	}
+	closeNow = ep.targetedTimeoutsLocked(pr) || closeNow
 	if closeNow {
 		ep.mu.Unlock()
 		ep.severNew(pr, severFin)
+		return pr.client, nil
+	}
+	if ep.holdLocked(pr.server) {
+		ep.mu.Unlock()
 		return pr.client, nil
 	}
 	ep.ln.backlog = append(ep.ln.backlog, pr.server)
@@ -631,6 +672,7 @@ func (ep *Endpoint) shutdown() {
 		af.pause = nil
 	}
 	cut := ep.pairsLocked()
+	ep.connGate.broadcast()
 	ep.mu.Unlock()
 	for _, c := range backlog {
 		c.pair.sever(severResetClient)

@@ -43,6 +43,8 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"fault":[]}`))
 	f.Add([]byte(`{"fault":{"kind":"partition","groups":[["db"],["cache","queue"]]}}`))
 	f.Add([]byte(`{"fault":{"kind":"partition","groups":[["db"],[]]}}`))
+	f.Add([]byte(`{"fault":{"kind":"targeted","fault":{"kind":"targeted","fault":{"kind":"reset"}}}}`))
+	f.Add([]byte(`{"fault":{"kind":"loss","probability":0,"bad_probability":1,"enter_bad":1,"leave_bad":1e-9}}`))
 	type step struct {
 		Fault toxics.Spec `json:"fault"`
 	}

@@ -34,31 +34,44 @@ type wire struct {
 
 	// Groups are a partition's groups (nil when absent).
 	Groups [][]string `json:"groups,omitempty"`
+
+	BadProbability *float64        `json:"bad_probability,omitempty"`
+	EnterBad       *float64        `json:"enter_bad,omitempty"`
+	LeaveBad       *float64        `json:"leave_bad,omitempty"`
+	Accepted       *bool           `json:"accepted,omitempty"`
+	Max            *int            `json:"max,omitempty"`
+	Hold           *bool           `json:"hold,omitempty"`
+	Fault          json.RawMessage `json:"fault,omitempty"`
+	Opened         *string         `json:"opened,omitempty"`
 }
 
 // fields lists, per kind, the JSON fields it accepts; those in required must
 // be present.
 var fields = map[Kind]struct{ allowed, required []string }{
-	KindLatency:    {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
-	KindBandwidth:  {[]string{"rate", "direction"}, []string{"rate"}},
-	KindSlicer:     {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
-	KindSlowClose:  {[]string{"delay", "direction"}, []string{"delay"}},
-	KindCorrupt:    {[]string{"probability", "direction"}, []string{"probability"}},
-	KindDataLimit:  {[]string{"bytes", "direction"}, []string{"bytes"}},
-	KindTimeout:    {[]string{"after", "direction"}, []string{"after"}},
-	KindBlackhole:  {[]string{"direction"}, nil},
-	KindReset:      {nil, nil},
-	KindDown:       {nil, nil},
-	KindPause:      {nil, nil},
-	KindRestart:    {nil, nil},
-	KindStop:       {[]string{"grace"}, nil},
-	KindCrash:      {nil, nil},
-	KindRedisDelay: {[]string{"delay", "share", "nth", "commands"}, []string{"delay"}},
-	KindRedisError: {[]string{"reply", "share", "nth", "commands"}, []string{"reply"}},
-	KindPgError:    {[]string{"code", "message", "share", "nth", "commands"}, []string{"code"}},
-	KindPgRefuse:   {[]string{"code", "message", "share", "nth"}, []string{"code"}},
-	KindData:       {nil, nil},
-	KindPartition:  {[]string{"groups"}, []string{"groups"}},
+	KindLatency:     {[]string{"delay", "jitter", "direction"}, []string{"delay"}},
+	KindBandwidth:   {[]string{"rate", "direction"}, []string{"rate"}},
+	KindSlicer:      {[]string{"average_size", "size_variation", "delay", "direction"}, []string{"average_size"}},
+	KindSlowClose:   {[]string{"delay", "direction"}, []string{"delay"}},
+	KindCorrupt:     {[]string{"probability", "direction"}, []string{"probability"}},
+	KindDataLimit:   {[]string{"bytes", "direction"}, []string{"bytes"}},
+	KindTimeout:     {[]string{"after", "direction"}, []string{"after"}},
+	KindBlackhole:   {[]string{"direction"}, nil},
+	KindReset:       {nil, nil},
+	KindDown:        {nil, nil},
+	KindPause:       {nil, nil},
+	KindRestart:     {nil, nil},
+	KindStop:        {[]string{"grace"}, nil},
+	KindCrash:       {nil, nil},
+	KindRedisDelay:  {[]string{"delay", "share", "nth", "commands"}, []string{"delay"}},
+	KindRedisError:  {[]string{"reply", "share", "nth", "commands"}, []string{"reply"}},
+	KindPgError:     {[]string{"code", "message", "share", "nth", "commands"}, []string{"code"}},
+	KindPgRefuse:    {[]string{"code", "message", "share", "nth"}, []string{"code"}},
+	KindData:        {nil, nil},
+	KindPartition:   {[]string{"groups"}, []string{"groups"}},
+	KindLoss:        {[]string{"probability", "bad_probability", "enter_bad", "leave_bad", "direction"}, []string{"probability"}},
+	KindConnectHang: {[]string{"accepted"}, nil},
+	KindConnLimit:   {[]string{"max", "hold"}, []string{"max"}},
+	KindTargeted:    {[]string{"fault", "share", "nth", "opened"}, []string{"fault"}},
 }
 
 func (w *wire) present() []string {
@@ -85,6 +98,14 @@ func (w *wire) present() []string {
 	add("share", w.Share != nil)
 	add("nth", w.Nth != nil)
 	add("commands", w.Commands != nil)
+	add("bad_probability", w.BadProbability != nil)
+	add("enter_bad", w.EnterBad != nil)
+	add("leave_bad", w.LeaveBad != nil)
+	add("accepted", w.Accepted != nil)
+	add("max", w.Max != nil)
+	add("hold", w.Hold != nil)
+	add("fault", w.Fault != nil)
+	add("opened", w.Opened != nil)
 	return out
 }
 
@@ -153,6 +174,10 @@ func Marshal(f Fault) ([]byte, error) {
 	case HTTPStatus, HTTPDelay, HTTPCut, HTTPTrickle, HTTPJSON:
 		return marshalHTTP(f)
 	case Reset, Down, Pause, Restart, Crash, Data:
+	case Loss, ConnectHang, ConnLimit, Targeted:
+		if err := marshalNet(&w, f); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("toxics: cannot marshal fault of type %T", f)
 	}
@@ -236,6 +261,8 @@ func Unmarshal(data []byte) (Fault, error) {
 		f = Data{}
 	case KindPgRefuse:
 		f = PgRefuse{Code: *w.Code, Message: deref(w.Message), Requests: w.requests()}
+	case KindLoss, KindConnectHang, KindConnLimit, KindTargeted:
+		f = d.net(&w)
 	}
 	if d.err != nil {
 		return nil, d.err

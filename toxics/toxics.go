@@ -33,8 +33,14 @@ const (
 )
 
 var (
-	linkKinds = []Kind{KindLatency, KindBandwidth, KindSlicer, KindSlowClose, KindCorrupt,
-		KindDataLimit, KindTimeout, KindBlackhole, KindReset, KindDown}
+	linkKinds = []Kind{KindLatency,
+		KindLoss, KindTargeted,
+		KindBandwidth, KindSlicer, KindSlowClose,
+		KindConnLimit,
+		KindCorrupt,
+		KindDataLimit, KindTimeout,
+		KindConnectHang,
+		KindBlackhole, KindReset, KindDown}
 	nodeKinds = []Kind{KindPause, KindRestart, KindStop, KindCrash}
 	dataKinds = []Kind{KindData} // node kinds too; see data.go
 	// protocolKinds are link kinds too; see resp.go.
@@ -464,6 +470,10 @@ func DirectionOf(f Fault) Direction {
 		return f.Direction
 	case Blackhole:
 		return f.Direction
+	case Loss:
+		return f.Direction
+	case Targeted:
+		return DirectionOf(f.Fault)
 	}
 	return Both
 }

@@ -34,6 +34,15 @@ var every = []toxics.Fault{
 	toxics.Stop{Grace: 5 * time.Second},
 	toxics.Stop{},
 	toxics.Crash{},
+	toxics.Loss{Probability: 0.01, Direction: toxics.Downstream},
+	toxics.Loss{Probability: 0.001, BadProbability: 0.5, EnterBad: 0.01, LeaveBad: 0.25},
+	toxics.ConnectHang{},
+	toxics.ConnectHang{Accepted: true},
+	toxics.ConnLimit{Max: 4},
+	toxics.ConnLimit{Max: 0, Hold: true},
+	toxics.Targeted{Fault: toxics.Blackhole{}, Conns: toxics.Conns{Share: 0.5, Opened: toxics.Before}},
+	toxics.Targeted{Fault: toxics.Latency{Delay: time.Second, Direction: toxics.Upstream}, Conns: toxics.Conns{Nth: 2, Opened: toxics.After}},
+	toxics.Targeted{Fault: toxics.Reset{}},
 }
 
 func TestEveryKindCovered(t *testing.T) {
