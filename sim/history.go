@@ -25,7 +25,7 @@ const (
 	// Missed: the framework did not observe the op's outcome, so it says
 	// nothing of the service, and invariants of latency, errors and
 	// recovery leave it out ([Stats] counts it apart). Only the runner
-	// records it, for exactly two cases; Op.Err says which:
+	// records it, for exactly three cases; Op.Err says which:
 	//
 	//   - [ErrNotStarted]: the op was due but the driver never started
 	//     it (the run ended, or was cancelled, with [OpenLoop.MaxInFlight]
@@ -37,6 +37,12 @@ const (
 	//     cut), and the op returned an error within [AbandonGrace] of
 	//     that. End is when it returned. Do ran: it may have taken
 	//     effect, so checkers of data treat it like Unknown.
+	//   - [ErrStalled]: in real time, the op overlapped (from its
+	//     intended start to its end) a stall of the test process: a
+	//     heartbeat of the runner woke over 250ms late while the process
+	//     had used under a quarter of a core, so the machine, not the
+	//     service, held it. Op.Err ends with what the op returned; it may
+	//     have taken effect, and checkers of data treat it like Unknown.
 	//
 	// An op that returns an error after the cut when its workload has no
 	// Timeout (it had been running for the whole drain, bounded by
@@ -160,14 +166,15 @@ type History struct {
 type Misses struct {
 	NotStarted int `json:"not_started"` // ops due but never started ([ErrNotStarted])
 	CutOff     int `json:"cut_off"`     // ops cut off by the run's end ([ErrCutOff])
+	Stalled    int `json:"stalled"`     // ops that overlapped a stall of the test process ([ErrStalled])
 	Samples    int `json:"samples"`     // sampler readings missed
 }
 
 // Ops is the number of ops missed.
-func (m Misses) Ops() int { return m.NotStarted + m.CutOff }
+func (m Misses) Ops() int { return m.NotStarted + m.CutOff + m.Stalled }
 
 func (m Misses) String() string {
-	return fmt.Sprintf("%d ops missed (%d not started, %d cut off), %d samples missed", m.Ops(), m.NotStarted, m.CutOff, m.Samples)
+	return fmt.Sprintf("%d ops missed (%d not started, %d cut off, %d stalled), %d samples missed", m.Ops(), m.NotStarted, m.CutOff, m.Stalled, m.Samples)
 }
 
 // Missed counts the ops of h that the framework missed, and its sampler
@@ -178,9 +185,12 @@ func (h *History) Missed() Misses {
 		if op.Outcome != Missed {
 			continue
 		}
-		if strings.HasPrefix(op.Err, ErrCutOff.Error()) {
+		switch {
+		case strings.HasPrefix(op.Err, ErrCutOff.Error()):
 			m.CutOff++
-		} else {
+		case strings.HasPrefix(op.Err, ErrStalled.Error()):
+			m.Stalled++
+		default:
 			m.NotStarted++
 		}
 	}

@@ -69,7 +69,7 @@ func TestHistoryMissed(t *testing.T) {
 	}}
 	require.Equal(t, Misses{NotStarted: 1, CutOff: 1, Samples: 2}, h.Missed())
 	require.Equal(t, 2, h.Missed().Ops())
-	require.Equal(t, "2 ops missed (1 not started, 1 cut off), 2 samples missed", h.Missed().String())
+	require.Equal(t, "2 ops missed (1 not started, 1 cut off, 0 stalled), 2 samples missed", h.Missed().String())
 
 	s := StatsOf(h.Ops)
 	require.Equal(t, Stats{Count: 2, OK: 1, Unknown: 1, Missed: 2, ErrorRate: 0.5, P50: ms(10), P90: ms(30), P99: ms(30), Max: ms(30)}, s,

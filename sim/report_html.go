@@ -69,7 +69,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <span class="key"><span class="dot" style="background:var(--ok)"></span>ok</span>
 <span class="key"><span class="dot" style="background:var(--unknown)"></span>unknown</span>
 <span class="key"><span class="dot" style="background:var(--failed)"></span>failed</span>
-<span class="key"><span class="dot" style="background:var(--missed)"></span>missed (not started, or cut off by the run's end)</span>
+<span class="key"><span class="dot" style="background:var(--missed)"></span>missed (not started, cut off by the run's end, or held by a stall of the test process)</span>
 <label>kind <select id="kind"><option value="-1">all</option></select></label>
 <span id="shown"></span>
 </div>

@@ -179,6 +179,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	defer attachTurns(p.Targets, ts)()
 
 	start := time.Now()
+	var stalls *stallWatch
+	if ts == nil { // real time (see stall.go)
+		stalls = watchStalls(start)
+	}
 	r := &runner{p: p, log: log, start: start, turns: ts, targets: make(map[string]Target, len(p.Targets))}
 	for _, t := range p.Targets {
 		r.targets[t.Name()] = t
@@ -251,6 +255,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	drainTimer.Stop()
 	r.unwatch()
 	sampling.Wait()
+	stalled := stalls.close()
 
 	h := &History{
 		Seed:     p.Seed,
@@ -262,6 +267,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		Duration: time.Since(start),
 
 		SamplesMissed: samplesMissed,
+	}
+	if n := markStalled(h, stalled); n > 0 {
+		log.LogAttrs(ctx, slog.LevelWarn, "sim: the test process was not run for a while; the ops it overlapped are recorded as missed",
+			slog.Int("stalls", len(stalled)), slog.Int("ops", n))
 	}
 	if ctx.Err() == nil && len(p.Samplers) > 0 && !r.early {
 		// The sampling loop's last reading comes when the load stops,
