@@ -67,33 +67,9 @@ func (st *slotState) pushLossy(c *stream.StreamChunk, f toxics.Loss) {
 	st.dues = append(st.dues, due)
 }
 
-// segmentDelay draws how late one segment arrives: the sum of the
-// retransmission timeouts of its lost tries.
+// segmentDelay draws how late one segment arrives (toxics.Loss.SegmentDelay).
 func (st *slotState) segmentDelay(f toxics.Loss) time.Duration {
-	var d time.Duration
-	rto := toxics.MinRTO
-	for try := 0; try < toxics.MaxRetransmissions && lossStep(f, &st.lossBad, st.rng.Float64(), st.rng.Float64()); try++ {
-		d += rto
-		rto = min(2*rto, toxics.MaxRTO)
-	}
-	return d
-}
-
-// lossStep moves the Gilbert–Elliott state of f with the draw u and
-// reports whether the segment sent then is lost, with the draw v.
-func lossStep(f toxics.Loss, bad *bool, u, v float64) bool {
-	if *bad {
-		if u < f.LeaveBad {
-			*bad = false
-		}
-	} else if u < f.EnterBad {
-		*bad = true
-	}
-	p := f.Probability
-	if *bad {
-		p = f.BadProbability
-	}
-	return v < p
+	return f.SegmentDelay(&st.lossBad, st.rng.Float64)
 }
 
 func later(a, b time.Time) time.Time {

@@ -24,31 +24,10 @@ func (p *pipe) lossDelay(pol *policy) time.Duration {
 			p.lossBad = map[uint64]bool{}
 		}
 		bad := p.lossBad[l.id]
-		rto := toxics.MinRTO
-		for try := 0; try < toxics.MaxRetransmissions && lossStep(l.f, &bad, p.rand().Float64(), p.rand().Float64()); try++ {
-			d += rto
-			rto = min(2*rto, toxics.MaxRTO)
-		}
+		d += l.f.SegmentDelay(&bad, func() float64 { return p.rand().Float64() })
 		p.lossBad[l.id] = bad
 	}
 	return d
-}
-
-// lossStep moves the Gilbert–Elliott state of f with the draw u and
-// reports whether the segment sent then is lost, with the draw v.
-func lossStep(f toxics.Loss, bad *bool, u, v float64) bool {
-	if *bad {
-		if u < f.LeaveBad {
-			*bad = false
-		}
-	} else if u < f.EnterBad {
-		*bad = true
-	}
-	p := f.Probability
-	if *bad {
-		p = f.BadProbability
-	}
-	return v < p
 }
 
 // enqueueLossy queues data written at now and due at at, cut into

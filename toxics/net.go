@@ -306,3 +306,37 @@ func Untarget(f Fault) (Fault, Conns) {
 	}
 	return f, Conns{}
 }
+
+// SegmentDelay draws how late one segment arrives under f: the sum of the
+// retransmission timeouts of its lost tries ([MinRTO], doubling up to
+// [MaxRTO], at most [MaxRetransmissions] tries). bad is the
+// Gilbert–Elliott state of the path, carried from segment to segment;
+// draw returns uniform numbers in [0, 1), two per try (the state's move,
+// then the loss). The Link and the simulated network both draw with it,
+// from their seeds.
+func (f Loss) SegmentDelay(bad *bool, draw func() float64) time.Duration {
+	var d time.Duration
+	rto := MinRTO
+	for try := 0; try < MaxRetransmissions && f.lost(bad, draw(), draw()); try++ {
+		d += rto
+		rto = min(2*rto, MaxRTO)
+	}
+	return d
+}
+
+// lost moves the Gilbert–Elliott state with the draw u and reports
+// whether the segment sent then is lost, with the draw v.
+func (f Loss) lost(bad *bool, u, v float64) bool {
+	if *bad {
+		if u < f.LeaveBad {
+			*bad = false
+		}
+	} else if u < f.EnterBad {
+		*bad = true
+	}
+	p := f.Probability
+	if *bad {
+		p = f.BadProbability
+	}
+	return v < p
+}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shakedown/shakedown/toxics"
 )
@@ -188,4 +189,32 @@ func FuzzNetFaults(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLossSegmentDelay: the one model of a lost segment's delay that the
+// Link and the simulated network share.
+func TestLossSegmentDelay(t *testing.T) {
+	zero := func() float64 { return 0 }
+	bad := false
+	// Every try lost: 200ms, 400ms, ... doubling to MaxRTO, 15 tries.
+	var want time.Duration
+	for i, rto := 0, toxics.MinRTO; i < toxics.MaxRetransmissions; i, rto = i+1, min(2*rto, toxics.MaxRTO) {
+		want += rto
+	}
+	if got := (toxics.Loss{Probability: 0.5}).SegmentDelay(&bad, zero); got != want {
+		t.Fatalf("every try lost: %v, want %v", got, want)
+	}
+	// No try lost: on time.
+	if got := (toxics.Loss{Probability: 0.5}).SegmentDelay(&bad, func() float64 { return 0.999 }); got != 0 {
+		t.Fatalf("none lost: %v, want 0", got)
+	}
+	// A burst: the first try enters the bad state (0.1 under EnterBad)
+	// and is lost there (0.5 under BadProbability); the second stays bad
+	// (0.9 not under LeaveBad) and gets through (0.99).
+	draws := []float64{0.1, 0.5, 0.9, 0.99}
+	next := func() float64 { v := draws[0]; draws = draws[1:]; return v }
+	f := toxics.Loss{Probability: 0.01, EnterBad: 0.2, BadProbability: 0.6, LeaveBad: 0.5}
+	if got := f.SegmentDelay(&bad, next); got != toxics.MinRTO || !bad {
+		t.Fatalf("burst: %v (bad %v), want %v, still bad", got, bad, toxics.MinRTO)
+	}
 }
