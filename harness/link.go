@@ -414,7 +414,13 @@ func (l *Link) accept(ln net.Listener) {
 			l.mu.Unlock()
 			_ = tc.Close()
 			continue
-		case l.resets > 0:
+		}
+		// Connections are numbered in the order they are accepted (what
+		// toxics.Conns.Nth counts), not in the order their upstream dials
+		// end, which the scheduler decides.
+		l.nextConn++
+		id := l.nextConn
+		if l.resets > 0 {
 			l.mu.Unlock()
 			l.refused.Add(1)
 			resetTCP(tc)
@@ -423,7 +429,7 @@ func (l *Link) accept(ln net.Listener) {
 		}
 		l.wg.Add(1)
 		l.mu.Unlock()
-		go l.serve(tc)
+		go l.serve(tc, id)
 	}
 }
 
@@ -435,7 +441,7 @@ func resetTCP(c *net.TCPConn) {
 
 // serve dials the upstream for one accepted client and starts the two
 // directions between them (see link_fast.go).
-func (l *Link) serve(client *net.TCPConn) {
+func (l *Link) serve(client *net.TCPConn, id uint64) {
 	defer l.wg.Done()
 	admitted, ok := l.admit(l.ctx, client)
 	if !ok {
@@ -460,15 +466,14 @@ func (l *Link) serve(client *net.TCPConn) {
 		_ = client.Close()
 		_ = upstream.Close()
 		return
-	case l.resets > 0, l.resetPickedLocked():
+	case l.resets > 0, l.resetPickedLocked(id):
 		l.mu.Unlock()
 		l.refused.Add(1)
 		resetTCP(client)
 		resetTCP(upstream)
 		return
 	}
-	l.nextConn++
-	c := &linkConn{l: l, id: l.nextConn, client: client, upstream: upstream}
+	c := &linkConn{l: l, id: id, client: client, upstream: upstream}
 	c.dirs = [2]*linkDir{
 		{conn: c, dir: toxics.Upstream, src: client, dst: upstream, n: &l.bytesUp},
 		{conn: c, dir: toxics.Downstream, src: upstream, dst: client, n: &l.bytesDown},

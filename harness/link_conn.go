@@ -181,13 +181,11 @@ func (l *Link) startTargetedReset(a *appliedFault) error {
 	return nil
 }
 
-// resetPickedLocked reports whether an active targeted Reset picks the next
-// connection; if so it takes that connection's number, and the caller
-// resets it. l.mu must be held.
-func (l *Link) resetPickedLocked() bool {
+// resetPickedLocked reports whether an active targeted Reset picks the
+// connection numbered id; if so the caller resets it. l.mu must be held.
+func (l *Link) resetPickedLocked(id uint64) bool {
 	for _, a := range l.gate.resets {
-		if a.pick(l.nextConn + 1) {
-			l.nextConn++
+		if a.pick(id) {
 			return true
 		}
 	}
