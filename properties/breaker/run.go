@@ -67,6 +67,7 @@ type Op struct {
 
 	seqStart, seqEnd int
 	panicked         bool
+	probe            bool // let through while the breaker did not report closed
 }
 
 // TurnedAway reports whether the breaker answered the call without
@@ -186,14 +187,26 @@ type opKey struct{}
 
 // recorder records a run; safe for concurrent use.
 type recorder struct {
-	start time.Time
-	dep   *fakeDep
+	start   time.Time
+	dep     *fakeDep
+	openFor time.Duration // the spec's
+	lead    time.Duration // of a change, for the pacer
 
 	mu      sync.Mutex
 	seq     int
 	ops     []Op
 	calls   []Call
 	cancels []context.CancelFunc // of the ops in flight, by ID-1
+	pace    *pacer
+}
+
+// changed notes that the breaker may have changed state at t, and may
+// open, so half-open OpenFor later if opened. Called with mu held.
+func (r *recorder) changed(t time.Duration, opened bool) {
+	r.pace.add(t, r.lead)
+	if opened {
+		r.pace.add(t+r.openFor, r.lead)
+	}
 }
 
 func (r *recorder) now() time.Duration { return time.Since(r.start) }
@@ -212,8 +225,13 @@ func (r *recorder) call(ctx context.Context) error {
 	id := len(r.calls) + 1
 	attempt := 0
 	if op > 0 {
-		r.ops[op-1].Calls = append(r.ops[op-1].Calls, id)
-		attempt = len(r.ops[op-1].Calls)
+		o := &r.ops[op-1]
+		o.Calls = append(o.Calls, id)
+		attempt = len(o.Calls)
+		if attempt == 1 && o.Before != Closed {
+			o.probe = true
+			r.pace.probes++
+		}
 	}
 	r.calls = append(r.calls, Call{ID: id, Op: op, Attempt: attempt, Start: s, seqStart: r.nextSeq()})
 	r.mu.Unlock()
@@ -243,6 +261,7 @@ func (r *recorder) call(ctx context.Context) error {
 	c.End, c.Failed, c.Ambiguous, c.seqEnd = end, err != nil, ambiguous, r.nextSeq()
 	if err != nil {
 		c.Err = err.Error()
+		r.changed(end, true) // a failure may open the breaker
 	}
 	r.mu.Unlock()
 	return err
@@ -272,6 +291,14 @@ func (r *recorder) op(ctx context.Context, b Breaker, id int) {
 	if err != nil {
 		o.Err = err.Error()
 		o.panicked = errors.Is(err, sim.ErrPanic)
+	}
+	// A failure let through, a probe's end or a change of the state
+	// the breaker reports: its behaviour may change now.
+	if o.probe {
+		r.pace.probes--
+	}
+	if through := len(o.Calls) > 0; (through && (err != nil || before != Closed)) || after != before {
+		r.changed(end, (through && err != nil) || (after == Open && before != Open))
 	}
 	r.mu.Unlock()
 }
@@ -313,27 +340,43 @@ func runOnce(c Config, s sim.Schedule) (*Iteration, error) {
 	slices.SortStableFunc(steps, func(a, b sim.Step) int { return int(a.At - b.At) })
 	end := s.Horizon() + c.Cooldown
 	p := c.period()
-	n := int((end - 1) / p)
-	rec := &recorder{start: time.Now(), dep: &fakeDep{steps: steps, latency: c.Latency}, ops: make([]Op, n),
-		calls: make([]Call, 0, n), cancels: make([]context.CancelFunc, n)}
+	n := int((end - 1) / p) // the last grid point
+	pace := newPacer(c)
+	edge := c.leadOf(leadEdge)
+	for _, st := range steps {
+		pace.add(st.At, edge)
+		pace.add(st.End(), edge)
+	}
+	pace.add(s.Horizon()+c.recoveryBound(), edge) // closed again from then on
+	pace.add(end, edge)
+	rec := &recorder{start: time.Now(), dep: &fakeDep{steps: steps, latency: c.Latency}, pace: pace,
+		openFor: c.Spec.OpenFor, lead: c.leadOf(leadChange)}
 	ctx := context.Background()
 	// Calls are made by workers that live as long as the run, so that
 	// their stacks grow once: a new worker only when all are busy.
 	var wg sync.WaitGroup
 	work := make(chan int)
-	worker := func(k int) {
+	worker := func(id int) {
 		defer wg.Done()
-		for ; k > 0; k = <-work {
-			rec.op(ctx, b, k)
+		for ; id > 0; id = <-work {
+			rec.op(ctx, b, id)
 		}
 	}
-	for k := 1; k <= n; k++ {
+	for k, id := 1, 1; k <= n; id++ {
 		time.Sleep(time.Duration(k)*p - rec.now())
+		// Every call before this one has told the pacer what it knows by
+		// now, and this one cannot yet: the next point is a function of
+		// the schedule and the seed alone.
+		rec.mu.Lock()
+		rec.ops = append(rec.ops, Op{})
+		rec.cancels = append(rec.cancels, nil)
+		k = pace.next(k)
+		rec.mu.Unlock()
 		select {
-		case work <- k:
+		case work <- id:
 		default:
 			wg.Add(1)
-			go worker(k)
+			go worker(id)
 		}
 	}
 	close(work)
@@ -349,6 +392,9 @@ func runOnce(c Config, s sim.Schedule) (*Iteration, error) {
 			return
 		case <-t.C:
 		}
+		rec.mu.Lock()
+		n := len(rec.cancels)
+		rec.mu.Unlock()
 		for i := range n {
 			rec.mu.Lock()
 			cancel := rec.cancels[i]
