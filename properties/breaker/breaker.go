@@ -249,8 +249,10 @@ type Config struct {
 	New func() Breaker
 	// Spec is what the breaker is expected to do. Required.
 	Spec Spec
-	// Rate is the calls per second made through the breaker, at a steady
-	// pace whatever the breaker does (default 100).
+	// Rate is the calls per second made through the breaker around the
+	// moments its behaviour can change, whatever the breaker does
+	// (default 100); away from them the gaps grow with the distance, to
+	// at most half of OpenFor (see workload.go).
 	Rate float64
 	// Latency is how long the healthy dependency takes to answer
 	// (default 1ms).

@@ -445,3 +445,45 @@ func TestMinimizeSixtySecondBreaker(t *testing.T) {
 	require.Less(t, s.Steps[0].For, 41*time.Second, "the step's length was not shrunk below rapid's own result:\n%s", s)
 	t.Logf("shrunk in %v (%d runs, wall %v):\n%s", res.Shrinking.Round(time.Millisecond), res.Runs, time.Since(start).Round(time.Millisecond), res.Failure.Counterexample())
 }
+
+// TestCallsFollowTheMomentsNotTheClock: a run costs about the same number
+// of calls whatever the configuration's time scale, and the calls are at
+// the full rate around the moments the breaker's behaviour can change.
+func TestCallsFollowTheMomentsNotTheClock(t *testing.T) {
+	run := func(openFor time.Duration, scale time.Duration) *breaker.Iteration {
+		s := sim.Schedule{Steps: []sim.Step{
+			{At: time.Second, For: 4 * scale, Target: "dep", Fault: toxics.Blackhole{}},
+			{At: time.Second + 6*scale, For: 2 * scale, Target: "dep", Fault: toxics.Reset{}},
+		}}
+		spec := brkSpec
+		spec.OpenFor = openFor
+		r, err := breaker.RunSchedule(t, breaker.Config{New: brkGoBreaker(1, openFor, 200*time.Millisecond), Spec: spec}, s)
+		require.NoError(t, err)
+		require.False(t, r.Broken(), r.Counterexample())
+		require.GreaterOrEqual(t, r.Opened, 2, r.Timeline())
+		require.Positive(t, r.Reclosed, r.Timeline())
+		return r
+	}
+	short, long := run(500*time.Millisecond, 500*time.Millisecond), run(time.Minute, time.Minute)
+	t.Logf("%d calls over %v, %d over %v", len(short.Ops), short.Duration.Round(time.Millisecond), len(long.Ops), long.Duration.Round(time.Millisecond))
+	// At a steady 100 calls/s the long run would make about 110 times
+	// the short one's; it makes at most twice as many.
+	require.Less(t, len(long.Ops), 2*len(short.Ops))
+	for _, r := range []*breaker.Iteration{short, long} {
+		// Every 10ms from CallTimeout before each outage begins to 50ms
+		// after; after its failures open the breaker, around OpenFor
+		// later (the probe), and through the recovery.
+		for _, st := range r.Schedule.Steps {
+			var in []time.Duration
+			for _, o := range r.Ops {
+				if o.Start >= st.At-200*time.Millisecond && o.Start <= st.At+50*time.Millisecond {
+					in = append(in, o.Start)
+				}
+			}
+			require.GreaterOrEqual(t, len(in), 24, "calls around %v: %v", st.At, in)
+			for i := 1; i < len(in); i++ {
+				require.Less(t, in[i]-in[i-1], 11*time.Millisecond, "calls around %v: %v", st.At, in)
+			}
+		}
+	}
+}
