@@ -161,6 +161,15 @@
 // named [NetworkTarget] as harness's is, for [toxics.Partition] faults
 // between endpoints that dial each other with [Network.DialFrom].
 //
+// A client that keeps timers across bubbles cannot run in them: a timer
+// made in one bubble and used in another is a fatal error of the runtime
+// ("select on synctest channel from outside bubble"). go-redis (v9.23)
+// does so when every connection of its pool is taken: it waits for one
+// on a timer from a process-wide sync.Pool, which another bubble may have
+// made. So in simulation give go-redis a PoolSize above the workload's
+// concurrency (its default, 10 per GOMAXPROCS, runs out at GOMAXPROCS=1
+// as soon as 10 ops wait on a blackhole): its pool then never waits.
+//
 // # Reading a history
 //
 // [History.Windows] cuts the timeline into the calm before the first

@@ -183,6 +183,12 @@ func redisClient(t *testing.T, n *Network, opts redis.Options) *redis.Client {
 	}
 	// Without this, go-redis resolves the host of Addr with the real DNS.
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if opts.PoolSize == 0 {
+		// A pool that runs out waits on a timer another bubble may have
+		// made, a fatal error (see the package doc): the default, 10
+		// per GOMAXPROCS, runs out at GOMAXPROCS=1.
+		opts.PoolSize = 64
+	}
 	rdb := redis.NewClient(&opts)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb

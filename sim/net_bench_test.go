@@ -95,6 +95,10 @@ func kvOptions(n *Network, timeout time.Duration) *redis.Options {
 		ReadBufferSize: 4096, WriteBufferSize: 4096,
 		MaxRetries: -1, ReadTimeout: timeout, WriteTimeout: timeout,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		// More connections than ops in flight: a pool that runs out waits
+		// on a timer another bubble made, a fatal error (see the package
+		// doc). 100 ops/s meeting a 200ms blackhole keep about 20 waiting.
+		PoolSize: 64,
 	}
 }
 

@@ -417,8 +417,17 @@ func (d OpenLoop) drive(w *workRun) {
 	interval := float64(time.Second) / d.Rate
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Ops are made by workers that live as long as the run, so that their
+	// stacks grow once: a new worker only when all are busy. Which worker
+	// makes an op changes nothing the op does.
 	var wg sync.WaitGroup
+	type job struct {
+		i        uint64
+		intended time.Duration
+	}
+	work := make(chan job)
 	defer wg.Wait()
+	defer close(work)
 	for i := uint64(0); ; i++ {
 		intended := time.Duration(float64(i) * interval)
 		if intended >= w.end || w.stopped() {
@@ -450,10 +459,16 @@ func (d OpenLoop) drive(w *workRun) {
 			w.skipDue(i, interval)
 			return
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			w.do(i, intended, false)
-		})
+		select {
+		case work <- job{i, intended}:
+		default:
+			wg.Go(func() {
+				for j, ok := (job{i, intended}), true; ok; j, ok = <-work {
+					w.do(j.i, j.intended, false)
+					<-slots
+				}
+			})
+		}
 	}
 }
 
