@@ -67,7 +67,6 @@ type Op struct {
 
 	seqStart, seqEnd int
 	panicked         bool
-	probe            bool // let through while the breaker did not report closed
 }
 
 // TurnedAway reports whether the breaker answered the call without
@@ -229,8 +228,7 @@ func (r *recorder) call(ctx context.Context) error {
 		o.Calls = append(o.Calls, id)
 		attempt = len(o.Calls)
 		if attempt == 1 && o.Before != Closed {
-			o.probe = true
-			r.pace.probes++
+			r.changed(s, false) // a probe: how many more go through?
 		}
 	}
 	r.calls = append(r.calls, Call{ID: id, Op: op, Attempt: attempt, Start: s, seqStart: r.nextSeq()})
@@ -261,7 +259,7 @@ func (r *recorder) call(ctx context.Context) error {
 	c.End, c.Failed, c.Ambiguous, c.seqEnd = end, err != nil, ambiguous, r.nextSeq()
 	if err != nil {
 		c.Err = err.Error()
-		r.changed(end, true) // a failure may open the breaker
+		r.changed(end, false) // a failure may open the breaker: see op
 	}
 	r.mu.Unlock()
 	return err
@@ -294,11 +292,11 @@ func (r *recorder) op(ctx context.Context, b Breaker, id int) {
 	}
 	// A failure let through, a probe's end or a change of the state
 	// the breaker reports: its behaviour may change now.
-	if o.probe {
-		r.pace.probes--
-	}
 	if through := len(o.Calls) > 0; (through && (err != nil || before != Closed)) || after != before {
-		r.changed(end, (through && err != nil) || (after == Open && before != Open))
+		// It half-opens OpenFor after it opened: by the state it reports,
+		// or after a failure when it does not say.
+		failed := through && err != nil
+		r.changed(end, (failed && (after == Open || after == Unknown)) || (after == Open && before != Open))
 	}
 	r.mu.Unlock()
 }
