@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -276,6 +277,22 @@ func runSchedule(t *testing.T, seed int64) *History {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestGoRedisAtOneProc: go-redis runs in bubble after bubble at
+// GOMAXPROCS=1 with a pool larger than the ops in flight. With its default
+// pool (10 per GOMAXPROCS), the ops waiting on the blackhole take every
+// connection, and the next waits on a timer another bubble made: the
+// runtime's fatal error "select on synctest channel from outside bubble".
+func TestGoRedisAtOneProc(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for seed := range 4 {
+		synctest.Test(t, func(t *testing.T) {
+			if h := runSchedule(t, int64(seed)); len(h.Ops) != 100 {
+				t.Fatalf("%d ops, want 100", len(h.Ops))
+			}
+		})
+	}
 }
 
 func TestNetFigures(t *testing.T) {
