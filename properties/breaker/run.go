@@ -230,6 +230,13 @@ func (r *recorder) call(ctx context.Context) error {
 		if attempt == 1 && o.Before != Closed {
 			r.changed(s, false) // a probe: how many more go through?
 		}
+		// With retries inside the breaker, it may open at the end of any
+		// attempt, not only at the op's.
+		if attempt > 1 {
+			if prev := r.calls[o.Calls[attempt-2]-1]; prev.Failed {
+				r.changed(prev.End, true)
+			}
+		}
 	}
 	r.calls = append(r.calls, Call{ID: id, Op: op, Attempt: attempt, Start: s, seqStart: r.nextSeq()})
 	r.mu.Unlock()
@@ -259,7 +266,7 @@ func (r *recorder) call(ctx context.Context) error {
 	c.End, c.Failed, c.Ambiguous, c.seqEnd = end, err != nil, ambiguous, r.nextSeq()
 	if err != nil {
 		c.Err = err.Error()
-		r.changed(end, false) // a failure may open the breaker: see op
+		r.changed(end, attempt > 1) // a failure may open the breaker: see above and op
 	}
 	r.mu.Unlock()
 	return err
