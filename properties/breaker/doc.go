@@ -24,17 +24,17 @@
 // [Check] draws schedules of outages of a fake dependency (latency,
 // blackholes, resets, refused connections, pauses, restarts; see
 // [Kinds]), runs each against a fresh breaker built by Config.New while
-// calls go through it, and judges every call the breaker
-// let through, every call it turned away and every state it reported
-// against the spec's state machine. The calls come at Config.Rate around
-// the moments the breaker's behaviour can change (an outage begins or
-// ends, a call fails, a probe is in flight or ends, an open time runs out,
-// the spec wants it closed again) and ever more sparsely away from them,
-// so a run costs about the same number of calls, a few hundred, whatever
-// the configuration's time scale: a 60s open time as a 500ms one. Every
-// run has a testing/synctest
-// bubble of its own, so a run of several seconds of virtual time takes
-// about a millisecond, and hundreds of schedules a second or two. When a
+// calls go through it, and judges every call the breaker let through,
+// every call it turned away and every state it reported against the
+// spec's state machine. The calls come at Config.Rate around the moments
+// the breaker's behaviour can change (an outage begins or ends, a call
+// fails, a probe starts or ends, an open time runs out, the spec wants it
+// closed again) and ever more sparsely away from them, so a run costs
+// about the same number of calls, a few hundred, whatever the
+// configuration's time scale: a 60s open time as a 500ms one. Every run
+// has a testing/synctest bubble of its own, so a run of several seconds
+// of virtual time takes about a millisecond, and hundreds of schedules a
+// second or two. When a
 // schedule breaks the spec, rapid shrinks it to the smallest that still
 // does; Check fails the test with the violations, the spec, the schedule
 // and the run's timeline, writes the schedule file and an HTML report
