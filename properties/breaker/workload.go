@@ -6,9 +6,9 @@ import (
 )
 
 // A breaker's behaviour can change only at a few moments: when an outage
-// begins or ends, when a call it let through fails or ends while it is not
-// closed, when its open time runs out after such a failure, and when the
-// spec wants it closed again. Between them it is in one state, and a call
+// begins or ends, when a call it let through fails, when a probe starts
+// or ends, when the state it reports changes, when its open time runs
+// out after it opened, and when the spec wants it closed again. Between them it is in one state, and a call
 // more or less tells nothing new. So a run makes its calls on the grid of
 // the period (a prime number of nanoseconds, see Config.period), at every
 // grid point within the window of such a moment, and farther from every
@@ -35,9 +35,9 @@ type pacer struct {
 // sparseness divides the distance from the nearest window into the gap:
 // at 1 the distance doubles at each call away from a window, and every
 // stretch [d, 2d] of distance from one holds a call, so a transition off
-// its time by d is seen about d later. (At 2 and 4 the catches of
+// its time by d is seen about d later. (At 2 the catches of
 // TestExploreCatches came after the same schedules, seed for seed, for
-// about 45% and 90% more calls.)
+// about 45% more calls in a 60s configuration.)
 const sparseness = 1
 
 // leads: how long before a moment the calls are dense. Before an outage
