@@ -98,6 +98,7 @@ type Env struct {
 	dockerOK *backendProbe
 	procs    *processRuntime // nil until the first local process
 	part     *partition      // current partition, if any
+	dns      *DNS            // the name server, once started (dns.go)
 	partSeq  int
 }
 
@@ -218,6 +219,9 @@ func (e *Env) Reset(ctx context.Context) error {
 	ctx = withCallSite(ctx) // for what the heals log on their goroutines
 	e.mu.Lock()
 	members := slices.Clone(e.members)
+	if e.dns != nil {
+		e.dns.heal()
+	}
 	e.mu.Unlock()
 	var errs []error
 	if err := e.healPartition(ctx); err != nil {
