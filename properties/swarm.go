@@ -222,7 +222,7 @@ func together(a, b sim.Step) bool {
 // Validate about two steps alone.
 type anyFault string
 
-func (a anyFault) Name() string              { return string(a) }
+func (a anyFault) Name() string { return string(a) }
 func (anyFault) Supports(k toxics.Kind) bool {
 	return k.IsLink() || k.IsNode() || k.IsNetwork() || k.IsDNS()
 }
