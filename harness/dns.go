@@ -248,7 +248,10 @@ func (d *DNS) Address(dep string) (string, error) {
 // Resolver returns a resolver that asks this server only: Go's own
 // resolver (PreferGo), over UDP or TCP as it chooses, to [DNS.Addr]. It
 // still reads /etc/hosts first and /etc/resolv.conf's options (timeout,
-// attempts, search, ndots), as Go's resolver always does.
+// attempts, search, ndots), as Go's resolver always does, and tries each
+// nameserver listed there in turn; every one of those dials reaches this
+// server, so a *net.DNSError's Server field names the nameserver of
+// resolv.conf, not [DNS.Addr].
 //
 // One change to Go's ways: a query's connection closes as soon as the
 // lookup's context is canceled (when no caller waits for it any more). Go's resolver goes on waiting for an answer

@@ -210,7 +210,7 @@ func (e *Env) namesLocked() []string {
 }
 
 // Reset returns the Env to a healthy state: it heals a partition, clears
-// every link fault, unpauses paused nodes and starts stopped or crashed
+// every link fault and DNS fault, unpauses paused nodes and starts stopped or crashed
 // ones, then waits until those are ready. Nodes that were not faulted are
 // not touched, so a Reset after link faults only costs a few microseconds
 // per Link and makes no container or process calls. It is what runs
