@@ -61,14 +61,14 @@ func TestDNSSim(t *testing.T) {
 			return n.Dial(ctx, network, address)
 		}
 		client := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}, Timeout: 5 * time.Second}
-		get := func() (error, time.Duration) {
+		get := func() (time.Duration, error) {
 			start := time.Now()
 			resp, err := client.Get("http://api.shakedown.test:80/")
 			if err == nil {
 				_, err = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			return err, time.Since(start)
+			return time.Since(start), err
 		}
 		for _, c := range []struct {
 			fault toxics.Fault
@@ -84,11 +84,11 @@ func TestDNSSim(t *testing.T) {
 		} {
 			revert, err := d.Apply(ctx, c.fault)
 			require.NoError(t, err)
-			err, took := get()
+			took, err := get()
 			require.NoError(t, revert(ctx))
 			require.Equal(t, c.want, dnsOutcome(err), c.fault.String())
 			require.Equal(t, c.took, took, c.fault.String())
-			err, _ = get()
+			_, err = get()
 			require.NoError(t, err, "after reverting %v", c.fault)
 		}
 		_, err = d.Apply(ctx, toxics.Latency{Delay: time.Second})
