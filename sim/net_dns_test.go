@@ -98,3 +98,29 @@ func TestDNSSim(t *testing.T) {
 		require.Equal(t, strconv.Quote(sim.DNSTarget), strconv.Quote(d.Name()))
 	})
 }
+
+// A client of the simulated network dials a dependency by name; a DNS
+// fault on the name server fails the dial as a real resolver would.
+func ExampleNetwork_DNS() {
+	ctx := context.Background()
+	n := sim.NewNetwork(1)
+	defer n.Close()
+	if _, err := n.FakeHTTP("api", http.NotFoundHandler()); err != nil {
+		panic(err)
+	}
+	d := n.DNS()
+	revert, err := d.Apply(ctx, toxics.DNSNXDomain{Hosts: "api"})
+	if err != nil {
+		panic(err)
+	}
+	_, err = n.Dial(ctx, "tcp", "api.shakedown.test:80")
+	var de *net.DNSError
+	fmt.Println("not found:", errors.As(err, &de) && de.IsNotFound, "name:", de.Name)
+	revert(ctx)
+	c, err := n.Dial(ctx, "tcp", "api.shakedown.test:80")
+	fmt.Println(err)
+	c.Close()
+	// Output:
+	// not found: true name: api.shakedown.test
+	// <nil>
+}
