@@ -61,8 +61,10 @@ type DNS struct {
 }
 
 // DNS returns the Env's name server, starting it on the first call (it
-// stops at teardown). A failure to start stops the test with t.Fatalf.
-// The name "dns" is then taken: no dependency may have it.
+// stops at teardown). A failure to start stops the test with t.Fatalf, so
+// the first call, like those that start a dependency, belongs on the
+// test's goroutine; later calls may come from any. The name "dns" is then
+// taken: no dependency may have it.
 func (e *Env) DNS() *DNS {
 	e.t.Helper()
 	e.mu.Lock()
