@@ -131,7 +131,7 @@
 // containers; [Env.Network] is that network as a target of schedules,
 // named [NetworkTarget], which takes [toxics.Partition] faults (so the
 // generators of package properties draw partitions once two containers
-// run). [Env.Reset] heals everything: it clears link faults,
+// run). [Env.Reset] heals everything: it clears link and DNS faults,
 // heals a partition, restarts what is down and waits until it is ready.
 // It runs between property iterations and touches no container when
 // nothing crashed. Its wait is a readiness check every 5 ms at most for
@@ -140,6 +140,18 @@
 // 0.9 s (most of it Docker's start) and a local Postgres in 0.1 s:
 //
 //	go test ./harness/ -run '^$' -bench 'Reset/.*/crash|PollLateness' -benchtime 5x
+//
+// [Env.DNS] is a name server for the dependencies (zone shakedown.test:
+// db is db.shakedown.test, an A record of 127.0.0.1 and an SRV record of
+// its Link's port) on 127.0.0.1, UDP and TCP, and a target of schedules
+// named [DNSTarget] that takes the DNS faults (delay, SERVFAIL, NXDOMAIN,
+// no answer). Clients reach it through [Env.Resolver] (Go's resolver
+// asking it only) or [DNS.DialContext], dialing [DNS.Address]:
+//
+//	d := env.DNS()
+//	addr, _ := d.Address("cache") // "cache.shakedown.test:<Link port>"
+//	client := redis.NewClient(&redis.Options{Addr: addr, Dialer: d.DialContext})
+//	revert, _ := d.Apply(ctx, toxics.DNSNXDomain{}) // new dials: *net.DNSError, IsNotFound
 //
 // # A deployed Toxiproxy
 //

@@ -98,6 +98,7 @@ type Env struct {
 	dockerOK *backendProbe
 	procs    *processRuntime // nil until the first local process
 	part     *partition      // current partition, if any
+	dns      *DNS            // the name server, once started (dns.go)
 	partSeq  int
 }
 
@@ -209,7 +210,7 @@ func (e *Env) namesLocked() []string {
 }
 
 // Reset returns the Env to a healthy state: it heals a partition, clears
-// every link fault, unpauses paused nodes and starts stopped or crashed
+// every link fault and DNS fault, unpauses paused nodes and starts stopped or crashed
 // ones, then waits until those are ready. Nodes that were not faulted are
 // not touched, so a Reset after link faults only costs a few microseconds
 // per Link and makes no container or process calls. It is what runs
@@ -218,6 +219,9 @@ func (e *Env) Reset(ctx context.Context) error {
 	ctx = withCallSite(ctx) // for what the heals log on their goroutines
 	e.mu.Lock()
 	members := slices.Clone(e.members)
+	if e.dns != nil {
+		e.dns.heal()
+	}
 	e.mu.Unlock()
 	var errs []error
 	if err := e.healPartition(ctx); err != nil {

@@ -218,7 +218,7 @@ func (w world) check(cfg Config) []error {
 		}
 		errs = append(errs, checkWorldMembers(i, tk, t)...)
 		for _, k := range tk.Kinds {
-			if (k.IsLink() || k.IsNode() || k.IsNetwork() || k.IsHTTP()) && !t.Supports(k) {
+			if (k.IsLink() || k.IsNode() || k.IsNetwork() || k.IsHTTP() || k.IsDNS()) && !t.Supports(k) {
 				errs = append(errs, fmt.Errorf("properties: Bounds.Targets[%d]: target %q does not take %s faults (it takes %v)", i, tk.Name, k, Aim([]sim.Target{t})[0].Kinds))
 			}
 		}

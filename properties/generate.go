@@ -131,7 +131,7 @@ type Values struct {
 // protocol and data kinds. Protocol and HTTP kinds are drawn only for
 // targets that speak their protocol.
 func allKinds() []toxics.Kind {
-	return slices.Concat(toxics.LinkKinds(), toxics.HTTPKinds(), toxics.NetworkKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
+	return slices.Concat(toxics.LinkKinds(), toxics.HTTPKinds(), toxics.DNSKinds(), toxics.NetworkKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -206,7 +206,7 @@ func (b Bounds) Validate() error {
 			bad("Targets[%d] (%q) has no fault kinds", i, t.Name)
 		}
 		for _, k := range t.Kinds {
-			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() && !k.IsHTTP() {
+			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() && !k.IsHTTP() && !k.IsDNS() {
 				bad("Targets[%d] (%q): unknown fault kind %q", i, t.Name, k)
 			}
 			if k == toxics.KindHTTPJSON && len(b.Values.JSONPaths) == 0 {
@@ -400,6 +400,7 @@ type faultFields struct {
 	reply, code                           int        // indexes into toxics.RedisReplies, toxics.PgErrorCodes
 	http                                  httpFields // see generate_http.go
 	net                                   netFields  // issue 15's kinds (see generate_net.go)
+	dns                                   dnsFields  // the DNS kinds (see generate_dns.go)
 }
 
 // fault is the fault of kind k with f's fields.
@@ -441,6 +442,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return f.httpFault(k)
 	case toxics.KindLoss, toxics.KindConnectHang, toxics.KindConnLimit, toxics.KindTargeted:
 		return f.netFault(k)
+	case toxics.KindDNSDelay, toxics.KindDNSServfail, toxics.KindDNSNXDomain, toxics.KindDNSDrop:
+		return f.dnsFault(k)
 	default:
 		return toxics.Crash{}
 	}

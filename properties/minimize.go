@@ -216,6 +216,9 @@ func fieldsOf(f toxics.Fault) faultFields {
 	if h, ok := httpFieldsOf(f); ok {
 		return h
 	}
+	if d, ok := dnsFieldsOf(f); ok {
+		return d
+	}
 	return faultFields{}
 }
 
@@ -274,6 +277,8 @@ func (m *minimizer) knobs(st sim.Step) []knob {
 			func(f *faultFields, x int64) { f.dir = b.Directions[x] }))
 	}
 	switch kind {
+	case toxics.KindDNSDelay:
+		ks = append(ks, dur("delay", v.Delay, false, func(f faultFields) time.Duration { return f.delay }, func(f *faultFields, x time.Duration) { f.delay = x }))
 	case toxics.KindLatency:
 		ks = append(ks,
 			dur("delay", v.Delay, false, func(f faultFields) time.Duration { return f.delay }, func(f *faultFields, x time.Duration) { f.delay = x }),

@@ -160,6 +160,10 @@
 // package harness. [Network.Partitions] is the network itself as a target,
 // named [NetworkTarget] as harness's is, for [toxics.Partition] faults
 // between endpoints that dial each other with [Network.DialFrom].
+// [Network.DNS] is the simulated name server, named [DNSTarget] as
+// harness's is, with the same records and DNS faults: once it exists,
+// [Network.Dial] resolves db.shakedown.test through it, with Go's own
+// resolver, in virtual time.
 //
 // A client that keeps timers across bubbles cannot run in them: a timer
 // made in one bubble and used in another is a fatal error of the runtime

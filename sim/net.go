@@ -78,6 +78,7 @@ type Network struct {
 	nextPort  int
 
 	part partState // partitions between endpoints (net_partition.go)
+	dns  *DNS      // the name server, once asked for (net_dns.go)
 }
 
 // NewNetwork returns an empty network whose random draws all derive from
@@ -246,7 +247,8 @@ func (n *Network) clientAddr() addr {
 // or with a *net.OpError whose Op is "dial" and which matches
 // syscall.ECONNREFUSED when nothing listens, the endpoint is down, or its
 // node is stopped or crashed. An unknown name gives a *net.DNSError (not
-// found). A done ctx gives its error.
+// found). A done ctx gives its error. Once [Network.DNS] was called, a
+// host in its zone (db.shakedown.test) is resolved through it first.
 func (n *Network) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	fail := func(err error) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: addr(address), Err: err}
@@ -265,10 +267,17 @@ func (n *Network) Dial(ctx context.Context, network, address string) (net.Conn, 
 		}
 	}
 	n.mu.Lock()
-	closed := n.closed
+	closed, names := n.closed, n.dns
 	n.mu.Unlock()
 	if closed {
 		return fail(ErrNetworkClosed)
+	}
+	if names != nil { // a host in its zone resolves through it (net_dns.go)
+		a, err := names.dialAddress(ctx, address)
+		if err != nil {
+			return fail(err)
+		}
+		address = a
 	}
 	ep := n.resolve(address)
 	if ep == nil {
@@ -300,6 +309,9 @@ func (n *Network) Close() error {
 		return nil
 	}
 	n.closed = true
+	if n.dns != nil {
+		defer n.dns.close()
+	}
 	fakes := n.fakes
 	n.fakes = nil
 	eps := make([]*Endpoint, 0, len(n.endpoints))

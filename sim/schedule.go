@@ -204,6 +204,8 @@ func (s Schedule) Validate(targets []Target) error {
 				what = "node"
 			} else if st.Fault.Kind().IsNetwork() {
 				what = "network"
+			} else if st.Fault.Kind().IsDNS() {
+				what = "DNS"
 			}
 			if why != nil {
 				bad(i, "target %q does not support the %s fault %s: %w", st.Target, what, st.Fault.Kind(), why)

@@ -47,6 +47,17 @@
 // They are link faults, but only a target that speaks HTTP takes them
 // ([Kind.IsHTTP]; harness.Protocol, sim.FakeHTTP).
 //
+// DNS faults ([DNSKinds]: [DNSDelay], [DNSServfail], [DNSNXDomain],
+// [DNSDrop], mildest first) act on the answers of a name server, for
+// every query or only those about some dependencies ([DNSHosts]):
+//
+//	{"kind":"dns_delay","delay":"2s"}
+//	{"kind":"dns_nxdomain","hosts":"db cache"}
+//
+// They are a family of their own ([DNSFault], [Kind.IsDNS]), taken by a
+// target that stands for the name server (harness's Env.DNS, sim's
+// Network.DNS, both named "dns").
+//
 // Durations are [time.Duration], rates are bytes per second (but an
 // [HTTPMatch]'s Rate is a share of requests), and nothing here
 // draws random numbers: faults with randomness (jitter, corruption) are
