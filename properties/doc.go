@@ -140,9 +140,28 @@
 //     a candidate that breaks is rerun once and counts only if it breaks
 //     again, and the shrunk schedule is rerun until it has been Reproduce
 //     times; the report says "reproduced k of n".
+//  5. A control beside the failure (real runs): a machine that runs the
+//     test process, but slowly (every timer late by tens of
+//     milliseconds, as on a loaded CI runner), breaks latency bounds and
+//     deadlines that the baseline measured on a quieter machine. Once a
+//     failure has reproduced, the fault-free baseline runs again right
+//     beside it (one more run), judged by the same invariants and the
+//     same noise-floor check. If the control breaks every invariant the
+//     schedule broke, or has the bound of each inside its own noise
+//     floor, the machine got slower, not the service: the failure's
+//     findings are Unjudged with that reason (which invariant, the first
+//     baseline's and the control's figures), it is neither shrunk nor
+//     reported Broken, and the search goes on; Check logs it ("UNJUDGED,
+//     not Broken"), summary.json lists it under "unjudged", and Check
+//     fails only when those invariants were judged in no other run. One
+//     invariant the control does not explain, and the failure stands.
+//     The shrunk failure gets a control too; when the machine explains
+//     it, the first failure is reported. In simulation time is virtual,
+//     and there is no control.
 //
-// Each Check logs what the baseline and the confirmations cost beside
-// the other runs ("time: ... in all; the fault-free baseline took ...").
+// Each Check logs what the baseline, the confirmations and the controls
+// cost beside the other runs ("time: ... in all; the fault-free baseline
+// took ...").
 //
 // Only the standard library, rapid and porcupine are compiled with this
 // package: the samplers of real clients are in packages of their own,

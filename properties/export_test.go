@@ -63,3 +63,6 @@ func SetAside(res *Result) []string {
 	}
 	return out
 }
+
+// CostLine is Check's time line for res.
+func CostLine(res *Result) string { return res.cost.String(res.Elapsed) }

@@ -102,6 +102,9 @@ func TestCheckRealPostgres(t *testing.T) {
 		t.Logf("caught after %d iterations; shrunk to %s in %v with %d runs and %d cached verdicts",
 			res.Iterations, s, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits)
 		t.Logf("overhead: %+.1f%%", 100*res.Overhead)
+		n := properties.ControlRuns(res)
+		require.True(t, n == 1 || n == 2, "a control run beside the confirmed failure, and one beside the shrunk one when it differs: %d; %s", n, properties.CostLine(res))
+		t.Logf("time: %s", properties.CostLine(res))
 	})
 
 	t.Run("timeouts and a pool bound pass", func(t *testing.T) {
