@@ -175,7 +175,7 @@ func TestCheckChild(t *testing.T) {
 	case "slower":
 		t.Setenv("SHAKEDOWN_SELFCHECK", "0")
 		properties.SetControlInSimulation(t, true)
-		cfg = slowingConfig(newFake(time.Second, toxics.KindLatency))
+		cfg = slowingConfig(newFake(time.Second, toxics.KindLatency), 200*time.Millisecond)
 		cfg.Iterations = 2
 	case "fragile-control":
 		properties.SetControlInSimulation(t, true)

@@ -61,7 +61,7 @@ func (x *explorer) control(it *Iteration, what string) string {
 		if f.Verdict != Broken {
 			continue
 		}
-		r := x.explains(c, now, f.Invariant)
+		r := x.explains(it, c, now, f.Invariant)
 		if r == "" {
 			x.t.Logf("shakedown: %s: held where the schedule broke %s: the failure stands", what, f.Invariant)
 			return ""
@@ -76,9 +76,10 @@ func (x *explorer) control(it *Iteration, what string) string {
 }
 
 // explains says how the control run c (with its noise floor now) explains
-// the invariant name broken ("" when it does not): c broke it too, or the
-// invariant's bound now sits inside c's noise floor.
-func (x *explorer) explains(c *Iteration, now floor, name string) string {
+// the invariant name that it, the failing run, broke ("" when it does
+// not): c broke it too, the invariant's bound now sits inside c's noise
+// floor, or c breaks it when judged with it's fault times laid over it.
+func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
 	for _, f := range append(c.Steady[:len(c.Steady):len(c.Steady)], c.Findings...) {
 		if f.Invariant == name && f.Verdict == Broken {
 			msg, _, _ := strings.Cut(f.Err.Error(), "\n")
@@ -92,8 +93,41 @@ func (x *explorer) explains(c *Iteration, now floor, name string) string {
 		if why := now.tooTight(inv); why != "" {
 			return "its bound now sits inside the control's noise floor (" + strings.TrimPrefix(why, "too tight to judge on this machine: ") + ")"
 		}
+		// An invariant judged only around faults (Recovery, FailFast)
+		// has no evidence in a fault-free run: judge the control with
+		// the failing run's fault times laid over it, none of them
+		// applied.
+		for _, f := range Evaluate(graft(c, it), []Invariant{inv}) {
+			if f.Verdict == Broken {
+				msg, _, _ := strings.Cut(f.Err.Error(), "\n")
+				return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied (" + msg + ")"
+			}
+		}
 	}
 	return ""
+}
+
+// graft is the control run c's history with the fault events of it, the
+// failing run, laid over it: shifted earlier by its schedule's horizon, so
+// that its last heal falls as far before the control's end as it fell
+// before the failing run's (both runs end a cooldown after their
+// horizon). No fault was applied in c: judged on this history, an
+// invariant that breaks says that the machine alone breaks it.
+func graft(c, it *Iteration) *sim.History {
+	g := *c.History
+	shift := it.Schedule.Horizon()
+	g.Faults = nil
+	for _, e := range it.History.Faults {
+		if !e.Applied() {
+			continue
+		}
+		e.Start = max(e.Start-shift, 0)
+		if e.End != 0 {
+			e.End = max(e.End-shift, e.Start+1)
+		}
+		g.Faults = append(g.Faults, e)
+	}
+	return &g
 }
 
 // setAside turns a confirmed failure into the machine's: every finding

@@ -21,10 +21,10 @@ import (
 // is.
 
 // slowingConfig is a dependency that answers at once in the baseline and
-// 200ms late in every run after it, faults or not (the machine got
+// slower late (200ms in most tests) in every run after it, faults or not (the machine got
 // slower), judged by bounds of 150ms that a latency fault (at most 100ms)
 // alone never breaks: the schedule is never to blame.
-func slowingConfig(f *fake) properties.Config {
+func slowingConfig(f *fake, slower time.Duration) properties.Config {
 	cfg := simConfig(f,
 		properties.MaxLatency{Max: 150 * time.Millisecond},
 		properties.LatencyQuantile{Q: 0.5, Max: 150 * time.Millisecond, Window: sim.During})
@@ -35,7 +35,7 @@ func slowingConfig(f *fake) properties.Config {
 		do := w.Kinds[0].Do
 		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
 			if slow {
-				tm := time.NewTimer(200 * time.Millisecond)
+				tm := time.NewTimer(slower)
 				defer tm.Stop()
 				select {
 				case <-tm.C:
@@ -60,7 +60,7 @@ func TestSlowerMachineIsNotBroken(t *testing.T) {
 	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes after the baseline on purpose
 	properties.SetControlInSimulation(t, true)
 	f := newFake(time.Second, toxics.KindLatency)
-	cfg := slowingConfig(f)
+	cfg := slowingConfig(f, 200*time.Millisecond)
 	cfg.Iterations = 3
 	cfg.Dir = t.TempDir()
 	res, err := properties.Explore(t, cfg)
@@ -154,7 +154,7 @@ func TestSlowerMachineRealTime(t *testing.T) {
 		t.Skip("real time: a few seconds")
 	}
 	f := newFake(time.Second, toxics.KindLatency)
-	cfg := slowingConfig(f)
+	cfg := slowingConfig(f, 200*time.Millisecond)
 	cfg.Simulate = false
 	cfg.Iterations = 1
 	cfg.Reproduce = 1
@@ -168,4 +168,31 @@ func TestSlowerMachineRealTime(t *testing.T) {
 	why := properties.SetAside(res)
 	require.Len(t, why, 1)
 	require.True(t, strings.Contains(why[0], "the machine got slower"), why[0])
+}
+
+// TestSlowerMachineRecoveryIsNotBroken: after the baseline every call
+// takes longer than the client's 200ms timeout, faults or not, so every
+// op after a heal fails and Recovery breaks. A fault-free run has no heal
+// and no evidence for Recovery; the control is judged with the failing
+// run's fault times laid over it, breaks it too, and the failure is set
+// aside as the machine's.
+func TestSlowerMachineRecoveryIsNotBroken(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes after the baseline on purpose
+	properties.SetControlInSimulation(t, true)
+	f := newFake(200*time.Millisecond, toxics.KindLatency)
+	cfg := slowingConfig(f, 300*time.Millisecond)
+	base := cfg.World
+	cfg.World = func(t testing.TB) sim.World {
+		w := base(t)
+		w.Workload.Timeout = 200 * time.Millisecond // under the 300ms the machine now adds
+		return w
+	}
+	cfg.Invariants = []properties.Invariant{properties.Recovery{Within: 300 * time.Millisecond}}
+	cfg.Iterations = 2
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.Nil(t, res.Failure)
+	why := properties.SetAside(res)
+	require.Len(t, why, 2)
+	require.Contains(t, why[0], "no failure later than 300ms after the last heal: the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied")
 }
