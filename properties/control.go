@@ -96,12 +96,16 @@ func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
 		// An invariant judged only around faults (Recovery, FailFast)
 		// has no evidence in a fault-free run: judge the control with
 		// the failing run's fault times laid over it, none of them
-		// applied.
-		for _, f := range Evaluate(graft(c, it), []Invariant{inv}) {
-			if f.Verdict == Broken {
-				msg, _, _ := strings.Cut(f.Err.Error(), "\n")
-				return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied (" + msg + ")"
+		// applied. The first baseline, judged the same way, must hold:
+		// if it breaks too, the system does not hold without faults,
+		// which is no news of the machine, and the failure stands.
+		if f := Evaluate(graft(c, it), []Invariant{inv})[0]; f.Verdict == Broken {
+			if Evaluate(graft(x.base, it), []Invariant{inv})[0].Verdict == Broken {
+				x.t.Logf("shakedown: %s: the first baseline breaks it too when judged with the failing run's fault times: not the machine's", name)
+				return ""
 			}
+			msg, _, _ := strings.Cut(f.Err.Error(), "\n")
+			return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied, where the first baseline judged so held (" + msg + ")"
 		}
 	}
 	return ""

@@ -196,3 +196,20 @@ func TestSlowerMachineRecoveryIsNotBroken(t *testing.T) {
 	require.Len(t, why, 2)
 	require.Contains(t, why[0], "no failure later than 300ms after the last heal: the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied")
 }
+
+// TestBrokenWithoutFaultsIsNotTheMachine: a client whose every call fails,
+// judged by Recovery alone, has no evidence in the fault-free baseline;
+// a schedule breaks it, and so does the control judged with its fault
+// times, but so does the first baseline judged the same way: the machine
+// did not get slower, and the failure stands.
+func TestBrokenWithoutFaultsIsNotTheMachine(t *testing.T) {
+	properties.SetControlInSimulation(t, true)
+	cfg := steadyConfig()
+	cfg.Invariants = []properties.Invariant{properties.Recovery{Within: 300 * time.Millisecond}}
+	cfg.Bounds.MaxSteps = 1
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.NotNil(t, res.Failure)
+	require.Empty(t, properties.SetAside(res))
+	require.Positive(t, properties.ControlRuns(res))
+}
