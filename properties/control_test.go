@@ -72,6 +72,8 @@ func TestSlowerMachineIsNotBroken(t *testing.T) {
 	require.Equal(t, 1+3*(1+3+1), res.Runs, "the baseline; per schedule its run, 3 reruns and the control")
 	why := properties.SetAside(res)
 	require.Len(t, why, 3)
+	require.Len(t, res.Slower, 3)
+	require.Equal(t, properties.Unjudged, res.Slower[0].Findings[0].Verdict)
 	for _, w := range why {
 		require.Contains(t, w, "the machine got slower")
 		require.Contains(t, w, "every op <= 150ms overall: the control broke it too")

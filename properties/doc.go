@@ -146,18 +146,21 @@
 //     deadlines that the baseline measured on a quieter machine. Once a
 //     failure has reproduced, the fault-free baseline runs again right
 //     beside it (one more run), judged by the same invariants and the
-//     same noise-floor check. If the control breaks every invariant the
-//     schedule broke, or has the bound of each inside its own noise
-//     floor, the machine got slower, not the service: the failure's
-//     findings are Unjudged with that reason (which invariant, the first
-//     baseline's and the control's figures), it is neither shrunk nor
-//     reported Broken, and the search goes on; Check logs it ("UNJUDGED,
-//     not Broken"), summary.json lists it under "unjudged", and Check
-//     fails only when those invariants were judged in no other run. One
-//     invariant the control does not explain, and the failure stands.
-//     The shrunk failure gets a control too; when the machine explains
-//     it, the first failure is reported. In simulation time is virtual,
-//     and there is no control.
+//     same noise-floor check; an invariant judged only around faults
+//     (Recovery, FailFast) is judged on it with the failing run's fault
+//     times laid over it, none applied, and counts only if the first
+//     baseline judged so held. If the control explains every invariant
+//     the schedule broke (it broke it too, or has its bound inside its
+//     own noise floor), the machine got slower, not the service: the
+//     failure's findings are Unjudged with that reason (which invariant,
+//     the first baseline's and the control's figures), it is neither
+//     shrunk nor reported Broken (Result.Slower), and the search goes
+//     on; Check logs it ("UNJUDGED, not Broken"), summary.json lists it
+//     under "unjudged", and Check fails only when those invariants were
+//     judged in no other run. One invariant the control does not
+//     explain, and the failure stands. The shrunk failure gets a control
+//     too; when the machine explains it, the first failure is reported.
+//     In simulation time is virtual, and there is no control.
 //
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline

@@ -35,6 +35,11 @@ type Result struct {
 	// Reproduced count the fault-free runs that confirmed it), or a run
 	// in which a violation began before the first fault took effect.
 	Steady *Iteration
+	// Slower are the failures that reproduced but were set aside as the
+	// machine's: a fault-free control run right beside each (real runs
+	// only) explained what it broke, so its findings are Unjudged, with
+	// the reason (see Check).
+	Slower []*Iteration
 	// Iterations is the number of schedules explored before any failure
 	// (or in all, when none failed); Runs counts every run, the baseline,
 	// confirmations and shrinking included, and CacheHits the shrink
@@ -160,6 +165,9 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
 		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, slower: x.slower, controls: x.controls}
 	res.cost.Controls = x.controls
+	for _, sl := range x.slower {
+		res.Slower = append(res.Slower, sl.it)
+	}
 	if x.fatal != nil {
 		return res, x.fatal
 	}
