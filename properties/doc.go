@@ -301,7 +301,13 @@
 //	    "schedule": {"steps": [...]}, // the shrunk schedule, as in schedule.json
 //	    "report": "report.html"       // this check's report of it, if it wrote one
 //	  }],
-//	  "corpus_added": ["corpus/found-3f2a9c1b7d4e.json"] // SHAKEDOWN_EXPLORE
+//	  "corpus_added": ["corpus/found-3f2a9c1b7d4e.json"], // SHAKEDOWN_EXPLORE
+//	  "unjudged": [{                  // failures set aside as the machine's (a control run explained them)
+//	    "invariants": ["every op <= 1s overall"],
+//	    "schedule": "+0s for 500ms db latency(67ms)",
+//	    "seed": 42,
+//	    "reason": "the machine got slower, not the service: ..."
+//	  }]
 //	}
 //
 // A finding's signature is its invariant and the shape of its shrunk
