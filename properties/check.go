@@ -31,6 +31,13 @@ import (
 //   - runs went missing (a run that panicked is a finding; one rapid
 //     swallowed is an error).
 //
+// A failure that reproduced is believed only if a fault-free control run
+// right beside it (real runs only) does not explain it: when the control
+// breaks the same invariants, or has their bounds inside its noise floor,
+// the machine got slower, and the failure is Unjudged with that reason
+// (logged, written to summary.json, and failing t only when its
+// invariants were judged in no other run).
+//
 // Every Check logs the baseline's figures, a coverage line and the time
 // the baseline and the confirmations took.
 //
@@ -99,6 +106,9 @@ func check(t testing.TB, cfg Config) {
 	}
 	for _, it := range res.flaky {
 		t.Logf("shakedown: also flaky (broke, then again in %d of %d reruns): %s", it.Reproduced, it.Reruns, oneLineOr(it.Schedule))
+	}
+	for _, sl := range res.slower {
+		t.Logf("shakedown: UNJUDGED, not Broken (broke, reproduced %d of %d, then a control run explained it): %s", sl.it.Reproduced, sl.it.Reruns, sl.reason)
 	}
 	var un []string
 	for _, name := range res.Coverage.Unjudged() {

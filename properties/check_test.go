@@ -172,6 +172,13 @@ func TestCheckChild(t *testing.T) {
 		cfg.AllowFlaky = true
 	case "tight":
 		cfg = tightConfig()
+	case "slower":
+		t.Setenv("SHAKEDOWN_SELFCHECK", "0")
+		properties.SetControlInSimulation(t, true)
+		cfg = slowingConfig(newFake(time.Second, toxics.KindLatency), 200*time.Millisecond)
+		cfg.Iterations = 2
+	case "fragile-control":
+		properties.SetControlInSimulation(t, true)
 	default:
 		t.Skip("run by TestCheckFailsAndReplays and TestCheckNoEvidence in a child process")
 	}

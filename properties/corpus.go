@@ -85,6 +85,10 @@ func (x *explorer) replayCorpus(corpus []corpusEntry) bool {
 			x.flakies = append(x.flakies, it)
 			continue
 		}
+		if why := x.control(it, fmt.Sprintf("control beside corpus %d/%d (the baseline again, no faults)", i+1, len(corpus))); why != "" {
+			x.setAside(it, why)
+			continue
+		}
 		x.first, x.last = it, it
 		x.cache[scheduleKey(it.Schedule)] = it
 		x.shrinkStart = time.Now()

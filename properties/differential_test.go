@@ -29,8 +29,13 @@ import (
 // code is the same on both sides; only its dial function differs. Every op
 // must end the same way on both sides: the same outcome (ok, failed,
 // unknown) and the same error class (reset, refused, eof, timeout, corrupt
-// data, broken pipe), and its latency must agree within the stated margins (diffSlower,
-// diffFaster).
+// data, broken pipe), and its latency must agree: a real op may not end
+// more than diffFaster before its simulated twin, nor later than
+// diffSlower plus the time the real run's own timers lost while it ran
+// (see lateness): a loaded machine runs every timer late, the real op's
+// as much as the probe's, and that is the machine's speed, not the
+// Link's behaviour. On a quiet machine the probe loses next to nothing
+// and the comparison is as strict as diffSlower alone.
 //
 // The timeline is laid out so that no op starts or ends near a fault's
 // edge, where the order of two events would be a race on the wall clock:
@@ -49,7 +54,9 @@ const (
 	// side has none of that, so the real op is rarely faster. 25ms is more
 	// than ten times what a quiet machine shows, and still below the
 	// smallest delay the cases use to tell faults apart (a 32ms
-	// bandwidth delay, a 40ms round trip through a latency).
+	// bandwidth delay, a 40ms round trip through a latency). On top of
+	// it, each real op is allowed its own lateness, measured in the same
+	// run (diffOp.late): not a tolerance, a measurement.
 	diffSlower = 25 * time.Millisecond
 	diffFaster = 10 * time.Millisecond
 	// diffTries is how many real runs a case gets when the only mismatch
@@ -211,6 +218,10 @@ type diffOp struct {
 	outcome sim.Outcome
 	class   string
 	err     string
+	// late is how late the machine ran this op (0 in simulation): its
+	// start's lateness behind its intended start, plus the time the
+	// run's probe timer lost while the op ran (see lateness).
+	late time.Duration
 }
 
 type diffResult []diffOp
@@ -218,7 +229,11 @@ type diffResult []diffOp
 func (r diffResult) String() string {
 	var b strings.Builder
 	for _, o := range r {
-		fmt.Fprintf(&b, "  op %d %-5s at %-6v %-8v %-7s %-7s %s\n", o.id, o.mode, o.start, o.latency.Round(time.Millisecond), o.outcome, o.class, o.err)
+		fmt.Fprintf(&b, "  op %d %-5s at %-6v %-8v %-7s %-7s %s", o.id, o.mode, o.start, o.latency.Round(time.Millisecond), o.outcome, o.class, o.err)
+		if o.late > 0 {
+			fmt.Fprintf(&b, " (machine late %v)", o.late.Round(time.Millisecond))
+		}
+		b.WriteByte('\n')
 	}
 	return b.String()
 }
@@ -257,9 +272,9 @@ func diffCompare(real, simulated diffResult) []diffMismatch {
 		case r.outcome != s.outcome || r.class != s.class:
 			out = append(out, diffMismatch{key: fmt.Sprintf("op %d class", r.id), msg: fmt.Sprintf("  op %d (%s at %v): real %s/%s (%s), simulated %s/%s (%s)",
 				r.id, r.mode, s.start, r.outcome, r.class, r.err, s.outcome, s.class, s.err)})
-		case r.latency > s.latency+diffSlower || r.latency < s.latency-diffFaster:
-			out = append(out, diffMismatch{key: fmt.Sprintf("op %d latency", r.id), msg: fmt.Sprintf("  op %d (%s at %v): latency real %v, simulated %v (real may be %v slower, %v faster)",
-				r.id, r.mode, s.start, r.latency.Round(time.Millisecond), s.latency, diffSlower, diffFaster), slower: r.latency > s.latency})
+		case r.latency > s.latency+diffSlower+r.late || r.latency < s.latency-diffFaster:
+			out = append(out, diffMismatch{key: fmt.Sprintf("op %d latency", r.id), msg: fmt.Sprintf("  op %d (%s at %v): latency real %v, simulated %v (real may be %v plus the machine's lateness during the op, %v, slower; %v faster)",
+				r.id, r.mode, s.start, r.latency.Round(time.Millisecond), s.latency, diffSlower, r.late.Round(time.Millisecond), diffFaster), slower: r.latency > s.latency})
 		}
 	}
 	return out
@@ -273,7 +288,71 @@ func diffRunReal(t *testing.T, s sim.Schedule) diffResult {
 	// One exchange first, so that the first op does not pay for warming
 	// up the Link's pipeline.
 	require.NoError(t, freshExchange(t.Context(), d.DialContext, link.Addr(), []byte("warm")))
-	return diffRun(t.Context(), t, s, link, d.DialContext, link.Addr())
+	probe, stop := probeLateness(t.Context())
+	defer stop()
+	return diffRun(t.Context(), t, s, link, d.DialContext, link.Addr(), probe)
+}
+
+// lateness measures how late the machine runs timers: a goroutine sleeps
+// probeEvery again and again, and notes each time how much later than
+// asked it woke. A loaded machine delays every timer of the run alike,
+// the real op's (its start, the Link's delays, each of a slicer's
+// chunks, its deadline) as much as the probe's. What the probe lost over
+// an op's span (the sum of its lateness) bounds what any chain of timers
+// no denser than probeEvery lost in that span: a slicer's 5ms chunks
+// lose as much, a single deadline less.
+type lateness struct {
+	mu      sync.Mutex
+	samples []lateSample
+}
+
+type lateSample struct {
+	from, to time.Time // the probe's sleep
+	late     time.Duration
+}
+
+const probeEvery = 5 * time.Millisecond
+
+// probeLateness runs the probe until stop is called.
+func probeLateness(ctx context.Context) (l *lateness, stop func()) {
+	l = &lateness{}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tm := time.NewTimer(probeEvery)
+		defer tm.Stop()
+		for {
+			from := time.Now()
+			tm.Reset(probeEvery)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tm.C:
+			}
+			to := time.Now()
+			l.mu.Lock()
+			l.samples = append(l.samples, lateSample{from: from, to: to, late: max(to.Sub(from)-probeEvery, 0)})
+			l.mu.Unlock()
+		}
+	})
+	return l, func() { cancel(); wg.Wait() }
+}
+
+// lost is the lateness of the probe's sleeps that overlapped [from, to],
+// summed.
+func (l *lateness) lost(from, to time.Time) time.Duration {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var w time.Duration
+	for _, s := range l.samples {
+		if s.from.Before(to) && s.to.After(from) {
+			w += s.late
+		}
+	}
+	return w
 }
 
 // diffRunSim runs s in a bubble against a FakeTCP with the same handler.
@@ -284,7 +363,7 @@ func diffRunSim(t *testing.T, s sim.Schedule) diffResult {
 		defer n.Close()
 		fake, err := n.FakeTCP("echo", echo)
 		require.NoError(t, err)
-		res = diffRun(t.Context(), t, s, fake, n.Dial, "echo:7")
+		res = diffRun(t.Context(), t, s, fake, n.Dial, "echo:7", nil)
 	})
 	return res
 }
@@ -337,11 +416,14 @@ var errMismatch = errors.New("echo differs from what was sent")
 // diffRun runs s against target with the client of both sides: ops with
 // even IDs use a connection kept across ops (dialed again after an
 // error), odd ones dial a connection of their own, send, half-close and
-// read the echo to EOF.
-func diffRun(ctx context.Context, t *testing.T, s sim.Schedule, target sim.Target, dial dialFunc, addr string) diffResult {
+// read the echo to EOF. probe measures how late the machine ran each op
+// (nil in simulation).
+func diffRun(ctx context.Context, t *testing.T, s sim.Schedule, target sim.Target, dial dialFunc, addr string, probe *lateness) diffResult {
 	t.Helper()
 	var mu sync.Mutex
 	classes := map[uint64]string{}
+	type span struct{ from, to time.Time }
+	spans := map[uint64]span{}
 	var kept net.Conn
 	defer func() {
 		if kept != nil {
@@ -350,6 +432,12 @@ func diffRun(ctx context.Context, t *testing.T, s sim.Schedule, target sim.Targe
 	}()
 	do := func(ctx context.Context, _ string) (string, error) {
 		id, _ := sim.OpID(ctx)
+		from := time.Now()
+		defer func() {
+			mu.Lock()
+			spans[id] = span{from, time.Now()}
+			mu.Unlock()
+		}()
 		payload := bytes.Repeat([]byte{byte('a' + id%26)}, diffPayload)
 		var err error
 		if id%2 == 0 {
@@ -385,8 +473,15 @@ func diffRun(ctx context.Context, t *testing.T, s sim.Schedule, target sim.Targe
 		if op.ID%2 == 1 {
 			mode = "fresh"
 		}
-		res = append(res, diffOp{id: op.ID, mode: mode, start: op.Intended, latency: op.Latency(),
-			outcome: op.Outcome, class: classes[op.ID], err: op.Err})
+		o := diffOp{id: op.ID, mode: mode, start: op.Intended, latency: op.Latency(),
+			outcome: op.Outcome, class: classes[op.ID], err: op.Err}
+		mu.Lock()
+		sp, ok := spans[op.ID]
+		mu.Unlock()
+		if probe != nil && ok {
+			o.late = max(op.Start-op.Intended, 0) + probe.lost(sp.from, sp.to)
+		}
+		res = append(res, o)
 	}
 	return res
 }

@@ -140,9 +140,31 @@
 //     a candidate that breaks is rerun once and counts only if it breaks
 //     again, and the shrunk schedule is rerun until it has been Reproduce
 //     times; the report says "reproduced k of n".
+//  5. A control beside the failure (real runs): a machine that runs the
+//     test process, but slowly (every timer late by tens of
+//     milliseconds, as on a loaded CI runner), breaks latency bounds and
+//     deadlines that the baseline measured on a quieter machine. Once a
+//     failure has reproduced, the fault-free baseline runs again right
+//     beside it (one more run), judged by the same invariants and the
+//     same noise-floor check; an invariant judged only around faults
+//     (Recovery, FailFast) is judged on it with the failing run's fault
+//     times laid over it, none applied, and counts only if the first
+//     baseline judged so held. If the control explains every invariant
+//     the schedule broke (it broke it too, or has its bound inside its
+//     own noise floor), the machine got slower, not the service: the
+//     failure's findings are Unjudged with that reason (which invariant,
+//     the first baseline's and the control's figures), it is neither
+//     shrunk nor reported Broken (Result.Slower), and the search goes
+//     on; Check logs it ("UNJUDGED, not Broken"), summary.json lists it
+//     under "unjudged", and Check fails only when those invariants were
+//     judged in no other run. One invariant the control does not
+//     explain, and the failure stands. The shrunk failure gets a control
+//     too; when the machine explains it, the first failure is reported.
+//     In simulation time is virtual, and there is no control.
 //
-// Each Check logs what the baseline and the confirmations cost beside
-// the other runs ("time: ... in all; the fault-free baseline took ...").
+// Each Check logs what the baseline, the confirmations and the controls
+// cost beside the other runs ("time: ... in all; the fault-free baseline
+// took ...").
 //
 // Only the standard library, rapid and porcupine are compiled with this
 // package: the samplers of real clients are in packages of their own,
@@ -279,7 +301,13 @@
 //	    "schedule": {"steps": [...]}, // the shrunk schedule, as in schedule.json
 //	    "report": "report.html"       // this check's report of it, if it wrote one
 //	  }],
-//	  "corpus_added": ["corpus/found-3f2a9c1b7d4e.json"] // SHAKEDOWN_EXPLORE
+//	  "corpus_added": ["corpus/found-3f2a9c1b7d4e.json"], // SHAKEDOWN_EXPLORE
+//	  "unjudged": [{                  // failures set aside as the machine's (a control run explained them)
+//	    "invariants": ["every op <= 1s overall"],
+//	    "schedule": "+0s for 500ms db latency(67ms)",
+//	    "seed": 42,
+//	    "reason": "the machine got slower, not the service: ..."
+//	  }]
 //	}
 //
 // A finding's signature is its invariant and the shape of its shrunk

@@ -35,6 +35,11 @@ type Result struct {
 	// Reproduced count the fault-free runs that confirmed it), or a run
 	// in which a violation began before the first fault took effect.
 	Steady *Iteration
+	// Slower are the failures that reproduced but were set aside as the
+	// machine's: a fault-free control run right beside each (real runs
+	// only) explained what it broke, so its findings are Unjudged, with
+	// the reason (see Check).
+	Slower []*Iteration
 	// Iterations is the number of schedules explored before any failure
 	// (or in all, when none failed); Runs counts every run, the baseline,
 	// confirmations and shrinking included, and CacheHits the shrink
@@ -57,28 +62,35 @@ type Result struct {
 	Rapid []string
 
 	over  overhead          // for Check's overhead line
-	tight map[string]string // invariants too tight to judge here, and why
-	cost  cost              // the wall time of baseline and confirmations
-	flaky []*Iteration      // flaky failures seen besides Failure
-	early int               // confirming runs that ended early
+	tight map[string]string // invariants not judged here (too tight, or set aside as the machine's), and why
+	cost  cost              // the wall time of baseline, confirmations and controls
+	// slower are the confirmed failures set aside as the machine's (see
+	// control.go), and controls the control runs.
+	slower   []slower
+	controls int
+	flaky    []*Iteration // flaky failures seen besides Failure
+	early    int          // confirming runs that ended early
 }
 
-// cost is the wall time an exploration spent on its baseline and on
-// confirming failures, beside the rest.
+// cost is the wall time an exploration spent on its baseline, on
+// confirming failures and on the control runs beside them, beside the
+// rest.
 type cost struct {
-	Baseline, Confirm time.Duration
+	Baseline, Confirm, Control time.Duration
+	Controls                   int // control runs
 }
 
 func (c cost) String(elapsed time.Duration) string {
-	rest := elapsed - c.Baseline - c.Confirm
+	rest := elapsed - c.Baseline - c.Confirm - c.Control
 	pct := func(d time.Duration) string {
 		if rest <= 0 {
 			return "n/a"
 		}
 		return fmt.Sprintf("%+.1f%%", 100*float64(d)/float64(rest))
 	}
-	return fmt.Sprintf("%v in all; the fault-free baseline took %v (%s) and confirming failures %v (%s) beside the other runs' %v",
-		elapsed.Round(time.Millisecond), c.Baseline.Round(time.Millisecond), pct(c.Baseline), c.Confirm.Round(time.Millisecond), pct(c.Confirm), rest.Round(time.Millisecond))
+	return fmt.Sprintf("%v in all; the fault-free baseline took %v (%s), confirming failures %v (%s) and %d control runs beside them %v (%s), beside the other runs' %v",
+		elapsed.Round(time.Millisecond), c.Baseline.Round(time.Millisecond), pct(c.Baseline), c.Confirm.Round(time.Millisecond), pct(c.Confirm),
+		c.Controls, c.Control.Round(time.Millisecond), pct(c.Control), rest.Round(time.Millisecond))
 }
 
 // Explore runs rapid over schedules drawn within cfg.Bounds: each
@@ -151,7 +163,11 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	}
 	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
-		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early}
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, slower: x.slower, controls: x.controls}
+	res.cost.Controls = x.controls
+	for _, sl := range x.slower {
+		res.Slower = append(res.Slower, sl.it)
+	}
 	if x.fatal != nil {
 		return res, x.fatal
 	}
@@ -198,6 +214,9 @@ type explorer struct {
 	over         overhead
 	base, steady *Iteration
 	baselining   bool // the runs under way are the baseline's
+	controlling  bool // the run under way is a control (see control.go)
+	slower       []slower
+	controls     int
 	tight        map[string]string
 	cost         cost
 	early        int // confirming runs that ended early
@@ -266,6 +285,9 @@ func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteratio
 		if again == nil {
 			return // fatal; recorded
 		}
+		if !x.baselining {
+			it.again = append(it.again, again)
+		}
 		it.Reruns++
 		if bad(again) {
 			it.Reproduced++
@@ -327,6 +349,11 @@ func (x *explorer) search(rt *rapid.T) bool {
 		x.note(s, it, true)
 		return false
 	}
+	if why := x.control(it, fmt.Sprintf("control beside iteration %d (the baseline again, no faults)", x.iterations)); why != "" {
+		x.setAside(it, why)
+		x.note(s, it, true)
+		return false
+	}
 	x.first, x.last = it, it
 	x.cache[scheduleKey(s)] = it
 	x.shrinkStart = time.Now()
@@ -359,6 +386,14 @@ func (x *explorer) finish() {
 		x.t.Logf("shakedown: the shrunk schedule broke again in only %d of %d reruns; reporting the first failure, which reproduced %d of %d:\n%s",
 			x.last.Reproduced, x.last.Reruns, x.first.Reproduced, x.first.Reruns, x.last.Schedule)
 		x.flakies = append(x.flakies, x.last)
+		x.last = x.first
+		return
+	}
+	// Shrinking against a machine that got slower ends at a schedule only
+	// the noise breaks: one more control run beside it.
+	if why := x.control(x.last, "control beside the shrunk schedule (the baseline again, no faults)"); why != "" {
+		x.t.Logf("shakedown: the shrunk schedule's failure is the machine's; reporting the first failure, which a control run did not explain")
+		x.setAside(x.last, why)
 		x.last = x.first
 	}
 }
@@ -471,7 +506,7 @@ func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 		// A run that ended early says nothing of a run's overhead, and
 		// covers only part of its schedule: coverage counts whole runs.
 		x.over.add(it.Wall, s.Horizon()+x.cooldown())
-		if !x.baselining {
+		if !x.baselining && !x.controlling {
 			x.cov.add(it)
 		}
 	}
@@ -484,7 +519,7 @@ func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 	}
 	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v)%s", what, len(s.Steps), s.Horizon(),
 		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), oneLine(s))
-	if steady(it) && x.steady == nil {
+	if steady(it) && x.steady == nil && !x.controlling {
 		x.steady = it
 		x.t.Logf("shakedown: broke without faults (before the first fault took effect):\n%s", it.Steady)
 	}

@@ -43,3 +43,26 @@ func SetEndEarly(t testing.TB, on bool) {
 	endEarly = on
 	t.Cleanup(func() { endEarly = was })
 }
+
+// SetControlInSimulation runs the control beside a confirmed failure in
+// simulated checks too (real runs always have it) until the test ends.
+func SetControlInSimulation(t testing.TB, on bool) {
+	was := controlInSimulation
+	controlInSimulation = on
+	t.Cleanup(func() { controlInSimulation = was })
+}
+
+// ControlRuns counts the control runs of res.
+func ControlRuns(res *Result) int { return res.controls }
+
+// SetAside lists why each failure res set aside as the machine's was.
+func SetAside(res *Result) []string {
+	var out []string
+	for _, s := range res.slower {
+		out = append(out, s.reason)
+	}
+	return out
+}
+
+// CostLine is Check's time line for res.
+func CostLine(res *Result) string { return res.cost.String(res.Elapsed) }

@@ -41,7 +41,8 @@ type Iteration struct {
 	// it breaks, and Reproduced how many of those broke again.
 	Reruns, Reproduced int
 
-	early string // why a confirming run ended early ("" if it did not)
+	early string       // why a confirming run ended early ("" if it did not)
+	again []*Iteration // the reruns that confirmed it (see explorer.confirm)
 }
 
 // add adds a finding that is no invariant's (a panic, a deadlocked

@@ -94,6 +94,10 @@ func summaryOf(test string, res *Result) *search.Summary {
 	if it := res.Steady; it != nil {
 		add(it, it.Steady, !it.confirmed(), "")
 	}
+	for _, sl := range res.slower {
+		u := search.SummaryUnjudged{Invariants: sl.invariants, Schedule: oneLineOr(sl.it.Schedule), Seed: sl.it.Seed, Reason: sl.reason}
+		s.Unjudged = append(s.Unjudged, u)
+	}
 	return s
 }
 

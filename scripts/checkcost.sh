@@ -50,12 +50,12 @@ measure() { # name, then the command
 			continue
 		fi
 		local added
-		added=$(sed -E 's/.*baseline took [^ ]+ \(([-+0-9.]+)%\) and confirming failures [^ ]+ \(([-+0-9.]+)%\).*/\1 \2/' <<<"$line" | awk '{print $1 + $2}')
+		added=$(sed -E 's/.*baseline took [^ ]+ \(([-+0-9.]+)%\), confirming failures [^ ]+ \(([-+0-9.]+)%\) and [0-9]+ control runs beside them [^ ]+ \(([-+0-9.]+)%\).*/\1 \2 \3/' <<<"$line" | awk '{print $1 + $2 + $3}')
 		echo "$name #$i: ${line#shakedown: time: }"
 		sum=$(awk -v a="$sum" -v b="$added" 'BEGIN{print a + b}')
 		n=$((n + 1))
 	done
-	[ "$n" -gt 0 ] && awk -v s="$sum" -v n="$n" -v name="$name" 'BEGIN{printf "%s: baseline + confirmation add %.1f%% on average over %d runs\n", name, s / n, n}' | tee -a "$out/summary.txt"
+	[ "$n" -gt 0 ] && awk -v s="$sum" -v n="$n" -v name="$name" 'BEGIN{printf "%s: baseline + confirmation + control add %.1f%% on average over %d runs\n", name, s / n, n}' | tee -a "$out/summary.txt"
 }
 
 # Each run starts without the failure a run before it saved (a Check

@@ -44,6 +44,19 @@ type Summary struct {
 	// corpus folder (SHAKEDOWN_EXPLORE), relative to the summary's
 	// directory: files to commit.
 	CorpusAdded []string `json:"corpus_added,omitempty"`
+	// Unjudged lists the failures that reproduced but were set aside as
+	// the machine's: a fault-free control run beside them explained what
+	// they broke (the machine got slower).
+	Unjudged []SummaryUnjudged `json:"unjudged,omitempty"`
+}
+
+// SummaryUnjudged is a failure set aside as the machine's: the
+// invariants it broke, its schedule on one line with its seed, and why.
+type SummaryUnjudged struct {
+	Invariants []string `json:"invariants"`
+	Schedule   string   `json:"schedule"`
+	Seed       int64    `json:"seed"`
+	Reason     string   `json:"reason"`
 }
 
 // InvariantVerdict is one invariant's verdict over the whole check:

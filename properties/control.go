@@ -1,0 +1,164 @@
+package properties
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// The control run: a machine that runs the test process, but slowly
+// (every timer late by tens of milliseconds under a shared CI runner's
+// load), makes a service look fragile that is not. The baseline measured
+// the machine once, before any schedule; once a failing schedule has
+// reproduced, the fault-free baseline is run again right beside it,
+// judged by the same invariants and the same noise-floor check. When the
+// control breaks every invariant the schedule broke, or has the bound of
+// each inside its own noise floor, the failure is the machine's, not the
+// schedule's: its findings become Unjudged with that reason ("the machine
+// got slower", with the invariant and the figures of both fault-free
+// runs), it is not shrunk, and the search goes on. One invariant the
+// control does not explain is enough for the failure to stand.
+//
+// A simulated run has no machine to get slower (time is virtual), so the
+// control runs only for real runs; the package's tests turn it on in
+// simulation (controlInSimulation) to test the mechanism.
+
+// controlInSimulation runs the control in simulated checks too.
+var controlInSimulation = false
+
+// slower is a confirmed failure set aside as the machine's.
+type slower struct {
+	it         *Iteration
+	invariants []string // the invariants it broke
+	reason     string
+}
+
+// control runs the fault-free baseline again beside it, a failure that
+// reproduced, and returns why the failure is the machine's ("" when it
+// stands, or when no control could run).
+func (x *explorer) control(it *Iteration, what string) string {
+	if x.base == nil || x.cfg.Simulate && !controlInSimulation || x.fatal != nil {
+		return ""
+	}
+	if !x.fits(0, 1) {
+		x.t.Logf("shakedown: no time left before the test's deadline for a control run beside the failure")
+		return ""
+	}
+	start := time.Now()
+	x.controlling = true
+	c := x.run(sim.Schedule{}, what, nil)
+	x.controlling = false
+	x.cost.Control += time.Since(start)
+	x.controls++
+	if c == nil {
+		return "" // fatal; recorded
+	}
+	before, now := measure(x.base.History), measure(c.History)
+	var why []string
+	for _, f := range it.Findings {
+		if f.Verdict != Broken {
+			continue
+		}
+		r := x.explains(it, c, now, f.Invariant)
+		if r == "" {
+			x.t.Logf("shakedown: %s: held where the schedule broke %s: the failure stands", what, f.Invariant)
+			return ""
+		}
+		why = append(why, fmt.Sprintf("%s: %s", f.Invariant, r))
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the machine got slower, not the service: a fault-free control run right beside the failing schedule (%s) explains what it broke (%s); without faults, the first baseline had %s, the control %s",
+		oneLineOr(it.Schedule), strings.Join(why, "; "), before, now)
+}
+
+// explains says how the control run c (with its noise floor now) explains
+// the invariant name that it, the failing run, broke ("" when it does
+// not): c broke it too, the invariant's bound now sits inside c's noise
+// floor, or c breaks it when judged with it's fault times laid over it.
+func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
+	for _, f := range append(c.Steady[:len(c.Steady):len(c.Steady)], c.Findings...) {
+		if f.Invariant == name && f.Verdict == Broken {
+			msg, _, _ := strings.Cut(f.Err.Error(), "\n")
+			return "the control broke it too (" + msg + ")"
+		}
+	}
+	for _, inv := range x.cfg.Invariants {
+		if inv.Name() != name {
+			continue
+		}
+		if why := now.tooTight(inv); why != "" {
+			return "its bound now sits inside the control's noise floor (" + strings.TrimPrefix(why, "too tight to judge on this machine: ") + ")"
+		}
+		// An invariant judged only around faults (Recovery, FailFast)
+		// has no evidence in a fault-free run: judge the control with
+		// the failing run's fault times laid over it, none of them
+		// applied. The first baseline, judged the same way, must hold:
+		// if it breaks too, the system does not hold without faults,
+		// which is no news of the machine, and the failure stands.
+		if f := Evaluate(graft(c, it), []Invariant{inv})[0]; f.Verdict == Broken {
+			if Evaluate(graft(x.base, it), []Invariant{inv})[0].Verdict == Broken {
+				x.t.Logf("shakedown: %s: the first baseline breaks it too when judged with the failing run's fault times: not the machine's", name)
+				return ""
+			}
+			msg, _, _ := strings.Cut(f.Err.Error(), "\n")
+			return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied, where the first baseline judged so held (" + msg + ")"
+		}
+	}
+	return ""
+}
+
+// graft is the control run c's history with the fault events of it, the
+// failing run, laid over it: shifted earlier by its schedule's horizon, so
+// that its last heal falls as far before the control's end as it fell
+// before the failing run's (both runs end a cooldown after their
+// horizon). No fault was applied in c: judged on this history, an
+// invariant that breaks says that the machine alone breaks it.
+func graft(c, it *Iteration) *sim.History {
+	g := *c.History
+	shift := it.Schedule.Horizon()
+	g.Faults = nil
+	for _, e := range it.History.Faults {
+		if !e.Applied() {
+			continue
+		}
+		e.Start = max(e.Start-shift, 0)
+		if e.End != 0 {
+			e.End = max(e.End-shift, e.Start+1)
+		}
+		g.Faults = append(g.Faults, e)
+	}
+	return &g
+}
+
+// setAside turns a confirmed failure into the machine's: every finding
+// it and its whole reruns broke becomes Unjudged for the reason, and the
+// coverage counts them as not judged.
+func (x *explorer) setAside(it *Iteration, reason string) {
+	x.t.Logf("shakedown: UNJUDGED: %s", reason)
+	var names []string
+	for _, f := range it.Findings {
+		if f.Verdict == Broken {
+			names = append(names, f.Invariant)
+		}
+	}
+	for _, r := range append([]*Iteration{it}, it.again...) {
+		for i, f := range r.Findings {
+			if f.Verdict != Broken {
+				continue
+			}
+			if r.early == "" && x.cov.Broken[f.Invariant] > 0 {
+				x.cov.Broken[f.Invariant]--
+				x.cov.Judged[f.Invariant]--
+			}
+			r.Findings[i] = Finding{Invariant: f.Invariant, Verdict: Unjudged, Err: &NoEvidence{Invariant: f.Invariant, Reason: reason}}
+			if _, ok := x.tight[f.Invariant]; !ok {
+				x.tight[f.Invariant] = "not judged: " + reason
+			}
+		}
+	}
+	x.slower = append(x.slower, slower{it: it, invariants: names, reason: reason})
+}

@@ -1,0 +1,217 @@
+package properties_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// The control run beside a confirmed failure: a machine that got slower
+// after the baseline is not the service's failure; a fault's effect still
+// is.
+
+// slowingConfig is a dependency that answers at once in the baseline and
+// slower late (200ms in most tests) in every run after it, faults or not (the machine got
+// slower), judged by bounds of 150ms that a latency fault (at most 100ms)
+// alone never breaks: the schedule is never to blame.
+func slowingConfig(f *fake, slower time.Duration) properties.Config {
+	cfg := simConfig(f,
+		properties.MaxLatency{Max: 150 * time.Millisecond},
+		properties.LatencyQuantile{Q: 0.5, Max: 150 * time.Millisecond, Window: sim.During})
+	cfg.World = func(testing.TB) sim.World {
+		d := newDep("db", toxics.KindLatency)
+		w := workload(d, time.Second)
+		slow := f.resets.Load() > 1 // the first reset is the baseline's
+		do := w.Kinds[0].Do
+		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
+			if slow {
+				tm := time.NewTimer(slower)
+				defer tm.Stop()
+				select {
+				case <-tm.C:
+				case <-ctx.Done():
+					return "", ctx.Err()
+				}
+			}
+			return do(ctx, in)
+		}
+		return sim.World{Targets: []sim.Target{d}, Workload: w}
+	}
+	cfg.Bounds.MaxSteps = 1
+	return cfg
+}
+
+// TestSlowerMachineIsNotBroken: every schedule breaks both bounds and
+// reproduces, but the control run beside it breaks the first and has the
+// second inside its noise floor: each failure is set aside as the
+// machine's, Unjudged with the figures of both fault-free runs, nothing
+// is shrunk or reported Broken, and summary.json lists them.
+func TestSlowerMachineIsNotBroken(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes after the baseline on purpose
+	properties.SetControlInSimulation(t, true)
+	f := newFake(time.Second, toxics.KindLatency)
+	cfg := slowingConfig(f, 200*time.Millisecond)
+	cfg.Iterations = 3
+	cfg.Dir = t.TempDir()
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.Nil(t, res.Failure, "the machine's slowness is not the schedule's failure")
+	require.Nil(t, res.Steady)
+	require.Equal(t, 3, res.Iterations)
+	require.Equal(t, 3, properties.ControlRuns(res), "one control beside each confirmed failure")
+	require.Equal(t, 1+3*(1+3+1), res.Runs, "the baseline; per schedule its run, 3 reruns and the control")
+	why := properties.SetAside(res)
+	require.Len(t, why, 3)
+	require.Len(t, res.Slower, 3)
+	require.Equal(t, properties.Unjudged, res.Slower[0].Findings[0].Verdict)
+	for _, w := range why {
+		require.Contains(t, w, "the machine got slower")
+		require.Contains(t, w, "every op <= 150ms overall: the control broke it too")
+		require.Contains(t, w, "p50 latency <= 150ms during: its bound now sits inside the control's noise floor")
+		require.Contains(t, w, "the first baseline had ")
+		require.Contains(t, w, "the control ")
+	}
+	for _, inv := range cfg.Invariants {
+		require.Zero(t, res.Coverage.Broken[inv.Name()], "%s: the set-aside runs are not counted Broken", inv.Name())
+	}
+
+	properties.Summarize(t, cfg, res)
+	data, err := os.ReadFile(filepath.Join(cfg.Dir, "summary.json"))
+	require.NoError(t, err)
+	var s struct {
+		Verdict    string
+		Invariants []struct{ Name, Verdict string }
+		Findings   []json.RawMessage
+		Unjudged   []struct {
+			Invariants []string
+			Schedule   string
+			Reason     string
+		}
+	}
+	require.NoError(t, json.Unmarshal(data, &s))
+	require.NotEqual(t, "failed", s.Verdict)
+	require.Empty(t, s.Findings)
+	require.Len(t, s.Unjudged, 3)
+	require.Equal(t, []string{"every op <= 150ms overall", "p50 latency <= 150ms during"}, s.Unjudged[0].Invariants)
+	require.Contains(t, s.Unjudged[0].Reason, "the machine got slower")
+	for _, v := range s.Invariants {
+		require.Equal(t, "unjudged", v.Verdict, v.Name)
+	}
+
+	// Check says so, and fails only because no run judged the bounds (a
+	// check that never judged is not a pass), but nothing is Broken.
+	out := child(t, "slower", t.TempDir(), "")
+	require.Contains(t, out, "--- FAIL: TestCheckChild")
+	require.NotContains(t, out, "an invariant broke after")
+	require.Contains(t, out, "UNJUDGED, not Broken (broke, reproduced 3 of 3, then a control run explained it): the machine got slower")
+	require.Contains(t, out, "every op <= 150ms overall: not judged: the machine got slower")
+	require.Contains(t, out, "and 2 control runs beside them")
+}
+
+// TestFaultFailureStandsBesideControl: a client without a timeout hangs
+// in a blackhole; the control run beside the failure (and beside the
+// shrunk one) holds, so the failure is reported, and the control runs are
+// counted.
+func TestFaultFailureStandsBesideControl(t *testing.T) {
+	properties.SetControlInSimulation(t, true)
+	f := newFake(0, allKinds...)
+	res, err := properties.Explore(t, simConfig(f, properties.MaxLatency{Max: time.Second}))
+	require.NoError(t, err)
+	require.NotNil(t, res.Failure)
+	require.False(t, res.Flaky)
+	require.Empty(t, properties.SetAside(res))
+	require.Equal(t, properties.Broken, res.Failure.Findings[0].Verdict)
+	require.Equal(t, "0: +0s for 100ms db blackhole()", res.Failure.Schedule.String())
+	n := properties.ControlRuns(res)
+	require.GreaterOrEqual(t, n, 1, "a control beside the confirmed failure")
+	require.LessOrEqual(t, n, 2, "and one beside the shrunk one")
+
+	out := child(t, "fragile-control", t.TempDir(), "")
+	require.Contains(t, out, "--- FAIL: TestCheckChild")
+	require.Contains(t, out, "shakedown: an invariant broke after")
+	require.Contains(t, out, "held where the schedule broke")
+	require.Regexp(t, `and [12] control runs beside them`, out, "counted in the time line")
+
+	properties.SetControlInSimulation(t, false)
+	off, err := properties.Explore(t, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
+	require.NoError(t, err)
+	require.Zero(t, properties.ControlRuns(off), "simulated checks have no machine to get slower")
+}
+
+// TestSlowerMachineRealTime: the same in real time, where the control is
+// always on: the dependency 200ms slower after the baseline is set aside
+// as the machine's, with the control's cost in the time line.
+func TestSlowerMachineRealTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real time: a few seconds")
+	}
+	f := newFake(time.Second, toxics.KindLatency)
+	cfg := slowingConfig(f, 200*time.Millisecond)
+	cfg.Simulate = false
+	cfg.Iterations = 1
+	cfg.Reproduce = 1
+	cfg.Bounds.Horizon = time.Second
+	cfg.Settings.Cooldown = 300 * time.Millisecond
+	cfg.Settings.Drain = time.Second
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.Nil(t, res.Failure)
+	require.Equal(t, 1, properties.ControlRuns(res))
+	why := properties.SetAside(res)
+	require.Len(t, why, 1)
+	require.True(t, strings.Contains(why[0], "the machine got slower"), why[0])
+}
+
+// TestSlowerMachineRecoveryIsNotBroken: after the baseline every call
+// takes longer than the client's 200ms timeout, faults or not, so every
+// op after a heal fails and Recovery breaks. A fault-free run has no heal
+// and no evidence for Recovery; the control is judged with the failing
+// run's fault times laid over it, breaks it too, and the failure is set
+// aside as the machine's.
+func TestSlowerMachineRecoveryIsNotBroken(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes after the baseline on purpose
+	properties.SetControlInSimulation(t, true)
+	f := newFake(200*time.Millisecond, toxics.KindLatency)
+	cfg := slowingConfig(f, 300*time.Millisecond)
+	base := cfg.World
+	cfg.World = func(t testing.TB) sim.World {
+		w := base(t)
+		w.Workload.Timeout = 200 * time.Millisecond // under the 300ms the machine now adds
+		return w
+	}
+	cfg.Invariants = []properties.Invariant{properties.Recovery{Within: 300 * time.Millisecond}}
+	cfg.Iterations = 2
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.Nil(t, res.Failure)
+	why := properties.SetAside(res)
+	require.Len(t, why, 2)
+	require.Contains(t, why[0], "no failure later than 300ms after the last heal: the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied")
+}
+
+// TestBrokenWithoutFaultsIsNotTheMachine: a client whose every call fails,
+// judged by Recovery alone, has no evidence in the fault-free baseline;
+// a schedule breaks it, and so does the control judged with its fault
+// times, but so does the first baseline judged the same way: the machine
+// did not get slower, and the failure stands.
+func TestBrokenWithoutFaultsIsNotTheMachine(t *testing.T) {
+	properties.SetControlInSimulation(t, true)
+	cfg := steadyConfig()
+	cfg.Invariants = []properties.Invariant{properties.Recovery{Within: 300 * time.Millisecond}}
+	cfg.Bounds.MaxSteps = 1
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.NotNil(t, res.Failure)
+	require.Empty(t, properties.SetAside(res))
+	require.Positive(t, properties.ControlRuns(res))
+}
