@@ -199,10 +199,20 @@ func (r *rig) current() (*Service, string) {
 }
 
 func (r *rig) config() properties.Config {
+	// The faults each dependency may suffer: the link kinds, which suit
+	// any TCP dependency, and a node fault, mildest first; then the
+	// protocol faults of its protocol (their Links declare it): Postgres
+	// answering a share of statements with 40001, 40P01 or 57P01, or
+	// refusing a share of new connections with 53300; Redis answering a
+	// share of commands late, or with LOADING, BUSY, READONLY or OOM.
+	// The share of requests hit is drawn from Values.Share's default,
+	// 5% to all of them.
 	linkKinds := []toxics.Kind{
 		toxics.KindLatency, toxics.KindBandwidth, toxics.KindTimeout,
 		toxics.KindReset, toxics.KindDown, toxics.KindBlackhole, toxics.KindPause,
 	}
+	dbKinds := append(slices.Clone(linkKinds), toxics.KindPgError, toxics.KindPgRefuse)
+	cacheKinds := append(slices.Clone(linkKinds), toxics.KindRedisDelay, toxics.KindRedisError)
 	return properties.Config{
 		Settings: sim.Settings{
 			Cooldown: suiteCooldown,
@@ -213,7 +223,7 @@ func (r *rig) config() properties.Config {
 		Reset: r.Reset,
 		Bounds: properties.Bounds{
 			// Mildest first: shrinking moves toward the start of each list.
-			Targets:    []properties.TargetKinds{{Name: "db", Kinds: linkKinds}, {Name: "cache", Kinds: linkKinds}},
+			Targets:    []properties.TargetKinds{{Name: "db", Kinds: dbKinds}, {Name: "cache", Kinds: cacheKinds}},
 			MaxSteps:   2,
 			Horizon:    suiteHorizon,
 			Resolution: 250 * time.Millisecond,
