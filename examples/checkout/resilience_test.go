@@ -83,6 +83,12 @@ func TestResilience(t *testing.T) {
 		// failure, so a larger budget costs nothing when it is caught early
 		// and keeps the "is caught" assertion from resting on a lucky draw.
 		cfg.Iterations = naiveIterations
+		// Its cold start is slow on a loaded machine (pgx's default pool
+		// of four connects while the first orders wait), so its
+		// fault-free baseline can break once and then hold on every
+		// rerun. That says nothing about the faults: search on. A failure
+		// that is only flaky does not count as caught (below).
+		cfg.AllowFlaky = true
 		if path := os.Getenv(properties.EnvReplay); path != "" {
 			properties.Replay(t, cfg, path)
 			return
@@ -94,6 +100,7 @@ func TestResilience(t *testing.T) {
 			t.Logf("shakedown: the naive variant broke without faults too:\n%s", res.Steady.Steady)
 		}
 		require.NotNil(t, res.Failure, "the naive variant (no timeouts, no breaker) must break an invariant, but held over %d schedules", res.Iterations)
+		require.False(t, res.Flaky, "the naive variant broke only now and then, never for sure, over %d schedules", res.Iterations)
 		t.Log(caught(t, res))
 	})
 
