@@ -59,13 +59,17 @@ type Container struct {
 }
 
 // Container starts a container called name from spec, fronted by a Link
-// on spec.Port, and returns when it is ready. It needs Docker: without
-// it the test is skipped (or fails with SHAKEDOWN_REQUIRE_DOCKER=1). Bad
-// specs and failed starts stop the test with t.Fatalf.
-func (e *Env) Container(name string, spec ContainerSpec) *Container {
+// on spec.Port, and returns when it is ready. With [WithProtocol] the
+// Link takes that protocol's faults too. It needs Docker: without it the
+// test is skipped (or fails with SHAKEDOWN_REQUIRE_DOCKER=1). Bad specs,
+// bad options and failed starts stop the test with t.Fatalf.
+func (e *Env) Container(name string, spec ContainerSpec, opts ...ServiceOption) *Container {
 	e.t.Helper()
+	cfg, optErr := serviceOptions(opts)
 	port, err := normalizePort(spec.Port)
 	switch {
+	case optErr != nil:
+		err = optErr
 	case spec.Image == "":
 		err = errors.New("spec.Image is empty")
 	case err != nil:
@@ -92,6 +96,9 @@ func (e *Env) Container(name string, spec ContainerSpec) *Container {
 	if err != nil {
 		e.release(name)
 		e.fatalf("harness: Container(%q): image %s: %v", name, spec.Image, err)
+	}
+	if cfg.protocol != "" {
+		c.link.speak(cfg.protocol) // before any client connects
 	}
 	e.add(c)
 	e.log.Info("container ready", "dependency", name, "image", spec.Image, "addr", c.Addr(), "direct", c.DirectAddr(), "node", c.rt.describe(), "took", time.Since(t0).Round(time.Millisecond))

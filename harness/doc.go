@@ -96,8 +96,10 @@
 // Container embed: Crash, Stop, Start, Pause, Unpause, Restart.
 //
 // Protocol faults speak the dependency's protocol: the Links of
-// [Env.Redis] and [Env.Postgres] declare theirs ([WithProtocol]) and
-// take [toxics.RedisError] and [toxics.RedisDelay], or [toxics.PgError]
+// [Env.Redis] and [Env.Postgres] declare theirs, [Env.Address] and
+// [Env.Container] declare one when given [WithProtocol] (a Link that
+// declares none refuses protocol faults, saying how to declare one), and
+// they take [toxics.RedisError] and [toxics.RedisDelay], or [toxics.PgError]
 // and [toxics.PgRefuse], for a seeded share of the requests, the N-th, or
 // named commands; the client reports the error as the server would have
 // sent it (a *pgconn.PgError with the SQLSTATE for pgx and database/sql,
@@ -116,8 +118,10 @@
 // with a 503 or a 429 and Retry-After, delays, cuts or trickles responses,
 // or changes a field of their JSON. It parses HTTP/1.1 only while such a
 // fault is armed (link_http.go says how, and what it does not support:
-// pipelining). The dependencies of an Env do not declare a protocol yet;
-// front an HTTP server with [NewLink] to use them.
+// pipelining). Declare it on an Env's dependency with [WithProtocol]:
+//
+//	api := env.Address("api", srv.Listener.Addr().String(), harness.WithProtocol("http"))
+//	web := env.Container("web", spec, harness.WithProtocol("http"))
 //
 // A Link with no fault costs about as much as a socket: each direction of
 // each connection moves its bytes kernel to kernel (splice on Linux), with

@@ -94,6 +94,27 @@ func ExampleEnv_Address() {
 	fmt.Println(api.Supports(toxics.KindDown), api.Supports(toxics.KindCrash)) // true false
 }
 
+// An existing HTTP server, declared as such: its Link takes the HTTP
+// faults too.
+func ExampleEnv_Address_protocol() {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	env := harness.New(t)
+	api := env.Address("api", srv.Listener.Addr().String(), harness.WithProtocol("http"))
+
+	revert, err := api.Apply(context.Background(), toxics.HTTPStatus{Status: 503, Match: toxics.HTTPMatch{Rate: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer revert(context.Background())
+	resp, err := http.Get("http://" + api.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode) // 503
+}
+
 // Reset between iterations: clears faults, restarts what is down.
 func ExampleEnv_Reset() {
 	env := harness.New(t)

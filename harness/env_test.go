@@ -94,6 +94,10 @@ func TestBadInput(t *testing.T) {
 		{"bad name", nil, func(e *Env) { e.Address("a b", good) }, `"a b"`},
 		{"empty name", nil, func(e *Env) { e.Address("", good) }, "dependency name"},
 		{"duplicate name", nil, func(e *Env) { e.Address("a", good); e.Address("a", good) }, "already used"},
+		{"address with unknown protocol", nil, func(e *Env) { e.Address("a", good, WithProtocol("mysql")) }, `protocol "mysql"`},
+		{"container with unknown protocol", nil, func(e *Env) {
+			e.Container("c", ContainerSpec{Image: "x", Port: "80"}, WithProtocol("mysql"))
+		}, `protocol "mysql"`},
 		{"container without image", nil, func(e *Env) { e.Container("c", ContainerSpec{Port: "80"}) }, "Image"},
 		{"container with bad port", nil, func(e *Env) { e.Container("c", ContainerSpec{Image: "x", Port: "http"}) }, "Port"},
 		{"container with udp port", nil, func(e *Env) { e.Container("c", ContainerSpec{Image: "x", Port: "53/udp"}) }, "TCP"},

@@ -38,7 +38,11 @@ import (
 // ([toxics.ProtocolRedis], [toxics.ProtocolPostgres] or
 // [toxics.ProtocolHTTP]), so the Link takes that protocol's faults
 // ([Link.Supports]). The Links of [Env.Redis] and [Env.Postgres] declare
-// theirs. Any other name makes StartLink fail.
+// theirs; pass it to [Env.Address] or [Env.Container] to declare the
+// protocol of a server the Env does not know, and to [StartLink] for a
+// Link of your own. Without it a Link refuses protocol faults. Any other
+// name makes StartLink fail, and stops the test in Address and Container,
+// with an error naming it.
 //
 // For HTTP (HTTP/1.1), pipelining is not supported: a client that sends a
 // request before the response to the previous one has arrived may get the
@@ -48,11 +52,19 @@ import (
 // applied, an upgrade) passes through untouched, and the Link logs "http:
 // not parsing this connection any more" at debug level (see
 // [WithLogger]).
-func WithProtocol(protocol string) LinkOption { return protocolOption(protocol) }
+func WithProtocol(protocol string) ProtocolOption { return protocolOption(protocol) }
+
+// ProtocolOption is what [WithProtocol] returns: a [LinkOption] and a
+// [ServiceOption].
+type ProtocolOption interface {
+	LinkOption
+	ServiceOption
+}
 
 type protocolOption string
 
-func (o protocolOption) applyLink(c *linkConfig) { c.protocol = string(o) }
+func (o protocolOption) applyLink(c *linkConfig)       { c.protocol = string(o) }
+func (o protocolOption) applyService(c *serviceConfig) { c.protocol = string(o) }
 
 func checkProtocol(p string) error {
 	switch p {

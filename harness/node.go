@@ -345,8 +345,9 @@ func linkSeed(seed int64, name string) int64 {
 }
 
 // newLink starts the Link of dependency name and registers its close.
-func (e *Env) newLink(name, upstream string) (*Link, error) {
-	l, err := StartLink(name, upstream, WithSeed(linkSeed(e.seed, name)), WithLogger(e.log.l))
+func (e *Env) newLink(name, upstream string, extra ...LinkOption) (*Link, error) {
+	opts := append([]LinkOption{WithSeed(linkSeed(e.seed, name)), WithLogger(e.log.l)}, extra...)
+	l, err := StartLink(name, upstream, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,10 @@ type PostgresOption interface{ applyPostgres(*postgresConfig) }
 // RedisOption configures [Env.Redis].
 type RedisOption interface{ applyRedis(*redisConfig) }
 
+// ServiceOption configures [Env.Address] and [Env.Container]: the Link
+// in front of a server the Env did not start from a known image.
+type ServiceOption interface{ applyService(*serviceConfig) }
+
 // SharedOption is an option that means the same for an [Env] and a
 // [Link]: it is both an [EnvOption] and a [LinkOption].
 type SharedOption interface {
@@ -41,6 +45,21 @@ type linkConfig struct {
 	seed     int64
 	logger   *slog.Logger
 	protocol string
+}
+
+type serviceConfig struct {
+	protocol string
+}
+
+// serviceOptions applies opts and checks what they set.
+func serviceOptions(opts []ServiceOption) (serviceConfig, error) {
+	var c serviceConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyService(&c)
+		}
+	}
+	return c, checkProtocol(c.protocol)
 }
 
 type depConfig struct {

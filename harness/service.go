@@ -10,7 +10,8 @@ import (
 
 // Service is an address that already exists (an httptest.Server, a
 // service the test started) fronted by a [Link]. Only link faults apply
-// to it: the Env does not own the process behind it.
+// to it, and protocol faults if it was declared with [WithProtocol]: the
+// Env does not own the process behind it.
 type Service struct {
 	name   string
 	direct string
@@ -19,10 +20,19 @@ type Service struct {
 
 // Address fronts the existing TCP address addr (host:port) with a Link
 // and registers it as dependency name. Clients should use the returned
-// Service's Addr. It stops the test with t.Fatalf on bad input.
-func (e *Env) Address(name, addr string) *Service {
+// Service's Addr. With [WithProtocol] the Link takes that protocol's
+// faults too:
+//
+//	api := env.Address("api", srv.Listener.Addr().String(), harness.WithProtocol("http"))
+//
+// It stops the test with t.Fatalf on bad input.
+func (e *Env) Address(name, addr string, opts ...ServiceOption) *Service {
 	e.t.Helper()
-	if err := checkHostPort(addr); err != nil {
+	cfg, err := serviceOptions(opts)
+	if err == nil {
+		err = checkHostPort(addr)
+	}
+	if err != nil {
 		e.fatalf("harness: Address(%q, %q): %v", name, addr, err)
 		return nil
 	}
@@ -30,7 +40,7 @@ func (e *Env) Address(name, addr string) *Service {
 		e.fatalf("%v", err)
 		return nil
 	}
-	l, err := e.newLink(name, addr)
+	l, err := e.newLink(name, addr, WithProtocol(cfg.protocol))
 	if err != nil {
 		e.release(name)
 		e.fatalf("harness: Address(%q, %q): start link: %v", name, addr, err)
@@ -53,8 +63,9 @@ func (s *Service) DirectAddr() string { return s.direct }
 // Link is the fault-injecting proxy in front of the Service.
 func (s *Service) Link() *Link { return s.link }
 
-// Supports reports whether k is a link fault the Link supports; node
-// faults are not supported on an address.
+// Supports reports whether k is a link fault the Link supports (protocol
+// faults only of the protocol declared with [WithProtocol]); node faults
+// are not supported on an address.
 func (s *Service) Supports(k toxics.Kind) bool { return k.IsLink() && s.link.Supports(k) }
 
 // Apply applies link fault f to the Link. Node faults return an error.

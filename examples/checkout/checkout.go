@@ -24,7 +24,8 @@ const (
 	// dependency is slow rather than down.
 	Naive Variant = iota
 	// Resilient bounds every call with a timeout, guards each dependency
-	// with a bulkhead and a circuit breaker, retries idempotent calls a
+	// with a bulkhead and a circuit breaker, retries what is safe to retry
+	// (idempotent calls, and errors that prove a call had no effect) a
 	// bounded number of times with jittered backoff, sizes its pools, and
 	// answers in a degraded way when the stock cache is unavailable.
 	Resilient

@@ -21,20 +21,25 @@
 // write timeouts switched off, an http.Server without timeouts), default
 // pool sizes, no breaker, no retries. It passes every functional test,
 // and a dependency that stops answering (rather than refusing) holds every
-// request, and then every pool connection, for as long as it lasts.
+// request, and then every pool connection, for as long as it lasts. Every
+// error a dependency answers is passed on: one serialization failure from
+// Postgres, or one LOADING from Redis, and the order is refused (503) and
+// lost.
 //
 // [Resilient] runs every call through a guard (guard.go) built with
 // failsafe-go, one per dependency:
 //
 //   - a bulkhead: at most N calls in flight; the rest wait
 //     [Limits].QueueWait and are turned away;
-//   - bounded retries with exponential backoff and jitter, for idempotent
-//     calls only (a stock reservation is not retried; the insert of an
-//     order is, because its ID makes a second insert a no-op). The jitter
-//     comes from a generator seeded with [Config].Seed, not from failsafe's
-//     own, which draws from the global math/rand;
+//   - bounded retries with exponential backoff and jitter, of only what is
+//     safe to retry: an idempotent call (the insert of an order is, because
+//     its ID makes a second insert a no-op), or any call that failed with
+//     an error proving it had no effect (see below). The jitter comes from
+//     a generator seeded with [Config].Seed, not from failsafe's own, which
+//     draws from the global math/rand;
 //   - a circuit breaker that fails calls at once while the dependency is
-//     failing, and probes it again after a delay;
+//     failing, and probes it again after a delay. It counts every failed
+//     attempt, the protocol errors below included;
 //   - a timeout on every attempt, and a deadline on the whole request;
 //   - sized pools, with go-redis's own retries off so that attempts do not
 //     multiply, and its ContextTimeoutEnabled on so that deadlines reach
@@ -46,6 +51,43 @@
 //
 // All the numbers are in [Limits], with [DefaultLimits] for a latency
 // budget well under a second.
+//
+// # Errors the dependencies answer
+//
+// A dependency that answers with an error is not a network fault: the
+// answer says whether another attempt can help, and whether the call had
+// any effect. The resilient variant reads it (safeToRetry in guard.go);
+// every retry stays within [Limits].Retries and the request's deadline.
+//
+//   - Postgres 40001 (serialization failure) and 40P01 (deadlock): the
+//     server rolled the transaction back, and asks the client to retry it.
+//     Retried with backoff, for any call.
+//   - Postgres 57P01 (admin shutdown): the server ended the session under
+//     the statement, so its outcome is unknown. pgx drops the connection;
+//     an idempotent call (the order's insert, an order lookup) is retried
+//     on a new one, any other is not.
+//   - Postgres 53300 (too many connections), when a connection opens: no
+//     statement was sent. Retried after a backoff, so as not to take the
+//     slot another client is waiting for.
+//   - Redis LOADING (loading its data after a restart) and BUSY (a script
+//     running): Redis refused the command without running it. Retried with
+//     backoff, even the stock reservation, which is not idempotent.
+//   - Redis READONLY (a replica) and OOM (out of memory): the write was
+//     refused, and another attempt moments later would be refused too.
+//     Never retried; the answer is degraded, as when Redis is down (the
+//     order is taken without a reservation, the stock lookup answers
+//     "stock": null).
+//
+// The breaker counts each of these as a failed attempt, retried or not:
+// a Postgres that keeps refusing connections or ending sessions, or a
+// Redis that stays read-only, is failing, and is then failed fast.
+// Serialization failures and deadlocks count too, so heavy contention
+// on a share of the statements can open the Postgres breaker: orders then
+// fail fast until its probes succeed, which the suite allows during the
+// fault and within the recovery bound after it.
+//
+// TestProtocolErrors (protocol_test.go) shows each case for both
+// variants, through the real Links of a real Postgres and Redis.
 //
 // # What the suite taught this code
 //
@@ -95,7 +137,8 @@
 //
 // resilience_test.go runs a workload of orders and stock lookups against
 // both variants while generated schedules of faults hit Postgres and
-// Redis, and checks: p99 latency stays under a bound during faults, the
+// Redis (network faults, pauses, and the protocol errors above, on a
+// drawn share of requests), and checks: p99 latency stays under a bound during faults, the
 // service recovers soon after the last fault heals, no pool is exhausted,
 // no acknowledged order is lost, and a failing dependency does not take
 // the other endpoints down with it. The naive variant is caught, with the

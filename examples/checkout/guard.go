@@ -14,6 +14,8 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/failsafe-go/failsafe-go/timeout"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 )
 
 // Limits are the numbers of the resilient variant, in one place. A zero
@@ -141,7 +143,8 @@ func (l Limits) validate() error {
 }
 
 // A guard runs one call to a dependency. idempotent says whether the call
-// may safely run twice; only those are retried.
+// may safely run twice; only those are retried, but for errors that prove
+// the call had no effect (see safeToRetry).
 type guard interface {
 	run(ctx context.Context, idempotent bool, call func(context.Context) error) error
 }
@@ -157,12 +160,15 @@ func (bare) run(ctx context.Context, _ bool, call func(context.Context) error) e
 // from the outside in:
 //
 //	bulkhead  at most N calls in flight; the rest wait QueueWait, then fail
-//	retry     (idempotent calls only) up to Retries more attempts, with backoff
+//	retry     up to Retries more attempts, with backoff, where safeToRetry
+//	          says another attempt is safe
 //	breaker   fail at once while the dependency is known to be failing
 //	timeout   bound each attempt
 //
-// The breaker sits inside the retry so that it counts every attempt, and
-// a retry stops as soon as the breaker opens. The bulkhead sits outside so
+// The breaker sits inside the retry so that it counts every attempt,
+// protocol errors included (a serialization failure, a LOADING reply: an
+// attempt that failed is a failure, retried or not), and a retry stops as
+// soon as the breaker opens. The bulkhead sits outside so
 // that a request holds one permit for all its attempts.
 type policy struct {
 	once, retried failsafe.Executor[any]
@@ -190,22 +196,77 @@ func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, c
 		}).
 		Build()
 	j := newJitter(seed)
-	rp := retrypolicy.NewBuilder[any]().
-		WithMaxRetries(l.Retries).
-		// Retrying into an open breaker or a full bulkhead only adds load.
-		AbortOnErrors(circuitbreaker.ErrOpen, bulkhead.ErrFull, context.Canceled).
-		WithDelayFunc(func(e failsafe.ExecutionAttempt[any]) time.Duration {
-			return j.backoff(e.Attempts(), l.RetryBackoff, l.RetryBackoffMax)
-		}).
-		ReturnLastFailure().
-		Build()
+	retry := func(idempotent bool) retrypolicy.RetryPolicy[any] {
+		return retrypolicy.NewBuilder[any]().
+			WithMaxRetries(l.Retries).
+			AbortIf(func(_ any, err error) bool { return !safeToRetry(err, idempotent) }).
+			WithDelayFunc(func(e failsafe.ExecutionAttempt[any]) time.Duration {
+				return j.backoff(e.Attempts(), l.RetryBackoff, l.RetryBackoffMax)
+			}).
+			ReturnLastFailure().
+			Build()
+	}
 	to := timeout.New[any](attempt)
 	return &policy{
-		once:    failsafe.With[any](bh, cb, to),
-		retried: failsafe.With[any](bh, rp, cb, to),
+		once:    failsafe.With[any](bh, retry(false), cb, to),
+		retried: failsafe.With[any](bh, retry(true), cb, to),
 		breaker: cb,
 		attempt: attempt,
 	}
+}
+
+// Protocol errors that safeToRetry knows. Postgres's are SQLSTATE codes;
+// Redis's are the first word of an error reply.
+const (
+	pgSerializationFailure = "40001" // the transaction was rolled back
+	pgDeadlockDetected     = "40P01" // the transaction was rolled back
+	pgAdminShutdown        = "57P01" // the server ended the session (FATAL)
+	pgTooManyConnections   = "53300" // the server refused a new connection
+)
+
+// safeToRetry reports whether a call that failed with err may be tried
+// again within the same request. A retry is safe when the call is
+// idempotent, or when err proves the call had no effect:
+//
+//   - Postgres 40001 (serialization failure) and 40P01 (deadlock): the
+//     server rolled the transaction back, and these are the errors
+//     Postgres asks clients to retry. Retried, with backoff, for any call.
+//   - Postgres 53300 (too many connections), at start-up: no statement
+//     was sent. Retried after a backoff (the server is short of
+//     connections; retrying at once would take the slot another client
+//     needs), for any call.
+//   - Postgres 57P01 (admin shutdown): the server ended the session under
+//     the statement, whose outcome is unknown. pgx drops the connection,
+//     and an idempotent call is retried on a new one; any other is not.
+//   - Redis LOADING (the server is loading its data) and BUSY (a script
+//     is running): Redis refused the command without running it, and will
+//     take it soon. Retried with backoff, for any call, writes included.
+//   - Redis READONLY (a replica) and OOM (out of memory): the write was
+//     refused, and another attempt a few milliseconds later gets the same
+//     answer until someone acts. Never retried; the caller answers
+//     degraded instead (see postOrder and getStock).
+//
+// An open breaker, a full bulkhead or a caller that went away is never
+// retried: that would only add load.
+func safeToRetry(err error, idempotent bool) bool {
+	if errors.Is(err, circuitbreaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case pgSerializationFailure, pgDeadlockDetected, pgTooManyConnections:
+			return true
+		}
+		return idempotent
+	}
+	switch {
+	case redis.HasErrorPrefix(err, "LOADING"), redis.HasErrorPrefix(err, "BUSY"):
+		return true
+	case redis.HasErrorPrefix(err, "READONLY"), redis.HasErrorPrefix(err, "OOM"):
+		return false
+	}
+	return idempotent
 }
 
 func (p *policy) run(ctx context.Context, idempotent bool, call func(context.Context) error) error {

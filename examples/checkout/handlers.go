@@ -117,7 +117,8 @@ func (s *Service) postOrder(w http.ResponseWriter, r *http.Request) {
 	order := Order{ID: newID(), Item: in.Item, Qty: in.Qty}
 
 	// 1. Reserve stock. Not idempotent (running it twice takes the stock
-	// twice), so it is never retried.
+	// twice), so it is retried only when Redis refused it without running
+	// it (LOADING, BUSY: see safeToRetry).
 	var left int64
 	err := s.cacheGuard.run(ctx, false, func(ctx context.Context) (err error) {
 		left, err = reserve.Run(ctx, s.cache, []string{stockKey(order.Item)}, order.Qty).Int64()
@@ -126,7 +127,8 @@ func (s *Service) postOrder(w http.ResponseWriter, r *http.Request) {
 	degraded := false
 	switch {
 	case err != nil && s.variant == Resilient:
-		// The cache is a cache: take the order anyway and say so.
+		// The cache is a cache: take the order anyway and say so. So
+		// too when Redis refused the write (READONLY, OOM).
 		degraded = true
 		s.log.LogAttrs(ctx, slog.LevelWarn, "stock not reserved, order taken degraded", slog.String("err", err.Error()))
 	case err != nil:

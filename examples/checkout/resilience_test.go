@@ -76,10 +76,19 @@ func TestResilience(t *testing.T) {
 		cfg := r.config()
 		// The naive variant survives the mild faults the generator favours
 		// (bandwidth, short latency, down: it fails fast there) and breaks
-		// on the first blackhole or pause. Exploration stops at the first
+		// on the first blackhole or pause, or on Redis errors or a slow
+		// Redis, which fail or hold its orders. Postgres's errors only
+		// fail the orders during the fault, which no invariant here
+		// forbids: TestProtocolErrors shows that weakness instead. Exploration stops at the first
 		// failure, so a larger budget costs nothing when it is caught early
 		// and keeps the "is caught" assertion from resting on a lucky draw.
 		cfg.Iterations = naiveIterations
+		// Its cold start is slow on a loaded machine (pgx's default pool
+		// of four connects while the first orders wait), so its
+		// fault-free baseline can break once and then hold on every
+		// rerun. That says nothing about the faults: search on. A failure
+		// that is only flaky does not count as caught (below).
+		cfg.AllowFlaky = true
 		if path := os.Getenv(properties.EnvReplay); path != "" {
 			properties.Replay(t, cfg, path)
 			return
@@ -91,6 +100,7 @@ func TestResilience(t *testing.T) {
 			t.Logf("shakedown: the naive variant broke without faults too:\n%s", res.Steady.Steady)
 		}
 		require.NotNil(t, res.Failure, "the naive variant (no timeouts, no breaker) must break an invariant, but held over %d schedules", res.Iterations)
+		require.False(t, res.Flaky, "the naive variant broke only now and then, never for sure, over %d schedules", res.Iterations)
 		t.Log(caught(t, res))
 	})
 
@@ -149,13 +159,14 @@ func (r *rig) Reset(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := svc.Migrate(ctx); err != nil {
+	// Create the table and stock up through clients of the test's own:
+	// the resilient service's timeouts (a 1 s connect, in which a loaded
+	// machine may not finish Postgres's SCRAM handshake; 50 ms for Redis)
+	// are for serving, not for setting up.
+	if err := r.migrate(ctx); err != nil {
 		svc.Close()
 		return err
 	}
-	// Stock up through a client of the test's own: the resilient
-	// service's 50 ms Redis timeout is for serving, not for setting up on
-	// a loaded machine.
 	for _, it := range items {
 		if err := r.admin.Set(ctx, stockKey(it), 1_000_000_000, 0).Err(); err != nil {
 			svc.Close()
@@ -169,6 +180,22 @@ func (r *rig) Reset(ctx context.Context) error {
 	r.svc, r.ts = svc, ts
 	r.runs++
 	r.mu.Unlock()
+	return nil
+}
+
+// migrate creates the orders table (what Service.Migrate does) on a
+// connection of its own, within a generous bound.
+func (r *rig) migrate(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, r.db.DSN())
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, schema); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	return nil
 }
 
@@ -199,10 +226,22 @@ func (r *rig) current() (*Service, string) {
 }
 
 func (r *rig) config() properties.Config {
+	// The faults each dependency may suffer: the link kinds, which suit
+	// any TCP dependency, and a node fault, mildest first; then the
+	// protocol faults of its protocol (their Links declare it): Postgres
+	// answering a share of statements with 40001, 40P01 or 57P01, or
+	// refusing a share of new connections with 53300; Redis answering a
+	// share of commands late, or with LOADING, BUSY, READONLY or OOM.
+	// A protocol fault hits a share of the requests, drawn from 20% to
+	// all of them (Values.Share): below that, the errors it causes fit in
+	// the 5% error budget of the isolation invariant, and the verdict on
+	// either variant is a coin toss rather than a finding.
 	linkKinds := []toxics.Kind{
 		toxics.KindLatency, toxics.KindBandwidth, toxics.KindTimeout,
 		toxics.KindReset, toxics.KindDown, toxics.KindBlackhole, toxics.KindPause,
 	}
+	dbKinds := append(slices.Clone(linkKinds), toxics.KindPgError, toxics.KindPgRefuse)
+	cacheKinds := append(slices.Clone(linkKinds), toxics.KindRedisDelay, toxics.KindRedisError)
 	return properties.Config{
 		Settings: sim.Settings{
 			Cooldown: suiteCooldown,
@@ -213,11 +252,12 @@ func (r *rig) config() properties.Config {
 		Reset: r.Reset,
 		Bounds: properties.Bounds{
 			// Mildest first: shrinking moves toward the start of each list.
-			Targets:    []properties.TargetKinds{{Name: "db", Kinds: linkKinds}, {Name: "cache", Kinds: linkKinds}},
+			Targets:    []properties.TargetKinds{{Name: "db", Kinds: dbKinds}, {Name: "cache", Kinds: cacheKinds}},
 			MaxSteps:   2,
 			Horizon:    suiteHorizon,
 			Resolution: 250 * time.Millisecond,
 			Fault:      properties.DurationRange{Min: 500 * time.Millisecond, Max: 2 * time.Second},
+			Values:     properties.Values{Share: [2]float64{0.2, 1}},
 		},
 		World: properties.Shared(sim.World{
 			Targets: []sim.Target{r.db, r.cache},

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/properties"
@@ -111,6 +113,69 @@ func TestPolicyRetriesOnlyIdempotentCalls(t *testing.T) {
 			err := p.run(context.Background(), c.idempotent, func(context.Context) error { calls++; return boom })
 			require.ErrorIs(t, err, boom)
 			require.Equal(t, c.calls, calls)
+		})
+	}
+}
+
+// redisReply is an error reply as go-redis returns it: an error with a
+// RedisError method (see redis.Error).
+type redisReply string
+
+func (r redisReply) Error() string { return string(r) }
+func (redisReply) RedisError()     {}
+
+func TestPolicyRetriesWhatIsSafe(t *testing.T) {
+	pgErr := func(code string) error {
+		return fmt.Errorf("wrapped: %w", &pgconn.PgError{Severity: "ERROR", Code: code})
+	}
+	for _, c := range []struct {
+		name string
+		err  error
+		// calls made for a call that is not idempotent, and one that is
+		notIdempotent, idempotent int
+	}{
+		{"pg 40001: rolled back, retried", pgErr(pgSerializationFailure), 3, 3},
+		{"pg 40P01: rolled back, retried", pgErr(pgDeadlockDetected), 3, 3},
+		{"pg 53300: refused at start-up, retried", pgErr(pgTooManyConnections), 3, 3},
+		{"pg 57P01: outcome unknown, idempotent only", pgErr(pgAdminShutdown), 1, 3},
+		{"pg other code: idempotent only", pgErr("23505"), 1, 3},
+		{"redis LOADING: not run, retried", redisReply(toxics.RedisLoading), 3, 3},
+		{"redis BUSY: not run, retried", redisReply(toxics.RedisBusy), 3, 3},
+		{"redis READONLY: never retried", redisReply(toxics.RedisReadOnly), 1, 1},
+		{"redis OOM: never retried", redisReply(toxics.RedisOOM), 1, 1},
+		{"redis other reply: idempotent only", redisReply("ERR wrong number of arguments"), 1, 3},
+		{"plain error: idempotent only", errors.New("boom"), 1, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, idem := range []bool{false, true} {
+				// A breaker that cannot open within these few calls.
+				p := testPolicy(Limits{Retries: 2, RetryBackoff: time.Millisecond, RetryBackoffMax: time.Millisecond, BreakerFailures: 10, BreakerWindow: 10})
+				calls := 0
+				err := p.run(context.Background(), idem, func(context.Context) error { calls++; return c.err })
+				require.ErrorIs(t, err, c.err)
+				want := c.notIdempotent
+				if idem {
+					want = c.idempotent
+				}
+				require.Equal(t, want, calls, "idempotent=%v", idem)
+			}
+		})
+	}
+}
+
+func TestPolicyBreakerCountsProtocolErrors(t *testing.T) {
+	for _, err := range []error{
+		&pgconn.PgError{Code: pgSerializationFailure}, &pgconn.PgError{Code: pgAdminShutdown},
+		redisReply(toxics.RedisLoading), redisReply(toxics.RedisReadOnly),
+	} {
+		t.Run(err.Error(), func(t *testing.T) {
+			l := Limits{Retries: 1, BreakerFailures: 3, BreakerWindow: 3, BreakerDelay: time.Hour}.withDefaults()
+			opened := 0
+			p := newPolicy("dep", slog.New(slog.DiscardHandler), l, l.PostgresTimeout, l.PostgresConns, 1, func() { opened++ })
+			for range 3 {
+				_ = p.run(context.Background(), false, func(context.Context) error { return err })
+			}
+			require.Equal(t, 1, opened, "three failed attempts of %v open the breaker", err)
 		})
 	}
 }
