@@ -273,10 +273,14 @@
 // # Shrinking and the summary
 //
 // After rapid's shrinking, [Minimize] takes a failure to a 1-minimal
-// schedule: no step can be removed, no step's kind replaced by a milder
-// one on its target, no offset, duration or value moved one grain toward
-// its mild end, without the failure going away (every candidate confirmed
-// as the first failure was). Exploration.ShrinkTime is shared by the two.
+// schedule: no step can be removed, no two steps on one target that
+// overlap or are at most a resolution apart merged into one spanning both
+// (with the fault of either, the milder kind first), no step's kind
+// replaced by a milder one on its target, no offset, duration or value
+// moved one grain toward its mild end, without the failure going away
+// (every candidate confirmed as the first failure was). The merge is what
+// takes an outage cut in two, where neither half fails alone, to one step.
+// Exploration.ShrinkTime is shared by the two.
 //
 // Every Check writes summary.json next to its report (in Exploration.Dir,
 // default testdata/shakedown/<test name>/). Its schema, version 1 (a field

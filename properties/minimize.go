@@ -2,6 +2,7 @@ package properties
 
 import (
 	"cmp"
+	"reflect"
 	"slices"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 
 // Minimize shrinks the failing schedule s to a 1-minimal one within b:
 // a schedule that still fails (fails reports true) but from which no step
-// can be removed, no step's kind replaced by a milder kind that b allows
+// can be removed, no two steps on one target merged (see below), no
+// step's kind replaced by a milder kind that b allows
 // on its target, no member left out of a partition's group (a group keeps
 // one), and no magnitude (offset, duration, delay, jitter, rate,
 // size, probability, limit, timeout, grace) moved one grain toward its
@@ -20,6 +22,14 @@ import (
 // durations (a tenth of the range, at least 1ms, for a range narrower
 // than one) and a sixty-fourth of the range for numbers. A
 // magnitude moves by bisection between its mild end and its value.
+//
+// Two steps on one target that overlap, or leave a gap of at most
+// b.Resolution between them, merge into one step from the first's start
+// to the later end, with the fault of either (the milder kind first, a
+// restart never, as it takes no time); the merged step is no longer than
+// b.Fault.Max. A merge is tried after the removals: where neither step
+// alone fails but the two together do (a short outage cut in two), it is
+// the only move to fewer steps.
 //
 // fails is asked about each candidate once; it decides what failing means
 // (Check runs the schedule and confirms a failure by running it again)
@@ -35,6 +45,8 @@ func Minimize(b Bounds, s sim.Schedule, fails func(sim.Schedule) bool) sim.Sched
 		changed = false
 		var c bool
 		s, c = m.removeSteps(s)
+		changed = changed || c
+		s, c = m.merges(s)
 		changed = changed || c
 		s, c = m.milderKinds(s)
 		changed = changed || c
@@ -140,6 +152,62 @@ func (m *minimizer) removeSteps(s sim.Schedule) (sim.Schedule, bool) {
 		i++
 	}
 	return s, changed
+}
+
+// merges tries each pair of steps on one target that overlap or are
+// adjacent as one step spanning both (see mergeCandidates), starting over
+// after each merge that still fails.
+func (m *minimizer) merges(s sim.Schedule) (sim.Schedule, bool) {
+	changed := false
+	for again := true; again; {
+		again = false
+		for _, c := range m.mergeCandidates(s) {
+			if m.try(c) {
+				s, changed, again = normal(c), true, true
+				break
+			}
+		}
+	}
+	return s, changed
+}
+
+// mergeCandidates are s with two steps on one target that overlap or
+// leave a gap of at most the resolution merged into one, from the first's
+// start to the later end, with either step's fault, the milder kind first
+// (by the order of the target's kinds in the bounds). A restart's fault is
+// not used (it takes no time), and a merged step longer than Fault.Max is
+// not offered. s is in normal order.
+func (m *minimizer) mergeCandidates(s sim.Schedule) []sim.Schedule {
+	var out []sim.Schedule
+	for i, a := range s.Steps {
+		for j := i + 1; j < len(s.Steps); j++ {
+			b := s.Steps[j]
+			if b.Target != a.Target || b.At-a.End() > m.b.Resolution {
+				continue
+			}
+			at, end := a.At, max(a.End(), b.End())
+			if end-at > m.b.Fault.Max {
+				continue
+			}
+			kinds := m.kinds(a.Target)
+			faults := []toxics.Fault{a.Fault, b.Fault}
+			if a.Fault == nil || b.Fault == nil {
+				continue
+			}
+			if slices.Index(kinds, b.Fault.Kind()) < slices.Index(kinds, a.Fault.Kind()) {
+				faults[0], faults[1] = faults[1], faults[0]
+			}
+			for fi, f := range faults {
+				if f.Kind() == toxics.KindRestart || fi == 1 && reflect.DeepEqual(f, faults[0]) {
+					continue
+				}
+				steps := slices.Delete(slices.Clone(s.Steps), j, j+1)
+				steps[i] = sim.Step{At: at, For: end - at, Target: a.Target, Fault: f}
+				out = append(out, normal(sim.Schedule{Steps: steps}))
+			}
+		}
+	}
+	return out
 }
 
 // milderKinds tries each step's milder kinds on its target, each with the
@@ -378,7 +446,7 @@ func (m *minimizer) magnitudes(s sim.Schedule) (sim.Schedule, bool) {
 }
 
 // neighbours are the schedules one move milder than s: each step
-// removed, each step's kind replaced by each milder one, each member left
+// removed, each two steps on one target merged (see mergeCandidates), each step's kind replaced by each milder one, each member left
 // out of a partition's group, each magnitude
 // moved one grain toward its mild end. A 1-minimal schedule fails and
 // none of its allowed neighbours does. (For tests.)
@@ -389,6 +457,9 @@ func neighbours(b Bounds, s sim.Schedule) []sim.Schedule {
 		if c = normal(c); m.allowed(c) {
 			out = append(out, c)
 		}
+	}
+	for _, c := range m.mergeCandidates(normal(s)) {
+		add(c)
 	}
 	for i, st := range s.Steps {
 		add(sim.Schedule{Steps: slices.Delete(slices.Clone(s.Steps), i, i+1)})

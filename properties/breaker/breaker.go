@@ -271,11 +271,13 @@ type Config struct {
 	// (default DefaultIterations; SHAKEDOWN_ITERATIONS overrides
 	// it).
 	Iterations int
-	// ShrinkTime bounds the time spent shrinking a counterexample
-	// (default 10s): rapid's shrinking has the first half (its
-	// -rapid.shrinktime bounds it too), then properties.Minimize takes
-	// the schedule to a 1-minimal one in the rest. A run takes about a
-	// millisecond, so shrinking tries thousands of schedules.
+	// ShrinkTime bounds rapid's shrinking of a counterexample: it has
+	// the first half of ShrinkTime (default 10s; its -rapid.shrinktime
+	// bounds it too). Then properties.Minimize takes the schedule to a
+	// 1-minimal one (steps removed, merged, made milder), bounded by a
+	// number of runs (2000) and the test's deadline, not by time, so
+	// that its result does not depend on the machine's speed. A run
+	// takes about a millisecond (50ms for a 60s configuration).
 	ShrinkTime time.Duration
 	// Dir is where Check writes a failing schedule and its report
 	// (default testdata/shakedown/<test name>).

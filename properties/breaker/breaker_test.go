@@ -428,16 +428,13 @@ func TestCheckReportsACounterexample(t *testing.T) {
 // used to stop at steps of 41 to 48s; the 1-minimal pass after it brings
 // the counterexample down to the shortest schedule that still breaks the
 // promise, and no step of it can be made milder by one resolution step.
+// With the default budget, under load rapid's half ran out and left two
+// steps (a 20ms blackhole, then a 20ms reset) that only a merge makes one
+// (TestMinimizeMergesBreakerSteps runs that case alone).
 func TestMinimizeSixtySecondBreaker(t *testing.T) {
 	spec := breaker.Spec{FailureThreshold: 3, OpenFor: 58 * time.Second, CallTimeout: 200 * time.Millisecond}
 	start := time.Now()
-	// A shrink budget that a loaded machine does not run out of: rapid
-	// stops when no shrink pass improves, so an idle one takes no longer.
-	// With the default budget, rapid's half ran out under load (-race at
-	// load 5 and over) and left two steps that the 1-minimal pass cannot
-	// merge (a 20ms blackhole, then a 20ms reset).
-	res, err := breaker.Explore(t, breaker.Config{New: brkGoBreaker(1, time.Minute, 200*time.Millisecond), Spec: spec, Iterations: 300,
-		ShrinkTime: 4 * time.Minute})
+	res, err := breaker.Explore(t, breaker.Config{New: brkGoBreaker(1, time.Minute, 200*time.Millisecond), Spec: spec, Iterations: 300})
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure, "a breaker open 60s must break a promise of 58s")
 	s := res.Failure.Schedule
