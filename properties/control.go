@@ -12,7 +12,8 @@ import (
 // (every timer late by tens of milliseconds under a shared CI runner's
 // load), makes a service look fragile that is not. The baseline measured
 // the machine once, before any schedule; once a failing schedule has
-// reproduced, the fault-free baseline is run again right beside it,
+// been rerun (whether it reproduced or was flaky), the fault-free
+// baseline is run again right beside it,
 // judged by the same invariants and the same noise-floor check. When the
 // control breaks every invariant the schedule broke, or has the bound of
 // each inside its own noise floor, the failure is the machine's, not the
@@ -36,7 +37,7 @@ type slower struct {
 }
 
 // control runs the fault-free baseline again beside it, a failure that
-// reproduced, and returns why the failure is the machine's ("" when it
+// has been rerun, and returns why the failure is the machine's ("" when it
 // stands, or when no control could run).
 func (x *explorer) control(it *Iteration, what string) string {
 	if x.base == nil || x.cfg.Simulate && !controlInSimulation || x.fatal != nil {

@@ -25,13 +25,19 @@ import (
 // slower), judged by bounds of 150ms that a latency fault (at most 100ms)
 // alone never breaks: the schedule is never to blame.
 func slowingConfig(f *fake, slower time.Duration) properties.Config {
+	return slowingWhen(f, slower, func(reset int64) bool { return reset > 1 })
+}
+
+// slowingWhen is slowingConfig with the runs that are slow chosen by
+// when, of the run's number (the count of resets, the baseline's first).
+func slowingWhen(f *fake, slower time.Duration, when func(reset int64) bool) properties.Config {
 	cfg := simConfig(f,
 		properties.MaxLatency{Max: 150 * time.Millisecond},
 		properties.LatencyQuantile{Q: 0.5, Max: 150 * time.Millisecond, Window: sim.During})
 	cfg.World = func(testing.TB) sim.World {
 		d := newDep("db", toxics.KindLatency)
 		w := workload(d, time.Second)
-		slow := f.resets.Load() > 1 // the first reset is the baseline's
+		slow := when(f.resets.Load()) // the first reset is the baseline's
 		do := w.Kinds[0].Do
 		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
 			if slow {
@@ -214,4 +220,42 @@ func TestBrokenWithoutFaultsIsNotTheMachine(t *testing.T) {
 	require.NotNil(t, res.Failure)
 	require.Empty(t, properties.SetAside(res))
 	require.Positive(t, properties.ControlRuns(res))
+}
+
+// TestFlakyMachineIsNotFlaky: the machine is slow in the first run of a
+// schedule, fast in its three reruns, and slow again in the control run
+// beside it: a failure that came and went is judged by the control like
+// one that stayed, and set aside as the machine's instead of reported
+// flaky. Where the control holds, it stays flaky.
+func TestFlakyMachineIsNotFlaky(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes between runs on purpose
+	properties.SetControlInSimulation(t, true)
+	for _, tc := range []struct {
+		name        string
+		slowControl bool
+	}{{"the control is slow too", true}, {"the control holds", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(time.Second, toxics.KindLatency)
+			// Runs: 1 the baseline, 2 the schedule, 3 to 5 its reruns, 6 the control.
+			cfg := slowingWhen(f, 200*time.Millisecond, func(run int64) bool { return run == 2 || run == 6 && tc.slowControl })
+			cfg.Iterations = 1
+			cfg.Dir = t.TempDir()
+			cfg.AllowFlaky = true
+			res, err := properties.Explore(t, cfg)
+			require.NoError(t, err)
+			require.Equal(t, 1+1+3+1, res.Runs, "the baseline, the schedule, 3 reruns and the control")
+			require.Equal(t, 1, properties.ControlRuns(res))
+			if tc.slowControl {
+				require.Nil(t, res.Failure, "the machine's slowness is not a flaky failure of the service")
+				require.False(t, res.Flaky)
+				why := properties.SetAside(res)
+				require.Len(t, why, 1)
+				require.Contains(t, why[0], "the machine got slower")
+				return
+			}
+			require.NotNil(t, res.Failure)
+			require.True(t, res.Flaky, "a failure that came and went, that the control does not explain, is flaky")
+			require.Empty(t, properties.SetAside(res))
+		})
+	}
 }

@@ -144,8 +144,8 @@
 //     test process, but slowly (every timer late by tens of
 //     milliseconds, as on a loaded CI runner), breaks latency bounds and
 //     deadlines that the baseline measured on a quieter machine. Once a
-//     failure has reproduced, the fault-free baseline runs again right
-//     beside it (one more run), judged by the same invariants and the
+//     failure has been rerun (whether it reproduced or came and went),
+//     the fault-free baseline runs again right beside it (one more run), judged by the same invariants and the
 //     same noise-floor check; an invariant judged only around faults
 //     (Recovery, FailFast) is judged on it with the failing run's fault
 //     times laid over it, none applied, and counts only if the first

@@ -344,6 +344,13 @@ func (x *explorer) search(rt *rapid.T) bool {
 	x.t.Logf("shakedown: first failure:\n%s", it.Findings)
 	x.confirm(it, x.reproduce, "reproducing", broke)
 	if !it.confirmed() {
+		// A failure that came and went may be the machine's as much as
+		// one that stayed: the control judges it the same way.
+		if why := x.control(it, fmt.Sprintf("control beside iteration %d, which broke in %d of %d reruns (the baseline again, no faults)", x.iterations, it.Reproduced, it.Reruns)); why != "" {
+			x.setAside(it, why)
+			x.note(s, it, true)
+			return false
+		}
 		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns)
 		x.flakies = append(x.flakies, it)
 		x.note(s, it, true)
