@@ -672,7 +672,7 @@ func (ep *Endpoint) shutdown() {
 		af.pause = nil
 	}
 	cut := ep.pairsLocked()
-	ep.connGate.broadcast()
+	ep.connGate.Broadcast()
 	ep.mu.Unlock()
 	for _, c := range backlog {
 		c.pair.sever(severResetClient)

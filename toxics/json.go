@@ -173,6 +173,8 @@ func Marshal(f Fault) ([]byte, error) {
 		w.Share, w.Nth, w.Commands = f.Requests.wire()
 	case HTTPStatus, HTTPDelay, HTTPCut, HTTPTrickle, HTTPJSON:
 		return marshalHTTP(f)
+	case ClockSkew, ClockJump:
+		return marshalClock(f)
 	case Reset, Down, Pause, Restart, Crash, Data:
 	case Loss, ConnectHang, ConnLimit, Targeted:
 		if err := marshalNet(&w, f); err != nil {
@@ -190,6 +192,9 @@ func Unmarshal(data []byte) (Fault, error) {
 	if f, ok, err := unmarshalHTTP(data); ok {
 		return f, err
 	}
+	if f, ok, err := unmarshalClock(data); ok {
+		return f, err
+	}
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -204,8 +209,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; HTTP kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(httpKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; HTTP kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s; clock kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(httpKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds), joinKinds(clockKinds))
 	}
 	present := w.present()
 	for _, name := range present {
