@@ -204,6 +204,9 @@ func (s Schedule) Validate(targets []Target) error {
 				what = "node"
 			} else if st.Fault.Kind().IsNetwork() {
 				what = "network"
+			} else if st.Fault.Kind().IsClock() && why == nil {
+				// A real dependency's clock is not the test's to set.
+				why = errClockSimOnly
 			}
 			if why != nil {
 				bad(i, "target %q does not support the %s fault %s: %w", st.Target, what, st.Fault.Kind(), why)
