@@ -222,8 +222,10 @@ func together(a, b sim.Step) bool {
 // Validate about two steps alone.
 type anyFault string
 
-func (a anyFault) Name() string              { return string(a) }
-func (anyFault) Supports(k toxics.Kind) bool { return k.IsLink() || k.IsNode() || k.IsNetwork() }
+func (a anyFault) Name() string { return string(a) }
+func (anyFault) Supports(k toxics.Kind) bool {
+	return k.IsLink() || k.IsNode() || k.IsNetwork() || k.IsClock()
+}
 func (anyFault) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
 	panic("properties: anyFault is for validation only")
 }
