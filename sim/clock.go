@@ -8,33 +8,8 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
-// Clock faults ([toxics.ClockSkew], [toxics.ClockJump]) on an endpoint.
-//
-// An endpoint has a clock of its own, read with [Endpoint.Now]: the
-// client's clock (time.Now, the bubble's virtual clock under
-// testing/synctest) plus an offset. A skew adds its Offset while it
-// lasts; a jump adds its By from its start, and keeps it after its revert
-// unless Back. [Endpoint.Clear] sets the offset back to 0. [FakeKV]
-// computes expiry on this clock, and a [FakeHTTP] handler (or any server
-// behind [Network.Listen], through [Network.Endpoint]) reads it with Now.
-//
-// What cannot be done, since synctest gives a bubble one clock:
-//   - Code that calls time.Now, time.Since, time.After or a timer directly
-//     reads the bubble's clock, whatever the faults: only code that asks
-//     the endpoint (Now) sees the skew. A user's server must take its
-//     clock from the endpoint to be skewed.
-//   - The Go runtime's timers and deadlines (net.Conn deadlines, context
-//     timeouts, time.Sleep) run on the bubble's clock; a skew never fires
-//     a timer early or late, and a server's own timers cannot be skewed.
-//   - Monotonic readings cannot jump: Now returns a wall-clock reading
-//     (no monotonic part), so comparisons of its results see the steps,
-//     as a program that compares wall times does.
-//   - Clock rates: an offset is a step, not a drift; the endpoint's clock
-//     runs at the client's rate.
-//
-// The kinds are simulation-only: a harness target (a real dependency)
-// does not support them, and [Schedule.Validate] refuses a step that aims
-// one at it, saying so.
+// Clock faults ([toxics.ClockSkew], [toxics.ClockJump]) on an endpoint:
+// see the package doc, "Clock faults".
 
 // errClockSimOnly is why a target that is not simulated refuses a clock
 // fault.
@@ -47,9 +22,11 @@ type clockState struct {
 	stepped time.Duration  // jumps reverted without Back
 }
 
-// Now returns the time on the endpoint's clock: the client's clock plus
-// the offset of its clock faults (see [toxics.ClockSkew] and
-// [toxics.ClockJump]). It carries no monotonic reading.
+// Now returns the time on the endpoint's clock: the client's clock
+// (time.Now, the bubble's under testing/synctest) plus the offset of its
+// clock faults ([toxics.ClockSkew], [toxics.ClockJump]). It carries no
+// monotonic reading. Only code that reads Now sees the faults: see the
+// package doc, "Clock faults".
 func (ep *Endpoint) Now() time.Time {
 	return time.Now().Add(time.Duration(ep.clockOff.Load())).Round(0)
 }

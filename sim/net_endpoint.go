@@ -66,6 +66,10 @@ import (
 //   - [toxics.Targeted]: its fault acts only on the connections its
 //     selector picks, numbered in dial order.
 //
+// Clock faults ([toxics.ClockSkew], [toxics.ClockJump]) move the
+// endpoint's own clock, [Endpoint.Now]; see the package doc, "Clock
+// faults", for what they can and cannot do under testing/synctest.
+//
 // Reverting a fault ends it at once on live connections; reverting a delay
 // (latency, bandwidth, slicer, slow_close) delivers what it holds at once.
 //
