@@ -1,7 +1,6 @@
 package properties
 
 import (
-	"slices"
 	"time"
 
 	"pgregory.net/rapid"
@@ -11,14 +10,7 @@ import (
 
 // hasClock reports whether b names a clock kind for some target (only
 // simulated endpoints take them).
-func (b Bounds) hasClock() bool {
-	for _, t := range b.Targets {
-		if slices.ContainsFunc(t.Kinds, toxics.Kind.IsClock) {
-			return true
-		}
-	}
-	return false
-}
+func (b Bounds) hasClock() bool { return b.names(toxics.Kind.IsClock) }
 
 // clockFields are the fields of the clock faults. Each shrinks toward its
 // milder end: a smaller offset, ahead rather than behind, a jump that

@@ -40,24 +40,6 @@ func TestClockKinds(t *testing.T) {
 	}
 }
 
-func TestClockRoundTrip(t *testing.T) {
-	for _, f := range everyClock {
-		t.Run(f.String(), func(t *testing.T) {
-			data, err := toxics.Marshal(f)
-			if err != nil {
-				t.Fatalf("Marshal: %v", err)
-			}
-			got, err := toxics.Unmarshal(data)
-			if err != nil {
-				t.Fatalf("Unmarshal(%s): %v", data, err)
-			}
-			if got != f {
-				t.Fatalf("round trip of %s: got %#v, want %#v", data, got, f)
-			}
-		})
-	}
-}
-
 func TestClockHandWritten(t *testing.T) {
 	for _, tc := range []struct {
 		json string
