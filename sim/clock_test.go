@@ -23,7 +23,7 @@ func TestClockFaultsMoveTheEndpointClock(t *testing.T) {
 		ep, err := n.Endpoint("db")
 		require.NoError(t, err)
 		require.True(t, ep.Supports(toxics.KindClockSkew) && ep.Supports(toxics.KindClockJump))
-		offset := func() time.Duration { return ep.Now().Sub(time.Now()) }
+		offset := func() time.Duration { return time.Until(ep.Now()) }
 		require.Equal(t, time.Duration(0), offset())
 
 		skew, err := ep.Apply(ctx, toxics.ClockSkew{Offset: 3 * time.Second})
@@ -172,6 +172,10 @@ func lease(t *testing.T, n *Network, skew time.Duration, absolute bool) (log []s
 		rdb := redisClient(t, n, redis.Options{})
 		rng := rand.New(rand.NewPCG(uint64(n.Seed()), uint64(i)))
 		wg.Go(func() {
+			// Goroutines woken at one instant run in no fixed order, so
+			// the clients never act at one instant: A acts on whole
+			// milliseconds, B half a millisecond later.
+			time.Sleep(time.Duration(i) * 500 * time.Microsecond)
 			for time.Since(start) < time.Minute {
 				asked := time.Now()
 				var ok bool
@@ -209,7 +213,7 @@ func lease(t *testing.T, n *Network, skew time.Duration, absolute bool) (log []s
 		})
 	}
 	wg.Wait()
-	slices.Sort(log) // goroutines woken at one instant run in no fixed order
+	slices.Sort(log)
 	return log, overlaps
 }
 
