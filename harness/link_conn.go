@@ -12,6 +12,7 @@ import (
 	"github.com/Shopify/toxiproxy/v2/stream"
 	tpx "github.com/Shopify/toxiproxy/v2/toxics"
 
+	"github.com/shakedown/shakedown/internal/connstate"
 	"github.com/shakedown/shakedown/toxics"
 )
 
@@ -197,38 +198,11 @@ func (l *Link) resetPickedLocked(id uint64) bool {
 type connGate struct {
 	resets []*appliedFault // targeted resets
 
-	mu         sync.Mutex
-	handshakes int             // active ConnectHang{}
-	holds      int             // active ConnectHang{Accepted: true}
-	limits     []int           // Max of each active ConnLimit, Hold or not
-	holdLimits int             // how many of limits hold rather than reset
-	pending    int             // connections admitted, upstream not dialled yet
-	queue      []chan struct{} // connections waiting, first come first served
-	changed    chan struct{}   // closed and replaced when the gate changes
-	backlogLn  net.Listener    // the listener whose backlog was set to 0
-}
-
-// broadcastLocked wakes everything waiting on the gate; g.mu must be held.
-func (g *connGate) broadcastLocked() {
-	if g.changed != nil {
-		close(g.changed)
-		g.changed = nil
-	}
-}
-
-func (g *connGate) waitLocked() <-chan struct{} {
-	if g.changed == nil {
-		g.changed = make(chan struct{})
-	}
-	return g.changed
-}
-
-// limitLocked returns the lowest active limit and whether one holds.
-func (g *connGate) limitLocked() (maxConns int, limited, hold bool) {
-	if len(g.limits) == 0 {
-		return 0, false, false
-	}
-	return slices.Min(g.limits), true, g.holdLimits > 0
+	mu             sync.Mutex
+	connstate.Gate                 // active ConnectHang and ConnLimit faults
+	pending        int             // connections admitted, upstream not dialled yet
+	queue          []chan struct{} // connections waiting, first come first served
+	backlogLn      net.Listener    // the listener whose backlog was set to 0
 }
 
 // startGate applies a ConnectHang or a ConnLimit.
@@ -245,27 +219,14 @@ func (l *Link) startGate(a *appliedFault) error {
 	g := &l.gate
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch f := a.fault.(type) {
-	case toxics.ConnectHang:
-		if f.Accepted {
-			g.holds++
-			break
-		}
-		g.handshakes++
-		if g.handshakes == 1 && ln != nil {
-			// Stop accepting: the accept loop wakes, sees the hang and
-			// waits in holdAccept; the backlog is 0 from now on.
-			_ = setBacklog(ln, 0)
-			g.backlogLn = ln
-			_ = ln.(*net.TCPListener).SetDeadline(aLongTimeAgo)
-		}
-	case toxics.ConnLimit:
-		g.limits = append(g.limits, f.Max)
-		if f.Hold {
-			g.holdLimits++
-		}
+	if f, ok := a.fault.(toxics.ConnectHang); ok && !f.Accepted && g.Handshakes == 0 && ln != nil {
+		// Stop accepting: the accept loop wakes, sees the hang and
+		// waits in holdAccept; the backlog is 0 from now on.
+		_ = setBacklog(ln, 0)
+		g.backlogLn = ln
+		_ = ln.(*net.TCPListener).SetDeadline(aLongTimeAgo)
 	}
-	g.broadcastLocked()
+	g.Apply(a.fault)
 	return nil
 }
 
@@ -273,22 +234,7 @@ func (l *Link) startGate(a *appliedFault) error {
 func (l *Link) stopGate(a *appliedFault) {
 	g := &l.gate
 	g.mu.Lock()
-	switch f := a.fault.(type) {
-	case toxics.ConnectHang:
-		if f.Accepted {
-			g.holds--
-		} else {
-			g.handshakes--
-		}
-	case toxics.ConnLimit:
-		if i := slices.Index(g.limits, f.Max); i >= 0 {
-			g.limits = slices.Delete(g.limits, i, i+1)
-		}
-		if f.Hold {
-			g.holdLimits--
-		}
-	}
-	g.broadcastLocked()
+	g.Revert(a.fault)
 	g.mu.Unlock()
 	l.mu.Lock()
 	l.dropFault(a)
@@ -308,14 +254,14 @@ func (l *Link) holdAccept(ln net.Listener) bool {
 	g := &l.gate
 	g.mu.Lock()
 	held := false
-	for g.handshakes > 0 {
+	for g.Handshakes > 0 {
 		if !held && g.backlogLn != ln {
 			// A listener made while the hang lasts (after Down).
 			_ = setBacklog(ln, 0)
 			g.backlogLn = ln
 		}
 		held = true
-		wait := g.waitLocked()
+		wait := g.Wait()
 		g.mu.Unlock()
 		select {
 		case <-wait:
@@ -345,7 +291,7 @@ func (l *Link) holdAccept(ln net.Listener) bool {
 func (l *Link) admit(ctx context.Context, client *net.TCPConn) (done func(), ok bool) {
 	g := &l.gate
 	g.mu.Lock()
-	if g.holds == 0 && len(g.limits) == 0 && len(g.queue) == 0 {
+	if _, limited, _ := g.Limit(); g.Holds == 0 && !limited && len(g.queue) == 0 {
 		// Nothing at the gate: no queueing.
 		g.pending++
 		g.mu.Unlock()
@@ -356,15 +302,15 @@ func (l *Link) admit(ctx context.Context, client *net.TCPConn) (done func(), ok 
 	defer func() {
 		if i := slices.Index(g.queue, me); i >= 0 {
 			g.queue = slices.Delete(g.queue, i, i+1)
-			g.broadcastLocked()
+			g.Broadcast()
 		}
 		g.mu.Unlock()
 	}()
 	for {
-		maxConns, limited, hold := g.limitLocked()
+		maxConns, limited, hold := g.Limit()
 		open := int(l.active.Load()) + g.pending
 		switch {
-		case g.queue[0] != me || g.holds > 0:
+		case g.queue[0] != me || g.Holds > 0:
 		case limited && open >= maxConns && !hold:
 			l.refused.Add(1)
 			resetTCP(client)
@@ -375,7 +321,7 @@ func (l *Link) admit(ctx context.Context, client *net.TCPConn) (done func(), ok 
 			g.pending++
 			return l.admitted, true
 		}
-		wait := g.waitLocked()
+		wait := g.Wait()
 		g.mu.Unlock()
 		select {
 		case <-wait:
@@ -395,7 +341,7 @@ func (l *Link) admitted() {
 	g.mu.Lock()
 	g.pending--
 	if len(g.queue) > 0 {
-		g.broadcastLocked()
+		g.Broadcast()
 	}
 	g.mu.Unlock()
 }
@@ -408,7 +354,7 @@ func (l *Link) connGone() {
 	g := &l.gate
 	g.mu.Lock()
 	if len(g.queue) > 0 {
-		g.broadcastLocked()
+		g.Broadcast()
 	}
 	g.mu.Unlock()
 }

@@ -119,6 +119,8 @@ func (n *Node) Apply(ctx context.Context, f toxics.Fault) (revert func(context.C
 		revert, err = n.Unpause, n.Pause(ctx)
 	case toxics.Restart:
 		revert, err = func(context.Context) error { return nil }, n.Restart(ctx)
+	case toxics.ClockSkew, toxics.ClockJump:
+		return nil, fmt.Errorf("harness: %s: fault %v is simulation-only: a real dependency's clock is not the test's to set (a sim.Endpoint takes it)", n.name, f)
 	default:
 		return nil, fmt.Errorf("harness: %s: fault %v is not supported", n.name, f)
 	}

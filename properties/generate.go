@@ -124,14 +124,18 @@ type Values struct {
 	// "items.0.price" (default none; a target that lists http_json needs
 	// one).
 	JSONPaths []string
+	// ClockOffset is the range of how far a clock fault moves a simulated
+	// endpoint's clock, ahead or behind (default 100ms..10s).
+	ClockOffset DurationRange
 }
 
 // allKinds is every kind: the link kinds mildest first, the HTTP kinds,
-// a partition as the harshest network fault, the node kinds, then the
+// a partition as the harshest network fault, the clock kinds (simulated
+// endpoints only), the node kinds, then the
 // protocol and data kinds. Protocol and HTTP kinds are drawn only for
 // targets that speak their protocol.
 func allKinds() []toxics.Kind {
-	return slices.Concat(toxics.LinkKinds(), toxics.HTTPKinds(), toxics.DNSKinds(), toxics.NetworkKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
+	return slices.Concat(toxics.LinkKinds(), toxics.HTTPKinds(), toxics.DNSKinds(), toxics.NetworkKinds(), toxics.ClockKinds(), toxics.NodeKinds(), toxics.ProtocolKinds(), toxics.DataKinds())
 }
 
 func (b Bounds) withDefaults() Bounds {
@@ -161,6 +165,7 @@ func (b Bounds) withDefaults() Bounds {
 	}
 	defInt(&v.DataLimit, 0, 64<<10)
 	defDur(&v.TimeoutAfter, 0, 2*time.Second)
+	defDur(&v.ClockOffset, 100*time.Millisecond, 10*time.Second)
 	if v.Share == [2]float64{} {
 		v.Share = [2]float64{0.05, 1}
 	}
@@ -206,7 +211,7 @@ func (b Bounds) Validate() error {
 			bad("Targets[%d] (%q) has no fault kinds", i, t.Name)
 		}
 		for _, k := range t.Kinds {
-			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() && !k.IsHTTP() && !k.IsDNS() {
+			if !k.IsLink() && !k.IsNode() && !k.IsNetwork() && !k.IsHTTP() && !k.IsDNS() && !k.IsClock() {
 				bad("Targets[%d] (%q): unknown fault kind %q", i, t.Name, k)
 			}
 			if k == toxics.KindHTTPJSON && len(b.Values.JSONPaths) == 0 {
@@ -385,6 +390,9 @@ func (g *gen) drawFault(t *rapid.T) func(toxics.Kind) toxics.Fault {
 		f.http = drawHTTP(t, v)
 	}
 	f.net = drawNetFields(t)
+	if g.b.hasClock() {
+		f.clock = drawClock(t, v)
+	}
 	return f.fault
 }
 
@@ -396,11 +404,12 @@ type faultFields struct {
 	after, grace                          time.Duration
 	rate, size, variation, limit          int64
 	prob                                  float64
-	share                                 int64      // protocol faults: parts per million
-	reply, code                           int        // indexes into toxics.RedisReplies, toxics.PgErrorCodes
-	http                                  httpFields // see generate_http.go
-	net                                   netFields  // issue 15's kinds (see generate_net.go)
-	dns                                   dnsFields  // the DNS kinds (see generate_dns.go)
+	share                                 int64       // protocol faults: parts per million
+	reply, code                           int         // indexes into toxics.RedisReplies, toxics.PgErrorCodes
+	http                                  httpFields  // see generate_http.go
+	net                                   netFields   // issue 15's kinds (see generate_net.go)
+	clock                                 clockFields // see generate_clock.go
+	dns                                   dnsFields   // the DNS kinds (see generate_dns.go)
 }
 
 // fault is the fault of kind k with f's fields.
@@ -444,6 +453,8 @@ func (f faultFields) fault(k toxics.Kind) toxics.Fault {
 		return f.netFault(k)
 	case toxics.KindDNSDelay, toxics.KindDNSServfail, toxics.KindDNSNXDomain, toxics.KindDNSDrop:
 		return f.dnsFault(k)
+	case toxics.KindClockSkew, toxics.KindClockJump:
+		return f.clockFault(k)
 	default:
 		return toxics.Crash{}
 	}

@@ -26,9 +26,13 @@ import (
 // and the first JSON op (add, null, retype, drop) and path.
 
 // hasHTTP reports whether b names an HTTP kind for some target.
-func (b Bounds) hasHTTP() bool {
+func (b Bounds) hasHTTP() bool { return b.names(toxics.Kind.IsHTTP) }
+
+// names reports whether b names a kind of which is is true for some
+// target.
+func (b Bounds) names(is func(toxics.Kind) bool) bool {
 	for _, t := range b.Targets {
-		if slices.ContainsFunc(t.Kinds, toxics.Kind.IsHTTP) {
+		if slices.ContainsFunc(t.Kinds, is) {
 			return true
 		}
 	}

@@ -22,10 +22,10 @@ func TestAimHTTP(t *testing.T) {
 	kv, err := n.FakeKV("kv")
 	require.NoError(t, err)
 	aimed := Aim([]sim.Target{api, kv})
-	want := append(append(toxics.LinkKinds(), toxics.KindHTTPDelay, toxics.KindHTTPTrickle, toxics.KindHTTPCut, toxics.KindHTTPStatus), toxics.NodeKinds()...)
+	want := slices.Concat(toxics.LinkKinds(), []toxics.Kind{toxics.KindHTTPDelay, toxics.KindHTTPTrickle, toxics.KindHTTPCut, toxics.KindHTTPStatus}, toxics.ClockKinds(), toxics.NodeKinds())
 	require.Equal(t, want, aimed[0].Kinds)
 	// FakeKV speaks Redis: its protocol faults, no HTTP ones.
-	require.Equal(t, slices.Concat(toxics.LinkKinds(), toxics.NodeKinds(), []toxics.Kind{toxics.KindRedisDelay, toxics.KindRedisError}), aimed[1].Kinds)
+	require.Equal(t, slices.Concat(toxics.LinkKinds(), toxics.ClockKinds(), toxics.NodeKinds(), []toxics.Kind{toxics.KindRedisDelay, toxics.KindRedisError}), aimed[1].Kinds)
 }
 
 func httpBounds() Bounds {

@@ -252,6 +252,7 @@ func (m *minimizer) severe(f faultFields) faultFields {
 	return faultFields{dir: f.dir, delay: v.Delay.Max, jitter: min(v.Jitter, v.Delay.Max), rate: v.Rate.Min, size: v.SliceSize.Min,
 		sliceDelay: v.SliceDelay.Max, closeDelay: v.CloseDelay.Max, prob: v.Corrupt[1], limit: v.DataLimit.Min,
 		after: v.TimeoutAfter.Min, grace: v.Grace.Max, net: severeNet(f.net),
+		clock: clockFields{offset: v.ClockOffset.Max, behind: f.clock.behind, stays: true},
 		share: ppm(v.Share[1]), reply: len(toxics.RedisReplies()) - 1, code: len(toxics.PgErrorCodes()) - 1}
 }
 
@@ -278,6 +279,8 @@ func fieldsOf(f toxics.Fault) faultFields {
 		return faultFields{grace: f.Grace}
 	case toxics.Loss, toxics.ConnectHang, toxics.ConnLimit, toxics.Targeted:
 		return netFieldsOf(f)
+	case toxics.ClockSkew, toxics.ClockJump:
+		return clockFieldsOf(f)
 	case toxics.RedisDelay, toxics.RedisError, toxics.PgError, toxics.PgRefuse:
 		return protoFields(f)
 	}
@@ -371,6 +374,8 @@ func (m *minimizer) knobs(st sim.Step) []knob {
 		ks = append(ks, dur("grace", v.Grace, false, func(f faultFields) time.Duration { return f.grace }, func(f *faultFields, x time.Duration) { f.grace = x }))
 	case toxics.KindLoss, toxics.KindConnLimit, toxics.KindTargeted:
 		ks = append(ks, netKnobs(kind)...)
+	case toxics.KindClockSkew, toxics.KindClockJump:
+		ks = append(ks, dur("clock offset", v.ClockOffset, false, func(f faultFields) time.Duration { return f.clock.offset }, func(f *faultFields, x time.Duration) { f.clock.offset = x }))
 	case toxics.KindRedisDelay:
 		ks = append(ks, dur("delay", v.Delay, false, func(f faultFields) time.Duration { return f.delay }, func(f *faultFields, x time.Duration) { f.delay = x }))
 	}

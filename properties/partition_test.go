@@ -31,13 +31,14 @@ func TestAimPartitions(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, "db", got[0].Name)
 	// Partition is the harshest network kind: after every link and HTTP
-	// kind, before the node kinds.
+	// kind, before the clock kinds (simulated endpoints only), then the
+	// node kinds.
 	kinds := allKinds()
 	at := slices.Index(kinds, toxics.KindPartition)
 	for _, k := range append(toxics.LinkKinds(), toxics.HTTPKinds()...) {
 		require.Less(t, slices.Index(kinds, k), at, k)
 	}
-	require.Equal(t, toxics.NodeKinds()[0], kinds[at+1])
+	require.Equal(t, slices.Concat(toxics.ClockKinds(), toxics.NodeKinds()), kinds[at+1:at+1+len(toxics.ClockKinds())+len(toxics.NodeKinds())])
 }
 
 func TestBoundsValidatePartitionMembers(t *testing.T) {

@@ -224,7 +224,7 @@ type anyFault string
 
 func (a anyFault) Name() string { return string(a) }
 func (anyFault) Supports(k toxics.Kind) bool {
-	return k.IsLink() || k.IsNode() || k.IsNetwork() || k.IsDNS()
+	return k.IsLink() || k.IsNode() || k.IsNetwork() || k.IsDNS() || k.IsClock()
 }
 func (anyFault) Apply(context.Context, toxics.Fault) (func(context.Context) error, error) {
 	panic("properties: anyFault is for validation only")

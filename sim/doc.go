@@ -174,6 +174,32 @@
 // concurrency (its default, 10 per GOMAXPROCS, runs out at GOMAXPROCS=1
 // as soon as 10 ops wait on a blackhole): its pool then never waits.
 //
+// # Clock faults
+//
+// An endpoint has a clock of its own, [Endpoint.Now]: the client's clock
+// (the bubble's) plus an offset that [toxics.ClockSkew] (while it lasts)
+// and [toxics.ClockJump] (from its start; after its revert too, unless
+// Back) set. [FakeKV] computes expiry on it (SET with EX, PX, EXAT, PXAT;
+// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT; TTL, PTTL), so a lock whose expiry
+// a client computed on its own clock and sent as a time expires early on
+// a server whose clock is ahead, and a TTL running across a step expires
+// early or late. A [FakeHTTP] handler reads the clock with Now (FakeHTTP
+// embeds its Endpoint), and so can any server behind [Network.Listen],
+// through [Network.Endpoint]. A steady skew does not change a TTL the
+// server sets and counts itself: it changes absolute times exchanged
+// between client and server, and durations that span its start or end.
+//
+// testing/synctest gives a bubble one clock, so this is what cannot be
+// done: code that calls time.Now, time.Since or a timer directly reads
+// the bubble's clock, whatever the faults (only code that asks its
+// endpoint is skewed); the Go runtime's timers, deadlines and time.Sleep
+// run on the bubble's clock, so no timer fires early or late; monotonic
+// readings cannot jump (Now returns wall-clock readings, without a
+// monotonic part); and an offset is a step, never a drift of the rate.
+// The clock kinds are simulation-only: harness targets do not support
+// them, [Schedule.Validate] refuses a step aiming one at such a target
+// and says why, and harness.Node.Apply refuses them with the same reason.
+//
 // # Reading a history
 //
 // [History.Windows] cuts the timeline into the calm before the first

@@ -19,12 +19,18 @@ import (
 // go-redis v9, to use it in virtual time. It embeds its [Endpoint], so it
 // is the [Target] for its name.
 //
-// Commands: PING, ECHO, GET, SET (with EX, PX, NX, XX, KEEPTTL, GET), DEL,
-// EXISTS, INCR, INCRBY, DECR, DECRBY, DBSIZE, SELECT 0, FLUSHDB,
-// FLUSHALL and QUIT, with Redis's replies and error messages. HELLO and
+// Commands: PING, ECHO, GET, SET (with EX, PX, EXAT, PXAT, NX, XX,
+// KEEPTTL, GET), DEL, EXISTS, INCR, INCRBY, DECR, DECRBY, EXPIRE,
+// PEXPIRE, EXPIREAT, PEXPIREAT (with NX, XX, GT, LT), TTL, PTTL, PERSIST,
+// DBSIZE, SELECT 0, FLUSHDB, FLUSHALL and QUIT, with Redis's replies and
+// error messages. HELLO and
 // CLIENT get an unknown-command error, so go-redis falls back to RESP2 and
 // goes on; other commands get the same error. Pipelining works. Expiry
-// follows the clock (virtual in a bubble).
+// follows the endpoint's clock ([Endpoint.Now]: the client's clock, virtual
+// in a bubble, moved by clock faults), so under a [toxics.ClockSkew] a key
+// given an absolute expiry (EXPIREAT, PXAT) by a client expires early or
+// late, and under a [toxics.ClockJump] (or a skew's start or end) a TTL
+// running across the step does.
 //
 // Node faults: a crash loses every key (a Redis without persistence); a
 // stop or restart keeps them (saved on a graceful shutdown).
@@ -103,7 +109,7 @@ func (kv *FakeKV) Calls(name string) int64 {
 func (kv *FakeKV) Get(key string) (string, bool) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	e, ok := kv.lookupLocked(key, time.Now())
+	e, ok := kv.lookupLocked(key, kv.Endpoint.Now())
 	return e.val, ok
 }
 
@@ -111,7 +117,7 @@ func (kv *FakeKV) Get(key string) (string, bool) {
 func (kv *FakeKV) Snapshot() map[string]string {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	now := time.Now()
+	now := kv.Endpoint.Now()
 	out := make(map[string]string, len(kv.data))
 	for k, e := range kv.data {
 		if e.exp.IsZero() || now.Before(e.exp) {
@@ -250,7 +256,7 @@ func (kv *FakeKV) exec(w *bufio.Writer, args []string) (quit bool) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
 	kv.calls[name]++
-	now := time.Now()
+	now := kv.Endpoint.Now()
 	argc := len(args) - 1
 	arity := func(ok bool) bool {
 		if !ok {
@@ -316,6 +322,18 @@ func (kv *FakeKV) exec(w *bufio.Writer, args []string) (quit bool) {
 			}
 			kv.incr(w, args[1], by, now)
 		}
+	case "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT":
+		if arity(argc >= 2) {
+			kv.expire(w, name, args[1:], now)
+		}
+	case "TTL", "PTTL":
+		if arity(argc == 1) {
+			kv.ttl(w, name, args[1], now)
+		}
+	case "PERSIST":
+		if arity(argc == 1) {
+			kv.persist(w, args[1], now)
+		}
 	case "DBSIZE":
 		if arity(argc == 0) {
 			n := 0
@@ -369,26 +387,21 @@ func (kv *FakeKV) set(w *bufio.Writer, args []string, now time.Time) {
 			keepTTL = true
 		case "GET":
 			get = true
-		case "EX", "PX":
+		case "EX", "PX", "EXAT", "PXAT":
 			if i+1 >= len(args) || !exp.IsZero() {
 				writeError(w, "ERR syntax error")
 				return
 			}
 			i++
-			v, err := strconv.ParseInt(args[i], 10, 64)
-			if err != nil {
-				writeError(w, "ERR value is not an integer or out of range")
+			var reply string
+			var ok bool
+			if exp, reply, ok = expireAt(opt, args[i], now, true); !ok {
+				if reply == "" {
+					reply = "ERR invalid expire time in 'set' command"
+				}
+				writeError(w, reply)
 				return
 			}
-			unit := time.Second
-			if opt == "PX" {
-				unit = time.Millisecond
-			}
-			if v <= 0 || v > math.MaxInt64/int64(unit) {
-				writeError(w, "ERR invalid expire time in 'set' command")
-				return
-			}
-			exp = now.Add(time.Duration(v) * unit)
 		default:
 			writeError(w, "ERR syntax error")
 			return

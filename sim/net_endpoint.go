@@ -66,6 +66,10 @@ import (
 //   - [toxics.Targeted]: its fault acts only on the connections its
 //     selector picks, numbered in dial order.
 //
+// Clock faults ([toxics.ClockSkew], [toxics.ClockJump]) move the
+// endpoint's own clock, [Endpoint.Now]; see the package doc, "Clock
+// faults", for what they can and cannot do under testing/synctest.
+//
 // Reverting a fault ends it at once on live connections; reverting a delay
 // (latency, bandwidth, slicer, slow_close) delivers what it holds at once.
 //
@@ -111,6 +115,9 @@ type Endpoint struct {
 	up, dn   atomic.Int64
 
 	connGate simGate // connect-time faults and connection limits, guarded by mu (see net_gate.go)
+
+	clock    clockState   // clock faults, guarded by mu (see clock.go)
+	clockOff atomic.Int64 // the clock's offset now, for Now
 }
 
 // nodeEvent tells a fake what happened to its node.
@@ -168,11 +175,11 @@ func (ep *Endpoint) Name() string { return ep.name }
 // Addr returns the address clients dial: the name itself.
 func (ep *Endpoint) Addr() string { return ep.name }
 
-// Supports reports whether the endpoint takes faults of kind k: every link
-// and node kind of package toxics but the protocol kinds, which fakes of
-// that protocol take (FakeKV: Redis).
+// Supports reports whether the endpoint takes faults of kind k: every link,
+// node and clock kind of package toxics but the protocol kinds, which
+// fakes of that protocol take (FakeKV: Redis).
 func (ep *Endpoint) Supports(k toxics.Kind) bool {
-	return (k.IsLink() || k.IsNode()) && k.Protocol() == ""
+	return (k.IsLink() || k.IsNode() || k.IsClock()) && k.Protocol() == ""
 }
 
 func (ep *Endpoint) policy(d toxics.Direction) *policy {
@@ -224,22 +231,26 @@ func (ep *Endpoint) Stats() EndpointStats {
 }
 
 // Active returns the faults applied and not reverted: link faults in the
-// order applied, then the node fault, if any.
+// order applied, then the node fault, if any, then clock faults.
 func (ep *Endpoint) Active() []toxics.Fault {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	out := make([]toxics.Fault, 0, len(ep.faults)+1)
+	out := make([]toxics.Fault, 0, len(ep.faults)+1+len(ep.clock.active))
 	for _, af := range ep.faults {
 		out = append(out, af.fault)
 	}
 	if ep.nodeFault != nil {
 		out = append(out, ep.nodeFault.fault)
 	}
+	for _, af := range ep.clock.active {
+		out = append(out, af.fault)
+	}
 	return out
 }
 
 // Clear reverts every active fault (a crashed or stopped node starts
-// again, a paused one resumes).
+// again, a paused one resumes) and sets the endpoint's clock back to the
+// client's.
 func (ep *Endpoint) Clear(ctx context.Context) error {
 	ep.mu.Lock()
 	afs := append([]*activeFault(nil), ep.faults...)
@@ -251,6 +262,7 @@ func (ep *Endpoint) Clear(ctx context.Context) error {
 	if node != nil {
 		ep.revertNode(node)
 	}
+	ep.clearClock()
 	return nil
 }
 
@@ -274,6 +286,13 @@ func (ep *Endpoint) Apply(ctx context.Context, f toxics.Fault) (revert func(cont
 	}
 	if f.Kind().IsHTTP() { // a FakeHTTP takes them, see fake_http_faults.go
 		return nil, fmt.Errorf("sim: endpoint %q: apply %s: %s is an HTTP fault and only a FakeHTTP takes those", ep.name, f, f.Kind())
+	}
+	if f.Kind().IsClock() { // see clock.go
+		revert, err := ep.applyClock(f)
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) error { revert(); return nil }, nil
 	}
 	switch f := f.(type) {
 	case toxics.LinkFault:
@@ -672,7 +691,7 @@ func (ep *Endpoint) shutdown() {
 		af.pause = nil
 	}
 	cut := ep.pairsLocked()
-	ep.connGate.broadcast()
+	ep.connGate.Broadcast()
 	ep.mu.Unlock()
 	for _, c := range backlog {
 		c.pair.sever(severResetClient)

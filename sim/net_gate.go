@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shakedown/shakedown/internal/connstate"
 	"github.com/shakedown/shakedown/toxics"
 )
 
@@ -17,34 +18,9 @@ import (
 // simGate is an endpoint's state of those faults, guarded by the
 // endpoint's mu.
 type simGate struct {
-	handshakes int           // active ConnectHang{}
-	holds      int           // active ConnectHang{Accepted: true}
-	limits     []int         // Max of each active ConnLimit
-	holdLimits int           // how many of those hold rather than reset
-	held       []*conn       // server sides waiting, first come first served
-	changed    chan struct{} // closed and replaced when the gate changes
-	tickets    uint64        // dials that have waited for a handshake hang
-}
-
-func (g *simGate) broadcast() {
-	if g.changed != nil {
-		close(g.changed)
-		g.changed = nil
-	}
-}
-
-func (g *simGate) wait() <-chan struct{} {
-	if g.changed == nil {
-		g.changed = make(chan struct{})
-	}
-	return g.changed
-}
-
-func (g *simGate) limit() (maxConns int, limited, hold bool) {
-	if len(g.limits) == 0 {
-		return 0, false, false
-	}
-	return slices.Min(g.limits), true, g.holdLimits > 0
+	connstate.Gate         // active ConnectHang and ConnLimit faults
+	held           []*conn // server sides waiting, first come first served
+	tickets        uint64  // dials that have waited for a handshake hang
 }
 
 // waitHandshake holds a dial while a handshake hang lasts: the first dial
@@ -59,12 +35,12 @@ func (ep *Endpoint) waitHandshake(ctx context.Context) error {
 	}
 	ep.mu.Lock()
 	var ticket uint64
-	for ep.connGate.handshakes > 0 && len(ep.connGate.held) > 0 && !ep.closed {
+	for ep.connGate.Handshakes > 0 && len(ep.connGate.held) > 0 && !ep.closed {
 		if ticket == 0 {
 			ep.connGate.tickets++
 			ticket = ep.connGate.tickets
 		}
-		wait := ep.connGate.wait()
+		wait := ep.connGate.Wait()
 		ep.mu.Unlock()
 		select {
 		case <-wait:
@@ -89,7 +65,7 @@ func (ep *Endpoint) openLocked() int { return len(ep.pairs) - len(ep.connGate.he
 // limitResetsLocked reports whether a connection limit without Hold is
 // full, so that a new connection is reset. ep.mu must be held.
 func (ep *Endpoint) limitResetsLocked() bool {
-	maxConns, limited, hold := ep.connGate.limit()
+	maxConns, limited, hold := ep.connGate.Limit()
 	return limited && !hold && ep.openLocked() >= maxConns
 }
 
@@ -98,8 +74,8 @@ func (ep *Endpoint) limitResetsLocked() bool {
 // must be in ep.pairs already.
 func (ep *Endpoint) holdLocked(c *conn) bool {
 	g := &ep.connGate
-	maxConns, limited, _ := g.limit()
-	if g.handshakes == 0 && g.holds == 0 && len(g.held) == 0 && (!limited || ep.openLocked()-1 < maxConns) {
+	maxConns, limited, _ := g.Limit()
+	if g.Handshakes == 0 && g.Holds == 0 && len(g.held) == 0 && (!limited || ep.openLocked()-1 < maxConns) {
 		return false
 	}
 	g.held = append(g.held, c)
@@ -111,8 +87,8 @@ func (ep *Endpoint) holdLocked(c *conn) bool {
 // order, while the gate lets them through. ep.mu must be held.
 func (ep *Endpoint) admitHeldLocked() {
 	g := &ep.connGate
-	for len(g.held) > 0 && g.handshakes == 0 && g.holds == 0 && ep.ln != nil {
-		maxConns, limited, _ := g.limit()
+	for len(g.held) > 0 && g.Handshakes == 0 && g.Holds == 0 && ep.ln != nil {
+		maxConns, limited, _ := g.Limit()
 		if limited && ep.openLocked() >= maxConns {
 			break
 		}
@@ -122,7 +98,7 @@ func (ep *Endpoint) admitHeldLocked() {
 		ep.ln.backlog = append(ep.ln.backlog, c)
 		ep.ln.notifyLocked()
 	}
-	g.broadcast()
+	g.Broadcast()
 }
 
 // dropHeldLocked forgets the held connection of pr, if any. ep.mu must be
@@ -134,42 +110,11 @@ func (ep *Endpoint) dropHeldLocked(pr *pair) {
 }
 
 // applyGateLocked starts a ConnectHang or a ConnLimit. ep.mu must be held.
-func (ep *Endpoint) applyGateLocked(f toxics.Fault) {
-	g := &ep.connGate
-	switch f := f.(type) {
-	case toxics.ConnectHang:
-		if f.Accepted {
-			g.holds++
-		} else {
-			g.handshakes++
-		}
-	case toxics.ConnLimit:
-		g.limits = append(g.limits, f.Max)
-		if f.Hold {
-			g.holdLimits++
-		}
-	}
-	g.broadcast()
-}
+func (ep *Endpoint) applyGateLocked(f toxics.Fault) { ep.connGate.Apply(f) }
 
 // revertGateLocked ends a ConnectHang or a ConnLimit and lets held
 // connections through. ep.mu must be held.
 func (ep *Endpoint) revertGateLocked(f toxics.Fault) {
-	g := &ep.connGate
-	switch f := f.(type) {
-	case toxics.ConnectHang:
-		if f.Accepted {
-			g.holds--
-		} else {
-			g.handshakes--
-		}
-	case toxics.ConnLimit:
-		if i := slices.Index(g.limits, f.Max); i >= 0 {
-			g.limits = slices.Delete(g.limits, i, i+1)
-		}
-		if f.Hold {
-			g.holdLimits--
-		}
-	}
+	ep.connGate.Revert(f)
 	ep.admitHeldLocked()
 }

@@ -206,6 +206,12 @@ func (s Schedule) Validate(targets []Target) error {
 				what = "network"
 			} else if st.Fault.Kind().IsDNS() {
 				what = "DNS"
+			} else if st.Fault.Kind().IsClock() {
+				what = "clock"
+			}
+			if st.Fault.Kind().IsClock() && why == nil {
+				// A real dependency's clock is not the test's to set.
+				why = errClockSimOnly
 			}
 			if why != nil {
 				bad(i, "target %q does not support the %s fault %s: %w", st.Target, what, st.Fault.Kind(), why)

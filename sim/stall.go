@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,7 +14,7 @@ import (
 // machine than of the service, so the runner records the op as [Missed]:
 // a run with many such ops is not judged, rather than blamed on the
 // service.
-var ErrStalled = fmt.Errorf("sim: op overlapped a stall of the test process (the machine did not run it)")
+var ErrStalled = errors.New("sim: op overlapped a stall of the test process (the machine did not run it)")
 
 // A stall is a heartbeat that woke more than stallGap after the one
 // before, while the process used less than stallCPUShare of one core

@@ -58,6 +58,17 @@
 // target that stands for the name server (harness's Env.DNS, sim's
 // Network.DNS, both named "dns").
 //
+// Clock faults ([ClockKinds]: [ClockSkew], [ClockJump]) move a simulated
+// endpoint's clock relative to the client's, for TTL, lease and
+// token-expiry bugs:
+//
+//	{"kind":"clock_skew","offset":"-3s"}
+//	{"kind":"clock_jump","by":"1h","back":true}
+//
+// They are simulation-only ([Kind.IsClock]; sim.Endpoint.Now): a real
+// dependency's clock is not the test's to set, so harness targets refuse
+// them, and a schedule aiming one at a real target fails validation.
+//
 // Durations are [time.Duration], rates are bytes per second (but an
 // [HTTPMatch]'s Rate is a share of requests), and nothing here
 // draws random numbers: faults with randomness (jitter, corruption) are

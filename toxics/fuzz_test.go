@@ -29,7 +29,7 @@ func FuzzParseDirection(f *testing.F) {
 // whatever JSON without panicking; what decodes is null or a valid fault,
 // and encodes to JSON that decodes to the same.
 func FuzzSpec(f *testing.F) {
-	for _, fault := range every {
+	for _, fault := range append(append([]toxics.Fault(nil), every...), everyClock...) {
 		data, err := json.Marshal(struct {
 			Fault toxics.Spec `json:"fault"`
 		}{toxics.Spec{Fault: fault}})
@@ -45,6 +45,7 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"fault":{"kind":"partition","groups":[["db"],[]]}}`))
 	f.Add([]byte(`{"fault":{"kind":"targeted","fault":{"kind":"targeted","fault":{"kind":"reset"}}}}`))
 	f.Add([]byte(`{"fault":{"kind":"loss","probability":0,"bad_probability":1,"enter_bad":1,"leave_bad":1e-9}}`))
+	f.Add([]byte(`{"fault":{"kind":"clock_jump","by":"-24h0m0.000000001s","back":false}}`))
 	type step struct {
 		Fault toxics.Spec `json:"fault"`
 	}

@@ -175,6 +175,8 @@ func Marshal(f Fault) ([]byte, error) {
 		return marshalHTTP(f)
 	case DNSDelay, DNSServfail, DNSNXDomain, DNSDrop:
 		return marshalDNS(f)
+	case ClockSkew, ClockJump:
+		return marshalClock(f)
 	case Reset, Down, Pause, Restart, Crash, Data:
 	case Loss, ConnectHang, ConnLimit, Targeted:
 		if err := marshalNet(&w, f); err != nil {
@@ -195,6 +197,9 @@ func Unmarshal(data []byte) (Fault, error) {
 	if f, ok, err := unmarshalDNS(data); ok {
 		return f, err
 	}
+	if f, ok, err := unmarshalClock(data); ok {
+		return f, err
+	}
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -209,8 +214,8 @@ func Unmarshal(data []byte) (Fault, error) {
 	}
 	spec, ok := fields[w.Kind]
 	if !ok {
-		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; HTTP kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s; DNS kinds: %s)",
-			w.Kind, joinKinds(linkKinds), joinKinds(httpKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds), joinKinds(dnsKinds))
+		return nil, fmt.Errorf("toxics: decode fault: unknown kind %q (link kinds: %s; HTTP kinds: %s; node kinds: %s; network kinds: %s; protocol kinds: %s; DNS kinds: %s; clock kinds: %s)",
+			w.Kind, joinKinds(linkKinds), joinKinds(httpKinds), joinKinds(nodeKinds), joinKinds(networkKinds), joinKinds(protocolKinds), joinKinds(dnsKinds), joinKinds(clockKinds))
 	}
 	present := w.present()
 	for _, name := range present {

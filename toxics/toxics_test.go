@@ -74,7 +74,7 @@ func TestKindsScope(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, f := range every {
+	for _, f := range append(append([]toxics.Fault(nil), every...), everyClock...) {
 		t.Run(f.String(), func(t *testing.T) {
 			data, err := toxics.Marshal(f)
 			if err != nil {
