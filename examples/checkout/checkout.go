@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -235,6 +236,42 @@ func (s *Service) Server() *http.Server {
 		srv.IdleTimeout = time.Minute
 	}
 	return srv
+}
+
+// Warm opens the connections the service serves with before it takes
+// traffic, as a service does before it reports ready: PostgresConns
+// Postgres connections and RedisConns Redis ones, at once, outside the
+// guards (a slow start-up is not a failure for the breaker to count).
+// Without it the first requests of a cold service each wait for a
+// connection of their own, and on a loaded machine their handshakes can
+// take longer than the timeouts meant for serving.
+func (s *Service) Warm(ctx context.Context) error {
+	pg := min(s.limits.PostgresConns, int(s.db.Config().MaxConns))
+	errs := make(chan error, pg+s.limits.RedisConns)
+	var held, done sync.WaitGroup
+	held.Add(pg)
+	for range pg {
+		done.Go(func() {
+			c, err := s.db.Acquire(ctx)
+			held.Done()
+			if err != nil {
+				errs <- fmt.Errorf("checkout: warm Postgres: %w", err)
+				return
+			}
+			held.Wait() // every connection open at once, so none is reused
+			c.Release()
+		})
+	}
+	for range s.limits.RedisConns {
+		done.Go(func() {
+			if err := s.cache.Ping(ctx).Err(); err != nil {
+				errs <- fmt.Errorf("checkout: warm Redis: %w", err)
+			}
+		})
+	}
+	done.Wait()
+	close(errs)
+	return <-errs
 }
 
 // Postgres is the service's connection pool, for pool samplers

@@ -173,6 +173,15 @@ func (r *rig) Reset(ctx context.Context) error {
 			return fmt.Errorf("restock %s: %w", it, err)
 		}
 	}
+	// Every run starts from the service's steady state: warm, as a
+	// service is once it reports ready, so a run judges the faults, not
+	// a cold start on a loaded machine.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := svc.Warm(wctx); err != nil {
+		svc.Close()
+		return err
+	}
 	ts := httptest.NewUnstartedServer(nil)
 	ts.Config = svc.Server()
 	ts.Start()
