@@ -3,6 +3,8 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,8 +128,11 @@ func TestExploreCatches(t *testing.T) {
 			}, nil)
 		}, brkSpec, "opens after 3 consecutive failures; no call reaches the dependency while open"},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if !*anySeed {
+				fixSeed(t, 1+i)
+			}
 			res, err := breaker.Explore(t, breaker.Config{New: tt.new, Spec: tt.spec, Iterations: 300, ShrinkTime: 2 * time.Second})
 			require.NoError(t, err)
 			require.NotNil(t, res.Failure, "not caught in %d schedules: %s", res.Iterations, res.Coverage)
@@ -483,4 +488,29 @@ func TestCallsFollowTheMomentsNotTheClock(t *testing.T) {
 			}
 		}
 	}
+}
+
+// anySeed lets TestExploreCatches draw with rapid's own seed (a new one
+// each run, or -rapid.seed), to measure how often each bug is caught
+// within its budget over many seeds:
+//
+//	go test ./properties/breaker -run TestExploreCatches -breaker.anyseed -count=100
+//
+// Without it each case explores with a seed of its own, fixed: a test that
+// asserts "caught within 300 schedules" on a new seed every run would fail
+// on the seeds that need more, which says nothing about the change under
+// test.
+var anySeed = flag.Bool("breaker.anyseed", false, "TestExploreCatches: explore with rapid's seed instead of a fixed one per case")
+
+// fixSeed sets rapid's seed for the rest of the test.
+func fixSeed(t *testing.T, seed int) {
+	f := flag.Lookup("rapid.seed")
+	if f == nil {
+		t.Fatal("rapid's -rapid.seed flag is not registered")
+	}
+	was := f.Value.String()
+	if err := f.Value.Set(fmt.Sprint(seed)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Value.Set(was) })
 }
