@@ -252,7 +252,8 @@ func (s *Service) Warm(ctx context.Context) error {
 	held.Add(pg)
 	for range pg {
 		done.Go(func() {
-			c, err := s.db.Acquire(ctx)
+			var c *pgxpool.Conn
+			err := untilOK(ctx, func() (err error) { c, err = s.db.Acquire(ctx); return err })
 			held.Done()
 			if err != nil {
 				errs <- fmt.Errorf("checkout: warm Postgres: %w", err)
@@ -264,7 +265,7 @@ func (s *Service) Warm(ctx context.Context) error {
 	}
 	for range s.limits.RedisConns {
 		done.Go(func() {
-			if err := s.cache.Ping(ctx).Err(); err != nil {
+			if err := untilOK(ctx, func() error { return s.cache.Ping(ctx).Err() }); err != nil {
 				errs <- fmt.Errorf("checkout: warm Redis: %w", err)
 			}
 		})
@@ -272,6 +273,23 @@ func (s *Service) Warm(ctx context.Context) error {
 	done.Wait()
 	close(errs)
 	return <-errs
+}
+
+// untilOK calls f until it succeeds or ctx ends: the timeouts of the
+// service are for serving, and a handshake on a loaded machine can take
+// longer than they allow without anything being wrong.
+func untilOK(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Postgres is the service's connection pool, for pool samplers
