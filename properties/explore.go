@@ -70,6 +70,7 @@ type Result struct {
 	controls int
 	flaky    []*Iteration // flaky failures seen besides Failure
 	early    int          // confirming runs that ended early
+	unrun    int          // candidates of the 1-minimal pass left unrun: budget or deadline (see shrink.go)
 }
 
 // cost is the wall time an exploration spent on its baseline, on
@@ -163,7 +164,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	}
 	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
-		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, slower: x.slower, controls: x.controls}
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, unrun: x.unrun, slower: x.slower, controls: x.controls}
 	res.cost.Controls = x.controls
 	for _, sl := range x.slower {
 		res.Slower = append(res.Slower, sl.it)
@@ -220,6 +221,8 @@ type explorer struct {
 	tight        map[string]string
 	cost         cost
 	early        int // confirming runs that ended early
+	unrun        int // candidates of the 1-minimal pass left unrun (see shrink.go)
+	minimizing   bool
 }
 
 // broke reports whether it broke an invariant that the schedule is to

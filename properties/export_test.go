@@ -66,3 +66,6 @@ func SetAside(res *Result) []string {
 
 // CostLine is Check's time line for res.
 func CostLine(res *Result) string { return res.cost.String(res.Elapsed) }
+
+// Unrun is how many candidates of the 1-minimal pass were left unrun.
+func Unrun(r *Result) int { return r.unrun }
