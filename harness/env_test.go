@@ -265,6 +265,12 @@ func TestReapProcesses(t *testing.T) {
 	t.Cleanup(func() { _ = rec.remove() })
 	rec.data.OwnerStart = 1 // the owner is "dead": its pid now has another start time
 	require.NoError(t, rec.addProc(sleeper.Process.Pid, sleeper.Args))
+	// Reap once the kernel has set up the sleeper's arguments, as a
+	// dead run's processes are (see sleeper.execed).
+	require.Eventually(t, func() bool {
+		cmdline, err := procCmdline(sleeper.Process.Pid)
+		return err == nil && len(cmdline) > 0
+	}, 10*time.Second, time.Millisecond)
 
 	n, err := reapProcesses(e.log)
 	require.NoError(t, err)

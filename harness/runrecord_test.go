@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -31,10 +32,30 @@ func startSleeper(t *testing.T) *sleeper {
 
 func (s *sleeper) killed() bool { return isClosed(s.exited) }
 
+// execed waits until the kernel has set up the sleeper's arguments:
+// right after Start, /proc/<pid>/cmdline can still read empty (the new
+// program's memory holds no arguments yet), and a process recognised
+// then is told apart from its record by that alone. A dead run's
+// processes, the reaper's business, are long past it.
+func (s *sleeper) execed(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cmdline, err := procCmdline(s.cmd.Process.Pid)
+		require.NoError(t, err)
+		if len(cmdline) > 0 {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the sleeper's command line stayed empty for 10s")
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // record is a record that truly describes s, with an owner that is dead
 // (its pid now has another start time).
 func (s *sleeper) record(t *testing.T) recordData {
 	t.Helper()
+	s.execed(t)
 	host, _ := os.Hostname()
 	pid := s.cmd.Process.Pid
 	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
@@ -341,6 +362,7 @@ func TestRecordRightAfterStart(t *testing.T) {
 	for i := range 50 {
 		s := startSleeper(t)
 		require.NoError(t, r.addProc(s.cmd.Process.Pid, s.cmd.Args))
+		s.execed(t) // recorded at once; recognised as a reaper would, later
 		require.NoError(t, recognise(s.cmd.Process, r.data.Procs[i]), "start %d", i)
 		require.NoError(t, s.cmd.Process.Kill())
 		<-s.exited
