@@ -35,8 +35,8 @@ type Result struct {
 	// Reproduced count the fault-free runs that confirmed it), or a run
 	// in which a violation began before the first fault took effect.
 	Steady *Iteration
-	// Slower are the failures that reproduced but were set aside as the
-	// machine's: a fault-free control run right beside each (real runs
+	// Slower are the failures (reproduced or flaky) that were set aside
+	// as the machine's: a fault-free control run right beside each (real runs
 	// only) explained what it broke, so its findings are Unjudged, with
 	// the reason (see Check).
 	Slower []*Iteration
