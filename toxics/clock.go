@@ -1,11 +1,8 @@
 package toxics
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 )
@@ -134,20 +131,9 @@ func marshalClock(f Fault) ([]byte, error) {
 // unmarshalClock decodes a clock fault; ok is false if data is not one
 // (then Unmarshal goes on with the other kinds).
 func unmarshalClock(data []byte) (f Fault, ok bool, err error) {
-	var head struct {
-		Kind Kind `json:"kind"`
-	}
-	if json.NewDecoder(bytes.NewReader(data)).Decode(&head) != nil || !head.Kind.IsClock() {
-		return nil, false, nil
-	}
 	var w clockWire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return nil, true, fmt.Errorf("toxics: decode %s: %w (it takes: %s)", head.Kind, err, clockFields(head.Kind))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, true, fmt.Errorf("toxics: decode fault: trailing data after the JSON object")
+	if _, ok, err := decodeFamily(data, Kind.IsClock, &w, clockFields); !ok || err != nil {
+		return nil, ok, err
 	}
 	present := map[string]bool{"offset": w.Offset != nil, "by": w.By != nil, "back": w.Back != nil}
 	allowed := map[Kind][]string{KindClockSkew: {"offset"}, KindClockJump: {"by", "back"}}[w.Kind]

@@ -1,11 +1,8 @@
 package toxics
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -184,20 +181,9 @@ func marshalDNS(f Fault) ([]byte, error) {
 // unmarshalDNS decodes data if its kind is a DNS kind (ok), and otherwise
 // leaves it to Unmarshal.
 func unmarshalDNS(data []byte) (f Fault, ok bool, err error) {
-	var head struct {
-		Kind Kind `json:"kind"`
-	}
-	if json.Unmarshal(data, &head) != nil || !head.Kind.IsDNS() {
-		return nil, false, nil
-	}
 	var w dnsWire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return nil, true, fmt.Errorf("toxics: decode %s: %w", head.Kind, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, true, fmt.Errorf("toxics: decode fault: trailing data after the JSON object")
+	if _, ok, err := decodeFamily(data, Kind.IsDNS, &w, nil); !ok || err != nil {
+		return nil, ok, err
 	}
 	allowed := []string{"hosts"}
 	if w.Kind == KindDNSDelay {

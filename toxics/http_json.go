@@ -1,11 +1,8 @@
 package toxics
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 )
 
@@ -90,20 +87,9 @@ func marshalHTTP(f Fault) ([]byte, error) {
 // unmarshalHTTP decodes data if its kind is an HTTP kind (ok), and
 // otherwise leaves it to Unmarshal.
 func unmarshalHTTP(data []byte) (f Fault, ok bool, err error) {
-	var head struct {
-		Kind Kind `json:"kind"`
-	}
-	if json.Unmarshal(data, &head) != nil || !head.Kind.IsHTTP() {
-		return nil, false, nil
-	}
 	var w httpWire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return nil, true, fmt.Errorf("toxics: decode %s: %w", head.Kind, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, true, fmt.Errorf("toxics: decode fault: trailing data after the JSON object")
+	if _, ok, err := decodeFamily(data, Kind.IsHTTP, &w, nil); !ok || err != nil {
+		return nil, ok, err
 	}
 	spec := httpFields[w.Kind]
 	allowed := append(slices.Clone(spec.allowed), matchFields...)

@@ -361,3 +361,28 @@ func (s *Spec) UnmarshalJSON(data []byte) error {
 	s.Fault = f
 	return nil
 }
+
+// decodeFamily decodes data strictly (no unknown field, nothing after the
+// object) into w, the wire form of a family of kinds, when its kind is of
+// that family (is): ok says it was, err what was wrong with it. fields,
+// when not nil, lists what a kind takes, for the error of a bad field.
+func decodeFamily(data []byte, is func(Kind) bool, w any, fields func(Kind) string) (kind Kind, ok bool, err error) {
+	var head struct {
+		Kind Kind `json:"kind"`
+	}
+	if json.NewDecoder(bytes.NewReader(data)).Decode(&head) != nil || !is(head.Kind) {
+		return "", false, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(w); err != nil {
+		if fields != nil {
+			return head.Kind, true, fmt.Errorf("toxics: decode %s: %w (it takes: %s)", head.Kind, err, fields(head.Kind))
+		}
+		return head.Kind, true, fmt.Errorf("toxics: decode %s: %w", head.Kind, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return head.Kind, true, fmt.Errorf("toxics: decode fault: trailing data after the JSON object")
+	}
+	return head.Kind, true, nil
+}
