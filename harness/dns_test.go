@@ -121,16 +121,7 @@ func TestDNSFaultsHTTP(t *testing.T) {
 		return err
 	}
 	ctx := ctxFor(t, time.Minute)
-	for _, c := range dnsCases {
-		t.Run(c.fault.String(), func(t *testing.T) {
-			revert, err := d.Apply(ctx, c.fault)
-			require.NoError(t, err)
-			got := dnsOutcome(get())
-			require.NoError(t, revert(ctx))
-			require.Equal(t, c.want, got)
-			require.Equal(t, "ok", dnsOutcome(get()), "after the revert")
-		})
-	}
+	dnsCasesThrough(t, ctx, d, get)
 	t.Run("reset clears", func(t *testing.T) {
 		_, err := d.Apply(ctx, toxics.DNSNXDomain{})
 		require.NoError(t, err)
@@ -162,14 +153,22 @@ func TestDNSFaultsRedis(t *testing.T) {
 		return c.Ping(ctx).Err()
 	}
 	require.NoError(t, ping())
+	dnsCasesThrough(t, ctx, d, ping)
+}
+
+// dnsCasesThrough applies each of dnsCases in turn and requires probe, a
+// client's request by name, to end as the case says while it holds, and
+// to succeed after its revert.
+func dnsCasesThrough(t *testing.T, ctx context.Context, d *DNS, probe func() error) {
+	t.Helper()
 	for _, c := range dnsCases {
 		t.Run(c.fault.String(), func(t *testing.T) {
 			revert, err := d.Apply(ctx, c.fault)
 			require.NoError(t, err)
-			got := dnsOutcome(ping())
+			got := dnsOutcome(probe())
 			require.NoError(t, revert(ctx))
 			require.Equal(t, c.want, got)
-			require.Equal(t, "ok", dnsOutcome(ping()), "after the revert")
+			require.Equal(t, "ok", dnsOutcome(probe()), "after the revert")
 		})
 	}
 }
