@@ -184,7 +184,8 @@ func New(cfg Config) (*Service, error) {
 		// When Postgres's breaker opens, the pool's idle connections are
 		// suspect (a network fault may have cut them without a word), so
 		// drop them all: otherwise each probe after the fault may draw a
-		// dead one, fail, and open the breaker again. go-redis checks a
+		// dead one, fail, and open the breaker again. Only when it opens
+		// from closed: connections opened since, for probes, are kept. go-redis checks a
 		// connection's socket before reusing it, so Redis needs nothing.
 		s.dbGuard = newPolicy("postgres", s.log, limits, limits.PostgresTimeout, limits.PostgresConns, cfg.Seed, db.Reset)
 		s.cacheGuard = newPolicy("redis", s.log, limits, limits.RedisTimeout, limits.RedisConns, cfg.Seed+1, nil)

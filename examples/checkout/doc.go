@@ -110,6 +110,14 @@
 //     to open, more than one 200 ms attempt on a loaded machine; pgxpool
 //     finishes a connect in the background when its caller gives up, so
 //     [Limits].ConnectTimeout is longer than an attempt.
+//   - The breaker drops the Postgres pool when it opens, since a network
+//     fault may have cut its connections without a word. It once did so
+//     each time a failed probe reopened it too, throwing away the
+//     connection that probe had started: with connects slower than an
+//     attempt, no probe ever found one ready, and the service did not
+//     recover after a pause until the machine was quiet again. It now
+//     drops the pool only when it opens from closed
+//     (TestRecoversWhenConnectsOutlastAnAttempt, recovery_test.go).
 //
 // # Using it
 //

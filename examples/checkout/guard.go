@@ -177,7 +177,8 @@ type policy struct {
 }
 
 // newPolicy builds the guard of the dependency called name. onOpen, if
-// set, runs when its breaker opens.
+// set, runs when its breaker opens from closed (not when a failed probe
+// reopens it).
 func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, conns int, seed int64, onOpen func()) *policy {
 	bh := bulkhead.NewBuilder[any](uint(conns)).WithMaxWaitTime(l.QueueWait).Build()
 	cb := circuitbreaker.NewBuilder[any]().
@@ -190,7 +191,14 @@ func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, c
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 			log.LogAttrs(e.Context(), slog.LevelWarn, "breaker", slog.String("dependency", name),
 				slog.String("from", e.OldState.String()), slog.String("to", e.NewState.String()))
-			if e.NewState == circuitbreaker.OpenState && onOpen != nil {
+			// Only when it opens from closed: a probe that failed in
+			// half-open may have started a connect that pgxpool is still
+			// finishing in the background, and dropping the pool again
+			// would throw that connection away. With connects slower
+			// than an attempt (a loaded machine, a slow handshake) every
+			// probe would then need a connect of its own and fail, and
+			// the breaker would never close.
+			if e.OldState == circuitbreaker.ClosedState && e.NewState == circuitbreaker.OpenState && onOpen != nil {
 				onOpen()
 			}
 		}).
