@@ -65,12 +65,11 @@ type Result struct {
 	tight map[string]string // invariants not judged here (too tight, or set aside as the machine's), and why
 	cost  cost              // the wall time of baseline, confirmations and controls
 	// slower are the confirmed failures set aside as the machine's (see
-	// control.go), and controls the control runs.
-	slower   []slower
-	controls int
-	flaky    []*Iteration // flaky failures seen besides Failure
-	early    int          // confirming runs that ended early
-	unrun    int          // candidates of the 1-minimal pass left unrun: budget or deadline (see shrink.go)
+	// control.go); cost counts the control runs.
+	slower []slower
+	flaky  []*Iteration // flaky failures seen besides Failure
+	early  int          // confirming runs that ended early
+	unrun  int          // candidates of the 1-minimal pass left unrun: budget or deadline (see shrink.go)
 }
 
 // cost is the wall time an exploration spent on its baseline, on
@@ -164,7 +163,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	}
 	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
-		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, unrun: x.unrun, slower: x.slower, controls: x.controls}
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, unrun: x.unrun, slower: x.slower}
 	res.cost.Controls = x.controls
 	for _, sl := range x.slower {
 		res.Slower = append(res.Slower, sl.it)

@@ -53,7 +53,7 @@ func SetControlInSimulation(t testing.TB, on bool) {
 }
 
 // ControlRuns counts the control runs of res.
-func ControlRuns(res *Result) int { return res.controls }
+func ControlRuns(res *Result) int { return res.cost.Controls }
 
 // SetAside lists why each failure res set aside as the machine's was.
 func SetAside(res *Result) []string {
