@@ -81,12 +81,13 @@ type Exploration struct {
 	// Seed is the base of every run's seed: a run's seed is derived from
 	// Seed and its schedule, so a schedule always runs with the same seed.
 	Seed int64
-	// ShrinkTime bounds the time spent shrinking a failure: rapid's
-	// shrinking has the first half, then a pass of shakedown's own takes
-	// the schedule to a 1-minimal one (see [Minimize]) in the rest
-	// (default: rapid as long as -rapid.shrinktime allows, 30s by
-	// default, and the pass until the test's deadline; raise that flag
-	// for real dependencies, where a run takes seconds).
+	// ShrinkTime bounds rapid's shrinking of a failure (default: as long
+	// as -rapid.shrinktime allows, 30s by default; raise that flag for
+	// real dependencies, where a run takes seconds). A pass of
+	// shakedown's own then takes the schedule to a 1-minimal one (see
+	// [Minimize]); that pass is bounded by a count of runs and by the
+	// test's deadline, not by ShrinkTime, so that a busy machine does
+	// not leave the result short of 1-minimal.
 	ShrinkTime time.Duration
 	// Reproduce is how many times a schedule that broke an invariant is
 	// run again before it is believed (default 3; negative: never). One

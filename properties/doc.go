@@ -280,7 +280,10 @@
 // moved one grain toward its mild end, without the failure going away
 // (every candidate confirmed as the first failure was). The merge is what
 // takes an outage cut in two, where neither half fails alone, to one step.
-// Exploration.ShrinkTime is shared by the two.
+// Exploration.ShrinkTime bounds rapid's part only; the 1-minimal pass is
+// bounded by a count of runs (2000) and the test's deadline, so that its
+// result does not depend on the machine's speed. The report says
+// "1-minimal", or how many candidates were left unrun.
 //
 // Every Check writes summary.json next to its report (in Exploration.Dir,
 // default testdata/shakedown/<test name>/). Its schema, version 1 (a field

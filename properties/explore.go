@@ -374,7 +374,8 @@ func (x *explorer) search(rt *rapid.T) bool {
 // takes its verdict; a new one that breaks is run once more, and fails
 // only if it breaks again.
 func (x *explorer) shrink(rt *rapid.T) bool {
-	it := x.candidate(x.gen.Draw(rt, "schedule"), x.cfg.ShrinkTime/2)
+	budget := x.cfg.ShrinkTime
+	it := x.candidate(x.gen.Draw(rt, "schedule"), func() bool { return budget > 0 && time.Since(x.shrinkStart) > budget })
 	if it == nil {
 		return false
 	}

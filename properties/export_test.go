@@ -69,3 +69,11 @@ func CostLine(res *Result) string { return res.cost.String(res.Elapsed) }
 
 // Unrun is how many candidates of the 1-minimal pass were left unrun.
 func Unrun(r *Result) int { return r.unrun }
+
+// SetMinimizeRuns bounds the runs of the 1-minimal pass until the test
+// ends.
+func SetMinimizeRuns(t testing.TB, n int) {
+	was := minimizeRuns
+	minimizeRuns = n
+	t.Cleanup(func() { minimizeRuns = was })
+}

@@ -11,8 +11,9 @@ import (
 
 // TestShrunkSaysWhetherOneMinimal: a shrunk failure is called 1-minimal
 // only when the 1-minimal pass ran every candidate it asked about; with
-// no shrink time left, it is said not to be shown 1-minimal, with the
-// count of candidates left unrun, rather than passed off as minimal.
+// no runs left to the pass, it is said not to be shown 1-minimal, with
+// the count of candidates left unrun, rather than passed off as minimal.
+// No shrink time does not cut the pass: that bounds rapid's part only.
 func TestShrunkSaysWhetherOneMinimal(t *testing.T) {
 	full, err := properties.Explore(t, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
 	require.NoError(t, err)
@@ -21,10 +22,16 @@ func TestShrunkSaysWhetherOneMinimal(t *testing.T) {
 
 	cfg := simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second})
 	cfg.ShrinkTime = time.Nanosecond
-	cut, err := properties.Explore(t, cfg)
+	short, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.NotNil(t, short.Failure)
+	require.Zero(t, properties.Unrun(short), "no shrink time for rapid: the 1-minimal pass still runs every candidate")
+
+	properties.SetMinimizeRuns(t, 0)
+	cut, err := properties.Explore(t, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
 	require.NoError(t, err)
 	require.NotNil(t, cut.Failure)
-	require.Positive(t, properties.Unrun(cut), "no shrink time: the 1-minimal pass could run nothing")
+	require.Positive(t, properties.Unrun(cut), "no runs for the 1-minimal pass: it could run nothing")
 
 	out := child(t, "fragile-control", t.TempDir(), "")
 	require.Regexp(t, `shrunk in [^\n]*cached verdicts\), 1-minimal:`, out)

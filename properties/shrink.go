@@ -2,7 +2,6 @@ package properties
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/shakedown/shakedown/sim"
 )
@@ -10,17 +9,18 @@ import (
 // candidate judges one candidate of shrinking and returns its iteration
 // when it fails (nil when not): a schedule already run takes its verdict;
 // a new one that breaks is run once more, and fails only if it breaks
-// again. Past budget since shrinking began (when budget > 0), or when a
-// run no longer fits before the test's deadline, no new candidate is run.
-func (x *explorer) candidate(s sim.Schedule, budget time.Duration) *Iteration {
+// again. No new candidate is run past out() (rapid's shrink time, the
+// 1-minimal pass's count of runs), or when a run no longer fits before
+// the test's deadline.
+func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
 	key := scheduleKey(s)
 	it, ok := x.cache[key]
 	if ok {
 		x.hits++
 	} else {
-		if x.fatal != nil || budget > 0 && time.Since(x.shrinkStart) > budget {
+		if x.fatal != nil || out() {
 			x.noteUnrun()
-			return nil // out of shrink time: reject the candidate without running it
+			return nil // out of budget: reject the candidate without running it
 		}
 		if !x.fits(s.Horizon(), 2) {
 			x.stopped = "the test's deadline cut shrinking short"
@@ -41,9 +41,16 @@ func (x *explorer) candidate(s sim.Schedule, budget time.Duration) *Iteration {
 	return it
 }
 
+// minimizeRuns bounds the runs of the 1-minimal pass: a count, not a
+// time, so that whether a shrunk failure is 1-minimal does not depend on
+// how busy the machine is. It is a bound for safety (a pass over one or
+// two steps takes tens of runs); the test's deadline bounds the pass too.
+var minimizeRuns = 2000
+
 // minimize takes rapid's shrunk failure on to a 1-minimal schedule (see
-// [Minimize]), each candidate judged as rapid's are; rapid has half of
-// Exploration.ShrinkTime, this pass the rest.
+// [Minimize]), each candidate judged as rapid's are. Exploration.ShrinkTime
+// bounds rapid's shrinking only, not this pass: a wall-clock budget left
+// the checkout's shrunk failure short of 1-minimal on a loaded machine.
 func (x *explorer) minimize() {
 	if x.fatal != nil || x.last == nil {
 		return
@@ -52,7 +59,7 @@ func (x *explorer) minimize() {
 	runs, hits := x.runs, x.hits
 	x.minimizing = true
 	s := Minimize(x.cfg.Bounds, from.Schedule, func(c sim.Schedule) bool {
-		return x.candidate(c, x.cfg.ShrinkTime) != nil
+		return x.candidate(c, func() bool { return x.runs-runs >= minimizeRuns }) != nil
 	})
 	x.minimizing = false
 	if it := x.cache[scheduleKey(s)]; it != nil && broke(it) && it.confirmed() {
@@ -75,5 +82,5 @@ func minimality(unrun int) string {
 	if unrun == 0 {
 		return "1-minimal"
 	}
-	return fmt.Sprintf("not shown 1-minimal: %d smaller candidates were left unrun (the shrink budget, Exploration.ShrinkTime, or the test's deadline ran out)", unrun)
+	return fmt.Sprintf("not shown 1-minimal: %d smaller candidates were left unrun (the test's deadline, or the pass's bound of %d runs, ran out)", unrun, minimizeRuns)
 }

@@ -55,7 +55,7 @@ const (
 	suiteCooldown   = 3 * time.Second
 	suiteIterations = 8
 	naiveIterations = 40
-	suiteShrinkTime = 90 * time.Second
+	suiteShrinkTime = 45 * time.Second // rapid's part; the 1-minimal pass after it is bounded by runs
 	opTimeout       = 3 * time.Second // the workload's client gives up here
 )
 
