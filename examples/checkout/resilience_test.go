@@ -56,7 +56,7 @@ const (
 	suiteIterations = 8
 	naiveIterations = 40
 	suiteShrinkTime = 45 * time.Second // rapid's part; the 1-minimal pass after it is bounded by runs
-	opTimeout       = 3 * time.Second // the workload's client gives up here
+	opTimeout       = 3 * time.Second  // the workload's client gives up here
 )
 
 var items = []string{"apple", "pear", "plum", "fig"}
