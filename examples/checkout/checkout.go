@@ -83,7 +83,8 @@ type Service struct {
 	dbGuard, cacheGuard guard
 	handler             http.Handler
 	closingPG           atomic.Int64
-	untraced            bool // Config.UntracedFailures
+	pgOpened            atomic.Int64 // when Postgres's breaker last opened from closed (Unix ns)
+	untraced            bool         // Config.UntracedFailures
 	// closing is cancelled by Close, and with it every request's context.
 	closing context.Context
 	close   context.CancelFunc
@@ -149,6 +150,22 @@ func New(cfg Config) (*Service, error) {
 		// handing it out; without a bound that ping can hold the
 		// connection for a minute when the network eats the reply.
 		pgCfg.PingTimeout = limits.PostgresTimeout
+		// A connection that sat idle through a fault may have been cut
+		// without a word, so one released before the breaker last opened
+		// is pinged before it is handed out, as is any idle for a second
+		// (pgxpool's default). A dead one is dropped and the next tried;
+		// a live one (most, after a pause or a partition) is kept, so
+		// recovering needs no new connections.
+		pgCfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+			return p.IdleDuration >= time.Second || time.Since(time.Unix(0, s.pgOpened.Load())) <= p.IdleDuration
+		}
+		// Spare connections, opened in the background: the breaker's
+		// probes after a fault find one ready instead of each paying for
+		// a handshake within one attempt (on a loaded machine a
+		// handshake takes longer than an attempt may). The pool checks
+		// them every breaker delay.
+		pgCfg.MinIdleConns = int32(limits.BreakerSuccesses)
+		pgCfg.HealthCheckPeriod = limits.BreakerDelay
 		rdOpt.PoolSize = limits.RedisConns
 		rdOpt.PoolTimeout = limits.QueueWait
 		rdOpt.DialTimeout = limits.ConnectTimeout
@@ -181,13 +198,12 @@ func New(cfg Config) (*Service, error) {
 	s.db = db
 	s.cache = redis.NewClient(&rdOpt)
 	if cfg.Variant == Resilient {
-		// When Postgres's breaker opens, the pool's idle connections are
-		// suspect (a network fault may have cut them without a word), so
-		// drop them all: otherwise each probe after the fault may draw a
-		// dead one, fail, and open the breaker again. Only when it opens
-		// from closed: connections opened since, for probes, are kept. go-redis checks a
-		// connection's socket before reusing it, so Redis needs nothing.
-		s.dbGuard = newPolicy("postgres", s.log, limits, limits.PostgresTimeout, limits.PostgresConns, cfg.Seed, db.Reset)
+		// When Postgres's breaker opens, the pool's idle connections
+		// become suspect: each is pinged before its next use (see
+		// ShouldPing above). go-redis checks a connection's socket before
+		// reusing it, so Redis needs nothing.
+		s.dbGuard = newPolicy("postgres", s.log, limits, limits.PostgresTimeout, limits.PostgresConns, cfg.Seed,
+			func() { s.pgOpened.Store(time.Now().UnixNano()) })
 		s.cacheGuard = newPolicy("redis", s.log, limits, limits.RedisTimeout, limits.RedisConns, cfg.Seed+1, nil)
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
@@ -241,29 +257,31 @@ func (s *Service) Server() *http.Server {
 
 // Warm opens the connections the service serves with before it takes
 // traffic, as a service does before it reports ready: PostgresConns
-// Postgres connections and RedisConns Redis ones, at once, outside the
-// guards (a slow start-up is not a failure for the breaker to count).
-// Without it the first requests of a cold service each wait for a
-// connection of their own, and on a loaded machine their handshakes can
-// take longer than the timeouts meant for serving.
+// Postgres connections and RedisConns Redis ones, outside the guards (a
+// slow start-up is not a failure for the breaker to count). Without it
+// the first requests of a cold service each wait for a connection of
+// their own, and on a loaded machine their handshakes can take longer
+// than the timeouts meant for serving. The Postgres connections are
+// opened one after another, each held until all are open (so none is
+// reused): eight SCRAM handshakes at once on a loaded machine each
+// outlasted the connect timeout, again and again, until Warm gave up.
 func (s *Service) Warm(ctx context.Context) error {
 	pg := min(s.limits.PostgresConns, int(s.db.Config().MaxConns))
-	errs := make(chan error, pg+s.limits.RedisConns)
-	var held, done sync.WaitGroup
-	held.Add(pg)
-	for range pg {
-		done.Go(func() {
-			var c *pgxpool.Conn
-			err := untilOK(ctx, func() (err error) { c, err = s.db.Acquire(ctx); return err })
-			held.Done()
-			if err != nil {
-				errs <- fmt.Errorf("checkout: warm Postgres: %w", err)
-				return
-			}
-			held.Wait() // every connection open at once, so none is reused
+	held := make([]*pgxpool.Conn, 0, pg)
+	defer func() {
+		for _, c := range held {
 			c.Release()
-		})
+		}
+	}()
+	for range pg {
+		var c *pgxpool.Conn
+		if err := untilOK(ctx, func() (err error) { c, err = s.db.Acquire(ctx); return err }); err != nil {
+			return fmt.Errorf("checkout: warm Postgres: %d of %d connections open: %w", len(held), pg, err)
+		}
+		held = append(held, c)
 	}
+	errs := make(chan error, s.limits.RedisConns)
+	var done sync.WaitGroup
 	for range s.limits.RedisConns {
 		done.Go(func() {
 			if err := untilOK(ctx, func() error { return s.cache.Ping(ctx).Err() }); err != nil {

@@ -110,13 +110,16 @@
 //     to open, more than one 200 ms attempt on a loaded machine; pgxpool
 //     finishes a connect in the background when its caller gives up, so
 //     [Limits].ConnectTimeout is longer than an attempt.
-//   - The breaker drops the Postgres pool when it opens, since a network
-//     fault may have cut its connections without a word. It once did so
-//     each time a failed probe reopened it too, throwing away the
-//     connection that probe had started: with connects slower than an
-//     attempt, no probe ever found one ready, and the service did not
-//     recover after a pause until the machine was quiet again. It now
-//     drops the pool only when it opens from closed
+//   - The breaker once dropped the Postgres pool each time it opened, a
+//     failed probe's reopening included, since a fault may have cut the
+//     connections without a word. That threw away the connection each
+//     probe had started: with connects slower than an attempt (a loaded
+//     machine), no probe found one ready, and the service did not recover
+//     after a pause until the machine was quiet again. Now nothing is
+//     dropped: a connection idle since the breaker opened is pinged
+//     before its next use (a live one, as most are after a pause or a
+//     partition, is kept), and the pool keeps BreakerSuccesses spare
+//     connections open in the background for the probes
 //     (TestRecoversWhenConnectsOutlastAnAttempt, recovery_test.go).
 //
 // # Using it

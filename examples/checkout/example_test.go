@@ -33,7 +33,8 @@ func ExampleNew() {
 	}
 	defer svc.Close()
 
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // set-up waits this long for the dependencies
+	defer cancel()
 	if err := svc.Migrate(ctx); err != nil {
 		panic(err)
 	}

@@ -191,13 +191,8 @@ func newPolicy(name string, log *slog.Logger, l Limits, attempt time.Duration, c
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 			log.LogAttrs(e.Context(), slog.LevelWarn, "breaker", slog.String("dependency", name),
 				slog.String("from", e.OldState.String()), slog.String("to", e.NewState.String()))
-			// Only when it opens from closed: a probe that failed in
-			// half-open may have started a connect that pgxpool is still
-			// finishing in the background, and dropping the pool again
-			// would throw that connection away. With connects slower
-			// than an attempt (a loaded machine, a slow handshake) every
-			// probe would then need a connect of its own and fail, and
-			// the breaker would never close.
+			// Only when it opens from closed, not each time a failed
+			// probe reopens it.
 			if e.OldState == circuitbreaker.ClosedState && e.NewState == circuitbreaker.OpenState && onOpen != nil {
 				onOpen()
 			}

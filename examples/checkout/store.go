@@ -24,7 +24,8 @@ func (s *Service) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Restock sets the stock level of item in the cache to n.
+// Restock sets the stock level of item in the cache to n, trying again
+// until it succeeds or ctx ends: bound ctx.
 func (s *Service) Restock(ctx context.Context, item string, n int64) error {
 	if !itemRE.MatchString(item) {
 		return fmt.Errorf("checkout: restock: item %q: want 1 to 64 letters, digits, '_' or '-'", item)
@@ -32,7 +33,10 @@ func (s *Service) Restock(ctx context.Context, item string, n int64) error {
 	if n < 0 {
 		return fmt.Errorf("checkout: restock: item %q: stock %d is negative", item, n)
 	}
-	if err := s.cache.Set(ctx, stockKey(item), n, 0).Err(); err != nil {
+	// Until it succeeds or ctx ends, as Warm does: restocking is set-up,
+	// not serving, and Redis's read timeout is sized for serving (a SET
+	// on a loaded machine can outlast it). SET is safe to repeat.
+	if err := untilOK(ctx, func() error { return s.cache.Set(ctx, stockKey(item), n, 0).Err() }); err != nil {
 		return fmt.Errorf("checkout: restock %q: %w", item, err)
 	}
 	return nil
