@@ -159,13 +159,6 @@ func New(cfg Config) (*Service, error) {
 		pgCfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
 			return p.IdleDuration >= time.Second || time.Since(time.Unix(0, s.pgOpened.Load())) <= p.IdleDuration
 		}
-		// Spare connections, opened in the background: the breaker's
-		// probes after a fault find one ready instead of each paying for
-		// a handshake within one attempt (on a loaded machine a
-		// handshake takes longer than an attempt may). The pool checks
-		// them every breaker delay.
-		pgCfg.MinIdleConns = int32(limits.BreakerSuccesses)
-		pgCfg.HealthCheckPeriod = limits.BreakerDelay
 		rdOpt.PoolSize = limits.RedisConns
 		rdOpt.PoolTimeout = limits.QueueWait
 		rdOpt.DialTimeout = limits.ConnectTimeout

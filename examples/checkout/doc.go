@@ -117,10 +117,9 @@
 //     machine), no probe found one ready, and the service did not recover
 //     after a pause until the machine was quiet again. Now nothing is
 //     dropped: a connection idle since the breaker opened is pinged
-//     before its next use (a live one, as most are after a pause or a
-//     partition, is kept), and the pool keeps BreakerSuccesses spare
-//     connections open in the background for the probes
-//     (TestRecoversWhenConnectsOutlastAnAttempt, recovery_test.go).
+//     before its next use, and a live one (as most are after a pause or
+//     a partition) is kept (TestRecoversWhenConnectsOutlastAnAttempt,
+//     recovery_test.go).
 //
 // # Using it
 //

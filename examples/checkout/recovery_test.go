@@ -26,8 +26,8 @@ import (
 // The requests in flight when Postgres stopped answering time out, and
 // pgx closes their connections, so the breaker's probes after the pause
 // may need new ones. A probe gives up after one attempt, before its
-// connect is done; pgxpool finishes the connect in the background (and
-// keeps spares open), and a later probe finds a connection ready. An
+// connect is done; pgxpool finishes the connect in the background, and a
+// later probe finds the connection ready. An
 // earlier version dropped the pool every time the breaker opened, a failed
 // probe's reopening included, which threw away the connection the probe
 // had started: with connects slower than an attempt it never recovered.
