@@ -154,8 +154,8 @@ func New(cfg Config) (*Service, error) {
 		// without a word, so one released before the breaker last opened
 		// is pinged before it is handed out, as is any idle for a second
 		// (pgxpool's default). A dead one is dropped and the next tried;
-		// a live one (most, after a pause or a partition) is kept, so
-		// recovering needs no new connections.
+		// a live one (after a pause or a partition, those that were idle
+		// through it) is kept, so recovering needs fewer new connections.
 		pgCfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
 			return p.IdleDuration >= time.Second || time.Since(time.Unix(0, s.pgOpened.Load())) <= p.IdleDuration
 		}
