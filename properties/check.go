@@ -105,7 +105,7 @@ func check(t testing.TB, cfg Config) {
 		reportFailure(t, cfg, res)
 	}
 	for _, it := range res.flaky {
-		t.Logf("shakedown: also flaky (broke, then again in %d of %d reruns): %s", it.Reproduced, it.Reruns, oneLineOr(it.Schedule))
+		t.Logf("shakedown: also flaky (broke, then again in %d of %d reruns%s): %s", it.Reproduced, it.Reruns, pressures(it), oneLineOr(it.Schedule))
 	}
 	for _, sl := range res.slower {
 		t.Logf("shakedown: UNJUDGED, not Broken (broke, reproduced %d of %d, then a control run explained it): %s", sl.it.Reproduced, sl.it.Reruns, sl.reason)
@@ -173,8 +173,8 @@ func reportFailure(t testing.TB, cfg Config, res *Result) {
 	report := t.Error
 	switch {
 	case res.Flaky:
-		fmt.Fprintf(&b, "shakedown: FLAKY: an invariant broke, but the schedule broke again in only %d of %d reruns (it broke in %d of %d runs); it is not shrunk",
-			it.Reproduced, it.Reruns, it.Reproduced+1, it.Reruns+1)
+		fmt.Fprintf(&b, "shakedown: FLAKY: an invariant broke, but the schedule broke again in only %d of %d reruns (it broke in %d of %d runs%s); it is not shrunk",
+			it.Reproduced, it.Reruns, it.Reproduced+1, it.Reruns+1, pressures(it))
 		if cfg.AllowFlaky {
 			report = t.Log
 			b.WriteString(" (Exploration.AllowFlaky: not a test failure)")

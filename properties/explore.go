@@ -353,7 +353,7 @@ func (x *explorer) search(rt *rapid.T) bool {
 			x.note(s, it, true)
 			return false
 		}
-		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns)
+		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns%s; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns, pressures(it))
 		x.flakies = append(x.flakies, it)
 		x.note(s, it, true)
 		return false
@@ -527,8 +527,8 @@ func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 	case steady(it):
 		verdict = "BROKE WITHOUT FAULTS"
 	}
-	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v)%s", what, len(s.Steps), s.Horizon(),
-		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), oneLine(s))
+	x.t.Logf("shakedown: %s: %d steps, horizon %v, %d ops: %s (%v%s)%s", what, len(s.Steps), s.Horizon(),
+		len(it.History.Ops), verdict, it.Wall.Round(time.Millisecond), machineSuffix(it.History), oneLine(s))
 	if steady(it) && x.steady == nil && !x.controlling {
 		x.steady = it
 		x.t.Logf("shakedown: broke without faults (before the first fault took effect):\n%s", it.Steady)
@@ -560,4 +560,34 @@ func oneLineOr(s sim.Schedule) string {
 		return "(no faults)"
 	}
 	return strings.TrimPrefix(oneLine(s), ": ")
+}
+
+// machineSuffix is ", CPU pressure 63%, load 9.1" for a real run whose
+// machine the kernel described, "" otherwise.
+func machineSuffix(h *sim.History) string {
+	if h == nil || h.Machine == nil {
+		return ""
+	}
+	return ", " + h.Machine.String()
+}
+
+// pressures says how starved of CPU the machine was in a flaky failure's
+// run and in each of its reruns ("" where the kernel did not say): a
+// failure that came only when the machine was starved is more likely the
+// machine's than one that came at the same pressure as the runs that held.
+func pressures(it *Iteration) string {
+	if it.History == nil || it.History.Machine == nil {
+		return ""
+	}
+	var again []string
+	for _, r := range it.again {
+		if r.History != nil && r.History.Machine != nil {
+			again = append(again, fmt.Sprintf("%.0f%%", 100*r.History.Machine.CPUPressure))
+		}
+	}
+	s := fmt.Sprintf(" (the machine's CPU pressure: %.0f%% in the failing run", 100*it.History.Machine.CPUPressure)
+	if len(again) > 0 {
+		s += ", " + strings.Join(again, ", ") + " in the reruns"
+	}
+	return s + ")"
 }

@@ -194,3 +194,15 @@ func TestMissingRuns(t *testing.T) {
 	x = &explorer{cfg: Config{Exploration: Exploration{Iterations: 10}}, base: base, steady: base}
 	require.NoError(t, x.missing(nil), "a broken baseline explores nothing, and says so")
 }
+
+// A flaky failure says how starved of CPU the machine was in the failing
+// run and in each rerun, where the kernel said.
+func TestFlakyPressures(t *testing.T) {
+	at := func(p float64) *sim.History { return &sim.History{Machine: &sim.Machine{CPUPressure: p, Load1: 1}} }
+	it := &Iteration{History: at(0.87), again: []*Iteration{{History: at(0.41)}, {History: &sim.History{}}, {History: at(0.455)}}}
+	require.Equal(t, " (the machine's CPU pressure: 87% in the failing run, 41%, 46% in the reruns)", pressures(it))
+	require.Equal(t, " (the machine's CPU pressure: 87% in the failing run)", pressures(&Iteration{History: at(0.87)}))
+	require.Empty(t, pressures(&Iteration{History: &sim.History{}, again: []*Iteration{{History: at(0.4)}}}), "unknown in the failing run: nothing to compare")
+	require.Equal(t, ", CPU pressure 87%, load 1.0", machineSuffix(at(0.87)))
+	require.Empty(t, machineSuffix(&sim.History{}))
+}

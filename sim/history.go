@@ -159,6 +159,9 @@ type History struct {
 	// the samplers that are [OpLogger]s (sim/logs.Capture's sampler is).
 	// A report shows an op's lines when it is clicked.
 	OpLogs map[uint64][]string `json:"op_logs,omitempty"`
+	// Machine is how starved of CPU the machine was during a real run
+	// (nil in simulation, or where the kernel does not say).
+	Machine *Machine `json:"machine,omitempty"`
 }
 
 // Misses counts what the framework did not observe in a run: ops

@@ -116,6 +116,7 @@ type reportData struct {
 	Title, Verdict, VerdictClass, Replay string
 	Seed                                 int64
 	Began, Duration                      string
+	Machine                              string // how starved of CPU the machine was ("" in simulation)
 	Total                                Stats
 	SamplesMissed                        int
 	Faults                               []faultRow
@@ -156,6 +157,9 @@ func newReportData(h *History, opts ReportOptions) (*reportData, error) {
 	}
 	if !h.Began.IsZero() {
 		d.Began = h.Began.Format(time.RFC3339)
+	}
+	if h.Machine != nil {
+		d.Machine = h.Machine.String()
 	}
 	js, err := json.MarshalIndent(h.Schedule, "", "  ")
 	if err != nil {

@@ -59,7 +59,7 @@ details summary { cursor: pointer; color: var(--mute); margin: 8px 0; }
 <main>
 <h1 id="title">{{.Title}}</h1>
 <div id="verdict" class="verdict {{.VerdictClass}}">{{.Verdict}}</div>
-<p class="meta" id="meta">seed <b>{{.Seed}}</b>{{if .Began}} · began <b>{{.Began}}</b>{{end}} · lasted <b>{{.Duration}}</b> · <b>{{count .Total.Count}}</b> ops, <b>{{count .Total.Errors}}</b> errors ({{count .Total.Failed}} failed, {{count .Total.Unknown}} unknown){{if .Total.Missed}} · <b>{{count .Total.Missed}}</b> missed by the framework, not judged{{end}}{{if .SamplesMissed}} · <b>{{count .SamplesMissed}}</b> samples missed{{end}} · <b>{{.FaultCount}}</b> faults</p>
+<p class="meta" id="meta">seed <b>{{.Seed}}</b>{{if .Began}} · began <b>{{.Began}}</b>{{end}} · lasted <b>{{.Duration}}</b>{{if .Machine}} · the machine: <b>{{.Machine}}</b>{{end}} · <b>{{count .Total.Count}}</b> ops, <b>{{count .Total.Errors}}</b> errors ({{count .Total.Failed}} failed, {{count .Total.Unknown}} unknown){{if .Total.Missed}} · <b>{{count .Total.Missed}}</b> missed by the framework, not judged{{end}}{{if .SamplesMissed}} · <b>{{count .SamplesMissed}}</b> samples missed{{end}} · <b>{{.FaultCount}}</b> faults</p>
 {{if .Replay}}<h2>Replay</h2>
 <pre id="replay">{{.Replay}}</pre>{{end}}
 

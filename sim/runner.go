@@ -180,8 +180,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 
 	start := time.Now()
 	var stalls *stallWatch
-	if ts == nil { // real time (see stall.go)
+	var machine machineWatch
+	if ts == nil { // real time (see stall.go and machine.go)
 		stalls = watchStalls(start)
+		machine = watchMachine()
 	}
 	r := &runner{p: p, log: log, start: start, turns: ts, targets: make(map[string]Target, len(p.Targets))}
 	for _, t := range p.Targets {
@@ -256,6 +258,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	r.unwatch()
 	sampling.Wait()
 	stalled := stalls.close()
+	var load *Machine
+	if ts == nil {
+		load = machine.close()
+	}
 
 	h := &History{
 		Seed:     p.Seed,
@@ -265,6 +271,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		Faults:   r.events,
 		Samples:  samples,
 		Duration: time.Since(start),
+		Machine:  load,
 
 		SamplesMissed: samplesMissed,
 	}
