@@ -30,8 +30,13 @@ func TestParseStall(t *testing.T) {
 }
 
 func TestMachineString(t *testing.T) {
-	require.Equal(t, "CPU pressure 63%, load 9.1", (&Machine{CPUPressure: 0.63, Load1: 9.1}).String())
-	require.Equal(t, "CPU pressure 0%", (&Machine{Load1: -1}).String())
+	require.Equal(t, "CPU pressure 63%, load 9.1", (&Machine{CPUPressure: 0.63, Load1: 9.1, Waited: -1}).String())
+	require.Equal(t, "CPU pressure 0%", (&Machine{Load1: -1, Waited: -1}).String())
+	require.Equal(t, "CPU pressure 90%, load 12.0, the test process waited for a CPU 140% of the run, 2 heartbeats late by over 50ms (longest 230ms at 2.1s)",
+		(&Machine{CPUPressure: 0.9, Load1: 12, Waited: 1.4, Lapses: []Lapse{
+			{From: 500 * time.Millisecond, To: 560 * time.Millisecond, CPU: 0.1},
+			{From: 2100 * time.Millisecond, To: 2330 * time.Millisecond, CPU: 0.05},
+		}}).String())
 	require.Equal(t, "machine load unknown", (*Machine)(nil).String())
 }
 
@@ -47,6 +52,9 @@ func TestRunMachine(t *testing.T) {
 		require.GreaterOrEqual(t, h.Machine.CPUPressure, 0.0)
 		require.LessOrEqual(t, h.Machine.CPUPressure, 1.0)
 		require.GreaterOrEqual(t, h.Machine.Load1, 0.0)
+		if _, err := os.ReadFile("/proc/self/schedstat"); err == nil {
+			require.GreaterOrEqual(t, h.Machine.Waited, 0.0, "schedstat is here, yet the run says nothing of the process's waits")
+		}
 	}
 	synctest.Test(t, func(t *testing.T) {
 		h, err := Run(t.Context(), Plan{Settings: Settings{Cooldown: 50 * time.Millisecond}})
@@ -62,7 +70,7 @@ func TestReportMachine(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, WriteReport(&buf, h, ReportOptions{}))
 	require.NotContains(t, buf.String(), "the machine:")
-	h.Machine = &Machine{CPUPressure: 0.63, Load1: 9.1}
+	h.Machine = &Machine{CPUPressure: 0.63, Load1: 9.1, Waited: -1}
 	buf.Reset()
 	require.NoError(t, WriteReport(&buf, h, ReportOptions{}))
 	require.Contains(t, buf.String(), "the machine: <b>CPU pressure 63%, load 9.1</b>")

@@ -257,10 +257,10 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	drainTimer.Stop()
 	r.unwatch()
 	sampling.Wait()
-	stalled := stalls.close()
+	stalled, lapses := stalls.close()
 	var load *Machine
 	if ts == nil {
-		load = machine.close()
+		load = machine.close(lapses)
 	}
 
 	h := &History{

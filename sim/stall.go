@@ -39,7 +39,11 @@ type stallWatch struct {
 	done   chan struct{}
 	mu     sync.Mutex
 	stalls []interval
+	lapses []Lapse
 }
+
+// lapseGap is how late a heartbeat must be to be a [Lapse].
+const lapseGap = 50 * time.Millisecond
 
 func watchStalls(start time.Time) *stallWatch {
 	w := &stallWatch{start: start, stop: make(chan struct{}), done: make(chan struct{})}
@@ -63,9 +67,19 @@ func (w *stallWatch) loop() {
 		if cpu < 0 || lastCPU < 0 {
 			used = -1
 		}
-		if gap := now.Sub(last); isStall(gap, used) {
+		gap := now.Sub(last)
+		if isStall(gap, used) {
 			w.mu.Lock()
 			w.stalls = append(w.stalls, interval{last.Sub(w.start), now.Sub(w.start)})
+			w.mu.Unlock()
+		}
+		if gap > lapseGap {
+			l := Lapse{From: last.Sub(w.start), To: now.Sub(w.start), CPU: -1}
+			if used >= 0 {
+				l.CPU = float64(used) / float64(gap)
+			}
+			w.mu.Lock()
+			w.lapses = append(w.lapses, l)
 			w.mu.Unlock()
 		}
 		last, lastCPU = now, cpu
@@ -79,16 +93,16 @@ func isStall(gap, cpu time.Duration) bool {
 	return gap > stallGap && (cpu < 0 || float64(cpu) < stallCPUShare*float64(gap))
 }
 
-// close stops the watch and returns the stalls it saw.
-func (w *stallWatch) close() []interval {
+// close stops the watch and returns the stalls and lapses it saw.
+func (w *stallWatch) close() ([]interval, []Lapse) {
 	if w == nil {
-		return nil
+		return nil, nil
 	}
 	close(w.stop)
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.stalls
+	return w.stalls, w.lapses
 }
 
 // markStalled records as Missed ([ErrStalled]) every op of h that was not
