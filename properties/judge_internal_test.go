@@ -198,7 +198,9 @@ func TestMissingRuns(t *testing.T) {
 // A flaky failure says how starved of CPU the machine was in the failing
 // run and in each rerun, where the kernel said.
 func TestFlakyPressures(t *testing.T) {
-	at := func(p float64) *sim.History { return &sim.History{Machine: &sim.Machine{CPUPressure: p, Load1: 1, Waited: -1}} }
+	at := func(p float64) *sim.History {
+		return &sim.History{Machine: &sim.Machine{CPUPressure: p, Load1: 1, Waited: -1}}
+	}
 	it := &Iteration{History: at(0.87), again: []*Iteration{{History: at(0.41)}, {History: &sim.History{}}, {History: at(0.455)}}}
 	require.Equal(t, " (the machine's CPU pressure: 87% in the failing run, 41%, 46% in the reruns)", pressures(it))
 	require.Equal(t, " (the machine's CPU pressure: 87% in the failing run)", pressures(&Iteration{History: at(0.87)}))
