@@ -243,6 +243,9 @@ type dockerNode struct {
 	ctr  *testcontainers.DockerContainer
 	id   string
 	port string
+	// pressure is the container's cgroup cpu.pressure file, "" when it
+	// cannot be read (see cgroupPressure). Its path outlives restarts.
+	pressure string
 }
 
 func (n *dockerNode) describe() string { return "container " + shortID(n.id) }
@@ -317,6 +320,7 @@ func (e *Env) startDockerNode(ctx context.Context, name, port string, ctr *testc
 	if err := poll(ctx, func(ctx context.Context) error { return ready(ctx, addr) }); err != nil {
 		return nil, fmt.Errorf("not ready on %s: %w", addr, err)
 	}
+	dn.pressure = e.docker.cgroupPressure(ctx, dn.id)
 	link, err := e.newLink(name, addr)
 	if err != nil {
 		return nil, err

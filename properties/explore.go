@@ -571,10 +571,11 @@ func machineSuffix(h *sim.History) string {
 	return ", " + h.Machine.String()
 }
 
-// pressures says how starved of CPU the machine was in a flaky failure's
-// run and in each of its reruns ("" where the kernel did not say): a
-// failure that came only when the machine was starved is more likely the
-// machine's than one that came at the same pressure as the runs that held.
+// pressures says how starved of CPU the machine, and each dependency
+// after the last heal, were in a flaky failure's run and in each of its
+// reruns ("" where the kernel did not say): a failure that came only when
+// the machine or the dependency was starved is more likely the machine's
+// than one that came at the same pressure as the runs that held.
 func pressures(it *Iteration) string {
 	if it.History == nil || it.History.Machine == nil {
 		return ""
@@ -582,12 +583,34 @@ func pressures(it *Iteration) string {
 	var again []string
 	for _, r := range it.again {
 		if r.History != nil && r.History.Machine != nil {
-			again = append(again, fmt.Sprintf("%.0f%%", 100*r.History.Machine.CPUPressure))
+			again = append(again, runCPU(r.History))
 		}
 	}
-	s := fmt.Sprintf(" (the machine's CPU pressure: %.0f%% in the failing run", 100*it.History.Machine.CPUPressure)
+	s := " (CPU waits in the failing run: " + runCPU(it.History)
 	if len(again) > 0 {
-		s += ", " + strings.Join(again, ", ") + " in the reruns"
+		s += "; in the reruns: " + strings.Join(again, "; ")
 	}
 	return s + ")"
+}
+
+// runCPU is "machine 87%, db 60% after the last heal" for a real run: the
+// machine's CPU pressure, and the share of the time after the last heal
+// (the whole run when nothing healed) during which each dependency that
+// tells waited for a CPU.
+func runCPU(h *sim.History) string {
+	m := h.Machine
+	s := fmt.Sprintf("machine %.0f%%", 100*m.CPUPressure)
+	heal, why := lastHeal(h)
+	for _, d := range m.Dependencies {
+		if why != "" {
+			if d.Waited >= 0 {
+				s += fmt.Sprintf(", %s %.0f%%", d.Target, 100*d.Waited)
+			}
+			continue
+		}
+		if w := d.WaitedBetween(heal, h.Duration); w >= 0 {
+			s += fmt.Sprintf(", %s %.0f%% after the last heal", d.Target, 100*w)
+		}
+	}
+	return s
 }

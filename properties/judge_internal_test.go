@@ -196,15 +196,25 @@ func TestMissingRuns(t *testing.T) {
 }
 
 // A flaky failure says how starved of CPU the machine was in the failing
-// run and in each rerun, where the kernel said.
+// run and in each rerun, and each dependency after the last heal, where
+// the kernel said.
 func TestFlakyPressures(t *testing.T) {
-	at := func(p float64) *sim.History {
-		return &sim.History{Machine: &sim.Machine{CPUPressure: p, Load1: 1, Waited: -1}}
+	at := func(p float64, deps ...sim.DependencyCPU) *sim.History {
+		return &sim.History{Machine: &sim.Machine{CPUPressure: p, Load1: 1, Waited: -1, Dependencies: deps}}
 	}
 	it := &Iteration{History: at(0.87), again: []*Iteration{{History: at(0.41)}, {History: &sim.History{}}, {History: at(0.455)}}}
-	require.Equal(t, " (the machine's CPU pressure: 87% in the failing run, 41%, 46% in the reruns)", pressures(it))
-	require.Equal(t, " (the machine's CPU pressure: 87% in the failing run)", pressures(&Iteration{History: at(0.87)}))
+	require.Equal(t, " (CPU waits in the failing run: machine 87%; in the reruns: machine 41%; machine 46%)", pressures(it))
+	require.Equal(t, " (CPU waits in the failing run: machine 87%)", pressures(&Iteration{History: at(0.87)}))
 	require.Empty(t, pressures(&Iteration{History: &sim.History{}, again: []*Iteration{{History: at(0.4)}}}), "unknown in the failing run: nothing to compare")
+
+	healed := at(0.9, sim.DependencyCPU{Target: "db", Waited: 0.3, Slots: []float64{0, 0, 0.2, 0.8, 0.6}},
+		sim.DependencyCPU{Target: "cache", Waited: -1, Slots: []float64{-1, -1, -1, -1, -1}})
+	healed.Duration = 500 * time.Millisecond
+	healed.Faults = []sim.FaultEvent{{Target: "db", Start: 50 * time.Millisecond, End: 300 * time.Millisecond}}
+	require.Equal(t, "machine 90%, db 70% after the last heal", runCPU(healed), "the slots from 300 ms on; cache never said")
+	unhealed := at(0.2, sim.DependencyCPU{Target: "db", Waited: 0.3, Slots: []float64{0.3}})
+	require.Equal(t, "machine 20%, db 30%", runCPU(unhealed), "nothing healed: the whole run")
+
 	require.Equal(t, ", CPU pressure 87%, load 1.0", machineSuffix(at(0.87)))
 	require.Empty(t, machineSuffix(&sim.History{}))
 }

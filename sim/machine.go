@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -36,6 +38,53 @@ type Machine struct {
 	// was more than 50 ms late: short of the stalls that make ops
 	// [Missed], they show where the process itself ran late.
 	Lapses []Lapse `json:"lapses,omitempty"`
+	// Dependencies says how long each target that can tell
+	// ([CPUStaller]: harness's containers on Linux) had a process
+	// waiting for a CPU: a dependency starved by the machine answers late
+	// however resilient the client.
+	Dependencies []DependencyCPU `json:"dependencies,omitempty"`
+}
+
+// A CPUStaller is a [Target] that can say how starved of CPU its
+// processes have been: CPUStall returns the time so far during which at
+// least one of them was runnable but waiting for a CPU (the "some" total
+// of the Linux pressure stall information of its cgroup), and false when
+// it cannot say (a container that is down, a kernel without PSI). The
+// total may restart from zero when the target restarts.
+type CPUStaller interface {
+	CPUStall() (time.Duration, bool)
+}
+
+// DependencyCPU is a target's CPU stall during a run.
+type DependencyCPU struct {
+	Target string `json:"target"`
+	// Waited is the share of the run's known time during which a
+	// process of the target waited for a CPU (-1 when never known).
+	Waited float64 `json:"waited"`
+	// Slots is the same share in each 100 ms of the run, from its start
+	// (-1 where it is not known: the target was down or restarted).
+	Slots []float64 `json:"slots"`
+}
+
+// dependencySlot is the resolution of [DependencyCPU.Slots].
+const dependencySlot = 100 * time.Millisecond
+
+// WaitedBetween is the share of [from, to) during which a process of the
+// target waited for a CPU, over the slots known in it, or -1.
+func (d DependencyCPU) WaitedBetween(from, to time.Duration) float64 {
+	sum, n := 0.0, 0
+	for i, v := range d.Slots {
+		at := time.Duration(i) * dependencySlot
+		if at+dependencySlot <= from || at >= to || v < 0 {
+			continue
+		}
+		sum += v
+		n++
+	}
+	if n == 0 {
+		return -1
+	}
+	return sum / float64(n)
 }
 
 // A Lapse is a time the test process's heartbeat ran late, as offsets
@@ -59,6 +108,15 @@ func (m *Machine) String() string {
 	if m.Waited >= 0 {
 		s += fmt.Sprintf(", the test process waited for a CPU %.0f%% of the run", 100*m.Waited)
 	}
+	var deps []string
+	for _, d := range m.Dependencies {
+		if d.Waited >= 0 {
+			deps = append(deps, fmt.Sprintf("%s %.0f%%", d.Target, 100*d.Waited))
+		}
+	}
+	if len(deps) > 0 {
+		s += ", the dependencies waited for a CPU " + strings.Join(deps, ", ")
+	}
 	if len(m.Lapses) > 0 {
 		longest := m.Lapses[0]
 		for _, l := range m.Lapses[1:] {
@@ -78,22 +136,118 @@ type machineWatch struct {
 	start  time.Time
 	stall  time.Duration // -1: unknown
 	waited time.Duration // -1: unknown
+	deps   *dependencyWatch
 }
 
-func watchMachine() machineWatch {
-	return machineWatch{start: time.Now(), stall: cpuStall(), waited: processWait()}
+func watchMachine(targets []Target, log *slog.Logger) machineWatch {
+	return machineWatch{start: time.Now(), stall: cpuStall(), waited: processWait(), deps: watchDependencies(targets, log)}
+}
+
+// dependencyWatch samples the CPU stall of the targets that can tell,
+// every dependencySlot.
+type dependencyWatch struct {
+	log   *slog.Logger
+	names []string
+	of    []CPUStaller
+	stop  chan struct{}
+	done  chan struct{}
+	slots [][]float64 // per target
+}
+
+func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
+	w := &dependencyWatch{log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, t := range targets {
+		if s, ok := t.(CPUStaller); ok {
+			w.names = append(w.names, t.Name())
+			w.of = append(w.of, s)
+		}
+	}
+	if len(w.of) == 0 {
+		return nil
+	}
+	w.slots = make([][]float64, len(w.of))
+	go w.loop()
+	return w
+}
+
+func (w *dependencyWatch) loop() {
+	defer close(w.done)
+	last := make([]time.Duration, len(w.of))
+	known := make([]bool, len(w.of))
+	for i := range w.of {
+		last[i], known[i] = w.read(i)
+	}
+	t := time.NewTicker(dependencySlot)
+	defer t.Stop()
+	prev := time.Now()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			wall := now.Sub(prev)
+			prev = now
+			for i := range w.of {
+				v, ok := w.read(i)
+				share := -1.0
+				if ok && known[i] && v >= last[i] && wall > 0 {
+					share = min(float64(v-last[i])/float64(wall), 1)
+				}
+				w.slots[i] = append(w.slots[i], math.Round(share*100)/100)
+				last[i], known[i] = v, ok
+			}
+		}
+	}
+}
+
+// read asks target i for its stall; one that panics is logged, as a
+// failing sampler is, and its slot is unknown.
+func (w *dependencyWatch) read(i int) (d time.Duration, ok bool) {
+	err := protect(fmt.Sprintf("CPUStall of target %q", w.names[i]), func() error {
+		d, ok = w.of[i].CPUStall()
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("sim: target's CPU stall unknown", slog.String("target", w.names[i]), slog.Any("err", err))
+		return 0, false
+	}
+	return d, ok
+}
+
+func (w *dependencyWatch) close() []DependencyCPU {
+	if w == nil {
+		return nil
+	}
+	close(w.stop)
+	<-w.done
+	out := make([]DependencyCPU, len(w.of))
+	for i := range w.of {
+		sum, n := 0.0, 0
+		for _, v := range w.slots[i] {
+			if v >= 0 {
+				sum += v
+				n++
+			}
+		}
+		out[i] = DependencyCPU{Target: w.names[i], Waited: -1, Slots: w.slots[i]}
+		if n > 0 {
+			out[i].Waited = sum / float64(n)
+		}
+	}
+	return out
 }
 
 // close returns what the machine did since the watch began, or nil when
 // the kernel does not say.
 func (w machineWatch) close(lapses []Lapse) *Machine {
+	deps := w.deps.close()
 	end, waited := cpuStall(), processWait()
 	wall := time.Since(w.start)
 	if w.stall < 0 || end < 0 || wall <= 0 {
 		return nil
 	}
 	share := float64(end-w.stall) / float64(wall)
-	m := &Machine{CPUPressure: min(max(share, 0), 1), Load1: load1(), Waited: -1, Lapses: lapses}
+	m := &Machine{CPUPressure: min(max(share, 0), 1), Load1: load1(), Waited: -1, Lapses: lapses, Dependencies: deps}
 	if w.waited >= 0 && waited >= 0 {
 		m.Waited = max(float64(waited-w.waited), 0) / float64(wall)
 	}
@@ -135,11 +289,24 @@ func processWait() time.Duration {
 // cpuStall is the machine's CPU stall time so far ("some total" of
 // /proc/pressure/cpu), or -1 where it cannot be read.
 func cpuStall() time.Duration {
-	b, err := os.ReadFile("/proc/pressure/cpu")
-	if err != nil {
+	d, ok := ReadStall("/proc/pressure/cpu")
+	if !ok {
 		return -1
 	}
-	return parseStall(b)
+	return d
+}
+
+// ReadStall reads the "some" total of a Linux pressure stall information
+// file (/proc/pressure/cpu, or a cgroup's cpu.pressure): the time so far
+// during which at least one task waited for the resource. It is false
+// when the file cannot be read or has no such line.
+func ReadStall(path string) (time.Duration, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	d := parseStall(b)
+	return d, d >= 0
 }
 
 // parseStall reads the "some" line's total (microseconds) of a pressure

@@ -75,3 +75,80 @@ func TestReportMachine(t *testing.T) {
 	require.NoError(t, WriteReport(&buf, h, ReportOptions{}))
 	require.Contains(t, buf.String(), "the machine: <b>CPU pressure 63%, load 9.1</b>")
 }
+
+// stallingTarget says its processes wait for a CPU half of the wall
+// time, except while it is "down" (from 300 to 500 ms), after which its
+// total starts again from zero, as a restarted container's does.
+type stallingTarget struct {
+	stubTarget
+	start time.Time
+}
+
+func (s *stallingTarget) CPUStall() (time.Duration, bool) {
+	at := time.Since(s.start)
+	switch {
+	case at < 300*time.Millisecond:
+		return at / 2, true
+	case at < 500*time.Millisecond:
+		return 0, false
+	}
+	return (at - 500*time.Millisecond) / 2, true
+}
+
+// A real run records, every 100 ms, how long each target that can tell
+// had a process waiting for a CPU; unknown slots are -1 and left out of
+// the run's share.
+func TestRunDependencyCPU(t *testing.T) {
+	if _, err := os.ReadFile("/proc/pressure/cpu"); err != nil {
+		t.Skipf("no pressure stall information on this machine (%v): a run records no machine", err)
+	}
+	dep := &stallingTarget{stubTarget: stubTarget{name: "dep"}, start: time.Now()}
+	h, err := Run(t.Context(), Plan{World: World{Targets: []Target{dep, &stubTarget{name: "plain"}}}, Settings: Settings{Cooldown: time.Second}})
+	require.NoError(t, err)
+	require.NotNil(t, h.Machine)
+	require.Len(t, h.Machine.Dependencies, 1, "only the target that can tell is listed")
+	d := h.Machine.Dependencies[0]
+	require.Equal(t, "dep", d.Target)
+	require.GreaterOrEqual(t, len(d.Slots), 8, "a 1 s run has about 10 slots of 100 ms")
+	unknown := 0
+	for _, v := range d.Slots {
+		if v < 0 {
+			unknown++
+			continue
+		}
+		require.InDelta(t, 0.5, v, 0.1, "slots %v", d.Slots)
+	}
+	require.GreaterOrEqual(t, unknown, 2, "down from 300 to 500 ms, and the restart's slot: slots %v", d.Slots)
+	require.InDelta(t, 0.5, d.Waited, 0.1)
+	require.Contains(t, h.Machine.String(), "the dependencies waited for a CPU dep ")
+}
+
+func TestWaitedBetween(t *testing.T) {
+	d := DependencyCPU{Target: "db", Slots: []float64{0.1, 0.3, -1, 0.8, 1}}
+	require.InDelta(t, 0.2, d.WaitedBetween(0, 200*time.Millisecond), 1e-9)
+	require.InDelta(t, 0.7, d.WaitedBetween(150*time.Millisecond, time.Second), 1e-9, "a slot counts when the span touches it; unknown slots are left out")
+	require.InDelta(t, 0.9, d.WaitedBetween(300*time.Millisecond, time.Hour), 1e-9)
+	require.Equal(t, -1.0, d.WaitedBetween(200*time.Millisecond, 300*time.Millisecond), "only an unknown slot")
+	require.Equal(t, -1.0, d.WaitedBetween(time.Second, 2*time.Second), "past the run")
+}
+
+type panickingStaller struct{ stubTarget }
+
+func (panickingStaller) CPUStall() (time.Duration, bool) { panic("broken adapter") }
+
+// A target whose CPUStall panics does not crash the run: its slots are
+// unknown, as a failing sampler's values are missed.
+func TestRunDependencyCPUPanics(t *testing.T) {
+	if _, err := os.ReadFile("/proc/pressure/cpu"); err != nil {
+		t.Skipf("no pressure stall information on this machine (%v): a run records no machine", err)
+	}
+	h, err := Run(t.Context(), Plan{World: World{Targets: []Target{&panickingStaller{stubTarget{name: "dep"}}}}, Settings: Settings{Cooldown: 300 * time.Millisecond}})
+	require.NoError(t, err)
+	require.NotNil(t, h.Machine)
+	require.Len(t, h.Machine.Dependencies, 1)
+	require.Equal(t, -1.0, h.Machine.Dependencies[0].Waited)
+	require.NotEmpty(t, h.Machine.Dependencies[0].Slots)
+	for _, v := range h.Machine.Dependencies[0].Slots {
+		require.Equal(t, -1.0, v)
+	}
+}

@@ -183,7 +183,7 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	var machine machineWatch
 	if ts == nil { // real time (see stall.go and machine.go)
 		stalls = watchStalls(start)
-		machine = watchMachine()
+		machine = watchMachine(p.Targets, log)
 	}
 	r := &runner{p: p, log: log, start: start, turns: ts, targets: make(map[string]Target, len(p.Targets))}
 	for _, t := range p.Targets {

@@ -1,0 +1,70 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// CPUStall is the time so far during which a process of the node waited
+// for a CPU, from the pressure stall information of its container's
+// cgroup (sim.CPUStaller: a real run records it beside its ops, so a
+// report can tell a dependency the machine starved from a slow client).
+// It is false for a process node, a container that is down, an engine
+// that is not on this machine, or a kernel without PSI. The total starts
+// again from zero when the container restarts.
+func (n *Node) CPUStall() (time.Duration, bool) {
+	dn, ok := n.rt.(*dockerNode)
+	if !ok || dn.pressure == "" {
+		return 0, false
+	}
+	return sim.ReadStall(dn.pressure)
+}
+
+// cgroupPressure finds the cpu.pressure file of a running container's
+// cgroup, or "" when there is none this process can read: the engine is
+// not a local socket, the container's process is not in this process's
+// PID namespace (checked: its cgroup must name the container), or the
+// kernel has no PSI. On cgroup v2 the file is under /sys/fs/cgroup; on a
+// hybrid v1 host, under /sys/fs/cgroup/unified.
+func (d *dockerRuntime) cgroupPressure(ctx context.Context, id string) string {
+	if !strings.HasPrefix(d.cli.DaemonHost(), "unix://") {
+		return ""
+	}
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.State == nil || res.Container.State.Pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(res.Container.State.Pid) + "/cgroup")
+	if err != nil {
+		return ""
+	}
+	return pressureFile(string(b), id, func(p string) bool {
+		_, ok := sim.ReadStall(p)
+		return ok
+	})
+}
+
+// pressureFile picks, from the text of /proc/<pid>/cgroup, the unified
+// hierarchy's cpu.pressure for the container id, or "".
+func pressureFile(cgroup, id string, readable func(string) bool) string {
+	for _, line := range strings.Split(cgroup, "\n") {
+		path, ok := strings.CutPrefix(line, "0::")
+		if !ok || !strings.Contains(path, id) {
+			continue
+		}
+		for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+			if f := filepath.Join(root, path, "cpu.pressure"); readable(f) {
+				return f
+			}
+		}
+	}
+	return ""
+}
