@@ -20,9 +20,13 @@
 #
 # "loaded" starts, beside each run, what made false alarms on shared runners:
 # a Go build with the race detector, over and over from a cold cache, a race
-# test of the sim package in a loop, and two busy processes per core. The
-# load average is printed with each run. Everything it starts is stopped on
-# exit.
+# test of the sim package in a loop, a container suite in a loop (the
+# harness's Postgres and Redis tests, with the race detector: containers
+# started, faulted and removed beside the run's own), and two busy processes
+# per core. The load average is printed with each run. Everything it starts
+# is stopped on exit. A run that is not "ok" keeps what it saved (its
+# reports and histories, each run's machine and dependencies' CPU waits
+# among them) in DIR/<mode>-<what>-<run>.testdata.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -71,6 +75,9 @@ load_start() {
 	loaders+=($!)
 	# The race detector on a test suite, in a loop.
 	(while :; do GOCACHE=$cache/testcache go test -race -count=1 ./sim/ >/dev/null 2>&1 || true; done) &
+	loaders+=($!)
+	# A container suite beside: other containers starting, faulted and going.
+	(while :; do GOCACHE=$cache/testcache go test -race -count=1 -run 'TestPostgres$|TestRedis$' ./harness/ >/dev/null 2>&1 || true; done) &
 	loaders+=($!)
 	for _ in $(seq $((2 * $(nproc)))); do
 		(while :; do :; done) &
@@ -125,6 +132,11 @@ for m in "${modes[@]}"; do
 			status=$?
 			set -e
 			v=$(verdict "$w" "$log" "$status")
+			if [ "$v" != ok ]; then
+				for d in examples/*/testdata/shakedown; do
+					[ -d "$d" ] && mkdir -p "$out/$m-$w-$i.testdata" && cp -r "$d" "$out/$m-$w-$i.testdata/$(basename "$(dirname "$(dirname "$d")")")"
+				done
+			fi
 			load=$(cut -d' ' -f1 /proc/loadavg)
 			caught="" # the main job: after how many schedules the naive variant was caught
 			[ "$w" = check ] && caught=$(grep -oE 'the naive variant is caught, as expected, after [0-9]+ schedule\(s\); [^;.]*' "$log" | head -1 |
