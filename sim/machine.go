@@ -34,9 +34,9 @@ type Machine struct {
 	// where it cannot be read. Threads that exited during the run are
 	// not counted.
 	Waited float64 `json:"waited"`
-	// Lapses are the times the test process's heartbeat (every 10 ms)
-	// was more than 50 ms late: short of the stalls that make ops
-	// [Missed], they show where the process itself ran late.
+	// Lapses are the gaps of more than 50 ms between two beats of the
+	// test process's heartbeat (every 10 ms): short of the stalls that
+	// make ops [Missed], they show where the process itself ran late.
 	Lapses []Lapse `json:"lapses,omitempty"`
 	// Dependencies says how long each target that can tell
 	// ([CPUStaller]: harness's containers on Linux) had a process
@@ -87,7 +87,7 @@ func (d DependencyCPU) WaitedBetween(from, to time.Duration) float64 {
 	return sum / float64(n)
 }
 
-// A Lapse is a time the test process's heartbeat ran late, as offsets
+// A Lapse is a gap in the test process's heartbeat, as offsets
 // from the run's start, with the CPU the process used meanwhile (in
 // cores; -1 unknown): near 0 the kernel did not run it, near or above 1
 // it was busy.
@@ -124,7 +124,7 @@ func (m *Machine) String() string {
 				longest = l
 			}
 		}
-		s += fmt.Sprintf(", %d heartbeats late by over 50ms (longest %v at %v)", len(m.Lapses),
+		s += fmt.Sprintf(", %d heartbeat gaps over 50ms (longest %v at %v)", len(m.Lapses),
 			(longest.To - longest.From).Round(time.Millisecond), longest.From.Round(time.Millisecond))
 	}
 	return s

@@ -32,7 +32,7 @@ func TestParseStall(t *testing.T) {
 func TestMachineString(t *testing.T) {
 	require.Equal(t, "CPU pressure 63%, load 9.1", (&Machine{CPUPressure: 0.63, Load1: 9.1, Waited: -1}).String())
 	require.Equal(t, "CPU pressure 0%", (&Machine{Load1: -1, Waited: -1}).String())
-	require.Equal(t, "CPU pressure 90%, load 12.0, the test process waited for a CPU 140% of the run, 2 heartbeats late by over 50ms (longest 230ms at 2.1s)",
+	require.Equal(t, "CPU pressure 90%, load 12.0, the test process waited for a CPU 140% of the run, 2 heartbeat gaps over 50ms (longest 230ms at 2.1s)",
 		(&Machine{CPUPressure: 0.9, Load1: 12, Waited: 1.4, Lapses: []Lapse{
 			{From: 500 * time.Millisecond, To: 560 * time.Millisecond, CPU: 0.1},
 			{From: 2100 * time.Millisecond, To: 2330 * time.Millisecond, CPU: 0.05},
