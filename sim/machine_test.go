@@ -134,7 +134,7 @@ func TestWaitedBetween(t *testing.T) {
 
 type panickingStaller struct{ stubTarget }
 
-func (panickingStaller) CPUStall() (time.Duration, bool) { panic("broken adapter") }
+func (*panickingStaller) CPUStall() (time.Duration, bool) { panic("broken adapter") }
 
 // A target whose CPUStall panics does not crash the run: its slots are
 // unknown, as a failing sampler's values are missed.
