@@ -10,12 +10,12 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/internal/psi"
 )
 
 // CPUStall is the time so far during which a process of the node waited
 // for a CPU, from the pressure stall information of its container's
-// cgroup (sim.CPUStaller: a real run records it beside its ops, so a
+// cgroup (the sim.CPUStaller method: a real run records it beside its ops, so a
 // report can tell a dependency the machine starved from a slow client).
 // It is false for a process node, a container that is down, an engine
 // that is not on this machine, or a kernel without PSI. The total starts
@@ -25,7 +25,7 @@ func (n *Node) CPUStall() (time.Duration, bool) {
 	if !ok || dn.pressure == "" {
 		return 0, false
 	}
-	return sim.ReadStall(dn.pressure)
+	return psi.ReadSome(dn.pressure)
 }
 
 // cgroupPressure finds the cpu.pressure file of a running container's
@@ -47,7 +47,7 @@ func (d *dockerRuntime) cgroupPressure(ctx context.Context, id string) string {
 		return ""
 	}
 	return pressureFile(string(b), id, func(p string) bool {
-		_, ok := sim.ReadStall(p)
+		_, ok := psi.ReadSome(p)
 		return ok
 	})
 }

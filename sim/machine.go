@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shakedown/shakedown/internal/psi"
 )
 
 // Machine is what the machine as a whole did during a real run, as the
@@ -289,46 +289,11 @@ func processWait() time.Duration {
 // cpuStall is the machine's CPU stall time so far ("some total" of
 // /proc/pressure/cpu), or -1 where it cannot be read.
 func cpuStall() time.Duration {
-	d, ok := ReadStall("/proc/pressure/cpu")
+	d, ok := psi.ReadSome("/proc/pressure/cpu")
 	if !ok {
 		return -1
 	}
 	return d
-}
-
-// ReadStall reads the "some" total of a Linux pressure stall information
-// file (/proc/pressure/cpu, or a cgroup's cpu.pressure): the time so far
-// during which at least one task waited for the resource. It is false
-// when the file cannot be read or has no such line.
-func ReadStall(path string) (time.Duration, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	d := parseStall(b)
-	return d, d >= 0
-}
-
-// parseStall reads the "some" line's total (microseconds) of a pressure
-// file, or -1 when it has none.
-func parseStall(b []byte) time.Duration {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || fields[0] != "some" {
-			continue
-		}
-		for _, f := range fields[1:] {
-			if v, ok := strings.CutPrefix(f, "total="); ok {
-				us, err := strconv.ParseUint(v, 10, 63)
-				if err != nil {
-					return -1
-				}
-				return time.Duration(us) * time.Microsecond
-			}
-		}
-	}
-	return -1
 }
 
 // load1 is the one-minute load average, or -1.

@@ -10,25 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseStall(t *testing.T) {
-	for _, c := range []struct {
-		name, in string
-		want     time.Duration
-	}{
-		{"some and full", "some avg10=1.50 avg60=0.20 avg300=0.05 total=17839583\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", 17839583 * time.Microsecond},
-		{"some only (older kernels)", "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\n", 42 * time.Microsecond},
-		{"full first", "full avg10=0.00 total=7\nsome avg10=0.00 total=9\n", 9 * time.Microsecond},
-		{"no some line", "full avg10=0.00 total=7\n", -1},
-		{"no total", "some avg10=0.00\n", -1},
-		{"total not a number", "some total=x\n", -1},
-		{"empty", "", -1},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			require.Equal(t, c.want, parseStall([]byte(c.in)))
-		})
-	}
-}
-
 func TestMachineString(t *testing.T) {
 	require.Equal(t, "CPU pressure 63%, load 9.1", (&Machine{CPUPressure: 0.63, Load1: 9.1, Waited: -1}).String())
 	require.Equal(t, "CPU pressure 0%", (&Machine{Load1: -1, Waited: -1}).String())
