@@ -30,3 +30,7 @@ func TestLinkRefusesClockFaults(t *testing.T) {
 	}
 	require.Empty(t, l.Active())
 }
+
+// Every Node can say how starved of CPU its container is, so a real run
+// records it (sim.Machine.Dependencies).
+var _ sim.CPUStaller = (*harness.Node)(nil)
