@@ -3,6 +3,7 @@ package properties
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -598,18 +599,14 @@ func pressures(it *Iteration) string {
 // (the whole run when nothing healed) during which each dependency that
 // tells waited for a CPU.
 func runCPU(h *sim.History) string {
-	m := h.Machine
-	s := fmt.Sprintf("machine %.0f%%", 100*m.CPUPressure)
-	heal, why := lastHeal(h)
-	for _, d := range m.Dependencies {
-		if why != "" {
-			if d.Waited >= 0 {
-				s += fmt.Sprintf(", %s %.0f%%", d.Target, 100*d.Waited)
-			}
-			continue
-		}
-		if w := d.WaitedBetween(heal, h.Duration); w >= 0 {
-			s += fmt.Sprintf(", %s %.0f%% after the last heal", d.Target, 100*w)
+	s := fmt.Sprintf("machine %.0f%%", 100*h.Machine.CPUPressure)
+	from, after := time.Duration(0), ""
+	if heal, why := lastHeal(h); why == "" {
+		from, after = heal, " after the last heal"
+	}
+	for _, d := range h.Machine.Dependencies {
+		if w := d.WaitedBetween(from, math.MaxInt64); w >= 0 {
+			s += fmt.Sprintf(", %s %.0f%%%s", d.Target, 100*w, after)
 		}
 	}
 	return s

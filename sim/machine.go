@@ -184,7 +184,10 @@ func (w *dependencyWatch) loop() {
 		select {
 		case <-w.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			// The time of the reads, not of the tick: a tick taken
+			// late would otherwise spread its stall over the wrong span.
+			now := time.Now()
 			wall := now.Sub(prev)
 			prev = now
 			for i := range w.of {
@@ -222,17 +225,8 @@ func (w *dependencyWatch) close() []DependencyCPU {
 	<-w.done
 	out := make([]DependencyCPU, len(w.of))
 	for i := range w.of {
-		sum, n := 0.0, 0
-		for _, v := range w.slots[i] {
-			if v >= 0 {
-				sum += v
-				n++
-			}
-		}
-		out[i] = DependencyCPU{Target: w.names[i], Waited: -1, Slots: w.slots[i]}
-		if n > 0 {
-			out[i].Waited = sum / float64(n)
-		}
+		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i]}
+		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*dependencySlot)
 	}
 	return out
 }

@@ -257,7 +257,8 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	drainTimer.Stop()
 	r.unwatch()
 	sampling.Wait()
-	stalled, lapses := stalls.close()
+	lapses := stalls.close()
+	stalled := stallsOf(lapses)
 	var load *Machine
 	if ts == nil {
 		load = machine.close(lapses)

@@ -38,11 +38,10 @@ type stallWatch struct {
 	stop   chan struct{}
 	done   chan struct{}
 	mu     sync.Mutex
-	stalls []interval
-	lapses []Lapse
+	lapses []Lapse // every stall is one of them (see stallsOf)
 }
 
-// lapseGap is how late a heartbeat must be to be a [Lapse].
+// lapseGap is the heartbeat gap that makes a [Lapse].
 const lapseGap = 50 * time.Millisecond
 
 func watchStalls(start time.Time) *stallWatch {
@@ -67,13 +66,7 @@ func (w *stallWatch) loop() {
 		if cpu < 0 || lastCPU < 0 {
 			used = -1
 		}
-		gap := now.Sub(last)
-		if isStall(gap, used) {
-			w.mu.Lock()
-			w.stalls = append(w.stalls, interval{last.Sub(w.start), now.Sub(w.start)})
-			w.mu.Unlock()
-		}
-		if gap > lapseGap {
+		if gap := now.Sub(last); gap > lapseGap {
 			l := Lapse{From: last.Sub(w.start), To: now.Sub(w.start), CPU: -1}
 			if used >= 0 {
 				l.CPU = float64(used) / float64(gap)
@@ -93,16 +86,31 @@ func isStall(gap, cpu time.Duration) bool {
 	return gap > stallGap && (cpu < 0 || float64(cpu) < stallCPUShare*float64(gap))
 }
 
-// close stops the watch and returns the stalls and lapses it saw.
-func (w *stallWatch) close() ([]interval, []Lapse) {
+// close stops the watch and returns the lapses it saw.
+func (w *stallWatch) close() []Lapse {
 	if w == nil {
-		return nil, nil
+		return nil
 	}
 	close(w.stop)
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.stalls, w.lapses
+	return w.lapses
+}
+
+// stallsOf is the lapses that are stalls (isStall).
+func stallsOf(lapses []Lapse) []interval {
+	var out []interval
+	for _, l := range lapses {
+		gap, cpu := l.To-l.From, time.Duration(-1)
+		if l.CPU >= 0 {
+			cpu = time.Duration(l.CPU * float64(gap))
+		}
+		if isStall(gap, cpu) {
+			out = append(out, interval{l.From, l.To})
+		}
+	}
+	return out
 }
 
 // markStalled records as Missed ([ErrStalled]) every op of h that was not

@@ -90,3 +90,16 @@ func TestRunMarksAStall(t *testing.T) {
 	require.Greater(t, stalled, 10, "ops marked stalled")
 	require.Equal(t, stalled, h.Missed().Stalled)
 }
+
+// The stalls are the lapses long enough, during which the process
+// used little CPU (or nobody knows how much).
+func TestStallsOf(t *testing.T) {
+	ms := time.Millisecond
+	got := stallsOf([]Lapse{
+		{From: 0, To: 300 * ms, CPU: 0.1},         // a stall
+		{From: 400 * ms, To: 700 * ms, CPU: 0.5},  // busy: the process's own doing
+		{From: 800 * ms, To: 900 * ms, CPU: 0},    // too short
+		{From: 1000 * ms, To: 1300 * ms, CPU: -1}, // CPU unknown: the gap decides
+	})
+	require.Equal(t, []interval{{0, 300 * ms}, {1000 * ms, 1300 * ms}}, got)
+}
