@@ -29,9 +29,10 @@ import (
 // (each step removed, each two steps on one target merged, each kind made
 // milder, each value moved one grain milder: properties' neighbours) is
 // run, and none may break the spec. The breaker checks run in virtual
-// time, so a verdict is the same on every run. (The checkout and
-// quickstart examples, on real servers, are left out: their shrinks take
-// minutes; TestShrunkIsOneMinimal covers Check's own pass.)
+// time on a fixed seed per case, so a verdict is the same on every run.
+// (The checkout and quickstart examples, on real servers, are left out:
+// their shrinks take minutes; TestShrunkIsOneMinimal covers Check's own
+// pass.)
 func TestShrunkExamplesAreOneMinimal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("explores and shrinks nine configurations")
@@ -107,8 +108,14 @@ func TestShrunkExamplesAreOneMinimal(t *testing.T) {
 		{"examples/breaker: a wrong expectation", guard(example.Defaults), wrong, func(c *breaker.Config) { c.ShrinkTime = 3 * time.Second }},
 	}
 	minimal := 0
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// A seed of its own per case, as TestExploreCatches has: on
+			// rapid's seed of the day, a bug found in 96 of 100 seeds'
+			// 300 schedules fails this test on the other 4, which says
+			// nothing about the change under test. How often each bug is
+			// caught is measured there, with -breaker.anyseed.
+			rapidSeed(t, 1+i)
 			cfg := breaker.Config{New: tt.new, Spec: tt.spec, Iterations: 300, ShrinkTime: 2 * time.Second}
 			if tt.other != nil {
 				tt.other(&cfg)
@@ -123,7 +130,7 @@ func TestShrunkExamplesAreOneMinimal(t *testing.T) {
 			}
 			r, err := breaker.Explore(t, cfg)
 			require.NoError(t, err)
-			require.NotNil(t, r.Failure, "not caught in %d schedules", r.Iterations)
+			require.NotNil(t, r.Failure, "not caught in %d schedules: %s", r.Iterations, r.Coverage)
 			s := r.Failure.Schedule
 			ns := properties.Neighbours(cfg.Bounds, s)
 			for _, n := range ns {

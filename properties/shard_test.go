@@ -1,7 +1,6 @@
 package properties_test
 
 import (
-	"flag"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -34,21 +33,11 @@ func explored(t *testing.T, shard string, cfg properties.Config) (map[int]string
 	return out, res
 }
 
-// withRapidSeed sets rapid's seed, as RAPID_SEED does, for the test.
-func withRapidSeed(t *testing.T, seed string) {
-	t.Helper()
-	f := flag.Lookup("rapid.seed")
-	require.NotNil(t, f)
-	old := f.Value.String()
-	require.NoError(t, f.Value.Set(seed))
-	t.Cleanup(func() { _ = f.Value.Set(old) })
-}
-
 // TestShardsSplitTheExploration: three shards run disjoint iterations
 // that together are the iterations, and the schedules, of one job
 // (SHAKEDOWN_SHARD=1/1), each shard running the baseline and the corpus.
 func TestShardsSplitTheExploration(t *testing.T) {
-	withRapidSeed(t, "20261203")
+	rapidSeed(t, 20261203)
 	cfg := simConfig(newFake(200*time.Millisecond, allKinds...), robust()...)
 	cfg.Iterations = 12
 
@@ -83,7 +72,7 @@ func TestShardsSplitTheExploration(t *testing.T) {
 
 // TestShardRunsTheCorpus: every shard replays the corpus before its part.
 func TestShardRunsTheCorpus(t *testing.T) {
-	withRapidSeed(t, "7")
+	rapidSeed(t, 7)
 	t.Setenv("SHAKEDOWN_SHARD", "2/2")
 	cfg := simConfig(newFake(200*time.Millisecond, allKinds...), robust()...)
 	cfg.Iterations = 4
@@ -96,7 +85,7 @@ func TestShardRunsTheCorpus(t *testing.T) {
 }
 
 func TestShardAndExploreErrors(t *testing.T) {
-	withRapidSeed(t, "1")
+	rapidSeed(t, 1)
 	for _, c := range []struct{ env, value, want string }{
 		{"SHAKEDOWN_SHARD", "3", `SHAKEDOWN_SHARD="3" is not i/n`},
 		{"SHAKEDOWN_SHARD", "a/4", `SHAKEDOWN_SHARD="a/4" is not i/n`},
@@ -119,7 +108,7 @@ func TestShardAndExploreErrors(t *testing.T) {
 		})
 	}
 	t.Run("shards without a seed", func(t *testing.T) {
-		withRapidSeed(t, "0")
+		rapidSeed(t, 0)
 		t.Setenv("SHAKEDOWN_SHARD", "1/2")
 		cfg := simConfig(newFake(200*time.Millisecond, allKinds...), robust()...)
 		cfg.Dir = t.TempDir()
@@ -184,7 +173,7 @@ func TestNightlyWritesTheCorpus(t *testing.T) {
 // summary that says which shard it was; its invariants without evidence
 // are for the merged summary to judge.
 func TestShardWithoutIterations(t *testing.T) {
-	withRapidSeed(t, "3")
+	rapidSeed(t, 3)
 	t.Setenv("SHAKEDOWN_SHARD", "4/4")
 	cfg := simConfig(newFake(200*time.Millisecond, allKinds...), robust()...)
 	cfg.Iterations = 3
