@@ -13,19 +13,28 @@ import (
 	"github.com/shakedown/shakedown/internal/psi"
 )
 
-// CPUStall is the time so far during which a process of the node waited
-// for a CPU, from the pressure stall information of its container's
-// cgroup (the sim.CPUStaller method: a real run records it beside its ops, so a
+// CPUStall is, so far, the time during which a process of the node
+// waited for a CPU and the CPU time its processes used, from the pressure
+// stall information and the cpu.stat of its container's cgroup (the
+// sim.CPUStaller method: a real run records them beside its ops, so a
 // report can tell a dependency the machine starved from a slow client).
-// It is false for a process node, a container that is down, an engine
-// that is not on this machine, or a kernel without PSI. The total starts
-// again from zero when the container restarts.
-func (n *Node) CPUStall() (time.Duration, bool) {
-	dn, ok := n.rt.(*dockerNode)
-	if !ok || dn.pressure == "" {
-		return 0, false
+// used is negative when the cgroup has no cpu.stat to read. It is false
+// for a process node, a container that is down, an engine that is not on
+// this machine, or a kernel without PSI. The totals start again from
+// zero when the container restarts.
+func (n *Node) CPUStall() (waited, used time.Duration, ok bool) {
+	dn, isDocker := n.rt.(*dockerNode)
+	if !isDocker || dn.pressure == "" {
+		return 0, 0, false
 	}
-	return psi.ReadSome(dn.pressure)
+	if waited, ok = psi.ReadSome(dn.pressure); !ok {
+		return 0, 0, false
+	}
+	used, known := psi.ReadUsage(filepath.Join(filepath.Dir(dn.pressure), "cpu.stat"))
+	if !known {
+		used = -1
+	}
+	return waited, used, true
 }
 
 // cgroupPressure finds the cpu.pressure file of a running container's

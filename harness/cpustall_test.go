@@ -26,9 +26,9 @@ func TestPressureFile(t *testing.T) {
 	require.Empty(t, pressureFile(v1, id, func(string) bool { return false }), "a kernel without PSI")
 }
 
-// A container node says how long its processes waited for a CPU, where
-// this process can see them; it is false while the container is down,
-// and after a restart it says again.
+// A container node says how long its processes waited for a CPU and how
+// much CPU they used, where this process can see them; it is false while
+// the container is down, and after a restart it says again.
 func TestNodeCPUStall(t *testing.T) {
 	e := New(t, WithBackend(Docker))
 	r := e.Redis("cache")
@@ -40,19 +40,21 @@ func TestNodeCPUStall(t *testing.T) {
 	_, psi := os.Stat("/proc/pressure/cpu")
 	if err != nil || !strings.Contains(string(cg), dn.id) || psi != nil {
 		require.Empty(t, dn.pressure, "the container's process is out of sight or the kernel has no PSI, yet a pressure file was chosen")
-		_, ok := r.CPUStall()
+		_, _, ok := r.CPUStall()
 		require.False(t, ok)
 		t.Skipf("the container's cgroup cannot be read from here (cgroup read: %v, PSI: %v)", err, psi)
 	}
 	require.NotEmpty(t, dn.pressure, "the container's process is in sight (%q), yet no pressure file was found", strings.TrimSpace(string(cg)))
-	first, ok := r.CPUStall()
+	waited, used, ok := r.CPUStall()
 	require.True(t, ok)
-	require.GreaterOrEqual(t, first, time.Duration(0))
+	require.GreaterOrEqual(t, waited, time.Duration(0))
+	require.Positive(t, used, "a Redis server that started and answered its readiness check has used some CPU")
 
 	require.NoError(t, r.Crash(ctx))
-	_, ok = r.CPUStall()
+	_, _, ok = r.CPUStall()
 	require.False(t, ok, "a container that is down has no cgroup to read")
 	require.NoError(t, r.Start(ctx))
-	_, ok = r.CPUStall()
+	_, used, ok = r.CPUStall()
 	require.True(t, ok, "started again, the container's cgroup is back at the same path")
+	require.Positive(t, used, "started again, it has used some CPU")
 }

@@ -108,7 +108,7 @@ func check(t testing.TB, cfg Config) {
 		t.Logf("shakedown: also flaky (broke, then again in %d of %d reruns%s): %s", it.Reproduced, it.Reruns, pressures(it), oneLineOr(it.Schedule))
 	}
 	for _, sl := range res.slower {
-		t.Logf("shakedown: UNJUDGED, not Broken (broke, reproduced %d of %d, then a control run explained it): %s", sl.it.Reproduced, sl.it.Reruns, sl.reason)
+		t.Logf("shakedown: UNJUDGED, not Broken (broke, reproduced %d of %d, then the machine explained it): %s", sl.it.Reproduced, sl.it.Reruns, sl.reason)
 	}
 	var un []string
 	for _, name := range res.Coverage.Unjudged() {

@@ -119,7 +119,7 @@ func TestSlowerMachineIsNotBroken(t *testing.T) {
 	out := child(t, "slower", t.TempDir(), "")
 	require.Contains(t, out, "--- FAIL: TestCheckChild")
 	require.NotContains(t, out, "an invariant broke after")
-	require.Contains(t, out, "UNJUDGED, not Broken (broke, reproduced 3 of 3, then a control run explained it): the machine got slower")
+	require.Contains(t, out, "UNJUDGED, not Broken (broke, reproduced 3 of 3, then the machine explained it): the machine got slower")
 	require.Contains(t, out, "every op <= 150ms overall: not judged: the machine got slower")
 	require.Contains(t, out, "and 2 control runs beside them")
 }
@@ -255,6 +255,68 @@ func TestFlakyMachineIsNotFlaky(t *testing.T) {
 			}
 			require.NotNil(t, res.Failure)
 			require.True(t, res.Flaky, "a failure that came and went, that the control does not explain, is flaky")
+			require.Empty(t, properties.SetAside(res))
+		})
+	}
+}
+
+// TestFlakyStarvedDependency: the dependency is slow in the first run of
+// a schedule only (so Recovery breaks there, and holds in the three
+// reruns), and the machine record says it waited for a CPU after the heal
+// in that run far longer than in the reruns, while using no more: the
+// failure is set aside as the machine's with those figures, and no
+// control run is needed. Where the reruns waited as long, the rule does
+// not apply, the control holds, and the failure stays flaky.
+func TestFlakyStarvedDependency(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes between runs on purpose
+	properties.SetControlInSimulation(t, true)
+	for _, tc := range []struct {
+		name    string
+		starved bool
+	}{{"only the run that broke was starved", true}, {"the reruns waited as long", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(time.Second, toxics.KindLatency)
+			// Runs: 1 the baseline, 2 the schedule, 3 to 5 its reruns (6 the control).
+			cfg := slowingWhen(f, 300*time.Millisecond, func(run int64) bool { return run == 2 })
+			base := cfg.World
+			cfg.World = func(t testing.TB) sim.World {
+				w := base(t)
+				w.Workload.Timeout = 200 * time.Millisecond // under the 300ms the dependency takes in run 2
+				return w
+			}
+			cfg.Invariants = []properties.Invariant{properties.Recovery{Within: 300 * time.Millisecond}}
+			cfg.Iterations = 1
+			cfg.Dir = t.TempDir()
+			cfg.AllowFlaky = true
+			run := 0
+			properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
+				run++
+				wait := 0.02
+				if run == 2 || !tc.starved {
+					wait = 0.4
+				}
+				n := int(h.Duration/(100*time.Millisecond)) + 1
+				slots, used := make([]float64, n), make([]float64, n)
+				for i := range slots {
+					slots[i], used[i] = wait, 0.1
+				}
+				return &sim.Machine{CPUPressure: 0.95, Load1: 10, Waited: 0.05,
+					Dependencies: []sim.DependencyCPU{{Target: "db", Waited: wait, Slots: slots, Used: used}}}
+			})
+			res, err := properties.Explore(t, cfg)
+			require.NoError(t, err)
+			if tc.starved {
+				require.Nil(t, res.Failure, "a dependency the machine starved is not a flaky failure of the service")
+				require.False(t, res.Flaky)
+				require.Equal(t, 0, properties.ControlRuns(res), "the machine record explained it: no control run")
+				why := properties.SetAside(res)
+				require.Len(t, why, 1)
+				require.Contains(t, why[0], "a dependency starved of CPU, not the service: after the last heal, db waited for a CPU 40% of the time in the run that broke and 2%/2%/2% in the 3 that held")
+				return
+			}
+			require.NotNil(t, res.Failure)
+			require.True(t, res.Flaky, "the reruns' dependency waited as long: the failure stands, flaky")
+			require.Equal(t, 1, properties.ControlRuns(res))
 			require.Empty(t, properties.SetAside(res))
 		})
 	}

@@ -161,6 +161,15 @@
 //     explain, and the failure stands. The shrunk failure gets a control
 //     too; when the machine explains it, the first failure is reported.
 //     In simulation time is virtual, and there is no control.
+//  6. A dependency starved of CPU (real runs): before its control, a
+//     flaky failure that broke only Recovery is set aside the same way
+//     when the machine record (sim.Machine) says a dependency was kept
+//     from the CPUs in the runs that broke and not in those that held:
+//     after the last heal, it waited for a CPU at least twice as long,
+//     and 10 points of the time more, in every run that broke as in
+//     every one of at least two reruns that held; it used no more CPU
+//     than they did (a client storming it after the heal makes it busy,
+//     not starved); and the machine's CPU pressure was at least 50%.
 //
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline

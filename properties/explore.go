@@ -348,8 +348,13 @@ func (x *explorer) search(rt *rapid.T) bool {
 	x.confirm(it, x.reproduce, "reproducing", broke)
 	if !it.confirmed() {
 		// A failure that came and went may be the machine's as much as
-		// one that stayed: the control judges it the same way.
-		if why := x.control(it, fmt.Sprintf("control beside iteration %d, which broke in %d of %d reruns (the baseline again, no faults)", x.iterations, it.Reproduced, it.Reruns)); why != "" {
+		// one that stayed: first the dependencies' CPU waits in its runs
+		// (starved.go), then the control judges it the same way.
+		why := starved(it, x.cfg.Invariants)
+		if why == "" {
+			why = x.control(it, fmt.Sprintf("control beside iteration %d, which broke in %d of %d reruns (the baseline again, no faults)", x.iterations, it.Reproduced, it.Reruns))
+		}
+		if why != "" {
 			x.setAside(it, why)
 			x.note(s, it, true)
 			return false
@@ -594,10 +599,10 @@ func pressures(it *Iteration) string {
 	return s + ")"
 }
 
-// runCPU is "machine 87%, db 60% after the last heal" for a real run: the
-// machine's CPU pressure, and the share of the time after the last heal
-// (the whole run when nothing healed) during which each dependency that
-// tells waited for a CPU.
+// runCPU is "machine 87%, db 60% (using 0.12 CPUs) after the last heal"
+// for a real run: the machine's CPU pressure, and the share of the time
+// after the last heal (the whole run when nothing healed) during which
+// each dependency that tells waited for a CPU, with the CPU it used.
 func runCPU(h *sim.History) string {
 	s := fmt.Sprintf("machine %.0f%%", 100*h.Machine.CPUPressure)
 	from, after := time.Duration(0), ""
@@ -606,7 +611,11 @@ func runCPU(h *sim.History) string {
 	}
 	for _, d := range h.Machine.Dependencies {
 		if w := d.WaitedBetween(from, math.MaxInt64); w >= 0 {
-			s += fmt.Sprintf(", %s %.0f%%%s", d.Target, 100*w, after)
+			s += fmt.Sprintf(", %s %.0f%%", d.Target, 100*w)
+			if u := d.UsedBetween(from, math.MaxInt64); u >= 0 {
+				s += fmt.Sprintf(" (using %.2f CPUs)", u)
+			}
+			s += after
 		}
 	}
 	return s

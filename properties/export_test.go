@@ -52,6 +52,14 @@ func SetControlInSimulation(t testing.TB, on bool) {
 	t.Cleanup(func() { controlInSimulation = was })
 }
 
+// SetMachineInSimulation gives every simulated run the machine record
+// that m returns for its history, as a real run has, until the test ends.
+func SetMachineInSimulation(t testing.TB, m func(h *sim.History) *sim.Machine) {
+	was := machineInSimulation
+	machineInSimulation = m
+	t.Cleanup(func() { machineInSimulation = was })
+}
+
 // ControlRuns counts the control runs of res.
 func ControlRuns(res *Result) int { return res.cost.Controls }
 

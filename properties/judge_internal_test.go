@@ -214,6 +214,8 @@ func TestFlakyPressures(t *testing.T) {
 	require.Equal(t, "machine 90%, db 70% after the last heal", runCPU(healed), "the slots from 300 ms on; cache never said")
 	unhealed := at(0.2, sim.DependencyCPU{Target: "db", Waited: 0.3, Slots: []float64{0.3}})
 	require.Equal(t, "machine 20%, db 30%", runCPU(unhealed), "nothing healed: the whole run")
+	unhealed.Machine.Dependencies[0].Used = []float64{0.125}
+	require.Equal(t, "machine 20%, db 30% (using 0.12 CPUs)", runCPU(unhealed), "with the CPU it used")
 
 	require.Equal(t, ", CPU pressure 87%, load 1.0", machineSuffix(at(0.87)))
 	require.Empty(t, machineSuffix(&sim.History{}))

@@ -140,6 +140,9 @@ func runWorld(t testing.TB, cfg Config, s sim.Schedule, seed int64, e *early) (i
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("properties: run cancelled: %w", err)
 	}
+	if cfg.Simulate && machineInSimulation != nil {
+		h.Machine = machineInSimulation(h)
+	}
 	var fs, st Findings
 	if e != nil && e.decided != nil {
 		fs = e.decided // what is left of the run is not judged

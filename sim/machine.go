@@ -45,15 +45,20 @@ type Machine struct {
 	Dependencies []DependencyCPU `json:"dependencies,omitempty"`
 }
 
-// A CPUStaller is a [Target] that can say how starved of CPU its
-// processes have been: CPUStall returns the time so far during which at
-// least one of them was runnable but waiting for a CPU (the "some" total
-// of the Linux pressure stall information of its cgroup), and false when
-// it cannot say (a container that is down, a kernel without PSI). The
-// total may restart from zero when the target restarts.
+// A CPUStaller is a [Target] that can say how its processes fared for
+// CPU. CPUStall returns its totals so far: waited, the time during which
+// at least one of its processes was runnable but waiting for a CPU (the
+// "some" total of the Linux pressure stall information of its cgroup),
+// and used, the CPU time its processes used, summed over CPUs (negative
+// when unknown). It is false when it cannot say (a container that is
+// down, a kernel without PSI). The totals may restart from zero when the
+// target restarts.
 type CPUStaller interface {
-	CPUStall() (time.Duration, bool)
+	CPUStall() (waited, used time.Duration, ok bool)
 }
+
+// cpuTotals is a CPUStaller's totals at one read.
+type cpuTotals struct{ waited, used time.Duration }
 
 // DependencyCPU is a target's CPU stall during a run.
 type DependencyCPU struct {
@@ -64,6 +69,11 @@ type DependencyCPU struct {
 	// Slots is the same share in each 100 ms of the run, from its start
 	// (-1 where it is not known: the target was down or restarted).
 	Slots []float64 `json:"slots"`
+	// Used is the CPU the target's processes used in each 100 ms of the
+	// run, in CPUs (0.5 is half of one; -1 where it is not known). A
+	// dependency that waited longer but used no more did no more work:
+	// something else had the CPUs.
+	Used []float64 `json:"used,omitempty"`
 }
 
 // dependencySlot is the resolution of [DependencyCPU.Slots].
@@ -72,8 +82,19 @@ const dependencySlot = 100 * time.Millisecond
 // WaitedBetween is the share of [from, to) during which a process of the
 // target waited for a CPU, over the slots known in it, or -1.
 func (d DependencyCPU) WaitedBetween(from, to time.Duration) float64 {
+	return slotMean(d.Slots, from, to)
+}
+
+// UsedBetween is the CPU the target's processes used in [from, to), in
+// CPUs, over the slots known in it, or -1.
+func (d DependencyCPU) UsedBetween(from, to time.Duration) float64 {
+	return slotMean(d.Used, from, to)
+}
+
+// slotMean is the mean of the known slots that [from, to) touches, or -1.
+func slotMean(slots []float64, from, to time.Duration) float64 {
 	sum, n := 0.0, 0
-	for i, v := range d.Slots {
+	for i, v := range slots {
 		at := time.Duration(i) * dependencySlot
 		if at+dependencySlot <= from || at >= to || v < 0 {
 			continue
@@ -151,7 +172,8 @@ type dependencyWatch struct {
 	of    []CPUStaller
 	stop  chan struct{}
 	done  chan struct{}
-	slots [][]float64 // per target
+	slots [][]float64 // per target: the share waited
+	used  [][]float64 // per target: CPUs used
 }
 
 func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
@@ -166,13 +188,14 @@ func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
 		return nil
 	}
 	w.slots = make([][]float64, len(w.of))
+	w.used = make([][]float64, len(w.of))
 	go w.loop()
 	return w
 }
 
 func (w *dependencyWatch) loop() {
 	defer close(w.done)
-	last := make([]time.Duration, len(w.of))
+	last := make([]cpuTotals, len(w.of))
 	known := make([]bool, len(w.of))
 	for i := range w.of {
 		last[i], known[i] = w.read(i)
@@ -192,11 +215,15 @@ func (w *dependencyWatch) loop() {
 			prev = now
 			for i := range w.of {
 				v, ok := w.read(i)
-				share := -1.0
-				if ok && known[i] && v >= last[i] && wall > 0 {
-					share = min(float64(v-last[i])/float64(wall), 1)
+				share, used := -1.0, -1.0
+				if ok && known[i] && v.waited >= last[i].waited && wall > 0 {
+					share = min(float64(v.waited-last[i].waited)/float64(wall), 1)
+					if v.used >= 0 && last[i].used >= 0 && v.used >= last[i].used {
+						used = float64(v.used-last[i].used) / float64(wall)
+					}
 				}
 				w.slots[i] = append(w.slots[i], math.Round(share*100)/100)
+				w.used[i] = append(w.used[i], math.Round(used*100)/100)
 				last[i], known[i] = v, ok
 			}
 		}
@@ -205,14 +232,14 @@ func (w *dependencyWatch) loop() {
 
 // read asks target i for its stall; one that panics is logged, as a
 // failing sampler is, and its slot is unknown.
-func (w *dependencyWatch) read(i int) (d time.Duration, ok bool) {
+func (w *dependencyWatch) read(i int) (d cpuTotals, ok bool) {
 	err := protect(fmt.Sprintf("CPUStall of target %q", w.names[i]), func() error {
-		d, ok = w.of[i].CPUStall()
+		d.waited, d.used, ok = w.of[i].CPUStall()
 		return nil
 	})
 	if err != nil {
 		w.log.Warn("sim: target's CPU stall unknown", slog.String("target", w.names[i]), slog.Any("err", err))
-		return 0, false
+		return cpuTotals{}, false
 	}
 	return d, ok
 }
@@ -225,7 +252,7 @@ func (w *dependencyWatch) close() []DependencyCPU {
 	<-w.done
 	out := make([]DependencyCPU, len(w.of))
 	for i := range w.of {
-		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i]}
+		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i]}
 		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*dependencySlot)
 	}
 	return out

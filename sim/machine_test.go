@@ -58,22 +58,24 @@ func TestReportMachine(t *testing.T) {
 }
 
 // stallingTarget says its processes wait for a CPU half of the wall
-// time, except while it is "down" (from 300 to 500 ms), after which its
-// total starts again from zero, as a restarted container's does.
+// time and use a quarter of a CPU, except while it is "down" (from 300
+// to 500 ms), after which its totals start again from zero, as a
+// restarted container's do.
 type stallingTarget struct {
 	stubTarget
 	start time.Time
 }
 
-func (s *stallingTarget) CPUStall() (time.Duration, bool) {
+func (s *stallingTarget) CPUStall() (waited, used time.Duration, ok bool) {
 	at := time.Since(s.start)
 	switch {
 	case at < 300*time.Millisecond:
-		return at / 2, true
 	case at < 500*time.Millisecond:
-		return 0, false
+		return 0, 0, false
+	default:
+		at -= 500 * time.Millisecond
 	}
-	return (at - 500*time.Millisecond) / 2, true
+	return at / 2, at / 4, true
 }
 
 // A real run records, every 100 ms, how long each target that can tell
@@ -99,6 +101,15 @@ func TestRunDependencyCPU(t *testing.T) {
 		}
 		require.InDelta(t, 0.5, v, 0.1, "slots %v", d.Slots)
 	}
+	require.Len(t, d.Used, len(d.Slots))
+	for i, v := range d.Used {
+		if d.Slots[i] < 0 {
+			require.Equal(t, -1.0, v, "used where the wait is unknown: %v", d.Used)
+			continue
+		}
+		require.InDelta(t, 0.25, v, 0.05, "used %v", d.Used)
+	}
+	require.InDelta(t, 0.25, d.UsedBetween(0, time.Hour), 0.05)
 	require.GreaterOrEqual(t, unknown, 2, "down from 300 to 500 ms, and the restart's slot: slots %v", d.Slots)
 	require.InDelta(t, 0.5, d.Waited, 0.1)
 	require.Contains(t, h.Machine.String(), "the dependencies waited for a CPU dep ")
@@ -111,11 +122,17 @@ func TestWaitedBetween(t *testing.T) {
 	require.InDelta(t, 0.9, d.WaitedBetween(300*time.Millisecond, time.Hour), 1e-9)
 	require.Equal(t, -1.0, d.WaitedBetween(200*time.Millisecond, 300*time.Millisecond), "only an unknown slot")
 	require.Equal(t, -1.0, d.WaitedBetween(time.Second, 2*time.Second), "past the run")
+	d.Used = []float64{0.5, 1.5, -1, 0.25}
+	require.InDelta(t, 1.0, d.UsedBetween(0, 200*time.Millisecond), 1e-9)
+	require.InDelta(t, 0.25, d.UsedBetween(200*time.Millisecond, time.Hour), 1e-9, "unknown slots are left out")
+	require.Equal(t, -1.0, d.UsedBetween(400*time.Millisecond, time.Hour), "past the slots")
 }
 
 type panickingStaller struct{ stubTarget }
 
-func (*panickingStaller) CPUStall() (time.Duration, bool) { panic("broken adapter") }
+func (*panickingStaller) CPUStall() (waited, used time.Duration, ok bool) {
+	panic("broken adapter")
+}
 
 // A target whose CPUStall panics does not crash the run: its slots are
 // unknown, as a failing sampler's values are missed.

@@ -1,6 +1,6 @@
 // Package psi reads Linux pressure stall information (PSI) files, for
 // sim (the machine's /proc/pressure/cpu) and harness (a container's
-// cgroup cpu.pressure) alike.
+// cgroup cpu.pressure, and the cpu.stat beside it) alike.
 package psi
 
 import (
@@ -43,6 +43,36 @@ func ParseSome(b []byte) time.Duration {
 				return time.Duration(us) * time.Microsecond
 			}
 		}
+	}
+	return -1
+}
+
+// ReadUsage reads the usage_usec total of a cgroup v2 cpu.stat file: the
+// CPU time the cgroup's processes used so far, summed over CPUs. It is
+// false when the file cannot be read or has no such line.
+func ReadUsage(path string) (time.Duration, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	d := ParseUsage(b)
+	return d, d >= 0
+}
+
+// ParseUsage reads the usage_usec line of a cpu.stat file, or -1 when it
+// has none.
+func ParseUsage(b []byte) time.Duration {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 || fields[0] != "usage_usec" {
+			continue
+		}
+		us, err := strconv.ParseUint(fields[1], 10, 63)
+		if err != nil {
+			return -1
+		}
+		return time.Duration(us) * time.Microsecond
 	}
 	return -1
 }

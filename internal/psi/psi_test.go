@@ -41,3 +41,28 @@ func TestReadSome(t *testing.T) {
 	_, ok = ReadSome(f)
 	require.False(t, ok, "no some line")
 }
+
+func TestParseUsage(t *testing.T) {
+	for _, c := range []struct {
+		name, in string
+		want     time.Duration
+	}{
+		{"cgroup v2 cpu.stat", "usage_usec 654496000\nuser_usec 481884000\nsystem_usec 172612000\n", 654496 * time.Millisecond},
+		{"not first", "nr_periods 0\nusage_usec 12\n", 12 * time.Microsecond},
+		{"no usage line", "user_usec 5\n", -1},
+		{"not a number", "usage_usec many\n", -1},
+		{"a prefix is not the name", "usage_usecs 5\n", -1},
+		{"empty", "", -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, ParseUsage([]byte(c.in)))
+		})
+	}
+	f := filepath.Join(t.TempDir(), "cpu.stat")
+	require.NoError(t, os.WriteFile(f, []byte("usage_usec 2000\n"), 0o644))
+	d, ok := ReadUsage(f)
+	require.True(t, ok)
+	require.Equal(t, 2*time.Millisecond, d)
+	_, ok = ReadUsage(f + ".missing")
+	require.False(t, ok)
+}

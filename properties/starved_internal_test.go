@@ -1,0 +1,94 @@
+package properties
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// A flaky Recovery failure is set aside as the machine's only when, in
+// the runs that broke, a dependency waited for a CPU after the heal far
+// longer than in the runs that held, did no more work, and the machine
+// was contended; any other case stands.
+func TestStarved(t *testing.T) {
+	rec := Recovery{Within: 2 * time.Second}
+	invs := []Invariant{rec, MaxLatency{Max: time.Second}}
+	// run is a real run of 1 s healed at 300 ms, in which db waited for
+	// a CPU the share wait of every 100 ms and used cpu CPUs, on a
+	// machine at pressure p.
+	run := func(broken bool, p, wait, cpu float64) *Iteration {
+		slots, used := make([]float64, 10), make([]float64, 10)
+		for i := range slots {
+			slots[i], used[i] = wait, cpu
+		}
+		h := &sim.History{Duration: time.Second,
+			Faults:  []sim.FaultEvent{{Target: "db", Start: 100 * time.Millisecond, End: 300 * time.Millisecond}},
+			Machine: &sim.Machine{CPUPressure: p, Load1: 9, Waited: 0.05, Dependencies: []sim.DependencyCPU{{Target: "db", Waited: wait, Slots: slots, Used: used}}}}
+		it := &Iteration{History: h}
+		if broken {
+			it.Findings = Findings{{Invariant: rec.Name(), Verdict: Broken, Err: errors.New("op 9 failed")}}
+		} else {
+			it.Findings = Findings{{Invariant: rec.Name(), Verdict: Held}}
+		}
+		return it
+	}
+	flaky := func(first *Iteration, again ...*Iteration) *Iteration {
+		first.again = again
+		for _, r := range again {
+			first.Reruns++
+			if broke(r) {
+				first.Reproduced++
+			}
+		}
+		return first
+	}
+
+	why := starved(flaky(run(true, 0.97, 0.19, 0.10), run(false, 0.95, 0.08, 0.12), run(false, 0.96, 0.02, 0.11), run(false, 0.99, 0.02, 0.12)), invs)
+	require.Contains(t, why, "a dependency starved of CPU, not the service: after the last heal, db waited for a CPU 19% of the time in the run that broke and 8%/2%/2% in the 3 that held, and used 0.10 CPUs against 0.12/0.11/0.12, while the machine's CPU pressure was 97%")
+	require.Contains(t, why, "broke "+rec.Name()+" in 1 of 4 runs")
+
+	require.NotEmpty(t, starved(flaky(run(true, 0.97, 0.30, 0.10), run(true, 0.9, 0.4, 0.1), run(false, 0.9, 0.05, 0.1), run(false, 0.9, 0.1, 0.1)), invs),
+		"two runs broke, both starved")
+
+	for _, c := range []struct {
+		name string
+		it   *Iteration
+	}{
+		{"the held runs waited as long", flaky(run(true, 0.97, 0.19, 0.10), run(false, 0.95, 0.15, 0.1), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))},
+		{"twice as long, but by less than the gap", flaky(run(true, 0.97, 0.08, 0.10), run(false, 0.95, 0.03, 0.1), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))},
+		{"a storm: it used more CPU", flaky(run(true, 0.97, 0.40, 0.60), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))},
+		{"an idle machine", flaky(run(true, 0.2, 0.40, 0.10), run(false, 0.1, 0.02, 0.1), run(false, 0.1, 0.02, 0.1), run(false, 0.1, 0.02, 0.1))},
+		{"one of the runs that broke was not starved", flaky(run(true, 0.97, 0.40, 0.10), run(true, 0.97, 0.02, 0.1), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))},
+		{"only one rerun held", flaky(run(true, 0.97, 0.40, 0.10), run(true, 0.97, 0.40, 0.1), run(true, 0.97, 0.4, 0.1), run(false, 0.95, 0.02, 0.1))},
+		{"no rerun", run(true, 0.97, 0.40, 0.10)},
+		{"use unknown", flaky(run(true, 0.97, 0.40, -1), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))},
+		{"a rerun without a machine", func() *Iteration {
+			r := run(false, 0.95, 0.02, 0.1)
+			r.History.Machine = nil
+			return flaky(run(true, 0.97, 0.40, 0.10), r, run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))
+		}()},
+		{"simulated: no machine", func() *Iteration {
+			it := flaky(run(true, 0.97, 0.40, 0.10), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))
+			it.History.Machine = nil
+			return it
+		}()},
+		{"it broke more than Recovery", func() *Iteration {
+			it := flaky(run(true, 0.97, 0.40, 0.10), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))
+			it.Findings = append(it.Findings, Finding{Invariant: invs[1].Name(), Verdict: Broken, Err: errors.New("slow")})
+			return it
+		}()},
+		{"a held rerun ended early", func() *Iteration {
+			r := run(false, 0.95, 0.02, 0.1)
+			r.early = "cut"
+			return flaky(run(true, 0.97, 0.40, 0.10), r, run(false, 0.95, 0.02, 0.1))
+		}()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Empty(t, starved(c.it, invs))
+		})
+	}
+}
