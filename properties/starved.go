@@ -38,6 +38,14 @@ import (
 // it), nor one whose dependencies' figures are unknown, nor one on an
 // idle machine. Fragility when a dependency is slow is what the
 // generators' latency faults test, on schedules that reproduce.
+//
+// What the rule cannot tell: on a machine whose CPUs are saturated, a
+// dependency gets about the same CPU however much it is asked, so a
+// client that storms it after the heal in one run of four (and not in
+// the others) would look starved, not busy. A storm that comes with
+// every run of the schedule waits in the reruns too and is not set
+// aside; ReconnectStorm and Amplification judge storms themselves, and a
+// failure that broke them besides Recovery stands.
 const (
 	starvedRatio    = 2.0
 	starvedGap      = 0.10
