@@ -163,8 +163,9 @@
 //     In simulation time is virtual, and there is no control.
 //  6. A dependency starved of CPU (real runs): before its control, a
 //     flaky failure that broke only Recovery is set aside the same way
-//     when the machine record (sim.Machine) says a dependency was kept
-//     from the CPUs in the runs that broke and not in those that held:
+//     when the machine record (sim.Machine) says a dependency the
+//     schedule faulted was kept from the CPUs in the runs that broke and
+//     not in those that held:
 //     after the last heal, it waited for a CPU at least twice as long,
 //     and 10 points of the time more, in every run that broke as in
 //     every one of at least two reruns that held; it used no more CPU

@@ -22,9 +22,10 @@ import (
 //   - every invariant it broke is a Recovery: judged after the last heal,
 //     where the dependency's waits are compared;
 //   - at least two reruns held, and ran to the end;
-//   - some dependency, in every run that broke, waited for a CPU after
-//     the last heal at least starvedRatio times as long, and starvedGap
-//     of the time more, as in any run that held;
+//   - a dependency the schedule faulted (the one the client had to
+//     recover from), in every run that broke, waited for a CPU after the
+//     last heal at least starvedRatio times as long, and starvedGap of
+//     the time more, as in any run that held;
 //   - in none of the runs that broke did that dependency use more CPU
 //     after the heal than starvedMoreWork allows over the runs that held:
 //     a client that storms its dependency after a heal (a dial or retry
@@ -97,6 +98,9 @@ func starved(it *Iteration, invs []Invariant) string {
 		}
 	}
 	for _, d := range it.History.Machine.Dependencies {
+		if !aims(it.Schedule, d.Target) {
+			continue
+		}
 		if why := starvedOne(d.Target, bad, good); why != "" {
 			return fmt.Sprintf("a dependency starved of CPU, not the service: %s; the schedule (%s) broke %s in %d of %d runs",
 				why, oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), len(bad)+len(good))
@@ -148,6 +152,16 @@ func starvedOne(target string, bad, good []*Iteration) string {
 	}
 	return fmt.Sprintf("after the last heal, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
 		target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), pressuresOf(bad))
+}
+
+// aims says whether a step of s aims at target.
+func aims(s sim.Schedule, target string) bool {
+	for _, st := range s.Steps {
+		if st.Target == target {
+			return true
+		}
+	}
+	return false
 }
 
 func isRecovery(name string, invs []Invariant) bool {

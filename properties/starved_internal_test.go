@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
 )
 
 // A flaky Recovery failure is set aside as the machine's only when, in
@@ -28,7 +29,7 @@ func TestStarved(t *testing.T) {
 		h := &sim.History{Duration: time.Second,
 			Faults:  []sim.FaultEvent{{Target: "db", Start: 100 * time.Millisecond, End: 300 * time.Millisecond}},
 			Machine: &sim.Machine{CPUPressure: p, Load1: 9, Waited: 0.05, Dependencies: []sim.DependencyCPU{{Target: "db", Waited: wait, Slots: slots, Used: used}}}}
-		it := &Iteration{History: h}
+		it := &Iteration{History: h, Schedule: sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "db", Fault: toxics.Down{}}}}}
 		if broken {
 			it.Findings = Findings{{Invariant: rec.Name(), Verdict: Broken, Err: errors.New("op 9 failed")}}
 		} else {
@@ -79,6 +80,11 @@ func TestStarved(t *testing.T) {
 		{"it broke more than Recovery", func() *Iteration {
 			it := flaky(run(true, 0.97, 0.40, 0.10), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))
 			it.Findings = append(it.Findings, Finding{Invariant: invs[1].Name(), Verdict: Broken, Err: errors.New("slow")})
+			return it
+		}()},
+		{"the starved dependency is not the one the schedule faulted", func() *Iteration {
+			it := flaky(run(true, 0.97, 0.40, 0.10), run(false, 0.95, 0.02, 0.1), run(false, 0.95, 0.02, 0.1))
+			it.Schedule.Steps[0].Target = "cache"
 			return it
 		}()},
 		{"a held rerun ended early", func() *Iteration {
