@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,20 @@ func New(cfg Config) (*Service, error) {
 		// its slot (see ClosingPostgresConns).
 		pgCfg.MaxConns = int32(2 * limits.PostgresConns)
 		pgCfg.ConnConfig.ConnectTimeout = limits.ConnectTimeout
+		// A statement that the server is slow to run (a starved or busy
+		// Postgres) is cancelled by the server itself before the
+		// attempt's deadline: the attempt fails with 57014 and the
+		// connection stays in the pool. Cut by the client's deadline
+		// instead, the connection is closed, and closing it costs the
+		// server two new backends: pgx's cancel request arrives on a
+		// connection of its own, and the pool opens a replacement. On a
+		// slow server that is more work for it exactly when it can least
+		// afford it, and recovering after a fault waits behind it. The
+		// client's deadline still ends an attempt whose network is gone.
+		if pgCfg.ConnConfig.RuntimeParams == nil {
+			pgCfg.ConnConfig.RuntimeParams = map[string]string{}
+		}
+		pgCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statementTimeout(limits.PostgresTimeout).Milliseconds(), 10)
 		// The pool pings a connection that sat idle for a second before
 		// handing it out; without a bound that ping can hold the
 		// connection for a minute when the network eats the reply.
@@ -202,6 +217,14 @@ func New(cfg Config) (*Service, error) {
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	return s, nil
+}
+
+// statementTimeout is the server's bound on one statement for an attempt
+// of the given length: three quarters of it, leaving the rest for the
+// server's answer to come back, and at least a millisecond (0 would turn
+// the bound off).
+func statementTimeout(attempt time.Duration) time.Duration {
+	return max(attempt*3/4, time.Millisecond)
 }
 
 // newPool is pgxpool.NewWithConfig, which panics on a Config not made by

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/harness"
@@ -142,4 +143,57 @@ func breakerLog(log string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestSlowStatementKeepsItsConnection: the resilient variant's statements
+// are bounded by the server as well as by the attempt's deadline, a
+// quarter of an attempt sooner, so a statement the server is slow to run
+// ends with 57014 (query_canceled) and its connection stays open. The
+// naive variant's is cut by the client's deadline: pgx closes the
+// connection, sending the server a cancel request on another, and the pool
+// opens a new one for the next statement. (The attempt here is 4 s, so
+// that the server's answer has a second to come back on a loaded machine.)
+func TestSlowStatementKeepsItsConnection(t *testing.T) {
+	env := harness.New(t)
+	db, cache := env.Postgres("db"), env.Redis("cache")
+	limits := Limits{PostgresTimeout: 4 * time.Second, RequestTimeout: 10 * time.Second}
+	for _, tc := range []struct {
+		variant Variant
+		kept    bool
+	}{{Resilient, true}, {Naive, false}} {
+		t.Run(tc.variant.String(), func(t *testing.T) {
+			svc, err := New(Config{Variant: tc.variant, Postgres: db.PoolConfig(), Redis: cache.Options(), Limits: limits, Seed: 1})
+			require.NoError(t, err)
+			defer svc.Close()
+			ctx := t.Context()
+			_, err = svc.db.Exec(ctx, "SELECT 1")
+			require.NoError(t, err)
+			opened := svc.db.Stat().NewConnsCount()
+
+			attempt, cancel := context.WithTimeout(ctx, limits.PostgresTimeout)
+			_, err = svc.db.Exec(attempt, "SELECT pg_sleep(10)")
+			cancel()
+			require.Error(t, err)
+			var pgErr *pgconn.PgError
+			if tc.kept {
+				require.ErrorAs(t, err, &pgErr, "the server ended the statement")
+				require.Equal(t, "57014", pgErr.Code)
+			} else {
+				require.ErrorIs(t, err, context.DeadlineExceeded, "the client's deadline ended it")
+			}
+
+			_, err = svc.db.Exec(ctx, "SELECT 1")
+			require.NoError(t, err)
+			if tc.kept {
+				require.Equal(t, opened, svc.db.Stat().NewConnsCount(), "the next statement ran on the same connection")
+			} else {
+				require.Equal(t, opened+1, svc.db.Stat().NewConnsCount(), "the connection the deadline cut was closed, and a new one opened")
+			}
+		})
+	}
+}
+
+func TestStatementTimeout(t *testing.T) {
+	require.Equal(t, 150*time.Millisecond, statementTimeout(200*time.Millisecond))
+	require.Equal(t, time.Millisecond, statementTimeout(time.Microsecond), "never 0, which would turn the bound off")
 }
