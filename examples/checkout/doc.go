@@ -106,6 +106,15 @@
 //     bulkhead's size, so those slots cannot starve the callers, and
 //     [Service.ClosingPostgresConns] lets a sampler tell them from
 //     connections in use.
+//   - Each connection a timeout cut short costs the server two new
+//     backends (the cancel request's connection, and the pool's
+//     replacement), so on a slow server every timed-out statement made it
+//     slower: in loaded runs that missed Recovery, Postgres did 4 to 10
+//     times the work after the heal that it did in the runs that held. The
+//     server now bounds each statement itself (statement_timeout, three
+//     quarters of an attempt): a slow statement fails with 57014 and its
+//     connection stays in the pool; the attempt's own deadline still ends
+//     one whose network is gone.
 //   - A Postgres connection costs a server process and several round trips
 //     to open, more than one 200 ms attempt on a loaded machine; pgxpool
 //     finishes a connect in the background when its caller gives up, so
