@@ -16,12 +16,16 @@ import (
 // file (/proc/pressure/cpu, or a cgroup's cpu.pressure): the time so far
 // during which at least one task waited for the resource. It is false
 // when the file cannot be read or has no such line.
-func ReadSome(path string) (time.Duration, bool) {
+func ReadSome(path string) (time.Duration, bool) { return read(path, ParseSome) }
+
+// read parses the file at path with parse, which says -1 for a file
+// without the figure.
+func read(path string, parse func([]byte) time.Duration) (time.Duration, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
-	d := ParseSome(b)
+	d := parse(b)
 	return d, d >= 0
 }
 
@@ -50,14 +54,7 @@ func ParseSome(b []byte) time.Duration {
 // ReadUsage reads the usage_usec total of a cgroup v2 cpu.stat file: the
 // CPU time the cgroup's processes used so far, summed over CPUs. It is
 // false when the file cannot be read or has no such line.
-func ReadUsage(path string) (time.Duration, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	d := ParseUsage(b)
-	return d, d >= 0
-}
+func ReadUsage(path string) (time.Duration, bool) { return read(path, ParseUsage) }
 
 // ParseUsage reads the usage_usec line of a cpu.stat file, or -1 when it
 // has none.
