@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
@@ -196,4 +197,32 @@ func TestSlowStatementKeepsItsConnection(t *testing.T) {
 func TestStatementTimeout(t *testing.T) {
 	require.Equal(t, 150*time.Millisecond, statementTimeout(200*time.Millisecond))
 	require.Equal(t, time.Millisecond, statementTimeout(time.Microsecond), "never 0, which would turn the bound off")
+}
+
+// TestMigrateIsSetUpNotServing: Migrate is not held to the resilient
+// variant's statement bound, which is for serving: with a bound of 3 ms,
+// a statement of 50 ms is cancelled, and Migrate still creates the table.
+func TestMigrateIsSetUpNotServing(t *testing.T) {
+	env := harness.New(t)
+	db, cache := env.Postgres("db"), env.Redis("cache")
+	limits := Limits{PostgresTimeout: 4 * time.Millisecond}
+	require.Equal(t, 3*time.Millisecond, statementTimeout(limits.PostgresTimeout))
+	svc, err := New(Config{Variant: Resilient, Postgres: db.PoolConfig(), Redis: cache.Options(), Limits: limits, Seed: 1})
+	require.NoError(t, err)
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	_, err = svc.db.Exec(ctx, "SELECT pg_sleep(0.05)")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr, "the bound applies to serving statements")
+	require.Equal(t, pgQueryCanceled, pgErr.Code)
+
+	require.NoError(t, svc.Migrate(ctx))
+	conn, err := pgx.Connect(ctx, db.DSN()) // unbounded, to look
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n))
+	require.Zero(t, n)
 }

@@ -2,7 +2,12 @@ package checkout
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // schema is the orders table. The service chooses each order's ID, so
@@ -14,14 +19,40 @@ const schema = `CREATE TABLE IF NOT EXISTS orders (
 	created_at timestamptz NOT NULL DEFAULT now()
 )`
 
+// pgQueryCanceled is the SQLSTATE of a statement the server cancelled
+// (statement_timeout).
+const pgQueryCanceled = "57014"
+
 // Migrate creates the orders table if it does not exist. Call it once,
 // before serving, with a context that bounds how long to wait for
 // Postgres.
+//
+// It is set-up, not serving: the resilient variant's statement bound
+// (statementTimeout) is lifted for it, and on a loaded machine even the
+// transaction's first statements may outlast that bound, so a statement
+// the server cancelled (57014) is tried again until ctx ends.
 func (s *Service) Migrate(ctx context.Context) error {
-	if _, err := s.db.Exec(ctx, schema); err != nil {
-		return fmt.Errorf("checkout: migrate: %w", err)
+	for {
+		err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, schema)
+			return err
+		})
+		var pg *pgconn.PgError
+		if err == nil || !errors.As(err, &pg) || pg.Code != pgQueryCanceled {
+			if err != nil {
+				return fmt.Errorf("checkout: migrate: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checkout: migrate: %w (last: %w)", ctx.Err(), err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // Restock sets the stock level of item in the cache to n, trying again
