@@ -114,7 +114,8 @@
 //     server now bounds each statement itself (statement_timeout, three
 //     quarters of an attempt): a slow statement fails with 57014 and its
 //     connection stays in the pool; the attempt's own deadline still ends
-//     one whose network is gone.
+//     one whose network is gone. [Service.Migrate], set-up rather than
+//     serving, lifts the bound.
 //   - A Postgres connection costs a server process and several round trips
 //     to open, more than one 200 ms attempt on a loaded machine; pgxpool
 //     finishes a connect in the background when its caller gives up, so
