@@ -157,7 +157,9 @@ func breakerLog(log string) string {
 func TestSlowStatementKeepsItsConnection(t *testing.T) {
 	env := harness.New(t)
 	db, cache := env.Postgres("db"), env.Redis("cache")
-	limits := Limits{PostgresTimeout: 4 * time.Second, RequestTimeout: 10 * time.Second}
+	// A connect may take seconds on a loaded machine; this test is not
+	// about connecting.
+	limits := Limits{PostgresTimeout: 4 * time.Second, RequestTimeout: 10 * time.Second, ConnectTimeout: 30 * time.Second}
 	for _, tc := range []struct {
 		variant Variant
 		kept    bool
@@ -205,7 +207,7 @@ func TestStatementTimeout(t *testing.T) {
 func TestMigrateIsSetUpNotServing(t *testing.T) {
 	env := harness.New(t)
 	db, cache := env.Postgres("db"), env.Redis("cache")
-	limits := Limits{PostgresTimeout: 4 * time.Millisecond}
+	limits := Limits{PostgresTimeout: 4 * time.Millisecond, ConnectTimeout: 30 * time.Second} // connecting is not what is tested
 	require.Equal(t, 3*time.Millisecond, statementTimeout(limits.PostgresTimeout))
 	svc, err := New(Config{Variant: Resilient, Postgres: db.PoolConfig(), Redis: cache.Options(), Limits: limits, Seed: 1})
 	require.NoError(t, err)
