@@ -3,6 +3,7 @@ package properties
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/shakedown/shakedown/sim"
@@ -143,11 +144,11 @@ func starvedOne(target string, bad, good []*Iteration) string {
 	if !ok {
 		return ""
 	}
-	least, most := minOf(bw), maxOf(gw)
+	least, most := slices.Min(bw), slices.Max(gw)
 	if least < starvedRatio*most || least-most < starvedGap {
 		return ""
 	}
-	if maxOf(bu) > starvedMoreWork*maxOf(gu)+starvedSlack {
+	if slices.Max(bu) > starvedMoreWork*slices.Max(gu)+starvedSlack {
 		return ""
 	}
 	return fmt.Sprintf("after the last heal, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
@@ -177,22 +178,6 @@ func isRecovery(name string, invs []Invariant) bool {
 	return false
 }
 
-func minOf(v []float64) float64 {
-	m := math.Inf(1)
-	for _, x := range v {
-		m = min(m, x)
-	}
-	return m
-}
-
-func maxOf(v []float64) float64 {
-	m := math.Inf(-1)
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
-}
-
 func runsWord(n int) string {
 	if n == 1 {
 		return "run"
@@ -200,18 +185,20 @@ func runsWord(n int) string {
 	return fmt.Sprintf("%d runs", n)
 }
 
+// percents is "19%/8%/2%".
 func percents(v []float64) string {
-	var s []string
-	for _, x := range v {
-		s = append(s, fmt.Sprintf("%.0f%%", 100*x))
-	}
-	return strings.Join(s, "/")
+	return joined(v, func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) })
 }
 
+// cpus is "0.10/0.03".
 func cpus(v []float64) string {
-	var s []string
-	for _, x := range v {
-		s = append(s, fmt.Sprintf("%.2f", x))
+	return joined(v, func(x float64) string { return fmt.Sprintf("%.2f", x) })
+}
+
+func joined(v []float64, f func(float64) string) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = f(x)
 	}
 	return strings.Join(s, "/")
 }

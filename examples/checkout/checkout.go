@@ -314,10 +314,15 @@ func (s *Service) Warm(ctx context.Context) error {
 // service are for serving, and a handshake on a loaded machine can take
 // longer than they allow without anything being wrong.
 func untilOK(ctx context.Context, f func() error) error {
+	return retryWhile(ctx, f, func(error) bool { return true })
+}
+
+// retryWhile is untilOK for the errors again accepts; any other ends it.
+func retryWhile(ctx context.Context, f func() error, again func(error) bool) error {
 	for {
 		err := f()
-		if err == nil {
-			return nil
+		if err == nil || !again(err) {
+			return err
 		}
 		select {
 		case <-ctx.Done():

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -32,27 +31,22 @@ const pgQueryCanceled = "57014"
 // transaction's first statements may outlast that bound, so a statement
 // the server cancelled (57014) is tried again until ctx ends.
 func (s *Service) Migrate(ctx context.Context) error {
-	for {
-		err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	err := retryWhile(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, schema)
 			return err
 		})
+	}, func(err error) bool {
 		var pg *pgconn.PgError
-		if err == nil || !errors.As(err, &pg) || pg.Code != pgQueryCanceled {
-			if err != nil {
-				return fmt.Errorf("checkout: migrate: %w", err)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("checkout: migrate: %w (last: %w)", ctx.Err(), err)
-		case <-time.After(10 * time.Millisecond):
-		}
+		return errors.As(err, &pg) && pg.Code == pgQueryCanceled
+	})
+	if err != nil {
+		return fmt.Errorf("checkout: migrate: %w", err)
 	}
+	return nil
 }
 
 // Restock sets the stock level of item in the cache to n, trying again
