@@ -36,25 +36,29 @@ type slower struct {
 	reason     string
 }
 
+// machine runs the controls beside it, a failure that has been rerun,
+// and returns why the failure is the machine's ("" when it stands): the
+// fault-free control first, then, when that does not explain it, the
+// reconnect control (reconnect.go).
+func (x *explorer) machine(it *Iteration, what string) string {
+	why, c := x.control(it, what+" (the baseline again, no faults)")
+	if why == "" && c != nil {
+		why = x.reconnect(it, c, what)
+	}
+	return why
+}
+
 // control runs the fault-free baseline again beside it, a failure that
 // has been rerun, and returns why the failure is the machine's ("" when it
-// stands, or when no control could run).
-func (x *explorer) control(it *Iteration, what string) string {
+// stands, or when no control could run), and the control run (nil when
+// none ran).
+func (x *explorer) control(it *Iteration, what string) (string, *Iteration) {
 	if x.base == nil || x.cfg.Simulate && !controlInSimulation || x.fatal != nil {
-		return ""
+		return "", nil
 	}
-	if !x.fits(0, 1) {
-		x.t.Logf("shakedown: no time left before the test's deadline for a control run beside the failure")
-		return ""
-	}
-	start := time.Now()
-	x.controlling = true
-	c := x.run(sim.Schedule{}, what, nil)
-	x.controlling = false
-	x.cost.Control += time.Since(start)
-	x.controls++
+	c := x.controlRun(sim.Schedule{}, what)
 	if c == nil {
-		return "" // fatal; recorded
+		return "", nil
 	}
 	before, now := measure(x.base.History), measure(c.History)
 	var why []string
@@ -64,16 +68,33 @@ func (x *explorer) control(it *Iteration, what string) string {
 		}
 		r := x.explains(it, c, now, f.Invariant)
 		if r == "" {
-			x.t.Logf("shakedown: %s: held where the schedule broke %s: the failure stands", what, f.Invariant)
-			return ""
+			x.t.Logf("shakedown: %s: held where the schedule broke %s: it does not explain the failure", what, f.Invariant)
+			return "", c
 		}
 		why = append(why, fmt.Sprintf("%s: %s", f.Invariant, r))
 	}
 	if len(why) == 0 {
-		return ""
+		return "", c
 	}
 	return fmt.Sprintf("the machine got slower, not the service: a fault-free control run right beside the failing schedule (%s) explains what it broke (%s); without faults, the first baseline had %s, the control %s",
-		oneLineOr(it.Schedule), strings.Join(why, "; "), before, now)
+		oneLineOr(it.Schedule), strings.Join(why, "; "), before, now), c
+}
+
+// controlRun runs the control schedule s, counted as a control (not in
+// the coverage, its cost as the controls'); nil when no time is left for
+// it before the test's deadline, or on a fatal error (recorded).
+func (x *explorer) controlRun(s sim.Schedule, what string) *Iteration {
+	if !x.fits(s.Horizon(), 1) {
+		x.t.Logf("shakedown: no time left before the test's deadline for a control run beside the failure")
+		return nil
+	}
+	start := time.Now()
+	x.controlling = true
+	c := x.run(s, what, nil)
+	x.controlling = false
+	x.cost.Control += time.Since(start)
+	x.controls++
+	return c
 }
 
 // explains says how the control run c (with its noise floor now) explains

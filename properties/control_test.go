@@ -3,9 +3,11 @@ package properties_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,6 +319,107 @@ func TestFlakyStarvedDependency(t *testing.T) {
 			require.NotNil(t, res.Failure)
 			require.True(t, res.Flaky, "the reruns' dependency waited as long: the failure stands, flaky")
 			require.Equal(t, 1, properties.ControlRuns(res))
+			require.Empty(t, properties.SetAside(res))
+		})
+	}
+}
+
+// TestReconnectControl: a client that, after any failed call, takes a
+// second to reconnect breaks Recovery{300ms} after every schedule, and
+// reproduces; the fault-free control holds. On a contended machine the
+// reconnect control (a reset of db healing where the schedule healed)
+// runs beside it, breaks Recovery too, and the failure is set aside only
+// when db was starved of CPU after the heal, doing no more work than
+// after the reset. Where db sat idle after the heal (the client waits on
+// its own timer), where the faults left more work than a reset, or on an
+// idle machine, the failure stands.
+func TestReconnectControl(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // the machine record counts the runs
+	properties.SetControlInSimulation(t, true)
+	for _, tc := range []struct {
+		name         string
+		pressure     float64 // the machine's, every run
+		waited, used float64 // db's after the heal in every run with faults
+		resetUsed    float64 // db's after the reset's heal
+		setAside     bool
+		controls     int
+		want         string
+	}{
+		{name: "starved after the heal", pressure: 0.9, waited: 0.6, used: 0.1, resetUsed: 0.1, setAside: true, controls: 2,
+			want: "the machine's cost of reconnecting, not the schedule: resetting db alone where the schedule ("},
+		// Where the failure stands it is shrunk, and the controls run
+		// again beside the shrunk schedule: both, or on an idle machine
+		// the fault-free one alone.
+		{name: "idle after the heal", pressure: 0.9, waited: 0.02, used: 0.01, resetUsed: 0.01, controls: 4},
+		{name: "more work than after a reset", pressure: 0.9, waited: 0.6, used: 0.5, resetUsed: 0.1, controls: 4},
+		{name: "idle machine", pressure: 0.1, waited: 0.6, used: 0.1, resetUsed: 0.1, controls: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := simConfig(newFake(200*time.Millisecond), properties.Recovery{Within: 300 * time.Millisecond})
+			cfg.World = func(testing.TB) sim.World {
+				d := newDep("db", toxics.KindDown, toxics.KindReset)
+				w := workload(d, 200*time.Millisecond)
+				var mu sync.Mutex
+				var until time.Time // reconnecting until then: calls fail at once
+				w.Kinds[0].Do = func(ctx context.Context, _ string) (string, error) {
+					mu.Lock()
+					wait := time.Now().Before(until)
+					mu.Unlock()
+					if wait {
+						return "", errors.New("reconnecting")
+					}
+					err := d.call(ctx)
+					if err != nil {
+						mu.Lock()
+						until = time.Now().Add(time.Second)
+						mu.Unlock()
+					}
+					return "", err
+				}
+				return sim.World{Targets: []sim.Target{d}, Workload: w}
+			}
+			cfg.Bounds.MaxSteps = 1
+			cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindDown, toxics.KindReset}}}
+			cfg.Iterations = 1
+			cfg.Dir = t.TempDir()
+			// db's figures by the run's fault: none, a down (the schedules
+			// this seed draws), or a reset (the reconnect control's).
+			var kinds []toxics.Kind
+			properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
+				waited, used := 0.02, 0.01 // without faults
+				if len(h.Schedule.Steps) > 0 {
+					k := h.Schedule.Steps[0].Fault.Kind()
+					kinds = append(kinds, k)
+					waited, used = tc.waited, tc.used
+					if k == toxics.KindReset {
+						used = tc.resetUsed
+					}
+				}
+				n := int(h.Duration/(100*time.Millisecond)) + 1
+				slots, uses := make([]float64, n), make([]float64, n)
+				for i := range slots {
+					slots[i], uses[i] = waited, used
+				}
+				return &sim.Machine{CPUPressure: tc.pressure, Load1: 10, Waited: 0.05,
+					Dependencies: []sim.DependencyCPU{{Target: "db", Waited: waited, Slots: slots, Used: uses}}}
+			})
+			rapidSeed(t, 6)
+			res, err := properties.Explore(t, cfg)
+			require.NoError(t, err)
+			require.Equal(t, []toxics.Kind{toxics.KindDown, toxics.KindDown, toxics.KindDown, toxics.KindDown}, kinds[:4],
+				"the schedule this seed draws and its reruns take db down (if the generator changed, pick another seed)")
+			require.Equal(t, tc.controls, properties.ControlRuns(res), "control runs")
+			if tc.setAside {
+				require.Equal(t, toxics.KindReset, kinds[4], "the reconnect control resets db")
+				require.Nil(t, res.Failure, "the machine's reconnecting cost is not the service's failure")
+				why := properties.SetAside(res)
+				require.Len(t, why, 1)
+				require.Contains(t, why[0], tc.want)
+				require.Contains(t, why[0], "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60%/60%/60% in the 4 runs that broke, against 2% in a whole run without faults")
+				return
+			}
+			require.NotNil(t, res.Failure, "the failure stands")
+			require.False(t, res.Flaky)
 			require.Empty(t, properties.SetAside(res))
 		})
 	}

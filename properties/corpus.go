@@ -81,12 +81,12 @@ func (x *explorer) replayCorpus(corpus []corpusEntry) bool {
 		}
 		x.t.Logf("shakedown: corpus schedule %s broke again:\n%s", e.path, it.Findings)
 		x.confirm(it, x.reproduce, "reproducing", broke)
-		if !it.confirmed() {
-			x.flakies = append(x.flakies, it)
+		if why := x.explained(it, fmt.Sprintf("control beside corpus %d/%d", i+1, len(corpus))); why != "" {
+			x.setAside(it, why)
 			continue
 		}
-		if why := x.control(it, fmt.Sprintf("control beside corpus %d/%d (the baseline again, no faults)", i+1, len(corpus))); why != "" {
-			x.setAside(it, why)
+		if !it.confirmed() {
+			x.flakies = append(x.flakies, it)
 			continue
 		}
 		x.first, x.last = it, it

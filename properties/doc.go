@@ -161,16 +161,40 @@
 //     explain, and the failure stands. The shrunk failure gets a control
 //     too; when the machine explains it, the first failure is reported.
 //     In simulation time is virtual, and there is no control.
-//  6. A dependency starved of CPU (real runs): before its control, a
-//     flaky failure that broke only Recovery is set aside the same way
-//     when the machine record (sim.Machine) says a dependency the
-//     schedule faulted was kept from the CPUs in the runs that broke and
-//     not in those that held:
-//     after the last heal, it waited for a CPU at least twice as long,
-//     and 10 points of the time more, in every run that broke as in
-//     every one of at least two reruns that held; it used no more CPU
-//     than they did (a client storming it after the heal makes it busy,
-//     not starved); and the machine's CPU pressure was at least 50%.
+//  6. A dependency starved of CPU (real runs): before its controls, a
+//     flaky failure that broke only Recovery and Isolation bounds is set
+//     aside the same way when the machine record (sim.Machine) says that,
+//     for each bound it broke, a dependency was kept from the CPUs in the
+//     runs that broke and not in those that held: for a Recovery, a
+//     dependency the schedule faulted, after the last heal; for an
+//     Isolation, one that its judged ops use and the schedule did not
+//     fault, up to the last heal (a breaker the machine opened before the
+//     fault). There it waited for a CPU at least twice as long, and 10
+//     points of the time more, in every run that broke as in every one
+//     of at least two reruns that held; it used no more CPU than they did
+//     (a client storming it makes it busy, not starved); and the
+//     machine's CPU pressure was at least 50%.
+//  7. The reconnect control (real runs, contended machines): a run
+//     without faults opens no connection, so it cannot show a machine
+//     that is slow at reconnecting, and on a runner whose CPUs other work
+//     has, reconnecting after any fault that cut connections (a database
+//     forks and authenticates each one) can outlast a Recovery bound
+//     however well the client does it. When the fault-free control does
+//     not explain a failure that broke only Recovery, and the machine's
+//     CPU pressure was at least 50% in every run that broke, one more run
+//     resets each faulted target that takes a reset, for Fault.Min,
+//     healing where the schedule healed: the mildest schedule the bounds
+//     allow that makes the client reconnect to what the schedule
+//     faulted. The failure is set aside the same way when that run
+//     broke the same Recovery; a reset target, after the heal, waited for
+//     a CPU in it and in every run that broke at least twice as long, and
+//     10 points of the time more, as in the whole fault-free control (it
+//     was working, and kept from the CPUs: a client waiting on its own
+//     timers leaves it idle); and it used no more CPU after the heal in
+//     the runs that broke than after the reset (the faults left no
+//     storm behind). A client that storms its dependency after every
+//     reset is not told apart on a contended machine; ReconnectStorm and
+//     Amplification judge storms, and on an idle machine this never runs.
 //
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline

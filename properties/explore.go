@@ -346,26 +346,14 @@ func (x *explorer) search(rt *rapid.T) bool {
 	}
 	x.t.Logf("shakedown: first failure:\n%s", it.Findings)
 	x.confirm(it, x.reproduce, "reproducing", broke)
-	if !it.confirmed() {
-		// A failure that came and went may be the machine's as much as
-		// one that stayed: first the dependencies' CPU waits in its runs
-		// (starved.go), then the control judges it the same way.
-		why := starved(it, x.cfg.Invariants)
-		if why == "" {
-			why = x.control(it, fmt.Sprintf("control beside iteration %d, which broke in %d of %d reruns (the baseline again, no faults)", x.iterations, it.Reproduced, it.Reruns))
-		}
-		if why != "" {
-			x.setAside(it, why)
-			x.note(s, it, true)
-			return false
-		}
-		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns%s; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns, pressures(it))
-		x.flakies = append(x.flakies, it)
+	if why := x.explained(it, fmt.Sprintf("control beside iteration %d", x.iterations)); why != "" {
+		x.setAside(it, why)
 		x.note(s, it, true)
 		return false
 	}
-	if why := x.control(it, fmt.Sprintf("control beside iteration %d (the baseline again, no faults)", x.iterations)); why != "" {
-		x.setAside(it, why)
+	if !it.confirmed() {
+		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns%s; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns, pressures(it))
+		x.flakies = append(x.flakies, it)
 		x.note(s, it, true)
 		return false
 	}
@@ -373,6 +361,21 @@ func (x *explorer) search(rt *rapid.T) bool {
 	x.cache[scheduleKey(s)] = it
 	x.shrinkStart = time.Now()
 	return true
+}
+
+// explained returns why it, a failure that has been rerun, is the
+// machine's and not the schedule's ("" when it stands). A failure that
+// came and went may be the machine's as much as one that stayed: first
+// the dependencies' CPU waits in its runs (starved.go), then the controls
+// judge it as they judge one that reproduced.
+func (x *explorer) explained(it *Iteration, what string) string {
+	if !it.confirmed() {
+		if why := starved(it, x.cfg.Invariants); why != "" {
+			return why
+		}
+		what = fmt.Sprintf("%s, which broke in %d of %d reruns", what, it.Reproduced, it.Reruns)
+	}
+	return x.machine(it, what)
 }
 
 // shrink judges one candidate of rapid's shrinking (rapid reruns the
@@ -407,7 +410,7 @@ func (x *explorer) finish() {
 	}
 	// Shrinking against a machine that got slower ends at a schedule only
 	// the noise breaks: one more control run beside it.
-	if why := x.control(x.last, "control beside the shrunk schedule (the baseline again, no faults)"); why != "" {
+	if why := x.machine(x.last, "control beside the shrunk schedule"); why != "" {
 		x.t.Logf("shakedown: the shrunk schedule's failure is the machine's; reporting the first failure, which a control run did not explain")
 		x.setAside(x.last, why)
 		x.last = x.first

@@ -16,8 +16,9 @@ import (
 // dep is an in-process stand-in for a dependency: a sim.Target whose
 // faults change how its calls behave. A blackhole loses the calls made
 // while it holds (they wait for their context to end), down refuses them
-// at once, latency delays them. It uses only channels and timers, so it runs in virtual
-// time inside testing/synctest.
+// at once, a reset fails them with ECONNRESET, latency delays them. It
+// uses only channels and timers, so it runs in virtual time inside
+// testing/synctest.
 type dep struct {
 	name  string
 	kinds []toxics.Kind
@@ -25,6 +26,7 @@ type dep struct {
 	mu      sync.Mutex
 	hole    int // blackholes holding
 	down    int
+	reset   int
 	latency time.Duration
 
 	calls  atomic.Int64
@@ -55,6 +57,9 @@ func (d *dep) Apply(_ context.Context, f toxics.Fault) (func(context.Context) er
 	case toxics.Down:
 		d.down++
 		return func(context.Context) error { d.mu.Lock(); d.down--; d.mu.Unlock(); return nil }, nil
+	case toxics.Reset:
+		d.reset++
+		return func(context.Context) error { d.mu.Lock(); d.reset--; d.mu.Unlock(); return nil }, nil
 	case toxics.Latency:
 		d.latency += f.Delay
 		return func(context.Context) error { d.mu.Lock(); d.latency -= f.Delay; d.mu.Unlock(); return nil }, nil
@@ -68,7 +73,7 @@ func (d *dep) Reset(context.Context) error {
 	d.resets.Add(1)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.hole != 0 || d.down != 0 || d.latency != 0 {
+	if d.hole != 0 || d.down != 0 || d.reset != 0 || d.latency != 0 {
 		return fmt.Errorf("dep %s: faults still applied at reset", d.name)
 	}
 	return nil
@@ -78,10 +83,13 @@ func (d *dep) Reset(context.Context) error {
 func (d *dep) call(ctx context.Context) error {
 	d.calls.Add(1)
 	d.mu.Lock()
-	hole, down, latency := d.hole, d.down, d.latency
+	hole, down, reset, latency := d.hole, d.down, d.reset, d.latency
 	d.mu.Unlock()
 	if down > 0 {
 		return fmt.Errorf("dial %s: %w", d.name, syscall.ECONNREFUSED)
+	}
+	if reset > 0 {
+		return fmt.Errorf("read %s: %w", d.name, syscall.ECONNRESET)
 	}
 	if hole > 0 {
 		// The request is lost: the client waits until its timeout (or the

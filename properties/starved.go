@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/shakedown/shakedown/sim"
 )
@@ -13,41 +14,47 @@ import (
 // because a dependency could not get a CPU: on a shared runner, a
 // database whose container the machine's other work starves answers late
 // after a heal, however well the client reconnects, and a Recovery bound
-// is missed in one run of four. The fault-free control cannot show this
-// (a run without faults has nothing to recover from), but every real run
-// records each dependency's CPU waits and use (sim.Machine.Dependencies),
-// and a flaky failure has its reruns beside it. So a flaky failure is the
+// is missed in one run of four; or it answers late before any fault, a
+// breaker opens on it, and the ops that use it fail while another
+// dependency is faulted, which an Isolation bound counts. The fault-free
+// control cannot show this (a run without faults has nothing to recover
+// from, and the next one may get its CPUs), but every real run records
+// each dependency's CPU waits and use (sim.Machine.Dependencies), and a
+// flaky failure has its reruns beside it. So a flaky failure is the
 // machine's, and set aside as Unjudged (Result.Slower, "UNJUDGED, not
 // Broken"), when all of these hold:
 //
-//   - every invariant it broke is a Recovery: judged after the last heal,
-//     where the dependency's waits are compared;
+//   - every invariant it broke is a Recovery or an Isolation, each with
+//     its scope (scopeOf): for a Recovery, the dependencies the schedule
+//     faulted (what the client had to recover from), after the last heal;
+//     for an Isolation, the dependencies its judged ops use that the
+//     schedule did not fault, from the start to the last heal;
 //   - at least two reruns held, and ran to the end;
-//   - a dependency the schedule faulted (the one the client had to
-//     recover from), in every run that broke, waited for a CPU after the
-//     last heal at least starvedRatio times as long, and starvedGap of
-//     the time more, as in any run that held;
+//   - for every invariant it broke, a dependency of its scope, in every
+//     run that broke, waited for a CPU in the scope's part of the run at
+//     least starvedRatio times as long, and starvedGap of the time more,
+//     as in any run that held;
 //   - in none of the runs that broke did that dependency use more CPU
-//     after the heal than starvedMoreWork allows over the runs that held:
-//     a client that storms its dependency after a heal (a dial or retry
-//     storm) makes it busy, and busy processes wait for CPUs too; a
-//     dependency that waited longer while doing no more work was kept
-//     from the CPUs by something outside the test;
+//     there than starvedMoreWork allows over the runs that held: a client
+//     that storms its dependency (a dial or retry storm) makes it busy,
+//     and busy processes wait for CPUs too; a dependency that waited
+//     longer while doing no more work was kept from the CPUs by something
+//     outside the test;
 //   - the machine's CPU pressure in every run that broke was at least
 //     starvedMachine: its CPUs were contended.
 //
-// A failure that reproduced is never set aside so (the control judges
+// A failure that reproduced is never set aside so (the controls judge
 // it), nor one whose dependencies' figures are unknown, nor one on an
 // idle machine. Fragility when a dependency is slow is what the
 // generators' latency faults test, on schedules that reproduce.
 //
 // What the rule cannot tell: on a machine whose CPUs are saturated, a
 // dependency gets about the same CPU however much it is asked, so a
-// client that storms it after the heal in one run of four (and not in
-// the others) would look starved, not busy. A storm that comes with
-// every run of the schedule waits in the reruns too and is not set
-// aside; ReconnectStorm and Amplification judge storms themselves, and a
-// failure that broke them besides Recovery stands.
+// client that storms it in one run of four (and not in the others)
+// would look starved, not busy. A storm that comes with every run of the
+// schedule waits in the reruns too and is not set aside; ReconnectStorm
+// and Amplification judge storms themselves, and a failure that broke
+// them besides stands.
 const (
 	starvedRatio    = 2.0
 	starvedGap      = 0.10
@@ -68,13 +75,9 @@ func starved(it *Iteration, invs []Invariant) string {
 	}
 	var names []string
 	for _, f := range it.Findings {
-		if f.Verdict != Broken {
-			continue
+		if f.Verdict == Broken {
+			names = append(names, f.Invariant)
 		}
-		if !isRecovery(f.Invariant, invs) {
-			return ""
-		}
-		names = append(names, f.Invariant)
 	}
 	if len(names) == 0 {
 		return ""
@@ -98,38 +101,107 @@ func starved(it *Iteration, invs []Invariant) string {
 			return ""
 		}
 	}
-	for _, d := range it.History.Machine.Dependencies {
-		if !aims(it.Schedule, d.Target) {
-			continue
+	var whys []string
+	for _, name := range names {
+		sc, ok := scopeOf(name, invs, it.Schedule)
+		if !ok {
+			return ""
 		}
-		if why := starvedOne(d.Target, bad, good); why != "" {
-			return fmt.Sprintf("a dependency starved of CPU, not the service: %s; the schedule (%s) broke %s in %d of %d runs",
-				why, oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), len(bad)+len(good))
-		}
-	}
-	return ""
-}
-
-// starvedOne applies the rule to the dependency named target, and
-// returns its figures when the runs that broke starved it.
-func starvedOne(target string, bad, good []*Iteration) string {
-	figures := func(runs []*Iteration) (waits, uses []float64, ok bool) {
-		for _, r := range runs {
-			heal, why := lastHeal(r.History)
-			if why != "" {
-				return nil, nil, false
-			}
-			var d *sim.DependencyCPU
-			for i := range r.History.Machine.Dependencies {
-				if r.History.Machine.Dependencies[i].Target == target {
-					d = &r.History.Machine.Dependencies[i]
+		why := ""
+		for _, d := range it.History.Machine.Dependencies {
+			if slices.Contains(sc.targets, d.Target) {
+				if why = starvedOne(d.Target, sc, bad, good); why != "" {
+					break
 				}
 			}
-			if d == nil {
+		}
+		if why == "" {
+			return ""
+		}
+		whys = append(whys, why)
+	}
+	return fmt.Sprintf("a dependency starved of CPU, not the service: %s; the schedule (%s) broke %s in %d of %d runs",
+		strings.Join(whys, "; "), oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), len(bad)+len(good))
+}
+
+// starvedScope is where a dependency starved of CPU explains breaking an
+// invariant: which dependencies, over which part of a run.
+type starvedScope struct {
+	targets []string
+	what    string // "after the last heal"
+	window  func(h *sim.History) (from, to time.Duration, ok bool)
+}
+
+// scopeOf is the scope of the invariant named name, for schedule s; ok is
+// false for an invariant that a starved dependency does not explain:
+//
+//   - a Recovery is judged after the last heal, on the client's recovery
+//     from what the schedule faulted: the dependencies s faults, after
+//     the last heal;
+//   - an Isolation is judged while faults hold, on the ops that do not use
+//     the faulted target: the dependencies those ops use that s does not
+//     fault, from the start of the run to the last heal (a breaker that
+//     the starved dependency opened before the fault is still open in
+//     it).
+func scopeOf(name string, invs []Invariant, s sim.Schedule) (starvedScope, bool) {
+	for _, inv := range invs {
+		if inv.Name() != name {
+			continue
+		}
+		var sc starvedScope
+		switch v := inv.(type) {
+		case Recovery, *Recovery:
+			sc = starvedScope{what: "after the last heal", window: func(h *sim.History) (time.Duration, time.Duration, bool) {
+				heal, why := lastHeal(h)
+				return heal, math.MaxInt64, why == ""
+			}}
+			for _, st := range s.Steps {
+				if !slices.Contains(sc.targets, st.Target) {
+					sc.targets = append(sc.targets, st.Target)
+				}
+			}
+		case Isolation:
+			sc = isolationScope(v, s)
+		case *Isolation:
+			if v == nil {
+				return starvedScope{}, false
+			}
+			sc = isolationScope(*v, s)
+		default:
+			return starvedScope{}, false
+		}
+		return sc, len(sc.targets) > 0
+	}
+	return starvedScope{}, false
+}
+
+// isolationScope: the dependencies that the ops is judges use and s does
+// not fault, from the start of a run to its last heal.
+func isolationScope(is Isolation, s sim.Schedule) starvedScope {
+	sc := starvedScope{what: "until the last heal", window: func(h *sim.History) (time.Duration, time.Duration, bool) {
+		heal, why := lastHeal(h)
+		return 0, heal, why == ""
+	}}
+	for _, t := range is.targets() {
+		if !aims(s, t) {
+			sc.targets = append(sc.targets, t)
+		}
+	}
+	return sc
+}
+
+// starvedOne applies the rule to the dependency named target over the
+// scope's part of each run, and returns its figures when the runs that
+// broke starved it.
+func starvedOne(target string, sc starvedScope, bad, good []*Iteration) string {
+	figures := func(runs []*Iteration) (waits, uses []float64, ok bool) {
+		for _, r := range runs {
+			from, to, ok := sc.window(r.History)
+			if !ok {
 				return nil, nil, false
 			}
-			w, u := d.WaitedBetween(heal, math.MaxInt64), d.UsedBetween(heal, math.MaxInt64)
-			if w < 0 || u < 0 {
+			w, u, ok := depCPU(r.History, target, from, to)
+			if !ok {
 				return nil, nil, false
 			}
 			waits, uses = append(waits, w), append(uses, u)
@@ -151,8 +223,8 @@ func starvedOne(target string, bad, good []*Iteration) string {
 	if slices.Max(bu) > starvedMoreWork*slices.Max(gu)+starvedSlack {
 		return ""
 	}
-	return fmt.Sprintf("after the last heal, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
-		target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), pressuresOf(bad))
+	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
+		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), pressuresOf(bad))
 }
 
 // aims says whether a step of s aims at target.

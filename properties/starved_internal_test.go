@@ -98,3 +98,65 @@ func TestStarved(t *testing.T) {
 		})
 	}
 }
+
+// A flaky Isolation failure is set aside when the dependency that the
+// judged ops use, and the schedule did not fault, was starved up to the
+// last heal in the runs that broke (a breaker the machine opened, not the
+// fault); a starved faulted dependency, or more work, does not explain it.
+func TestStarvedIsolation(t *testing.T) {
+	iso := Isolation{Uses: map[string][]string{"pay": {"db"}, "browse": {"cache"}}, MaxErrorRate: 0.05}
+	invs := []Invariant{iso, Recovery{Within: time.Second}}
+	// run is a real run of 1 s in which cache is faulted from 100 to
+	// 300 ms, and db (or cache, when starved names it) waited for a CPU
+	// wait of every 100 ms using cpu CPUs, the other 2% using 0.01.
+	run := func(broken bool, starvedDep string, wait, cpu float64) *Iteration {
+		deps := []sim.DependencyCPU{}
+		for _, name := range []string{"db", "cache"} {
+			w, u := 0.02, 0.01
+			if name == starvedDep {
+				w, u = wait, cpu
+			}
+			slots, used := make([]float64, 10), make([]float64, 10)
+			for i := range slots {
+				slots[i], used[i] = w, u
+			}
+			deps = append(deps, sim.DependencyCPU{Target: name, Waited: w, Slots: slots, Used: used})
+		}
+		h := &sim.History{Duration: time.Second,
+			Faults:  []sim.FaultEvent{{Target: "cache", Start: 100 * time.Millisecond, End: 300 * time.Millisecond}},
+			Machine: &sim.Machine{CPUPressure: 0.9, Load1: 9, Waited: 0.05, Dependencies: deps}}
+		it := &Iteration{History: h, Schedule: sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "cache", Fault: toxics.Blackhole{}}}}}
+		it.Findings = Findings{{Invariant: iso.Name(), Verdict: Held}}
+		if broken {
+			it.Findings = Findings{{Invariant: iso.Name(), Verdict: Broken, Err: errors.New("pay ops failed")}}
+		}
+		return it
+	}
+	flaky := func(first *Iteration, again ...*Iteration) *Iteration {
+		first.again = again
+		first.Reruns = len(again)
+		return first
+	}
+	held := func() *Iteration { return run(false, "db", 0.02, 0.01) }
+
+	why := starved(flaky(run(true, "db", 0.5, 0.01), held(), held(), held()), invs)
+	require.Contains(t, why, "a dependency starved of CPU, not the service: until the last heal, db waited for a CPU 50% of the time in the run that broke and 2%/2%/2% in the 3 that held")
+	require.Contains(t, why, "broke "+iso.Name()+" in 1 of 4 runs")
+
+	for _, c := range []struct {
+		name string
+		it   *Iteration
+	}{
+		{"the starved dependency is the faulted one", flaky(run(true, "cache", 0.5, 0.01), held(), held(), held())},
+		{"db did more work", flaky(run(true, "db", 0.5, 0.3), held(), held(), held())},
+		{"a Recovery broke beside it, unexplained", func() *Iteration {
+			it := flaky(run(true, "db", 0.5, 0.01), held(), held(), held())
+			it.Findings = append(it.Findings, Finding{Invariant: invs[1].Name(), Verdict: Broken, Err: errors.New("op 9 failed")})
+			return it
+		}()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Empty(t, starved(c.it, invs))
+		})
+	}
+}

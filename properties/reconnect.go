@@ -1,0 +1,204 @@
+package properties
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
+)
+
+// The reconnect control. A fault-free control cannot show a machine that
+// is slow at reconnecting: a run without faults opens no connection. But
+// on a shared runner whose CPUs other work has, recovering after any
+// fault that cut connections is CPU work on both sides (a database forks
+// a process and runs an authentication exchange for each one), and a
+// Recovery bound set for a machine with CPUs to spare is missed however
+// well the client reconnects; the failure reproduces, since the machine
+// stays loaded. So beside a failure that the fault-free control did not
+// explain, when all of these hold:
+//
+//   - every invariant it broke is a Recovery;
+//   - the machine's CPU pressure was at least starvedMachine in every run
+//     that broke (an idle machine never runs it: a slow recovery there is
+//     the service's);
+//   - a target the schedule faulted takes a reset in the bounds;
+//
+// one more run is made, the reconnect control: the mildest schedule the
+// bounds allow that makes the client reconnect to what the schedule
+// faulted, a reset of each such target for Fault.Min ending where the
+// failing schedule's last fault healed. It is a schedule the search could
+// draw, so it is judged by the same invariants. The failure is the
+// machine's, and set aside as Unjudged, when
+//
+//   - the reconnect control broke every Recovery the failure broke: the
+//     schedule's faults did nothing to recovery that reconnecting alone
+//     did not;
+//   - a reset target, after the heal, in the reconnect control and in
+//     every run that broke, waited for a CPU at least starvedRatio times
+//     as long, and starvedGap of the time more, as in the whole fault-free
+//     control run: it was doing work, and the machine kept it from the
+//     CPUs (a client whose recovery waits on its own timers, a breaker
+//     open too long or a pool that never dials again, leaves the
+//     dependency idle after the heal, and its failure stands);
+//   - in no run that broke did that target use more CPU after the heal
+//     than starvedMoreWork allows over the reconnect control: the faults
+//     left no more work behind than a reset does (a retry or dial storm
+//     after the heal would).
+//
+// What it cannot tell: a client that storms its dependency after every
+// reset storms in the reconnect control too, and on a contended machine
+// its failure is set aside; ReconnectStorm and Amplification judge
+// storms themselves (a failure that broke them besides Recovery stands),
+// and the same client on an idle machine is judged in full.
+
+// reconnect runs the reconnect control beside it, whose fault-free
+// control c did not explain it, and returns why the failure is the
+// machine's ("" when it stands, or when the rule does not apply).
+func (x *explorer) reconnect(it *Iteration, c *Iteration, what string) string {
+	if x.fatal != nil || it.History == nil || it.History.Machine == nil || c.History == nil || c.History.Machine == nil {
+		return ""
+	}
+	names := recoveries(it, x.cfg.Invariants)
+	if names == nil {
+		return ""
+	}
+	bad := []*Iteration{it}
+	for _, r := range it.again {
+		if broke(r) {
+			bad = append(bad, r)
+		}
+	}
+	for _, r := range bad {
+		if r.History == nil || r.History.Machine == nil || r.History.Machine.CPUPressure < starvedMachine {
+			return ""
+		}
+	}
+	s := reconnectSchedule(it, x.cfg.Bounds.withDefaults())
+	if len(s.Steps) == 0 {
+		return ""
+	}
+	r := x.controlRun(s, fmt.Sprintf("reconnect %s", what))
+	if r == nil {
+		return ""
+	}
+	for _, name := range names {
+		if !brokeNamed(r, name) {
+			x.t.Logf("shakedown: reconnect %s: held %s where the schedule broke it: the failure stands", what, name)
+			return ""
+		}
+	}
+	if r.History == nil || r.History.Machine == nil {
+		return ""
+	}
+	for _, st := range s.Steps {
+		if why := reconnectStarved(st.Target, r, c, bad); why != "" {
+			return fmt.Sprintf("the machine's cost of reconnecting, not the schedule: resetting %s alone where the schedule (%s) healed broke %s too (%s); %s",
+				st.Target, oneLineOr(it.Schedule), strings.Join(names, "; "), oneLineOr(s), why)
+		}
+	}
+	x.t.Logf("shakedown: reconnect %s: broke %s too, but no reset target was starved of CPU after the heal: the failure stands", what, strings.Join(names, "; "))
+	return ""
+}
+
+// recoveries are the invariants it broke, when every one is a Recovery
+// (nil otherwise, or when it broke none).
+func recoveries(it *Iteration, invs []Invariant) []string {
+	var names []string
+	for _, f := range it.Findings {
+		if f.Verdict != Broken {
+			continue
+		}
+		if !isRecovery(f.Invariant, invs) {
+			return nil
+		}
+		names = append(names, f.Invariant)
+	}
+	return names
+}
+
+func brokeNamed(it *Iteration, name string) bool {
+	for _, f := range it.Findings {
+		if f.Invariant == name && f.Verdict == Broken {
+			return true
+		}
+	}
+	return false
+}
+
+// reconnectSchedule is the reconnect control's schedule beside it: a
+// reset of each target its schedule faulted that takes one in the bounds
+// b, for b.Fault.Min, healing where its last fault healed (no steps when
+// no such target, or nothing healed).
+func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
+	heal, why := lastHeal(it.History)
+	if why != "" || heal <= 0 {
+		return sim.Schedule{}
+	}
+	d := min(b.Fault.Min, heal)
+	var s sim.Schedule
+	for _, t := range b.Targets {
+		if aims(it.Schedule, t.Name) && slices.Contains(t.Kinds, toxics.KindReset) {
+			s.Steps = append(s.Steps, sim.Step{At: heal - d, For: d, Target: t.Name, Fault: toxics.Reset{}})
+		}
+	}
+	return s
+}
+
+// reconnectStarved applies the rule to target: its CPU waits after the
+// heal in the reconnect control r and in the runs that broke against the
+// whole fault-free control c, and its CPU use in the runs that broke
+// against r. It returns the figures when the rule holds.
+func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) string {
+	after := func(it *Iteration) (waited, used float64, ok bool) {
+		heal, why := lastHeal(it.History)
+		if why != "" {
+			return 0, 0, false
+		}
+		return depCPU(it.History, target, heal, math.MaxInt64)
+	}
+	cw, _, ok := depCPU(c.History, target, 0, math.MaxInt64)
+	if !ok {
+		return ""
+	}
+	rw, ru, ok := after(r)
+	if !ok {
+		return ""
+	}
+	waits, uses := []float64{rw}, []float64(nil)
+	for _, b := range bad {
+		w, u, ok := after(b)
+		if !ok {
+			return ""
+		}
+		waits, uses = append(waits, w), append(uses, u)
+	}
+	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
+		return ""
+	}
+	if slices.Max(uses) > starvedMoreWork*ru+starvedSlack {
+		return ""
+	}
+	return fmt.Sprintf("after the heal, %s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those against %.2f after the reset, while the machine's CPU pressure was %s",
+		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru, pressuresOf(bad))
+}
+
+// depCPU is the share of the time from `from` to `to` during which
+// target waited for a CPU in h, and the CPUs it used; ok is false when
+// the kernel did not say.
+func depCPU(h *sim.History, target string, from, to time.Duration) (waited, used float64, ok bool) {
+	if h == nil || h.Machine == nil {
+		return 0, 0, false
+	}
+	for _, d := range h.Machine.Dependencies {
+		if d.Target != target {
+			continue
+		}
+		w, u := d.WaitedBetween(from, to), d.UsedBetween(from, to)
+		return w, u, w >= 0 && u >= 0
+	}
+	return 0, 0, false
+}
