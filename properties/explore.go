@@ -602,23 +602,38 @@ func pressures(it *Iteration) string {
 	return s + ")"
 }
 
-// runCPU is "machine 87%, db 60% (using 0.12 CPUs) after the last heal"
-// for a real run: the machine's CPU pressure, and the share of the time
-// after the last heal (the whole run when nothing healed) during which
-// each dependency that tells waited for a CPU, with the CPU it used.
+// runCPU is "machine 87%, db 5% (using 0.01 CPUs) until the last heal and
+// 60% (using 0.12 CPUs) after" for a real run: the machine's CPU
+// pressure, and the share of the time before and after the last heal
+// (the whole run when nothing healed) during which each dependency that
+// tells waited for a CPU, with the CPU it used.
 func runCPU(h *sim.History) string {
 	s := fmt.Sprintf("machine %.0f%%", 100*h.Machine.CPUPressure)
-	from, after := time.Duration(0), ""
-	if heal, why := lastHeal(h); why == "" {
-		from, after = heal, " after the last heal"
+	figure := func(d sim.DependencyCPU, from, to time.Duration) string {
+		w := d.WaitedBetween(from, to)
+		if w < 0 {
+			return ""
+		}
+		f := fmt.Sprintf("%.0f%%", 100*w)
+		if u := d.UsedBetween(from, to); u >= 0 {
+			f += fmt.Sprintf(" (using %.2f CPUs)", u)
+		}
+		return f
 	}
+	heal, why := lastHeal(h)
 	for _, d := range h.Machine.Dependencies {
-		if w := d.WaitedBetween(from, math.MaxInt64); w >= 0 {
-			s += fmt.Sprintf(", %s %.0f%%", d.Target, 100*w)
-			if u := d.UsedBetween(from, math.MaxInt64); u >= 0 {
-				s += fmt.Sprintf(" (using %.2f CPUs)", u)
+		if why != "" {
+			if f := figure(d, 0, math.MaxInt64); f != "" {
+				s += fmt.Sprintf(", %s %s", d.Target, f)
 			}
-			s += after
+			continue
+		}
+		before, after := figure(d, 0, heal), figure(d, heal, math.MaxInt64)
+		switch {
+		case before != "" && after != "":
+			s += fmt.Sprintf(", %s %s until the last heal and %s after", d.Target, before, after)
+		case after != "":
+			s += fmt.Sprintf(", %s %s after the last heal", d.Target, after)
 		}
 	}
 	return s

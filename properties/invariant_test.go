@@ -186,6 +186,20 @@ func TestIsolation(t *testing.T) {
 			[]string{"no op of a kind independent"}},
 		{"empty Uses is an error", Isolation{}, good, Broken, []string{"Uses is empty"}},
 	})
+
+	// db is faulted from 1s to 2s and cache from 1.5s to 3s: pay ops
+	// use db only. The one that both faults touched is db's; the one
+	// 300ms after db healed is db's within a Grace of 500ms.
+	two := hist(4000, []sim.FaultEvent{fault(0, "db", toxics.Blackhole{}, 1000, 2000), fault(1, "cache", toxics.Down{}, 1500, 3000)},
+		op(1, "pay", 1600, 1700, sim.Unknown), op(2, "pay", 2300, 2310, sim.Unknown),
+		op(3, "pay", 2600, 2610, sim.OK), op(4, "pay", 2800, 2810, sim.OK))
+	payUses := map[string][]string{"pay": {"db"}, "stock": {"cache"}}
+	runCases(t, []invCase{
+		{"ops of their own target's fault and its grace are not judged", Isolation{Uses: payUses, Grace: 500 * ms}, two, Held, nil},
+		{"without a grace, the op after db healed is judged; the one db's fault touched is not", Isolation{Uses: payUses}, two, Broken,
+			[]string{"pay ops during fault 1", "1 of 3 ops failed"}},
+		{"negative Grace is an error", Isolation{Uses: payUses, Grace: -ms}, two, Broken, []string{"Grace"}},
+	})
 }
 
 func TestAmplification(t *testing.T) {

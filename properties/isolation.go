@@ -15,6 +15,12 @@ import (
 // target, the ops of every kind that does not use that target keep their
 // latency bound and error rate. Uses maps each op kind to the targets it
 // depends on; ops of kinds missing from Uses are not judged.
+//
+// An op that a fault on a target it does use touched (a fault that held
+// at some moment between the op's intended start and its end, or healed
+// less than Grace before it was due) is not judged either: it failed for
+// its own dependency, which is what Recovery and the latency bounds
+// judge, not because another one's fault spread.
 type Isolation struct {
 	// Uses maps an op kind to the names of the targets it uses. Required.
 	Uses map[string][]string
@@ -24,6 +30,10 @@ type Isolation struct {
 	Max time.Duration
 	// MaxErrorRate bounds their error rate, in [0, 1].
 	MaxErrorRate float64
+	// Grace is how long after a fault on a target an op uses heals the
+	// op is still its fault's, not judged (its breaker may still be
+	// open; the Recovery bound is a fitting Grace). 0: none.
+	Grace time.Duration
 }
 
 func (is Isolation) q() float64 {
@@ -47,7 +57,7 @@ func (is Isolation) validate() error {
 		uses = "Uses is empty: map each op kind to the targets it uses"
 	}
 	return invalid(is.Name(), uses, kindsOK("Uses' kinds", is.kinds()), quantileOK("Q", is.q()), nonNegative("Max", is.Max),
-		fraction("MaxErrorRate", is.MaxErrorRate))
+		fraction("MaxErrorRate", is.MaxErrorRate), nonNegative("Grace", is.Grace))
 }
 
 func (is Isolation) kinds() []string { return slices.Sorted(maps.Keys(is.Uses)) }
@@ -83,7 +93,7 @@ func (is Isolation) Check(h *sim.History) error {
 			}
 			var ops []sim.Op
 			for _, op := range sp.ops {
-				if op.Kind == kind {
+				if op.Kind == kind && !is.ownFault(h, op) {
 					ops = append(ops, op)
 				}
 			}
@@ -112,6 +122,25 @@ func (is Isolation) Check(h *sim.History) error {
 		return vs
 	}
 	return nil
+}
+
+// ownFault says whether a fault on a target op uses touched it: applied
+// before the op ended, and healed less than Grace before it was due (a
+// fault never reverted holds to the end of the run).
+func (is Isolation) ownFault(h *sim.History, op sim.Op) bool {
+	for _, f := range h.Faults {
+		if !f.Applied() || !slices.Contains(is.Uses[op.Kind], f.Target) {
+			continue
+		}
+		end := f.End
+		if end == 0 {
+			end = h.Duration
+		}
+		if f.Start < op.End && op.Intended < end+is.Grace {
+			return true
+		}
+	}
+	return false
 }
 
 // Amplification holds when the calls that reached a dependency stay at or

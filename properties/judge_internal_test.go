@@ -196,8 +196,8 @@ func TestMissingRuns(t *testing.T) {
 }
 
 // A flaky failure says how starved of CPU the machine was in the failing
-// run and in each rerun, and each dependency after the last heal, where
-// the kernel said.
+// run and in each rerun, and each dependency until the last heal and
+// after it, where the kernel said.
 func TestFlakyPressures(t *testing.T) {
 	at := func(p float64, deps ...sim.DependencyCPU) *sim.History {
 		return &sim.History{Machine: &sim.Machine{CPUPressure: p, Load1: 1, Waited: -1, Dependencies: deps}}
@@ -211,7 +211,7 @@ func TestFlakyPressures(t *testing.T) {
 		sim.DependencyCPU{Target: "cache", Waited: -1, Slots: []float64{-1, -1, -1, -1, -1}})
 	healed.Duration = 500 * time.Millisecond
 	healed.Faults = []sim.FaultEvent{{Target: "db", Start: 50 * time.Millisecond, End: 300 * time.Millisecond}}
-	require.Equal(t, "machine 90%, db 70% after the last heal", runCPU(healed), "the slots from 300 ms on; cache never said")
+	require.Equal(t, "machine 90%, db 7% until the last heal and 70% after", runCPU(healed), "the slots before 300 ms and from it on; cache never said")
 	unhealed := at(0.2, sim.DependencyCPU{Target: "db", Waited: 0.3, Slots: []float64{0.3}})
 	require.Equal(t, "machine 20%, db 30%", runCPU(unhealed), "nothing healed: the whole run")
 	unhealed.Machine.Dependencies[0].Used = []float64{0.125}

@@ -14,8 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/shakedown/shakedown/properties"
-	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
@@ -236,36 +234,4 @@ func TestPolicyBulkheadTurnsAwayExcessCalls(t *testing.T) {
 	require.ErrorIs(t, err, bulkhead.ErrFull)
 	close(release)
 	require.NoError(t, <-done)
-}
-
-func TestIsolationSkipsOpsHitByTheirOwnTargets(t *testing.T) {
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	op := func(id uint64, at int, ok bool) sim.Op {
-		o := sim.Op{ID: id, Kind: "orders", Intended: ms(at), Start: ms(at), End: ms(at + 10)}
-		if !ok {
-			o.Outcome, o.Err = sim.Failed, "503"
-		}
-		return o
-	}
-	h := &sim.History{
-		Duration: ms(5000),
-		Faults: []sim.FaultEvent{
-			{Step: 0, Target: "db", Fault: toxics.Spec{Fault: toxics.Blackhole{}}, Start: 0, End: ms(1000)},
-			{Step: 1, Target: "cache", Fault: toxics.Spec{Fault: toxics.Down{}}, Start: 0, End: ms(4000)},
-		},
-	}
-	for i := range 20 {
-		h.Ops = append(h.Ops, op(uint64(i), 100+i*150, true))
-	}
-	is := properties.Isolation{Uses: map[string][]string{"orders": {"db"}}, MaxErrorRate: 0}
-
-	// A failed order during the db fault's grace (it healed at 1s; grace
-	// 1s) is the db's doing, not the cache's.
-	h.Ops = append(h.Ops, op(100, 1500, false))
-	require.NoError(t, isolation(is, time.Second).Check(h))
-	require.Error(t, is.Check(h), "without the filter, the same history breaks isolation")
-
-	// After the grace, a failed order while the cache is down breaks it.
-	h.Ops = append(h.Ops, op(101, 2500, false))
-	require.ErrorContains(t, isolation(is, time.Second).Check(h), "op 101")
 }
