@@ -385,11 +385,12 @@ func TestReconnectControl(t *testing.T) {
 			// db's figures by the run's fault: none, a down (the schedules
 			// this seed draws), or a reset (the reconnect control's).
 			var kinds []toxics.Kind
+			var faulted []sim.Schedule
 			properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
 				waited, used := 0.02, 0.01 // without faults
 				if len(h.Schedule.Steps) > 0 {
 					k := h.Schedule.Steps[0].Fault.Kind()
-					kinds = append(kinds, k)
+					kinds, faulted = append(kinds, k), append(faulted, h.Schedule)
 					waited, used = tc.waited, tc.used
 					if k == toxics.KindReset {
 						used = tc.resetUsed
@@ -410,7 +411,9 @@ func TestReconnectControl(t *testing.T) {
 				"the schedule this seed draws and its reruns take db down (if the generator changed, pick another seed)")
 			require.Equal(t, tc.controls, properties.ControlRuns(res), "control runs")
 			if tc.setAside {
-				require.Equal(t, toxics.KindReset, kinds[4], "the reconnect control resets db")
+				heal := faulted[0].Horizon()
+				require.Equal(t, sim.Schedule{Steps: []sim.Step{{At: heal - 100*time.Millisecond, For: 100 * time.Millisecond, Target: "db", Fault: toxics.Reset{}}}}, faulted[4],
+					"the reconnect control resets db for Fault.Min, healing where the schedule healed")
 				require.Nil(t, res.Failure, "the machine's reconnecting cost is not the service's failure")
 				why := properties.SetAside(res)
 				require.Len(t, why, 1)

@@ -131,11 +131,11 @@ func brokeNamed(it *Iteration, name string) bool {
 
 // reconnectSchedule is the reconnect control's schedule beside it: a
 // reset of each target its schedule faulted that takes one in the bounds
-// b, for b.Fault.Min, healing where its last fault healed (no steps when
-// no such target, or nothing healed).
+// b, for b.Fault.Min, healing where its schedule's last fault heals (no
+// steps when no such target, or nothing heals after the start).
 func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
-	heal, why := lastHeal(it.History)
-	if why != "" || heal <= 0 {
+	heal := it.Schedule.Horizon()
+	if heal <= 0 {
 		return sim.Schedule{}
 	}
 	d := min(b.Fault.Min, heal)
