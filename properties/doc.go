@@ -180,13 +180,13 @@
 //     has, reconnecting after any fault that cut connections (a database
 //     forks and authenticates each one) can outlast a Recovery bound
 //     however well the client does it. When the fault-free control does
-//     not explain a failure that broke only Recovery, and the machine's
-//     CPU pressure was at least 50% in every run that broke, one more run
-//     resets each faulted target that takes a reset, for Fault.Min,
-//     healing where the schedule healed: the mildest schedule the bounds
-//     allow that makes the client reconnect to what the schedule
-//     faulted. The failure is set aside the same way when that run
-//     broke the same Recovery; a reset target, after the heal, waited for
+//     not explain a failure that reproduced and broke only Recovery, and
+//     the machine's CPU pressure was at least 50% in every run that
+//     broke, one more run resets each faulted target that takes a reset,
+//     for Fault.Min, healing where the schedule healed: the mildest
+//     schedule the bounds allow that makes the client reconnect to what
+//     the schedule faulted. The failure is set aside the same way when
+//     that run broke the same Recovery; a reset target, after the heal, waited for
 //     a CPU in it and in every run that broke at least twice as long, and
 //     10 points of the time more, as in the whole fault-free control (it
 //     was working, and kept from the CPUs: a client waiting on its own

@@ -18,8 +18,8 @@ import (
 // a process and runs an authentication exchange for each one), and a
 // Recovery bound set for a machine with CPUs to spare is missed however
 // well the client reconnects; the failure reproduces, since the machine
-// stays loaded. So beside a failure that the fault-free control did not
-// explain, when all of these hold:
+// stays loaded. So beside a failure that reproduced and that the
+// fault-free control did not explain, when all of these hold:
 //
 //   - every invariant it broke is a Recovery;
 //   - the machine's CPU pressure was at least starvedMachine in every run
