@@ -30,7 +30,7 @@ import (
 // one more run is made, the reconnect control: the mildest schedule the
 // bounds allow that makes the client reconnect to what the schedule
 // faulted, a reset of each such target for Fault.Min ending where the
-// failing schedule's last fault healed. It is a schedule the search could
+// failing schedule's last step ends. It is a schedule the search could
 // draw, so it is judged by the same invariants. The failure is the
 // machine's, and set aside as Unjudged, when
 //
