@@ -407,10 +407,12 @@ func TestReconnectControl(t *testing.T) {
 			rapidSeed(t, 6)
 			res, err := properties.Explore(t, cfg)
 			require.NoError(t, err)
+			require.GreaterOrEqual(t, len(kinds), 4, "the schedule and its 3 reruns")
 			require.Equal(t, []toxics.Kind{toxics.KindDown, toxics.KindDown, toxics.KindDown, toxics.KindDown}, kinds[:4],
 				"the schedule this seed draws and its reruns take db down (if the generator changed, pick another seed)")
 			require.Equal(t, tc.controls, properties.ControlRuns(res), "control runs")
 			if tc.setAside {
+				require.Len(t, faulted, 5, "the schedule, its 3 reruns and the reconnect control")
 				heal := faulted[0].Horizon()
 				require.Equal(t, sim.Schedule{Steps: []sim.Step{{At: heal - 100*time.Millisecond, For: 100 * time.Millisecond, Target: "db", Fault: toxics.Reset{}}}}, faulted[4],
 					"the reconnect control resets db for Fault.Min, healing where the schedule healed")
