@@ -104,11 +104,9 @@ func (x *explorer) controlRun(s sim.Schedule, what string) *Iteration {
 // not): c broke it too, the invariant's bound now sits inside c's noise
 // floor, or c breaks it when judged with it's fault times laid over it.
 func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
-	for _, f := range append(c.Steady[:len(c.Steady):len(c.Steady)], c.Findings...) {
-		if f.Invariant == name && f.Verdict == Broken {
-			msg, _, _ := strings.Cut(f.Err.Error(), "\n")
-			return "the control broke it too (" + msg + ")"
-		}
+	if f, ok := append(c.Steady[:len(c.Steady):len(c.Steady)], c.Findings...).broken(name); ok {
+		msg, _, _ := strings.Cut(f.Err.Error(), "\n")
+		return "the control broke it too (" + msg + ")"
 	}
 	for _, inv := range x.cfg.Invariants {
 		if inv.Name() != name {

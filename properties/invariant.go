@@ -182,6 +182,16 @@ func (fs Findings) Broken() bool {
 	return false
 }
 
+// broken returns the finding of the invariant named name when it broke.
+func (fs Findings) broken(name string) (Finding, bool) {
+	for _, f := range fs {
+		if f.Invariant == name && f.Verdict == Broken {
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
 // String is a multi-line text of the findings, broken ones with their
 // violations.
 func (fs Findings) String() string {

@@ -86,7 +86,7 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, what string) string {
 		return ""
 	}
 	for _, name := range names {
-		if !brokeNamed(r, name) {
+		if _, ok := r.Findings.broken(name); !ok {
 			x.t.Logf("shakedown: reconnect %s: held %s where the schedule broke it: the failure stands", what, name)
 			return ""
 		}
@@ -118,15 +118,6 @@ func recoveries(it *Iteration, invs []Invariant) []string {
 		names = append(names, f.Invariant)
 	}
 	return names
-}
-
-func brokeNamed(it *Iteration, name string) bool {
-	for _, f := range it.Findings {
-		if f.Invariant == name && f.Verdict == Broken {
-			return true
-		}
-	}
-	return false
 }
 
 // reconnectSchedule is the reconnect control's schedule beside it: a
