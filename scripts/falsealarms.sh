@@ -2,7 +2,7 @@
 # Counts false alarms and misses of shakedown's own verdicts, idle and with
 # the CPUs loaded, as a shared CI runner would be.
 #
-#   scripts/falsealarms.sh [-n RUNS] [-m idle|loaded|both] [-w WHAT]... [-o DIR]
+#   scripts/falsealarms.sh [-n RUNS] [-m idle|loaded|harsh|both] [-w WHAT]... [-o DIR]
 #
 # WHAT is one of
 #   check       the main job (make check): the resilient checkout variant
@@ -18,13 +18,15 @@
 # (examples/*/testdata/shakedown and testdata/rapid, which a Check replays
 # first), so that a catch is the exploration's own.
 #
-# "loaded" starts, beside each run, what made false alarms on shared runners:
-# a Go build with the race detector, over and over from a cold cache, a race
-# test of the sim package in a loop, a container suite in a loop (the
-# harness's Postgres and Redis tests, with the race detector: containers
-# started, faulted and removed beside the run's own), and two busy processes
-# per core. The load average is printed with each run. Everything it starts
-# is stopped on exit. A run that is not "ok" keeps what it saved (its
+# "loaded" starts, beside each run, what made false alarms on shared runners
+# (a load average of 5 to 12 on 2 cores): a Go build with the race detector,
+# over and over from a cold cache, a race test of the sim package in a loop,
+# and two container suites in loops (the harness's Postgres and Redis tests
+# and its container tests, with the race detector: containers started,
+# faulted and removed beside the run's own). "harsh" adds two busy processes
+# per core to that (a load of 10 to 16 here). "both" is idle, then loaded.
+# The load average is printed with each run. Everything it starts is stopped
+# on exit. A run that is not "ok" keeps what it saved (its
 # reports and histories, each run's machine and dependencies' CPU waits
 # among them) in DIR/<mode>-<what>-<run>.testdata.
 set -euo pipefail
@@ -41,7 +43,7 @@ while getopts "n:m:w:o:h" opt; do
 	esac
 done
 [ ${#whats[@]} -gt 0 ] || whats=(check quickstart)
-case $mode in idle) modes=(idle) ;; loaded) modes=(loaded) ;; both) modes=(idle loaded) ;; *) echo "falsealarms: -m $mode: want idle, loaded or both" >&2; exit 2 ;; esac
+case $mode in idle | loaded | harsh) modes=("$mode") ;; both) modes=(idle loaded) ;; *) echo "falsealarms: -m $mode: want idle, loaded, harsh or both" >&2; exit 2 ;; esac
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "falsealarms: -n $runs: want a positive number of runs" >&2; exit 2; }
 for w in "${whats[@]}"; do
 	case $w in check | quickstart | suite) ;; *) echo "falsealarms: -w $w: want check, quickstart or suite" >&2; exit 2 ;; esac
@@ -76,9 +78,13 @@ load_start() {
 	# The race detector on a test suite, in a loop.
 	(while :; do GOCACHE=$cache/testcache go test -race -count=1 ./sim/ >/dev/null 2>&1 || true; done) &
 	loaders+=($!)
-	# A container suite beside: other containers starting, faulted and going.
+	# Two container suites beside: other containers starting, faulted and
+	# going.
 	(while :; do GOCACHE=$cache/testcache go test -race -count=1 -run 'TestPostgres$|TestRedis$' ./harness/ >/dev/null 2>&1 || true; done) &
 	loaders+=($!)
+	(while :; do GOCACHE=$cache/testcache2 go test -race -count=1 -run 'TestContainer' ./harness/ >/dev/null 2>&1 || true; done) &
+	loaders+=($!)
+	[ "$1" = harsh ] || return 0
 	for _ in $(seq $((2 * $(nproc)))); do
 		(while :; do :; done) &
 		loaders+=($!)
@@ -116,7 +122,7 @@ verdict() {
 declare -A total alarms misses
 printf '%-7s %-10s %3s %8s %6s  %s\n' mode what run seconds load verdict
 for m in "${modes[@]}"; do
-	[ "$m" = loaded ] && load_start && sleep 20 # let the load build up
+	[ "$m" != idle ] && load_start "$m" && sleep 20 # let the load build up
 	for w in "${whats[@]}"; do
 		for i in $(seq "$runs"); do
 			log=$out/$m-$w-$i.log
@@ -147,7 +153,7 @@ for m in "${modes[@]}"; do
 			case $v in FALSE*) alarms[$k]=$((${alarms[$k]:-0} + 1)) ;; MISS*) misses[$k]=$((${misses[$k]:-0} + 1)) ;; esac
 		done
 	done
-	[ "$m" = loaded ] && load_stop
+	[ "$m" != idle ] && load_stop
 done
 echo
 echo "logs: $out"
