@@ -23,7 +23,10 @@ import (
 //     broke an invariant (nothing is explored or shrunk then), or a run
 //     broke one before its first fault took effect;
 //   - a failure is flaky: its schedule broke, but did not break again
-//     every time it was rerun (unless cfg.AllowFlaky);
+//     every time it was rerun (unless cfg.AllowFlaky); on a contended
+//     machine, a flaky failure of timing bounds counts only when its
+//     schedule broke more often than fault-free runs beside it (see the
+//     package documentation, "The path of a check");
 //   - an invariant had no evidence in any run (say, FailFast when no op
 //     ever failed during a fault), or its latency bound is too tight to
 //     judge on this machine (within the baseline's noise): a check that

@@ -195,6 +195,23 @@
 //     storm behind). A client that storms its dependency after every
 //     reset is not told apart on a contended machine; ReconnectStorm and
 //     Amplification judge storms, and on an idle machine this never runs.
+//  8. Flaky on a contended machine (real runs): a flaky failure that
+//     broke only timing bounds (Recovery, Isolation, LatencyQuantile,
+//     MaxLatency, FailFast, ErrorRate, AcquireWait), that neither rule 6
+//     nor the control explained, on a machine whose CPU pressure was at
+//     least 50% in every run that broke, is believed only when its
+//     schedule breaks more often than fault-free runs beside it: its
+//     reruns (not the run that broke first, which was picked because it
+//     broke) are one sample, fault-free controls judged as in step 5 the
+//     other, and one more of each runs, in turns, while a one-sided
+//     Fisher exact test could still find the schedule's rate the greater
+//     at 0.05 within 4 more pairs. Found so, the failure stands, flaky;
+//     otherwise it is set aside the same way, with both counts: on that
+//     machine, the schedule cannot be told from the noise. A failure
+//     that breaks in most runs of its schedule stands; one that breaks
+//     once in four is Unjudged there (on an idle machine, flaky). A
+//     flaky failure of anything else (a lost write, a leak, a storm, a
+//     Func) always stands.
 //
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline

@@ -366,16 +366,23 @@ func (x *explorer) search(rt *rapid.T) bool {
 // explained returns why it, a failure that has been rerun, is the
 // machine's and not the schedule's ("" when it stands). A failure that
 // came and went may be the machine's as much as one that stayed: first
-// the dependencies' CPU waits in its runs (starved.go), then the controls
-// judge it as they judge one that reproduced.
+// the dependencies' CPU waits in its runs (starved.go), then the
+// fault-free control, then, on a contended machine, more reruns and
+// controls in turns until the two can be told apart (noise.go). One that
+// reproduced gets the controls (machine).
 func (x *explorer) explained(it *Iteration, what string) string {
-	if !it.confirmed() {
-		if why := starved(it, x.cfg.Invariants); why != "" {
-			return why
-		}
-		what = fmt.Sprintf("%s, which broke in %d of %d reruns", what, it.Reproduced, it.Reruns)
+	if it.confirmed() {
+		return x.machine(it, what)
 	}
-	return x.machine(it, what)
+	if why := starved(it, x.cfg.Invariants); why != "" {
+		return why
+	}
+	what = fmt.Sprintf("%s, which broke in %d of %d reruns", what, it.Reproduced, it.Reruns)
+	why, c := x.control(it, what+" (the baseline again, no faults)")
+	if why != "" {
+		return why
+	}
+	return x.noise(it, c, what)
 }
 
 // shrink judges one candidate of rapid's shrinking (rapid reruns the

@@ -160,3 +160,21 @@ func TestStarvedIsolation(t *testing.T) {
 		})
 	}
 }
+
+// fisherGreater against figures worked by hand: the chance that the first
+// sample gets a or more of the a+b events, shared at random.
+func TestFisherGreater(t *testing.T) {
+	for _, tc := range []struct {
+		a, n1, b, n2 int
+		want         float64
+	}{
+		{3, 4, 1, 4, 17.0 / 70},  // 3 of 4 against 1 of 4: (C(4,3)C(4,1)+C(4,4)C(4,0))/C(8,4)
+		{5, 6, 0, 4, 5.0 / 210},  // C(5,5)C(5,1)/C(10,6)
+		{3, 3, 0, 3, 1.0 / 20},   // all three against none of three
+		{0, 3, 0, 1, 1},          // nothing broke: no evidence at all
+		{0, 3, 1, 1, 1},          // the controls broke more
+		{4, 7, 0, 5, 35.0 / 495}, // C(7,4)/C(12,4)
+	} {
+		require.InDelta(t, tc.want, fisherGreater(tc.a, tc.n1, tc.b, tc.n2), 1e-9, "%d of %d against %d of %d", tc.a, tc.n1, tc.b, tc.n2)
+	}
+}

@@ -1,0 +1,182 @@
+package properties
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// A failure that came and went on a contended machine is believed only
+// when its schedule breaks more often than fault-free runs beside it.
+//
+// On a shared runner whose CPUs other work has, a resilient service's
+// timing bounds (a Recovery, an Isolation, a latency quantile) break now
+// and then without any fault: a dependency the machine starves answers
+// late, a deadline fires, a breaker opens. A schedule that broke once and
+// then in some of its reruns only may be the machine's as much as the
+// schedule's, and neither its reruns nor one control run can tell which:
+// the machine's state changes from one run to the next. So, when the
+// starved rule and the fault-free control have not explained it, a flaky
+// failure of timing bounds on a contended machine (CPU pressure at least
+// starvedMachine in every run that broke) is put to a test. Its reruns
+// are one sample (the run that broke first is left out: it was picked
+// because it broke); fault-free control runs, each judged as the control
+// judges (it broke an invariant the schedule broke, has its bound inside
+// its noise floor, or breaks it with the failing run's fault times laid
+// over it), are the other. One more rerun and one more control are run,
+// in turns, while a one-sided Fisher exact test could still find the
+// schedule's rate greater than the controls' at noiseAlpha within
+// noisePairs more pairs. The failure stands, flaky, once the test finds
+// it so; otherwise it is set aside as Unjudged (Result.Slower), with both
+// counts: the schedule could not be told from the machine's noise.
+//
+// What this cannot see: a service that breaks a timing bound in some
+// runs of a schedule and not others (a race in its reconnect path, say)
+// looks, on a contended machine, like the machine's noise, unless it
+// breaks in most of its runs. It is Unjudged there, not passed (Check
+// logs it and summary.json lists it), and on an idle machine the same
+// failure is flaky and fails the test. Invariants that timing does not
+// decide (lost writes, linearizability, leaks, pools, storms, a user's
+// Func) are never put to this test: a flaky failure of one stands.
+const (
+	noiseAlpha = 0.05
+	noisePairs = 4
+)
+
+// noise puts it, a flaky failure that the fault-free control c (nil when
+// none ran) did not explain, to the test above, and returns why it is the
+// machine's ("" when it stands).
+func (x *explorer) noise(it, c *Iteration, what string) string {
+	if c == nil || !contended(it) {
+		return ""
+	}
+	var names []string
+	for _, f := range it.Findings {
+		if f.Verdict != Broken {
+			continue
+		}
+		inv, ok := invariantNamed(x.cfg.Invariants, f.Invariant)
+		if !ok || !timing(inv) {
+			return ""
+		}
+		names = append(names, f.Invariant)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	noisy := func(c *Iteration) bool {
+		now := measure(c.History)
+		for _, name := range names {
+			if x.explains(it, c, now, name) != "" {
+				return true
+			}
+		}
+		return false
+	}
+	subject := strings.TrimPrefix(what, "control beside ")
+	controls, broken := 1, 0
+	if noisy(c) {
+		broken++
+	}
+	for left := noisePairs; ; left-- {
+		p := fisherGreater(it.Reproduced, it.Reruns, broken, controls)
+		if p <= noiseAlpha {
+			x.t.Logf("shakedown: %s: broke again in %d of %d reruns, fault-free runs beside it in %d of %d (p = %.3f): the schedule's, not the machine's noise",
+				subject, it.Reproduced, it.Reruns, broken, controls, p)
+			return ""
+		}
+		if left == 0 || fisherGreater(it.Reproduced+left, it.Reruns+left, broken, controls+left) > noiseAlpha {
+			more := fmt.Sprintf("after %d more pairs", noisePairs)
+			if left > 0 {
+				more = fmt.Sprintf("and %d more pairs could not bring it to %.2f", left, noiseAlpha)
+			}
+			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and fault-free runs beside it (judged with its fault times) in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
+				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, broken, controls, p, more)
+		}
+		pair := noisePairs - left + 1
+		reruns := it.Reruns
+		x.confirm(it, 1, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, the schedule again", subject, pair), broke)
+		if it.Reruns == reruns {
+			return "" // no time left, or a fatal error: the failure stands
+		}
+		c := x.controlRun(sim.Schedule{}, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, no faults", subject, pair))
+		if c == nil {
+			return ""
+		}
+		controls++
+		if noisy(c) {
+			broken++
+		}
+	}
+}
+
+// contended says whether the machine's CPU pressure was at least
+// starvedMachine in every run of it that broke (false when a run's
+// machine is unknown).
+func contended(it *Iteration) bool {
+	for _, r := range brokenRuns(it) {
+		if r.History == nil || r.History.Machine == nil || r.History.Machine.CPUPressure < starvedMachine {
+			return false
+		}
+	}
+	return true
+}
+
+// brokenRuns is it and those of its reruns that broke.
+func brokenRuns(it *Iteration) []*Iteration {
+	runs := []*Iteration{it}
+	for _, r := range it.again {
+		if broke(r) {
+			runs = append(runs, r)
+		}
+	}
+	return runs
+}
+
+// invariantNamed is the invariant of invs named name.
+func invariantNamed(invs []Invariant, name string) (Invariant, bool) {
+	for _, inv := range invs {
+		if inv.Name() == name {
+			return inv, true
+		}
+	}
+	return nil, false
+}
+
+// timing says whether inv's verdict turns on how long things took: a
+// latency or recovery bound, a deadline, an error rate (timeouts are
+// errors), a wait for a pool. These a machine's noise can break.
+func timing(inv Invariant) bool {
+	switch inv.(type) {
+	case Recovery, *Recovery, Isolation, *Isolation, LatencyQuantile, *LatencyQuantile,
+		MaxLatency, *MaxLatency, FailFast, *FailFast, ErrorRate, *ErrorRate, AcquireWait, *AcquireWait:
+		return true
+	}
+	return false
+}
+
+// fisherGreater is the one-sided p-value of Fisher's exact test that the
+// rate of the first sample (a of n1) is greater than the second's (b of
+// n2): the chance, with the a+b events shared at random among all n1+n2
+// runs, that the first sample gets a or more of them.
+func fisherGreater(a, n1, b, n2 int) float64 {
+	n, k := n1+n2, a+b
+	p := 0.0
+	for i := a; i <= min(k, n1); i++ {
+		p += math.Exp(lchoose(k, i) + lchoose(n-k, n1-i) - lchoose(n, n1))
+	}
+	return min(p, 1)
+}
+
+// lchoose is the natural logarithm of n choose k.
+func lchoose(n, k int) float64 {
+	if k < 0 || k > n {
+		return math.Inf(-1)
+	}
+	a, _ := math.Lgamma(float64(n + 1))
+	b, _ := math.Lgamma(float64(k + 1))
+	c, _ := math.Lgamma(float64(n - k + 1))
+	return a - b - c
+}
