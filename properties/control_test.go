@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -313,7 +314,8 @@ func TestFlakyStarvedDependency(t *testing.T) {
 // two of three reruns and in every further one, while the controls hold:
 // reruns and controls run in turns until the test finds the schedule's
 // rate the greater (5 of 6 against 0 of 4), and the failure stands,
-// flaky. On an idle machine the rule does not apply: flaky, one control.
+// flaky. On an idle machine the rule does not apply: flaky, one control;
+// nor when the failure broke more than timing bounds (a user's Func).
 func TestFlakyOnContendedMachine(t *testing.T) {
 	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes between runs on purpose
 	properties.SetControlInSimulation(t, true)
@@ -321,6 +323,7 @@ func TestFlakyOnContendedMachine(t *testing.T) {
 		name     string
 		pressure float64
 		slow     func(run int64) bool
+		lost     bool // a Func that a failed op breaks is judged too: not a timing bound
 		setAside bool
 		runs     int // with faults: the schedule and its reruns
 		controls int
@@ -332,9 +335,20 @@ func TestFlakyOnContendedMachine(t *testing.T) {
 			want: "), which broke no failure later than 300ms after the last heal, broke again in 0 of 3 reruns, and fault-free runs beside it (judged with its fault times) in 0 of 1: a one-sided Fisher exact test does not find the schedule's rate the greater (p = 1.00, and 4 more pairs could not bring it to 0.05)"},
 		{name: "most reruns", pressure: 0.95, slow: func(run int64) bool { return run <= 4 && run != 1 || run > 6 && run%2 == 1 }, runs: 7, controls: 4},
 		{name: "idle machine", pressure: 0.1, slow: func(run int64) bool { return run == 2 }, runs: 4, controls: 1},
+		{name: "not only timing", pressure: 0.95, slow: func(run int64) bool { return run == 2 }, lost: true, runs: 4, controls: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := recoveryWhen(t, tc.slow)
+			if tc.lost {
+				cfg.Invariants = append(cfg.Invariants, properties.Func("every op answered", func(h *sim.History) error {
+					for _, op := range h.Ops {
+						if op.Outcome != sim.OK {
+							return fmt.Errorf("op %d: %s", op.ID, op.Outcome)
+						}
+					}
+					return nil
+				}))
+			}
 			setMachine(t, tc.pressure, func() float64 { return 0.4 })
 			res, err := properties.Explore(t, cfg)
 			require.NoError(t, err)

@@ -54,22 +54,17 @@ func (x *explorer) noise(it, c *Iteration, what string) string {
 	}
 	var names []string
 	for _, f := range it.Findings {
-		if f.Verdict != Broken {
-			continue
+		if f.Verdict == Broken {
+			names = append(names, f.Invariant)
 		}
-		inv, ok := invariantNamed(x.cfg.Invariants, f.Invariant)
-		if !ok || !timing(inv) {
-			return ""
-		}
-		names = append(names, f.Invariant)
 	}
-	if len(names) == 0 {
+	if len(names) == 0 || !x.timingOnly(it) {
 		return ""
 	}
-	noisy := func(c *Iteration) bool {
-		now := measure(c.History)
+	noisy := func(run *Iteration) bool {
+		now := measure(run.History)
 		for _, name := range names {
-			if x.explains(it, c, now, name) != "" {
+			if x.explains(it, run, now, name) != "" {
 				return true
 			}
 		}
@@ -98,8 +93,8 @@ func (x *explorer) noise(it, c *Iteration, what string) string {
 		pair := noisePairs - left + 1
 		reruns := it.Reruns
 		x.confirm(it, 1, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, the schedule again", subject, pair), broke)
-		if it.Reruns == reruns {
-			return "" // no time left, or a fatal error: the failure stands
+		if it.Reruns == reruns || !x.timingOnly(it) {
+			return "" // no time left, a fatal error, or it broke more than timing: the failure stands
 		}
 		c := x.controlRun(sim.Schedule{}, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, no faults", subject, pair))
 		if c == nil {
@@ -110,6 +105,23 @@ func (x *explorer) noise(it, c *Iteration, what string) string {
 			broken++
 		}
 	}
+}
+
+// timingOnly says whether every invariant that it or its reruns broke is
+// a timing bound: a rerun that lost a write stands however noisy the
+// machine.
+func (x *explorer) timingOnly(it *Iteration) bool {
+	for _, r := range append([]*Iteration{it}, it.again...) {
+		for _, f := range r.Findings {
+			if f.Verdict != Broken {
+				continue
+			}
+			if inv, ok := invariantNamed(x.cfg.Invariants, f.Invariant); !ok || !timing(inv) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // contended says whether the machine's CPU pressure was at least

@@ -66,17 +66,10 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, what string) string {
 	if names == nil {
 		return ""
 	}
-	bad := []*Iteration{it}
-	for _, r := range it.again {
-		if broke(r) {
-			bad = append(bad, r)
-		}
+	if !contended(it) {
+		return ""
 	}
-	for _, r := range bad {
-		if r.History == nil || r.History.Machine == nil || r.History.Machine.CPUPressure < starvedMachine {
-			return ""
-		}
-	}
+	bad := brokenRuns(it)
 	s := reconnectSchedule(it, x.cfg.Bounds.withDefaults())
 	if len(s.Steps) == 0 {
 		return ""
