@@ -210,8 +210,8 @@
 //     machine, the schedule cannot be told from the noise. A failure
 //     that breaks in most runs of its schedule stands; one that breaks
 //     once in four is Unjudged there (on an idle machine, flaky). A
-//     flaky failure of anything else (a lost write, a leak, a storm, a
-//     Func) always stands.
+//     flaky failure that broke anything else in any of its runs (a lost
+//     write, a leak, a storm, a Func) always stands.
 //
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline
