@@ -86,6 +86,9 @@ func (x *explorer) noise(it, c *Iteration, what string) string {
 			more := fmt.Sprintf("after %d more pairs", noisePairs)
 			if left > 0 {
 				more = fmt.Sprintf("and %d more pairs could not bring it to %.2f", left, noiseAlpha)
+				if left == 1 {
+					more = fmt.Sprintf("and one more pair could not bring it to %.2f", noiseAlpha)
+				}
 			}
 			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and fault-free runs beside it (judged with its fault times) in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
 				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, broken, controls, p, more)
