@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -122,7 +123,10 @@ func TestServiceGoroutinesLive(t *testing.T) {
 	require.Equal(t, 100, g.count())
 	close(stop)
 	wg.Wait()
-	require.Equal(t, 0, g.count())
+	// A goroutine that has run its deferred wg.Done may still be on its
+	// way out of parked when the stacks are read: wait for it to go.
+	require.Eventually(t, func() bool { return g.count() == 0 }, 10*time.Second, time.Millisecond,
+		"the 100 goroutines ended, and the counter still sees some of them")
 }
 
 // parked is a service's goroutine.
