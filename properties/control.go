@@ -161,12 +161,7 @@ func graft(c, it *Iteration) *sim.History {
 // coverage counts them as not judged.
 func (x *explorer) setAside(it *Iteration, reason string) {
 	x.t.Logf("shakedown: UNJUDGED: %s", reason)
-	var names []string
-	for _, f := range it.Findings {
-		if f.Verdict == Broken {
-			names = append(names, f.Invariant)
-		}
-	}
+	names := it.Findings.brokenNames()
 	for _, r := range append([]*Iteration{it}, it.again...) {
 		for i, f := range r.Findings {
 			if f.Verdict != Broken {

@@ -81,7 +81,7 @@ func (x *explorer) replayCorpus(corpus []corpusEntry) bool {
 		}
 		x.t.Logf("shakedown: corpus schedule %s broke again:\n%s", e.path, it.Findings)
 		x.confirm(it, x.reproduce, "reproducing", broke)
-		if why := x.explained(it, fmt.Sprintf("control beside corpus %d/%d", i+1, len(corpus))); why != "" {
+		if why := x.explained(it, fmt.Sprintf("corpus %d/%d", i+1, len(corpus))); why != "" {
 			x.setAside(it, why)
 			continue
 		}

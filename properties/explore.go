@@ -346,7 +346,7 @@ func (x *explorer) search(rt *rapid.T) bool {
 	}
 	x.t.Logf("shakedown: first failure:\n%s", it.Findings)
 	x.confirm(it, x.reproduce, "reproducing", broke)
-	if why := x.explained(it, fmt.Sprintf("control beside iteration %d", x.iterations)); why != "" {
+	if why := x.explained(it, fmt.Sprintf("iteration %d", x.iterations)); why != "" {
 		x.setAside(it, why)
 		x.note(s, it, true)
 		return false
@@ -363,26 +363,27 @@ func (x *explorer) search(rt *rapid.T) bool {
 	return true
 }
 
-// explained returns why it, a failure that has been rerun, is the
-// machine's and not the schedule's ("" when it stands). A failure that
+// explained returns why it, a failure that has been rerun (subject names
+// it: "iteration 3"), is the machine's and not the schedule's ("" when it
+// stands). A failure that
 // came and went may be the machine's as much as one that stayed: first
 // the dependencies' CPU waits in its runs (starved.go), then the
 // fault-free control, then, on a contended machine, more reruns and
 // controls in turns until the two can be told apart (noise.go). One that
 // reproduced gets the controls (machine).
-func (x *explorer) explained(it *Iteration, what string) string {
+func (x *explorer) explained(it *Iteration, subject string) string {
 	if it.confirmed() {
-		return x.machine(it, what)
+		return x.machine(it, "control beside "+subject)
 	}
 	if why := starved(it, x.cfg.Invariants); why != "" {
 		return why
 	}
-	what = fmt.Sprintf("%s, which broke in %d of %d reruns", what, it.Reproduced, it.Reruns)
-	why, c := x.control(it, what+" (the baseline again, no faults)")
+	subject = fmt.Sprintf("%s, which broke in %d of %d reruns", subject, it.Reproduced, it.Reruns)
+	why, c := x.control(it, "control beside "+subject+" (the baseline again, no faults)")
 	if why != "" {
 		return why
 	}
-	return x.noise(it, c, what)
+	return x.noise(it, c, subject)
 }
 
 // shrink judges one candidate of rapid's shrinking (rapid reruns the

@@ -182,6 +182,17 @@ func (fs Findings) Broken() bool {
 	return false
 }
 
+// brokenNames are the names of the invariants that broke, in order.
+func (fs Findings) brokenNames() []string {
+	var names []string
+	for _, f := range fs {
+		if f.Verdict == Broken {
+			names = append(names, f.Invariant)
+		}
+	}
+	return names
+}
+
 // broken returns the finding of the invariant named name when it broke.
 func (fs Findings) broken(name string) (Finding, bool) {
 	for _, f := range fs {

@@ -45,19 +45,14 @@ const (
 	noisePairs = 4
 )
 
-// noise puts it, a flaky failure that the fault-free control c (nil when
-// none ran) did not explain, to the test above, and returns why it is the
-// machine's ("" when it stands).
-func (x *explorer) noise(it, c *Iteration, what string) string {
+// noise puts it, a flaky failure (subject names it in the log) that the
+// fault-free control c (nil when none ran) did not explain, to the test
+// above, and returns why it is the machine's ("" when it stands).
+func (x *explorer) noise(it, c *Iteration, subject string) string {
 	if c == nil || !contended(it) {
 		return ""
 	}
-	var names []string
-	for _, f := range it.Findings {
-		if f.Verdict == Broken {
-			names = append(names, f.Invariant)
-		}
-	}
+	names := it.Findings.brokenNames()
 	if len(names) == 0 || !x.timingOnly(it) {
 		return ""
 	}
@@ -70,7 +65,6 @@ func (x *explorer) noise(it, c *Iteration, what string) string {
 		}
 		return false
 	}
-	subject := strings.TrimPrefix(what, "control beside ")
 	controls, broken := 1, 0
 	if noisy(c) {
 		broken++

@@ -73,12 +73,7 @@ func starved(it *Iteration, invs []Invariant) string {
 	if it.History == nil || it.History.Machine == nil {
 		return ""
 	}
-	var names []string
-	for _, f := range it.Findings {
-		if f.Verdict == Broken {
-			names = append(names, f.Invariant)
-		}
-	}
+	names := it.Findings.brokenNames()
 	if len(names) == 0 {
 		return ""
 	}
@@ -238,14 +233,9 @@ func aims(s sim.Schedule, target string) bool {
 }
 
 func isRecovery(name string, invs []Invariant) bool {
-	for _, inv := range invs {
-		if inv.Name() != name {
-			continue
-		}
-		switch inv.(type) {
-		case Recovery, *Recovery:
-			return true
-		}
+	switch inv, _ := invariantNamed(invs, name); inv.(type) {
+	case Recovery, *Recovery:
+		return true
 	}
 	return false
 }
