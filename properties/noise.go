@@ -53,7 +53,7 @@ func (x *explorer) noise(it, c *Iteration, subject string) string {
 		return ""
 	}
 	names := it.Findings.brokenNames()
-	if len(names) == 0 || !x.timingOnly(it) {
+	if len(names) == 0 || !x.only(it, timing) {
 		return ""
 	}
 	noisy := func(run *Iteration) bool {
@@ -65,18 +65,54 @@ func (x *explorer) noise(it, c *Iteration, subject string) string {
 		}
 		return false
 	}
-	controls, broken := 1, 0
+	first := sample{runs: 1}
 	if noisy(c) {
-		broken++
+		first.broken++
 	}
+	return x.apart(it, subject, "fault-free runs beside it", first,
+		func() bool { return x.only(it, timing) },
+		func(pair int) (bool, string, bool) {
+			c := x.controlRun(sim.Schedule{}, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, no faults", subject, pair))
+			if c == nil {
+				return false, "", true
+			}
+			return noisy(c), "", false
+		},
+		func(s sample, p float64, more string) string {
+			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and fault-free runs beside it (judged with its fault times) in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
+				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, s.broken, s.runs, p, more)
+		})
+}
+
+// sample counts control runs, and those that broke as the schedule did.
+type sample struct{ broken, runs int }
+
+// apart tells it's schedule from controls by the test above. Given the
+// controls run so far (first), it runs one more rerun of it and one more
+// control, in turns, while a one-sided Fisher exact test could still find
+// the schedule's rate of breaking greater than the controls' at
+// noiseAlpha within noisePairs more pairs. still says whether what it and
+// its reruns broke is still what the test may judge (a rerun that broke
+// more stands). next runs pair's control and says whether it broke as the
+// schedule did; when done, it decided the verdict by itself (why, "" when
+// the failure stands: also when no control could run). aside is the
+// reason to set it aside when the test cannot find the schedule's rate
+// the greater, given the controls' counts, p, and how many more pairs
+// were run or could not help (more). apart returns "" when the failure
+// stands, and why it is the machine's otherwise. subject names the
+// failure in the log, controls the control runs ("fault-free runs beside
+// it").
+func (x *explorer) apart(it *Iteration, subject, controls string, first sample, still func() bool,
+	next func(pair int) (bad bool, why string, done bool), aside func(s sample, p float64, more string) string) string {
+	s := first
 	for left := noisePairs; ; left-- {
-		p := fisherGreater(it.Reproduced, it.Reruns, broken, controls)
+		p := fisherGreater(it.Reproduced, it.Reruns, s.broken, s.runs)
 		if p <= noiseAlpha {
-			x.t.Logf("shakedown: %s: broke again in %d of %d reruns, fault-free runs beside it in %d of %d (p = %.3f): the schedule's, not the machine's noise",
-				subject, it.Reproduced, it.Reruns, broken, controls, p)
+			x.t.Logf("shakedown: %s: broke again in %d of %d reruns, %s in %d of %d (p = %.3f): the schedule's, not the machine's noise",
+				subject, it.Reproduced, it.Reruns, controls, s.broken, s.runs, p)
 			return ""
 		}
-		if left == 0 || fisherGreater(it.Reproduced+left, it.Reruns+left, broken, controls+left) > noiseAlpha {
+		if left == 0 || fisherGreater(it.Reproduced+left, it.Reruns+left, s.broken, s.runs+left) > noiseAlpha {
 			more := fmt.Sprintf("after %d more pairs", noisePairs)
 			if left > 0 {
 				more = fmt.Sprintf("and %d more pairs could not bring it to %.2f", left, noiseAlpha)
@@ -84,36 +120,35 @@ func (x *explorer) noise(it, c *Iteration, subject string) string {
 					more = fmt.Sprintf("and one more pair could not bring it to %.2f", noiseAlpha)
 				}
 			}
-			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and fault-free runs beside it (judged with its fault times) in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
-				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, broken, controls, p, more)
+			return aside(s, p, more)
 		}
 		pair := noisePairs - left + 1
 		reruns := it.Reruns
 		x.confirm(it, 1, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, the schedule again", subject, pair), broke)
-		if it.Reruns == reruns || !x.timingOnly(it) {
-			return "" // no time left, a fatal error, or it broke more than timing: the failure stands
+		if it.Reruns == reruns || !still() {
+			return "" // no time left, a fatal error, or it broke more than the test judges: the failure stands
 		}
-		c := x.controlRun(sim.Schedule{}, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, no faults", subject, pair))
-		if c == nil {
-			return ""
+		bad, why, done := next(pair)
+		if done {
+			return why
 		}
-		controls++
-		if noisy(c) {
-			broken++
+		s.runs++
+		if bad {
+			s.broken++
 		}
 	}
 }
 
-// timingOnly says whether every invariant that it or its reruns broke is
-// a timing bound: a rerun that lost a write stands however noisy the
-// machine.
-func (x *explorer) timingOnly(it *Iteration) bool {
+// only says whether every invariant that it or its reruns broke is one
+// that kind accepts (timing, say): a rerun that lost a write stands
+// however noisy the machine.
+func (x *explorer) only(it *Iteration, kind func(Invariant) bool) bool {
 	for _, r := range append([]*Iteration{it}, it.again...) {
 		for _, f := range r.Findings {
 			if f.Verdict != Broken {
 				continue
 			}
-			if inv, ok := invariantNamed(x.cfg.Invariants, f.Invariant); !ok || !timing(inv) {
+			if inv, ok := invariantNamed(x.cfg.Invariants, f.Invariant); !ok || !kind(inv) {
 				return false
 			}
 		}

@@ -233,7 +233,13 @@ func aims(s sim.Schedule, target string) bool {
 }
 
 func isRecovery(name string, invs []Invariant) bool {
-	switch inv, _ := invariantNamed(invs, name); inv.(type) {
+	inv, _ := invariantNamed(invs, name)
+	return recovery(inv)
+}
+
+// recovery says whether inv is a Recovery.
+func recovery(inv Invariant) bool {
+	switch inv.(type) {
 	case Recovery, *Recovery:
 		return true
 	}
