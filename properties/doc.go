@@ -192,7 +192,12 @@
 //     was working, and kept from the CPUs: a client waiting on its own
 //     timers leaves it idle); and it used no more CPU after the heal in
 //     the runs that broke than after the reset (the faults left no
-//     storm behind). A client that storms its dependency after every
+//     storm behind). A reconnect control that held may have run at a
+//     calmer moment than the runs that broke: it runs again, in turns
+//     with the schedule, as rule 8 runs its pairs, until one breaks the
+//     same Recovery (judged as above), the schedule is found to break
+//     more often than the resets (it stands), or cannot be (set aside:
+//     the machine's noise). A client that storms its dependency after every
 //     reset is not told apart on a contended machine; ReconnectStorm and
 //     Amplification judge storms, and on an idle machine this never runs.
 //  8. Flaky on a contended machine (real runs): a flaky failure that

@@ -49,6 +49,20 @@ import (
 //     left no more work behind than a reset does (a retry or dial storm
 //     after the heal would).
 //
+// A reconnect control that held may have held only because it ran at a
+// calmer moment than the runs that broke: a contended machine's state
+// changes from one run to the next. So it is run again, in turns with
+// the schedule, by the noise test's pairs (apart, noise.go; the reset
+// runs are the controls, each counted when it broke every Recovery the
+// failure broke): until one breaks, and is judged as the first would
+// have been (set aside when its target was starved after the heal; the
+// failure stands when not); the schedule is found to break more often
+// than the resets (a client that reconnects at once after a reset and
+// not after the schedule's fault: it stands); or it cannot be (its
+// reruns stopped breaking as the machine calmed, beside resets that
+// held: set aside, the machine's noise). A rerun that breaks anything
+// but a Recovery makes it stand.
+//
 // What it cannot tell: a client that storms its dependency after every
 // reset storms in the reconnect control too, and on a contended machine
 // its failure is set aside; ReconnectStorm and Amplification judge
