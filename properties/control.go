@@ -39,9 +39,8 @@ type slower struct {
 // machine runs the controls beside it, a failure that reproduced, and
 // returns why the failure is the machine's ("" when it stands): the
 // fault-free control first, then, when that does not explain it, the
-// reconnect control (reconnect.go). A flaky failure gets no reconnect
-// control: one run of it cannot speak to a failure that comes in some
-// runs and not others (its own reruns do: starved.go, noise.go).
+// reconnect control (reconnect.go). A flaky failure gets its controls
+// from explained: its reruns speak first (starved.go, noise.go).
 func (x *explorer) machine(it *Iteration, what string) string {
 	why, c := x.control(it, what+" (the baseline again, no faults)")
 	if why == "" && c != nil {

@@ -418,7 +418,8 @@ func setMachine(t *testing.T, pressure float64, wait func() float64) {
 // later decides as the first would have; a client that reconnects at once
 // after a reset but not after the schedule's fault is told apart and
 // stands; a schedule whose reruns stop breaking beside reconnect controls
-// that hold is the machine's noise.
+// that hold is the machine's noise. A flaky failure that the noise test
+// believed gets the reconnect control too.
 func TestReconnectControl(t *testing.T) {
 	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // the machine record counts the runs
 	properties.SetControlInSimulation(t, true)
@@ -453,6 +454,13 @@ func TestReconnectControl(t *testing.T) {
 		// beside the iteration and again beside the shrunk schedule.
 		{name: "reconnects at once after a reset", pressure: 0.9, waited: 0.6, used: 0.1, resetUsed: 0.1,
 			slow: func(_ int64, err error) bool { return !errors.Is(err, syscall.ECONNRESET) }, controls: 8},
+		// Flaky: the first rerun (run 3) held, and the noise test found
+		// the schedule breaking more often than fault-free runs (5 of 6
+		// reruns against 0 of 4, runs 6 to 12); the reconnect control
+		// (run 13) breaks, db starved after the heal.
+		{name: "flaky, then the reconnect control", pressure: 0.9, waited: 0.6, used: 0.1, resetUsed: 0.1,
+			slow: func(run int64, _ error) bool { return run != 3 }, setAside: true, controls: 5, faulted: 8,
+			want: "the machine's cost of reconnecting, not the schedule: resetting db alone where the schedule ("},
 		{name: "the failure went with the load", pressure: 0.9, waited: 0.6, used: 0.1, resetUsed: 0.1,
 			slow: func(run int64, _ error) bool { return run <= 5 }, setAside: true, controls: 5, faulted: 11,
 			want: "after the last heal, broke again in 3 of 6 reruns, and a reset of what it faulted healing where it healed (+2.8s for 100ms db reset()) in 0 of 4: a one-sided Fisher exact test does not find the schedule's rate the greater (p = 0.17, and one more pair could not bring it to 0.05)"},

@@ -180,7 +180,8 @@
 //     has, reconnecting after any fault that cut connections (a database
 //     forks and authenticates each one) can outlast a Recovery bound
 //     however well the client does it. When the fault-free control does
-//     not explain a failure that reproduced and broke only Recovery, and
+//     not explain a failure that broke only Recovery, that reproduced or
+//     that rule 8 found breaking more often than fault-free runs, and
 //     the machine's CPU pressure was at least 50% in every run that
 //     broke, one more run resets each faulted target that takes a reset,
 //     for Fault.Min, healing where the schedule healed: the mildest
@@ -210,7 +211,8 @@
 //     broke) are one sample, fault-free controls judged as in step 5 the
 //     other, and one more of each runs, in turns, while a one-sided
 //     Fisher exact test could still find the schedule's rate the greater
-//     at 0.05 within 4 more pairs. Found so, the failure stands, flaky;
+//     at 0.05 within 4 more pairs. Found so, the failure stands, flaky
+//     (one that broke only Recovery gets the reconnect control, rule 7);
 //     otherwise it is set aside the same way, with both counts: on that
 //     machine, the schedule cannot be told from the noise. A failure
 //     that breaks in most runs of its schedule stands; one that breaks

@@ -369,8 +369,12 @@ func (x *explorer) search(rt *rapid.T) bool {
 // came and went may be the machine's as much as one that stayed: first
 // the dependencies' CPU waits in its runs (starved.go), then the
 // fault-free control, then, on a contended machine, more reruns and
-// controls in turns until the two can be told apart (noise.go). One that
-// reproduced gets the controls (machine).
+// controls in turns until the two can be told apart (noise.go), and,
+// when the schedule broke more often than fault-free runs but broke only
+// Recovery bounds, the reconnect control (reconnect.go): a run without
+// faults has nothing to recover from, so it cannot show a machine that
+// is slow at recovering. One that reproduced gets the controls
+// (machine).
 func (x *explorer) explained(it *Iteration, subject string) string {
 	if it.confirmed() {
 		return x.machine(it, "control beside "+subject)
@@ -383,7 +387,10 @@ func (x *explorer) explained(it *Iteration, subject string) string {
 	if why != "" {
 		return why
 	}
-	return x.noise(it, c, subject)
+	if why := x.noise(it, c, subject); why != "" || c == nil {
+		return why
+	}
+	return x.reconnect(it, c, subject)
 }
 
 // shrink judges one candidate of rapid's shrinking (rapid reruns the
