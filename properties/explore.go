@@ -377,7 +377,7 @@ func (x *explorer) search(rt *rapid.T) bool {
 // (machine).
 func (x *explorer) explained(it *Iteration, subject string) string {
 	if it.confirmed() {
-		return x.machine(it, "control beside "+subject)
+		return x.machine(it, subject)
 	}
 	if why := starved(it, x.cfg.Invariants); why != "" {
 		return why
@@ -425,7 +425,7 @@ func (x *explorer) finish() {
 	}
 	// Shrinking against a machine that got slower ends at a schedule only
 	// the noise breaks: one more control run beside it.
-	if why := x.machine(x.last, "control beside the shrunk schedule"); why != "" {
+	if why := x.machine(x.last, "the shrunk schedule"); why != "" {
 		x.t.Logf("shakedown: the shrunk schedule's failure is the machine's; reporting the first failure, which a control run did not explain")
 		x.setAside(x.last, why)
 		x.last = x.first

@@ -71,10 +71,11 @@ import (
 // storms themselves (a failure that broke them besides Recovery stands),
 // and the same client on an idle machine is judged in full.
 
-// reconnect runs the reconnect control beside it, whose fault-free
-// control c did not explain it, and returns why the failure is the
-// machine's ("" when it stands, or when the rule does not apply).
-func (x *explorer) reconnect(it *Iteration, c *Iteration, what string) string {
+// reconnect runs the reconnect control beside it (subject names it:
+// "iteration 3"), whose fault-free control c did not explain it, and
+// returns why the failure is the machine's ("" when it stands, or when
+// the rule does not apply).
+func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string {
 	if x.fatal != nil || it.History == nil || it.History.Machine == nil || c.History == nil || c.History.Machine == nil {
 		return ""
 	}
@@ -112,13 +113,12 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, what string) string {
 		x.t.Logf("shakedown: %s: broke %s too, but no reset target was starved of CPU after the heal%s: the failure stands", label, strings.Join(names, "; "), afterHeal(r, s))
 		return true, "", true
 	}
-	label := "reconnect " + what
+	label := "reconnect control beside " + subject
 	r := x.controlRun(s, label)
 	if r == nil {
 		return ""
 	}
-	bad, why, done := judge(r, label)
-	if done || bad {
+	if _, why, done := judge(r, label); done {
 		return why
 	}
 	// The reconnect control held. On a contended machine it may have
@@ -127,10 +127,10 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, what string) string {
 	// them meets the machine in the same state (it breaks, and judge
 	// decides), or the schedule is found to break more often than it
 	// (the failure stands), or cannot be (the machine's noise).
-	return x.apart(it, what, "reconnect controls beside it", sample{runs: 1},
+	return x.apart(it, subject, "reconnect controls beside it", sample{runs: 1},
 		func() bool { return x.only(it, recovery) },
 		func(pair int) (bool, string, bool) {
-			label := fmt.Sprintf("reconnect %s, pair %d", what, pair)
+			label := fmt.Sprintf("%s, pair %d", label, pair)
 			r := x.controlRun(s, label)
 			if r == nil {
 				return false, "", true
