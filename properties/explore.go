@@ -547,7 +547,9 @@ func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 	verdict := "held"
 	switch {
 	case broke(it):
-		verdict = "BROKE"
+		// Which invariants: a failure's reruns may break different ones,
+		// and the log is where the rules' inputs can be read afterwards.
+		verdict = "BROKE [" + strings.Join(it.Findings.brokenNames(), "; ") + "]"
 	case steady(it):
 		verdict = "BROKE WITHOUT FAULTS"
 	}
