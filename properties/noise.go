@@ -69,7 +69,7 @@ func (x *explorer) noise(it, c *Iteration, subject string) string {
 	if noisy(c) {
 		first.broken++
 	}
-	return x.apart(it, subject, "fault-free runs beside it", first,
+	return x.apart(it, subject, "fault-free runs beside it (judged with its fault times)", names, first,
 		func() bool { return x.only(it, timing) },
 		func(pair int) (bool, string, bool) {
 			c := x.controlRun(sim.Schedule{}, fmt.Sprintf("%s: telling it from the machine's noise, pair %d, no faults", subject, pair))
@@ -77,10 +77,6 @@ func (x *explorer) noise(it, c *Iteration, subject string) string {
 				return false, "", true
 			}
 			return noisy(c), "", false
-		},
-		func(s sample, p float64, more string) string {
-			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and fault-free runs beside it (judged with its fault times) in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
-				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, s.broken, s.runs, p, more)
 		})
 }
 
@@ -95,15 +91,13 @@ type sample struct{ broken, runs int }
 // its reruns broke is still what the test may judge (a rerun that broke
 // more stands). next runs pair's control and says whether it broke as the
 // schedule did; when done, it decided the verdict by itself (why, "" when
-// the failure stands: also when no control could run). aside is the
-// reason to set it aside when the test cannot find the schedule's rate
-// the greater, given the controls' counts, p, and how many more pairs
-// were run or could not help (more). apart returns "" when the failure
-// stands, and why it is the machine's otherwise. subject names the
-// failure in the log, controls the control runs ("fault-free runs beside
-// it").
-func (x *explorer) apart(it *Iteration, subject, controls string, first sample, still func() bool,
-	next func(pair int) (bad bool, why string, done bool), aside func(s sample, p float64, more string) string) string {
+// the failure stands: also when no control could run). apart returns ""
+// when the failure stands, and why it is the machine's when the test
+// cannot find the schedule's rate the greater. subject names the failure
+// in the log, controls the control runs ("fault-free runs beside it"),
+// names the invariants it broke.
+func (x *explorer) apart(it *Iteration, subject, controls string, names []string, first sample, still func() bool,
+	next func(pair int) (bad bool, why string, done bool)) string {
 	s := first
 	for left := noisePairs; ; left-- {
 		p := fisherGreater(it.Reproduced, it.Reruns, s.broken, s.runs)
@@ -120,7 +114,8 @@ func (x *explorer) apart(it *Iteration, subject, controls string, first sample, 
 					more = fmt.Sprintf("and one more pair could not bring it to %.2f", noiseAlpha)
 				}
 			}
-			return aside(s, p, more)
+			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and %s in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
+				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, controls, s.broken, s.runs, p, more)
 		}
 		pair := noisePairs - left + 1
 		reruns := it.Reruns

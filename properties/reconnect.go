@@ -79,8 +79,8 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 	if x.fatal != nil || it.History == nil || it.History.Machine == nil || c.History == nil || c.History.Machine == nil {
 		return ""
 	}
-	names := recoveries(it, x.cfg.Invariants)
-	if names == nil || !x.only(it, recovery) {
+	names := it.Findings.brokenNames()
+	if len(names) == 0 || !x.only(it, recovery) {
 		return ""
 	}
 	if !contended(it) {
@@ -127,7 +127,8 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 	// them meets the machine in the same state (it breaks, and judge
 	// decides), or the schedule is found to break more often than it
 	// (the failure stands), or cannot be (the machine's noise).
-	return x.apart(it, subject, "reconnect controls beside it", sample{runs: 1},
+	resets := fmt.Sprintf("a reset of what it faulted healing where it healed (%s)", oneLineOr(s))
+	return x.apart(it, subject, resets, names, sample{runs: 1},
 		func() bool { return x.only(it, recovery) },
 		func(pair int) (bool, string, bool) {
 			label := fmt.Sprintf("%s, pair %d", label, pair)
@@ -136,10 +137,6 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 				return false, "", true
 			}
 			return judge(r, label)
-		},
-		func(n sample, p float64, more string) string {
-			return fmt.Sprintf("the machine's noise, not the schedule: on a contended machine (CPU pressure %s in the runs that broke), the schedule (%s), which broke %s, broke again in %d of %d reruns, and a reset of what it faulted healing where it healed (%s) in %d of %d: a one-sided Fisher exact test does not find the schedule's rate the greater (p = %.2f, %s)",
-				pressuresOf(brokenRuns(it)), oneLineOr(it.Schedule), strings.Join(names, "; "), it.Reproduced, it.Reruns, oneLineOr(s), n.broken, n.runs, p, more)
 		})
 }
 
@@ -162,22 +159,6 @@ func afterHeal(r *Iteration, s sim.Schedule) string {
 		}
 	}
 	return out
-}
-
-// recoveries are the invariants it broke, when every one is a Recovery
-// (nil otherwise, or when it broke none).
-func recoveries(it *Iteration, invs []Invariant) []string {
-	var names []string
-	for _, f := range it.Findings {
-		if f.Verdict != Broken {
-			continue
-		}
-		if !isRecovery(f.Invariant, invs) {
-			return nil
-		}
-		names = append(names, f.Invariant)
-	}
-	return names
 }
 
 // reconnectSchedule is the reconnect control's schedule beside it: a

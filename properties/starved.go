@@ -232,11 +232,6 @@ func aims(s sim.Schedule, target string) bool {
 	return false
 }
 
-func isRecovery(name string, invs []Invariant) bool {
-	inv, _ := invariantNamed(invs, name)
-	return recovery(inv)
-}
-
 // recovery says whether inv is a Recovery.
 func recovery(inv Invariant) bool {
 	switch inv.(type) {
