@@ -568,6 +568,7 @@ const (
 	rstReported            // reads return EOF, writes EPIPE
 	rstWritePending        // reads go on; the next write returns ECONNRESET
 	rstWriteReported       // reads go on; writes return EPIPE
+	rstInFlightRead        // a read met the RST in flight: reads EOF; writes at its instant succeed, later ones EPIPE
 )
 
 // conn is one side of a simulated connection.
@@ -580,6 +581,7 @@ type conn struct {
 	closed        atomic.Bool
 	rshut, wshut  atomic.Bool
 	rst           atomic.Int32
+	rstAt         atomic.Int64 // UnixNano of an RST in flight: writes at that instant beat it
 }
 
 func (c *conn) opErr(op string, err error) error {
@@ -611,9 +613,9 @@ func (c *conn) frozen() {
 
 // resetErr returns the error of a reset connection for op ("read" or
 // "write"), or nil: ECONNRESET once, then EOF for reads and EPIPE for
-// writes, as on Linux. While the RST is in flight, writes succeed; an RST
-// that answers data sent after the peer's FIN fails only writes (the
-// reader has the FIN already).
+// writes, as on Linux. While the RST is in flight, writes succeed (those
+// of its instant even after a read met it); an RST that answers data sent
+// after the peer's FIN fails only writes (the reader has the FIN already).
 func (c *conn) resetErr(op string) error {
 	for {
 		st := c.rst.Load()
@@ -623,6 +625,13 @@ func (c *conn) resetErr(op string) error {
 			return nil
 		case st == rstInFlight && op == "write", st == rstWritePending && op == "read", st == rstWriteReported && op == "read":
 			return nil
+		case st == rstInFlightRead && op == "write" && time.Now().UnixNano() == c.rstAt.Load():
+			// The read that met the RST ran first, but writes of the
+			// reset's instant still beat it, whichever goroutine runs
+			// first in that instant.
+			return nil
+		case st == rstInFlight && op == "read":
+			next = rstInFlightRead
 		case st == rstInFlight, st == rstPending:
 			next = rstReported
 		case st == rstWritePending:
@@ -865,6 +874,7 @@ func (pr *pair) severWake(mode int, wake bool) {
 		pr.down.drop(wake)
 		pr.up.drop(wake)
 	case severResetNew:
+		pr.client.rstAt.Store(now.UnixNano())
 		pr.client.rst.CompareAndSwap(rstNone, rstInFlight)
 		pr.server.rst.CompareAndSwap(rstNone, rstPending)
 		pr.down.drop(wake)

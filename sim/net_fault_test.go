@@ -342,6 +342,18 @@ func TestNetReset(t *testing.T) {
 		require.ErrorIs(t, readErr(t, c2), io.EOF)
 		require.Equal(t, int64(0), ep.Stats().Active)
 
+		// A read that meets the RST first (an HTTP client's read loop
+		// often runs before its write) does not make that instant's
+		// write fail: the write still beats the RST. A later one fails.
+		c4, err := n.Dial(t.Context(), "tcp", "db")
+		require.NoError(t, err)
+		defer c4.Close()
+		require.ErrorIs(t, readErr(t, c4), syscall.ECONNRESET)
+		write(t, c4, "same instant")
+		time.Sleep(time.Millisecond)
+		_, err = c4.Write([]byte("later"))
+		require.ErrorIs(t, err, syscall.EPIPE)
+
 		revert()
 		c3, s3 := dialAccept(t, n, ep.ln, "db")
 		require.Zero(t, roundTrip(t, c3, s3, "healed"))
