@@ -376,6 +376,9 @@ func (x *explorer) search(rt *rapid.T) bool {
 // is slow at recovering. One that reproduced gets the controls
 // (machine).
 func (x *explorer) explained(it *Iteration, subject string) string {
+	if why := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
+		return why
+	}
 	if it.confirmed() {
 		return x.machine(it, subject)
 	}

@@ -32,10 +32,13 @@ func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
 		}
 		if broke(it) {
 			x.confirm(it, min(x.reproduce, 1), "confirming", broke)
+			if why := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
+				x.t.Logf("shakedown: shrinking: the candidate does not count as failing: %s", why)
+			}
 		}
 		x.cache[key] = it
 	}
-	if !broke(it) || !it.confirmed() {
+	if !broke(it) || !it.confirmed() || unscheduled(it, x.base, x.cfg.Invariants) != "" {
 		return nil
 	}
 	return it
