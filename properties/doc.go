@@ -219,6 +219,27 @@
 //     once in four is Unjudged there (on an idle machine, flaky). A
 //     flaky failure that broke anything else in any of its runs (a lost
 //     write, a leak, a storm, a Func) always stands.
+//  9. A second fault, the machine's (real runs, contended machines):
+//     applied first, before rules 5 to 8, to every failure once it has
+//     been rerun, reproduced or flaky, and to each candidate of
+//     shrinking. A failure that broke only Recovery and Isolation bounds
+//     is set aside the same way when, in every run of it that broke, a
+//     dependency that the schedule did not fault (for an Isolation, one
+//     that its judged ops use) waited for a CPU at least 15% of the time
+//     (a Recovery: over the whole run; an Isolation: up to the last
+//     heal), used no more CPU there than a quarter over the most it used
+//     in the fault-free baseline and in the runs of the schedule that
+//     held (a client storming it makes it busy, and that is the
+//     schedule's doing), while the machine's CPU pressure was at least
+//     50%. The schedule then never broke without a second fault that it
+//     did not contain: a cache fault that is harmless alone, beside a
+//     database the machine slows, fills a bulkhead or opens a breaker.
+//     One run that broke with every such dependency fed, and the failure
+//     stands. A shrink candidate that breaks so does not count as
+//     failing, so shrinking does not chase the machine's fault into
+//     schedules that fault the database themselves. A service fragile
+//     only when two dependencies are slow at once is Unjudged so on a
+//     contended machine, not passed; schedules that slow both test it.
 //
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline

@@ -365,7 +365,9 @@ func (x *explorer) search(rt *rapid.T) bool {
 
 // explained returns why it, a failure that has been rerun (subject names
 // it: "iteration 3"), is the machine's and not the schedule's ("" when it
-// stands). A failure that
+// stands). First, whether it ever broke without a second fault, the
+// machine's: a dependency the schedule did not fault, starved of CPU
+// (unscheduled.go). Then, a failure that
 // came and went may be the machine's as much as one that stayed: first
 // the dependencies' CPU waits in its runs (starved.go), then the
 // fault-free control, then, on a contended machine, more reruns and

@@ -100,13 +100,13 @@ func (x *explorer) apart(it *Iteration, subject, controls string, names []string
 	next func(pair int) (bad bool, why string, done bool)) string {
 	s := first
 	for left := noisePairs; ; left-- {
-		p := fisherGreater(it.Reproduced, it.Reruns, s.broken, s.runs)
-		if p <= noiseAlpha {
+		p, verdict := noiseLook(it.Reproduced, it.Reruns, s, left)
+		if verdict == believed {
 			x.t.Logf("shakedown: %s: broke again in %d of %d reruns, %s in %d of %d (p = %.3f): the schedule's, not the machine's noise",
 				subject, it.Reproduced, it.Reruns, controls, s.broken, s.runs, p)
 			return ""
 		}
-		if left == 0 || fisherGreater(it.Reproduced+left, it.Reruns+left, s.broken, s.runs+left) > noiseAlpha {
+		if verdict == apartNot {
 			more := fmt.Sprintf("after %d more pairs", noisePairs)
 			if left > 0 {
 				more = fmt.Sprintf("and %d more pairs could not bring it to %.2f", left, noiseAlpha)
@@ -132,6 +132,33 @@ func (x *explorer) apart(it *Iteration, subject, controls string, names []string
 			s.broken++
 		}
 	}
+}
+
+// What a look of the noise test decides.
+const (
+	undecided = iota // one more pair
+	believed         // the schedule's rate is the greater: the failure stands
+	apartNot         // no pair left could find it so: the machine's noise
+)
+
+// noiseLook is one look of the noise test at a of n1 reruns against s,
+// with left more pairs allowed: the test's p and what it decides.
+//
+// The test may stop at any of its noisePairs+1 looks, which lets chance
+// more ways to believe a schedule no worse than the machine's noise than
+// one look at noiseAlpha would; the exact Fisher test is conservative
+// enough on such small counts that the whole test's level stays under
+// noiseAlpha all the same (TestNoiseTestLevel works it out over every
+// path of the looks).
+func noiseLook(a, n1 int, s sample, left int) (float64, int) {
+	p := fisherGreater(a, n1, s.broken, s.runs)
+	switch {
+	case p <= noiseAlpha:
+		return p, believed
+	case left == 0 || fisherGreater(a+left, n1+left, s.broken, s.runs+left) > noiseAlpha:
+		return p, apartNot
+	}
+	return p, undecided
 }
 
 // only says whether every invariant that it or its reruns broke is one

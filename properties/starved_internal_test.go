@@ -2,6 +2,7 @@ package properties
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -177,4 +178,64 @@ func TestFisherGreater(t *testing.T) {
 	} {
 		require.InDelta(t, tc.want, fisherGreater(tc.a, tc.n1, tc.b, tc.n2), 1e-9, "%d of %d against %d of %d", tc.a, tc.n1, tc.b, tc.n2)
 	}
+}
+
+// TestNoiseTestLevel works out, over every path of its looks, how often
+// the noise test believes a schedule that breaks no more often than the
+// machine's noise: reruns and controls each break at the same rate r.
+// It stops at the first look that believes, so it gets up to
+// noisePairs+1 chances; the exact test must keep the whole to
+// noiseAlpha all the same, whatever r, from the 3 reruns and 1 control
+// it starts with.
+func TestNoiseTestLevel(t *testing.T) {
+	const reruns = 3
+	level := func(r float64) float64 {
+		var believe func(a, n1 int, s sample, left int, prob float64) float64
+		believe = func(a, n1 int, s sample, left int, prob float64) float64 {
+			switch _, v := noiseLook(a, n1, s, left); v {
+			case believed:
+				return prob
+			case apartNot:
+				return 0
+			}
+			sum := 0.0
+			for _, ra := range []int{0, 1} {
+				for _, rb := range []int{0, 1} {
+					p := prob * chance(r, ra) * chance(r, rb)
+					sum += believe(a+ra, n1+1, sample{broken: s.broken + rb, runs: s.runs + 1}, left-1, p)
+				}
+			}
+			return sum
+		}
+		sum := 0.0
+		for a := 0; a <= reruns; a++ {
+			for _, b := range []int{0, 1} {
+				p := binomial(reruns, a, r) * chance(r, b)
+				sum += believe(a, reruns, sample{broken: b, runs: 1}, noisePairs, p)
+			}
+		}
+		return sum
+	}
+	most, at := 0.0, 0.0
+	for i := 1; i < 100; i++ {
+		if l := level(float64(i) / 100); l > most {
+			most, at = l, float64(i)/100
+		}
+	}
+	t.Logf("the noise test believes the machine's noise at most %.4f of the time (at a rate of %.2f)", most, at)
+	require.Greater(t, most, 0.0, "the test can believe a schedule at all")
+	require.LessOrEqual(t, most, noiseAlpha)
+}
+
+// chance is the probability of one run's outcome (1: it broke) at rate r.
+func chance(r float64, broke int) float64 {
+	if broke == 1 {
+		return r
+	}
+	return 1 - r
+}
+
+// binomial is the probability of k breaks in n runs at rate r.
+func binomial(n, k int, r float64) float64 {
+	return math.Exp(lchoose(n, k)) * math.Pow(r, float64(k)) * math.Pow(1-r, float64(n-k))
 }
