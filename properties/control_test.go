@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -306,6 +307,129 @@ func TestFlakyStarvedDependency(t *testing.T) {
 			require.Contains(t, why[0], "the machine's noise, not the schedule")
 		})
 	}
+}
+
+// TestSecondFaultTheMachines: every run with faults breaks Recovery and
+// reproduces, and the machine record says that ledger, a dependency the
+// schedules never fault, waited for a CPU 40% of each of those runs
+// (2% in the baseline) doing no more work: the failure never came
+// without that second fault, and is set aside before any control runs.
+// Where one rerun had ledger fed, the rule does not apply, and the
+// controls run.
+func TestSecondFaultTheMachines(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes between runs on purpose
+	properties.SetControlInSimulation(t, true)
+	for _, tc := range []struct {
+		name string
+		fed  int // the run in which ledger was fed (0: none)
+	}{{"starved in every run that broke", 0}, {"fed in one rerun", 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Runs: 1 the baseline, 2 the schedule, 3 to 5 its reruns, then controls.
+			cfg := recoveryWhen(t, func(run int64) bool { return run >= 2 })
+			run := 0
+			properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
+				run++
+				w := 0.4
+				if run == 1 || run == tc.fed {
+					w = 0.02
+				}
+				n := int(h.Duration/(100*time.Millisecond)) + 1
+				dep := func(target string, w float64) sim.DependencyCPU {
+					d := sim.DependencyCPU{Target: target, Waited: w, Slots: make([]float64, n), Used: make([]float64, n)}
+					for i := range n {
+						d.Slots[i], d.Used[i] = w, 0.1
+					}
+					return d
+				}
+				return &sim.Machine{CPUPressure: 0.95, Load1: 10, Dependencies: []sim.DependencyCPU{dep("db", 0.02), dep("ledger", w)}}
+			})
+			res, err := properties.Explore(t, cfg)
+			require.NoError(t, err)
+			why := properties.SetAside(res)
+			if tc.fed == 0 {
+				require.Nil(t, res.Failure)
+				require.Equal(t, 0, properties.ControlRuns(res), "the machine record explained it: no control run")
+				require.Equal(t, 1+4, res.Runs, "the baseline, the schedule and its 3 reruns")
+				require.Len(t, why, 1)
+				require.Contains(t, why[0], "a dependency the schedule did not fault was starved of CPU by the machine in every run that broke: no failure later than 300ms after the last heal: over the run, ledger waited")
+				require.Contains(t, why[0], "over the run, ledger waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%)")
+				return
+			}
+			require.NotZero(t, properties.ControlRuns(res), "the rule did not apply: the controls judged it")
+			for _, w := range why {
+				require.NotContains(t, w, "ledger waited")
+			}
+		})
+	}
+}
+
+// TestShrinkingSkipsTheMachinesFault: a client that takes a second to
+// reconnect after any failed call breaks Recovery{300ms} after every
+// schedule that takes db down, and reproduces, with ledger (never
+// faulted) fed: the failure stands. In every run of any other schedule
+// the machine starves ledger: each shrink candidate breaks with that
+// second fault beside it, so none counts as failing, and the failure
+// reported is the first schedule, unshrunk.
+func TestShrinkingSkipsTheMachinesFault(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its machine record changes between runs on purpose
+	f := newFake(200 * time.Millisecond)
+	cfg := simConfig(f, properties.Recovery{Within: 300 * time.Millisecond})
+	cfg.World = func(testing.TB) sim.World {
+		d := newDep("db", toxics.KindDown)
+		w := workload(d, 200*time.Millisecond)
+		var mu sync.Mutex
+		var until time.Time // reconnecting until then: calls fail at once
+		w.Kinds[0].Do = func(ctx context.Context, _ string) (string, error) {
+			mu.Lock()
+			wait := time.Now().Before(until)
+			mu.Unlock()
+			if wait {
+				return "", errors.New("reconnecting")
+			}
+			err := d.call(ctx)
+			if err != nil {
+				mu.Lock()
+				until = time.Now().Add(time.Second)
+				mu.Unlock()
+			}
+			return "", err
+		}
+		return sim.World{Targets: []sim.Target{d}, Workload: w}
+	}
+	cfg.Bounds.MaxSteps = 1
+	cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindDown}}}
+	cfg.Iterations = 1
+	cfg.Dir = t.TempDir()
+	var first *sim.Schedule
+	others := 0 // calls for runs of other schedules
+	properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
+		ledger := 0.02
+		if len(h.Schedule.Steps) > 0 {
+			if first == nil {
+				first = &h.Schedule
+			}
+			if !reflect.DeepEqual(*first, h.Schedule) {
+				ledger = 0.4
+				others++
+			}
+		}
+		n := int(h.Duration/(100*time.Millisecond)) + 1
+		dep := func(target string, w float64) sim.DependencyCPU {
+			d := sim.DependencyCPU{Target: target, Waited: w, Slots: make([]float64, n), Used: make([]float64, n)}
+			for i := range n {
+				d.Slots[i], d.Used[i] = w, 0.01
+			}
+			return d
+		}
+		return &sim.Machine{CPUPressure: 0.9, Load1: 10, Dependencies: []sim.DependencyCPU{dep("db", 0.02), dep("ledger", ledger)}}
+	})
+	rapidSeed(t, 6)
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.NotNil(t, res.Failure, "the first failure stands: ledger was fed in its runs")
+	require.False(t, res.Flaky)
+	require.Positive(t, others, "shrink candidates ran")
+	require.Equal(t, *first, res.Failure.Schedule, "no candidate counted: the first schedule is reported")
 }
 
 // TestFlakyOnContendedMachine: a flaky failure of a timing bound on a
