@@ -3,7 +3,6 @@ package properties
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -29,19 +28,24 @@ import (
 // Unjudged (Result.Slower), when all of these hold:
 //
 //   - every invariant it broke is a Recovery or an Isolation;
-//   - in every run of it that broke (the first and the reruns that broke
-//     again), for every invariant it broke, a dependency that the
-//     schedule does not fault (for an Isolation, one that its judged ops
-//     use), over the invariant's part of the run (an Isolation until the
-//     last heal, a Recovery the whole run: a breaker the starved
-//     dependency opened during the fault is still open after the heal),
-//     had a process waiting for a CPU at least unscheduledWait of the
-//     time;
+//   - for every invariant it broke, in every run of it that broke that
+//     invariant (the first and the reruns that broke it again), a
+//     dependency that the schedule does not fault (for an Isolation, one
+//     that its judged ops use), over the invariant's part of the run (an
+//     Isolation until the last heal, a Recovery the whole run: a breaker
+//     the starved dependency opened during the fault is still open after
+//     the heal), had a process waiting for a CPU at least unscheduledWait
+//     of the time;
 //   - in none of those runs did that dependency use more CPU there than
 //     starvedMoreWork allows over the most it used in the fault-free
-//     baseline and in the runs of the schedule that held: a client that
-//     storms a dependency (a cache fault that sends every read to the
-//     database) makes it busy, and that is the schedule's doing;
+//     baseline and in the runs of the schedule that held, or over what
+//     it used in the same run before the first fault (when that came
+//     unscheduledBefore or more into the run): a client that storms a
+//     dependency (a cache fault that sends every read to the database)
+//     makes it busy from the fault on, and that is the schedule's doing;
+//     a starved database whose clients time out, cancel their queries
+//     and reconnect (it forks and authenticates each new connection)
+//     works more from before any fault, and that is the machine's;
 //   - the machine's CPU pressure in every run that broke was at least
 //     starvedMachine.
 //
@@ -95,9 +99,15 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 		if !ok {
 			return ""
 		}
+		var broken []*Iteration // the runs that broke it
+		for _, r := range bad {
+			if _, ok := r.Findings.broken(name); ok {
+				broken = append(broken, r)
+			}
+		}
 		why := ""
 		for _, target := range sc.targets {
-			if why = unscheduledOne(target, sc, bad, good); why != "" {
+			if why = unscheduledOne(target, sc, broken, good); why != "" {
 				break
 			}
 		}
@@ -145,20 +155,12 @@ func unscheduledScope(name string, invs []Invariant, s sim.Schedule, h *sim.Hist
 
 // unscheduledOne applies the rule to the dependency named target, and
 // returns its figures when every run that broke starved it while it did
-// no more work than the fault-free baseline and the held runs.
+// no more work than the fault-free baseline and the held runs did, or
+// than it did itself before the run's first fault (a client whose calls
+// time out against a starved database cancels them and reconnects, and
+// the database forks and authenticates each new connection: work that
+// the machine's starving began, before any fault could).
 func unscheduledOne(target string, sc starvedScope, bad, good []*Iteration) string {
-	var waits, uses []float64
-	for _, r := range bad {
-		from, to, ok := sc.window(r.History)
-		if !ok {
-			return ""
-		}
-		w, u, ok := depCPU(r.History, target, from, to)
-		if !ok || w < unscheduledWait {
-			return ""
-		}
-		waits, uses = append(waits, w), append(uses, u)
-	}
 	most := -1.0
 	for _, r := range good {
 		from, to, ok := sc.window(r.History)
@@ -169,9 +171,55 @@ func unscheduledOne(target string, sc starvedScope, bad, good []*Iteration) stri
 			most = max(most, u)
 		}
 	}
-	if most < 0 || slices.Max(uses) > starvedMoreWork*most+starvedSlack {
-		return "" // no run to say how much work it does, or it did more
+	var waits, uses, befores []float64
+	for _, r := range bad {
+		from, to, ok := sc.window(r.History)
+		if !ok {
+			return ""
+		}
+		w, u, ok := depCPU(r.History, target, from, to)
+		if !ok || w < unscheduledWait {
+			return ""
+		}
+		before, ok := usedBeforeFaults(r.History, target)
+		if !ok {
+			before = -1
+		}
+		if bound := max(most, before); bound < 0 || u > starvedMoreWork*bound+starvedSlack {
+			return "" // no run to say how much work it does, or it did more: a storm
+		}
+		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
 	}
-	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs against at most %.2f without faults and in the runs that held, while the machine's CPU pressure was %s",
-		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), most, pressuresOf(bad))
+	without := "nothing"
+	if most >= 0 {
+		without = fmt.Sprintf("at most %.2f", most)
+	}
+	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held, while the machine's CPU pressure was %s",
+		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, pressuresOf(bad))
+}
+
+// unscheduledBefore is the least time before a run's first fault over
+// which a dependency's work before it is measured.
+const unscheduledBefore = 500 * time.Millisecond
+
+// usedBeforeFaults is the CPU the dependency named target used in h
+// before the first fault took effect; false when no fault did, or when
+// the first came within unscheduledBefore.
+func usedBeforeFaults(h *sim.History, target string) (float64, bool) {
+	first, ok := firstFault(h)
+	if !ok || first < unscheduledBefore {
+		return 0, false
+	}
+	_, u, ok := depCPU(h, target, 0, first)
+	return u, ok
+}
+
+// cpusOrNone is cpus with "-" for the unknown (negative) ones.
+func cpusOrNone(v []float64) string {
+	return joined(v, func(x float64) string {
+		if x < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", x)
+	})
 }

@@ -14,20 +14,23 @@ import (
 // unscheduledRun is a run of a latency fault on cache from 500ms to 1s,
 // 2s long, on a machine whose CPU pressure is pressure, in which db (not
 // faulted) waited for a CPU the share wait of every 100ms and used use
-// CPUs, and cache waited 2% and used 0.1; broken names the invariants it
-// broke.
-func unscheduledRun(pressure, wait, use float64, broken ...string) *Iteration {
+// CPUs (before CPUs before the fault; unknown when negative), and cache
+// waited 2% and used 0.1; broken names the invariants it broke.
+func unscheduledRun(pressure, wait, use, before float64, broken ...string) *Iteration {
 	s := sim.Schedule{Steps: []sim.Step{{At: 500 * time.Millisecond, For: 500 * time.Millisecond, Target: "cache", Fault: toxics.Latency{Delay: 250 * time.Millisecond}}}}
-	dep := func(target string, w, u float64) sim.DependencyCPU {
+	dep := func(target string, w, u, b float64) sim.DependencyCPU {
 		d := sim.DependencyCPU{Target: target, Waited: w}
-		for range 20 {
+		for i := range 20 {
 			d.Slots, d.Used = append(d.Slots, w), append(d.Used, u)
+			if i < 5 {
+				d.Used[i] = b
+			}
 		}
 		return d
 	}
 	h := &sim.History{Duration: 2 * time.Second,
 		Faults:  []sim.FaultEvent{{Target: "cache", Fault: toxics.Spec{Fault: s.Steps[0].Fault}, Start: 500 * time.Millisecond, End: time.Second}},
-		Machine: &sim.Machine{CPUPressure: pressure, Load1: 10, Dependencies: []sim.DependencyCPU{dep("cache", 0.02, 0.1), dep("db", wait, use)}}}
+		Machine: &sim.Machine{CPUPressure: pressure, Load1: 10, Dependencies: []sim.DependencyCPU{dep("cache", 0.02, 0.1, 0.1), dep("db", wait, use, before)}}}
 	it := &Iteration{Schedule: s, History: h}
 	for _, name := range broken {
 		it.Findings = append(it.Findings, Finding{Invariant: name, Verdict: Broken, Err: errors.New("broke")})
@@ -38,21 +41,25 @@ func unscheduledRun(pressure, wait, use float64, broken ...string) *Iteration {
 // TestUnscheduled: a failure of Recovery or Isolation under a cache
 // fault is the machine's when db, which the schedule did not fault, was
 // starved of CPU in every run that broke, doing no more work than
-// without faults; one run that broke with db fed, a db busier than
-// without faults (a storm onto it), an idle machine, or an invariant
-// the rule does not cover (a latency quantile) each make it stand.
+// without faults or than before the run's fault (a starved database's
+// clients time out, cancel and reconnect, and it works more from then
+// on); one run that broke with db fed, a db that the fault made busier
+// (a storm onto it), an idle machine, or an invariant the rule does not
+// cover (a latency quantile) each make it stand.
 func TestUnscheduled(t *testing.T) {
 	rec := Recovery{Within: 300 * time.Millisecond}
 	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}
 	lat := LatencyQuantile{Q: 0.99, Max: 100 * time.Millisecond}
 	invs := []Invariant{rec, iso, lat}
-	base := unscheduledRun(0.9, 0.05, 0.1)
+	base := unscheduledRun(0.9, 0.05, 0.1, 0.1)
 	base.History.Faults, base.Schedule = nil, sim.Schedule{}
 	type run struct {
-		pressure, wait, use float64
-		broke               bool
+		pressure, wait, use, before float64
+		broke                       bool
 	}
-	starved := run{0.95, 0.40, 0.1, true}
+	starved := run{0.95, 0.40, 0.1, 0.1, true}
+	churning := run{0.95, 0.40, 0.3, 0.3, true}
+	unknownBefore := run{0.95, 0.40, 0.1, -1, true}
 	for _, tc := range []struct {
 		name   string
 		broken []string
@@ -61,16 +68,20 @@ func TestUnscheduled(t *testing.T) {
 		want   string // "" when the failure stands
 	}{
 		{"reproduced, db starved in every run", []string{rec.Name()}, []run{starved, starved, starved, starved}, base,
-			"a dependency the schedule did not fault was starved of CPU by the machine in every run that broke: " + rec.Name() + ": over the run, db waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%), and used 0.10/0.10/0.10/0.10 CPUs against at most 0.10 without faults and in the runs that held, while the machine's CPU pressure was 95%/95%/95%/95%; the schedule (+500ms for 500ms cache latency(250ms)) broke " + rec.Name() + " in 4 of 4 runs, never without that second fault"},
-		{"flaky, Isolation and Recovery, db fed where it held", []string{iso.Name(), rec.Name()}, []run{starved, {0.9, 0.02, 0.1, false}, starved, {0.9, 0.05, 0.1, false}}, base,
+			"a dependency the schedule did not fault was starved of CPU by the machine in every run that broke: " + rec.Name() + ": over the run, db waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%), and used 0.10/0.10/0.10/0.10 CPUs there against 0.10/0.10/0.10/0.10 before the first fault and at most 0.10 without faults and in the runs that held, while the machine's CPU pressure was 95%/95%/95%/95%; the schedule (+500ms for 500ms cache latency(250ms)) broke " + rec.Name() + " in 4 of 4 runs, never without that second fault"},
+		{"flaky, Isolation and Recovery, db fed where it held", []string{iso.Name(), rec.Name()}, []run{starved, {0.9, 0.02, 0.1, 0.1, false}, starved, {0.9, 0.05, 0.1, 0.1, false}}, base,
 			"in the 2 runs that broke"},
-		{"no baseline: the held runs bound its work", []string{rec.Name()}, []run{starved, {0.9, 0.02, 0.1, false}, starved}, nil,
-			"against at most 0.10 without faults"},
-		{"one run broke with db fed", []string{rec.Name()}, []run{starved, starved, {0.95, 0.10, 0.1, true}, starved}, base, ""},
-		{"db busier than without faults", []string{rec.Name()}, []run{starved, {0.95, 0.40, 0.3, true}, starved, starved}, base, ""},
-		{"idle machine", []string{rec.Name()}, []run{starved, {0.3, 0.40, 0.1, true}, starved, starved}, base, ""},
+		{"no baseline: the held runs bound its work", []string{rec.Name()}, []run{unknownBefore, {0.9, 0.02, 0.1, 0.1, false}, unknownBefore}, nil,
+			"against -/- before the first fault and at most 0.10 without faults"},
+		{"busier from before the fault: the starving's churn", []string{rec.Name()}, []run{churning, churning, starved, churning}, base,
+			"used 0.30/0.30/0.10/0.30 CPUs there against 0.30/0.30/0.10/0.30 before the first fault"},
+		{"reproduced, no baseline: its work before the fault bounds it", []string{rec.Name()}, []run{starved, starved}, nil,
+			"before the first fault and nothing without faults"},
+		{"one run broke with db fed", []string{rec.Name()}, []run{starved, starved, {0.95, 0.10, 0.1, 0.1, true}, starved}, base, ""},
+		{"db busier after the fault than without faults and before it", []string{rec.Name()}, []run{starved, {0.95, 0.40, 0.3, 0.1, true}, starved, starved}, base, ""},
+		{"idle machine", []string{rec.Name()}, []run{starved, {0.3, 0.40, 0.1, 0.1, true}, starved, starved}, base, ""},
 		{"a latency quantile broke too", []string{rec.Name(), lat.Name()}, []run{starved, starved, starved, starved}, base, ""},
-		{"reproduced, nothing to bound its work", []string{rec.Name()}, []run{starved, starved}, nil, ""},
+		{"reproduced, nothing to bound its work", []string{rec.Name()}, []run{unknownBefore, unknownBefore}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var it *Iteration
@@ -79,7 +90,7 @@ func TestUnscheduled(t *testing.T) {
 				if r.broke {
 					names = tc.broken
 				}
-				ri := unscheduledRun(r.pressure, r.wait, r.use, names...)
+				ri := unscheduledRun(r.pressure, r.wait, r.use, r.before, names...)
 				if i == 0 {
 					it = ri
 					continue
