@@ -351,8 +351,8 @@ func TestSecondFaultTheMachines(t *testing.T) {
 				require.Equal(t, 0, properties.ControlRuns(res), "the machine record explained it: no control run")
 				require.Equal(t, 1+4, res.Runs, "the baseline, the schedule and its 3 reruns")
 				require.Len(t, why, 1)
-				require.Contains(t, why[0], "a dependency the schedule did not fault was starved of CPU by the machine in every run that broke: no failure later than 300ms after the last heal: over the run, ledger waited")
-				require.Contains(t, why[0], "over the run, ledger waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%)")
+				require.Contains(t, why[0], "a dependency the schedule was not faulting was starved of CPU by the machine in every run that broke: no failure later than 300ms after the last heal: after the last heal, ledger waited")
+				require.Contains(t, why[0], "after the last heal, ledger waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%)")
 				return
 			}
 			require.NotZero(t, properties.ControlRuns(res), "the rule did not apply: the controls judged it")

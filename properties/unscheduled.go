@@ -3,6 +3,7 @@ package properties
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 )
 
 // A fault the schedule did not contain: on a shared runner, the machine
-// itself may slow a dependency that the schedule never touched, by
+// itself may slow a dependency that the schedule is not faulting, by
 // keeping its processes from the CPUs. A resilient service can then
 // break a timing bound under a benign fault of another dependency: its
 // cache answers late (by the schedule), its database answers late (by
@@ -30,12 +31,12 @@ import (
 //   - every invariant it broke is a Recovery or an Isolation;
 //   - for every invariant it broke, in every run of it that broke that
 //     invariant (the first and the reruns that broke it again), a
-//     dependency that the schedule does not fault (for an Isolation, one
-//     that its judged ops use), over the invariant's part of the run (an
-//     Isolation until the last heal, a Recovery the whole run: a breaker
-//     the starved dependency opened during the fault is still open after
-//     the heal), had a process waiting for a CPU at least unscheduledWait
-//     of the time;
+//     dependency had a process waiting for a CPU at least
+//     unscheduledWait of the time where the invariant judges it
+//     (unscheduledScope): for a Recovery, any dependency, after the last
+//     heal, when no fault holds; for an Isolation, one that its judged
+//     ops use, over the faults of other targets, less its own faults and
+//     their Grace;
 //   - in none of those runs did that dependency use more CPU there than
 //     starvedMoreWork allows over the most it used in the fault-free
 //     baseline and in the runs of the schedule that held, or over what
@@ -95,7 +96,11 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 	}
 	var whys []string
 	for _, name := range names {
-		sc, ok := unscheduledScope(name, invs, it.Schedule, it.History)
+		inv, ok := invariantNamed(invs, name)
+		if !ok {
+			return ""
+		}
+		sc, ok := unscheduledScope(inv)
 		if !ok {
 			return ""
 		}
@@ -106,8 +111,8 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 			}
 		}
 		why := ""
-		for _, target := range sc.targets {
-			if why = unscheduledOne(target, sc, broken, good); why != "" {
+		for _, d := range it.History.Machine.Dependencies {
+			if why = unscheduledOne(d.Target, sc, broken, good); why != "" {
 				break
 			}
 		}
@@ -116,41 +121,127 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 		}
 		whys = append(whys, name+": "+why)
 	}
-	return fmt.Sprintf("a dependency the schedule did not fault was starved of CPU by the machine in every run that broke: %s; the schedule (%s) broke %s in %d of %d runs, never without that second fault",
+	return fmt.Sprintf("a dependency the schedule was not faulting was starved of CPU by the machine in every run that broke: %s; the schedule (%s) broke %s in %d of %d runs, never without that second fault",
 		strings.Join(whys, "; "), oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), 1+len(it.again))
 }
 
-// unscheduledScope is where a dependency the machine starved explains
-// breaking the invariant named name: the dependencies that s does not
-// fault (an Isolation's: those its judged ops use), over the invariant's
-// part of a run. h names the dependencies a run measured.
-func unscheduledScope(name string, invs []Invariant, s sim.Schedule, h *sim.History) (starvedScope, bool) {
-	inv, ok := invariantNamed(invs, name)
-	if !ok {
-		return starvedScope{}, false
-	}
+// interval is [from, to) of a run.
+type interval struct{ from, to time.Duration }
+
+// unscheduledSpans is where a dependency the machine starved explains
+// breaking an invariant: what is, what part of a run ("after the last
+// heal"), and spans, for a run, the stretches of it in which each
+// dependency counts (none: it does not).
+type unscheduledSpans struct {
+	what  string
+	spans func(h *sim.History, target string) []interval
+}
+
+// unscheduledScope is the scope of inv, false for an invariant that a
+// starved dependency does not explain:
+//
+//   - a Recovery is judged after the last heal, when no fault holds: any
+//     dependency, from the last heal to the end (one that waits for a CPU
+//     there was working: a client that does not reconnect to it leaves it
+//     idle, and idle processes wait for nothing);
+//   - an Isolation judges the ops of kinds that do not use a faulted
+//     target, while a fault holds, and leaves out those whose own
+//     targets' faults touched them: a dependency those kinds use, over
+//     each fault of another target, less its own faults and their Grace.
+func unscheduledScope(inv Invariant) (unscheduledSpans, bool) {
 	switch v := inv.(type) {
 	case Recovery, *Recovery:
-		sc := starvedScope{what: "over the run", window: func(*sim.History) (time.Duration, time.Duration, bool) {
-			return 0, math.MaxInt64, true
-		}}
-		for _, d := range h.Machine.Dependencies {
-			if !aims(s, d.Target) {
-				sc.targets = append(sc.targets, d.Target)
+		return unscheduledSpans{what: "after the last heal", spans: func(h *sim.History, _ string) []interval {
+			heal, why := lastHeal(h)
+			if why != "" {
+				return nil
 			}
-		}
-		return sc, len(sc.targets) > 0
+			return []interval{{heal, math.MaxInt64}}
+		}}, true
 	case Isolation:
-		sc := isolationScope(v, s)
-		return sc, len(sc.targets) > 0
+		return isolationSpans(v), true
 	case *Isolation:
-		if v == nil {
-			return starvedScope{}, false
+		if v != nil {
+			return isolationSpans(*v), true
 		}
-		sc := isolationScope(*v, s)
-		return sc, len(sc.targets) > 0
 	}
-	return starvedScope{}, false
+	return unscheduledSpans{}, false
+}
+
+// isolationSpans: for a dependency that kinds judged while another
+// target's fault holds use, those faults, less its own faults and their
+// Grace.
+func isolationSpans(is Isolation) unscheduledSpans {
+	return unscheduledSpans{what: "while faults of other targets held", spans: func(h *sim.History, target string) []interval {
+		var out []interval
+		for _, f := range h.Faults {
+			if !f.Applied() || f.Target == target {
+				continue
+			}
+			judged := false // some kind that uses target, and not f's
+			for _, uses := range is.Uses {
+				if slices.Contains(uses, target) && !slices.Contains(uses, f.Target) {
+					judged = true
+				}
+			}
+			if !judged {
+				continue
+			}
+			part := []interval{{f.Start, faultEnd(h, f)}}
+			for _, own := range h.Faults {
+				if own.Applied() && own.Target == target {
+					part = subtract(part, interval{own.Start, faultEnd(h, own) + is.Grace})
+				}
+			}
+			out = append(out, part...)
+		}
+		return out
+	}}
+}
+
+// faultEnd is when f was reverted, or the run's end.
+func faultEnd(h *sim.History, f sim.FaultEvent) time.Duration {
+	if f.End == 0 {
+		return h.Duration
+	}
+	return f.End
+}
+
+// subtract is the parts of ivs outside cut.
+func subtract(ivs []interval, cut interval) []interval {
+	var out []interval
+	for _, iv := range ivs {
+		if iv.from < cut.from {
+			out = append(out, interval{iv.from, min(iv.to, cut.from)})
+		}
+		if iv.to > cut.to {
+			out = append(out, interval{max(iv.from, cut.to), iv.to})
+		}
+	}
+	return out
+}
+
+// spanCPU is how long the dependency named target waited for a CPU, and
+// how much it used, over spans of h, weighted by their lengths; false
+// when nothing of it is known there.
+func spanCPU(h *sim.History, target string, spans []interval) (waited, used float64, ok bool) {
+	var w, u, total float64
+	for _, sp := range spans {
+		to := min(sp.to, h.Duration)
+		if to <= sp.from {
+			continue
+		}
+		sw, su, known := depCPU(h, target, sp.from, to)
+		if !known {
+			continue
+		}
+		d := float64(to - sp.from)
+		w, u, total = w+sw*d, u+su*d, total+d
+	}
+	if total == 0 {
+		return 0, 0, false
+	}
+	return w / total, u / total, true
 }
 
 // unscheduledOne applies the rule to the dependency named target, and
@@ -160,24 +251,20 @@ func unscheduledScope(name string, invs []Invariant, s sim.Schedule, h *sim.Hist
 // time out against a starved database cancels them and reconnects, and
 // the database forks and authenticates each new connection: work that
 // the machine's starving began, before any fault could).
-func unscheduledOne(target string, sc starvedScope, bad, good []*Iteration) string {
+func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) string {
 	most := -1.0
 	for _, r := range good {
-		from, to, ok := sc.window(r.History)
-		if !ok {
-			from, to = 0, math.MaxInt64 // the baseline has no heal: its whole run
+		spans := sc.spans(r.History, target)
+		if len(spans) == 0 {
+			spans = []interval{{0, math.MaxInt64}} // the baseline has no faults: its whole run
 		}
-		if _, u, ok := depCPU(r.History, target, from, to); ok {
+		if _, u, ok := spanCPU(r.History, target, spans); ok {
 			most = max(most, u)
 		}
 	}
 	var waits, uses, befores []float64
 	for _, r := range bad {
-		from, to, ok := sc.window(r.History)
-		if !ok {
-			return ""
-		}
-		w, u, ok := depCPU(r.History, target, from, to)
+		w, u, ok := spanCPU(r.History, target, sc.spans(r.History, target))
 		if !ok || w < unscheduledWait {
 			return ""
 		}

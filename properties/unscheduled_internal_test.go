@@ -2,6 +2,7 @@ package properties
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -68,7 +69,7 @@ func TestUnscheduled(t *testing.T) {
 		want   string // "" when the failure stands
 	}{
 		{"reproduced, db starved in every run", []string{rec.Name()}, []run{starved, starved, starved, starved}, base,
-			"a dependency the schedule did not fault was starved of CPU by the machine in every run that broke: " + rec.Name() + ": over the run, db waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%), and used 0.10/0.10/0.10/0.10 CPUs there against 0.10/0.10/0.10/0.10 before the first fault and at most 0.10 without faults and in the runs that held, while the machine's CPU pressure was 95%/95%/95%/95%; the schedule (+500ms for 500ms cache latency(250ms)) broke " + rec.Name() + " in 4 of 4 runs, never without that second fault"},
+			"a dependency the schedule was not faulting was starved of CPU by the machine in every run that broke: " + rec.Name() + ": after the last heal, db waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%), and used 0.10/0.10/0.10/0.10 CPUs there against 0.10/0.10/0.10/0.10 before the first fault and at most 0.10 without faults and in the runs that held, while the machine's CPU pressure was 95%/95%/95%/95%; the schedule (+500ms for 500ms cache latency(250ms)) broke " + rec.Name() + " in 4 of 4 runs, never without that second fault"},
 		{"flaky, Isolation and Recovery, db fed where it held", []string{iso.Name(), rec.Name()}, []run{starved, {0.9, 0.02, 0.1, 0.1, false}, starved, {0.9, 0.05, 0.1, 0.1, false}}, base,
 			"in the 2 runs that broke"},
 		{"no baseline: the held runs bound its work", []string{rec.Name()}, []run{unknownBefore, {0.9, 0.02, 0.1, 0.1, false}, unknownBefore}, nil,
@@ -109,4 +110,38 @@ func TestUnscheduled(t *testing.T) {
 			require.Contains(t, got, tc.want)
 		})
 	}
+}
+
+// TestUnscheduledSpans: where a starved dependency counts. A Recovery:
+// any dependency, faulted or not, after the last heal. An Isolation: a
+// dependency its judged kinds use, over the faults of other targets,
+// less its own faults and their Grace.
+func TestUnscheduledSpans(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	h := &sim.History{Duration: 8 * time.Second, Faults: []sim.FaultEvent{
+		{Target: "db", Fault: toxics.Spec{Fault: toxics.Timeout{}}, Start: 0, End: ms(750)},
+		{Target: "cache", Fault: toxics.Spec{Fault: toxics.Latency{}}, Start: ms(3750), End: ms(4500)},
+		{Target: "cache", Fault: toxics.Spec{Fault: toxics.Down{}}, Err: "not applied", Start: ms(5000), End: ms(6000)},
+	}}
+	rec, ok := unscheduledScope(Recovery{Within: time.Second})
+	require.True(t, ok)
+	require.Equal(t, []interval{{ms(4500), math.MaxInt64}}, rec.spans(h, "db"))
+	require.Equal(t, []interval{{ms(4500), math.MaxInt64}}, rec.spans(h, "cache"))
+
+	uses := map[string][]string{"orders": {"db"}, "stock": {"cache"}}
+	iso, ok := unscheduledScope(Isolation{Uses: uses, Grace: 2 * time.Second})
+	require.True(t, ok)
+	require.Equal(t, []interval{{ms(3750), ms(4500)}}, iso.spans(h, "db"), "the cache fault; db's own ended with its grace at 2.75s")
+	require.Equal(t, []interval{{0, ms(750)}}, iso.spans(h, "cache"), "the db fault")
+	require.Empty(t, iso.spans(h, "ledger"), "no judged kind uses it")
+
+	iso, _ = unscheduledScope(&Isolation{Uses: uses, Grace: 3500 * time.Millisecond})
+	require.Equal(t, []interval{{ms(4250), ms(4500)}}, iso.spans(h, "db"), "its grace runs to 4.25s")
+
+	both := map[string][]string{"orders": {"db", "cache"}}
+	iso, _ = unscheduledScope(Isolation{Uses: both})
+	require.Empty(t, iso.spans(h, "db"), "the only kind uses both faulted targets: nothing judged")
+
+	_, ok = unscheduledScope(LatencyQuantile{Q: 0.99, Max: time.Second})
+	require.False(t, ok)
 }
