@@ -225,10 +225,10 @@
 //     shrinking. A failure that broke only Recovery and Isolation bounds
 //     is set aside the same way when, in every run of it that broke, a
 //     dependency that the schedule was not faulting waited for a CPU at
-//     least 15% of the time where the bound judges it (a Recovery: any
-//     dependency, after the last heal; an Isolation: one that its judged
-//     ops use, over the faults of other targets, less its own faults and
-//     their Grace), used no more CPU there than a quarter over the most it used
+//     least 15% of the time where the bound judges it (a Recovery: after
+//     the last heal, one that no fault touched in the Within before it;
+//     an Isolation: one that its judged ops use, over the faults of other
+//     targets, less its own faults and their Grace), used no more CPU there than a quarter over the most it used
 //     in the fault-free baseline and in the runs of the schedule that
 //     held, or over what it used before the run's first fault (a client
 //     storming it makes it busy from the fault on, and that is the

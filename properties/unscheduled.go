@@ -33,10 +33,10 @@ import (
 //     invariant (the first and the reruns that broke it again), a
 //     dependency had a process waiting for a CPU at least
 //     unscheduledWait of the time where the invariant judges it
-//     (unscheduledScope): for a Recovery, any dependency, after the last
-//     heal, when no fault holds; for an Isolation, one that its judged
-//     ops use, over the faults of other targets, less its own faults and
-//     their Grace;
+//     (unscheduledScope): for a Recovery, after the last heal, one that
+//     no fault touched in the Within before it; for an Isolation, one
+//     that its judged ops use, over the faults of other targets, less its
+//     own faults and their Grace;
 //   - in none of those runs did that dependency use more CPU there than
 //     starvedMoreWork allows over the most it used in the fault-free
 //     baseline and in the runs of the schedule that held, or over what
@@ -140,24 +140,23 @@ type unscheduledSpans struct {
 // unscheduledScope is the scope of inv, false for an invariant that a
 // starved dependency does not explain:
 //
-//   - a Recovery is judged after the last heal, when no fault holds: any
-//     dependency, from the last heal to the end (one that waits for a CPU
-//     there was working: a client that does not reconnect to it leaves it
-//     idle, and idle processes wait for nothing);
+//   - a Recovery is judged after the last heal, when no fault holds: a
+//     dependency whose faults, if any, had healed Within or more before
+//     it, from the last heal to the end (one that waits for a CPU there
+//     was working: a client that does not reconnect to it leaves it idle,
+//     and idle processes wait for nothing);
 //   - an Isolation judges the ops of kinds that do not use a faulted
 //     target, while a fault holds, and leaves out those whose own
 //     targets' faults touched them: a dependency those kinds use, over
 //     each fault of another target, less its own faults and their Grace.
 func unscheduledScope(inv Invariant) (unscheduledSpans, bool) {
 	switch v := inv.(type) {
-	case Recovery, *Recovery:
-		return unscheduledSpans{what: "after the last heal", spans: func(h *sim.History, _ string) []interval {
-			heal, why := lastHeal(h)
-			if why != "" {
-				return nil
-			}
-			return []interval{{heal, math.MaxInt64}}
-		}}, true
+	case Recovery:
+		return recoverySpans(v), true
+	case *Recovery:
+		if v != nil {
+			return recoverySpans(*v), true
+		}
 	case Isolation:
 		return isolationSpans(v), true
 	case *Isolation:
@@ -166,6 +165,26 @@ func unscheduledScope(inv Invariant) (unscheduledSpans, bool) {
 		}
 	}
 	return unscheduledSpans{}, false
+}
+
+// recoverySpans: after the last heal, for a dependency that no fault
+// touched in the Within before it (its own faults had healed with the
+// client's whole recovery time to spare: what the bound judges is the
+// client's recovery from the faults that healed last, which the
+// reconnect control and the starved rule judge).
+func recoverySpans(rec Recovery) unscheduledSpans {
+	return unscheduledSpans{what: "after the last heal", spans: func(h *sim.History, target string) []interval {
+		heal, why := lastHeal(h)
+		if why != "" {
+			return nil
+		}
+		for _, f := range h.Faults {
+			if f.Applied() && f.Target == target && faultEnd(h, f)+rec.Within > heal {
+				return nil
+			}
+		}
+		return []interval{{heal, math.MaxInt64}}
+	}}
 }
 
 // isolationSpans: for a dependency that kinds judged while another

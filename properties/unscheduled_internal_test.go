@@ -113,7 +113,8 @@ func TestUnscheduled(t *testing.T) {
 }
 
 // TestUnscheduledSpans: where a starved dependency counts. A Recovery:
-// any dependency, faulted or not, after the last heal. An Isolation: a
+// after the last heal, one no fault touched in the Within before it. An
+// Isolation: a
 // dependency its judged kinds use, over the faults of other targets,
 // less its own faults and their Grace.
 func TestUnscheduledSpans(t *testing.T) {
@@ -125,8 +126,11 @@ func TestUnscheduledSpans(t *testing.T) {
 	}}
 	rec, ok := unscheduledScope(Recovery{Within: time.Second})
 	require.True(t, ok)
-	require.Equal(t, []interval{{ms(4500), math.MaxInt64}}, rec.spans(h, "db"))
-	require.Equal(t, []interval{{ms(4500), math.MaxInt64}}, rec.spans(h, "cache"))
+	require.Equal(t, []interval{{ms(4500), math.MaxInt64}}, rec.spans(h, "db"), "db healed 3.75s before the last heal")
+	require.Empty(t, rec.spans(h, "cache"), "the client recovers from cache's fault after the last heal")
+	require.Equal(t, []interval{{ms(4500), math.MaxInt64}}, rec.spans(h, "ledger"), "never faulted")
+	rec, _ = unscheduledScope(&Recovery{Within: 4 * time.Second})
+	require.Empty(t, rec.spans(h, "db"), "db healed less than Within before the last heal")
 
 	uses := map[string][]string{"orders": {"db"}, "stock": {"cache"}}
 	iso, ok := unscheduledScope(Isolation{Uses: uses, Grace: 2 * time.Second})
