@@ -333,15 +333,7 @@ func TestSecondFaultTheMachines(t *testing.T) {
 				if run == 1 || run == tc.fed {
 					w = 0.02
 				}
-				n := int(h.Duration/(100*time.Millisecond)) + 1
-				dep := func(target string, w float64) sim.DependencyCPU {
-					d := sim.DependencyCPU{Target: target, Waited: w, Slots: make([]float64, n), Used: make([]float64, n)}
-					for i := range n {
-						d.Slots[i], d.Used[i] = w, 0.1
-					}
-					return d
-				}
-				return &sim.Machine{CPUPressure: 0.95, Load1: 10, Dependencies: []sim.DependencyCPU{dep("db", 0.02), dep("ledger", w)}}
+				return &sim.Machine{CPUPressure: 0.95, Load1: 10, Dependencies: []sim.DependencyCPU{flatCPU(h, "db", 0.02, 0.1), flatCPU(h, "ledger", w, 0.1)}}
 			})
 			res, err := properties.Explore(t, cfg)
 			require.NoError(t, err)
@@ -363,6 +355,42 @@ func TestSecondFaultTheMachines(t *testing.T) {
 	}
 }
 
+// reconnecting calls d with a 200ms timeout; after a failed call that
+// slow says so of (nil: any), the client takes a second to reconnect, and
+// every call fails at once meanwhile.
+func reconnecting(d *dep, slow func(error) bool) sim.Workload {
+	w := workload(d, 200*time.Millisecond)
+	var mu sync.Mutex
+	var until time.Time // reconnecting until then
+	w.Kinds[0].Do = func(ctx context.Context, _ string) (string, error) {
+		mu.Lock()
+		wait := time.Now().Before(until)
+		mu.Unlock()
+		if wait {
+			return "", errors.New("reconnecting")
+		}
+		err := d.call(ctx)
+		if err != nil && (slow == nil || slow(err)) {
+			mu.Lock()
+			until = time.Now().Add(time.Second)
+			mu.Unlock()
+		}
+		return "", err
+	}
+	return w
+}
+
+// flatCPU is the machine record of a dependency that waited for a CPU
+// the share wait, and used used CPUs, in each 100ms of h.
+func flatCPU(h *sim.History, target string, wait, used float64) sim.DependencyCPU {
+	n := int(h.Duration/(100*time.Millisecond)) + 1
+	d := sim.DependencyCPU{Target: target, Waited: wait, Slots: make([]float64, n), Used: make([]float64, n)}
+	for i := range n {
+		d.Slots[i], d.Used[i] = wait, used
+	}
+	return d
+}
+
 // TestShrinkingSkipsTheMachinesFault: a client that takes a second to
 // reconnect after any failed call breaks Recovery{300ms} after every
 // schedule that takes db down, and reproduces, with ledger (never
@@ -376,25 +404,7 @@ func TestShrinkingSkipsTheMachinesFault(t *testing.T) {
 	cfg := simConfig(f, properties.Recovery{Within: 300 * time.Millisecond})
 	cfg.World = func(testing.TB) sim.World {
 		d := newDep("db", toxics.KindDown)
-		w := workload(d, 200*time.Millisecond)
-		var mu sync.Mutex
-		var until time.Time // reconnecting until then: calls fail at once
-		w.Kinds[0].Do = func(ctx context.Context, _ string) (string, error) {
-			mu.Lock()
-			wait := time.Now().Before(until)
-			mu.Unlock()
-			if wait {
-				return "", errors.New("reconnecting")
-			}
-			err := d.call(ctx)
-			if err != nil {
-				mu.Lock()
-				until = time.Now().Add(time.Second)
-				mu.Unlock()
-			}
-			return "", err
-		}
-		return sim.World{Targets: []sim.Target{d}, Workload: w}
+		return sim.World{Targets: []sim.Target{d}, Workload: reconnecting(d, nil)}
 	}
 	cfg.Bounds.MaxSteps = 1
 	cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindDown}}}
@@ -413,15 +423,7 @@ func TestShrinkingSkipsTheMachinesFault(t *testing.T) {
 				others++
 			}
 		}
-		n := int(h.Duration/(100*time.Millisecond)) + 1
-		dep := func(target string, w float64) sim.DependencyCPU {
-			d := sim.DependencyCPU{Target: target, Waited: w, Slots: make([]float64, n), Used: make([]float64, n)}
-			for i := range n {
-				d.Slots[i], d.Used[i] = w, 0.01
-			}
-			return d
-		}
-		return &sim.Machine{CPUPressure: 0.9, Load1: 10, Dependencies: []sim.DependencyCPU{dep("db", 0.02), dep("ledger", ledger)}}
+		return &sim.Machine{CPUPressure: 0.9, Load1: 10, Dependencies: []sim.DependencyCPU{flatCPU(h, "db", 0.02, 0.01), flatCPU(h, "ledger", ledger, 0.01)}}
 	})
 	rapidSeed(t, 6)
 	res, err := properties.Explore(t, cfg)
@@ -518,14 +520,8 @@ func recoveryWhen(t *testing.T, when func(run int64) bool) properties.Config {
 // run, the share wait returns (called once a run), using 0.1 CPUs.
 func setMachine(t *testing.T, pressure float64, wait func() float64) {
 	properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
-		w := wait()
-		n := int(h.Duration/(100*time.Millisecond)) + 1
-		slots, used := make([]float64, n), make([]float64, n)
-		for i := range slots {
-			slots[i], used[i] = w, 0.1
-		}
 		return &sim.Machine{CPUPressure: pressure, Load1: 10, Waited: 0.05,
-			Dependencies: []sim.DependencyCPU{{Target: "db", Waited: w, Slots: slots, Used: used}}}
+			Dependencies: []sim.DependencyCPU{flatCPU(h, "db", wait(), 0.1)}}
 	})
 }
 
@@ -595,25 +591,8 @@ func TestReconnectControl(t *testing.T) {
 			cfg.World = func(testing.TB) sim.World {
 				run := f.resets.Load()
 				d := newDep("db", toxics.KindDown, toxics.KindReset)
-				w := workload(d, 200*time.Millisecond)
-				var mu sync.Mutex
-				var until time.Time // reconnecting until then: calls fail at once
-				w.Kinds[0].Do = func(ctx context.Context, _ string) (string, error) {
-					mu.Lock()
-					wait := time.Now().Before(until)
-					mu.Unlock()
-					if wait {
-						return "", errors.New("reconnecting")
-					}
-					err := d.call(ctx)
-					if err != nil && (tc.slow == nil || tc.slow(run, err)) {
-						mu.Lock()
-						until = time.Now().Add(time.Second)
-						mu.Unlock()
-					}
-					return "", err
-				}
-				return sim.World{Targets: []sim.Target{d}, Workload: w}
+				slow := func(err error) bool { return tc.slow == nil || tc.slow(run, err) }
+				return sim.World{Targets: []sim.Target{d}, Workload: reconnecting(d, slow)}
 			}
 			cfg.Bounds.MaxSteps = 1
 			cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindDown, toxics.KindReset}}}
