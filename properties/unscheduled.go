@@ -90,6 +90,11 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 		if r.History.Machine.CPUPressure < starvedMachine {
 			return ""
 		}
+		for _, name := range r.Findings.brokenNames() {
+			if !slices.Contains(names, name) {
+				names = append(names, name) // a rerun that broke more: that too must be explained
+			}
+		}
 	}
 	if base != nil && base.History != nil && base.History.Machine != nil {
 		good = append(good, base)

@@ -39,6 +39,21 @@ func unscheduledRun(pressure, wait, use, before float64, broken ...string) *Iter
 	return it
 }
 
+// run is one run of TestUnscheduled's failures: the machine's CPU
+// pressure, db's wait and use, its use before the fault, whether it
+// broke, and what it broke besides the failure's invariants.
+type run struct {
+	pressure, wait, use, before float64
+	broke                       bool
+	more                        []string
+}
+
+// besides is r breaking names too.
+func (r run) besides(names ...string) run {
+	r.more = names
+	return r
+}
+
 // TestUnscheduled: a failure of Recovery or Isolation under a cache
 // fault is the machine's when db, which the schedule did not fault, was
 // starved of CPU in every run that broke, doing no more work than
@@ -46,7 +61,8 @@ func unscheduledRun(pressure, wait, use, before float64, broken ...string) *Iter
 // clients time out, cancel and reconnect, and it works more from then
 // on); one run that broke with db fed, a db that the fault made busier
 // (a storm onto it), an idle machine, or an invariant the rule does not
-// cover (a latency quantile) each make it stand.
+// cover (a latency quantile, in the first run or a rerun) each make it
+// stand.
 func TestUnscheduled(t *testing.T) {
 	rec := Recovery{Within: 300 * time.Millisecond}
 	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}
@@ -54,13 +70,9 @@ func TestUnscheduled(t *testing.T) {
 	invs := []Invariant{rec, iso, lat}
 	base := unscheduledRun(0.9, 0.05, 0.1, 0.1)
 	base.History.Faults, base.Schedule = nil, sim.Schedule{}
-	type run struct {
-		pressure, wait, use, before float64
-		broke                       bool
-	}
-	starved := run{0.95, 0.40, 0.1, 0.1, true}
-	churning := run{0.95, 0.40, 0.3, 0.3, true}
-	unknownBefore := run{0.95, 0.40, 0.1, -1, true}
+	starved := run{0.95, 0.40, 0.1, 0.1, true, nil}
+	churning := run{0.95, 0.40, 0.3, 0.3, true, nil}
+	unknownBefore := run{0.95, 0.40, 0.1, -1, true, nil}
 	for _, tc := range []struct {
 		name   string
 		broken []string
@@ -70,18 +82,19 @@ func TestUnscheduled(t *testing.T) {
 	}{
 		{"reproduced, db starved in every run", []string{rec.Name()}, []run{starved, starved, starved, starved}, base,
 			"a dependency the schedule was not faulting was starved of CPU by the machine in every run that broke: " + rec.Name() + ": after the last heal, db waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke (at least 15%), and used 0.10/0.10/0.10/0.10 CPUs there against 0.10/0.10/0.10/0.10 before the first fault and at most 0.10 without faults and in the runs that held, while the machine's CPU pressure was 95%/95%/95%/95%; the schedule (+500ms for 500ms cache latency(250ms)) broke " + rec.Name() + " in 4 of 4 runs, never without that second fault"},
-		{"flaky, Isolation and Recovery, db fed where it held", []string{iso.Name(), rec.Name()}, []run{starved, {0.9, 0.02, 0.1, 0.1, false}, starved, {0.9, 0.05, 0.1, 0.1, false}}, base,
+		{"flaky, Isolation and Recovery, db fed where it held", []string{iso.Name(), rec.Name()}, []run{starved, {0.9, 0.02, 0.1, 0.1, false, nil}, starved, {0.9, 0.05, 0.1, 0.1, false, nil}}, base,
 			"in the 2 runs that broke"},
-		{"no baseline: the held runs bound its work", []string{rec.Name()}, []run{unknownBefore, {0.9, 0.02, 0.1, 0.1, false}, unknownBefore}, nil,
+		{"no baseline: the held runs bound its work", []string{rec.Name()}, []run{unknownBefore, {0.9, 0.02, 0.1, 0.1, false, nil}, unknownBefore}, nil,
 			"against -/- before the first fault and at most 0.10 without faults"},
 		{"busier from before the fault: the starving's churn", []string{rec.Name()}, []run{churning, churning, starved, churning}, base,
 			"used 0.30/0.30/0.10/0.30 CPUs there against 0.30/0.30/0.10/0.30 before the first fault"},
 		{"reproduced, no baseline: its work before the fault bounds it", []string{rec.Name()}, []run{starved, starved}, nil,
 			"before the first fault and nothing without faults"},
-		{"one run broke with db fed", []string{rec.Name()}, []run{starved, starved, {0.95, 0.10, 0.1, 0.1, true}, starved}, base, ""},
-		{"db busier after the fault than without faults and before it", []string{rec.Name()}, []run{starved, {0.95, 0.40, 0.3, 0.1, true}, starved, starved}, base, ""},
-		{"idle machine", []string{rec.Name()}, []run{starved, {0.3, 0.40, 0.1, 0.1, true}, starved, starved}, base, ""},
+		{"one run broke with db fed", []string{rec.Name()}, []run{starved, starved, {0.95, 0.10, 0.1, 0.1, true, nil}, starved}, base, ""},
+		{"db busier after the fault than without faults and before it", []string{rec.Name()}, []run{starved, {0.95, 0.40, 0.3, 0.1, true, nil}, starved, starved}, base, ""},
+		{"idle machine", []string{rec.Name()}, []run{starved, {0.3, 0.40, 0.1, 0.1, true, nil}, starved, starved}, base, ""},
 		{"a latency quantile broke too", []string{rec.Name(), lat.Name()}, []run{starved, starved, starved, starved}, base, ""},
+		{"a rerun broke a latency quantile too", []string{rec.Name()}, []run{starved, starved, starved.besides(lat.Name()), starved}, base, ""},
 		{"reproduced, nothing to bound its work", []string{rec.Name()}, []run{unknownBefore, unknownBefore}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +104,7 @@ func TestUnscheduled(t *testing.T) {
 				if r.broke {
 					names = tc.broken
 				}
+				names = append(names, r.more...)
 				ri := unscheduledRun(r.pressure, r.wait, r.use, r.before, names...)
 				if i == 0 {
 					it = ri
