@@ -28,7 +28,8 @@ import (
 // So a failure, reproduced or flaky, is the machine's, and set aside as
 // Unjudged (Result.Slower), when all of these hold:
 //
-//   - every invariant it broke is a Recovery or an Isolation;
+//   - every invariant it or a rerun of it broke is a Recovery or an
+//     Isolation;
 //   - for every invariant it broke, in every run of it that broke that
 //     invariant (the first and the reruns that broke it again), a
 //     dependency had a process waiting for a CPU at least
