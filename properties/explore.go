@@ -366,7 +366,7 @@ func (x *explorer) search(rt *rapid.T) bool {
 // explained returns why it, a failure that has been rerun (subject names
 // it: "iteration 3"), is the machine's and not the schedule's ("" when it
 // stands). First, whether it ever broke without a second fault, the
-// machine's: a dependency the schedule did not fault, starved of CPU
+// machine's: a dependency the schedule was not faulting, starved of CPU
 // (unscheduled.go). Then, a failure that
 // came and went may be the machine's as much as one that stayed: first
 // the dependencies' CPU waits in its runs (starved.go), then the

@@ -106,7 +106,7 @@ func (x *explorer) apart(it *Iteration, subject, controls string, names []string
 				subject, it.Reproduced, it.Reruns, controls, s.broken, s.runs, p)
 			return ""
 		}
-		if verdict == apartNot {
+		if verdict == notApart {
 			more := fmt.Sprintf("after %d more pairs", noisePairs)
 			if left > 0 {
 				more = fmt.Sprintf("and %d more pairs could not bring it to %.2f", left, noiseAlpha)
@@ -138,7 +138,7 @@ func (x *explorer) apart(it *Iteration, subject, controls string, names []string
 const (
 	undecided = iota // one more pair
 	believed         // the schedule's rate is the greater: the failure stands
-	apartNot         // no pair left could find it so: the machine's noise
+	notApart         // no pair left could find it so: the machine's noise
 )
 
 // noiseLook is one look of the noise test at a of n1 reruns against s,
@@ -156,7 +156,7 @@ func noiseLook(a, n1 int, s sample, left int) (float64, int) {
 	case p <= noiseAlpha:
 		return p, believed
 	case left == 0 || fisherGreater(a+left, n1+left, s.broken, s.runs+left) > noiseAlpha:
-		return p, apartNot
+		return p, notApart
 	}
 	return p, undecided
 }

@@ -195,7 +195,7 @@ func TestNoiseTestLevel(t *testing.T) {
 			switch _, v := noiseLook(a, n1, s, left); v {
 			case believed:
 				return prob
-			case apartNot:
+			case notApart:
 				return 0
 			}
 			sum := 0.0
