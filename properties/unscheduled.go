@@ -135,8 +135,8 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 type interval struct{ from, to time.Duration }
 
 // unscheduledSpans is where a dependency the machine starved explains
-// breaking an invariant: what is, what part of a run ("after the last
-// heal"), and spans, for a run, the stretches of it in which each
+// breaking an invariant: what names the part of a run ("after the last
+// heal"), and spans gives, for a run, the stretches of it in which a
 // dependency counts (none: it does not).
 type unscheduledSpans struct {
 	what  string
