@@ -39,8 +39,9 @@ type slower struct {
 // machine runs the controls beside it, a failure that reproduced
 // (subject names it: "iteration 3"), and returns why the failure is the
 // machine's ("" when it stands): the fault-free control first, then, when
-// that does not explain it, the reconnect control (reconnect.go). A flaky failure gets its controls
-// from explained: its reruns speak first (starved.go, noise.go).
+// that does not explain it, the reconnect control (reconnect.go). A flaky
+// failure gets its controls from explained: its reruns speak first
+// (starved.go, noise.go).
 func (x *explorer) machine(it *Iteration, subject string) string {
 	why, c := x.control(it, "control beside "+subject+" (the baseline again, no faults)")
 	if why == "" && c != nil {

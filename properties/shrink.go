@@ -9,7 +9,8 @@ import (
 // candidate judges one candidate of shrinking and returns its iteration
 // when it fails (nil when not): a schedule already run takes its verdict;
 // a new one that breaks is run once more, and fails only if it breaks
-// again. No new candidate is run past out() (rapid's shrink time, the
+// again, and not only beside a dependency the machine starved
+// (unscheduled.go; logged the first time). No new candidate is run past out() (rapid's shrink time, the
 // 1-minimal pass's count of runs), or when a run no longer fits before
 // the test's deadline.
 func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
@@ -32,13 +33,16 @@ func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
 		}
 		if broke(it) {
 			x.confirm(it, min(x.reproduce, 1), "confirming", broke)
-			if why := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
-				x.t.Logf("shakedown: shrinking: the candidate does not count as failing: %s", why)
-			}
 		}
 		x.cache[key] = it
 	}
-	if !broke(it) || !it.confirmed() || unscheduled(it, x.base, x.cfg.Invariants) != "" {
+	if !broke(it) || !it.confirmed() {
+		return nil
+	}
+	if why := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
+		if !ok {
+			x.t.Logf("shakedown: shrinking: the candidate does not count as failing: %s", why)
+		}
 		return nil
 	}
 	return it

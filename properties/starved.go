@@ -77,24 +77,9 @@ func starved(it *Iteration, invs []Invariant) string {
 	if len(names) == 0 {
 		return ""
 	}
-	bad, good := []*Iteration{it}, []*Iteration(nil)
-	for _, r := range it.again {
-		switch {
-		case r.History == nil || r.History.Machine == nil:
-			return "" // a rerun the kernel said nothing of: no comparison
-		case broke(r):
-			bad = append(bad, r)
-		case r.early == "":
-			good = append(good, r)
-		}
-	}
-	if len(good) < 2 {
+	bad, good, ok := contendedRuns(it)
+	if !ok || len(good) < 2 {
 		return ""
-	}
-	for _, r := range bad {
-		if r.History.Machine.CPUPressure < starvedMachine {
-			return ""
-		}
 	}
 	var whys []string
 	for _, name := range names {
@@ -117,6 +102,31 @@ func starved(it *Iteration, invs []Invariant) string {
 	}
 	return fmt.Sprintf("a dependency starved of CPU, not the service: %s; the schedule (%s) broke %s in %d of %d runs",
 		strings.Join(whys, "; "), oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), len(bad)+len(good))
+}
+
+// contendedRuns splits it and its reruns into those that broke and those
+// that held to the end (a confirming run that ended early is neither);
+// ok is false when a run has no machine record (the kernel said nothing
+// of it: no comparison), or one that broke was on a machine whose CPU
+// pressure was under starvedMachine.
+func contendedRuns(it *Iteration) (bad, good []*Iteration, ok bool) {
+	bad = []*Iteration{it}
+	for _, r := range it.again {
+		switch {
+		case r.History == nil || r.History.Machine == nil:
+			return nil, nil, false
+		case broke(r):
+			bad = append(bad, r)
+		case r.early == "":
+			good = append(good, r)
+		}
+	}
+	for _, r := range bad {
+		if r.History.Machine.CPUPressure < starvedMachine {
+			return nil, nil, false
+		}
+	}
+	return bad, good, true
 }
 
 // starvedScope is where a dependency starved of CPU explains breaking an

@@ -76,21 +76,11 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 	if len(names) == 0 || it.History == nil || it.History.Machine == nil {
 		return ""
 	}
-	bad, good := []*Iteration{it}, []*Iteration(nil)
-	for _, r := range it.again {
-		if r.History == nil || r.History.Machine == nil {
-			return ""
-		}
-		if broke(r) {
-			bad = append(bad, r)
-		} else if r.early == "" {
-			good = append(good, r)
-		}
+	bad, good, ok := contendedRuns(it)
+	if !ok {
+		return ""
 	}
 	for _, r := range bad {
-		if r.History.Machine.CPUPressure < starvedMachine {
-			return ""
-		}
 		for _, name := range r.Findings.brokenNames() {
 			if !slices.Contains(names, name) {
 				names = append(names, name) // a rerun that broke more: that too must be explained

@@ -350,7 +350,7 @@ func TestNetReset(t *testing.T) {
 		defer c4.Close()
 		require.ErrorIs(t, readErr(t, c4), syscall.ECONNRESET)
 		write(t, c4, "same instant")
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // the bubble's clock: the next instant
 		_, err = c4.Write([]byte("later"))
 		require.ErrorIs(t, err, syscall.EPIPE)
 
