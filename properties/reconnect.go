@@ -104,13 +104,16 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 		if r.History == nil || r.History.Machine == nil {
 			return true, "", true
 		}
+		var nots []string
 		for _, st := range s.Steps {
-			if why := reconnectStarved(st.Target, r, c, brokenRuns(it)); why != "" {
+			why, not := reconnectStarved(st.Target, r, c, brokenRuns(it))
+			if why != "" {
 				return true, fmt.Sprintf("the machine's cost of reconnecting, not the schedule: resetting %s alone where the schedule (%s) healed broke %s too (%s); %s",
 					st.Target, oneLineOr(it.Schedule), strings.Join(names, "; "), oneLineOr(s), why), true
 			}
+			nots = append(nots, not)
 		}
-		x.t.Logf("shakedown: %s: broke %s too, but no reset target was starved of CPU after the heal%s: the failure stands", label, strings.Join(names, "; "), afterHeal(r, s))
+		x.t.Logf("shakedown: %s: broke %s too, but no reset target was starved of CPU after the heal while doing no more work than after the reset (%s): the failure stands", label, strings.Join(names, "; "), strings.Join(nots, "; "))
 		return true, "", true
 	}
 	label := "reconnect control beside " + subject
@@ -183,8 +186,9 @@ func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
 // reconnectStarved applies the rule to target: its CPU waits after the
 // heal in the reconnect control r and in the runs that broke against the
 // whole fault-free control c, and its CPU use in the runs that broke
-// against r. It returns the figures when the rule holds.
-func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) string {
+// against r. It returns the figures as why when the rule holds, and as
+// not, saying which part failed, when it does not.
+func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, not string) {
 	after := func(it *Iteration) (waited, used float64, ok bool) {
 		heal, why := lastHeal(it.History)
 		if why != "" {
@@ -192,30 +196,32 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) string {
 		}
 		return depCPU(it.History, target, heal, math.MaxInt64)
 	}
+	unknown := target + ": its CPU after the heal is not known"
 	cw, _, ok := depCPU(c.History, target, 0, math.MaxInt64)
 	if !ok {
-		return ""
+		return "", unknown
 	}
 	rw, ru, ok := after(r)
 	if !ok {
-		return ""
+		return "", unknown
 	}
 	waits, uses := []float64{rw}, []float64(nil)
 	for _, b := range bad {
 		w, u, ok := after(b)
 		if !ok {
-			return ""
+			return "", unknown
 		}
 		waits, uses = append(waits, w), append(uses, u)
 	}
+	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those against %.2f after the reset",
+		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru)
 	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
-		return ""
+		return "", "not starved: " + figures
 	}
 	if slices.Max(uses) > starvedMoreWork*ru+starvedSlack {
-		return ""
+		return "", "more work than after the reset: " + figures
 	}
-	return fmt.Sprintf("after the heal, %s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those against %.2f after the reset, while the machine's CPU pressure was %s",
-		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru, pressuresOf(bad))
+	return fmt.Sprintf("after the heal, %s, while the machine's CPU pressure was %s", figures, pressuresOf(bad)), ""
 }
 
 // depCPU is the share of the time from `from` to `to` during which
