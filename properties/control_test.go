@@ -326,6 +326,8 @@ func TestSecondFaultTheMachines(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Runs: 1 the baseline, 2 the schedule, 3 to 5 its reruns, then controls.
 			cfg := recoveryWhen(t, func(run int64) bool { return run >= 2 })
+			cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindLatency}}}
+			cfg = withLedger(cfg)
 			run := 0
 			properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {
 				run++
@@ -380,6 +382,20 @@ func reconnecting(d *dep, slow func(error) bool) sim.Workload {
 	return w
 }
 
+// withLedger is cfg with a second dependency, ledger, that the schedules
+// never fault, and that the "get" ops use besides db, as an Isolation
+// bound says (it judges nothing: every get uses the only faulted target).
+func withLedger(cfg properties.Config) properties.Config {
+	world := cfg.World
+	cfg.World = func(t testing.TB) sim.World {
+		w := world(t)
+		w.Targets = append(w.Targets, newDep("ledger"))
+		return w
+	}
+	cfg.Invariants = append(cfg.Invariants, properties.Isolation{Uses: map[string][]string{"get": {"db", "ledger"}}, MaxErrorRate: 0.05})
+	return cfg
+}
+
 // flatCPU is the machine record of a dependency that waited for a CPU
 // the share wait, and used used CPUs, in each 100ms of h.
 func flatCPU(h *sim.History, target string, wait, used float64) sim.DependencyCPU {
@@ -410,6 +426,7 @@ func TestShrinkingSkipsTheMachinesFault(t *testing.T) {
 	cfg.Bounds.Targets = []properties.TargetKinds{{Name: "db", Kinds: []toxics.Kind{toxics.KindDown}}}
 	cfg.Iterations = 1
 	cfg.Dir = t.TempDir()
+	cfg = withLedger(cfg)
 	var first *sim.Schedule
 	others := 0 // calls for runs of other schedules
 	properties.SetMachineInSimulation(t, func(h *sim.History) *sim.Machine {

@@ -224,11 +224,14 @@
 //     been rerun, reproduced or flaky, and to each candidate of
 //     shrinking. A failure that broke only Recovery and Isolation bounds
 //     is set aside the same way when, in every run of it that broke, a
-//     dependency that the schedule was not faulting waited for a CPU at
-//     least 15% of the time where the bound judges it (a Recovery: after
-//     the last heal, one that no fault touched in the Within before it;
-//     an Isolation: one that its judged ops use, over the faults of other
-//     targets, less its own faults and their Grace), used no more CPU there than a quarter over the most it used
+//     dependency that the schedule was not faulting, and that every op
+//     breaking the bound uses (as the check's Isolation Uses say: a Redis
+//     kept from the CPUs explains no order failing on Postgres, and
+//     without an Isolation no Recovery is set aside so), waited for a CPU
+//     at least 15% of the time where the bound judges it (a Recovery:
+//     after the last heal, one that no fault touched in the Within before
+//     it; an Isolation: over the faults of other targets, less its own
+//     faults and their Grace), used no more CPU there than a quarter over the most it used
 //     in the fault-free baseline and in the runs of the schedule that
 //     held, or over what it used before the run's first fault (a client
 //     storming it makes it busy from the fault on, and that is the

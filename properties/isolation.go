@@ -78,12 +78,34 @@ func (is Isolation) Check(h *sim.History) error {
 	if err := is.validate(); err != nil {
 		return err
 	}
+	vs, _, err := is.judge(h)
+	if err != nil {
+		return err
+	}
+	if len(vs) > 0 {
+		return vs
+	}
+	return nil
+}
+
+// isolationBreak is one kind whose ops broke an Isolation bound over the
+// span of one fault, of target, from from to to.
+type isolationBreak struct {
+	kind, target string
+	from, to     time.Duration
+}
+
+// judge is Check's judgement of h, whose invariant is valid: the
+// violations, and which kind broke over which fault; err is a NoEvidence
+// when nothing could be judged.
+func (is Isolation) judge(h *sim.History) (Violations, []isolationBreak, error) {
 	sps, why := spans(h, sim.During, nil)
 	if why != "" {
-		return &NoEvidence{Invariant: is.Name(), Reason: why}
+		return nil, nil, &NoEvidence{Invariant: is.Name(), Reason: why}
 	}
 	kinds := is.kinds()
 	var vs Violations
+	var breaks []isolationBreak
 	judgedAny := false
 	for _, sp := range sps {
 		target := sp.event.Target
@@ -102,6 +124,7 @@ func (is Isolation) Check(h *sim.History) error {
 			}
 			judgedAny = true
 			sub := span{label: fmt.Sprintf("%s ops %s", kind, sp.label), from: sp.from, to: sp.to, ops: ops}
+			n := len(vs)
 			if is.Max > 0 {
 				if q, op := quantile(ops, is.q()); q > is.Max {
 					vs = append(vs, Violation{
@@ -113,15 +136,15 @@ func (is Isolation) Check(h *sim.History) error {
 				}
 			}
 			vs = append(vs, rateViolation(is.Name(), sub, is.MaxErrorRate)...)
+			if len(vs) > n {
+				breaks = append(breaks, isolationBreak{kind: kind, target: target, from: sp.from, to: sp.to})
+			}
 		}
 	}
 	if !judgedAny {
-		return &NoEvidence{Invariant: is.Name(), Reason: "no op of a kind independent of the faulted target ran while a fault held"}
+		return nil, nil, &NoEvidence{Invariant: is.Name(), Reason: "no op of a kind independent of the faulted target ran while a fault held"}
 	}
-	if len(vs) > 0 {
-		return vs
-	}
-	return nil
+	return vs, breaks, nil
 }
 
 // ownFault says whether a fault on a target op uses touched it: applied

@@ -32,12 +32,13 @@ import (
 //     Isolation;
 //   - for every invariant it broke, in every run of it that broke that
 //     invariant (the first and the reruns that broke it again), a
-//     dependency had a process waiting for a CPU at least
-//     unscheduledWait of the time where the invariant judges it
-//     (unscheduledScope): for a Recovery, after the last heal, one that
-//     no fault touched in the Within before it; for an Isolation, one
-//     that its judged ops use, over the faults of other targets, less its
-//     own faults and their Grace;
+//     dependency that every op breaking it there uses (by the Uses of
+//     the check's Isolation bounds: without them, no Recovery is set
+//     aside so) had a process waiting for a CPU at least unscheduledWait
+//     of the time where the invariant judges it (unscheduledScope): for
+//     a Recovery, after the last heal, one that no fault touched in the
+//     Within before it; for an Isolation, over the faults of other
+//     targets, less its own faults and their Grace;
 //   - in none of those runs did that dependency use more CPU there than
 //     starvedMoreWork allows over the most it used in the fault-free
 //     baseline and in the runs of the schedule that held, or over what
@@ -90,13 +91,14 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 	if base != nil && base.History != nil && base.History.Machine != nil {
 		good = append(good, base)
 	}
+	uses := usesOf(invs)
 	var whys []string
 	for _, name := range names {
 		inv, ok := invariantNamed(invs, name)
 		if !ok {
 			return ""
 		}
-		sc, ok := unscheduledScope(inv)
+		sc, ok := unscheduledScope(inv, uses)
 		if !ok {
 			return ""
 		}
@@ -131,27 +133,33 @@ type interval struct{ from, to time.Duration }
 type unscheduledSpans struct {
 	what  string
 	spans func(h *sim.History, target string) []interval
+	// explains says whether target can explain how h broke the bound:
+	// every op that broke it uses target.
+	explains func(h *sim.History, target string) bool
 }
 
 // unscheduledScope is the scope of inv, false for an invariant that a
-// starved dependency does not explain:
+// starved dependency does not explain. A dependency explains a run only
+// when every op that broke the bound uses it, as the check's Isolation
+// bounds map kinds to targets (uses, the union of their Uses): a Redis
+// kept from the CPUs says nothing of orders that fail on Postgres.
 //
 //   - a Recovery is judged after the last heal, when no fault holds: a
 //     dependency whose faults, if any, had healed Within or more before
 //     it, from the last heal to the end (one that waits for a CPU there
 //     was working: a client that does not reconnect to it leaves it idle,
-//     and idle processes wait for nothing);
+//     and idle processes wait for nothing); without uses, none explains;
 //   - an Isolation judges the ops of kinds that do not use a faulted
 //     target, while a fault holds, and leaves out those whose own
 //     targets' faults touched them: a dependency those kinds use, over
 //     each fault of another target, less its own faults and their Grace.
-func unscheduledScope(inv Invariant) (unscheduledSpans, bool) {
+func unscheduledScope(inv Invariant, uses map[string][]string) (unscheduledSpans, bool) {
 	switch v := inv.(type) {
 	case Recovery:
-		return recoverySpans(v), true
+		return recoverySpans(v, uses), true
 	case *Recovery:
 		if v != nil {
-			return recoverySpans(*v), true
+			return recoverySpans(*v, uses), true
 		}
 	case Isolation:
 		return isolationSpans(v), true
@@ -163,12 +171,39 @@ func unscheduledScope(inv Invariant) (unscheduledSpans, bool) {
 	return unscheduledSpans{}, false
 }
 
+// usesOf is the union of the Uses of the Isolation bounds in invs: which
+// targets each op kind uses, as far as the check says.
+func usesOf(invs []Invariant) map[string][]string {
+	out := map[string][]string{}
+	for _, inv := range invs {
+		var is *Isolation
+		switch v := inv.(type) {
+		case Isolation:
+			is = &v
+		case *Isolation:
+			is = v
+		}
+		if is == nil {
+			continue
+		}
+		for kind, targets := range is.Uses {
+			for _, t := range targets {
+				if !slices.Contains(out[kind], t) {
+					out[kind] = append(out[kind], t)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // recoverySpans: after the last heal, for a dependency that no fault
 // touched in the Within before it (its own faults had healed with the
 // client's whole recovery time to spare: what the bound judges is the
-// client's recovery from the faults that healed last, which the
-// reconnect control and the starved rule judge).
-func recoverySpans(rec Recovery) unscheduledSpans {
+// client's recovery from the faults that healed last, which the reconnect
+// control and the starved rule judge). It explains a run whose every op
+// that failed after rec's deadline is of a kind that uses it.
+func recoverySpans(rec Recovery, uses map[string][]string) unscheduledSpans {
 	return unscheduledSpans{what: "after the last heal", spans: func(h *sim.History, target string) []interval {
 		heal, why := lastHeal(h)
 		if why != "" {
@@ -180,12 +215,28 @@ func recoverySpans(rec Recovery) unscheduledSpans {
 			}
 		}
 		return []interval{{heal, math.MaxInt64}}
+	}, explains: func(h *sim.History, target string) bool {
+		heal, why := lastHeal(h)
+		if why != "" {
+			return false
+		}
+		failed := false
+		for _, op := range h.Ops {
+			if !judgedOp(op) || !kindMatch(rec.Kinds, op.Kind) || op.End <= heal+rec.Within || op.Outcome == sim.OK {
+				continue
+			}
+			if !slices.Contains(uses[op.Kind], target) {
+				return false // an op that failed without it
+			}
+			failed = true
+		}
+		return failed
 	}}
 }
 
 // isolationSpans: for a dependency that kinds judged while another
 // target's fault holds use, those faults, less its own faults and their
-// Grace.
+// Grace. It explains a run whose every kind found slow or failing uses it.
 func isolationSpans(is Isolation) unscheduledSpans {
 	return unscheduledSpans{what: "while faults of other targets held", spans: func(h *sim.History, target string) []interval {
 		var out []interval
@@ -211,6 +262,20 @@ func isolationSpans(is Isolation) unscheduledSpans {
 			out = append(out, part...)
 		}
 		return out
+	}, explains: func(h *sim.History, target string) bool {
+		if is.validate() != nil {
+			return false
+		}
+		_, breaks, err := is.judge(h)
+		if err != nil || len(breaks) == 0 {
+			return false
+		}
+		for _, b := range breaks {
+			if !slices.Contains(is.Uses[b.kind], target) {
+				return false // a kind that broke without it
+			}
+		}
+		return true
 	}}
 }
 
@@ -279,6 +344,9 @@ func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) 
 	}
 	var waits, uses, befores []float64
 	for _, r := range bad {
+		if !sc.explains(r.History, target) {
+			return "" // an op broke the bound without it
+		}
 		w, u, ok := spanCPU(r.History, target, sc.spans(r.History, target))
 		if !ok || w < unscheduledWait {
 			return ""
