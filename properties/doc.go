@@ -191,9 +191,10 @@
 //     a CPU in it and in every run that broke at least twice as long, and
 //     10 points of the time more, as in the whole fault-free control (it
 //     was working, and kept from the CPUs: a client waiting on its own
-//     timers leaves it idle); and it used no more CPU after the heal in
-//     the runs that broke than after the reset (the faults left no
-//     storm behind). A reconnect control that held may have run at a
+//     timers leaves it idle); and it used no more CPU from the
+//     schedule's first fault on, in the runs that broke, than the reset's
+//     run over the same stretch (the faults made no storm; a pause or a
+//     latency only moves the work it held back past the heal). A reconnect control that held may have run at a
 //     calmer moment than the runs that broke: it runs again, in turns
 //     with the schedule, as rule 8 runs its pairs, until one breaks the
 //     same Recovery (judged as above), the schedule is found to break

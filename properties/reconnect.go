@@ -46,10 +46,15 @@ import (
 //     CPUs (a client whose recovery waits on its own timers, a breaker
 //     open too long or a pool that never dials again, leaves the
 //     dependency idle after the heal, and its failure stands);
-//   - in no run that broke did that target use more CPU after the heal
-//     than starvedMoreWork allows over the reconnect control: the faults
-//     left no more work behind than a reset does (a retry or dial storm
-//     after the heal would).
+//   - in no run that broke did that target use more CPU from the
+//     schedule's first fault to the end than starvedMoreWork allows over
+//     the reconnect control over the same stretch: the faults made no
+//     more work than a reset does (a retry or dial storm would). Work is
+//     counted from the first fault, not from the heal, because a fault
+//     that holds requests back (a pause, a latency) moves the work they
+//     ask for past the heal: a database that was paused catches up after
+//     it, more than after a reset, and doing late what it would have done
+//     anyway is no storm.
 //
 // A reconnect control that held may have held only because it ran at a
 // calmer moment than the runs that broke: a contended machine's state
@@ -185,41 +190,56 @@ func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
 
 // reconnectStarved applies the rule to target: its CPU waits after the
 // heal in the reconnect control r and in the runs that broke against the
-// whole fault-free control c, and its CPU use in the runs that broke
-// against r. It returns the figures as why when the rule holds, and as
+// whole fault-free control c, and its CPU use from the first fault of
+// the schedule to the end in the runs that broke against r over the same
+// stretch. It returns the figures as why when the rule holds, and as
 // not, saying which part failed, when it does not.
 func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, not string) {
-	after := func(it *Iteration) (waited, used float64, ok bool) {
+	after := func(it *Iteration) (waited float64, ok bool) {
 		heal, why := lastHeal(it.History)
 		if why != "" {
-			return 0, 0, false
+			return 0, false
 		}
-		return depCPU(it.History, target, heal, math.MaxInt64)
+		w, _, ok := depCPU(it.History, target, heal, math.MaxInt64)
+		return w, ok
 	}
-	unknown := target + ": its CPU after the heal is not known"
+	unknown := target + ": its CPU after the faults is not known"
 	cw, _, ok := depCPU(c.History, target, 0, math.MaxInt64)
 	if !ok {
 		return "", unknown
 	}
-	rw, ru, ok := after(r)
+	from, ok := firstFault(bad[0].History)
+	if !ok {
+		return "", unknown
+	}
+	rw, ok := after(r)
+	if !ok {
+		return "", unknown
+	}
+	_, ru, ok := depCPU(r.History, target, from, math.MaxInt64)
 	if !ok {
 		return "", unknown
 	}
 	waits, uses := []float64{rw}, []float64(nil)
 	for _, b := range bad {
-		w, u, ok := after(b)
+		w, ok := after(b)
+		first, known := firstFault(b.History)
+		if !ok || !known {
+			return "", unknown
+		}
+		_, u, ok := depCPU(b.History, target, first, math.MaxInt64)
 		if !ok {
 			return "", unknown
 		}
 		waits, uses = append(waits, w), append(uses, u)
 	}
-	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those against %.2f after the reset",
+	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on against %.2f in the reset's run from then on",
 		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru)
 	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
 		return "", "not starved: " + figures
 	}
 	if slices.Max(uses) > starvedMoreWork*ru+starvedSlack {
-		return "", "more work than after the reset: " + figures
+		return "", "more work than the reset made: " + figures
 	}
 	return fmt.Sprintf("after the heal, %s, while the machine's CPU pressure was %s", figures, pressuresOf(bad)), ""
 }

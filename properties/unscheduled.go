@@ -65,7 +65,12 @@ import (
 // whose CPUs are saturated, a dependency gets about the same CPU however
 // much it is asked, so a storm may look starved rather than busy;
 // Amplification and ReconnectStorm judge storms themselves, and a
-// failure that broke them besides stands.
+// failure that broke them besides stands. Nor can it tell a kind that
+// fails whenever another dependency is faulted (a bulkhead shared between
+// kinds) from one slowed by its own starved dependency, when the machine
+// starves that one in every run that broke: an idle Redis's cgroup shows
+// waits of 20% and more on a loaded runner. Such a failure is Unjudged
+// there, and judged in full on a machine that feeds its dependencies.
 const unscheduledWait = 0.15
 
 // unscheduled returns why it, a failure whose reruns have run, broke only
