@@ -633,6 +633,9 @@ func TestReconnectControl(t *testing.T) {
 				slots, uses := make([]float64, n), make([]float64, n)
 				for i := range slots {
 					slots[i], uses[i] = waited, used
+					if len(h.Faults) > 0 && time.Duration(i+1)*100*time.Millisecond <= h.Faults[0].Start {
+						uses[i] = 0.01 // before the fault, as without faults
+					}
 				}
 				return &sim.Machine{CPUPressure: tc.pressure, Load1: 10, Waited: 0.05,
 					Dependencies: []sim.DependencyCPU{{Target: "db", Waited: waited, Slots: slots, Used: uses}}}

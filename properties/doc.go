@@ -193,8 +193,10 @@
 //     was working, and kept from the CPUs: a client waiting on its own
 //     timers leaves it idle); and it used no more CPU from the
 //     schedule's first fault on, in the runs that broke, than the reset's
-//     run over the same stretch (the faults made no storm; a pause or a
-//     latency only moves the work it held back past the heal). A reconnect control that held may have run at a
+//     run over the same stretch, or than the run itself before its first
+//     fault (the faults made no storm; a pause or a latency only moves
+//     the work it held back past the heal, and a starved database whose
+//     clients time out and reconnect is busy from the start). A reconnect control that held may have run at a
 //     calmer moment than the runs that broke: it runs again, in turns
 //     with the schedule, as rule 8 runs its pairs, until one breaks the
 //     same Recovery (judged as above), the schedule is found to break

@@ -378,8 +378,12 @@ func (x *explorer) search(rt *rapid.T) bool {
 // is slow at recovering. One that reproduced gets the controls
 // (machine).
 func (x *explorer) explained(it *Iteration, subject string) string {
-	if why := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
+	why, not := unscheduled(it, x.base, x.cfg.Invariants)
+	if why != "" {
 		return why
+	}
+	if not != "" {
+		x.t.Logf("shakedown: %s: not a second fault of the machine's: %s", subject, not)
 	}
 	if it.confirmed() {
 		return x.machine(it, subject)

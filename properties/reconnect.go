@@ -48,13 +48,19 @@ import (
 //     dependency idle after the heal, and its failure stands);
 //   - in no run that broke did that target use more CPU from the
 //     schedule's first fault to the end than starvedMoreWork allows over
-//     the reconnect control over the same stretch: the faults made no
-//     more work than a reset does (a retry or dial storm would). Work is
-//     counted from the first fault, not from the heal, because a fault
-//     that holds requests back (a pause, a latency) moves the work they
-//     ask for past the heal: a database that was paused catches up after
-//     it, more than after a reset, and doing late what it would have done
-//     anyway is no storm.
+//     the reconnect control over the same stretch, and over what it used
+//     in the same run before that fault (when that came
+//     unscheduledBefore or more into the run): the faults made no more
+//     work than a reset does, nor than the run did before them (a retry
+//     or dial storm would). Work is counted from the first fault, not
+//     from the heal, because a fault that holds requests back (a pause, a
+//     latency) moves the work they ask for past the heal: a database that
+//     was paused catches up after it, more than after a reset, and doing
+//     late what it would have done anyway is no storm. And a database
+//     starved more in the runs that broke than in the reset's works more
+//     in them from the start: its clients' calls time out, are cancelled
+//     and reconnect, and it forks and authenticates each new connection,
+//     churn that the starving began before any fault could.
 //
 // A reconnect control that held may have held only because it ran at a
 // calmer moment than the runs that broke: a contended machine's state
@@ -220,7 +226,8 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 	if !ok {
 		return "", unknown
 	}
-	waits, uses := []float64{rw}, []float64(nil)
+	waits, uses, befores := []float64{rw}, []float64(nil), []float64(nil)
+	more := false // a run that broke worked more than the reset and than before its faults
 	for _, b := range bad {
 		w, ok := after(b)
 		first, known := firstFault(b.History)
@@ -231,15 +238,22 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 		if !ok {
 			return "", unknown
 		}
-		waits, uses = append(waits, w), append(uses, u)
+		before, ok := usedBeforeFaults(b.History, target)
+		if !ok {
+			before = -1
+		}
+		if u > starvedMoreWork*max(ru, before)+starvedSlack {
+			more = true
+		}
+		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
 	}
-	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on against %.2f in the reset's run from then on",
-		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru)
+	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on against %.2f in the reset's run from then on and %s before their first fault",
+		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru, cpusOrNone(befores))
 	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
 		return "", "not starved: " + figures
 	}
-	if slices.Max(uses) > starvedMoreWork*ru+starvedSlack {
-		return "", "more work than the reset made: " + figures
+	if more {
+		return "", "more work than the reset made, and than before the faults: " + figures
 	}
 	return fmt.Sprintf("after the heal, %s, while the machine's CPU pressure was %s", figures, pressuresOf(bad)), ""
 }

@@ -29,7 +29,9 @@ func pausedRun(f toxics.Fault, from, to time.Duration, wait float64, use func(t 
 // more there than after a reset (0.25 CPUs against 0.10) but no more from
 // the fault on (0.125): doing late what it would have done is no storm,
 // and the failure is the machine's. One that also works while the fault
-// holds, as a client's retries would make it, did more: it stands.
+// holds, as a client's retries would make it, did more than the reset
+// and than before the fault: it stands. One as busy before the fault
+// (the churn of a starved database's reconnecting clients) did not.
 func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 	const s = time.Second
 	control := pausedRun(toxics.Pause{}, 0, 0, 0.02, func(time.Duration) float64 { return 0.1 })
@@ -44,12 +46,24 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 	paused := pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp)
 	why, not := reconnectStarved("db", reset, control, []*Iteration{paused, paused})
 	require.Empty(t, not)
-	require.Equal(t, "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.12 CPUs in those from the first fault on against 0.10 in the reset's run from then on, while the machine's CPU pressure was 95%/95%", why)
+	require.Equal(t, "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.12 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.00 before their first fault, while the machine's CPU pressure was 95%/95%", why)
 
-	stormed := pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(time.Duration) float64 { return 0.25 })
+	stormed := pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(t time.Duration) float64 {
+		if t < s {
+			return 0.1
+		}
+		return 0.25
+	})
 	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, stormed})
 	require.Empty(t, why)
-	require.Equal(t, "more work than the reset made: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on", not)
+	require.Equal(t, "more work than the reset made, and than before the faults: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.10 before their first fault", not)
+
+	// Busy from the start, as a starved database whose clients time out
+	// and reconnect is: the faults added nothing.
+	churning := pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(time.Duration) float64 { return 0.25 })
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, churning})
+	require.Empty(t, not)
+	require.Contains(t, why, "used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.25 before their first fault")
 
 	fed := pausedRun(toxics.Pause{}, s, 3*s, 0.05, caughtUp)
 	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, fed})

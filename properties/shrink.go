@@ -39,7 +39,7 @@ func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
 	if !broke(it) || !it.confirmed() {
 		return nil
 	}
-	if why := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
+	if why, _ := unscheduled(it, x.base, x.cfg.Invariants); why != "" {
 		if !ok {
 			x.t.Logf("shakedown: shrinking: the candidate does not count as failing: %s", why)
 		}

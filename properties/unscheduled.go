@@ -76,15 +76,18 @@ const unscheduledWait = 0.15
 // unscheduled returns why it, a failure whose reruns have run, broke only
 // beside a dependency the machine starved, by the rule above, or "" when
 // it stands. base is the fault-free baseline (nil when none ran: then
-// only the schedule's held runs bound the dependency's work).
-func unscheduled(it, base *Iteration, invs []Invariant) string {
+// only the schedule's held runs bound the dependency's work). When the
+// rule was put to the dependencies (every run that broke was on a
+// contended machine, and broke only bounds it covers) and none
+// explained the failure, not says why of each.
+func unscheduled(it, base *Iteration, invs []Invariant) (why, not string) {
 	names := it.Findings.brokenNames()
 	if len(names) == 0 || it.History == nil || it.History.Machine == nil {
-		return ""
+		return "", ""
 	}
 	bad, good, ok := contendedRuns(it)
 	if !ok {
-		return ""
+		return "", ""
 	}
 	for _, r := range bad {
 		for _, name := range r.Findings.brokenNames() {
@@ -97,35 +100,39 @@ func unscheduled(it, base *Iteration, invs []Invariant) string {
 		good = append(good, base)
 	}
 	uses := usesOf(invs)
-	var whys []string
-	for _, name := range names {
+	scopes := make([]unscheduledSpans, len(names))
+	for i, name := range names {
 		inv, ok := invariantNamed(invs, name)
 		if !ok {
-			return ""
+			return "", ""
 		}
-		sc, ok := unscheduledScope(inv, uses)
-		if !ok {
-			return ""
+		if scopes[i], ok = unscheduledScope(inv, uses); !ok {
+			return "", ""
 		}
+	}
+	var whys []string
+	for i, name := range names {
 		var broken []*Iteration // the runs that broke it
 		for _, r := range bad {
 			if _, ok := r.Findings.broken(name); ok {
 				broken = append(broken, r)
 			}
 		}
-		why := ""
+		why, nots := "", []string(nil)
 		for _, d := range it.History.Machine.Dependencies {
-			if why = unscheduledOne(d.Target, sc, broken, good); why != "" {
+			w, n := unscheduledOne(d.Target, scopes[i], broken, good)
+			if why = w; why != "" {
 				break
 			}
+			nots = append(nots, n)
 		}
 		if why == "" {
-			return ""
+			return "", name + ": " + strings.Join(nots, "; ")
 		}
 		whys = append(whys, name+": "+why)
 	}
 	return fmt.Sprintf("a dependency the schedule was not faulting was starved of CPU by the machine in every run that broke: %s; the schedule (%s) broke %s in %d of %d runs, never without that second fault",
-		strings.Join(whys, "; "), oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), 1+len(it.again))
+		strings.Join(whys, "; "), oneLineOr(it.Schedule), strings.Join(names, "; "), len(bad), 1+len(it.again)), ""
 }
 
 // interval is [from, to) of a run.
@@ -336,7 +343,7 @@ func spanCPU(h *sim.History, target string, spans []interval) (waited, used floa
 // time out against a starved database cancels them and reconnects, and
 // the database forks and authenticates each new connection: work that
 // the machine's starving began, before any fault could).
-func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) string {
+func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) (why, not string) {
 	most := -1.0
 	for _, r := range good {
 		spans := sc.spans(r.History, target)
@@ -348,20 +355,25 @@ func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) 
 		}
 	}
 	var waits, uses, befores []float64
-	for _, r := range bad {
+	for i, r := range bad {
 		if !sc.explains(r.History, target) {
-			return "" // an op broke the bound without it
+			return "", fmt.Sprintf("%s: not every op that broke it uses it (run %d of those that broke)", target, i+1)
 		}
 		w, u, ok := spanCPU(r.History, target, sc.spans(r.History, target))
-		if !ok || w < unscheduledWait {
-			return ""
+		if !ok {
+			return "", fmt.Sprintf("%s: nothing is known of it %s (run %d of those that broke)", target, sc.what, i+1)
+		}
+		if w < unscheduledWait {
+			return "", fmt.Sprintf("%s: waited for a CPU %.0f%% of the time %s (run %d of those that broke)", target, 100*w, sc.what, i+1)
 		}
 		before, ok := usedBeforeFaults(r.History, target)
 		if !ok {
 			before = -1
 		}
 		if bound := max(most, before); bound < 0 || u > starvedMoreWork*bound+starvedSlack {
-			return "" // no run to say how much work it does, or it did more: a storm
+			// no run to say how much work it does, or it did more: a storm
+			return "", fmt.Sprintf("%s: used %.2f CPUs %s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held",
+				target, u, sc.what, i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}))
 		}
 		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
 	}
@@ -370,7 +382,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) 
 		without = fmt.Sprintf("at most %.2f", most)
 	}
 	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held, while the machine's CPU pressure was %s",
-		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, pressuresOf(bad))
+		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, pressuresOf(bad)), ""
 }
 
 // unscheduledBefore is the least time before a run's first fault over
