@@ -359,7 +359,11 @@ func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) 
 		if !sc.explains(r.History, target) {
 			return "", fmt.Sprintf("%s: not every op that broke it uses it (run %d of those that broke)", target, i+1)
 		}
-		w, u, ok := spanCPU(r.History, target, sc.spans(r.History, target))
+		spans := sc.spans(r.History, target)
+		if len(spans) == 0 {
+			return "", fmt.Sprintf("%s: does not count %s (its own fault had not healed a recovery time before, or no op judged there uses it; run %d of those that broke)", target, sc.what, i+1)
+		}
+		w, u, ok := spanCPU(r.History, target, spans)
 		if !ok {
 			return "", fmt.Sprintf("%s: nothing is known of it %s (run %d of those that broke)", target, sc.what, i+1)
 		}
