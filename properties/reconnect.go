@@ -124,7 +124,7 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 			}
 			nots = append(nots, not)
 		}
-		x.t.Logf("shakedown: %s: broke %s too, but no reset target was starved of CPU after the heal while doing no more work than after the reset (%s): the failure stands", label, strings.Join(names, "; "), strings.Join(nots, "; "))
+		x.t.Logf("shakedown: %s: broke %s too, but no reset target was both starved of CPU after the heal and no busier than the reset made it (%s): the failure stands", label, strings.Join(names, "; "), strings.Join(nots, "; "))
 		return true, "", true
 	}
 	label := "reconnect control beside " + subject
