@@ -88,24 +88,16 @@ func (is Isolation) Check(h *sim.History) error {
 	return nil
 }
 
-// isolationBreak is one kind whose ops broke an Isolation bound over the
-// span of one fault, of target, from from to to.
-type isolationBreak struct {
-	kind, target string
-	from, to     time.Duration
-}
-
 // judge is Check's judgement of h, whose invariant is valid: the
-// violations, and which kind broke over which fault; err is a NoEvidence
-// when nothing could be judged.
-func (is Isolation) judge(h *sim.History) (Violations, []isolationBreak, error) {
+// violations, and the kinds whose ops broke the bound (one entry for each
+// fault they broke it over); err is a NoEvidence when nothing could be
+// judged.
+func (is Isolation) judge(h *sim.History) (vs Violations, broke []string, err error) {
 	sps, why := spans(h, sim.During, nil)
 	if why != "" {
 		return nil, nil, &NoEvidence{Invariant: is.Name(), Reason: why}
 	}
 	kinds := is.kinds()
-	var vs Violations
-	var breaks []isolationBreak
 	judgedAny := false
 	for _, sp := range sps {
 		target := sp.event.Target
@@ -137,14 +129,14 @@ func (is Isolation) judge(h *sim.History) (Violations, []isolationBreak, error) 
 			}
 			vs = append(vs, rateViolation(is.Name(), sub, is.MaxErrorRate)...)
 			if len(vs) > n {
-				breaks = append(breaks, isolationBreak{kind: kind, target: target, from: sp.from, to: sp.to})
+				broke = append(broke, kind)
 			}
 		}
 	}
 	if !judgedAny {
 		return nil, nil, &NoEvidence{Invariant: is.Name(), Reason: "no op of a kind independent of the faulted target ran while a fault held"}
 	}
-	return vs, breaks, nil
+	return vs, broke, nil
 }
 
 // ownFault says whether a fault on a target op uses touched it: applied

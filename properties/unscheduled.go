@@ -278,12 +278,12 @@ func isolationSpans(is Isolation) unscheduledSpans {
 		if is.validate() != nil {
 			return false
 		}
-		_, breaks, err := is.judge(h)
-		if err != nil || len(breaks) == 0 {
+		_, broke, err := is.judge(h)
+		if err != nil || len(broke) == 0 {
 			return false
 		}
-		for _, b := range breaks {
-			if !slices.Contains(is.Uses[b.kind], target) {
+		for _, kind := range broke {
+			if !slices.Contains(is.Uses[kind], target) {
 				return false // a kind that broke without it
 			}
 		}
