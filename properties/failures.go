@@ -95,10 +95,7 @@ func (r Recovery) Check(h *sim.History) error {
 	deadline := heal + r.Within
 	var vs Violations
 	seen := 0
-	for _, op := range h.Ops {
-		if !judgedOp(op) || !kindMatch(r.Kinds, op.Kind) || op.End <= deadline {
-			continue
-		}
+	for _, op := range r.late(h, heal) {
 		seen++
 		if op.Outcome != sim.OK {
 			vs = append(vs, Violation{
@@ -116,6 +113,18 @@ func (r Recovery) Check(h *sim.History) error {
 		return vs
 	}
 	return nil
+}
+
+// late is the ops r judges in h, whose last heal was at heal: those of
+// its kinds that ended after heal + Within.
+func (r Recovery) late(h *sim.History, heal time.Duration) []sim.Op {
+	var out []sim.Op
+	for _, op := range h.Ops {
+		if judgedOp(op) && kindMatch(r.Kinds, op.Kind) && op.End > heal+r.Within {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // FailFast holds when every op that fails while a fault holds returns

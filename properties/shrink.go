@@ -10,9 +10,9 @@ import (
 // when it fails (nil when not): a schedule already run takes its verdict;
 // a new one that breaks is run once more, and fails only if it breaks
 // again, and not only beside a dependency the machine starved
-// (unscheduled.go; logged the first time). No new candidate is run past out() (rapid's shrink time, the
-// 1-minimal pass's count of runs), or when a run no longer fits before
-// the test's deadline.
+// (unscheduled.go; logged the first time). No new candidate is run past
+// out() (rapid's shrink time, the 1-minimal pass's count of runs), or
+// when a run no longer fits before the test's deadline.
 func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
 	key := scheduleKey(s)
 	it, ok := x.cache[key]

@@ -113,14 +113,15 @@ func unscheduled(it, base *Iteration, invs []Invariant) (why, not string) {
 	var whys []string
 	for i, name := range names {
 		var broken []*Iteration // the runs that broke it
+		var kinds [][]string    // the kinds of the ops that broke it there
 		for _, r := range bad {
 			if _, ok := r.Findings.broken(name); ok {
-				broken = append(broken, r)
+				broken, kinds = append(broken, r), append(kinds, scopes[i].broke(r.History))
 			}
 		}
 		why, nots := "", []string(nil)
 		for _, d := range it.History.Machine.Dependencies {
-			w, n := unscheduledOne(d.Target, scopes[i], broken, good)
+			w, n := unscheduledOne(d.Target, scopes[i], broken, kinds, good)
 			if why = w; why != "" {
 				break
 			}
@@ -145,9 +146,22 @@ type interval struct{ from, to time.Duration }
 type unscheduledSpans struct {
 	what  string
 	spans func(h *sim.History, target string) []interval
-	// explains says whether target can explain how h broke the bound:
-	// every op that broke it uses target.
-	explains func(h *sim.History, target string) bool
+	// broke is the kinds of the ops that broke the bound in h, and uses
+	// the targets each kind uses: a dependency explains h only when every
+	// one of those kinds uses it.
+	broke func(h *sim.History) []string
+	uses  map[string][]string
+}
+
+// explains says whether target can explain a run whose ops of kinds broke
+// the bound: every one of them uses it.
+func (sc unscheduledSpans) explains(kinds []string, target string) bool {
+	for _, k := range kinds {
+		if !slices.Contains(sc.uses[k], target) {
+			return false
+		}
+	}
+	return len(kinds) > 0
 }
 
 // unscheduledScope is the scope of inv, false for an invariant that a
@@ -227,22 +241,18 @@ func recoverySpans(rec Recovery, uses map[string][]string) unscheduledSpans {
 			}
 		}
 		return []interval{{heal, math.MaxInt64}}
-	}, explains: func(h *sim.History, target string) bool {
+	}, uses: uses, broke: func(h *sim.History) []string {
 		heal, why := lastHeal(h)
 		if why != "" {
-			return false
+			return nil
 		}
-		failed := false
-		for _, op := range h.Ops {
-			if !judgedOp(op) || !kindMatch(rec.Kinds, op.Kind) || op.End <= heal+rec.Within || op.Outcome == sim.OK {
-				continue
+		var kinds []string
+		for _, op := range rec.late(h, heal) {
+			if op.Outcome != sim.OK && !slices.Contains(kinds, op.Kind) {
+				kinds = append(kinds, op.Kind)
 			}
-			if !slices.Contains(uses[op.Kind], target) {
-				return false // an op that failed without it
-			}
-			failed = true
 		}
-		return failed
+		return kinds
 	}}
 }
 
@@ -274,20 +284,15 @@ func isolationSpans(is Isolation) unscheduledSpans {
 			out = append(out, part...)
 		}
 		return out
-	}, explains: func(h *sim.History, target string) bool {
+	}, uses: is.Uses, broke: func(h *sim.History) []string {
 		if is.validate() != nil {
-			return false
+			return nil
 		}
 		_, broke, err := is.judge(h)
-		if err != nil || len(broke) == 0 {
-			return false
+		if err != nil {
+			return nil
 		}
-		for _, kind := range broke {
-			if !slices.Contains(is.Uses[kind], target) {
-				return false // a kind that broke without it
-			}
-		}
-		return true
+		return broke
 	}}
 }
 
@@ -337,13 +342,15 @@ func spanCPU(h *sim.History, target string, spans []interval) (waited, used floa
 }
 
 // unscheduledOne applies the rule to the dependency named target, and
-// returns its figures when every run that broke starved it while it did
+// returns its figures when every run that broke (bad, whose ops of
+// kinds[i] broke the bound in bad[i]) used it and starved it while it did
 // no more work than the fault-free baseline and the held runs did, or
 // than it did itself before the run's first fault (a client whose calls
 // time out against a starved database cancels them and reconnects, and
 // the database forks and authenticates each new connection: work that
-// the machine's starving began, before any fault could).
-func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) (why, not string) {
+// the machine's starving began, before any fault could); not says why
+// not, when not.
+func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds [][]string, good []*Iteration) (why, not string) {
 	most := -1.0
 	for _, r := range good {
 		spans := sc.spans(r.History, target)
@@ -356,7 +363,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad, good []*Iteration) 
 	}
 	var waits, uses, befores []float64
 	for i, r := range bad {
-		if !sc.explains(r.History, target) {
+		if !sc.explains(kinds[i], target) {
 			return "", fmt.Sprintf("%s: not every op that broke it uses it (run %d of those that broke)", target, i+1)
 		}
 		spans := sc.spans(r.History, target)
