@@ -7,16 +7,18 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/toxics"
 )
 
 // TestLinkTargetedRedisPool: half of a go-redis pool blackholed, through a
-// real Link to a real Redis. Eight PINGs at once take the eight pooled
-// connections: exactly those the seeded selector picked time out. The
-// pool replaces them with connections opened after the fault began, which
-// the fault leaves alone, so the next eight all succeed.
+// real Link to a real Redis. Eight PINGs at once, each on a pinned
+// connection, take the eight pooled connections: exactly those the seeded
+// selector picked time out. The pool replaces them with connections opened
+// after the fault began, which the fault leaves alone, so the next eight
+// all succeed.
 func TestLinkTargetedRedisPool(t *testing.T) {
 	e := New(t)
 	r := e.Redis("cache")
@@ -27,16 +29,32 @@ func TestLinkTargetedRedisPool(t *testing.T) {
 	o.MaxRetries = -1
 	o.PoolSize, o.MinIdleConns = size, size
 	o.DisableIdentity = true
+	// Pinned connections (c.Conn) initialised at once race on the
+	// client's options in go-redis's maintenance-notification handshake
+	// (one Conn's fallback writes the mode another reads): off.
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	c := redisPool(t, o)
 
 	l := r.Link()
+	// Each PING runs on its own pinned connection (c.Conn), held until all
+	// eight are done: a PING that returned its connection to the pool
+	// early would hand a healthy connection to a PING that started late (a
+	// loaded machine starts goroutines late), and fewer than the picked
+	// connections would be tried.
 	burst := func() (timeouts int) {
 		var wg sync.WaitGroup
 		errs := make([]error, size)
+		conns := make([]*goredis.Conn, size)
 		for i := range size {
-			wg.Go(func() { errs[i] = c.Ping(ctx).Err() })
+			conns[i] = c.Conn()
+		}
+		for i := range size {
+			wg.Go(func() { errs[i] = conns[i].Ping(ctx).Err() })
 		}
 		wg.Wait()
+		for _, cn := range conns {
+			_ = cn.Close()
+		}
 		for _, err := range errs {
 			if err != nil {
 				require.True(t, isTimeout(err), "want a timeout, got %v", err)
