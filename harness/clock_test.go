@@ -33,4 +33,7 @@ func TestLinkRefusesClockFaults(t *testing.T) {
 
 // Every Node can say how starved of CPU its container is, so a real run
 // records it (sim.Machine.Dependencies).
-var _ sim.CPUStaller = (*harness.Node)(nil)
+var (
+	_ sim.CPUStaller  = (*harness.Node)(nil)
+	_ sim.ConnCounter = (*harness.Node)(nil)
+)

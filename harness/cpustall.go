@@ -37,6 +37,16 @@ func (n *Node) CPUStall() (waited, used time.Duration, ok bool) {
 	return waited, used, true
 }
 
+// ConnsOpened is the number of connections the node's Link has passed on
+// to it so far: those it accepted, less those it refused or reset at once
+// (the sim.ConnCounter method: a real run records them beside the CPU the
+// node used, so a verdict can tell the work of reconnecting from a storm
+// of requests).
+func (n *Node) ConnsOpened() int64 {
+	st := n.link.Stats()
+	return st.Accepted - st.Refused
+}
+
 // cgroupPressure finds the cpu.pressure file of a running container's
 // cgroup, or "" when there is none this process can read: the engine is
 // not a local socket, the container's process is not in this process's

@@ -641,7 +641,11 @@ func runCPU(h *sim.History) string {
 			return ""
 		}
 		f := fmt.Sprintf("%.0f%%", 100*w)
-		if u := d.UsedBetween(from, to); u >= 0 {
+		u, o := d.UsedBetween(from, to), d.OpenedBetween(from, to)
+		switch {
+		case u >= 0 && o >= 0:
+			f += fmt.Sprintf(" (using %.2f CPUs, %.0f connections opened)", u, o)
+		case u >= 0:
 			f += fmt.Sprintf(" (using %.2f CPUs)", u)
 		}
 		return f

@@ -216,6 +216,8 @@ func TestFlakyPressures(t *testing.T) {
 	require.Equal(t, "machine 20%, db 30%", runCPU(unhealed), "nothing healed: the whole run")
 	unhealed.Machine.Dependencies[0].Used = []float64{0.125}
 	require.Equal(t, "machine 20%, db 30% (using 0.12 CPUs)", runCPU(unhealed), "with the CPU it used")
+	unhealed.Machine.Dependencies[0].Opened = []float64{7}
+	require.Equal(t, "machine 20%, db 30% (using 0.12 CPUs, 7 connections opened)", runCPU(unhealed), "and the connections it was handed")
 
 	require.Equal(t, ", CPU pressure 87%, load 1.0", machineSuffix(at(0.87)))
 	require.Empty(t, machineSuffix(&sim.History{}))

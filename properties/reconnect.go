@@ -226,7 +226,8 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 	if !ok {
 		return "", unknown
 	}
-	waits, uses, befores := []float64{rw}, []float64(nil), []float64(nil)
+	rc := depConns(r.History, target, from, math.MaxInt64)
+	waits, uses, befores, opens := []float64{rw}, []float64(nil), []float64(nil), []float64(nil)
 	more := false // a run that broke worked more than the reset and than before its faults
 	for _, b := range bad {
 		w, ok := after(b)
@@ -246,9 +247,10 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 			more = true
 		}
 		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
+		opens = append(opens, depConns(b.History, target, first, math.MaxInt64))
 	}
-	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on against %.2f in the reset's run from then on and %s before their first fault",
-		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), ru, cpusOrNone(befores))
+	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on%s against %.2f in the reset's run from then on%s and %s before their first fault",
+		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), opened(opens...), ru, opened(rc), cpusOrNone(befores))
 	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
 		return "", "not starved: " + figures
 	}
@@ -256,6 +258,34 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 		return "", "more work than the reset made, and than before the faults: " + figures
 	}
 	return fmt.Sprintf("after the heal, %s, while the machine's CPU pressure was %s", figures, pressuresOf(bad)), ""
+}
+
+// depConns is the number of connections handed to target in h from
+// `from` to `to`, or -1 where its Link did not count them.
+func depConns(h *sim.History, target string, from, to time.Duration) float64 {
+	if h == nil || h.Machine == nil {
+		return -1
+	}
+	for _, d := range h.Machine.Dependencies {
+		if d.Target == target {
+			return d.OpenedBetween(from, to)
+		}
+	}
+	return -1
+}
+
+// opened is " (14/3 connections opened)", with "-" where not counted,
+// or "" when none was.
+func opened(v ...float64) string {
+	if slices.Max(append([]float64{-1}, v...)) < 0 {
+		return ""
+	}
+	return " (" + joined(v, func(x float64) string {
+		if x < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", x)
+	}) + " connections opened)"
 }
 
 // depCPU is the share of the time from `from` to `to` during which

@@ -341,6 +341,21 @@ func spanCPU(h *sim.History, target string, spans []interval) (waited, used floa
 	return w / total, u / total, true
 }
 
+// spanConns is the number of connections handed to target in h over
+// spans, or -1 where its Link did not count them.
+func spanConns(h *sim.History, target string, spans []interval) float64 {
+	n, known := 0.0, false
+	for _, sp := range spans {
+		if c := depConns(h, target, sp.from, min(sp.to, h.Duration)); c >= 0 {
+			n, known = n+c, true
+		}
+	}
+	if !known {
+		return -1
+	}
+	return n
+}
+
 // unscheduledOne applies the rule to the dependency named target, and
 // returns its figures when every run that broke (bad, whose ops of
 // kinds[i] broke the bound in bad[i]) used it and starved it while it did
@@ -383,8 +398,8 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		}
 		if bound := max(most, before); bound < 0 || u > starvedMoreWork*bound+starvedSlack {
 			// no run to say how much work it does, or it did more: a storm
-			return "", fmt.Sprintf("%s: used %.2f CPUs %s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held",
-				target, u, sc.what, i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}))
+			return "", fmt.Sprintf("%s: used %.2f CPUs %s%s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held",
+				target, u, sc.what, opened(spanConns(r.History, target, spans)), i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}))
 		}
 		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
 	}

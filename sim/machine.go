@@ -57,8 +57,21 @@ type CPUStaller interface {
 	CPUStall() (waited, used time.Duration, ok bool)
 }
 
-// cpuTotals is a CPUStaller's totals at one read.
-type cpuTotals struct{ waited, used time.Duration }
+// A ConnCounter is a [CPUStaller] that also counts the connections handed
+// to its dependency: ConnsOpened is how many its proxy has passed on so
+// far (not those a fault refused or reset at once). A run records them
+// beside the CPU, so a verdict can tell the work of connections (a
+// database forks and authenticates each one) from the work of requests.
+type ConnCounter interface {
+	ConnsOpened() int64
+}
+
+// cpuTotals is a CPUStaller's totals at one read; conns is -1 where the
+// target does not count them.
+type cpuTotals struct {
+	waited, used time.Duration
+	conns        int64
+}
 
 // DependencyCPU is a target's CPU stall during a run.
 type DependencyCPU struct {
@@ -74,6 +87,10 @@ type DependencyCPU struct {
 	// dependency that waited longer but used no more did no more work:
 	// something else had the CPUs.
 	Used []float64 `json:"used,omitempty"`
+	// Opened is the number of connections handed to the target in each
+	// 100 ms of the run (-1 where it is not known; absent for a target
+	// that is no [ConnCounter]).
+	Opened []float64 `json:"opened,omitempty"`
 }
 
 // dependencySlot is the resolution of [DependencyCPU.Slots].
@@ -89,6 +106,28 @@ func (d DependencyCPU) WaitedBetween(from, to time.Duration) float64 {
 // CPUs, over the slots known in it, or -1.
 func (d DependencyCPU) UsedBetween(from, to time.Duration) float64 {
 	return slotMean(d.Used, from, to)
+}
+
+// OpenedBetween is the number of connections handed to the target in
+// [from, to), over the slots known in it, or -1.
+func (d DependencyCPU) OpenedBetween(from, to time.Duration) float64 {
+	m := slotMean(d.Opened, from, to)
+	if m < 0 {
+		return -1
+	}
+	return m * float64(slotsKnown(d.Opened, from, to))
+}
+
+// slotsKnown is the number of known slots that [from, to) touches.
+func slotsKnown(slots []float64, from, to time.Duration) int {
+	n := 0
+	for i, v := range slots {
+		at := time.Duration(i) * dependencySlot
+		if at+dependencySlot > from && at < to && v >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // slotMean is the mean of the known slots that [from, to) touches, or -1.
@@ -172,8 +211,9 @@ type dependencyWatch struct {
 	of    []CPUStaller
 	stop  chan struct{}
 	done  chan struct{}
-	slots [][]float64 // per target: the share waited
-	used  [][]float64 // per target: CPUs used
+	slots  [][]float64 // per target: the share waited
+	used   [][]float64 // per target: CPUs used
+	opened [][]float64 // per target: connections opened (nil: not counted)
 }
 
 func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
@@ -189,6 +229,7 @@ func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
 	}
 	w.slots = make([][]float64, len(w.of))
 	w.used = make([][]float64, len(w.of))
+	w.opened = make([][]float64, len(w.of))
 	go w.loop()
 	return w
 }
@@ -224,6 +265,13 @@ func (w *dependencyWatch) loop() {
 				}
 				w.slots[i] = append(w.slots[i], math.Round(share*100)/100)
 				w.used[i] = append(w.used[i], math.Round(used*100)/100)
+				if _, counts := w.of[i].(ConnCounter); counts {
+					opened := -1.0
+					if v.conns >= 0 && last[i].conns >= 0 && v.conns >= last[i].conns {
+						opened = float64(v.conns - last[i].conns)
+					}
+					w.opened[i] = append(w.opened[i], opened)
+				}
 				last[i], known[i] = v, ok
 			}
 		}
@@ -233,13 +281,17 @@ func (w *dependencyWatch) loop() {
 // read asks target i for its stall; one that panics is logged, as a
 // failing sampler is, and its slot is unknown.
 func (w *dependencyWatch) read(i int) (d cpuTotals, ok bool) {
+	d.conns = -1
 	err := protect(fmt.Sprintf("CPUStall of target %q", w.names[i]), func() error {
 		d.waited, d.used, ok = w.of[i].CPUStall()
+		if c, counts := w.of[i].(ConnCounter); counts {
+			d.conns = c.ConnsOpened()
+		}
 		return nil
 	})
 	if err != nil {
 		w.log.Warn("sim: target's CPU stall unknown", slog.String("target", w.names[i]), slog.Any("err", err))
-		return cpuTotals{}, false
+		return cpuTotals{conns: -1}, false
 	}
 	return d, ok
 }
@@ -252,7 +304,7 @@ func (w *dependencyWatch) close() []DependencyCPU {
 	<-w.done
 	out := make([]DependencyCPU, len(w.of))
 	for i := range w.of {
-		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i]}
+		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i], Opened: w.opened[i]}
 		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*dependencySlot)
 	}
 	return out

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"os"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -126,6 +127,52 @@ func TestWaitedBetween(t *testing.T) {
 	require.InDelta(t, 1.0, d.UsedBetween(0, 200*time.Millisecond), 1e-9)
 	require.InDelta(t, 0.25, d.UsedBetween(200*time.Millisecond, time.Hour), 1e-9, "unknown slots are left out")
 	require.Equal(t, -1.0, d.UsedBetween(400*time.Millisecond, time.Hour), "past the slots")
+}
+
+// countingTarget opens one connection between two reads of its counter,
+// and goes back to 0 once (as a target whose counter restarted).
+type countingTarget struct {
+	stallingTarget
+	reads atomic.Int64
+}
+
+func (c *countingTarget) ConnsOpened() int64 {
+	n := c.reads.Add(1)
+	if n > 5 {
+		n -= 5
+	}
+	return n
+}
+
+// A target that counts its connections has them recorded in each slot;
+// a slot where the counter went back is unknown, not negative.
+func TestRunDependencyConns(t *testing.T) {
+	if _, err := os.ReadFile("/proc/pressure/cpu"); err != nil {
+		t.Skipf("no pressure stall information on this machine (%v): a run records no machine", err)
+	}
+	dep := &countingTarget{stallingTarget: stallingTarget{stubTarget: stubTarget{name: "dep"}, start: time.Now()}}
+	h, err := Run(t.Context(), Plan{World: World{Targets: []Target{dep, &stallingTarget{stubTarget: stubTarget{name: "quiet"}, start: time.Now()}}}, Settings: Settings{Cooldown: time.Second}})
+	require.NoError(t, err)
+	require.NotNil(t, h.Machine)
+	require.Len(t, h.Machine.Dependencies, 2)
+	d, quiet := h.Machine.Dependencies[0], h.Machine.Dependencies[1]
+	require.Nil(t, quiet.Opened, "a target that does not count")
+	require.Len(t, d.Opened, len(d.Slots))
+	require.Equal(t, -1.0, d.Opened[4], "the counter went back at the fifth slot: %v", d.Opened)
+	for i, v := range d.Opened {
+		if i != 4 {
+			require.Equal(t, 1.0, v, "one connection between two reads: %v", d.Opened)
+		}
+	}
+	require.InDelta(t, float64(len(d.Opened)-1), d.OpenedBetween(0, time.Hour), 1e-9)
+}
+
+func TestOpenedBetween(t *testing.T) {
+	d := DependencyCPU{Target: "db", Opened: []float64{2, 0, -1, 5, 1}}
+	require.InDelta(t, 2, d.OpenedBetween(0, 200*time.Millisecond), 1e-9)
+	require.InDelta(t, 6, d.OpenedBetween(150*time.Millisecond, time.Hour), 1e-9, "unknown slots are left out of the sum")
+	require.Equal(t, -1.0, d.OpenedBetween(200*time.Millisecond, 300*time.Millisecond), "only an unknown slot")
+	require.Equal(t, -1.0, DependencyCPU{Target: "cache"}.OpenedBetween(0, time.Hour), "not counted")
 }
 
 type panickingStaller struct{ stubTarget }
