@@ -206,11 +206,11 @@ func watchMachine(targets []Target, log *slog.Logger) machineWatch {
 // dependencyWatch samples the CPU stall of the targets that can tell,
 // every dependencySlot.
 type dependencyWatch struct {
-	log   *slog.Logger
-	names []string
-	of    []CPUStaller
-	stop  chan struct{}
-	done  chan struct{}
+	log    *slog.Logger
+	names  []string
+	of     []CPUStaller
+	stop   chan struct{}
+	done   chan struct{}
 	slots  [][]float64 // per target: the share waited
 	used   [][]float64 // per target: CPUs used
 	opened [][]float64 // per target: connections opened (nil: not counted)
