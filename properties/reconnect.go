@@ -117,7 +117,7 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 		}
 		var nots []string
 		for _, st := range s.Steps {
-			why, not := reconnectStarved(st.Target, r, c, brokenRuns(it))
+			why, not := reconnectStarved(st.Target, r, c, brokenRuns(it), kindsUsing(usesOf(x.cfg.Invariants), st.Target))
 			if why != "" {
 				return true, fmt.Sprintf("the machine's cost of reconnecting, not the schedule: resetting %s alone where the schedule (%s) healed broke %s too (%s); %s",
 					st.Target, oneLineOr(it.Schedule), strings.Join(names, "; "), oneLineOr(s), why), true
@@ -200,7 +200,7 @@ func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
 // the schedule to the end in the runs that broke against r over the same
 // stretch. It returns the figures as why when the rule holds, and as
 // not, saying which part failed, when it does not.
-func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, not string) {
+func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses func(kind string) bool) (why, not string) {
 	after := func(it *Iteration) (waited float64, ok bool) {
 		heal, why := lastHeal(it.History)
 		if why != "" {
@@ -227,9 +227,11 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 		return "", unknown
 	}
 	rc := depConns(r.History, target, from, math.MaxInt64)
-	waits, uses, befores, opens := []float64{rw}, []float64(nil), []float64(nil), []float64(nil)
-	more := false // a run that broke worked more than the reset and than before its faults
-	for _, b := range bad {
+	price := priceConns([]*Iteration{r, c}, target)
+	waits, used, befores, opens := []float64{rw}, []float64(nil), []float64(nil), []float64(nil)
+	more := false // a run that broke worked more than the reset, than before its faults, and than its connections explain
+	var churned []string
+	for i, b := range bad {
 		w, ok := after(b)
 		first, known := firstFault(b.History)
 		if !ok || !known {
@@ -243,14 +245,25 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration) (why, no
 		if !ok {
 			before = -1
 		}
-		if u > starvedMoreWork*max(ru, before)+starvedSlack {
-			more = true
+		if bound := starvedMoreWork*max(ru, before) + starvedSlack; u > bound {
+			// More work: a storm, unless the connections it was handed
+			// explain it (churn.go).
+			a, figures := price.allowance(b.History, target, []interval{{first, math.MaxInt64}}, uses)
+			if u > bound+a {
+				more = true
+			}
+			if figures != "" {
+				churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
+			}
 		}
-		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
+		waits, used, befores = append(waits, w), append(used, u), append(befores, before)
 		opens = append(opens, depConns(b.History, target, first, math.MaxInt64))
 	}
 	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on%s against %.2f in the reset's run from then on%s and %s before their first fault",
-		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(uses), opened(opens...), ru, opened(rc), cpusOrNone(befores))
+		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(used), opened(opens...), ru, opened(rc), cpusOrNone(befores))
+	if len(churned) > 0 {
+		figures += fmt.Sprintf(" (beyond those, the connections it was handed: %s)", strings.Join(churned, "; "))
+	}
 	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
 		return "", "not starved: " + figures
 	}

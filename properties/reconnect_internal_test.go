@@ -44,7 +44,7 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 		return 0.25
 	}
 	paused := pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp)
-	why, not := reconnectStarved("db", reset, control, []*Iteration{paused, paused})
+	why, not := reconnectStarved("db", reset, control, []*Iteration{paused, paused}, nil)
 	require.Empty(t, not)
 	require.Equal(t, "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.12 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.00 before their first fault, while the machine's CPU pressure was 95%/95%", why)
 
@@ -54,19 +54,19 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 		}
 		return 0.25
 	})
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, stormed})
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, stormed}, nil)
 	require.Empty(t, why)
 	require.Equal(t, "more work than the reset made, and than before the faults: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.10 before their first fault", not)
 
 	// Busy from the start, as a starved database whose clients time out
 	// and reconnect is: the faults added nothing.
 	churning := pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(time.Duration) float64 { return 0.25 })
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, churning})
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, churning}, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.25 before their first fault")
 
 	fed := pausedRun(toxics.Pause{}, s, 3*s, 0.05, caughtUp)
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, fed})
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, fed}, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "not starved: ")
 }

@@ -90,7 +90,7 @@ func starved(it *Iteration, invs []Invariant) string {
 		why := ""
 		for _, d := range it.History.Machine.Dependencies {
 			if slices.Contains(sc.targets, d.Target) {
-				if why = starvedOne(d.Target, sc, bad, good); why != "" {
+				if why = starvedOne(d.Target, sc, bad, good, kindsUsing(usesOf(invs), d.Target)); why != "" {
 					break
 				}
 			}
@@ -198,7 +198,7 @@ func isolationScope(is Isolation, s sim.Schedule) starvedScope {
 // starvedOne applies the rule to the dependency named target over the
 // scope's part of each run, and returns its figures when the runs that
 // broke starved it.
-func starvedOne(target string, sc starvedScope, bad, good []*Iteration) string {
+func starvedOne(target string, sc starvedScope, bad, good []*Iteration, uses func(kind string) bool) string {
 	figures := func(runs []*Iteration) (waits, uses []float64, ok bool) {
 		for _, r := range runs {
 			from, to, ok := sc.window(r.History)
@@ -225,11 +225,27 @@ func starvedOne(target string, sc starvedScope, bad, good []*Iteration) string {
 	if least < starvedRatio*most || least-most < starvedGap {
 		return ""
 	}
-	if slices.Max(bu) > starvedMoreWork*slices.Max(gu)+starvedSlack {
-		return ""
+	// More work than the runs that held: a storm, unless the connections
+	// it was handed explain it (churn.go).
+	price, churned := priceConns(good, target), []string(nil)
+	for i, r := range bad {
+		bound := starvedMoreWork*slices.Max(gu) + starvedSlack
+		if bu[i] <= bound {
+			continue
+		}
+		from, to, _ := sc.window(r.History)
+		a, figures := price.allowance(r.History, target, []interval{{from, to}}, uses)
+		if bu[i] > bound+a {
+			return ""
+		}
+		churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
 	}
-	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
-		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), pressuresOf(bad))
+	churn := ""
+	if len(churned) > 0 {
+		churn = " (beyond those, the connections it was handed: " + strings.Join(churned, "; ") + ")"
+	}
+	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s%s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
+		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), churn, pressuresOf(bad))
 }
 
 // aims says whether a step of s aims at target.

@@ -160,6 +160,31 @@ func TestStarvedIsolation(t *testing.T) {
 			require.Empty(t, starved(c.it, invs))
 		})
 	}
+
+	// More work, but the connections db was handed explain it: three up
+	// to the heal, for two failed pay ops, at the 10 ms of CPU each that
+	// the held runs' pools paid (two connections at 500 ms, 0.2 CPUs more
+	// in that slot). Without them it stands (above).
+	pooled := func(it *Iteration, opened ...float64) *Iteration {
+		d := &it.History.Machine.Dependencies[0]
+		d.Opened = make([]float64, len(d.Used))
+		copy(d.Opened, opened)
+		return it
+	}
+	heldPool := func() *Iteration {
+		it := pooled(held(), 0, 0, 0, 0, 0, 2)
+		it.History.Machine.Dependencies[0].Used[5] = 0.21
+		return it
+	}
+	churned := pooled(run(true, "db", 0.5, 0.05), 1, 1, 1)
+	churned.History.Ops = []sim.Op{
+		{ID: 1, Kind: "pay", Start: 100 * time.Millisecond, End: 150 * time.Millisecond, Outcome: sim.Failed, Err: "timeout"},
+		{ID: 2, Kind: "pay", Start: 200 * time.Millisecond, End: 250 * time.Millisecond, Outcome: sim.Unknown, Err: "timeout"},
+	}
+	why = starved(flaky(churned, heldPool(), heldPool(), heldPool()), invs)
+	require.Contains(t, why, "and used 0.05 CPUs against 0.01/0.01/0.01 (beyond those, the connections it was handed: run 1: 3 connections opened (2 ops failed there) at 10.0 ms of CPU each, as the runs compared with paid, explain 0.10 CPUs)")
+	churned.History.Ops = churned.History.Ops[:0]
+	require.Empty(t, starved(flaky(churned, heldPool(), heldPool(), heldPool()), invs), "no failed op accounts for the three: a storm of dials")
 }
 
 // fisherGreater against figures worked by hand: the chance that the first

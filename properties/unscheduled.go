@@ -376,7 +376,10 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 			most = max(most, u)
 		}
 	}
+	price := priceConns(good, target)
+	usesTarget := func(kind string) bool { return slices.Contains(sc.uses[kind], target) }
 	var waits, uses, befores []float64
+	var churned []string
 	for i, r := range bad {
 		if !sc.explains(kinds[i], target) {
 			return "", fmt.Sprintf("%s: not every op that broke it uses it (run %d of those that broke)", target, i+1)
@@ -396,19 +399,35 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		if !ok {
 			before = -1
 		}
-		if bound := max(most, before); bound < 0 || u > starvedMoreWork*bound+starvedSlack {
+		bound := max(most, before)
+		over, also := bound < 0 || u > starvedMoreWork*bound+starvedSlack, ""
+		if over && bound >= 0 {
+			// More work than the runs compared with: a storm, unless the
+			// connections it was handed explain it (churn.go).
+			a, figures := price.allowance(r.History, target, spans, usesTarget)
+			if over = u > starvedMoreWork*bound+starvedSlack+a; !over {
+				churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
+			} else if figures != "" {
+				also = "; " + figures
+			}
+		}
+		if over {
 			// no run to say how much work it does, or it did more: a storm
-			return "", fmt.Sprintf("%s: used %.2f CPUs %s%s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held",
-				target, u, sc.what, opened(spanConns(r.History, target, spans)), i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}))
+			return "", fmt.Sprintf("%s: used %.2f CPUs %s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held%s",
+				target, u, sc.what, i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}), also)
 		}
 		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
+	}
+	churn := ""
+	if len(churned) > 0 {
+		churn = fmt.Sprintf(" (beyond those, the connections it was handed: %s)", strings.Join(churned, "; "))
 	}
 	without := "nothing"
 	if most >= 0 {
 		without = fmt.Sprintf("at most %.2f", most)
 	}
-	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held, while the machine's CPU pressure was %s",
-		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, pressuresOf(bad)), ""
+	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held%s, while the machine's CPU pressure was %s",
+		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, churn, pressuresOf(bad)), ""
 }
 
 // unscheduledBefore is the least time before a run's first fault over

@@ -1,0 +1,176 @@
+package properties
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// Churn: the work of a starved dependency's reconnecting clients.
+//
+// The rules that set a failure aside as the machine's (a dependency
+// starved of CPU: rules 7 and 9, reconnect.go and unscheduled.go) hold
+// only when the starved dependency did no more work than the runs they
+// compare it with: a client storming its dependency keeps it busy, and
+// that is the schedule's doing. But a database the machine starves is
+// busier for a reason of the machine's own. Its clients' calls time out;
+// each is cancelled (pgx cancels over a connection of its own) and its
+// connection replaced, and the database forks and authenticates a process
+// for every connection it is handed: work that rises with the
+// connections, not with the requests, and that the starving set off.
+//
+// So the work those rules allow beside the runs they compare with also
+// covers the connections the dependency was handed where they judge, at
+// the price a connection cost it in the runs they compare with (the
+// fault-free baseline and the runs that held: a pool filled at the start,
+// the reconnects after a reset), when those connections are no storm: at
+// most churnPerFailure for each op that failed there (the call's cancel
+// and the connection that replaces it), beyond the most any of those runs
+// was handed in the whole run. A client that dials in a loop is handed
+// more than that, and one that storms with requests over its pooled
+// connections does work that no connection explains: both still stand.
+// Where no run compared with was handed a connection (nothing to price
+// one by), or the Link did not count them, nothing more is allowed.
+
+// churnPerFailure is the most connections an op that failed may account
+// for: its call's cancel and the connection that replaces its own.
+const churnPerFailure = 2
+
+// churnWindow groups the 100 ms slots in which a connection's cost is
+// measured: a process forked in one slot may authenticate in the next.
+const churnWindow = 3
+
+// connPrice is what a connection handed to a dependency cost it, in CPU
+// seconds, as a set of runs showed, and the most connections one of
+// those runs was handed.
+type connPrice struct {
+	cost   float64 // CPU seconds a connection cost; 0 when unknown
+	most   float64 // the most connections one run was handed
+	opened float64 // connections they were handed in all
+}
+
+// priceConns prices a connection handed to target from the runs refs: a
+// least-squares fit, through the origin, of the CPU the dependency used
+// beyond its usual (the median of its slots without a connection in that
+// run) against the connections it was handed, over windows of
+// churnWindow slots that were handed at least one.
+func priceConns(refs []*Iteration, target string) connPrice {
+	var p connPrice
+	var xy, xx float64
+	for _, r := range refs {
+		d, ok := dependencyOf(r, target)
+		if !ok || len(d.Opened) != len(d.Used) {
+			continue
+		}
+		var quiet []float64
+		total := 0.0
+		for i, o := range d.Opened {
+			if o >= 0 {
+				total += o
+			}
+			if o == 0 && d.Used[i] >= 0 {
+				quiet = append(quiet, d.Used[i])
+			}
+		}
+		p.most, p.opened = max(p.most, total), p.opened+total
+		if len(quiet) == 0 {
+			continue
+		}
+		usual := median(quiet)
+		for w := 0; w < len(d.Opened); w += churnWindow {
+			var o, extra float64
+			known := true
+			for i := w; i < min(w+churnWindow, len(d.Opened)); i++ {
+				if d.Opened[i] < 0 || d.Used[i] < 0 {
+					known = false
+					break
+				}
+				o += d.Opened[i]
+				extra += (d.Used[i] - usual) * dependencySlot.Seconds()
+			}
+			if known && o > 0 {
+				xy, xx = xy+o*extra, xx+o*o
+			}
+		}
+	}
+	if xx > 0 {
+		p.cost = max(xy/xx, 0)
+	}
+	return p
+}
+
+// dependencySlot is sim's slot of DependencyCPU.Used and Opened.
+const dependencySlot = 100 * time.Millisecond
+
+// allowance is the CPUs, averaged over spans of h, that the connections
+// target was handed there explain at p's price, when they are no storm:
+// no more than churnPerFailure for each op of the kinds uses (nil: every
+// kind) that failed there, beyond the most one run of p's was handed. It
+// returns 0 and says why when none is allowed ("" when the connections
+// were not counted), and the figures when some is.
+func (p connPrice) allowance(h *sim.History, target string, spans []interval, uses func(kind string) bool) (cpus float64, figures string) {
+	n := spanConns(h, target, spans)
+	if n < 0 {
+		return 0, "" // its Link did not count them
+	}
+	if p.cost <= 0 {
+		return 0, fmt.Sprintf("%.0f connections opened, but none in the runs compared with to price one by", n)
+	}
+	failed := 0
+	var length time.Duration
+	for _, sp := range spans {
+		to := min(sp.to, h.Duration)
+		if to <= sp.from {
+			continue
+		}
+		length += to - sp.from
+		for _, op := range h.Ops {
+			if op.End >= sp.from && op.End < to && (op.Outcome == sim.Failed || op.Outcome == sim.Unknown) && (uses == nil || uses(op.Kind)) {
+				failed++
+			}
+		}
+	}
+	if length <= 0 {
+		return 0, "no time to judge"
+	}
+	if bound := churnPerFailure*float64(failed) + p.most; n > bound {
+		return 0, fmt.Sprintf("%.0f connections opened, more than %d for each of the %d ops that failed there beyond the most a run compared with opened (%.0f): a storm of dials", n, churnPerFailure, failed, p.most)
+	}
+	cpus = p.cost * n / length.Seconds()
+	return cpus, fmt.Sprintf("%.0f connections opened (%d ops failed there) at %.1f ms of CPU each, as the runs compared with paid, explain %.2f CPUs", n, failed, 1000*p.cost, cpus)
+}
+
+// kindsUsing says which kinds of op use target, as the check's Isolation
+// bounds map them (uses, usesOf); nil, every kind, when none does.
+func kindsUsing(uses map[string][]string, target string) func(kind string) bool {
+	if len(uses) == 0 {
+		return nil
+	}
+	return func(kind string) bool { return slices.Contains(uses[kind], target) }
+}
+
+// dependencyOf is the CPU record of target in r's run.
+func dependencyOf(r *Iteration, target string) (sim.DependencyCPU, bool) {
+	if r == nil || r.History == nil || r.History.Machine == nil {
+		return sim.DependencyCPU{}, false
+	}
+	for _, d := range r.History.Machine.Dependencies {
+		if d.Target == target {
+			return d, true
+		}
+	}
+	return sim.DependencyCPU{}, false
+}
+
+// median of v, which is not empty.
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
