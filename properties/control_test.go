@@ -664,7 +664,7 @@ func TestReconnectControl(t *testing.T) {
 				why := properties.SetAside(res)
 				require.Len(t, why, 1)
 				require.Contains(t, why[0], tc.want)
-				require.Contains(t, why[0], "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60%/60%/60% in the 4 runs that broke, against 2% in a whole run without faults")
+				require.Contains(t, why[0], "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60%/60%/60% in the 4 runs that broke (using 0.10/0.10/0.10/0.10/0.10 CPUs), against 2% in a whole run without faults (using 0.01)")
 				return
 			}
 			require.NotNil(t, res.Failure, "the failure stands")

@@ -42,10 +42,14 @@ import (
 //   - a reset target, after the heal, in the reconnect control and in
 //     every run that broke, waited for a CPU at least starvedRatio times
 //     as long, and starvedGap of the time more, as in the whole fault-free
-//     control run: it was doing work, and the machine kept it from the
-//     CPUs (a client whose recovery waits on its own timers, a breaker
-//     open too long or a pool that never dials again, leaves the
-//     dependency idle after the heal, and its failure stands);
+//     control run; or, on a machine that starved it in that control too
+//     (no run can wait twice as long as one that waited half of it), at
+//     least as long and unscheduledWait of the time, while it used
+//     starvedRatio times the CPU it used there, and starvedSlack more: it
+//     was doing work, and the machine kept it from the CPUs (a client
+//     whose recovery waits on its own timers, a breaker open too long or
+//     a pool that never dials again, leaves the dependency idle after the
+//     heal, however long its few wake-ups wait, and its failure stands);
 //   - in no run that broke did that target use more CPU from the
 //     schedule's first fault to the end than starvedMoreWork allows over
 //     the reconnect control over the same stretch, and over what it used
@@ -60,7 +64,9 @@ import (
 //     starved more in the runs that broke than in the reset's works more
 //     in them from the start: its clients' calls time out, are cancelled
 //     and reconnect, and it forks and authenticates each new connection,
-//     churn that the starving began before any fault could.
+//     churn that the starving began before any fault could. Beyond
+//     those, it may also have done the work that the connections it was
+//     handed explain, when they are no storm (churn.go).
 //
 // A reconnect control that held may have held only because it ran at a
 // calmer moment than the runs that broke: a contended machine's state
@@ -201,27 +207,38 @@ func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
 // stretch. It returns the figures as why when the rule holds, and as
 // not, saying which part failed, when it does not.
 func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses func(kind string) bool) (why, not string) {
-	after := func(it *Iteration) (waited float64, ok bool) {
+	after := func(it *Iteration) (waited, used float64, ok bool) {
 		heal, why := lastHeal(it.History)
 		if why != "" {
-			return 0, false
+			return 0, 0, false
 		}
-		w, _, ok := depCPU(it.History, target, heal, math.MaxInt64)
-		return w, ok
+		return depCPU(it.History, target, heal, math.MaxInt64)
 	}
 	unknown := target + ": its CPU after the faults is not known"
-	cw, _, ok := depCPU(c.History, target, 0, math.MaxInt64)
+	cw, cu, ok := depCPU(c.History, target, 0, math.MaxInt64)
 	if !ok {
 		return "", unknown
+	}
+	// starved says whether a run in which target waited w and used u
+	// after the heal kept it from the CPUs while it worked: it waited
+	// twice as long as without faults, and 10 points more; or, where the
+	// fault-free control was starved too (the machine starves it all the
+	// time), at least as long and unscheduledWait of the time, while it
+	// used twice the CPU it did there (a client waiting on its own
+	// timers leaves it idle, however starved).
+	starved := func(w, u float64) bool {
+		return w >= starvedRatio*cw && w-cw >= starvedGap ||
+			w >= max(cw, unscheduledWait) && u >= starvedRatio*cu+starvedSlack
 	}
 	from, ok := firstFault(bad[0].History)
 	if !ok {
 		return "", unknown
 	}
-	rw, ok := after(r)
+	rw, rau, ok := after(r)
 	if !ok {
 		return "", unknown
 	}
+	fed := !starved(rw, rau)
 	_, ru, ok := depCPU(r.History, target, from, math.MaxInt64)
 	if !ok {
 		return "", unknown
@@ -231,12 +248,15 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	waits, used, befores, opens := []float64{rw}, []float64(nil), []float64(nil), []float64(nil)
 	more := false // a run that broke worked more than the reset, than before its faults, and than its connections explain
 	var churned []string
+	afterUse := []float64{rau}
 	for i, b := range bad {
-		w, ok := after(b)
+		w, au, ok := after(b)
 		first, known := firstFault(b.History)
 		if !ok || !known {
 			return "", unknown
 		}
+		fed = fed || !starved(w, au)
+		afterUse = append(afterUse, au)
 		_, u, ok := depCPU(b.History, target, first, math.MaxInt64)
 		if !ok {
 			return "", unknown
@@ -259,12 +279,12 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 		waits, used, befores = append(waits, w), append(used, u), append(befores, before)
 		opens = append(opens, depConns(b.History, target, first, math.MaxInt64))
 	}
-	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke, against %.0f%% in a whole run without faults, and used %s CPUs in those from the first fault on%s against %.2f in the reset's run from then on%s and %s before their first fault",
-		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), 100*cw, cpus(used), opened(opens...), ru, opened(rc), cpusOrNone(befores))
+	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke (using %s CPUs), against %.0f%% in a whole run without faults (using %.2f), and used %s CPUs in those from the first fault on%s against %.2f in the reset's run from then on%s and %s before their first fault",
+		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), cpus(afterUse), 100*cw, cu, cpus(used), opened(opens...), ru, opened(rc), cpusOrNone(befores))
 	if len(churned) > 0 {
 		figures += fmt.Sprintf(" (beyond those, the connections it was handed: %s)", strings.Join(churned, "; "))
 	}
-	if least := slices.Min(waits); least < starvedRatio*cw || least-cw < starvedGap {
+	if fed {
 		return "", "not starved: " + figures
 	}
 	if more {

@@ -46,7 +46,7 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 	paused := pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp)
 	why, not := reconnectStarved("db", reset, control, []*Iteration{paused, paused}, nil)
 	require.Empty(t, not)
-	require.Equal(t, "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.12 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.00 before their first fault, while the machine's CPU pressure was 95%/95%", why)
+	require.Equal(t, "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke (using 0.10/0.25/0.25 CPUs), against 2% in a whole run without faults (using 0.10), and used 0.12/0.12 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.00 before their first fault, while the machine's CPU pressure was 95%/95%", why)
 
 	stormed := pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(t time.Duration) float64 {
 		if t < s {
@@ -56,7 +56,7 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 	})
 	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, stormed}, nil)
 	require.Empty(t, why)
-	require.Equal(t, "more work than the reset made, and than before the faults: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke, against 2% in a whole run without faults, and used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.10 before their first fault", not)
+	require.Equal(t, "more work than the reset made, and than before the faults: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke (using 0.10/0.25/0.25 CPUs), against 2% in a whole run without faults (using 0.10), and used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.10 before their first fault", not)
 
 	// Busy from the start, as a starved database whose clients time out
 	// and reconnect is: the faults added nothing.
@@ -69,4 +69,39 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, fed}, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "not starved: ")
+}
+
+// A machine that starves db all the time starves it in the fault-free
+// control too (50% here): no run can wait twice as long. A run that
+// waits at least as long after the heal, while db works there (twice
+// the CPU the control used, and 0.02 more), was kept from the CPUs; one
+// in which db was idle after the heal (a client waiting on its own
+// timers) was not, however long its few wake-ups waited.
+func TestReconnectStarvedOnAlwaysStarvedMachine(t *testing.T) {
+	const s = time.Second
+	control := pausedRun(toxics.Pause{}, 0, 0, 0.5, func(time.Duration) float64 { return 0.02 })
+	control.History.Faults, control.Schedule = nil, sim.Schedule{}
+	after := func(use float64) func(time.Duration) float64 {
+		return func(t time.Duration) float64 {
+			if t < 3*s {
+				return 0.02
+			}
+			return use
+		}
+	}
+	reset := pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, after(0.1))
+	working := pausedRun(toxics.Pause{}, s, 3*s, 0.6, after(0.1))
+	why, not := reconnectStarved("db", reset, control, []*Iteration{working}, nil)
+	require.Empty(t, not)
+	require.Contains(t, why, "after the heal, db waited for a CPU 60% of the time after the reset and 60% in the run that broke (using 0.10/0.10 CPUs), against 50% in a whole run without faults (using 0.02)")
+
+	idle := pausedRun(toxics.Pause{}, s, 3*s, 0.6, after(0.03))
+	why, not = reconnectStarved("db", reset, control, []*Iteration{working, idle}, nil)
+	require.Empty(t, why)
+	require.Contains(t, not, "not starved: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke (using 0.10/0.10/0.03 CPUs)")
+
+	less := pausedRun(toxics.Pause{}, s, 3*s, 0.4, after(0.1))
+	why, not = reconnectStarved("db", reset, control, []*Iteration{working, less}, nil)
+	require.Empty(t, why)
+	require.Contains(t, not, "not starved: ", "waited less than without faults")
 }

@@ -39,7 +39,8 @@ import (
 //     that storms its dependency (a dial or retry storm) makes it busy,
 //     and busy processes wait for CPUs too; a dependency that waited
 //     longer while doing no more work was kept from the CPUs by something
-//     outside the test;
+//     outside the test (no more, beyond what the connections it was
+//     handed explain, when they are no storm: churn.go);
 //   - the machine's CPU pressure in every run that broke was at least
 //     starvedMachine: its CPUs were contended.
 //

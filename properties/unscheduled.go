@@ -48,7 +48,9 @@ import (
 //     makes it busy from the fault on, and that is the schedule's doing;
 //     a starved database whose clients time out, cancel their queries
 //     and reconnect (it forks and authenticates each new connection)
-//     works more from before any fault, and that is the machine's;
+//     works more from before any fault, and that is the machine's, as is
+//     the work that the connections it was handed explain, when they are
+//     no storm (churn.go);
 //   - the machine's CPU pressure in every run that broke was at least
 //     starvedMachine.
 //
