@@ -177,6 +177,15 @@ func (m *Machine) String() string {
 	if len(deps) > 0 {
 		s += ", the dependencies waited for a CPU " + strings.Join(deps, ", ")
 	}
+	var conns []string
+	for _, d := range m.Dependencies {
+		if n := d.OpenedBetween(0, math.MaxInt64); n >= 0 {
+			conns = append(conns, fmt.Sprintf("%s %.0f", d.Target, n))
+		}
+	}
+	if len(conns) > 0 {
+		s += ", connections handed to " + strings.Join(conns, ", ")
+	}
 	if len(m.Lapses) > 0 {
 		longest := m.Lapses[0]
 		for _, l := range m.Lapses[1:] {

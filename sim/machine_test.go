@@ -19,6 +19,11 @@ func TestMachineString(t *testing.T) {
 			{From: 500 * time.Millisecond, To: 560 * time.Millisecond, CPU: 0.1},
 			{From: 2100 * time.Millisecond, To: 2330 * time.Millisecond, CPU: 0.05},
 		}}).String())
+	require.Equal(t, "CPU pressure 90%, the dependencies waited for a CPU db 30%, connections handed to db 7",
+		(&Machine{CPUPressure: 0.9, Load1: -1, Waited: -1, Dependencies: []DependencyCPU{
+			{Target: "db", Waited: 0.3, Slots: []float64{0.3, 0.3}, Opened: []float64{3, 4}},
+			{Target: "cache", Waited: -1, Slots: []float64{-1, -1}},
+		}}).String())
 	require.Equal(t, "machine load unknown", (*Machine)(nil).String())
 }
 
