@@ -51,14 +51,19 @@ type connPrice struct {
 	opened float64 // connections they were handed in all
 }
 
-// priceConns prices a connection handed to target from the runs refs: a
-// least-squares fit, through the origin, of the CPU the dependency used
-// beyond its usual (the median of its slots without a connection in that
-// run) against the connections it was handed, over windows of
-// churnWindow slots that were handed at least one.
+// priceConns prices a connection handed to target from the runs refs,
+// over windows of churnWindow slots that were handed at least one: the
+// CPU the dependency used there beyond its usual (the median of its slots
+// without a connection in that run) against the connections it was
+// handed, the lesser of a least-squares fit through the origin and the
+// median of the windows' ratios. A window in which the dependency did
+// other work besides (a service's first queries beside its pool's first
+// connections) would raise the price, and with it what a storm could
+// pass for; the lesser of two estimates is the one it raised less.
 func priceConns(refs []*Iteration, target string) connPrice {
 	var p connPrice
 	var xy, xx float64
+	var ratios []float64
 	for _, r := range refs {
 		d, ok := dependencyOf(r, target)
 		if !ok || len(d.Opened) != len(d.Used) {
@@ -92,11 +97,12 @@ func priceConns(refs []*Iteration, target string) connPrice {
 			}
 			if known && o > 0 {
 				xy, xx = xy+o*extra, xx+o*o
+				ratios = append(ratios, extra/o)
 			}
 		}
 	}
 	if xx > 0 {
-		p.cost = max(xy/xx, 0)
+		p.cost = max(min(xy/xx, median(ratios)), 0)
 	}
 	return p
 }

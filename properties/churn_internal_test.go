@@ -65,6 +65,31 @@ func TestPriceConns(t *testing.T) {
 	both := priceConns([]*Iteration{reset, quiet}, "db")
 	require.InDelta(t, 0.02, both.cost, 1e-9, "a run without connections adds nothing to the fit")
 	require.Equal(t, 2.0, both.most)
+
+	// A service's start: 4 connections beside its first queries, 0.2 CPU
+	// seconds more (50 ms a connection, as the fit through the origin
+	// mostly says: 35 ms), then two reconnects of 2 at 5 ms each. The
+	// median of the windows' ratios, 5 ms, is the lesser.
+	started := withConns(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, func(t time.Duration) float64 {
+		switch t {
+		case 0:
+			return 2.1
+		case 2 * s, 3 * s:
+			return 0.2
+		}
+		return 0.1
+	}), func(t time.Duration) float64 {
+		switch t {
+		case 0:
+			return 4
+		case 2 * s, 3 * s:
+			return 2
+		}
+		return 0
+	})
+	p = priceConns([]*Iteration{started}, "db")
+	require.InDelta(t, 0.005, p.cost, 1e-9)
+	require.Equal(t, 8.0, p.most)
 }
 
 // Twenty connections over the 4 s from the first fault, at 20 ms each,
