@@ -46,9 +46,8 @@ const churnWindow = 3
 // seconds, as a set of runs showed, and the most connections one of
 // those runs was handed.
 type connPrice struct {
-	cost   float64 // CPU seconds a connection cost; 0 when unknown
-	most   float64 // the most connections one run was handed
-	opened float64 // connections they were handed in all
+	cost float64 // CPU seconds a connection cost; 0 when unknown
+	most float64 // the most connections one run was handed
 }
 
 // priceConns prices a connection handed to target from the runs refs,
@@ -79,7 +78,7 @@ func priceConns(refs []*Iteration, target string) connPrice {
 				quiet = append(quiet, d.Used[i])
 			}
 		}
-		p.most, p.opened = max(p.most, total), p.opened+total
+		p.most = max(p.most, total)
 		if len(quiet) == 0 {
 			continue
 		}
@@ -122,7 +121,7 @@ func (p connPrice) allowance(h *sim.History, target string, spans []interval, us
 		return 0, "" // its Link did not count them
 	}
 	if p.cost <= 0 {
-		return 0, fmt.Sprintf("%.0f connections opened, but none in the runs compared with to price one by", n)
+		return 0, fmt.Sprintf("%.0f connections opened, but the runs compared with put no price on one", n)
 	}
 	failed := 0
 	var length time.Duration

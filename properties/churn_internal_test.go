@@ -128,7 +128,7 @@ func TestChurnAllowance(t *testing.T) {
 
 	cpus, figures = connPrice{most: 2}.allowance(run(10).History, "db", from, nil)
 	require.Zero(t, cpus)
-	require.Equal(t, "20 connections opened, but none in the runs compared with to price one by", figures)
+	require.Equal(t, "20 connections opened, but the runs compared with put no price on one", figures)
 }
 
 // The reconnect control's work test (rule 7) with connections counted: a
