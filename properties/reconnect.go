@@ -219,14 +219,14 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	if !ok {
 		return "", unknown
 	}
-	// starved says whether a run in which target waited w and used u
+	// kept says whether a run in which target waited w and used u
 	// after the heal kept it from the CPUs while it worked: it waited
 	// twice as long as without faults, and 10 points more; or, where the
 	// fault-free control was starved too (the machine starves it all the
 	// time), at least as long and unscheduledWait of the time, while it
 	// used twice the CPU it did there (a client waiting on its own
 	// timers leaves it idle, however starved).
-	starved := func(w, u float64) bool {
+	kept := func(w, u float64) bool {
 		return w >= starvedRatio*cw && w-cw >= starvedGap ||
 			w >= max(cw, unscheduledWait) && u >= starvedRatio*cu+starvedSlack
 	}
@@ -238,7 +238,7 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	if !ok {
 		return "", unknown
 	}
-	fed := !starved(rw, rau)
+	fed := !kept(rw, rau)
 	_, ru, ok := depCPU(r.History, target, from, math.MaxInt64)
 	if !ok {
 		return "", unknown
@@ -255,7 +255,7 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 		if !ok || !known {
 			return "", unknown
 		}
-		fed = fed || !starved(w, au)
+		fed = fed || !kept(w, au)
 		afterUse = append(afterUse, au)
 		_, u, ok := depCPU(b.History, target, first, math.MaxInt64)
 		if !ok {
