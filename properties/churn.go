@@ -3,6 +3,7 @@ package properties
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shakedown/shakedown/sim"
@@ -64,7 +65,7 @@ func priceConns(refs []*Iteration, target string) connPrice {
 	var xy, xx float64
 	var ratios []float64
 	for _, r := range refs {
-		d, ok := dependencyOf(r, target)
+		d, ok := dependencyOf(r.History, target)
 		if !ok || len(d.Opened) != len(d.Used) {
 			continue
 		}
@@ -92,7 +93,7 @@ func priceConns(refs []*Iteration, target string) connPrice {
 					break
 				}
 				o += d.Opened[i]
-				extra += (d.Used[i] - usual) * dependencySlot.Seconds()
+				extra += (d.Used[i] - usual) * sim.DependencySlot.Seconds()
 			}
 			if known && o > 0 {
 				xy, xx = xy+o*extra, xx+o*o
@@ -105,9 +106,6 @@ func priceConns(refs []*Iteration, target string) connPrice {
 	}
 	return p
 }
-
-// dependencySlot is sim's slot of DependencyCPU.Used and Opened.
-const dependencySlot = 100 * time.Millisecond
 
 // allowance is the CPUs, averaged over spans of h, that the connections
 // target was handed there explain at p's price, when they are no storm:
@@ -147,6 +145,27 @@ func (p connPrice) allowance(h *sim.History, target string, spans []interval, us
 	return cpus, fmt.Sprintf("%.0f connections opened (%d ops failed there) at %.1f ms of CPU each, as the runs compared with paid, explain %.2f CPUs", n, failed, 1000*p.cost, cpus)
 }
 
+// within says whether the u CPUs target used over spans of h stay
+// within bound once the connections it was handed there take their share
+// (allowance, asked only when u is over bound), with the allowance's
+// figures.
+func (p connPrice) within(h *sim.History, target string, spans []interval, uses func(kind string) bool, u, bound float64) (bool, string) {
+	if u <= bound {
+		return true, ""
+	}
+	a, figures := p.allowance(h, target, spans, uses)
+	return u <= bound+a, figures
+}
+
+// churnNote is " (beyond those, the connections it was handed: run 1:
+// ...; run 2: ...)" for the allowances that rules quote, "" for none.
+func churnNote(churned []string) string {
+	if len(churned) == 0 {
+		return ""
+	}
+	return " (beyond those, the connections it was handed: " + strings.Join(churned, "; ") + ")"
+}
+
 // kindsUsing says which kinds of op use target, as the check's Isolation
 // bounds map them (uses, usesOf); nil, every kind, when none does.
 func kindsUsing(uses map[string][]string, target string) func(kind string) bool {
@@ -156,12 +175,12 @@ func kindsUsing(uses map[string][]string, target string) func(kind string) bool 
 	return func(kind string) bool { return slices.Contains(uses[kind], target) }
 }
 
-// dependencyOf is the CPU record of target in r's run.
-func dependencyOf(r *Iteration, target string) (sim.DependencyCPU, bool) {
-	if r == nil || r.History == nil || r.History.Machine == nil {
+// dependencyOf is the CPU record of target in h.
+func dependencyOf(h *sim.History, target string) (sim.DependencyCPU, bool) {
+	if h == nil || h.Machine == nil {
 		return sim.DependencyCPU{}, false
 	}
-	for _, d := range r.History.Machine.Dependencies {
+	for _, d := range h.Machine.Dependencies {
 		if d.Target == target {
 			return d, true
 		}

@@ -265,25 +265,19 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 		if !ok {
 			before = -1
 		}
-		if bound := starvedMoreWork*max(ru, before) + starvedSlack; u > bound {
-			// More work: a storm, unless the connections it was handed
-			// explain it (churn.go).
-			a, figures := price.allowance(b.History, target, []interval{{first, math.MaxInt64}}, uses)
-			if u > bound+a {
-				more = true
-			}
-			if figures != "" {
-				churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
-			}
+		// More work: a storm, unless the connections it was handed
+		// explain it (churn.go).
+		within, figures := price.within(b.History, target, []interval{{first, math.MaxInt64}}, uses, u, starvedMoreWork*max(ru, before)+starvedSlack)
+		more = more || !within
+		if figures != "" {
+			churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
 		}
 		waits, used, befores = append(waits, w), append(used, u), append(befores, before)
 		opens = append(opens, depConns(b.History, target, first, math.MaxInt64))
 	}
 	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke (using %s CPUs), against %.0f%% in a whole run without faults (using %.2f), and used %s CPUs in those from the first fault on%s against %.2f in the reset's run from then on%s and %s before their first fault",
 		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), cpus(afterUse), 100*cw, cu, cpus(used), opened(opens...), ru, opened(rc), cpusOrNone(befores))
-	if len(churned) > 0 {
-		figures += fmt.Sprintf(" (beyond those, the connections it was handed: %s)", strings.Join(churned, "; "))
-	}
+	figures += churnNote(churned)
 	if fed {
 		return "", "not starved: " + figures
 	}
@@ -296,15 +290,11 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 // depConns is the number of connections handed to target in h from
 // `from` to `to`, or -1 where its Link did not count them.
 func depConns(h *sim.History, target string, from, to time.Duration) float64 {
-	if h == nil || h.Machine == nil {
+	d, ok := dependencyOf(h, target)
+	if !ok {
 		return -1
 	}
-	for _, d := range h.Machine.Dependencies {
-		if d.Target == target {
-			return d.OpenedBetween(from, to)
-		}
-	}
-	return -1
+	return d.OpenedBetween(from, to)
 }
 
 // opened is " (14/3 connections opened)", with "-" where not counted,
@@ -325,15 +315,10 @@ func opened(v ...float64) string {
 // target waited for a CPU in h, and the CPUs it used; ok is false when
 // the kernel did not say.
 func depCPU(h *sim.History, target string, from, to time.Duration) (waited, used float64, ok bool) {
-	if h == nil || h.Machine == nil {
+	d, ok := dependencyOf(h, target)
+	if !ok {
 		return 0, 0, false
 	}
-	for _, d := range h.Machine.Dependencies {
-		if d.Target != target {
-			continue
-		}
-		w, u := d.WaitedBetween(from, to), d.UsedBetween(from, to)
-		return w, u, w >= 0 && u >= 0
-	}
-	return 0, 0, false
+	w, u := d.WaitedBetween(from, to), d.UsedBetween(from, to)
+	return w, u, w >= 0 && u >= 0
 }

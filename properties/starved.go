@@ -228,25 +228,19 @@ func starvedOne(target string, sc starvedScope, bad, good []*Iteration, uses fun
 	}
 	// More work than the runs that held: a storm, unless the connections
 	// it was handed explain it (churn.go).
-	price, churned := priceConns(good, target), []string(nil)
+	price, bound, churned := priceConns(good, target), starvedMoreWork*slices.Max(gu)+starvedSlack, []string(nil)
 	for i, r := range bad {
-		bound := starvedMoreWork*slices.Max(gu) + starvedSlack
-		if bu[i] <= bound {
-			continue
-		}
 		from, to, _ := sc.window(r.History)
-		a, figures := price.allowance(r.History, target, []interval{{from, to}}, uses)
-		if bu[i] > bound+a {
+		within, figures := price.within(r.History, target, []interval{{from, to}}, uses, bu[i], bound)
+		if !within {
 			return ""
 		}
-		churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
-	}
-	churn := ""
-	if len(churned) > 0 {
-		churn = " (beyond those, the connections it was handed: " + strings.Join(churned, "; ") + ")"
+		if figures != "" {
+			churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
+		}
 	}
 	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s%s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
-		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), churn, pressuresOf(bad))
+		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), churnNote(churned), pressuresOf(bad))
 }
 
 // aims says whether a step of s aims at target.

@@ -378,8 +378,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 			most = max(most, u)
 		}
 	}
-	price := priceConns(good, target)
-	usesTarget := func(kind string) bool { return slices.Contains(sc.uses[kind], target) }
+	price, usesTarget := priceConns(good, target), kindsUsing(sc.uses, target)
 	var waits, uses, befores []float64
 	var churned []string
 	for i, r := range bad {
@@ -401,35 +400,34 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		if !ok {
 			before = -1
 		}
-		bound := max(most, before)
-		over, also := bound < 0 || u > starvedMoreWork*bound+starvedSlack, ""
-		if over && bound >= 0 {
+		bound, also := max(most, before), ""
+		over := bound < 0 // no run to say how much work it does
+		if !over {
 			// More work than the runs compared with: a storm, unless the
 			// connections it was handed explain it (churn.go).
-			a, figures := price.allowance(r.History, target, spans, usesTarget)
-			if over = u > starvedMoreWork*bound+starvedSlack+a; !over {
+			within, figures := price.within(r.History, target, spans, usesTarget, u, starvedMoreWork*bound+starvedSlack)
+			switch {
+			case !within:
+				over = true
+				if figures != "" {
+					also = "; " + figures
+				}
+			case figures != "":
 				churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
-			} else if figures != "" {
-				also = "; " + figures
 			}
 		}
 		if over {
-			// no run to say how much work it does, or it did more: a storm
 			return "", fmt.Sprintf("%s: used %.2f CPUs %s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held%s",
 				target, u, sc.what, i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}), also)
 		}
 		waits, uses, befores = append(waits, w), append(uses, u), append(befores, before)
-	}
-	churn := ""
-	if len(churned) > 0 {
-		churn = fmt.Sprintf(" (beyond those, the connections it was handed: %s)", strings.Join(churned, "; "))
 	}
 	without := "nothing"
 	if most >= 0 {
 		without = fmt.Sprintf("at most %.2f", most)
 	}
 	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held%s, while the machine's CPU pressure was %s",
-		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, churn, pressuresOf(bad)), ""
+		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, churnNote(churned), pressuresOf(bad)), ""
 }
 
 // unscheduledBefore is the least time before a run's first fault over

@@ -93,8 +93,9 @@ type DependencyCPU struct {
 	Opened []float64 `json:"opened,omitempty"`
 }
 
-// dependencySlot is the resolution of [DependencyCPU.Slots].
-const dependencySlot = 100 * time.Millisecond
+// DependencySlot is the resolution of [DependencyCPU.Slots], Used and
+// Opened.
+const DependencySlot = 100 * time.Millisecond
 
 // WaitedBetween is the share of [from, to) during which a process of the
 // target waited for a CPU, over the slots known in it, or -1.
@@ -111,40 +112,34 @@ func (d DependencyCPU) UsedBetween(from, to time.Duration) float64 {
 // OpenedBetween is the number of connections handed to the target in
 // [from, to), over the slots known in it, or -1.
 func (d DependencyCPU) OpenedBetween(from, to time.Duration) float64 {
-	m := slotMean(d.Opened, from, to)
-	if m < 0 {
+	sum, n := slotSum(d.Opened, from, to)
+	if n == 0 {
 		return -1
 	}
-	return m * float64(slotsKnown(d.Opened, from, to))
-}
-
-// slotsKnown is the number of known slots that [from, to) touches.
-func slotsKnown(slots []float64, from, to time.Duration) int {
-	n := 0
-	for i, v := range slots {
-		at := time.Duration(i) * dependencySlot
-		if at+dependencySlot > from && at < to && v >= 0 {
-			n++
-		}
-	}
-	return n
+	return sum
 }
 
 // slotMean is the mean of the known slots that [from, to) touches, or -1.
 func slotMean(slots []float64, from, to time.Duration) float64 {
-	sum, n := 0.0, 0
+	sum, n := slotSum(slots, from, to)
+	if n == 0 {
+		return -1
+	}
+	return sum / float64(n)
+}
+
+// slotSum is the sum of the known slots that [from, to) touches, and how
+// many they are.
+func slotSum(slots []float64, from, to time.Duration) (sum float64, n int) {
 	for i, v := range slots {
-		at := time.Duration(i) * dependencySlot
-		if at+dependencySlot <= from || at >= to || v < 0 {
+		at := time.Duration(i) * DependencySlot
+		if at+DependencySlot <= from || at >= to || v < 0 {
 			continue
 		}
 		sum += v
 		n++
 	}
-	if n == 0 {
-		return -1
-	}
-	return sum / float64(n)
+	return sum, n
 }
 
 // A Lapse is a gap in the test process's heartbeat, as offsets
@@ -213,11 +208,12 @@ func watchMachine(targets []Target, log *slog.Logger) machineWatch {
 }
 
 // dependencyWatch samples the CPU stall of the targets that can tell,
-// every dependencySlot.
+// every DependencySlot.
 type dependencyWatch struct {
 	log    *slog.Logger
 	names  []string
 	of     []CPUStaller
+	counts []ConnCounter // per target: its counter, nil when it counts none
 	stop   chan struct{}
 	done   chan struct{}
 	slots  [][]float64 // per target: the share waited
@@ -229,8 +225,9 @@ func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
 	w := &dependencyWatch{log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, t := range targets {
 		if s, ok := t.(CPUStaller); ok {
+			c, _ := t.(ConnCounter)
 			w.names = append(w.names, t.Name())
-			w.of = append(w.of, s)
+			w.of, w.counts = append(w.of, s), append(w.counts, c)
 		}
 	}
 	if len(w.of) == 0 {
@@ -250,7 +247,7 @@ func (w *dependencyWatch) loop() {
 	for i := range w.of {
 		last[i], known[i] = w.read(i)
 	}
-	t := time.NewTicker(dependencySlot)
+	t := time.NewTicker(DependencySlot)
 	defer t.Stop()
 	prev := time.Now()
 	for {
@@ -274,7 +271,7 @@ func (w *dependencyWatch) loop() {
 				}
 				w.slots[i] = append(w.slots[i], math.Round(share*100)/100)
 				w.used[i] = append(w.used[i], math.Round(used*100)/100)
-				if _, counts := w.of[i].(ConnCounter); counts {
+				if w.counts[i] != nil {
 					opened := -1.0
 					if v.conns >= 0 && last[i].conns >= 0 && v.conns >= last[i].conns {
 						opened = float64(v.conns - last[i].conns)
@@ -293,8 +290,8 @@ func (w *dependencyWatch) read(i int) (d cpuTotals, ok bool) {
 	d.conns = -1
 	err := protect(fmt.Sprintf("CPUStall of target %q", w.names[i]), func() error {
 		d.waited, d.used, ok = w.of[i].CPUStall()
-		if c, counts := w.of[i].(ConnCounter); counts {
-			d.conns = c.ConnsOpened()
+		if w.counts[i] != nil {
+			d.conns = w.counts[i].ConnsOpened()
 		}
 		return nil
 	})
@@ -314,7 +311,7 @@ func (w *dependencyWatch) close() []DependencyCPU {
 	out := make([]DependencyCPU, len(w.of))
 	for i := range w.of {
 		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i], Opened: w.opened[i]}
-		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*dependencySlot)
+		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*DependencySlot)
 	}
 	return out
 }
