@@ -432,6 +432,20 @@ func (x *explorer) finish() {
 		x.last = x.first
 		return
 	}
+	// The shrunk schedule was judged by rule 9 (unscheduled.go) with one
+	// rerun while shrinking; its confirmations since are more runs that
+	// broke, each of which may show the second fault, the machine's, or
+	// show it was not there.
+	why, not := unscheduled(x.last, x.base, x.cfg.Invariants)
+	if why != "" {
+		x.t.Logf("shakedown: the shrunk schedule's failure is the machine's; reporting the first failure, which rule 9 did not set aside")
+		x.setAside(x.last, why)
+		x.last = x.first
+		return
+	}
+	if not != "" {
+		x.t.Logf("shakedown: the shrunk schedule: not a second fault of the machine's: %s", not)
+	}
 	// Shrinking against a machine that got slower ends at a schedule only
 	// the noise breaks: one more control run beside it.
 	if why := x.machine(x.last, "the shrunk schedule"); why != "" {

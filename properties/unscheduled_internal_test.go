@@ -2,8 +2,10 @@ package properties
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,4 +205,70 @@ func TestUnscheduledSpans(t *testing.T) {
 
 	_, ok = unscheduledScope(LatencyQuantile{Q: 0.99, Max: time.Second}, nil)
 	require.False(t, ok)
+}
+
+// TestFinishJudgesTheShrunkFailure: the shrunk schedule's confirmations
+// are runs that broke like any other, so rule 9 judges it again once they
+// are in. Confirmed beside a starved db, the shrunk failure is set aside
+// and the first one reported; confirmed with db fed in one of its runs,
+// it stands, and why rule 9 did not hold is logged.
+func TestFinishJudgesTheShrunkFailure(t *testing.T) {
+	rec := Recovery{Within: 300 * time.Millisecond}
+	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}
+	invs := []Invariant{rec, iso}
+	base := unscheduledRun(0.9, 0.05, 0.1, 0.1, "")
+	base.History.Faults, base.Schedule = nil, sim.Schedule{}
+	// shrunk is a shrunk failure confirmed in 3 reruns, db waiting wait
+	// in the last of them (40% in the others).
+	shrunk := func(wait float64) *Iteration {
+		it := unscheduledRun(0.95, 0.40, 0.1, 0.1, "", rec.Name())
+		for _, w := range []float64{0.40, 0.40, wait} {
+			it.again = append(it.again, unscheduledRun(0.95, w, 0.1, 0.1, "", rec.Name()))
+			it.Reruns++
+			it.Reproduced++
+		}
+		return it
+	}
+	for _, tc := range []struct {
+		name     string
+		wait     float64 // db's wait in the shrunk schedule's last confirmation
+		setAside bool
+		log      string
+	}{
+		{"starved in every confirmation", 0.40, true, "the shrunk schedule's failure is the machine's"},
+		{"fed in one confirmation", 0.02, false, "db: waited for a CPU 2% of the time after the last heal (run 4 of those that broke)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := unscheduledRun(0.95, 0.02, 0.1, 0.1, "", rec.Name())
+			last := shrunk(tc.wait)
+			log := &logTB{TB: t}
+			x := &explorer{t: log, cfg: Config{Invariants: invs, Simulate: true}, reproduce: 3, base: base, first: first, last: last,
+				tight: map[string]string{}, cov: Coverage{Judged: map[string]int{}, Broken: map[string]int{}}}
+			x.finish()
+			require.Contains(t, strings.Join(log.lines, "\n"), tc.log)
+			if !tc.setAside {
+				require.Same(t, last, x.last, "the shrunk failure stands")
+				require.Empty(t, x.slower)
+				return
+			}
+			require.Same(t, first, x.last, "the first failure is reported")
+			require.Len(t, x.slower, 1)
+			require.Same(t, last, x.slower[0].it)
+			require.Contains(t, x.slower[0].reason, "starved of CPU by the machine in every run that broke")
+			f, ok := last.Findings.broken(rec.Name())
+			require.False(t, ok, "the shrunk failure's Recovery is unjudged, not broken: %v", f)
+		})
+	}
+}
+
+// logTB keeps what is logged through it, and logs it on.
+type logTB struct {
+	testing.TB
+	lines []string
+}
+
+func (l *logTB) Logf(format string, args ...any) {
+	l.TB.Helper()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.TB.Logf(format, args...)
 }
