@@ -2,6 +2,7 @@ package properties
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -105,6 +106,42 @@ func priceConns(refs []*Iteration, target string) connPrice {
 		p.cost = max(min(xy/xx, median(ratios)), 0)
 	}
 	return p
+}
+
+// resetPrice is what a connection cost target in r, a run whose only
+// fault is a reset of it (the reconnect control, reconnect.go), from
+// the reset to the end against the time before it: the CPUs it used
+// more than before, over the connections a second it was handed more
+// than before (its pool's first among those). On a machine that starves
+// the dependency, a new connection's work (a process forked and
+// authenticated, its first queries against cold caches, a cancelled
+// call's process ending) comes seconds later than the connection, not
+// in the windows priceConns measures by, and this price, over the whole
+// stretch, is what reconnecting costs this machine now: the experiment
+// the reconnect control runs. 0 when it cannot say (nothing before the
+// reset to compare with, no more connections or no more work after it).
+func resetPrice(r *Iteration, target string) float64 {
+	reset, ok := firstFault(r.History)
+	if !ok || reset < unscheduledBefore || reset >= r.History.Duration {
+		return 0
+	}
+	_, before, ok := depCPU(r.History, target, 0, reset)
+	if !ok {
+		return 0
+	}
+	_, after, ok := depCPU(r.History, target, reset, math.MaxInt64)
+	if !ok {
+		return 0
+	}
+	nb, na := depConns(r.History, target, 0, reset), depConns(r.History, target, reset, math.MaxInt64)
+	if nb < 0 || na < 0 {
+		return 0
+	}
+	rate := na/(r.History.Duration-reset).Seconds() - nb/reset.Seconds()
+	if rate <= 0 || after <= before {
+		return 0
+	}
+	return (after - before) / rate
 }
 
 // allowance is the CPUs, averaged over spans of h, that the connections

@@ -219,3 +219,56 @@ func TestUnscheduledAllowsChurn(t *testing.T) {
 	require.Empty(t, why)
 	require.Contains(t, not, "db: used 0.25 CPUs after the last heal (run 2 of those that broke) against 0.10 before the first fault and 0.12 without faults and in the runs that held; 0 connections opened")
 }
+
+// The reconnect control's own price: a starved database handed 4
+// connections by the reset at 2.9s does their work over the 2 s after
+// (0.2 CPUs against 0.1 before): 50 ms each, where the windows around
+// the connections see 7.5 ms. A run paused from 1s whose 20 connections
+// for 10 failed ops made it work 0.25 CPUs from then on (0.04 over what
+// the reset's run and its own time before the fault allow) is the
+// machine's at the reset's price, and would stand at the windows'.
+func TestResetPrice(t *testing.T) {
+	const s = time.Second
+	control := withConns(pausedRun(toxics.Pause{}, 0, 0, 0.02, func(time.Duration) float64 { return 0.1 }), at(-1, 0))
+	control.History.Faults, control.Schedule = nil, sim.Schedule{}
+	slow := func(t time.Duration) float64 {
+		if t >= 3*s {
+			return 0.2
+		}
+		return 0.1
+	}
+	reset := withConns(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, slow), at(3*s, 4))
+	require.InDelta(t, 0.05, resetPrice(reset, "db"), 1e-9)
+	require.InDelta(t, 0.0075, priceConns([]*Iteration{reset, control}, "db").cost, 1e-9, "the windows' price")
+
+	require.Zero(t, resetPrice(withConns(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, slow), at(-1, 0)), "db"), "no connection after the reset")
+	require.Zero(t, resetPrice(withConns(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, func(time.Duration) float64 { return 0.1 }), at(3*s, 4)), "db"), "no more work after it")
+	require.Zero(t, resetPrice(withConns(pausedRun(toxics.Reset{}, 200*time.Millisecond, 300*time.Millisecond, 0.6, slow), at(300*time.Millisecond, 4)), "db"), "too little before the reset to compare with")
+	require.Zero(t, resetPrice(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, slow), "db"), "not counted")
+	// Its pool's first connections before the reset count against those after.
+	filled := withConns(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, slow), func(t time.Duration) float64 {
+		switch t {
+		case 0:
+			return 29
+		case 3 * s:
+			return 4
+		}
+		return 0
+	})
+	require.Zero(t, resetPrice(filled, "db"), "no more connections a second after the reset than before it")
+
+	churning := withFailures(withConns(pausedRun(toxics.Pause{}, s, 3*s, 0.6, func(t time.Duration) float64 {
+		if t < s {
+			return 0.1
+		}
+		return 0.25
+	}), func(t time.Duration) float64 {
+		if t >= s && t < 3*s {
+			return 1
+		}
+		return 0
+	}), "orders", 1100*time.Millisecond, 10)
+	why, not := reconnectStarved("db", reset, control, []*Iteration{churning}, nil)
+	require.Empty(t, not)
+	require.Contains(t, why, "20 connections opened (10 ops failed there) at 50.0 ms of CPU each, as the runs compared with paid, explain 0.25 CPUs")
+}

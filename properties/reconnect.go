@@ -66,7 +66,11 @@ import (
 //     and reconnect, and it forks and authenticates each new connection,
 //     churn that the starving began before any fault could. Beyond
 //     those, it may also have done the work that the connections it was
-//     handed explain, when they are no storm (churn.go).
+//     handed explain, when they are no storm (churn.go), at the greater
+//     of the prices the reset's run and the fault-free control put on a
+//     connection in the windows around it, and the reset's run over the
+//     whole stretch after the reset (resetPrice): on a machine that
+//     starves the dependency, a connection's work comes seconds late.
 //
 // A reconnect control that held may have held only because it ran at a
 // calmer moment than the runs that broke: a contended machine's state
@@ -245,6 +249,7 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	}
 	rc := depConns(r.History, target, from, math.MaxInt64)
 	price := priceConns([]*Iteration{r, c}, target)
+	price.cost = max(price.cost, resetPrice(r, target))
 	waits, used, befores, opens := []float64{rw}, []float64(nil), []float64(nil), []float64(nil)
 	more := false // a run that broke worked more than the reset, than before its faults, and than its connections explain
 	var churned []string
