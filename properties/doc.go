@@ -335,7 +335,10 @@
 //     each fault, after the last heal; optionally per op kind) and
 //     [MaxLatency] (the client's timeout plus a margin);
 //   - errors: [ErrorRate] per window, [Recovery] (no failure later than D
-//     after the last heal), [FailFast] (failed calls return within X while
+//     after the last heal, D counted in the time the machine let the
+//     dependencies run: in a real run, the time the most starved of them
+//     waited for a CPU after the heal moves the deadline on, at most D
+//     more), [FailFast] (failed calls return within X while
 //     a fault holds; Grace or After leave out the failures a breaker must
 //     see before it opens, so one that opens at its threshold holds and one
 //     that never opens breaks);

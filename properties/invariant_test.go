@@ -158,6 +158,69 @@ func TestRecovery(t *testing.T) {
 	})
 }
 
+// withWaits is h with one dependency per slice of shares: each its
+// share of every 100 ms spent waiting for a CPU, from the run's start.
+func withWaits(h *sim.History, shares ...[]float64) *sim.History {
+	h.Machine = &sim.Machine{CPUPressure: 0.9}
+	for i, sh := range shares {
+		h.Machine.Dependencies = append(h.Machine.Dependencies, sim.DependencyCPU{Target: fmt.Sprintf("dep%d", i), Slots: sh})
+	}
+	return h
+}
+
+// waits is n slots of share each after `from` slots of none.
+func waits(from, n int, share float64) []float64 {
+	s := make([]float64, from+n)
+	for i := from; i < from+n; i++ {
+		s[i] = share
+	}
+	return s
+}
+
+// TestRecoveryInTheMachinesTime: Recovery counts Within in the time the
+// machine let the dependencies run. After a heal at 2s, a dependency
+// that waited for a CPU half of every 100 ms moves a 500ms deadline on
+// by 500ms (the half of 1s: the stretch it waited in is waited in too),
+// at most Within; the most starved dependency counts, slot by slot; a
+// dependency idle after the heal (a client waiting on its own timers)
+// moves nothing, and neither does a wait before the heal or a run that
+// cannot say.
+func TestRecoveryInTheMachinesTime(t *testing.T) {
+	rec := Recovery{Within: 500 * ms}
+	failsAt := func(end int) *sim.History {
+		return hist(5000, blackholeDB, op(1, "get", end-100, end, sim.Failed), op(2, "get", 4000, 4010, sim.OK))
+	}
+	for _, tc := range []struct {
+		name   string
+		h      *sim.History
+		waited time.Duration
+	}{
+		{"half of every slot", withWaits(failsAt(2900), waits(20, 30, 0.5)), 500 * ms},
+		{"at most Within", withWaits(failsAt(2900), waits(20, 30, 1)), 500 * ms},
+		{"the most starved, slot by slot", withWaits(failsAt(2900), waits(20, 2, 0.5), waits(22, 2, 0.5)), 200 * ms},
+		{"idle after the heal", withWaits(failsAt(2900), waits(0, 20, 0.9)), 0},
+		{"a slot nobody could say about", withWaits(failsAt(2900), append(waits(20, 0, 0), -1, 0.5)), 50 * ms},
+		{"simulated", failsAt(2900), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			heal, why := lastHeal(tc.h)
+			require.Empty(t, why)
+			deadline, waited := rec.deadline(tc.h, heal)
+			require.Equal(t, tc.waited, waited)
+			require.Equal(t, heal+rec.Within+tc.waited, deadline)
+			err := rec.Check(tc.h)
+			if heal+rec.Within+tc.waited >= 2900*ms {
+				require.NoError(t, err, "the op that failed at 2.9s is within the moved deadline")
+				return
+			}
+			require.Error(t, err)
+			if tc.waited > 0 {
+				require.Contains(t, err.Error(), fmt.Sprintf("heal + 500ms + %v its dependencies waited for a CPU", tc.waited))
+			}
+		})
+	}
+}
+
 func TestFailFast(t *testing.T) {
 	h := hist(4000, blackholeDB, op(1, "get", 1100, 1150, sim.Failed), op(2, "get", 1200, 1900, sim.Unknown), op(3, "get", 1300, 1310, sim.OK))
 	runCases(t, []invCase{
