@@ -33,8 +33,10 @@ import (
 // was handed in the whole run. A client that dials in a loop is handed
 // more than that, and one that storms with requests over its pooled
 // connections does work that no connection explains: both still stand.
-// Where no run compared with was handed a connection (nothing to price
-// one by), or the Link did not count them, nothing more is allowed.
+// Where no run compared with was handed a connection, rule 9 prices one
+// by the runs that broke before their first fault (priceBeforeFaults);
+// where nothing prices one, or the Link did not count them, nothing more
+// is allowed.
 
 // churnPerFailure is the most connections an op that failed may account
 // for: its call's cancel and the connection that replaces its own.
@@ -106,6 +108,29 @@ func priceConns(refs []*Iteration, target string) connPrice {
 		p.cost = max(min(xy/xx, median(ratios)), 0)
 	}
 	return p
+}
+
+// priceBeforeFaults prices a connection handed to target as priceConns
+// does, from what the runs did before their first fault (those whose
+// first fault came unscheduledBefore or more into them): what a
+// connection cost the dependency on this machine before any fault could
+// make it work. The rules take it where the runs they compare with put
+// no price on a connection (a service whose pool was filled before the
+// run began, on a machine that starved nothing then): a starved
+// database's clients time out and redial from before the fault.
+func priceBeforeFaults(runs []*Iteration, target string) float64 {
+	var cut []*Iteration
+	for _, r := range runs {
+		first, ok := firstFault(r.History)
+		d, known := dependencyOf(r.History, target)
+		if !ok || !known || first < unscheduledBefore || len(d.Opened) != len(d.Used) {
+			continue
+		}
+		n := min(int(first/sim.DependencySlot), len(d.Used))
+		d.Slots, d.Used, d.Opened = nil, d.Used[:n], d.Opened[:n]
+		cut = append(cut, &Iteration{History: &sim.History{Machine: &sim.Machine{Dependencies: []sim.DependencyCPU{d}}}})
+	}
+	return priceConns(cut, target).cost
 }
 
 // resetPrice is what a connection cost target in r, a run whose only

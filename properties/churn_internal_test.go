@@ -272,3 +272,40 @@ func TestResetPrice(t *testing.T) {
 	require.Empty(t, not)
 	require.Contains(t, why, "20 connections opened (10 ops failed there) at 50.0 ms of CPU each, as the runs compared with paid, explain 0.25 CPUs")
 }
+
+// Rule 9 where the runs compared with were handed no connection (a pool
+// filled before the run began): the price is what a connection cost db
+// in the runs that broke before their first fault, 2 connections and
+// 0.2 CPUs more in one slot, 10 ms each. At it, the 10 connections db
+// was handed after the heal explain its extra work; a run whose time
+// before the fault priced none stands, as before.
+func TestUnscheduledPricesBeforeFaults(t *testing.T) {
+	rec := Recovery{Within: 300 * time.Millisecond}
+	invs := []Invariant{rec, Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}}
+	base := unscheduledRun(0.9, 0.05, 0.1, 0.1, "")
+	base.History.Faults, base.Schedule = nil, sim.Schedule{}
+	base.History.Machine.Dependencies[1].Opened = make([]float64, 20)
+	churn := func(pricedBefore bool) *Iteration {
+		it := unscheduledRun(0.95, 0.4, 0.25, 0.1, "", rec.Name())
+		d := &it.History.Machine.Dependencies[1]
+		d.Opened = make([]float64, len(d.Used))
+		if pricedBefore {
+			d.Used[2], d.Opened[2] = 0.3, 2
+		}
+		for i := 10; i < 20; i++ {
+			d.Opened[i] = 1
+		}
+		return it
+	}
+	again := func(first *Iteration, runs ...*Iteration) *Iteration {
+		first.again = runs
+		return first
+	}
+	why, not := unscheduled(again(churn(true), churn(true)), base, invs)
+	require.Empty(t, not)
+	require.Contains(t, why, "10 connections opened (5 ops failed there) at 10.0 ms of CPU each")
+
+	why, not = unscheduled(again(churn(false), churn(false)), base, invs)
+	require.Empty(t, why)
+	require.Contains(t, not, "10 connections opened, but the runs compared with put no price on one")
+}

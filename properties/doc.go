@@ -268,7 +268,9 @@
 // handed where they judge, at the CPU a connection cost it in the runs
 // compared with (fitted over their windows with connections; rule 7
 // also takes the reset's run's whole stretch after its reset, where a
-// starved database does a connection's work seconds late), when those
+// starved database does a connection's work seconds late; rule 9, where
+// those runs were handed none, the runs that broke before their first
+// fault), when those
 // connections are no storm: at most two for each op there that failed
 // (its cancel and its replacement), beyond the most one of those runs
 // was handed. A client that dials in a loop is handed more, and one that

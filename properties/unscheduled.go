@@ -379,6 +379,9 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		}
 	}
 	price, usesTarget := priceConns(good, target), kindsUsing(sc.uses, target)
+	if price.cost <= 0 {
+		price.cost = priceBeforeFaults(bad, target)
+	}
 	var waits, uses, befores []float64
 	var churned []string
 	for i, r := range bad {
