@@ -188,7 +188,11 @@ func waits(from, n int, share float64) []float64 {
 func TestRecoveryInTheMachinesTime(t *testing.T) {
 	rec := Recovery{Within: 500 * ms}
 	failsAt := func(end int) *sim.History {
-		return hist(5000, blackholeDB, op(1, "get", end-100, end, sim.Failed), op(2, "get", 4000, 4010, sim.OK))
+		h := hist(5000, blackholeDB, op(1, "get", end-100, end, sim.Failed))
+		for i := range 5 {
+			h.Ops = append(h.Ops, op(uint64(2+i), "get", 4000+100*i, 4010+100*i, sim.OK))
+		}
+		return h
 	}
 	for _, tc := range []struct {
 		name   string
@@ -201,6 +205,11 @@ func TestRecoveryInTheMachinesTime(t *testing.T) {
 		{"idle after the heal", withWaits(failsAt(2900), waits(0, 20, 0.9)), 0},
 		{"a slot nobody could say about", withWaits(failsAt(2900), append(waits(20, 0, 0), -1, 0.5)), 50 * ms},
 		{"simulated", failsAt(2900), 0},
+		// Five ops end after 2.5s: the fifth last (the failure at 2.9s)
+		// stays judged, however long the dependency waited.
+		{"never past the run's last five ops", withWaits(hist(5000, blackholeDB, op(1, "get", 2800, 2900, sim.Failed),
+			op(2, "get", 2950, 2960, sim.OK), op(3, "get", 3000, 3010, sim.OK), op(4, "get", 3050, 3060, sim.OK), op(5, "get", 3100, 3110, sim.OK)),
+			waits(20, 30, 1)), 400*ms - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			heal, why := lastHeal(tc.h)
