@@ -198,10 +198,16 @@ func TestUnscheduledAllowsChurn(t *testing.T) {
 	db.Used[0] = 0.5
 	db.Opened = make([]float64, len(db.Used))
 	db.Opened[0] = 4
-	churn := func(conns bool) *Iteration {
+	// churn is a run that broke, db handed a connection every 100 ms
+	// after the heal when conns, and, when pricedBefore, 2 in one slot
+	// before the fault with 0.2 CPUs more there (10 ms each).
+	churn := func(conns bool, pricedBefore ...bool) *Iteration {
 		it := unscheduledRun(0.95, 0.4, 0.25, 0.1, "", rec.Name())
 		d := &it.History.Machine.Dependencies[1]
 		d.Opened = make([]float64, len(d.Used))
+		if len(pricedBefore) > 0 && pricedBefore[0] {
+			d.Used[2], d.Opened[2] = 0.3, 2
+		}
 		for i := 10; i < 20 && conns; i++ {
 			d.Opened[i] = 1
 		}
@@ -218,6 +224,18 @@ func TestUnscheduledAllowsChurn(t *testing.T) {
 	why, not = unscheduled(again(churn(true), churn(false)), base, invs)
 	require.Empty(t, why)
 	require.Contains(t, not, "db: used 0.25 CPUs after the last heal (run 2 of those that broke) against 0.10 before the first fault and 0.12 without faults and in the runs that held; 0 connections opened")
+
+	// Where the runs compared with were handed no connection (a pool
+	// filled before the run began), the price is what a connection cost
+	// db in the runs that broke before their first fault; a run whose
+	// time before the fault priced none stands, as before.
+	db.Opened[0], db.Used[0] = 0, 0.1
+	why, not = unscheduled(again(churn(true, true), churn(true, true)), base, invs)
+	require.Empty(t, not)
+	require.Contains(t, why, "10 connections opened (5 ops failed there) at 10.0 ms of CPU each")
+	why, not = unscheduled(again(churn(true), churn(true)), base, invs)
+	require.Empty(t, why)
+	require.Contains(t, not, "10 connections opened, but the runs compared with put no price on one")
 }
 
 // The reconnect control's own price: a starved database handed 4
@@ -271,41 +289,4 @@ func TestResetPrice(t *testing.T) {
 	why, not := reconnectStarved("db", reset, control, []*Iteration{churning}, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "20 connections opened (10 ops failed there) at 50.0 ms of CPU each, as the runs compared with paid, explain 0.25 CPUs")
-}
-
-// Rule 9 where the runs compared with were handed no connection (a pool
-// filled before the run began): the price is what a connection cost db
-// in the runs that broke before their first fault, 2 connections and
-// 0.2 CPUs more in one slot, 10 ms each. At it, the 10 connections db
-// was handed after the heal explain its extra work; a run whose time
-// before the fault priced none stands, as before.
-func TestUnscheduledPricesBeforeFaults(t *testing.T) {
-	rec := Recovery{Within: 300 * time.Millisecond}
-	invs := []Invariant{rec, Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}}
-	base := unscheduledRun(0.9, 0.05, 0.1, 0.1, "")
-	base.History.Faults, base.Schedule = nil, sim.Schedule{}
-	base.History.Machine.Dependencies[1].Opened = make([]float64, 20)
-	churn := func(pricedBefore bool) *Iteration {
-		it := unscheduledRun(0.95, 0.4, 0.25, 0.1, "", rec.Name())
-		d := &it.History.Machine.Dependencies[1]
-		d.Opened = make([]float64, len(d.Used))
-		if pricedBefore {
-			d.Used[2], d.Opened[2] = 0.3, 2
-		}
-		for i := 10; i < 20; i++ {
-			d.Opened[i] = 1
-		}
-		return it
-	}
-	again := func(first *Iteration, runs ...*Iteration) *Iteration {
-		first.again = runs
-		return first
-	}
-	why, not := unscheduled(again(churn(true), churn(true)), base, invs)
-	require.Empty(t, not)
-	require.Contains(t, why, "10 connections opened (5 ops failed there) at 10.0 ms of CPU each")
-
-	why, not = unscheduled(again(churn(false), churn(false)), base, invs)
-	require.Empty(t, why)
-	require.Contains(t, not, "10 connections opened, but the runs compared with put no price on one")
 }
