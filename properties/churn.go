@@ -64,12 +64,22 @@ type connPrice struct {
 // connections) would raise the price, and with it what a storm could
 // pass for; the lesser of two estimates is the one it raised less.
 func priceConns(refs []*Iteration, target string) connPrice {
+	var deps []sim.DependencyCPU
+	for _, r := range refs {
+		if d, ok := dependencyOf(r.History, target); ok {
+			deps = append(deps, d)
+		}
+	}
+	return priceDeps(deps)
+}
+
+// priceDeps is priceConns over the records of one dependency in runs.
+func priceDeps(deps []sim.DependencyCPU) connPrice {
 	var p connPrice
 	var xy, xx float64
 	var ratios []float64
-	for _, r := range refs {
-		d, ok := dependencyOf(r.History, target)
-		if !ok || len(d.Opened) != len(d.Used) {
+	for _, d := range deps {
+		if len(d.Opened) != len(d.Used) {
 			continue
 		}
 		var quiet []float64
@@ -119,7 +129,7 @@ func priceConns(refs []*Iteration, target string) connPrice {
 // run began, on a machine that starved nothing then): a starved
 // database's clients time out and redial from before the fault.
 func priceBeforeFaults(runs []*Iteration, target string) float64 {
-	var cut []*Iteration
+	var cut []sim.DependencyCPU
 	for _, r := range runs {
 		first, ok := firstFault(r.History)
 		d, known := dependencyOf(r.History, target)
@@ -127,10 +137,10 @@ func priceBeforeFaults(runs []*Iteration, target string) float64 {
 			continue
 		}
 		n := min(int(first/sim.DependencySlot), len(d.Used))
-		d.Slots, d.Used, d.Opened = nil, d.Used[:n], d.Opened[:n]
-		cut = append(cut, &Iteration{History: &sim.History{Machine: &sim.Machine{Dependencies: []sim.DependencyCPU{d}}}})
+		d.Used, d.Opened = d.Used[:n], d.Opened[:n]
+		cut = append(cut, d)
 	}
-	return priceConns(cut, target).cost
+	return priceDeps(cut).cost
 }
 
 // resetPrice is what a connection cost target in r, a run whose only

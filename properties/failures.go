@@ -113,7 +113,7 @@ func (r Recovery) Check(h *sim.History) error {
 	}
 	var vs Violations
 	seen := 0
-	for _, op := range r.late(h, heal) {
+	for _, op := range r.late(h, deadline) {
 		seen++
 		if op.Outcome != sim.OK {
 			vs = append(vs, Violation{
@@ -133,10 +133,9 @@ func (r Recovery) Check(h *sim.History) error {
 	return nil
 }
 
-// late is the ops r judges in h, whose last heal was at heal: those of
-// its kinds that ended after the deadline.
-func (r Recovery) late(h *sim.History, heal time.Duration) []sim.Op {
-	deadline, _ := r.deadline(h, heal)
+// late is the ops r judges in h: those of its kinds that ended after
+// the deadline (Recovery.deadline).
+func (r Recovery) late(h *sim.History, deadline time.Duration) []sim.Op {
 	var out []sim.Op
 	for _, op := range h.Ops {
 		if judgedOp(op) && kindMatch(r.Kinds, op.Kind) && op.End > deadline {

@@ -249,7 +249,8 @@ func recoverySpans(rec Recovery, uses map[string][]string) unscheduledSpans {
 			return nil
 		}
 		var kinds []string
-		for _, op := range rec.late(h, heal) {
+		deadline, _ := rec.deadline(h, heal)
+		for _, op := range rec.late(h, deadline) {
 			if op.Outcome != sim.OK && !slices.Contains(kinds, op.Kind) {
 				kinds = append(kinds, op.Kind)
 			}
