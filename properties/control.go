@@ -70,7 +70,7 @@ func (x *explorer) control(it *Iteration, what string) (string, *Iteration) {
 		}
 		r := x.explains(it, c, now, f.Invariant)
 		if r == "" {
-			x.t.Logf("shakedown: %s: held where the schedule broke %s: it does not explain the failure", what, f.Invariant)
+			x.t.Logf("shakedown: %s: does not explain what the schedule broke (%s): the failure stands", what, f.Invariant)
 			return "", c
 		}
 		why = append(why, fmt.Sprintf("%s: %s", f.Invariant, r))
@@ -104,6 +104,9 @@ func (x *explorer) controlRun(s sim.Schedule, what string) *Iteration {
 // not): c broke it too, the invariant's bound now sits inside c's noise
 // floor, or c breaks it when judged with it's fault times laid over it.
 func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
+	if x.hangsStand(it, c, name) {
+		return ""
+	}
 	if f, ok := append(c.Steady[:len(c.Steady):len(c.Steady)], c.Findings...).broken(name); ok {
 		msg, _, _ := strings.Cut(f.Err.Error(), "\n")
 		return "the control broke it too (" + msg + ")"
@@ -131,6 +134,62 @@ func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
 		}
 	}
 	return ""
+}
+
+// hangsStand reports whether the ops that it, the failing run, left
+// without an answer through the whole drain break the invariant name,
+// where the control c left none so: judged on them alone, or on the run
+// without them, they make the difference. A slower machine delays
+// answers; a fault-free control right beside, whose every op ended
+// before its drain did, shows that this one does not withhold them for
+// seconds. However far its noise floor rose, the control does not
+// explain a client that hangs.
+func (x *explorer) hangsStand(it, c *Iteration, name string) bool {
+	h := it.History
+	hs := hangs(h)
+	if len(hs) == 0 || len(hangs(c.History)) > 0 {
+		return false
+	}
+	for _, inv := range x.cfg.Invariants {
+		if inv.Name() != name {
+			continue
+		}
+		judge := func(keep bool) Verdict {
+			g := *h
+			g.Ops = nil
+			for _, op := range h.Ops {
+				if hung(h, op) == keep {
+					g.Ops = append(g.Ops, op)
+				}
+			}
+			return Evaluate(&g, []Invariant{inv})[0].Verdict
+		}
+		if judge(true) != Broken && judge(false) == Broken {
+			return false
+		}
+		x.t.Logf("shakedown: %s: the schedule left %d op(s) without an answer through the whole drain (op %d, %s, due at %v, still without one at the cut at %v), the control beside it none: a slower machine does not explain it",
+			name, len(hs), hs[0].ID, hs[0].Kind, hs[0].Intended.Round(time.Millisecond), h.Cut.Round(time.Millisecond))
+		return true
+	}
+	return false
+}
+
+// hangs are the ops of h that had no answer through the whole drain.
+func hangs(h *sim.History) []sim.Op {
+	var hs []sim.Op
+	for _, op := range h.Ops {
+		if hung(h, op) {
+			hs = append(hs, op)
+		}
+	}
+	return hs
+}
+
+// hung reports whether op, of h, had no answer through the whole drain:
+// it is not Missed and ended when the runner cancelled the ops still in
+// flight, or later (its return to the cancellation, or its abandonment).
+func hung(h *sim.History, op sim.Op) bool {
+	return h.Cut > 0 && op.End >= h.Cut && (op.Outcome == sim.Failed || op.Outcome == sim.Unknown)
 }
 
 // graft is the control run c's history with the fault events of it, the

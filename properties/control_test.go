@@ -40,8 +40,8 @@ func slowingWhen(f *fake, slower time.Duration, when func(reset int64) bool) pro
 		properties.MaxLatency{Max: 150 * time.Millisecond},
 		properties.LatencyQuantile{Q: 0.5, Max: 150 * time.Millisecond, Window: sim.During})
 	cfg.World = func(testing.TB) sim.World {
-		d := newDep("db", toxics.KindLatency)
-		w := workload(d, time.Second)
+		d := newDep("db", f.kinds...)
+		w := workload(d, f.timeout)
 		slow := when(f.resets.Load()) // the first reset is the baseline's
 		do := w.Kinds[0].Do
 		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
@@ -150,13 +150,56 @@ func TestFaultFailureStandsBesideControl(t *testing.T) {
 	out := child(t, "fragile-control", t.TempDir(), "")
 	require.Contains(t, out, "--- FAIL: TestCheckChild")
 	require.Contains(t, out, "shakedown: an invariant broke after")
-	require.Contains(t, out, "held where the schedule broke")
+	require.Contains(t, out, "does not explain what the schedule broke")
 	require.Regexp(t, `and [12] control runs beside them`, out, "counted in the time line")
 
 	properties.SetControlInSimulation(t, false)
 	off, err := properties.Explore(t, simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second}))
 	require.NoError(t, err)
 	require.Zero(t, properties.ControlRuns(off), "simulated checks have no machine to get slower")
+}
+
+// TestHangingClientStandsBesideSlowerControl: after the baseline every
+// op takes 1.5s longer after its call, faults or not, so the control run beside a
+// failure breaks the 1s bound too, and has it inside its noise floor. But
+// a client without a timeout also hangs in a blackhole, until the run
+// cancels it at the end of its drain, which no fault-free run does: the
+// failure stands, is shrunk to the blackhole, and the log says why.
+func TestHangingClientStandsBesideSlowerControl(t *testing.T) {
+	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes after the baseline on purpose
+	properties.SetControlInSimulation(t, true)
+	f := newFake(0, toxics.KindBlackhole)
+	cfg := simConfig(f, properties.MaxLatency{Max: time.Second})
+	cfg.World = func(testing.TB) sim.World {
+		d := newDep("db", f.kinds...)
+		w := workload(d, f.timeout)
+		slow := f.resets.Load() > 1 // the first reset is the baseline's
+		do := w.Kinds[0].Do
+		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
+			out, err := do(ctx, in)
+			if slow && err == nil {
+				tm := time.NewTimer(1500 * time.Millisecond)
+				defer tm.Stop()
+				select {
+				case <-tm.C:
+				case <-ctx.Done():
+					return "", ctx.Err()
+				}
+			}
+			return out, err
+		}
+		return sim.World{Targets: []sim.Target{d}, Workload: w}
+	}
+	cfg.Bounds.MaxSteps = 1
+	cfg.Iterations = 5
+	res, err := properties.Explore(t, cfg)
+	require.NoError(t, err)
+	require.Empty(t, properties.SetAside(res), "the control does not explain a hang")
+	require.NotNil(t, res.Failure, "a client without a timeout hangs in a blackhole")
+	require.Equal(t, properties.Broken, res.Failure.Findings[0].Verdict)
+	require.Len(t, res.Failure.Schedule.Steps, 1)
+	require.Equal(t, toxics.KindBlackhole, res.Failure.Schedule.Steps[0].Fault.Kind())
+	require.GreaterOrEqual(t, properties.ControlRuns(res), 1, "a control ran beside the failure, and did not explain it")
 }
 
 // TestSlowerMachineRealTime: the same in real time, where the control is

@@ -152,6 +152,11 @@ type History struct {
 	Ops      []Op          `json:"ops"`
 	Faults   []FaultEvent  `json:"faults"`
 	Samples  []Sample      `json:"samples,omitempty"`
+	// Cut is when the runner cancelled the ops still in flight at the
+	// end of the drain (0: none was, or the run ended early, decided).
+	// An op that ended at Cut or later and is not [Missed] had no answer
+	// through the whole drain: the client hung.
+	Cut time.Duration `json:"cut,omitempty"`
 	// SamplesMissed counts the readings of samplers that failed or
 	// panicked (each logged, and absent from Samples).
 	SamplesMissed int `json:"samples_missed,omitempty"`
