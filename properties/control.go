@@ -158,7 +158,7 @@ func (x *explorer) hangsStand(it, c *Iteration, name string) bool {
 			g := *h
 			g.Ops = nil
 			for _, op := range h.Ops {
-				if hung(h, op) == keep {
+				if hung(op) == keep {
 					g.Ops = append(g.Ops, op)
 				}
 			}
@@ -167,8 +167,8 @@ func (x *explorer) hangsStand(it, c *Iteration, name string) bool {
 		if judge(true) != Broken && judge(false) == Broken {
 			return false
 		}
-		x.t.Logf("shakedown: %s: the schedule left %d op(s) without an answer through the whole drain (op %d, %s, due at %v, still without one at the cut at %v), the control beside it none: a slower machine does not explain it",
-			name, len(hs), hs[0].ID, hs[0].Kind, hs[0].Intended.Round(time.Millisecond), h.Cut.Round(time.Millisecond))
+		x.t.Logf("shakedown: %s: the schedule left %d op(s) without an answer through the whole drain (op %d, %s, due at %v, cancelled by the run at %v), the control beside it none: a slower machine does not explain it",
+			name, len(hs), hs[0].ID, hs[0].Kind, hs[0].Intended.Round(time.Millisecond), hs[0].End.Round(time.Millisecond))
 		return true
 	}
 	return false
@@ -178,18 +178,19 @@ func (x *explorer) hangsStand(it, c *Iteration, name string) bool {
 func hangs(h *sim.History) []sim.Op {
 	var hs []sim.Op
 	for _, op := range h.Ops {
-		if hung(h, op) {
+		if hung(op) {
 			hs = append(hs, op)
 		}
 	}
 	return hs
 }
 
-// hung reports whether op, of h, had no answer through the whole drain:
-// it is not Missed and ended when the runner cancelled the ops still in
-// flight, or later (its return to the cancellation, or its abandonment).
-func hung(h *sim.History, op sim.Op) bool {
-	return h.Cut > 0 && op.End >= h.Cut && (op.Outcome == sim.Failed || op.Outcome == sim.Unknown)
+// hung reports whether op had no answer through the whole drain: of a
+// workload with no Timeout, it returned only when the run cancelled it
+// (sim.ErrHung), or it ignored the cancellation too and was abandoned.
+func hung(op sim.Op) bool {
+	return op.Outcome != sim.Missed &&
+		(strings.HasPrefix(op.Err, sim.ErrHung.Error()) || strings.HasPrefix(op.Err, sim.ErrAbandoned.Error()))
 }
 
 // graft is the control run c's history with the fault events of it, the

@@ -160,8 +160,8 @@
 //     judged in no other run. One invariant the control does not
 //     explain, and the failure stands. A slower machine delays answers
 //     but does not withhold them: where the failing run left ops without
-//     an answer through the whole drain (sim.History.Cut: a client with
-//     no timeout, hung) and the control left none, the control explains
+//     an answer through the whole drain (sim.ErrHung: a client with no
+//     timeout, hung) and the control left none, the control explains
 //     no invariant those ops break, judged alone or by their absence,
 //     however far its noise floor rose. The shrunk failure gets a control
 //     too; when the machine explains it, the first failure is reported.

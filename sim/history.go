@@ -46,8 +46,8 @@ const (
 	//
 	// An op that returns an error after the cut when its workload has no
 	// Timeout (it had been running for the whole drain, bounded by
-	// nothing of its own) is not Missed but Unknown: a client that hangs
-	// is a finding. So is one that ignored the cancellation for longer
+	// nothing of its own) is not Missed: a client that hangs is a
+	// finding. Its error starts with [ErrHung]. So is one that ignored the cancellation for longer
 	// than AbandonGrace ([ErrAbandoned]), recorded as Unknown with the
 	// time it was abandoned as its End, a lower bound of its latency.
 	Missed
@@ -152,11 +152,6 @@ type History struct {
 	Ops      []Op          `json:"ops"`
 	Faults   []FaultEvent  `json:"faults"`
 	Samples  []Sample      `json:"samples,omitempty"`
-	// Cut is when the runner cancelled the ops still in flight at the
-	// end of the drain (0: none was, or the run ended early, decided).
-	// An op that ended at Cut or later and is not [Missed] had no answer
-	// through the whole drain: the client hung.
-	Cut time.Duration `json:"cut,omitempty"`
 	// SamplesMissed counts the readings of samplers that failed or
 	// panicked (each logged, and absent from Samples).
 	SamplesMissed int `json:"samples_missed,omitempty"`

@@ -52,7 +52,8 @@ func TestRunCutOff(t *testing.T) {
 	t.Run("no timeout of its own: a failure", func(t *testing.T) {
 		op, _ := runHanging(t, 0)
 		require.Equal(t, Unknown, op.Outcome)
-		require.Equal(t, "context canceled", op.Err)
+		require.True(t, strings.HasPrefix(op.Err, ErrHung.Error()), "it hung through the whole drain: %s", op.Err)
+		require.True(t, strings.HasSuffix(op.Err, "the op returned: context canceled"), "the op's own error is kept: %s", op.Err)
 	})
 	t.Run("its own timeout at the cut: a failure", func(t *testing.T) {
 		op, _ := runHanging(t, ms(600))

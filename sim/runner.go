@@ -229,7 +229,6 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	drainTimer := time.NewTimer(drain)
-	var cut time.Duration
 	select {
 	case <-done:
 	case <-decided:
@@ -237,9 +236,8 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		r.endEarly(work, cancelOps)
 	case <-drainTimer.C:
 		log.LogAttrs(ctx, slog.LevelWarn, "sim: ops still in flight after the drain; cancelling them", slog.Duration("drain", drain))
-		cut = time.Since(start)
 		if work != nil {
-			work.cut(cut)
+			work.cut(time.Since(start))
 		}
 		cancelOps(ErrCutOff)
 		// An op that ignores its context (a client with no timeout of
@@ -275,7 +273,6 @@ func Run(ctx context.Context, p Plan) (*History, error) {
 		Samples:  samples,
 		Duration: time.Since(start),
 		Machine:  load,
-		Cut:      cut,
 
 		SamplesMissed: samplesMissed,
 	}

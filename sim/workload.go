@@ -366,12 +366,23 @@ func (w *workRun) cutOff(op *Op) bool {
 	return op.End >= at && op.Start+w.timeout > at
 }
 
+// hung reports whether op, which failed, hung: its workload has no
+// Timeout, and it ended once the runner had cancelled the ops in flight
+// at the end of the drain.
+func (w *workRun) hung(op *Op) bool {
+	c := w.cutAt.Load()
+	return c != 0 && w.timeout <= 0 && op.End >= time.Duration(c-1)
+}
+
 func (w *workRun) finish(op *Op, err error) {
 	if err != nil && !errors.Is(err, ErrPanic) && w.cutOff(op) {
 		op.Err = fmt.Errorf("%w; the op returned: %w", ErrCutOff, err).Error()
 		op.Outcome = Missed
 		w.rec.Record(*op)
 		return
+	}
+	if err != nil && !errors.Is(err, ErrPanic) && w.hung(op) {
+		err = fmt.Errorf("%w; the op returned: %w", ErrHung, err)
 	}
 	if err != nil {
 		if errors.Is(err, ErrPanic) {
