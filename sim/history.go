@@ -46,10 +46,12 @@ const (
 	//
 	// An op that returns an error after the cut when its workload has no
 	// Timeout (it had been running for the whole drain, bounded by
-	// nothing of its own) is not Missed: a client that hangs is a
-	// finding. Its error starts with [ErrHung]. So is one that ignored the cancellation for longer
-	// than AbandonGrace ([ErrAbandoned]), recorded as Unknown with the
-	// time it was abandoned as its End, a lower bound of its latency.
+	// nothing of its own) is not Missed but, as its workload classifies
+	// what it returned, usually Unknown, its error starting with
+	// [ErrHung]: a client that hangs is a finding. So is one that ignored
+	// the cancellation for longer than AbandonGrace ([ErrAbandoned]),
+	// recorded as Unknown with the time it was abandoned as its End, a
+	// lower bound of its latency.
 	Missed
 )
 
