@@ -21,9 +21,10 @@ var ErrCutOff = errors.New("sim: op cut off by the end of the run (still running
 // ErrHung starts the error of an op of a workload with no
 // [Workload.Timeout] that was still running when the drain ended: it had
 // no answer for as long as the run waited, and returned only once the
-// runner cancelled it. Its outcome is the one the workload gives what it
-// returned (the system's, not the framework's: a client that hangs is a
-// finding), and its error goes on with what the op returned.
+// runner cancelled it. Its outcome is the one the workload's classifier
+// gives what it returned (the system's, not the framework's: a client
+// that hangs is a finding), and its error goes on with what the op
+// returned.
 var ErrHung = errors.New("sim: op had no answer through the whole drain (its workload has no Timeout) and returned only when the run cancelled it")
 
 // ErrPanic wraps the value of a panic in an op, a target or a sampler; the

@@ -381,9 +381,6 @@ func (w *workRun) finish(op *Op, err error) {
 		w.rec.Record(*op)
 		return
 	}
-	if err != nil && !errors.Is(err, ErrPanic) && w.hung(op) {
-		err = fmt.Errorf("%w; the op returned: %w", ErrHung, err)
-	}
 	if err != nil {
 		if errors.Is(err, ErrPanic) {
 			w.mu.Lock()
@@ -394,6 +391,10 @@ func (w *workRun) finish(op *Op, err error) {
 		}
 		op.Err = err.Error()
 		op.Outcome = w.classifyErr(err)
+		if !errors.Is(err, ErrPanic) && w.hung(op) {
+			// Classified by what the op returned; the record says it hung.
+			op.Err = fmt.Errorf("%w; the op returned: %w", ErrHung, err).Error()
+		}
 	}
 	w.rec.Record(*op)
 }
