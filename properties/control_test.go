@@ -173,6 +173,8 @@ func TestHangingClientStandsBesideSlowerControl(t *testing.T) {
 	cfg.World = func(testing.TB) sim.World {
 		d := newDep("db", f.kinds...)
 		w := workload(d, f.timeout)
+		// A call every 20ms: every blackhole of the schedule holds one.
+		w.Driver = sim.OpenLoop{Rate: 50}
 		slow := f.resets.Load() > 1 // the first reset is the baseline's
 		do := w.Kinds[0].Do
 		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
