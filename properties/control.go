@@ -104,74 +104,66 @@ func (x *explorer) controlRun(s sim.Schedule, what string) *Iteration {
 // not): c broke it too, the invariant's bound now sits inside c's noise
 // floor, or c breaks it when judged with it's fault times laid over it.
 func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
-	if x.hangsStand(it, c, name) {
+	inv, known := invariantNamed(x.cfg.Invariants, name)
+	if known && x.hangsStand(it, c, inv) {
 		return ""
 	}
 	if f, ok := append(c.Steady[:len(c.Steady):len(c.Steady)], c.Findings...).broken(name); ok {
 		msg, _, _ := strings.Cut(f.Err.Error(), "\n")
 		return "the control broke it too (" + msg + ")"
 	}
-	for _, inv := range x.cfg.Invariants {
-		if inv.Name() != name {
-			continue
+	if !known {
+		return ""
+	}
+	if why := now.tooTight(inv); why != "" {
+		return "its bound now sits inside the control's noise floor (" + strings.TrimPrefix(why, "too tight to judge on this machine: ") + ")"
+	}
+	// An invariant judged only around faults (Recovery, FailFast) has no
+	// evidence in a fault-free run: judge the control with the failing
+	// run's fault times laid over it, none of them applied. The first
+	// baseline, judged the same way, must hold: if it breaks too, the
+	// system does not hold without faults, which is no news of the
+	// machine, and the failure stands.
+	if f := Evaluate(graft(c, it), []Invariant{inv})[0]; f.Verdict == Broken {
+		if Evaluate(graft(x.base, it), []Invariant{inv})[0].Verdict == Broken {
+			x.t.Logf("shakedown: %s: the first baseline breaks it too when judged with the failing run's fault times: not the machine's", name)
+			return ""
 		}
-		if why := now.tooTight(inv); why != "" {
-			return "its bound now sits inside the control's noise floor (" + strings.TrimPrefix(why, "too tight to judge on this machine: ") + ")"
-		}
-		// An invariant judged only around faults (Recovery, FailFast)
-		// has no evidence in a fault-free run: judge the control with
-		// the failing run's fault times laid over it, none of them
-		// applied. The first baseline, judged the same way, must hold:
-		// if it breaks too, the system does not hold without faults,
-		// which is no news of the machine, and the failure stands.
-		if f := Evaluate(graft(c, it), []Invariant{inv})[0]; f.Verdict == Broken {
-			if Evaluate(graft(x.base, it), []Invariant{inv})[0].Verdict == Broken {
-				x.t.Logf("shakedown: %s: the first baseline breaks it too when judged with the failing run's fault times: not the machine's", name)
-				return ""
-			}
-			msg, _, _ := strings.Cut(f.Err.Error(), "\n")
-			return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied, where the first baseline judged so held (" + msg + ")"
-		}
+		msg, _, _ := strings.Cut(f.Err.Error(), "\n")
+		return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied, where the first baseline judged so held (" + msg + ")"
 	}
 	return ""
 }
 
 // hangsStand reports whether the ops that it, the failing run, left
-// without an answer through the whole drain break the invariant name,
-// where the control c left none so: judged on them alone, or on the run
-// without them, they make the difference. A slower machine delays
-// answers; a fault-free control right beside, whose every op ended
-// before its drain did, shows that this one does not withhold them for
-// seconds. However far its noise floor rose, the control does not
-// explain a client that hangs.
-func (x *explorer) hangsStand(it, c *Iteration, name string) bool {
+// without an answer through the whole drain break inv, where the control
+// c left none so: judged on them alone, or on the run without them, they
+// make the difference. A slower machine delays answers; a fault-free
+// control right beside, whose every op ended before its drain did, shows
+// that this one does not withhold them for seconds. However far its
+// noise floor rose, the control does not explain a client that hangs.
+func (x *explorer) hangsStand(it, c *Iteration, inv Invariant) bool {
 	h := it.History
 	hs := hangs(h)
 	if len(hs) == 0 || len(hangs(c.History)) > 0 {
 		return false
 	}
-	for _, inv := range x.cfg.Invariants {
-		if inv.Name() != name {
-			continue
-		}
-		judge := func(keep bool) Verdict {
-			g := *h
-			g.Ops = nil
-			for _, op := range h.Ops {
-				if hung(op) == keep {
-					g.Ops = append(g.Ops, op)
-				}
+	judge := func(keep bool) Verdict {
+		g := *h
+		g.Ops = nil
+		for _, op := range h.Ops {
+			if hung(op) == keep {
+				g.Ops = append(g.Ops, op)
 			}
-			return Evaluate(&g, []Invariant{inv})[0].Verdict
 		}
-		if judge(true) != Broken && judge(false) == Broken {
-			return false
-		}
-		x.t.Logf("shakedown: %s: the schedule left %d op(s) without an answer through the whole drain (op %d, %s, due at %v, cancelled by the run at %v), the control beside it none: a slower machine does not explain it",
-			name, len(hs), hs[0].ID, hs[0].Kind, hs[0].Intended.Round(time.Millisecond), hs[0].End.Round(time.Millisecond))
-		return true
+		return Evaluate(&g, []Invariant{inv})[0].Verdict
 	}
-	return false
+	if judge(true) != Broken && judge(false) == Broken {
+		return false
+	}
+	x.t.Logf("shakedown: %s: the schedule left %d op(s) without an answer through the whole drain (op %d, %s, due at %v, cancelled by the run at %v), the control beside it none: a slower machine does not explain it",
+		inv.Name(), len(hs), hs[0].ID, hs[0].Kind, hs[0].Intended.Round(time.Millisecond), hs[0].End.Round(time.Millisecond))
+	return true
 }
 
 // hangs are the ops of h that had no answer through the whole drain.

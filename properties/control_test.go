@@ -45,6 +45,8 @@ func slowingWhen(f *fake, slower time.Duration, when func(reset int64) bool) pro
 		slow := when(f.resets.Load()) // the first reset is the baseline's
 		do := w.Kinds[0].Do
 		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
+			// The call, then the machine's delay of its answer.
+			out, err := do(ctx, in)
 			if slow {
 				tm := time.NewTimer(slower)
 				defer tm.Stop()
@@ -54,7 +56,7 @@ func slowingWhen(f *fake, slower time.Duration, when func(reset int64) bool) pro
 					return "", ctx.Err()
 				}
 			}
-			return do(ctx, in)
+			return out, err
 		}
 		return sim.World{Targets: []sim.Target{d}, Workload: w}
 	}
@@ -169,30 +171,15 @@ func TestHangingClientStandsBesideSlowerControl(t *testing.T) {
 	t.Setenv("SHAKEDOWN_SELFCHECK", "0") // its World changes after the baseline on purpose
 	properties.SetControlInSimulation(t, true)
 	f := newFake(0, toxics.KindBlackhole)
-	cfg := simConfig(f, properties.MaxLatency{Max: time.Second})
-	cfg.World = func(testing.TB) sim.World {
-		d := newDep("db", f.kinds...)
-		w := workload(d, f.timeout)
+	cfg := slowingConfig(f, 1500*time.Millisecond)
+	cfg.Invariants = []properties.Invariant{properties.MaxLatency{Max: time.Second}}
+	base := cfg.World
+	cfg.World = func(t testing.TB) sim.World {
+		w := base(t)
 		// A call every 20ms: every blackhole of the schedule holds one.
-		w.Driver = sim.OpenLoop{Rate: 50}
-		slow := f.resets.Load() > 1 // the first reset is the baseline's
-		do := w.Kinds[0].Do
-		w.Kinds[0].Do = func(ctx context.Context, in string) (string, error) {
-			out, err := do(ctx, in)
-			if slow && err == nil {
-				tm := time.NewTimer(1500 * time.Millisecond)
-				defer tm.Stop()
-				select {
-				case <-tm.C:
-				case <-ctx.Done():
-					return "", ctx.Err()
-				}
-			}
-			return out, err
-		}
-		return sim.World{Targets: []sim.Target{d}, Workload: w}
+		w.Workload.Driver = sim.OpenLoop{Rate: 50}
+		return w
 	}
-	cfg.Bounds.MaxSteps = 1
 	cfg.Iterations = 5
 	res, err := properties.Explore(t, cfg)
 	require.NoError(t, err)
