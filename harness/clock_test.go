@@ -36,4 +36,5 @@ func TestLinkRefusesClockFaults(t *testing.T) {
 var (
 	_ sim.CPUStaller  = (*harness.Node)(nil)
 	_ sim.ConnCounter = (*harness.Node)(nil)
+	_ sim.AnswerTimer = (*harness.Node)(nil)
 )

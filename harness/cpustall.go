@@ -47,6 +47,17 @@ func (n *Node) ConnsOpened() int64 {
 	return st.Accepted - st.Refused
 }
 
+// Answers is how many requests the node's Link has seen answered so far,
+// and how long they waited for their answers, summed (LinkStats.Exchanges
+// and AnswerTime; the sim.AnswerTimer method: a real run records them
+// beside the CPU the node used, so a verdict can tell a dependency that
+// kept its clients waiting from one that answered as it always did, and
+// how much its clients asked of it).
+func (n *Node) Answers() (int64, time.Duration) {
+	st := n.link.Stats()
+	return st.Exchanges, st.AnswerTime
+}
+
 // cgroupPressure finds the cpu.pressure file of a running container's
 // cgroup, or "" when there is none this process can read: the engine is
 // not a local socket, the container's process is not in this process's

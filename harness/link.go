@@ -34,6 +34,18 @@ type LinkStats struct {
 	BytesUp int64
 	// BytesDown counts bytes delivered to clients.
 	BytesDown int64
+	// Exchanges counts the requests answered so far: on each connection,
+	// bytes delivered to the upstream, then the first bytes of its reply
+	// delivered to the client (one exchange however many requests a
+	// client pipelines before reading). A request whose connection closed
+	// before any reply counts too, as answered at the close: a client
+	// that gave up waiting waited all the same.
+	Exchanges int64
+	// AnswerTime sums, over the Exchanges, the time from a request's
+	// first byte delivered to the upstream to its reply's first byte
+	// delivered to the client (or to the close): how long the dependency
+	// kept its clients waiting, as they saw it through the Link.
+	AnswerTime time.Duration
 }
 
 // linkDialTimeout bounds the Link's dial of the upstream for one client.
@@ -161,6 +173,8 @@ type Link struct {
 	wg     sync.WaitGroup // accept loops, connection set-up, live connections
 
 	accepted, refused, active, bytesUp, bytesDown atomic.Int64
+	exchanges, answerTime                         atomic.Int64 // see LinkStats
+	epoch                                         time.Time    // the clock of linkConn.asked
 
 	// armed counts the armed slots of each direction (indexed by
 	// toxics.Upstream and toxics.Downstream): a direction of a connection
@@ -273,6 +287,7 @@ func StartLink(name, upstream string, opts ...LinkOption) (*Link, error) {
 		conns:     make(map[*linkConn]struct{}),
 		closeDone: make(chan struct{}),
 		slots:     make(map[toxics.Direction][]*slot),
+		epoch:     time.Now(),
 	}
 	l.protocol.Store(&cfg.protocol)
 	linkDones.Store(l.id, l.done)
@@ -356,11 +371,27 @@ func (l *Link) Supports(k toxics.Kind) bool {
 // Stats returns the Link's counters.
 func (l *Link) Stats() LinkStats {
 	return LinkStats{
-		Accepted:  l.accepted.Load(),
-		Active:    l.active.Load(),
-		Refused:   l.refused.Load(),
-		BytesUp:   l.bytesUp.Load(),
-		BytesDown: l.bytesDown.Load(),
+		Accepted:   l.accepted.Load(),
+		Active:     l.active.Load(),
+		Refused:    l.refused.Load(),
+		BytesUp:    l.bytesUp.Load(),
+		BytesDown:  l.bytesDown.Load(),
+		Exchanges:  l.exchanges.Load(),
+		AnswerTime: time.Duration(l.answerTime.Load()),
+	}
+}
+
+// now is the time since the Link began, on the monotonic clock, and never
+// 0 (which linkConn.asked keeps for "nothing asked").
+func (l *Link) now() int64 {
+	return int64(time.Since(l.epoch)) + 1
+}
+
+// answered counts an exchange that began at asked (Link.now), if one did.
+func (l *Link) answered(asked, now int64) {
+	if asked != 0 {
+		l.exchanges.Add(1)
+		l.answerTime.Add(max(now-asked, 0))
 	}
 }
 
@@ -500,6 +531,9 @@ type linkConn struct {
 	running          atomic.Int32 // directions not finished yet
 	proto            atomic.Pointer[protoConn]
 	http             httpConn // shared by the directions' HTTP stages, see link_http.go
+	// asked is when (Link.now) the first bytes of a request not answered
+	// yet were delivered to the upstream; 0 when none is waiting.
+	asked atomic.Int64
 }
 
 // close closes both connections, with an RST if reset is true. A clean
@@ -518,6 +552,7 @@ func (c *linkConn) close(reset bool) {
 		}
 		_ = c.client.Close()
 		_ = c.upstream.Close()
+		c.l.answered(c.asked.Swap(0), c.l.now()) // unanswered: it waited until now
 		c.l.active.Add(-1)
 		c.http.close()
 		c.l.connGone()
@@ -617,7 +652,7 @@ func (s *linkSink) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	n, err := s.d.write(p)
-	s.d.n.Add(int64(n))
+	s.d.moved(n)
 	if err != nil {
 		s.failed = true
 		s.d.conn.close(false)

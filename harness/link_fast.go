@@ -111,6 +111,27 @@ type linkDir struct {
 	next    chan struct{} // closed when the next read starts; made by a waiter
 }
 
+// moved counts n bytes delivered to d's destination, and times the
+// exchanges of the connection (LinkStats.Exchanges): bytes delivered
+// upstream start one unless one is waiting; bytes delivered downstream end
+// the one waiting.
+func (d *linkDir) moved(n int) {
+	if n <= 0 {
+		return
+	}
+	d.n.Add(int64(n))
+	l := d.conn.l
+	if d.dir == toxics.Upstream {
+		if d.conn.asked.Load() == 0 {
+			d.conn.asked.CompareAndSwap(0, l.now())
+		}
+		return
+	}
+	if d.conn.asked.Load() != 0 {
+		l.answered(d.conn.asked.Swap(0), l.now())
+	}
+}
+
 // armed reports whether a fault is armed in d's direction.
 func (d *linkDir) armed() bool {
 	return d.conn.l.armed[d.dir].Load() > 0 || d.dir == toxics.Downstream && d.conn.protoBusy()
@@ -245,7 +266,7 @@ func (d *linkDir) fast(r relay, tapped bool) bool {
 				d.conn.close(false)
 				return false
 			}
-			d.n.Add(int64(n))
+			d.moved(n)
 		}
 		switch {
 		case err == nil && n == 0: // EOF

@@ -1065,3 +1065,57 @@ func TestLinkClosesWithEOFWhileTheClientSends(t *testing.T) {
 		}
 	})
 }
+
+// The Link times its upstream's answers (LinkStats.Exchanges, AnswerTime):
+// from a request's bytes delivered upstream to its answer's first bytes
+// delivered back, on the fast path and on the pipeline alike; a greeting
+// nobody asked for is no answer, and a request whose connection closes
+// unanswered counts as answered at the close.
+func TestLinkTimesAnswers(t *testing.T) {
+	const slow = 30 * time.Millisecond
+	up := serveTCP(t, func(c *net.TCPConn) {
+		if _, err := c.Write([]byte("hi")); err != nil { // a greeting
+			return
+		}
+		buf := make([]byte, 1)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				_ = c.CloseWrite()
+				return
+			}
+			if buf[0] == 'x' {
+				continue // never answered
+			}
+			time.Sleep(slow)
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+	l := NewLink(t, "answers", up)
+	c := dial(t, l.Addr())
+	hi := make([]byte, 2)
+	_, err := io.ReadFull(c, hi)
+	require.NoError(t, err)
+	require.Zero(t, l.Stats().Exchanges, "a greeting answers no request")
+
+	ping(t, c, 'a')
+	ping(t, c, 'b')
+	st := l.Stats()
+	require.Equal(t, int64(2), st.Exchanges, "fast path")
+	require.GreaterOrEqual(t, st.AnswerTime, 2*slow)
+
+	revert := apply(t, l, toxics.Latency{Delay: time.Millisecond, Direction: toxics.Both})
+	ping(t, c, 'c')
+	st = l.Stats()
+	require.Equal(t, int64(3), st.Exchanges, "pipeline")
+	require.GreaterOrEqual(t, st.AnswerTime, 3*slow)
+	revert()
+
+	_, err = c.Write([]byte{'x'})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return l.Stats().BytesUp == 4 }, 5*time.Second, time.Millisecond)
+	require.Equal(t, int64(3), l.Stats().Exchanges, "waiting")
+	require.NoError(t, c.Close())
+	require.Eventually(t, func() bool { return l.Stats().Exchanges == 4 }, 5*time.Second, time.Millisecond, "unanswered, then closed")
+}

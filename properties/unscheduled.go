@@ -50,7 +50,17 @@ import (
 //     and reconnect (it forks and authenticates each new connection)
 //     works more from before any fault, and that is the machine's, as is
 //     the work that the connections it was handed explain, when they are
-//     no storm (churn.go);
+//     no storm (churn.go), and the CPU a starved dependency burns on no
+//     more requests than those runs asked of it (where its Link timed its
+//     answers: a storm sends more requests, whatever they cost;
+//     answers.go);
+//   - where its Link timed its answers, that dependency kept its
+//     requests waiting there, in every run that broke the invariant: on
+//     average starvedRatio times as long, and lateGap more, as in those
+//     runs and before the run's first fault. A starved dependency that
+//     answered as it always did, or that nobody asked anything, slowed
+//     nothing: the ops failed of something else (no fallback for the
+//     faulted target: they fail before they reach it);
 //   - the machine's CPU pressure in every run that broke was at least
 //     starvedMachine.
 //
@@ -67,12 +77,16 @@ import (
 // whose CPUs are saturated, a dependency gets about the same CPU however
 // much it is asked, so a storm may look starved rather than busy;
 // Amplification and ReconnectStorm judge storms themselves, and a
-// failure that broke them besides stands. Nor can it tell a kind that
-// fails whenever another dependency is faulted (a bulkhead shared between
-// kinds) from one slowed by its own starved dependency, when the machine
-// starves that one in every run that broke: an idle Redis's cgroup shows
-// waits of 20% and more on a loaded runner. Such a failure is Unjudged
-// there, and judged in full on a machine that feeds its dependencies.
+// failure that broke them besides stands (and where the dependencies'
+// Links time their answers, a storm sends more requests, which the rule
+// counts whatever the CPU). Where they do not, nor can it tell a kind
+// that fails whenever another dependency is faulted (no fallback, a
+// bulkhead shared between kinds) from one slowed by its own starved
+// dependency, when the machine starves that one in every run that broke:
+// an idle Redis's cgroup shows waits of 20% and more on a loaded runner.
+// Such a failure is Unjudged there, and judged in full on a machine that
+// feeds its dependencies. Where they do, the dependency must have kept
+// the ops waiting: one that answered as it always did explains nothing.
 const unscheduledWait = 0.15
 
 // unscheduled returns why it, a failure whose reruns have run, broke only
@@ -370,21 +384,23 @@ func spanConns(h *sim.History, target string, spans []interval) float64 {
 // not, when not.
 func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds [][]string, good []*Iteration) (why, not string) {
 	most := -1.0
+	var goodAnswers []answerFigures
 	for _, r := range good {
 		spans := sc.spans(r.History, target)
 		if len(spans) == 0 {
-			spans = []interval{{0, math.MaxInt64}} // the baseline has no faults: its whole run
+			spans = wholeRun // the baseline has no faults: its whole run
 		}
 		if _, u, ok := spanCPU(r.History, target, spans); ok {
 			most = max(most, u)
 		}
+		goodAnswers = append(goodAnswers, answersOver(r.History, target, spans))
 	}
 	price, usesTarget := priceConns(good, target), kindsUsing(sc.uses, target)
 	if price.cost <= 0 {
 		price.cost = priceBeforeFaults(bad, target)
 	}
 	var waits, uses, befores []float64
-	var churned []string
+	var churned, lates []string
 	for i, r := range bad {
 		if !sc.explains(kinds[i], target) {
 			return "", fmt.Sprintf("%s: not every op that broke it uses it (run %d of those that broke)", target, i+1)
@@ -399,6 +415,14 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		}
 		if w < unscheduledWait {
 			return "", fmt.Sprintf("%s: waited for a CPU %.0f%% of the time %s (run %d of those that broke)", target, 100*w, sc.what, i+1)
+		}
+		// Starved, but did it keep the ops waiting (answers.go)?
+		ref, known := compared(append(slices.Clip(goodAnswers), answersBefore(r.History, target))...)
+		if why := late(r.History, target, spans, ref, known, sc.what, i+1); why != "" {
+			return "", why
+		}
+		if n, wait, _ := answers(r.History, target, spans); n > 0 && known {
+			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(wait), roundWait(ref.wait)))
 		}
 		before, ok := usedBeforeFaults(r.History, target)
 		if !ok {
@@ -421,6 +445,16 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 			}
 		}
 		if over {
+			// More CPU; but more asked of it? A starved dependency burns
+			// more on the same requests (answers.go).
+			if same, figures := askedNoMore(r.History, target, spans, ref, known); same {
+				over = false
+				churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
+			} else if figures != "" {
+				also += "; " + figures
+			}
+		}
+		if over {
 			return "", fmt.Sprintf("%s: used %.2f CPUs %s (run %d of those that broke) against %s before the first fault and %s without faults and in the runs that held%s",
 				target, u, sc.what, i+1, cpusOrNone([]float64{before}), cpusOrNone([]float64{most}), also)
 		}
@@ -430,8 +464,12 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 	if most >= 0 {
 		without = fmt.Sprintf("at most %.2f", most)
 	}
-	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%), and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held%s, while the machine's CPU pressure was %s",
-		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, cpus(uses), cpusOrNone(befores), without, churnNote(churned), pressuresOf(bad)), ""
+	answered := ""
+	if len(lates) > 0 {
+		answered = ", kept its requests waiting (on average " + strings.Join(lates, "; ") + " before the first fault and in the runs compared with)"
+	}
+	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%)%s, and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held%s, while the machine's CPU pressure was %s",
+		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, answered, cpus(uses), cpusOrNone(befores), without, churnNote(churned), pressuresOf(bad)), ""
 }
 
 // unscheduledBefore is the least time before a run's first fault over

@@ -66,11 +66,25 @@ type ConnCounter interface {
 	ConnsOpened() int64
 }
 
-// cpuTotals is a CPUStaller's totals at one read; conns is -1 where the
-// target does not count them.
+// An AnswerTimer is a [CPUStaller] whose proxy also times its
+// dependency's answers: Answers returns, so far, how many requests it
+// delivered were answered (or saw their connection close first) and the
+// time they waited, summed, from a request's first byte delivered to the
+// dependency to its answer's first byte delivered back. A run records
+// them beside the CPU, so a verdict can tell a dependency that kept its
+// clients waiting from one that answered as it always did, and how much
+// its clients asked of it whatever the CPU that cost.
+type AnswerTimer interface {
+	Answers() (n int64, waited time.Duration)
+}
+
+// cpuTotals is a CPUStaller's totals at one read; conns and answers are
+// -1 where the target does not count them.
 type cpuTotals struct {
 	waited, used time.Duration
 	conns        int64
+	answers      int64
+	answerWait   time.Duration
 }
 
 // DependencyCPU is a target's CPU stall during a run.
@@ -91,6 +105,12 @@ type DependencyCPU struct {
 	// 100 ms of the run (-1 where it is not known; absent for a target
 	// that is no [ConnCounter]).
 	Opened []float64 `json:"opened,omitempty"`
+	// Answered is the number of requests to the target answered in each
+	// 100 ms of the run, and AnswerTime the seconds they waited for their
+	// answers, summed (-1 where not known; absent for a target that is no
+	// [AnswerTimer]). A request counts in the slot its answer came in.
+	Answered   []float64 `json:"answered,omitempty"`
+	AnswerTime []float64 `json:"answer_time,omitempty"`
 }
 
 // DependencySlot is the resolution of [DependencyCPU.Slots], Used and
@@ -117,6 +137,32 @@ func (d DependencyCPU) OpenedBetween(from, to time.Duration) float64 {
 		return -1
 	}
 	return sum
+}
+
+// AnsweredBetween is how many requests the target answered in [from, to),
+// over the slots known in it, and how long each waited on average for its
+// answer; n is -1 when nothing is known there, and the wait 0 when
+// nothing was answered.
+func (d DependencyCPU) AnsweredBetween(from, to time.Duration) (n float64, wait time.Duration) {
+	if len(d.Answered) != len(d.AnswerTime) {
+		return -1, 0
+	}
+	var sum, total float64
+	known := false
+	for i, c := range d.Answered {
+		at := time.Duration(i) * DependencySlot
+		if at+DependencySlot <= from || at >= to || c < 0 || d.AnswerTime[i] < 0 {
+			continue
+		}
+		known, total, sum = true, total+c, sum+d.AnswerTime[i]
+	}
+	if !known {
+		return -1, 0
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	return total, time.Duration(sum / total * float64(time.Second))
 }
 
 // slotMean is the mean of the known slots that [from, to) touches, or -1.
@@ -214,11 +260,14 @@ type dependencyWatch struct {
 	names  []string
 	of     []CPUStaller
 	counts []ConnCounter // per target: its counter, nil when it counts none
+	timers []AnswerTimer // per target: its answer timer, nil when it has none
 	stop   chan struct{}
 	done   chan struct{}
 	slots  [][]float64 // per target: the share waited
 	used   [][]float64 // per target: CPUs used
 	opened [][]float64 // per target: connections opened (nil: not counted)
+	// per target: requests answered, and the seconds they waited (nil: not timed)
+	answered, answerTime [][]float64
 }
 
 func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
@@ -226,8 +275,9 @@ func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
 	for _, t := range targets {
 		if s, ok := t.(CPUStaller); ok {
 			c, _ := t.(ConnCounter)
+			a, _ := t.(AnswerTimer)
 			w.names = append(w.names, t.Name())
-			w.of, w.counts = append(w.of, s), append(w.counts, c)
+			w.of, w.counts, w.timers = append(w.of, s), append(w.counts, c), append(w.timers, a)
 		}
 	}
 	if len(w.of) == 0 {
@@ -236,6 +286,8 @@ func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
 	w.slots = make([][]float64, len(w.of))
 	w.used = make([][]float64, len(w.of))
 	w.opened = make([][]float64, len(w.of))
+	w.answered = make([][]float64, len(w.of))
+	w.answerTime = make([][]float64, len(w.of))
 	go w.loop()
 	return w
 }
@@ -278,6 +330,14 @@ func (w *dependencyWatch) loop() {
 					}
 					w.opened[i] = append(w.opened[i], opened)
 				}
+				if w.timers[i] != nil {
+					n, t := -1.0, -1.0
+					if v.answers >= 0 && last[i].answers >= 0 && v.answers >= last[i].answers && v.answerWait >= last[i].answerWait {
+						n, t = float64(v.answers-last[i].answers), (v.answerWait - last[i].answerWait).Seconds()
+					}
+					w.answered[i] = append(w.answered[i], n)
+					w.answerTime[i] = append(w.answerTime[i], t)
+				}
 				last[i], known[i] = v, ok
 			}
 		}
@@ -287,17 +347,20 @@ func (w *dependencyWatch) loop() {
 // read asks target i for its stall; one that panics is logged, as a
 // failing sampler is, and its slot is unknown.
 func (w *dependencyWatch) read(i int) (d cpuTotals, ok bool) {
-	d.conns = -1
+	d.conns, d.answers = -1, -1
 	err := protect(fmt.Sprintf("CPUStall of target %q", w.names[i]), func() error {
 		d.waited, d.used, ok = w.of[i].CPUStall()
 		if w.counts[i] != nil {
 			d.conns = w.counts[i].ConnsOpened()
 		}
+		if w.timers[i] != nil {
+			d.answers, d.answerWait = w.timers[i].Answers()
+		}
 		return nil
 	})
 	if err != nil {
 		w.log.Warn("sim: target's CPU stall unknown", slog.String("target", w.names[i]), slog.Any("err", err))
-		return cpuTotals{conns: -1}, false
+		return cpuTotals{conns: -1, answers: -1}, false
 	}
 	return d, ok
 }
@@ -310,7 +373,8 @@ func (w *dependencyWatch) close() []DependencyCPU {
 	<-w.done
 	out := make([]DependencyCPU, len(w.of))
 	for i := range w.of {
-		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i], Opened: w.opened[i]}
+		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i], Opened: w.opened[i],
+			Answered: w.answered[i], AnswerTime: w.answerTime[i]}
 		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*DependencySlot)
 	}
 	return out

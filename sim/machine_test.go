@@ -149,6 +149,12 @@ func (c *countingTarget) ConnsOpened() int64 {
 	return n
 }
 
+// Answers answers two requests between two reads, each after 10 ms.
+func (c *countingTarget) Answers() (int64, time.Duration) {
+	n := 2 * c.reads.Load()
+	return n, time.Duration(n) * 10 * time.Millisecond
+}
+
 // A target that counts its connections has them recorded in each slot;
 // a slot where the counter went back is unknown, not negative.
 func TestRunDependencyConns(t *testing.T) {
@@ -170,6 +176,29 @@ func TestRunDependencyConns(t *testing.T) {
 		}
 	}
 	require.InDelta(t, float64(len(d.Opened)-1), d.OpenedBetween(0, time.Hour), 1e-9)
+	require.Nil(t, quiet.Answered, "a target that does not time its answers")
+	require.Len(t, d.Answered, len(d.Slots))
+	require.Len(t, d.AnswerTime, len(d.Slots))
+	n, wait := d.AnsweredBetween(0, time.Hour)
+	require.Positive(t, n, "answers recorded: %v", d.Answered)
+	require.InDelta(t, 10*time.Millisecond, wait, float64(time.Microsecond), "the mean wait: %v over %v", d.AnswerTime, d.Answered)
+}
+
+func TestAnsweredBetween(t *testing.T) {
+	d := DependencyCPU{Target: "db", Answered: []float64{2, 0, -1, 4}, AnswerTime: []float64{0.2, 0, -1, 0.1}}
+	n, wait := d.AnsweredBetween(0, 200*time.Millisecond)
+	require.Equal(t, 2.0, n)
+	require.Equal(t, 100*time.Millisecond, wait)
+	n, wait = d.AnsweredBetween(0, time.Hour)
+	require.Equal(t, 6.0, n, "unknown slots are left out")
+	require.InDelta(t, 50*time.Millisecond, wait, float64(time.Microsecond), "the mean of the requests, not of the slots")
+	n, wait = d.AnsweredBetween(100*time.Millisecond, 200*time.Millisecond)
+	require.Equal(t, 0.0, n, "known, and nothing answered")
+	require.Zero(t, wait)
+	n, _ = d.AnsweredBetween(200*time.Millisecond, 300*time.Millisecond)
+	require.Equal(t, -1.0, n, "only an unknown slot")
+	n, _ = DependencyCPU{Target: "cache"}.AnsweredBetween(0, time.Hour)
+	require.Equal(t, -1.0, n, "not timed")
 }
 
 func TestOpenedBetween(t *testing.T) {

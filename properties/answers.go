@@ -1,0 +1,159 @@
+package properties
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// Answers: what a dependency's clients asked of it, and how long it kept
+// them waiting, as its Link saw them (sim.DependencyCPU.Answered and
+// AnswerTime; harness's Links time every exchange).
+//
+// Rule 9 (unscheduled.go) sets a failure aside as a second fault of the
+// machine's: a dependency the schedule did not fault, starved of CPU,
+// that slowed the ops which broke the bound. Its CPU figures say the
+// dependency was starved and whether it worked more than the runs it is
+// compared with; its Link says two things the CPU cannot:
+//
+//   - whether the dependency answered late where the bound broke: its
+//     requests waited at least starvedRatio times as long on average,
+//     and lateGap more, as in the runs compared with and in the same run
+//     before its first fault. A dependency that answered as it always
+//     did, or that nobody asked anything there, slowed nothing, however
+//     starved: the ops that broke failed of something else (a service
+//     with no fallback for the faulted one, whose ops fail before they
+//     ever reach the starved one), and the failure stands;
+//   - whether its clients asked more of it: requests answered a second,
+//     against the runs compared with. A starved database burns more CPU
+//     on the same requests (its processes contend for what CPU they get,
+//     and a burst of them costs more than the same spread out), so more
+//     CPU alone, on a contended machine, is no storm; a client that
+//     retries or redials in a loop sends more requests, and that stands
+//     whatever the CPU it cost.
+//
+// Where a target's Link did not time its answers (a target that is no
+// sim.AnswerTimer, or a history recorded before they were), the rule goes
+// by the CPU alone, as it did.
+
+// lateGap is the least an average answer must be later than the runs
+// compared with for a dependency to count as answering late: less than
+// this slows no bound a check sets.
+const lateGap = 5 * time.Millisecond
+
+// askedSlack is the requests a second beyond starvedMoreWork times the
+// most of the runs compared with that a dependency's clients may ask of
+// it and still ask no more: a few at low rates are noise.
+const askedSlack = 1.0
+
+// answers is what target's Link saw over spans of h: how many requests it
+// answered, their mean wait, and the time the spans cover; n is -1 where
+// its Link did not time them.
+func answers(h *sim.History, target string, spans []interval) (n float64, wait, length time.Duration) {
+	d, ok := dependencyOf(h, target)
+	if !ok {
+		return -1, 0, 0
+	}
+	n = -1
+	var waited float64 // seconds, summed
+	for _, sp := range spans {
+		to := min(sp.to, h.Duration)
+		if to <= sp.from {
+			continue
+		}
+		c, w := d.AnsweredBetween(sp.from, to)
+		if c < 0 {
+			continue
+		}
+		n, waited, length = max(n, 0)+c, waited+c*w.Seconds(), length+to-sp.from
+	}
+	if n > 0 {
+		wait = time.Duration(waited / n * float64(time.Second))
+	}
+	return n, wait, length
+}
+
+// answerFigures is what target's Link saw in one run, over one part of
+// it: requests answered a second and their mean wait.
+type answerFigures struct {
+	rate float64 // requests answered a second; -1 unknown
+	wait time.Duration
+}
+
+// answersOver is answers as a rate; rate is -1 where nothing is known.
+func answersOver(h *sim.History, target string, spans []interval) answerFigures {
+	n, wait, length := answers(h, target, spans)
+	if n < 0 || length <= 0 {
+		return answerFigures{rate: -1}
+	}
+	return answerFigures{rate: n / length.Seconds(), wait: wait}
+}
+
+// answersBefore is answersOver before h's first fault, when that came
+// unscheduledBefore or more into it (as usedBeforeFaults).
+func answersBefore(h *sim.History, target string) answerFigures {
+	first, ok := firstFault(h)
+	if !ok || first < unscheduledBefore {
+		return answerFigures{rate: -1}
+	}
+	return answersOver(h, target, []interval{{0, first}})
+}
+
+// compared is the most of the known figures: the busiest rate and the
+// longest wait of the runs a run that broke is compared with; known is
+// false when none is known.
+func compared(fs ...answerFigures) (most answerFigures, known bool) {
+	most.rate = -1
+	for _, f := range fs {
+		if f.rate < 0 {
+			continue
+		}
+		known = true
+		most.rate, most.wait = max(most.rate, f.rate), max(most.wait, f.wait)
+	}
+	return most, known
+}
+
+// late says why target did not answer late over spans of h (which broke
+// the bound), against ref, the runs compared with; "" when it did, or
+// when its answers were not timed (the rule then goes by the CPU alone).
+func late(h *sim.History, target string, spans []interval, ref answerFigures, known bool, what string, run int) string {
+	n, wait, _ := answers(h, target, spans)
+	switch {
+	case n < 0 || !known:
+		return ""
+	case n == 0:
+		return fmt.Sprintf("%s: answered no request %s (run %d of those that broke): the ops that broke did not wait for it", target, what, run)
+	case float64(wait) < starvedRatio*float64(ref.wait) || wait-ref.wait < lateGap:
+		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v before the first fault and in the runs compared with: not late, so it slowed nothing", target, roundWait(wait), what, run, roundWait(ref.wait))
+	}
+	return ""
+}
+
+// askedNoMore says whether target's clients asked no more of it over
+// spans of h than ref, the runs compared with, allows, and the figures
+// that say so ("" when its answers were not timed there or in ref).
+func askedNoMore(h *sim.History, target string, spans []interval, ref answerFigures, known bool) (bool, string) {
+	got := answersOver(h, target, spans)
+	if got.rate < 0 || !known {
+		return false, ""
+	}
+	bound := starvedMoreWork*ref.rate + askedSlack
+	if got.rate > bound {
+		return false, fmt.Sprintf("asked %.1f requests a second, more than the %.1f the runs compared with allow: more work", got.rate, bound)
+	}
+	return true, fmt.Sprintf("asked %.1f requests a second against %.1f in the runs compared with, answering each in %v on average against %v: the same work, dearer on a starved CPU", got.rate, ref.rate, roundWait(got.wait), roundWait(ref.wait))
+}
+
+func roundWait(d time.Duration) time.Duration {
+	if d >= 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
+
+// wholeRun is a run's every moment: the span of a baseline, which has no
+// faults.
+var wholeRun = []interval{{0, math.MaxInt64}}

@@ -1,0 +1,103 @@
+package properties
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shakedown/shakedown/sim"
+)
+
+// answering gives db's record in it the requests its Link saw answered in
+// each 100ms, and their mean wait: n and wait outside the cache fault
+// (500ms to 1s), during and wait in it.
+func answering(it *Iteration, n, during float64, wait, inFault time.Duration) *Iteration {
+	for i, d := range it.History.Machine.Dependencies {
+		if d.Target != "db" {
+			continue
+		}
+		d.Answered, d.AnswerTime = nil, nil
+		for s := range len(d.Slots) {
+			c, w := n, wait
+			if at := time.Duration(s) * sim.DependencySlot; at >= 500*time.Millisecond && at < time.Second {
+				c, w = during, inFault
+			}
+			d.Answered, d.AnswerTime = append(d.Answered, c), append(d.AnswerTime, c*w.Seconds())
+		}
+		it.History.Machine.Dependencies[i] = d
+	}
+	return it
+}
+
+// TestUnscheduledAnswers: rule 9 with the dependency's answers timed. A
+// starved db that kept the orders waiting, while they asked no more of
+// it, explains an Isolation failure under a cache fault even when it
+// burned more CPU on the same requests; one that answered as it always
+// did, or that nobody asked anything, slowed nothing (the orders failed
+// of something else: no fallback for the cache), and a client that asked
+// it three times as much is a storm: each of those stands.
+func TestUnscheduledAnswers(t *testing.T) {
+	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}
+	invs := []Invariant{iso}
+	const usual = 5 * time.Millisecond
+	failure := func(use, before float64, during float64, inFault time.Duration) *Iteration {
+		it := answering(unscheduledRun(0.95, 0.40, use, before, "", iso.Name()), 4, during, usual, inFault)
+		for range 3 {
+			it.again = append(it.again, answering(unscheduledRun(0.95, 0.40, use, before, "", iso.Name()), 4, during, usual, inFault))
+			it.Reruns++
+			it.Reproduced++
+		}
+		return it
+	}
+	base := answering(unscheduledRun(0.9, 0.05, 0.1, 0.1, ""), 4, 4, usual, usual)
+	base.History.Faults, base.Schedule = nil, sim.Schedule{}
+
+	for _, tc := range []struct {
+		name      string
+		it        *Iteration
+		want, not string // the reason it is the machine's, or why it stands
+	}{
+		{name: "late, asked no more, the CPU as before", it: failure(0.1, 0.1, 4, 80*time.Millisecond),
+			want: "kept its requests waiting (on average run 1: 80ms against 5ms; run 2: 80ms against 5ms"},
+		{name: "late, asked no more, but more CPU on the same requests", it: failure(0.3, 0.1, 4, 80*time.Millisecond),
+			want: "run 1: asked 40.0 requests a second against 40.0 in the runs compared with, answering each in 80ms on average against 5ms: the same work, dearer on a starved CPU"},
+		{name: "answered as always: no fallback for the cache", it: failure(0.1, 0.1, 4, 6*time.Millisecond),
+			not: "db: answered in 6ms on average while faults of other targets held (run 1 of those that broke), against 5ms before the first fault and in the runs compared with: not late, so it slowed nothing"},
+		{name: "nobody asked it", it: failure(0.1, 0.1, 0, 0),
+			not: "db: answered no request while faults of other targets held (run 1 of those that broke): the ops that broke did not wait for it"},
+		{name: "a retry storm onto it", it: failure(0.3, 0.1, 12, 80*time.Millisecond),
+			not: "asked 120.0 requests a second, more than the 51.0 the runs compared with allow: more work"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			why, not := unscheduled(tc.it, base, invs)
+			if tc.want != "" {
+				require.Contains(t, why, tc.want)
+				require.Empty(t, not)
+				return
+			}
+			require.Empty(t, why)
+			require.Contains(t, not, tc.not)
+		})
+	}
+
+	// Not timed (a target that is no sim.AnswerTimer): the CPU alone, as
+	// before; more CPU is more work.
+	it := failure(0.3, 0.1, 4, 80*time.Millisecond)
+	for _, r := range append([]*Iteration{it, base}, it.again...) {
+		for i := range r.History.Machine.Dependencies {
+			r.History.Machine.Dependencies[i].Answered, r.History.Machine.Dependencies[i].AnswerTime = nil, nil
+		}
+	}
+	why, not := unscheduled(it, base, invs)
+	require.Empty(t, why)
+	require.Contains(t, not, "db: used 0.30 CPUs while faults of other targets held")
+	it = failure(0.1, 0.1, 4, 6*time.Millisecond)
+	for _, r := range append([]*Iteration{it, base}, it.again...) {
+		for i := range r.History.Machine.Dependencies {
+			r.History.Machine.Dependencies[i].Answered, r.History.Machine.Dependencies[i].AnswerTime = nil, nil
+		}
+	}
+	why, _ = unscheduled(it, base, invs)
+	require.Contains(t, why, "a dependency the schedule was not faulting was starved", "untimed, lateness is not asked")
+}
