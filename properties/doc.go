@@ -250,8 +250,17 @@
 //     first fault, beyond what the connections it was handed explain (a
 //     client storming it makes it busy from the fault on, and that is the
 //     schedule's doing; a starved database whose clients time out and
-//     reconnect works more from before any fault), while the machine's
-//     CPU pressure was at least 50%. The schedule then never broke
+//     reconnect works more from before any fault) or, where its Link
+//     timed its answers (sim.DependencyCPU.Answered), while its clients
+//     asked no more requests of it a second than those runs did (a
+//     starved database burns more CPU on the same requests; a storm sends
+//     more of them), and, where its Link timed them, kept its requests
+//     waiting there at least twice as long on average, and 5 ms more, as
+//     in those runs and before the first fault (a starved dependency that
+//     answered as it always did, or that nobody asked, slowed nothing:
+//     ops that fail whenever the cache does, with no fallback, fail
+//     before they reach it), while the machine's CPU pressure was at
+//     least 50%. The schedule then never broke
 //     without a second fault that it did not contain: a cache fault that
 //     is harmless alone, beside a
 //     database the machine slows, fills a bulkhead or opens a breaker.
