@@ -227,6 +227,15 @@ func (m *Machine) String() string {
 	if len(conns) > 0 {
 		s += ", connections handed to " + strings.Join(conns, ", ")
 	}
+	var answers []string
+	for _, d := range m.Dependencies {
+		if n, wait := d.AnsweredBetween(0, math.MaxInt64); n >= 0 {
+			answers = append(answers, fmt.Sprintf("%s %.0f (%v on average)", d.Target, n, wait.Round(10*time.Microsecond)))
+		}
+	}
+	if len(answers) > 0 {
+		s += ", requests answered " + strings.Join(answers, ", ")
+	}
 	if len(m.Lapses) > 0 {
 		longest := m.Lapses[0]
 		for _, l := range m.Lapses[1:] {

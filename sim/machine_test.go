@@ -24,6 +24,10 @@ func TestMachineString(t *testing.T) {
 			{Target: "db", Waited: 0.3, Slots: []float64{0.3, 0.3}, Opened: []float64{3, 4}},
 			{Target: "cache", Waited: -1, Slots: []float64{-1, -1}},
 		}}).String())
+	require.Equal(t, "CPU pressure 90%, the dependencies waited for a CPU db 30%, requests answered db 7 (3.29ms on average)",
+		(&Machine{CPUPressure: 0.9, Load1: -1, Waited: -1, Dependencies: []DependencyCPU{
+			{Target: "db", Waited: 0.3, Slots: []float64{0.3, 0.3}, Answered: []float64{3, 4}, AnswerTime: []float64{0.003, 0.020}},
+		}}).String())
 	require.Equal(t, "machine load unknown", (*Machine)(nil).String())
 }
 
