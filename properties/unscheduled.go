@@ -400,7 +400,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		price.cost = priceBeforeFaults(bad, target)
 	}
 	var waits, uses, befores []float64
-	var churned, lates []string
+	var churned, lates, asked []string
 	for i, r := range bad {
 		if !sc.explains(kinds[i], target) {
 			return "", fmt.Sprintf("%s: not every op that broke it uses it (run %d of those that broke)", target, i+1)
@@ -449,7 +449,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 			// more on the same requests (answers.go).
 			if same, figures := askedNoMore(r.History, target, spans, ref, known); same {
 				over = false
-				churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
+				asked = append(asked, fmt.Sprintf("run %d: %s", i+1, figures))
 			} else if figures != "" {
 				also += "; " + figures
 			}
@@ -467,6 +467,9 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 	answered := ""
 	if len(lates) > 0 {
 		answered = ", kept its requests waiting (on average " + strings.Join(lates, "; ") + " before the first fault and in the runs compared with)"
+	}
+	if len(asked) > 0 {
+		answered += " while asked no more than before (" + strings.Join(asked, "; ") + ")"
 	}
 	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%)%s, and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held%s, while the machine's CPU pressure was %s",
 		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, answered, cpus(uses), cpusOrNone(befores), without, churnNote(churned), pressuresOf(bad)), ""
