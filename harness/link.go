@@ -35,17 +35,20 @@ type LinkStats struct {
 	// BytesDown counts bytes delivered to clients.
 	BytesDown int64
 	// Exchanges counts the requests answered so far: on each connection,
-	// bytes delivered to the upstream, then the first bytes of its reply
-	// delivered to the client (one exchange however many requests a
-	// client pipelines before reading). A request whose connection closed
-	// before any reply counts too, as answered at the close: a client
-	// that gave up waiting waited all the same.
+	// bytes the Link has to deliver to the upstream, then the first bytes
+	// of its reply it has to deliver to the client (one exchange however
+	// many requests a client pipelines before reading). A request whose
+	// connection closed before any reply counts too, as answered at the
+	// close: a client that gave up waiting waited all the same.
 	Exchanges int64
 	// AnswerTime sums, over the Exchanges, the time from a request's
-	// first byte delivered to the upstream to its reply's first byte
-	// delivered to the client (or to the close): how long the dependency
-	// kept its clients waiting, as they saw it through the Link.
+	// first bytes ready for the upstream (past the Link's faults) to its
+	// reply's first bytes ready for the client (before them), or to the
+	// close: how long the dependency kept its clients waiting.
 	AnswerTime time.Duration
+	// Waiting counts the connections with a request waiting for its
+	// answer now.
+	Waiting int64
 }
 
 // linkDialTimeout bounds the Link's dial of the upstream for one client.
@@ -173,7 +176,7 @@ type Link struct {
 	wg     sync.WaitGroup // accept loops, connection set-up, live connections
 
 	accepted, refused, active, bytesUp, bytesDown atomic.Int64
-	exchanges, answerTime                         atomic.Int64 // see LinkStats
+	exchanges, answerTime, waiting                atomic.Int64 // see LinkStats
 	epoch                                         time.Time    // the clock of linkConn.asked
 
 	// armed counts the armed slots of each direction (indexed by
@@ -378,6 +381,7 @@ func (l *Link) Stats() LinkStats {
 		BytesDown:  l.bytesDown.Load(),
 		Exchanges:  l.exchanges.Load(),
 		AnswerTime: time.Duration(l.answerTime.Load()),
+		Waiting:    l.waiting.Load(),
 	}
 }
 
@@ -390,6 +394,7 @@ func (l *Link) now() int64 {
 // answered counts an exchange that began at asked (Link.now), if one did.
 func (l *Link) answered(asked, now int64) {
 	if asked != 0 {
+		l.waiting.Add(-1)
 		l.exchanges.Add(1)
 		l.answerTime.Add(max(now-asked, 0))
 	}
@@ -532,7 +537,7 @@ type linkConn struct {
 	proto            atomic.Pointer[protoConn]
 	http             httpConn // shared by the directions' HTTP stages, see link_http.go
 	// asked is when (Link.now) the first bytes of a request not answered
-	// yet were delivered to the upstream; 0 when none is waiting.
+	// yet were ready for the upstream; 0 when none is waiting.
 	asked atomic.Int64
 }
 
@@ -651,8 +656,11 @@ func (s *linkSink) Write(p []byte) (int, error) {
 	if s.failed {
 		return len(p), nil
 	}
+	if len(p) > 0 {
+		s.d.arrived()
+	}
 	n, err := s.d.write(p)
-	s.d.moved(n)
+	s.d.n.Add(int64(n))
 	if err != nil {
 		s.failed = true
 		s.d.conn.close(false)

@@ -111,19 +111,17 @@ type linkDir struct {
 	next    chan struct{} // closed when the next read starts; made by a waiter
 }
 
-// moved counts n bytes delivered to d's destination, and times the
-// exchanges of the connection (LinkStats.Exchanges): bytes delivered
-// upstream start one unless one is waiting; bytes delivered downstream end
-// the one waiting.
-func (d *linkDir) moved(n int) {
-	if n <= 0 {
-		return
-	}
-	d.n.Add(int64(n))
+// arrived times the exchanges of the connection (LinkStats.Exchanges) as
+// bytes arrive to be delivered, before they are: bytes for the upstream
+// start one unless one is waiting, bytes for the client end the one
+// waiting. Before, not after: once delivered, a request can be answered,
+// and an answer followed by the next request, before the goroutine that
+// delivered them gets a CPU again.
+func (d *linkDir) arrived() {
 	l := d.conn.l
 	if d.dir == toxics.Upstream {
-		if d.conn.asked.Load() == 0 {
-			d.conn.asked.CompareAndSwap(0, l.now())
+		if d.conn.asked.Load() == 0 && d.conn.asked.CompareAndSwap(0, l.now()) {
+			l.waiting.Add(1)
 		}
 		return
 	}
@@ -262,11 +260,12 @@ func (d *linkDir) fast(r relay, tapped bool) bool {
 			if cr, ok := r.(*copyRelay); ok && tapped {
 				d.delivered(cr.buf[:cr.n])
 			}
+			d.arrived()
 			if err := r.flush(); err != nil {
 				d.conn.close(false)
 				return false
 			}
-			d.moved(n)
+			d.n.Add(int64(n))
 		}
 		switch {
 		case err == nil && n == 0: // EOF

@@ -1102,15 +1102,23 @@ func TestLinkTimesAnswers(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, l.Stats().Exchanges, "a greeting answers no request")
 
+	// The Link counts an answer once it has delivered it, so a client
+	// can read it a moment before it is counted.
+	exchanges := func(n int64) LinkStats {
+		t.Helper()
+		require.Eventually(t, func() bool { return l.Stats().Exchanges >= n }, 5*time.Second, time.Millisecond)
+		return l.Stats()
+	}
 	ping(t, c, 'a')
 	ping(t, c, 'b')
-	st := l.Stats()
+	st := exchanges(2)
 	require.Equal(t, int64(2), st.Exchanges, "fast path")
+	require.Zero(t, st.Waiting, "each answered")
 	require.GreaterOrEqual(t, st.AnswerTime, 2*slow)
 
 	revert := apply(t, l, toxics.Latency{Delay: time.Millisecond, Direction: toxics.Both})
 	ping(t, c, 'c')
-	st = l.Stats()
+	st = exchanges(3)
 	require.Equal(t, int64(3), st.Exchanges, "pipeline")
 	require.GreaterOrEqual(t, st.AnswerTime, 3*slow)
 	revert()
@@ -1119,6 +1127,8 @@ func TestLinkTimesAnswers(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return l.Stats().BytesUp == 4 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, int64(3), l.Stats().Exchanges, "waiting")
+	require.Equal(t, int64(1), l.Stats().Waiting)
 	require.NoError(t, c.Close())
 	require.Eventually(t, func() bool { return l.Stats().Exchanges == 4 }, 5*time.Second, time.Millisecond, "unanswered, then closed")
+	require.Zero(t, l.Stats().Waiting)
 }

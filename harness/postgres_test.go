@@ -114,12 +114,12 @@ func TestPostgres(t *testing.T) {
 			conn, err := pgx.ConnectConfig(ctx, p.ConnConfig())
 			require.NoError(t, err)
 			defer conn.Close(ctx)
-			n0, w0 := p.Answers()
+			n0, w0, _ := p.Answers()
 			for range 3 {
 				_, err := conn.Exec(ctx, "SELECT pg_sleep(0.05)")
 				require.NoError(t, err)
 			}
-			n, w := p.Answers()
+			n, w, _ := p.Answers()
 			require.GreaterOrEqual(t, n-n0, int64(3), "each query an exchange")
 			require.GreaterOrEqual(t, w-w0, 150*time.Millisecond, "each waited its sleep at least")
 		})

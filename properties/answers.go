@@ -22,7 +22,8 @@ import (
 //     requests waited at least starvedRatio times as long on average,
 //     and lateGap more, as in the runs compared with and in the same run
 //     before its first fault. A dependency that answered as it always
-//     did, or that nobody asked anything there, slowed nothing, however
+//     did, or that nobody asked anything there (none answered, and none
+//     waiting unanswered at the end of any 100 ms), slowed nothing, however
 //     starved: the ops that broke failed of something else (a service
 //     with no fallback for the faulted one, whose ops fail before they
 //     ever reach the starved one), and the failure stands;
@@ -75,6 +76,20 @@ func answers(h *sim.History, target string, spans []interval) (n float64, wait, 
 	return n, wait, length
 }
 
+// waitingOver is the most requests to target that waited for their
+// answers at the end of a 100 ms of spans of h, or -1 where not known.
+func waitingOver(h *sim.History, target string, spans []interval) float64 {
+	d, ok := dependencyOf(h, target)
+	if !ok {
+		return -1
+	}
+	most := -1.0
+	for _, sp := range spans {
+		most = max(most, d.WaitingBetween(sp.from, min(sp.to, h.Duration)))
+	}
+	return most
+}
+
 // answerFigures is what target's Link saw in one run, over one part of
 // it: requests answered a second and their mean wait.
 type answerFigures struct {
@@ -124,8 +139,10 @@ func late(h *sim.History, target string, spans []interval, ref answerFigures, kn
 	switch {
 	case n < 0 || !known:
 		return ""
+	case n == 0 && waitingOver(h, target, spans) > 0:
+		return "" // asked, and held every request unanswered there: late
 	case n == 0:
-		return fmt.Sprintf("%s: answered no request %s (run %d of those that broke): the ops that broke did not wait for it", target, what, run)
+		return fmt.Sprintf("%s: answered no request %s, and none waited (run %d of those that broke): the ops that broke did not wait for it", target, what, run)
 	case float64(wait) < starvedRatio*float64(ref.wait) || wait-ref.wait < lateGap:
 		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v before the first fault and in the runs compared with: not late, so it slowed nothing", target, roundWait(wait), what, run, roundWait(ref.wait))
 	}

@@ -11,19 +11,23 @@ import (
 
 // answering gives db's record in it the requests its Link saw answered in
 // each 100ms, and their mean wait: n and wait outside the cache fault
-// (500ms to 1s), during and wait in it.
-func answering(it *Iteration, n, during float64, wait, inFault time.Duration) *Iteration {
+// (500ms to 1s), during and wait in it; none is left waiting at a slot's
+// end, but held in the fault.
+func answering(it *Iteration, n, during float64, wait, inFault time.Duration, held ...float64) *Iteration {
 	for i, d := range it.History.Machine.Dependencies {
 		if d.Target != "db" {
 			continue
 		}
-		d.Answered, d.AnswerTime = nil, nil
+		d.Answered, d.AnswerTime, d.Waiting = nil, nil, nil
 		for s := range len(d.Slots) {
-			c, w := n, wait
+			c, w, waiting := n, wait, 0.0
 			if at := time.Duration(s) * sim.DependencySlot; at >= 500*time.Millisecond && at < time.Second {
 				c, w = during, inFault
+				if len(held) > 0 {
+					waiting = held[0]
+				}
 			}
-			d.Answered, d.AnswerTime = append(d.Answered, c), append(d.AnswerTime, c*w.Seconds())
+			d.Answered, d.AnswerTime, d.Waiting = append(d.Answered, c), append(d.AnswerTime, c*w.Seconds()), append(d.Waiting, waiting)
 		}
 		it.History.Machine.Dependencies[i] = d
 	}
@@ -33,7 +37,8 @@ func answering(it *Iteration, n, during float64, wait, inFault time.Duration) *I
 // TestUnscheduledAnswers: rule 9 with the dependency's answers timed. A
 // starved db that kept the orders waiting, while they asked no more of
 // it, explains an Isolation failure under a cache fault even when it
-// burned more CPU on the same requests; one that answered as it always
+// burned more CPU on the same requests, and so does one that held every
+// request unanswered through the fault; one that answered as it always
 // did, or that nobody asked anything, slowed nothing (the orders failed
 // of something else: no fallback for the cache), and a client that asked
 // it three times as much is a storm: each of those stands.
@@ -41,10 +46,10 @@ func TestUnscheduledAnswers(t *testing.T) {
 	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, MaxErrorRate: 0.01}
 	invs := []Invariant{iso}
 	const usual = 5 * time.Millisecond
-	failure := func(use, before float64, during float64, inFault time.Duration) *Iteration {
-		it := answering(unscheduledRun(0.95, 0.40, use, before, "", iso.Name()), 4, during, usual, inFault)
+	failure := func(use, before float64, during float64, inFault time.Duration, held ...float64) *Iteration {
+		it := answering(unscheduledRun(0.95, 0.40, use, before, "", iso.Name()), 4, during, usual, inFault, held...)
 		for range 3 {
-			it.again = append(it.again, answering(unscheduledRun(0.95, 0.40, use, before, "", iso.Name()), 4, during, usual, inFault))
+			it.again = append(it.again, answering(unscheduledRun(0.95, 0.40, use, before, "", iso.Name()), 4, during, usual, inFault, held...))
 			it.Reruns++
 			it.Reproduced++
 		}
@@ -65,7 +70,9 @@ func TestUnscheduledAnswers(t *testing.T) {
 		{name: "answered as always: no fallback for the cache", it: failure(0.1, 0.1, 4, 6*time.Millisecond),
 			not: "db: answered in 6ms on average while faults of other targets held (run 1 of those that broke), against 5ms before the first fault and in the runs compared with: not late, so it slowed nothing"},
 		{name: "nobody asked it", it: failure(0.1, 0.1, 0, 0),
-			not: "db: answered no request while faults of other targets held (run 1 of those that broke): the ops that broke did not wait for it"},
+			not: "db: answered no request while faults of other targets held, and none waited (run 1 of those that broke): the ops that broke did not wait for it"},
+		{name: "asked, and answered nothing until the fault ended", it: failure(0.1, 0.1, 0, 0, 3),
+			want: "while faults of other targets held, db waited for a CPU 40%/40%/40%/40% of the time in the 4 runs that broke"},
 		{name: "a retry storm onto it", it: failure(0.3, 0.1, 12, 80*time.Millisecond),
 			not: "asked 120.0 requests a second, more than the 51.0 the runs compared with allow: more work"},
 	} {

@@ -70,12 +70,13 @@ type ConnCounter interface {
 // dependency's answers: Answers returns, so far, how many requests it
 // delivered were answered (or saw their connection close first) and the
 // time they waited, summed, from a request's first byte delivered to the
-// dependency to its answer's first byte delivered back. A run records
+// dependency to its answer's first byte delivered back; and how many
+// wait for their answers now (one per connection at most). A run records
 // them beside the CPU, so a verdict can tell a dependency that kept its
 // clients waiting from one that answered as it always did, and how much
 // its clients asked of it whatever the CPU that cost.
 type AnswerTimer interface {
-	Answers() (n int64, waited time.Duration)
+	Answers() (n int64, waited time.Duration, waiting int64)
 }
 
 // cpuTotals is a CPUStaller's totals at one read; conns and answers are
@@ -85,6 +86,7 @@ type cpuTotals struct {
 	conns        int64
 	answers      int64
 	answerWait   time.Duration
+	waiting      int64
 }
 
 // DependencyCPU is a target's CPU stall during a run.
@@ -111,6 +113,11 @@ type DependencyCPU struct {
 	// [AnswerTimer]). A request counts in the slot its answer came in.
 	Answered   []float64 `json:"answered,omitempty"`
 	AnswerTime []float64 `json:"answer_time,omitempty"`
+	// Waiting is the number of requests to the target waiting for their
+	// answers at the end of each 100 ms (-1 where not known; absent for a
+	// target that is no [AnswerTimer]): a dependency that answers nothing
+	// for a while, asked, shows there and not in Answered.
+	Waiting []float64 `json:"waiting,omitempty"`
 }
 
 // DependencySlot is the resolution of [DependencyCPU.Slots], Used and
@@ -163,6 +170,21 @@ func (d DependencyCPU) AnsweredBetween(from, to time.Duration) (n float64, wait 
 		return 0, 0
 	}
 	return total, time.Duration(sum / total * float64(time.Second))
+}
+
+// WaitingBetween is the most requests to the target that waited for their
+// answers at the end of a slot in [from, to), over the slots known in it,
+// or -1.
+func (d DependencyCPU) WaitingBetween(from, to time.Duration) float64 {
+	most := -1.0
+	for i, v := range d.Waiting {
+		at := time.Duration(i) * DependencySlot
+		if at+DependencySlot <= from || at >= to || v < 0 {
+			continue
+		}
+		most = max(most, v)
+	}
+	return most
 }
 
 // slotMean is the mean of the known slots that [from, to) touches, or -1.
@@ -275,8 +297,9 @@ type dependencyWatch struct {
 	slots  [][]float64 // per target: the share waited
 	used   [][]float64 // per target: CPUs used
 	opened [][]float64 // per target: connections opened (nil: not counted)
-	// per target: requests answered, and the seconds they waited (nil: not timed)
-	answered, answerTime [][]float64
+	// per target: requests answered, the seconds they waited, and those
+	// waiting at the slot's end (nil: not timed)
+	answered, answerTime, waiting [][]float64
 }
 
 func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
@@ -297,6 +320,7 @@ func watchDependencies(targets []Target, log *slog.Logger) *dependencyWatch {
 	w.opened = make([][]float64, len(w.of))
 	w.answered = make([][]float64, len(w.of))
 	w.answerTime = make([][]float64, len(w.of))
+	w.waiting = make([][]float64, len(w.of))
 	go w.loop()
 	return w
 }
@@ -344,8 +368,13 @@ func (w *dependencyWatch) loop() {
 					if v.answers >= 0 && last[i].answers >= 0 && v.answers >= last[i].answers && v.answerWait >= last[i].answerWait {
 						n, t = float64(v.answers-last[i].answers), (v.answerWait - last[i].answerWait).Seconds()
 					}
+					waiting := -1.0
+					if v.answers >= 0 {
+						waiting = float64(v.waiting)
+					}
 					w.answered[i] = append(w.answered[i], n)
 					w.answerTime[i] = append(w.answerTime[i], t)
+					w.waiting[i] = append(w.waiting[i], waiting)
 				}
 				last[i], known[i] = v, ok
 			}
@@ -363,7 +392,7 @@ func (w *dependencyWatch) read(i int) (d cpuTotals, ok bool) {
 			d.conns = w.counts[i].ConnsOpened()
 		}
 		if w.timers[i] != nil {
-			d.answers, d.answerWait = w.timers[i].Answers()
+			d.answers, d.answerWait, d.waiting = w.timers[i].Answers()
 		}
 		return nil
 	})
@@ -383,7 +412,7 @@ func (w *dependencyWatch) close() []DependencyCPU {
 	out := make([]DependencyCPU, len(w.of))
 	for i := range w.of {
 		out[i] = DependencyCPU{Target: w.names[i], Slots: w.slots[i], Used: w.used[i], Opened: w.opened[i],
-			Answered: w.answered[i], AnswerTime: w.answerTime[i]}
+			Answered: w.answered[i], AnswerTime: w.answerTime[i], Waiting: w.waiting[i]}
 		out[i].Waited = out[i].WaitedBetween(0, time.Duration(len(w.slots[i]))*DependencySlot)
 	}
 	return out

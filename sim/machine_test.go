@@ -153,10 +153,11 @@ func (c *countingTarget) ConnsOpened() int64 {
 	return n
 }
 
-// Answers answers two requests between two reads, each after 10 ms.
-func (c *countingTarget) Answers() (int64, time.Duration) {
+// Answers answers two requests between two reads, each after 10 ms, and
+// has one waiting.
+func (c *countingTarget) Answers() (int64, time.Duration, int64) {
 	n := 2 * c.reads.Load()
-	return n, time.Duration(n) * 10 * time.Millisecond
+	return n, time.Duration(n) * 10 * time.Millisecond, 1
 }
 
 // A target that counts its connections has them recorded in each slot;
@@ -186,6 +187,8 @@ func TestRunDependencyConns(t *testing.T) {
 	n, wait := d.AnsweredBetween(0, time.Hour)
 	require.Positive(t, n, "answers recorded: %v", d.Answered)
 	require.InDelta(t, 10*time.Millisecond, wait, float64(time.Microsecond), "the mean wait: %v over %v", d.AnswerTime, d.Answered)
+	require.Len(t, d.Waiting, len(d.Slots))
+	require.Equal(t, 1.0, d.WaitingBetween(0, time.Hour), "one waiting at every slot's end: %v", d.Waiting)
 }
 
 func TestAnsweredBetween(t *testing.T) {
@@ -203,6 +206,11 @@ func TestAnsweredBetween(t *testing.T) {
 	require.Equal(t, -1.0, n, "only an unknown slot")
 	n, _ = DependencyCPU{Target: "cache"}.AnsweredBetween(0, time.Hour)
 	require.Equal(t, -1.0, n, "not timed")
+
+	d.Waiting = []float64{0, 3, -1, 1}
+	require.Equal(t, 3.0, d.WaitingBetween(0, time.Hour), "the most")
+	require.Equal(t, 1.0, d.WaitingBetween(200*time.Millisecond, time.Hour), "unknown slots are left out")
+	require.Equal(t, -1.0, d.WaitingBetween(200*time.Millisecond, 300*time.Millisecond), "only an unknown slot")
 }
 
 func TestOpenedBetween(t *testing.T) {
