@@ -21,7 +21,9 @@ import (
 //   - whether the dependency answered late where the bound broke: its
 //     requests waited at least starvedRatio times as long on average,
 //     and lateGap more, as in the runs compared with and in the same run
-//     before its first fault. A dependency that answered as it always
+//     before its first fault, or it held every request it was asked there
+//     unanswered (none answered, some waiting at the end of a 100 ms).
+//     A dependency that answered as it always
 //     did, or that nobody asked anything there (none answered, and none
 //     waiting unanswered at the end of any 100 ms), slowed nothing, however
 //     starved: the ops that broke failed of something else (a service

@@ -256,7 +256,8 @@
 //     starved database burns more CPU on the same requests; a storm sends
 //     more of them), and, where its Link timed them, kept its requests
 //     waiting there at least twice as long on average, and 5 ms more, as
-//     in those runs and before the first fault (a starved dependency that
+//     in those runs and before the first fault, or held them all
+//     unanswered there (a starved dependency that
 //     answered as it always did, or that nobody asked, slowed nothing:
 //     ops that fail whenever the cache does, with no fallback, fail
 //     before they reach it), while the machine's CPU pressure was at

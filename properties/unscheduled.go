@@ -57,7 +57,8 @@ import (
 //   - where its Link timed its answers, that dependency kept its
 //     requests waiting there, in every run that broke the invariant: on
 //     average starvedRatio times as long, and lateGap more, as in those
-//     runs and before the run's first fault. A starved dependency that
+//     runs and before the run's first fault, or held them all unanswered
+//     there. A starved dependency that
 //     answered as it always did, or that nobody asked anything, slowed
 //     nothing: the ops failed of something else (no fallback for the
 //     faulted target: they fail before they reach it);
