@@ -391,9 +391,10 @@ func (l *Link) now() int64 {
 	return int64(time.Since(l.epoch)) + 1
 }
 
-// answered counts an exchange that began at asked (Link.now), if one did.
+// answered counts an exchange that began at asked (Link.now), if one did
+// (asked > 0).
 func (l *Link) answered(asked, now int64) {
-	if asked != 0 {
+	if asked > 0 {
 		l.waiting.Add(-1)
 		l.exchanges.Add(1)
 		l.answerTime.Add(max(now-asked, 0))
@@ -537,7 +538,8 @@ type linkConn struct {
 	proto            atomic.Pointer[protoConn]
 	http             httpConn // shared by the directions' HTTP stages, see link_http.go
 	// asked is when (Link.now) the first bytes of a request not answered
-	// yet were ready for the upstream; 0 when none is waiting.
+	// yet were ready for the upstream; 0 when none is waiting, -1 once the
+	// connection is closed.
 	asked atomic.Int64
 }
 
@@ -557,7 +559,10 @@ func (c *linkConn) close(reset bool) {
 		}
 		_ = c.client.Close()
 		_ = c.upstream.Close()
-		c.l.answered(c.asked.Swap(0), c.l.now()) // unanswered: it waited until now
+		// Unanswered: it waited until now. -1 for good: a direction still
+		// delivering its last bytes starts no exchange on a closed
+		// connection, which would wait for ever.
+		c.l.answered(c.asked.Swap(-1), c.l.now())
 		c.l.active.Add(-1)
 		c.http.close()
 		c.l.connGone()

@@ -125,8 +125,8 @@ func (d *linkDir) arrived() {
 		}
 		return
 	}
-	if d.conn.asked.Load() != 0 {
-		l.answered(d.conn.asked.Swap(0), l.now())
+	if a := d.conn.asked.Load(); a > 0 && d.conn.asked.CompareAndSwap(a, 0) {
+		l.answered(a, l.now())
 	}
 }
 

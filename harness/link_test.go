@@ -1132,3 +1132,21 @@ func TestLinkTimesAnswers(t *testing.T) {
 	require.Eventually(t, func() bool { return l.Stats().Exchanges == 4 }, 5*time.Second, time.Millisecond, "unanswered, then closed")
 	require.Zero(t, l.Stats().Waiting)
 }
+
+// A direction still delivering its last bytes when its connection closes
+// starts no exchange: it would wait for ever (LinkStats.Waiting).
+func TestLinkNoExchangeAfterClose(t *testing.T) {
+	l, _ := echoLink(t)
+	var lc *linkConn
+	l.mu.Lock()
+	for c := range l.conns {
+		lc = c
+	}
+	l.mu.Unlock()
+	require.NotNil(t, lc)
+	lc.close(false)
+	lc.dirs[0].arrived() // bytes for the upstream, after the close
+	st := l.Stats()
+	require.Zero(t, st.Waiting)
+	require.Equal(t, int64(1), st.Exchanges, "echoLink's ping only")
+}
