@@ -49,10 +49,10 @@ func (n *Node) ConnsOpened() int64 {
 
 // Answers is how many requests the node's Link has seen answered so far,
 // how long they waited for their answers, summed, and how many wait now
-// (LinkStats.Exchanges, AnswerTime and Waiting; the sim.AnswerTimer method: a real run records them
-// beside the CPU the node used, so a verdict can tell a dependency that
-// kept its clients waiting from one that answered as it always did, and
-// how much its clients asked of it).
+// (LinkStats.Exchanges, AnswerTime and Waiting; the sim.AnswerTimer
+// method: a real run records them beside the CPU the node used, so a
+// verdict can tell a dependency that kept its clients waiting from one
+// that answered as it always did, and how much its clients asked of it).
 func (n *Node) Answers() (int64, time.Duration, int64) {
 	st := n.link.Stats()
 	return st.Exchanges, st.AnswerTime, st.Waiting

@@ -74,31 +74,45 @@ func plantDeadRun(t *testing.T, cli *client.Client, k int) (runID string, plante
 	_, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = cli.NetworkRemove(context.Background(), name, client.NetworkRemoveOptions{}) })
-	// reaped says whether err is another reaper's doing: the network or a
-	// container gone, or a container being removed.
-	reaped := func(err error) bool { return cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) }
-	for i := 0; i < k; i++ {
+	start := func(i int) error {
 		res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 			Name:       name + "-" + strconv.Itoa(i),
 			Config:     &container.Config{Image: testserverImage(), Labels: labels},
 			HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(name)},
 		})
-		if reaped(err) {
-			t.Logf("dead run %s reaped by another process while planted (%v): round not counted", runID, err)
-			return runID, false
+		if err != nil {
+			return err
 		}
-		require.NoError(t, err)
 		t.Cleanup(func() {
 			_, _ = cli.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
 		})
 		_, err = cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{})
-		if reaped(err) {
+		return err
+	}
+	for i := 0; i < k; i++ {
+		err := start(i)
+		// Another reaper's doing: the network or a container gone, or a
+		// container being removed.
+		if cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
 			t.Logf("dead run %s reaped by another process while planted (%v): round not counted", runID, err)
 			return runID, false
 		}
 		require.NoError(t, err)
 	}
 	return runID, true
+}
+
+// plantWholeDeadRun is plantDeadRun until a run is planted whole, at
+// most 10 times.
+func plantWholeDeadRun(t *testing.T, cli *client.Client, k int) string {
+	t.Helper()
+	for range 10 {
+		if runID, planted := plantDeadRun(t, cli, k); planted {
+			return runID
+		}
+	}
+	require.FailNow(t, "other processes reaped every dead run planted, 10 times")
+	return ""
 }
 
 // TestReapersRace: two Envs start at once and both reap the same dead
@@ -108,14 +122,8 @@ func TestReapersRace(t *testing.T) {
 	cli := dockerForTest(t)
 	const rounds, perRun = 4, 4
 	var benign int
-	for round, tries := 0, 0; round < rounds; round++ {
-		dead, planted := plantDeadRun(t, cli.Client, perRun)
-		if !planted {
-			tries++
-			require.Less(t, tries, 10, "other processes reaped every dead run planted")
-			round--
-			continue
-		}
+	for round := 0; round < rounds; round++ {
+		dead := plantWholeDeadRun(t, cli.Client, perRun)
 		h := &recordingHandler{}
 		log := slog.New(h)
 		envs := []*Env{New(t, WithLogger(log)), New(t, WithLogger(log))}

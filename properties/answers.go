@@ -21,14 +21,14 @@ import (
 //   - whether the dependency answered late where the bound broke: its
 //     requests waited at least starvedRatio times as long on average,
 //     and lateGap more, as in the runs compared with and in the same run
-//     before its first fault, or it held every request it was asked there
-//     unanswered (none answered, some waiting at the end of a 100 ms).
-//     A dependency that answered as it always
-//     did, or that nobody asked anything there (none answered, and none
-//     waiting unanswered at the end of any 100 ms), slowed nothing, however
-//     starved: the ops that broke failed of something else (a service
-//     with no fallback for the faulted one, whose ops fail before they
-//     ever reach the starved one), and the failure stands;
+//     before its first fault, or it held every request it was asked
+//     there unanswered (none answered, some waiting at the end of a
+//     100 ms). A dependency that answered as it always did, or that
+//     nobody asked anything there (none answered, none waiting),
+//     slowed nothing, however starved: the ops that broke failed of
+//     something else (a service with no fallback for the faulted one,
+//     whose ops fail before they ever reach the starved one), and the
+//     failure stands;
 //   - whether its clients asked more of it: requests answered a second,
 //     against the runs compared with. A starved database burns more CPU
 //     on the same requests (its processes contend for what CPU they get,
@@ -51,16 +51,25 @@ const lateGap = 5 * time.Millisecond
 // it and still ask no more: a few at low rates are noise.
 const askedSlack = 1.0
 
-// answers is what target's Link saw over spans of h: how many requests it
-// answered, their mean wait, and the time the spans cover; n is -1 where
-// its Link did not time them.
-func answers(h *sim.History, target string, spans []interval) (n float64, wait, length time.Duration) {
+// answerFigures is what target's Link saw in one run, over one part of
+// it: the requests answered there, a second, and their mean wait.
+type answerFigures struct {
+	n    float64 // requests answered; -1 unknown
+	rate float64 // requests answered a second; -1 unknown
+	wait time.Duration
+}
+
+// answersOver is what target's Link saw over spans of h; n and rate are
+// -1 where its Link did not time them.
+func answersOver(h *sim.History, target string, spans []interval) answerFigures {
+	unknown := answerFigures{n: -1, rate: -1}
 	d, ok := dependencyOf(h, target)
 	if !ok {
-		return -1, 0, 0
+		return unknown
 	}
-	n = -1
+	f := unknown
 	var waited float64 // seconds, summed
+	var length time.Duration
 	for _, sp := range spans {
 		to := min(sp.to, h.Duration)
 		if to <= sp.from {
@@ -70,12 +79,16 @@ func answers(h *sim.History, target string, spans []interval) (n float64, wait, 
 		if c < 0 {
 			continue
 		}
-		n, waited, length = max(n, 0)+c, waited+c*w.Seconds(), length+to-sp.from
+		f.n, waited, length = max(f.n, 0)+c, waited+c*w.Seconds(), length+to-sp.from
 	}
-	if n > 0 {
-		wait = time.Duration(waited / n * float64(time.Second))
+	if f.n < 0 || length <= 0 {
+		return unknown
 	}
-	return n, wait, length
+	if f.n > 0 {
+		f.wait = time.Duration(waited / f.n * float64(time.Second))
+	}
+	f.rate = f.n / length.Seconds()
+	return f
 }
 
 // waitingOver is the most requests to target that waited for their
@@ -92,28 +105,12 @@ func waitingOver(h *sim.History, target string, spans []interval) float64 {
 	return most
 }
 
-// answerFigures is what target's Link saw in one run, over one part of
-// it: requests answered a second and their mean wait.
-type answerFigures struct {
-	rate float64 // requests answered a second; -1 unknown
-	wait time.Duration
-}
-
-// answersOver is answers as a rate; rate is -1 where nothing is known.
-func answersOver(h *sim.History, target string, spans []interval) answerFigures {
-	n, wait, length := answers(h, target, spans)
-	if n < 0 || length <= 0 {
-		return answerFigures{rate: -1}
-	}
-	return answerFigures{rate: n / length.Seconds(), wait: wait}
-}
-
 // answersBefore is answersOver before h's first fault, when that came
 // unscheduledBefore or more into it (as usedBeforeFaults).
 func answersBefore(h *sim.History, target string) answerFigures {
 	first, ok := firstFault(h)
 	if !ok || first < unscheduledBefore {
-		return answerFigures{rate: -1}
+		return answerFigures{n: -1, rate: -1}
 	}
 	return answersOver(h, target, []interval{{0, first}})
 }
@@ -122,7 +119,7 @@ func answersBefore(h *sim.History, target string) answerFigures {
 // longest wait of the runs a run that broke is compared with; known is
 // false when none is known.
 func compared(fs ...answerFigures) (most answerFigures, known bool) {
-	most.rate = -1
+	most.n, most.rate = -1, -1
 	for _, f := range fs {
 		if f.rate < 0 {
 			continue
@@ -133,29 +130,28 @@ func compared(fs ...answerFigures) (most answerFigures, known bool) {
 	return most, known
 }
 
-// late says why target did not answer late over spans of h (which broke
-// the bound), against ref, the runs compared with; "" when it did, or
-// when its answers were not timed (the rule then goes by the CPU alone).
-func late(h *sim.History, target string, spans []interval, ref answerFigures, known bool, what string, run int) string {
-	n, wait, _ := answers(h, target, spans)
+// late says why target did not answer late where got was seen, over
+// spans of h (which broke the bound), against ref, the runs compared
+// with; "" when it did, or when its answers were not timed (the rule then
+// goes by the CPU alone).
+func late(h *sim.History, target string, spans []interval, got, ref answerFigures, known bool, what string, run int) string {
 	switch {
-	case n < 0 || !known:
+	case got.n < 0 || !known:
 		return ""
-	case n == 0 && waitingOver(h, target, spans) > 0:
+	case got.n == 0 && waitingOver(h, target, spans) > 0:
 		return "" // asked, and held every request unanswered there: late
-	case n == 0:
+	case got.n == 0:
 		return fmt.Sprintf("%s: answered no request %s, and none waited (run %d of those that broke): the ops that broke did not wait for it", target, what, run)
-	case float64(wait) < starvedRatio*float64(ref.wait) || wait-ref.wait < lateGap:
-		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v before the first fault and in the runs compared with: not late, so it slowed nothing", target, roundWait(wait), what, run, roundWait(ref.wait))
+	case float64(got.wait) < starvedRatio*float64(ref.wait) || got.wait-ref.wait < lateGap:
+		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v before the first fault and in the runs compared with: not late, so it slowed nothing", target, roundWait(got.wait), what, run, roundWait(ref.wait))
 	}
 	return ""
 }
 
-// askedNoMore says whether target's clients asked no more of it over
-// spans of h than ref, the runs compared with, allows, and the figures
-// that say so ("" when its answers were not timed there or in ref).
-func askedNoMore(h *sim.History, target string, spans []interval, ref answerFigures, known bool) (bool, string) {
-	got := answersOver(h, target, spans)
+// askedNoMore says whether target's clients asked no more of it where got
+// was seen than ref, the runs compared with, allows, and the figures that
+// say so ("" when its answers were not timed there or in ref).
+func askedNoMore(got, ref answerFigures, known bool) (bool, string) {
 	if got.rate < 0 || !known {
 		return false, ""
 	}

@@ -419,11 +419,12 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		}
 		// Starved, but did it keep the ops waiting (answers.go)?
 		ref, known := compared(append(slices.Clip(goodAnswers), answersBefore(r.History, target))...)
-		if why := late(r.History, target, spans, ref, known, sc.what, i+1); why != "" {
+		got := answersOver(r.History, target, spans)
+		if why := late(r.History, target, spans, got, ref, known, sc.what, i+1); why != "" {
 			return "", why
 		}
-		if n, wait, _ := answers(r.History, target, spans); n > 0 && known {
-			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(wait), roundWait(ref.wait)))
+		if got.n > 0 && known {
+			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(got.wait), roundWait(ref.wait)))
 		}
 		before, ok := usedBeforeFaults(r.History, target)
 		if !ok {
@@ -448,7 +449,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		if over {
 			// More CPU; but more asked of it? A starved dependency burns
 			// more on the same requests (answers.go).
-			if same, figures := askedNoMore(r.History, target, spans, ref, known); same {
+			if same, figures := askedNoMore(got, ref, known); same {
 				over = false
 				asked = append(asked, fmt.Sprintf("run %d: %s", i+1, figures))
 			} else if figures != "" {

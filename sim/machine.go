@@ -68,10 +68,10 @@ type ConnCounter interface {
 
 // An AnswerTimer is a [CPUStaller] whose proxy also times its
 // dependency's answers: Answers returns, so far, how many requests it
-// delivered were answered (or saw their connection close first) and the
-// time they waited, summed, from a request's first byte delivered to the
-// dependency to its answer's first byte delivered back; and how many
-// wait for their answers now (one per connection at most). A run records
+// passed on were answered (or saw their connection close first) and the
+// time they waited, summed, from a request's first bytes ready for the
+// dependency to its answer's first bytes ready for the client; and how
+// many wait for their answers now (one per connection at most). A run records
 // them beside the CPU, so a verdict can tell a dependency that kept its
 // clients waiting from one that answered as it always did, and how much
 // its clients asked of it whatever the CPU that cost.
@@ -157,8 +157,7 @@ func (d DependencyCPU) AnsweredBetween(from, to time.Duration) (n float64, wait 
 	var sum, total float64
 	known := false
 	for i, c := range d.Answered {
-		at := time.Duration(i) * DependencySlot
-		if at+DependencySlot <= from || at >= to || c < 0 || d.AnswerTime[i] < 0 {
+		if !slotIn(i, from, to) || c < 0 || d.AnswerTime[i] < 0 {
 			continue
 		}
 		known, total, sum = true, total+c, sum+d.AnswerTime[i]
@@ -178,13 +177,19 @@ func (d DependencyCPU) AnsweredBetween(from, to time.Duration) (n float64, wait 
 func (d DependencyCPU) WaitingBetween(from, to time.Duration) float64 {
 	most := -1.0
 	for i, v := range d.Waiting {
-		at := time.Duration(i) * DependencySlot
-		if at+DependencySlot <= from || at >= to || v < 0 {
+		if !slotIn(i, from, to) || v < 0 {
 			continue
 		}
 		most = max(most, v)
 	}
 	return most
+}
+
+// slotIn says whether slot i (of DependencySlot each, from a run's start)
+// touches [from, to).
+func slotIn(i int, from, to time.Duration) bool {
+	at := time.Duration(i) * DependencySlot
+	return at+DependencySlot > from && at < to
 }
 
 // slotMean is the mean of the known slots that [from, to) touches, or -1.
@@ -200,8 +205,7 @@ func slotMean(slots []float64, from, to time.Duration) float64 {
 // many they are.
 func slotSum(slots []float64, from, to time.Duration) (sum float64, n int) {
 	for i, v := range slots {
-		at := time.Duration(i) * DependencySlot
-		if at+DependencySlot <= from || at >= to || v < 0 {
+		if !slotIn(i, from, to) || v < 0 {
 			continue
 		}
 		sum += v
