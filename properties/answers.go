@@ -14,14 +14,17 @@ import (
 //
 // Rule 9 (unscheduled.go) sets a failure aside as a second fault of the
 // machine's: a dependency the schedule did not fault, starved of CPU,
-// that slowed the ops which broke the bound. Its CPU figures say the
-// dependency was starved and whether it worked more than the runs it is
-// compared with; its Link says two things the CPU cannot:
+// that slowed the ops which broke the bound; rule 6 (starved.go) sets a
+// flaky failure aside when its runs that broke starved a dependency that
+// its runs that held fed. Their CPU figures say the dependency was
+// starved and whether it worked more than the runs it is compared with;
+// its Link says two things the CPU cannot:
 //
 //   - whether the dependency answered late where the bound broke: its
 //     requests waited at least starvedRatio times as long on average,
-//     and lateGap more, as in the runs compared with and in the same run
-//     before its first fault, or it held every request it was asked
+//     and lateGap more, as in the runs compared with (and, for rule 9,
+//     in the same run before its first fault), or it held every request
+//     it was asked
 //     there unanswered (none answered, some waiting at the end of a
 //     100 ms). A dependency that answered as it always did, or that
 //     nobody asked anything there (none answered, none waiting),
@@ -132,9 +135,10 @@ func compared(fs ...answerFigures) (most answerFigures, known bool) {
 
 // late says why target did not answer late where got was seen, over
 // spans of h (which broke the bound), against ref, the runs compared
-// with; "" when it did, or when its answers were not timed (the rule then
-// goes by the CPU alone).
-func late(h *sim.History, target string, spans []interval, got, ref answerFigures, known bool, what string, run int) string {
+// with (named by against: "before the first fault and in the runs
+// compared with"); "" when it did, or when its answers were not timed
+// (the rule then goes by the CPU alone).
+func late(h *sim.History, target string, spans []interval, got, ref answerFigures, known bool, what, against string, run int) string {
 	switch {
 	case got.n < 0 || !known:
 		return ""
@@ -143,7 +147,7 @@ func late(h *sim.History, target string, spans []interval, got, ref answerFigure
 	case got.n == 0:
 		return fmt.Sprintf("%s: answered no request %s, and none waited (run %d of those that broke): the ops that broke did not wait for it", target, what, run)
 	case float64(got.wait) < starvedRatio*float64(ref.wait) || got.wait-ref.wait < lateGap:
-		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v before the first fault and in the runs compared with: not late, so it slowed nothing", target, roundWait(got.wait), what, run, roundWait(ref.wait))
+		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v %s: not late, so it slowed nothing", target, roundWait(got.wait), what, run, roundWait(ref.wait), against)
 	}
 	return ""
 }

@@ -178,8 +178,15 @@
 //     points of the time more, in every run that broke as in every one
 //     of at least two reruns that held; it used no more CPU than they did,
 //     beyond what the connections it was handed explain (a client
-//     storming it makes it busy, not starved; see "Churn" below); and the
-//     machine's CPU pressure was at least 50%.
+//     storming it makes it busy, not starved; see "Churn" below) or,
+//     where its Link timed its answers, while its clients asked no more
+//     requests of it a second than in them; where its Link timed them,
+//     it kept its requests waiting there at least twice as long on
+//     average, and 5 ms more, as in the runs that held, or held them all
+//     unanswered (one that answered as it did in them, or that nobody
+//     asked, slowed nothing: a client that never comes back to it after
+//     the heal leaves it idle, however starved); and the machine's CPU
+//     pressure was at least 50%.
 //  7. The reconnect control (real runs, contended machines): a run
 //     without faults opens no connection, so it cannot show a machine
 //     that is slow at reconnecting, and on a runner whose CPUs other work

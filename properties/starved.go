@@ -40,7 +40,18 @@ import (
 //     and busy processes wait for CPUs too; a dependency that waited
 //     longer while doing no more work was kept from the CPUs by something
 //     outside the test (no more, beyond what the connections it was
-//     handed explain, when they are no storm: churn.go);
+//     handed explain, when they are no storm: churn.go); where its Link
+//     timed its answers, more CPU on no more requests a second than the
+//     runs that held asked of it is no storm either: a starved database
+//     burns more on the same requests, a storm sends more (answers.go);
+//   - where its Link timed its answers, that dependency kept its
+//     requests waiting there, in every run that broke: on average
+//     starvedRatio times as long, and lateGap more, as in the runs that
+//     held, or held them all unanswered. One that answered as it did in
+//     them, or that nobody asked anything (a client that never
+//     reconnects after the heal, whose breaker stays open, leaves its
+//     dependency idle, however starved), slowed nothing, and the failure
+//     stands;
 //   - the machine's CPU pressure in every run that broke was at least
 //     starvedMachine: its CPUs were contended.
 //
@@ -226,21 +237,54 @@ func starvedOne(target string, sc starvedScope, bad, good []*Iteration, uses fun
 	if least < starvedRatio*most || least-most < starvedGap {
 		return ""
 	}
-	// More work than the runs that held: a storm, unless the connections
-	// it was handed explain it (churn.go).
-	price, bound, churned := priceConns(good, target), starvedMoreWork*slices.Max(gu)+starvedSlack, []string(nil)
-	for i, r := range bad {
+	// Starved; but did it keep the ops waiting, and was it asked more
+	// (answers.go)? Its answers in the runs that held are what it does
+	// when the machine lets it.
+	spansOf := func(r *Iteration) []interval {
 		from, to, _ := sc.window(r.History)
-		within, figures := price.within(r.History, target, []interval{{from, to}}, uses, bu[i], bound)
-		if !within {
+		return []interval{{from, to}}
+	}
+	var held []answerFigures
+	for _, r := range good {
+		held = append(held, answersOver(r.History, target, spansOf(r)))
+	}
+	ref, known := compared(held...)
+	// More work than the runs that held: a storm, unless the connections
+	// it was handed explain it (churn.go), or its clients asked no more
+	// requests of it (a starved dependency burns more CPU on the same).
+	price, bound := priceConns(good, target), starvedMoreWork*slices.Max(gu)+starvedSlack
+	var churned, lates, asked []string
+	for i, r := range bad {
+		spans := spansOf(r)
+		got := answersOver(r.History, target, spans)
+		if late(r.History, target, spans, got, ref, known, sc.what, "in the runs that held", i+1) != "" {
 			return ""
+		}
+		if got.n > 0 && known {
+			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(got.wait), roundWait(ref.wait)))
+		}
+		within, figures := price.within(r.History, target, spans, uses, bu[i], bound)
+		if !within {
+			same, figures := askedNoMore(got, ref, known)
+			if !same {
+				return ""
+			}
+			asked = append(asked, fmt.Sprintf("run %d: %s", i+1, figures))
+			continue
 		}
 		if figures != "" {
 			churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
 		}
 	}
-	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held, and used %s CPUs against %s%s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
-		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), cpus(bu), cpus(gu), churnNote(churned), pressuresOf(bad))
+	answered := ""
+	if len(lates) > 0 {
+		answered = ", kept its requests waiting (on average " + strings.Join(lates, "; ") + " in the runs that held)"
+	}
+	if len(asked) > 0 {
+		answered += " while asked no more than in them (" + strings.Join(asked, "; ") + ")"
+	}
+	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held%s, and used %s CPUs against %s%s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
+		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), answered, cpus(bu), cpus(gu), churnNote(churned), pressuresOf(bad))
 }
 
 // aims says whether a step of s aims at target.

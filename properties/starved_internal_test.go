@@ -12,43 +12,50 @@ import (
 	"github.com/shakedown/shakedown/toxics"
 )
 
+// starvedRecovery is the Recovery the starved runs below break.
+var starvedRecovery = Recovery{Within: 2 * time.Second}
+
+// starvedRun is a real run of 1 s healed at 300 ms, in which db waited
+// for a CPU the share wait of every 100 ms and used cpu CPUs, on a
+// machine at pressure p; broken, it broke starvedRecovery.
+func starvedRun(broken bool, p, wait, cpu float64) *Iteration {
+	rec := starvedRecovery
+	slots, used := make([]float64, 10), make([]float64, 10)
+	for i := range slots {
+		slots[i], used[i] = wait, cpu
+	}
+	h := &sim.History{Duration: time.Second,
+		Faults:  []sim.FaultEvent{{Target: "db", Start: 100 * time.Millisecond, End: 300 * time.Millisecond}},
+		Machine: &sim.Machine{CPUPressure: p, Load1: 9, Waited: 0.05, Dependencies: []sim.DependencyCPU{{Target: "db", Waited: wait, Slots: slots, Used: used}}}}
+	it := &Iteration{History: h, Schedule: sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "db", Fault: toxics.Down{}}}}}
+	if broken {
+		it.Findings = Findings{{Invariant: rec.Name(), Verdict: Broken, Err: errors.New("op 9 failed")}}
+	} else {
+		it.Findings = Findings{{Invariant: rec.Name(), Verdict: Held}}
+	}
+	return it
+}
+
+// flakyOf is first with its reruns again.
+func flakyOf(first *Iteration, again ...*Iteration) *Iteration {
+	first.again = again
+	for _, r := range again {
+		first.Reruns++
+		if broke(r) {
+			first.Reproduced++
+		}
+	}
+	return first
+}
+
 // A flaky Recovery failure is set aside as the machine's only when, in
 // the runs that broke, a dependency waited for a CPU after the heal far
 // longer than in the runs that held, did no more work, and the machine
 // was contended; any other case stands.
 func TestStarved(t *testing.T) {
-	rec := Recovery{Within: 2 * time.Second}
+	rec := starvedRecovery
 	invs := []Invariant{rec, MaxLatency{Max: time.Second}}
-	// run is a real run of 1 s healed at 300 ms, in which db waited for
-	// a CPU the share wait of every 100 ms and used cpu CPUs, on a
-	// machine at pressure p.
-	run := func(broken bool, p, wait, cpu float64) *Iteration {
-		slots, used := make([]float64, 10), make([]float64, 10)
-		for i := range slots {
-			slots[i], used[i] = wait, cpu
-		}
-		h := &sim.History{Duration: time.Second,
-			Faults:  []sim.FaultEvent{{Target: "db", Start: 100 * time.Millisecond, End: 300 * time.Millisecond}},
-			Machine: &sim.Machine{CPUPressure: p, Load1: 9, Waited: 0.05, Dependencies: []sim.DependencyCPU{{Target: "db", Waited: wait, Slots: slots, Used: used}}}}
-		it := &Iteration{History: h, Schedule: sim.Schedule{Steps: []sim.Step{{At: 100 * time.Millisecond, For: 200 * time.Millisecond, Target: "db", Fault: toxics.Down{}}}}}
-		if broken {
-			it.Findings = Findings{{Invariant: rec.Name(), Verdict: Broken, Err: errors.New("op 9 failed")}}
-		} else {
-			it.Findings = Findings{{Invariant: rec.Name(), Verdict: Held}}
-		}
-		return it
-	}
-	flaky := func(first *Iteration, again ...*Iteration) *Iteration {
-		first.again = again
-		for _, r := range again {
-			first.Reruns++
-			if broke(r) {
-				first.Reproduced++
-			}
-		}
-		return first
-	}
-
+	run, flaky := starvedRun, flakyOf
 	why := starved(flaky(run(true, 0.97, 0.19, 0.10), run(false, 0.95, 0.08, 0.12), run(false, 0.96, 0.02, 0.11), run(false, 0.99, 0.02, 0.12)), invs)
 	require.Contains(t, why, "a dependency starved of CPU, not the service: after the last heal, db waited for a CPU 19% of the time in the run that broke and 8%/2%/2% in the 3 that held, and used 0.10 CPUs against 0.12/0.11/0.12, while the machine's CPU pressure was 97%")
 	require.Contains(t, why, "broke "+rec.Name()+" in 1 of 4 runs")
@@ -185,6 +192,58 @@ func TestStarvedIsolation(t *testing.T) {
 	require.Contains(t, why, "and used 0.05 CPUs against 0.01/0.01/0.01 (beyond those, the connections it was handed: run 1: 3 connections opened (2 ops failed there) at 10.0 ms of CPU each, as the runs compared with paid, explain 0.10 CPUs)")
 	churned.History.Ops = churned.History.Ops[:0]
 	require.Empty(t, starved(flaky(churned, heldPool(), heldPool(), heldPool()), invs), "no failed op accounts for the three: a storm of dials")
+}
+
+// TestStarvedAnswers: rule 6 with db's answers timed by its Link. A
+// starved db that kept its requests waiting after the heal explains a
+// flaky Recovery failure, even when it burned more CPU on no more
+// requests, and so does one that held every request unanswered; one that
+// answered as it did in the runs that held, or that nobody asked
+// anything (a client that never came back to it), slowed nothing, and a
+// client that asked it three times as much is a storm: each stands.
+func TestStarvedAnswers(t *testing.T) {
+	invs := []Invariant{starvedRecovery}
+	const usual = 5 * time.Millisecond
+	// timed gives db in it n answers of mean wait in every 100 ms, and
+	// waiting requests unanswered at each one's end.
+	timed := func(it *Iteration, n float64, wait time.Duration, waiting float64) *Iteration {
+		d := &it.History.Machine.Dependencies[0]
+		for range d.Slots {
+			d.Answered, d.AnswerTime, d.Waiting = append(d.Answered, n), append(d.AnswerTime, n*wait.Seconds()), append(d.Waiting, waiting)
+		}
+		return it
+	}
+	// failure is a flaky failure whose run that broke used cpu CPUs and
+	// had n answers of mean wait (waiting unanswered); its three held
+	// reruns 0.1 CPUs and 4 answers of 5 ms.
+	failure := func(cpu, n float64, wait time.Duration, waiting float64) *Iteration {
+		held := func() *Iteration { return timed(starvedRun(false, 0.95, 0.02, 0.1), 4, usual, 0) }
+		return flakyOf(timed(starvedRun(true, 0.97, 0.40, cpu), n, wait, waiting), held(), held(), held())
+	}
+	for _, tc := range []struct {
+		name string
+		it   *Iteration
+		want string // "": it stands
+	}{
+		{"late, asked no more, the CPU as before", failure(0.1, 4, 80*time.Millisecond, 0),
+			"db waited for a CPU 40% of the time in the run that broke and 2%/2%/2% in the 3 that held, kept its requests waiting (on average run 1: 80ms against 5ms in the runs that held), and used 0.10 CPUs"},
+		{"late, asked no more, but more CPU on the same requests", failure(0.6, 4, 80*time.Millisecond, 0),
+			"while asked no more than in them (run 1: asked 40.0 requests a second against 40.0 in the runs compared with, answering each in 80ms on average against 5ms: the same work, dearer on a starved CPU)"},
+		{"asked, and answered nothing after the heal", failure(0.1, 0, 0, 2),
+			"db waited for a CPU 40% of the time in the run that broke"},
+		{"answered as in the runs that held", failure(0.1, 4, 6*time.Millisecond, 0), ""},
+		{"nobody asked it: the client never came back", failure(0.1, 0, 0, 0), ""},
+		{"a retry storm onto it", failure(0.6, 12, 80*time.Millisecond, 0), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			why := starved(tc.it, invs)
+			if tc.want == "" {
+				require.Empty(t, why)
+				return
+			}
+			require.Contains(t, why, tc.want)
+		})
+	}
 }
 
 // fisherGreater against figures worked by hand: the chance that the first
