@@ -134,23 +134,26 @@ func compared(fs ...answerFigures) (most answerFigures, known bool) {
 }
 
 // late says why target did not answer late where got was seen, over
-// spans of h (which broke the bound), against ref, the runs compared
-// with (named by against: "before the first fault and in the runs
-// compared with"); "" when it did, or when its answers were not timed
-// (the rule then goes by the CPU alone).
-func late(h *sim.History, target string, spans []interval, got, ref answerFigures, known bool, what, against string, run int) string {
+// spans of h (what names them: "after the heal"; which names h: "run 2
+// of those that broke"), against ref, the runs compared with (named by
+// against: "in the runs that held"); "" when it did, or when its answers
+// were not timed (the rule then goes by the CPU alone).
+func late(h *sim.History, target string, spans []interval, got, ref answerFigures, known bool, what, which, against string) string {
 	switch {
 	case got.n < 0 || !known:
 		return ""
 	case got.n == 0 && waitingOver(h, target, spans) > 0:
 		return "" // asked, and held every request unanswered there: late
 	case got.n == 0:
-		return fmt.Sprintf("%s: answered no request %s, and none waited (run %d of those that broke): the ops that broke did not wait for it", target, what, run)
+		return fmt.Sprintf("%s: answered no request %s, and none waited (%s): the ops that broke did not wait for it", target, what, which)
 	case float64(got.wait) < starvedRatio*float64(ref.wait) || got.wait-ref.wait < lateGap:
-		return fmt.Sprintf("%s: answered in %v on average %s (run %d of those that broke), against %v %s: not late, so it slowed nothing", target, roundWait(got.wait), what, run, roundWait(ref.wait), against)
+		return fmt.Sprintf("%s: answered in %v on average %s (%s), against %v %s: not late, so it slowed nothing", target, roundWait(got.wait), what, which, roundWait(ref.wait), against)
 	}
 	return ""
 }
+
+// brokeRun is "run 2 of those that broke".
+func brokeRun(i int) string { return fmt.Sprintf("run %d of those that broke", i+1) }
 
 // askedNoMore says whether target's clients asked no more of it where got
 // was seen than ref, the runs compared with, allows, and the figures that

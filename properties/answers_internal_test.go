@@ -9,29 +9,38 @@ import (
 	"github.com/shakedown/shakedown/sim"
 )
 
+// answered gives target's record in it, for the 100 ms from each t, the
+// requests its Link saw answered there, their mean wait, and the requests
+// left waiting at its end, by f.
+func answered(it *Iteration, target string, f func(t time.Duration) (n float64, wait time.Duration, waiting float64)) *Iteration {
+	for i := range it.History.Machine.Dependencies {
+		d := &it.History.Machine.Dependencies[i]
+		if d.Target != target {
+			continue
+		}
+		d.Answered, d.AnswerTime, d.Waiting = nil, nil, nil
+		for s := range len(d.Slots) {
+			n, w, waiting := f(time.Duration(s) * sim.DependencySlot)
+			d.Answered, d.AnswerTime, d.Waiting = append(d.Answered, n), append(d.AnswerTime, n*w.Seconds()), append(d.Waiting, waiting)
+		}
+	}
+	return it
+}
+
 // answering gives db's record in it the requests its Link saw answered in
 // each 100ms, and their mean wait: n and wait outside the cache fault
 // (500ms to 1s), during and wait in it; none is left waiting at a slot's
 // end, but held in the fault.
 func answering(it *Iteration, n, during float64, wait, inFault time.Duration, held ...float64) *Iteration {
-	for i, d := range it.History.Machine.Dependencies {
-		if d.Target != "db" {
-			continue
+	return answered(it, "db", func(at time.Duration) (float64, time.Duration, float64) {
+		if at < 500*time.Millisecond || at >= time.Second {
+			return n, wait, 0
 		}
-		d.Answered, d.AnswerTime, d.Waiting = nil, nil, nil
-		for s := range len(d.Slots) {
-			c, w, waiting := n, wait, 0.0
-			if at := time.Duration(s) * sim.DependencySlot; at >= 500*time.Millisecond && at < time.Second {
-				c, w = during, inFault
-				if len(held) > 0 {
-					waiting = held[0]
-				}
-			}
-			d.Answered, d.AnswerTime, d.Waiting = append(d.Answered, c), append(d.AnswerTime, c*w.Seconds()), append(d.Waiting, waiting)
+		if len(held) > 0 {
+			return during, inFault, held[0]
 		}
-		it.History.Machine.Dependencies[i] = d
-	}
-	return it
+		return during, inFault, 0
+	})
 }
 
 // TestUnscheduledAnswers: rule 9 with the dependency's answers timed. A

@@ -71,6 +71,20 @@ import (
 //     connection in the windows around it, and the reset's run over the
 //     whole stretch after the reset (resetPrice): on a machine that
 //     starves the dependency, a connection's work comes seconds late.
+//     Where its Link timed its answers, more CPU on no more requests a
+//     second than in the reset's run from the same moment is no storm
+//     either (a starved database burns more on the same requests, a
+//     storm sends more: answers.go);
+//   - where its Link timed its answers, that target kept its requests
+//     waiting after the heal, in the reconnect control and in every run
+//     that broke: on average starvedRatio times as long, and lateGap
+//     more, as in the whole fault-free control, or held them all
+//     unanswered. One that answered as it does without faults, or that
+//     nobody asked anything after the heal, slowed nothing: a client
+//     whose recovery waits on its own timers (a breaker open too long, a
+//     pool that never dials again) leaves it idle however starved, and
+//     an idle database's background processes wait for CPUs on a loaded
+//     runner too.
 //
 // A reconnect control that held may have held only because it ran at a
 // calmer moment than the runs that broke: a contended machine's state
@@ -250,9 +264,36 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	rc := depConns(r.History, target, from, math.MaxInt64)
 	price := priceConns([]*Iteration{r, c}, target)
 	price.cost = max(price.cost, resetPrice(r, target))
+	// Where the Link timed its answers: kept from the CPUs, did it keep
+	// its requests waiting after the heal, in the reset's run and in every
+	// run that broke, against a whole run without faults (a client whose
+	// recovery waits on its own timers, a breaker open too long, asks it
+	// nothing or is answered at once)? And was it asked no more from the
+	// first fault on than in the reset's run (a starved database burns
+	// more CPU on the same requests; a storm sends more)?
+	ref, known := compared(answersOver(c.History, target, wholeRun))
+	var slow []string
+	for i, x := range append([]*Iteration{r}, bad...) {
+		heal, why := lastHeal(x.History)
+		if why != "" {
+			return "", unknown
+		}
+		spans := []interval{{heal, math.MaxInt64}}
+		got, which := answersOver(x.History, target, spans), "the reset's run"
+		if i > 0 {
+			which = brokeRun(i - 1)
+		}
+		if why := late(x.History, target, spans, got, ref, known, "after the heal", which, "in a whole run without faults"); why != "" {
+			return "", why
+		}
+		if got.n > 0 && known {
+			slow = append(slow, roundWait(got.wait).String())
+		}
+	}
+	resetAsked, resetKnown := compared(answersOver(r.History, target, []interval{{from, math.MaxInt64}}))
 	waits, used, befores, opens := []float64{rw}, []float64(nil), []float64(nil), []float64(nil)
 	more := false // a run that broke worked more than the reset, than before its faults, and than its connections explain
-	var churned []string
+	var churned, asked []string
 	afterUse := []float64{rau}
 	for i, b := range bad {
 		w, au, ok := after(b)
@@ -273,6 +314,13 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 		// More work: a storm, unless the connections it was handed
 		// explain it (churn.go).
 		within, figures := price.within(b.History, target, []interval{{first, math.MaxInt64}}, uses, u, starvedMoreWork*max(ru, before)+starvedSlack)
+		if !within {
+			same, figures := askedNoMore(answersOver(b.History, target, []interval{{first, math.MaxInt64}}), resetAsked, resetKnown)
+			within = same
+			if figures != "" {
+				asked = append(asked, fmt.Sprintf("run %d: %s", i+1, figures))
+			}
+		}
 		more = more || !within
 		if figures != "" {
 			churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
@@ -283,6 +331,12 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	figures := fmt.Sprintf("%s waited for a CPU %.0f%% of the time after the reset and %s in the %s that broke (using %s CPUs), against %.0f%% in a whole run without faults (using %.2f), and used %s CPUs in those from the first fault on%s against %.2f in the reset's run from then on%s and %s before their first fault",
 		target, 100*rw, percents(waits[1:]), runsWord(len(bad)), cpus(afterUse), 100*cw, cu, cpus(used), opened(opens...), ru, opened(rc), cpusOrNone(befores))
 	figures += churnNote(churned)
+	if len(slow) > 0 {
+		figures += fmt.Sprintf(", and kept its requests waiting after the heal %s on average in the reset's run and in those that broke, against %v in a whole run without faults", strings.Join(slow, "/"), roundWait(ref.wait))
+	}
+	if len(asked) > 0 {
+		figures += " (from the first fault on, against the reset's run: " + strings.Join(asked, "; ") + ")"
+	}
 	if fed {
 		return "", "not starved: " + figures
 	}

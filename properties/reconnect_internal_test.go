@@ -105,3 +105,81 @@ func TestReconnectStarvedOnAlwaysStarvedMachine(t *testing.T) {
 	require.Empty(t, why)
 	require.Contains(t, not, "not starved: ", "waited less than without faults")
 }
+
+// TestReconnectStarvedAnswers: rule 7 with db's answers timed by its
+// Link. A starved db that kept its requests waiting after the heal, in
+// the reset's run and in the runs that broke, or held them all
+// unanswered there, explains the failure, even where it burned more CPU
+// from the first fault on than the reset's run on no more requests. One
+// that answered as it does without faults, or that nobody asked anything
+// after the heal (a client waiting on its own timers: a breaker open too
+// long, a pool that never dials again), slowed nothing; and a client that
+// asked it three times the reset's requests is a storm: each stands.
+func TestReconnectStarvedAnswers(t *testing.T) {
+	const s = time.Second
+	const usual = 5 * time.Millisecond
+	// timed gives db n answers of mean wait in each 100 ms from heal on
+	// (waiting left unanswered), 4 of usual before first and none,
+	// with 2 waiting, between.
+	timed := func(it *Iteration, first, heal time.Duration, n float64, wait time.Duration, waiting float64) *Iteration {
+		return answered(it, "db", func(at time.Duration) (float64, time.Duration, float64) {
+			switch {
+			case at < first:
+				return 4, usual, 0
+			case at < heal:
+				return 0, 0, 2
+			}
+			return n, wait, waiting
+		})
+	}
+	control := timed(pausedRun(toxics.Pause{}, 0, 0, 0.02, func(time.Duration) float64 { return 0.1 }), 5*s, 5*s, 4, usual, 0)
+	control.History.Faults, control.Schedule = nil, sim.Schedule{}
+	reset := timed(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, func(time.Duration) float64 { return 0.1 }), 2900*time.Millisecond, 3*s, 4, 80*time.Millisecond, 0)
+	caughtUp := func(t time.Duration) float64 {
+		if t < 3*s {
+			return 0
+		}
+		return 0.25
+	}
+	paused := func(n float64, wait time.Duration, waiting float64) *Iteration {
+		return timed(pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp), s, 3*s, n, wait, waiting)
+	}
+	late := paused(4, 80*time.Millisecond, 0)
+
+	why, not := reconnectStarved("db", reset, control, []*Iteration{late, late}, nil)
+	require.Empty(t, not)
+	require.Contains(t, why, ", and kept its requests waiting after the heal 80ms/80ms/80ms on average in the reset's run and in those that broke, against 5ms in a whole run without faults")
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(0, 0, 3)}, nil)
+	require.Empty(t, not, "held every request unanswered after the heal")
+	require.NotEmpty(t, why)
+
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(4, 6*time.Millisecond, 0)}, nil)
+	require.Empty(t, why)
+	require.Equal(t, "db: answered in 6ms on average after the heal (run 2 of those that broke), against 5ms in a whole run without faults: not late, so it slowed nothing", not)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused(0, 0, 0), late}, nil)
+	require.Empty(t, why)
+	require.Equal(t, "db: answered no request after the heal, and none waited (run 1 of those that broke): the ops that broke did not wait for it", not)
+	fast := timed(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, func(time.Duration) float64 { return 0.1 }), 2900*time.Millisecond, 3*s, 4, usual, 0)
+	why, not = reconnectStarved("db", fast, control, []*Iteration{late}, nil)
+	require.Empty(t, why)
+	require.Contains(t, not, "(the reset's run), against 5ms in a whole run without faults: not late")
+
+	// Busier from the first fault on than the reset's run (0.25 CPUs
+	// against 0.10, and more than before the fault), on as many requests
+	// a second: dearer, not more. Three times as many: a storm.
+	busy := func(n float64) *Iteration {
+		return timed(pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(t time.Duration) float64 {
+			if t < s {
+				return 0.1
+			}
+			return 0.25
+		}), s, s, n, 80*time.Millisecond, 0)
+	}
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, busy(4)}, nil)
+	require.Empty(t, not)
+	require.Contains(t, why, "(from the first fault on, against the reset's run: run 2: asked 40.0 requests a second against 39.0 in the runs compared with, answering each in 80ms on average against 43ms: the same work, dearer on a starved CPU)")
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, busy(12)}, nil)
+	require.Empty(t, why)
+	require.Contains(t, not, "more work than the reset made, and than before the faults: ")
+	require.Contains(t, not, "run 2: asked 120.0 requests a second, more than the 49.8 the runs compared with allow: more work")
+}

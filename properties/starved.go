@@ -257,7 +257,7 @@ func starvedOne(target string, sc starvedScope, bad, good []*Iteration, uses fun
 	for i, r := range bad {
 		spans := spansOf(r)
 		got := answersOver(r.History, target, spans)
-		if late(r.History, target, spans, got, ref, known, sc.what, "in the runs that held", i+1) != "" {
+		if late(r.History, target, spans, got, ref, known, sc.what, brokeRun(i), "in the runs that held") != "" {
 			return ""
 		}
 		if got.n > 0 && known {

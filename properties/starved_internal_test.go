@@ -207,11 +207,7 @@ func TestStarvedAnswers(t *testing.T) {
 	// timed gives db in it n answers of mean wait in every 100 ms, and
 	// waiting requests unanswered at each one's end.
 	timed := func(it *Iteration, n float64, wait time.Duration, waiting float64) *Iteration {
-		d := &it.History.Machine.Dependencies[0]
-		for range d.Slots {
-			d.Answered, d.AnswerTime, d.Waiting = append(d.Answered, n), append(d.AnswerTime, n*wait.Seconds()), append(d.Waiting, waiting)
-		}
-		return it
+		return answered(it, "db", func(time.Duration) (float64, time.Duration, float64) { return n, wait, waiting })
 	}
 	// failure is a flaky failure whose run that broke used cpu CPUs and
 	// had n answers of mean wait (waiting unanswered); its three held

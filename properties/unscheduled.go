@@ -420,7 +420,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		// Starved, but did it keep the ops waiting (answers.go)?
 		ref, known := compared(append(slices.Clip(goodAnswers), answersBefore(r.History, target))...)
 		got := answersOver(r.History, target, spans)
-		if why := late(r.History, target, spans, got, ref, known, sc.what, "before the first fault and in the runs compared with", i+1); why != "" {
+		if why := late(r.History, target, spans, got, ref, known, sc.what, brokeRun(i), "before the first fault and in the runs compared with"); why != "" {
 			return "", why
 		}
 		if got.n > 0 && known {
