@@ -24,11 +24,12 @@ import (
 //     requests waited at least starvedRatio times as long on average,
 //     and lateGap more, as in the runs compared with (and, for rule 9,
 //     in the same run before its first fault), or it held every request
-//     it was asked
-//     there unanswered (none answered, some waiting at the end of a
-//     100 ms). A dependency that answered as it always did, or that
-//     nobody asked anything there (none answered, none waiting),
-//     slowed nothing, however starved: the ops that broke failed of
+//     it was asked there unanswered (none answered, some waiting at the
+//     end of a 100 ms); for a Recovery, "where the bound broke" ends
+//     with the last op that broke it (Recovery.brokeBy). A dependency
+//     that answered as it always did, or that nobody asked anything
+//     there (none answered, none waiting), slowed nothing, however
+//     starved: the ops that broke failed of
 //     something else (a service with no fallback for the faulted one,
 //     whose ops fail before they ever reach the starved one), and the
 //     failure stands;
@@ -174,6 +175,64 @@ func roundWait(d time.Duration) time.Duration {
 		return d.Round(time.Millisecond)
 	}
 	return d.Round(10 * time.Microsecond)
+}
+
+// brokeBy is when the last op that broke r in h ended: up to there the
+// client had not recovered, and its dependencies' answers there are what
+// it waited on (after it, a recovered client's quick answers would water
+// a slow reconnect's down); h.Duration when none broke it.
+func (r Recovery) brokeBy(h *sim.History) time.Duration {
+	heal, why := lastHeal(h)
+	if why != "" {
+		return h.Duration
+	}
+	deadline, _ := r.deadline(h, heal)
+	end := time.Duration(-1)
+	for _, op := range r.late(h, deadline) {
+		if op.Outcome != sim.OK {
+			end = max(end, op.End)
+		}
+	}
+	if end < 0 {
+		return h.Duration
+	}
+	return end
+}
+
+// recoveriesBrokeBy is the latest brokeBy in h of the Recovery bounds
+// among invs named in names (h.Duration when none is one).
+func recoveriesBrokeBy(invs []Invariant, names []string) func(h *sim.History) time.Duration {
+	return func(h *sim.History) time.Duration {
+		end, found := time.Duration(0), false
+		for _, name := range names {
+			inv, ok := invariantNamed(invs, name)
+			if !ok {
+				continue
+			}
+			var rec *Recovery
+			switch v := inv.(type) {
+			case Recovery:
+				rec = &v
+			case *Recovery:
+				rec = v
+			}
+			if rec != nil {
+				end, found = max(end, rec.brokeBy(h)), true
+			}
+		}
+		if !found {
+			return h.Duration
+		}
+		return end
+	}
+}
+
+// upTo is the parts of spans before end (all of them when until is nil).
+func upTo(spans []interval, h *sim.History, until func(h *sim.History) time.Duration) []interval {
+	if until == nil {
+		return spans
+	}
+	return subtract(spans, interval{until(h), math.MaxInt64})
 }
 
 // wholeRun is a run's every moment: the span of a baseline, which has no

@@ -166,17 +166,17 @@ func TestReconnectStarvedAllowsChurn(t *testing.T) {
 		}
 		return withFailures(withConns(it, opened), "orders", 1100*time.Millisecond, failures)
 	}
-	why, not := reconnectStarved("db", reset, control, []*Iteration{churning(10, true)}, nil)
+	why, not := reconnectStarved("db", reset, control, []*Iteration{churning(10, true)}, nil, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "used 0.25 CPUs in those from the first fault on (20 connections opened)")
 	require.Contains(t, why, "(beyond those, the connections it was handed: run 1: 20 connections opened (10 ops failed there) at 20.0 ms of CPU each, as the runs compared with paid, explain 0.10 CPUs)")
 
-	why, not = reconnectStarved("db", reset, control, []*Iteration{churning(3, true)}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{churning(3, true)}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "more work than the reset made, and than before the faults: ")
 	require.Contains(t, not, "a storm of dials")
 
-	why, not = reconnectStarved("db", reset, control, []*Iteration{churning(10, false)}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{churning(10, false)}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "more work than the reset made, and than before the faults: ")
 	require.Contains(t, not, "(0 connections opened)")
@@ -286,7 +286,7 @@ func TestResetPrice(t *testing.T) {
 		}
 		return 0
 	}), "orders", 1100*time.Millisecond, 10)
-	why, not := reconnectStarved("db", reset, control, []*Iteration{churning}, nil)
+	why, not := reconnectStarved("db", reset, control, []*Iteration{churning}, nil, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "20 connections opened (10 ops failed there) at 50.0 ms of CPU each, as the runs compared with paid, explain 0.25 CPUs")
 }

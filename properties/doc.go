@@ -308,6 +308,14 @@
 // ("20 connections opened (10 ops failed there) at 4.1 ms of CPU each,
 // as the runs compared with paid, explain 0.02 CPUs").
 //
+// Answers. Where a dependency's Link times its answers (every harness
+// target does), rules 6, 7 and 9 also ask it whether it kept the ops
+// waiting where the bound broke, and count requests instead of CPU for
+// work (above). For a Recovery, "where the bound broke" runs from the
+// heal to the end of the last op that broke it: a client that recovered
+// is answered quickly and often afterwards, and those answers would water
+// a slow reconnect's lateness down.
+//
 // Each Check logs what the baseline, the confirmations and the controls
 // cost beside the other runs ("time: ... in all; the fault-free baseline
 // took ...").

@@ -141,7 +141,7 @@ func (x *explorer) reconnect(it *Iteration, c *Iteration, subject string) string
 		}
 		var nots []string
 		for _, st := range s.Steps {
-			why, not := reconnectStarved(st.Target, r, c, brokenRuns(it), kindsUsing(usesOf(x.cfg.Invariants), st.Target))
+			why, not := reconnectStarved(st.Target, r, c, brokenRuns(it), kindsUsing(usesOf(x.cfg.Invariants), st.Target), recoveriesBrokeBy(x.cfg.Invariants, names))
 			if why != "" {
 				return true, fmt.Sprintf("the machine's cost of reconnecting, not the schedule: resetting %s alone where the schedule (%s) healed broke %s too (%s); %s",
 					st.Target, oneLineOr(it.Schedule), strings.Join(names, "; "), oneLineOr(s), why), true
@@ -224,7 +224,7 @@ func reconnectSchedule(it *Iteration, b Bounds) sim.Schedule {
 // the schedule to the end in the runs that broke against r over the same
 // stretch. It returns the figures as why when the rule holds, and as
 // not, saying which part failed, when it does not.
-func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses func(kind string) bool) (why, not string) {
+func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses func(kind string) bool, until func(h *sim.History) time.Duration) (why, not string) {
 	after := func(it *Iteration) (waited, used float64, ok bool) {
 		heal, why := lastHeal(it.History)
 		if why != "" {
@@ -278,7 +278,7 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 		if why != "" {
 			return "", unknown
 		}
-		spans := []interval{{heal, math.MaxInt64}}
+		spans := upTo([]interval{{heal, math.MaxInt64}}, x.History, until)
 		got, which := answersOver(x.History, target, spans), "the reset's run"
 		if i > 0 {
 			which = brokeRun(i - 1)

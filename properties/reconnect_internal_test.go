@@ -44,7 +44,7 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 		return 0.25
 	}
 	paused := pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp)
-	why, not := reconnectStarved("db", reset, control, []*Iteration{paused, paused}, nil)
+	why, not := reconnectStarved("db", reset, control, []*Iteration{paused, paused}, nil, nil)
 	require.Empty(t, not)
 	require.Equal(t, "after the heal, db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke (using 0.10/0.25/0.25 CPUs), against 2% in a whole run without faults (using 0.10), and used 0.12/0.12 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.00 before their first fault, while the machine's CPU pressure was 95%/95%", why)
 
@@ -54,19 +54,19 @@ func TestReconnectStarvedCountsFromTheFirstFault(t *testing.T) {
 		}
 		return 0.25
 	})
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, stormed}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, stormed}, nil, nil)
 	require.Empty(t, why)
 	require.Equal(t, "more work than the reset made, and than before the faults: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke (using 0.10/0.25/0.25 CPUs), against 2% in a whole run without faults (using 0.10), and used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.10 before their first fault", not)
 
 	// Busy from the start, as a starved database whose clients time out
 	// and reconnect is: the faults added nothing.
 	churning := pausedRun(toxics.Latency{Delay: s}, s, 3*s, 0.6, func(time.Duration) float64 { return 0.25 })
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, churning}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, churning}, nil, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "used 0.12/0.25 CPUs in those from the first fault on against 0.10 in the reset's run from then on and 0.00/0.25 before their first fault")
 
 	fed := pausedRun(toxics.Pause{}, s, 3*s, 0.05, caughtUp)
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, fed}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused, fed}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "not starved: ")
 }
@@ -91,17 +91,17 @@ func TestReconnectStarvedOnAlwaysStarvedMachine(t *testing.T) {
 	}
 	reset := pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, after(0.1))
 	working := pausedRun(toxics.Pause{}, s, 3*s, 0.6, after(0.1))
-	why, not := reconnectStarved("db", reset, control, []*Iteration{working}, nil)
+	why, not := reconnectStarved("db", reset, control, []*Iteration{working}, nil, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "after the heal, db waited for a CPU 60% of the time after the reset and 60% in the run that broke (using 0.10/0.10 CPUs), against 50% in a whole run without faults (using 0.02)")
 
 	idle := pausedRun(toxics.Pause{}, s, 3*s, 0.6, after(0.03))
-	why, not = reconnectStarved("db", reset, control, []*Iteration{working, idle}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{working, idle}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "not starved: db waited for a CPU 60% of the time after the reset and 60%/60% in the 2 runs that broke (using 0.10/0.10/0.03 CPUs)")
 
 	less := pausedRun(toxics.Pause{}, s, 3*s, 0.4, after(0.1))
-	why, not = reconnectStarved("db", reset, control, []*Iteration{working, less}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{working, less}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "not starved: ", "waited less than without faults")
 }
@@ -146,23 +146,44 @@ func TestReconnectStarvedAnswers(t *testing.T) {
 	}
 	late := paused(4, 80*time.Millisecond, 0)
 
-	why, not := reconnectStarved("db", reset, control, []*Iteration{late, late}, nil)
+	why, not := reconnectStarved("db", reset, control, []*Iteration{late, late}, nil, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, ", and kept its requests waiting after the heal 80ms/80ms/80ms on average in the reset's run and in those that broke, against 5ms in a whole run without faults")
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(0, 0, 3)}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(0, 0, 3)}, nil, nil)
 	require.Empty(t, not, "held every request unanswered after the heal")
 	require.NotEmpty(t, why)
 
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(4, 6*time.Millisecond, 0)}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(4, 6*time.Millisecond, 0)}, nil, nil)
 	require.Empty(t, why)
 	require.Equal(t, "db: answered in 6ms on average after the heal (run 2 of those that broke), against 5ms in a whole run without faults: not late, so it slowed nothing", not)
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused(0, 0, 0), late}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{paused(0, 0, 0), late}, nil, nil)
 	require.Empty(t, why)
 	require.Equal(t, "db: answered no request after the heal, and none waited (run 1 of those that broke): the ops that broke did not wait for it", not)
 	fast := timed(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, func(time.Duration) float64 { return 0.1 }), 2900*time.Millisecond, 3*s, 4, usual, 0)
-	why, not = reconnectStarved("db", fast, control, []*Iteration{late}, nil)
+	why, not = reconnectStarved("db", fast, control, []*Iteration{late}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "(the reset's run), against 5ms in a whole run without faults: not late")
+
+	// Late for the 500 ms up to the last op that broke the Recovery, then
+	// quick and often: late where it broke, though not over the whole
+	// stretch after the heal.
+	diluted := answered(pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp), "db", func(at time.Duration) (float64, time.Duration, float64) {
+		switch {
+		case at < s:
+			return 4, usual, 0
+		case at < 3*s:
+			return 0, 0, 2
+		case at < 3500*time.Millisecond:
+			return 4, 80 * time.Millisecond, 0
+		}
+		return 40, 2 * time.Millisecond, 0
+	})
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, diluted}, nil, nil)
+	require.Empty(t, why)
+	require.Contains(t, not, "not late, so it slowed nothing")
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, diluted}, nil, func(*sim.History) time.Duration { return 3500 * time.Millisecond })
+	require.Empty(t, not)
+	require.Contains(t, why, "kept its requests waiting after the heal 80ms/80ms/80ms on average")
 
 	// Busier from the first fault on than the reset's run (0.25 CPUs
 	// against 0.10, and more than before the fault), on as many requests
@@ -175,10 +196,10 @@ func TestReconnectStarvedAnswers(t *testing.T) {
 			return 0.25
 		}), s, s, n, 80*time.Millisecond, 0)
 	}
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, busy(4)}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, busy(4)}, nil, nil)
 	require.Empty(t, not)
 	require.Contains(t, why, "(from the first fault on, against the reset's run: run 2: asked 40.0 requests a second against 39.0 in the runs compared with, answering each in 80ms on average against 43ms: the same work, dearer on a starved CPU)")
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, busy(12)}, nil)
+	why, not = reconnectStarved("db", reset, control, []*Iteration{late, busy(12)}, nil, nil)
 	require.Empty(t, why)
 	require.Contains(t, not, "more work than the reset made, and than before the faults: ")
 	require.Contains(t, not, "run 2: asked 120.0 requests a second, more than the 49.8 the runs compared with allow: more work")

@@ -99,6 +99,7 @@ func starved(it *Iteration, invs []Invariant) string {
 		if !ok {
 			return ""
 		}
+		sc.until = recoveriesBrokeBy(invs, []string{name})
 		why := ""
 		for _, d := range it.History.Machine.Dependencies {
 			if slices.Contains(sc.targets, d.Target) {
@@ -147,6 +148,9 @@ type starvedScope struct {
 	targets []string
 	what    string // "after the last heal"
 	window  func(h *sim.History) (from, to time.Duration, ok bool)
+	// until is where, in a run that broke the invariant, the ops that
+	// broke it ended: its dependency's lateness is judged up to there.
+	until func(h *sim.History) time.Duration
 }
 
 // scopeOf is the scope of the invariant named name, for schedule s; ok is
@@ -257,11 +261,13 @@ func starvedOne(target string, sc starvedScope, bad, good []*Iteration, uses fun
 	for i, r := range bad {
 		spans := spansOf(r)
 		got := answersOver(r.History, target, spans)
-		if late(r.History, target, spans, got, ref, known, sc.what, brokeRun(i), "in the runs that held") != "" {
+		broke := upTo(spans, r.History, sc.until)
+		slow := answersOver(r.History, target, broke)
+		if late(r.History, target, broke, slow, ref, known, sc.what, brokeRun(i), "in the runs that held") != "" {
 			return ""
 		}
-		if got.n > 0 && known {
-			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(got.wait), roundWait(ref.wait)))
+		if slow.n > 0 && known {
+			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(slow.wait), roundWait(ref.wait)))
 		}
 		within, figures := price.within(r.History, target, spans, uses, bu[i], bound)
 		if !within {

@@ -242,6 +242,54 @@ func TestStarvedAnswers(t *testing.T) {
 	}
 }
 
+// TestStarvedLateWhereItBroke: a Recovery's lateness is judged where the
+// client had not recovered, up to the last op that broke it. A starved db
+// that answered its reconnecting client in 80 ms for the 300 ms after the
+// heal, and then quickly and often, kept the broken ops waiting, though
+// over the whole stretch after the heal its quick answers water the mean
+// down to 7 ms (under twice the 5 ms of the runs that held).
+func TestStarvedLateWhereItBroke(t *testing.T) {
+	rec := Recovery{Within: 100 * time.Millisecond}
+	invs := []Invariant{rec}
+	// run is starvedRun judged by rec: ops every 50 ms, those ending
+	// from 400 to 550 ms failed when broken; db answered 4 requests of
+	// 80 ms in each 100 ms from 300 to 600 ms and 40 of 2 ms after, when
+	// broken, and 4 of 5 ms throughout when not.
+	run := func(broken bool, wait float64) *Iteration {
+		it := starvedRun(broken, 0.97, wait, 0.1)
+		for i := range it.Findings {
+			it.Findings[i].Invariant = rec.Name()
+		}
+		for at := 50 * time.Millisecond; at <= time.Second; at += 50 * time.Millisecond {
+			op := sim.Op{ID: uint64(at / time.Millisecond), Kind: "get", Intended: at - 40*time.Millisecond, Start: at - 40*time.Millisecond, End: at, Outcome: sim.OK}
+			if broken && at >= 400*time.Millisecond && at <= 550*time.Millisecond {
+				op.Outcome, op.Err = sim.Failed, "timeout"
+			}
+			it.History.Ops = append(it.History.Ops, op)
+		}
+		return answered(it, "db", func(at time.Duration) (float64, time.Duration, float64) {
+			switch {
+			case !broken:
+				return 4, 5 * time.Millisecond, 0
+			case at < 300*time.Millisecond:
+				return 4, 5 * time.Millisecond, 0
+			case at < 600*time.Millisecond:
+				return 4, 80 * time.Millisecond, 0
+			}
+			return 40, 2 * time.Millisecond, 0
+		})
+	}
+	it := flakyOf(run(true, 0.40), run(false, 0.02), run(false, 0.02), run(false, 0.02))
+	require.Equal(t, 550*time.Millisecond, rec.brokeBy(it.History))
+	why := starved(it, invs)
+	require.Contains(t, why, "kept its requests waiting (on average run 1: 80ms against 5ms in the runs that held)")
+
+	// Judged over the whole stretch after the heal instead, it would
+	// stand: the quick answers after the recovery water it down.
+	got := answersOver(it.History, "db", []interval{{300 * time.Millisecond, time.Second}})
+	require.Less(t, got.wait, 10*time.Millisecond)
+}
+
 // fisherGreater against figures worked by hand: the chance that the first
 // sample gets a or more of the a+b events, shared at random.
 func TestFisherGreater(t *testing.T) {

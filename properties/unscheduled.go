@@ -126,6 +126,7 @@ func unscheduled(it, base *Iteration, invs []Invariant) (why, not string) {
 		if scopes[i], ok = unscheduledScope(inv, uses); !ok {
 			return "", ""
 		}
+		scopes[i].until = recoveriesBrokeBy(invs, []string{name})
 	}
 	var whys []string
 	for i, name := range names {
@@ -168,6 +169,9 @@ type unscheduledSpans struct {
 	// one of those kinds uses it.
 	broke func(h *sim.History) []string
 	uses  map[string][]string
+	// until is where, in a run that broke the bound, the ops that broke
+	// it ended: a dependency's lateness is judged up to there.
+	until func(h *sim.History) time.Duration
 }
 
 // explains says whether target can explain a run whose ops of kinds broke
@@ -420,11 +424,13 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 		// Starved, but did it keep the ops waiting (answers.go)?
 		ref, known := compared(append(slices.Clip(goodAnswers), answersBefore(r.History, target))...)
 		got := answersOver(r.History, target, spans)
-		if why := late(r.History, target, spans, got, ref, known, sc.what, brokeRun(i), "before the first fault and in the runs compared with"); why != "" {
+		broke := upTo(spans, r.History, sc.until)
+		slow := answersOver(r.History, target, broke)
+		if why := late(r.History, target, broke, slow, ref, known, sc.what, brokeRun(i), "before the first fault and in the runs compared with"); why != "" {
 			return "", why
 		}
-		if got.n > 0 && known {
-			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(got.wait), roundWait(ref.wait)))
+		if slow.n > 0 && known {
+			lates = append(lates, fmt.Sprintf("run %d: %v against %v", i+1, roundWait(slow.wait), roundWait(ref.wait)))
 		}
 		before, ok := usedBeforeFaults(r.History, target)
 		if !ok {
