@@ -393,7 +393,8 @@
 //     count of one's own;
 //   - bulkheads: [Isolation] (op kinds that do not use the faulted target
 //     keep their bounds; an op a fault on its own target touched, or
-//     Grace after that fault healed, is not judged);
+//     Grace after that fault healed, in the machine's time as Recovery's
+//     Within, is not judged);
 //   - retries: [Amplification] (calls reaching a dependency, from a
 //     [sim.Counter], stay under K times the ops made and, with Rate, under
 //     a number a second; judged during each fault, a retry storm is not

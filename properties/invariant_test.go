@@ -279,6 +279,21 @@ func TestIsolation(t *testing.T) {
 			[]string{"pay ops during fault 1", "1 of 3 ops failed"}},
 		{"negative Grace is an error", Isolation{Uses: payUses, Grace: -ms}, two, Broken, []string{"Grace"}},
 	})
+
+	// The grace runs in the machine's time, as Recovery's Within does: a
+	// pay op failing 600ms after db healed is db's own when db waited for
+	// a CPU half of every 100ms after the heal (the 500ms grace moved on
+	// by 500ms), and judged when it did not.
+	late := func() *sim.History {
+		return hist(4000, []sim.FaultEvent{fault(0, "db", toxics.Blackhole{}, 1000, 2000), fault(1, "cache", toxics.Down{}, 1500, 3500)},
+			op(1, "pay", 2500, 2600, sim.Failed), op(2, "pay", 3100, 3110, sim.OK), op(3, "pay", 3200, 3210, sim.OK))
+	}
+	runCases(t, []invCase{
+		{"a grace in the machine's time", Isolation{Uses: payUses, MaxErrorRate: 0.1, Grace: 500 * ms}, withWaits(late(), waits(20, 10, 0.5)), Held, nil},
+		{"the same op on a machine that fed db", Isolation{Uses: payUses, MaxErrorRate: 0.1, Grace: 500 * ms}, withWaits(late(), waits(20, 10, 0)), Broken,
+			[]string{"pay ops during fault 1", "1 of 3 ops failed"}},
+		{"simulated: no machine, the wall's time", Isolation{Uses: payUses, MaxErrorRate: 0.1, Grace: 500 * ms}, late(), Broken, []string{"1 of 3 ops failed"}},
+	})
 }
 
 func TestAmplification(t *testing.T) {

@@ -32,7 +32,10 @@ type Isolation struct {
 	MaxErrorRate float64
 	// Grace is how long after a fault on a target an op uses heals the
 	// op is still its fault's, not judged (its breaker may still be
-	// open; the Recovery bound is a fitting Grace). 0: none.
+	// open; the Recovery bound is a fitting Grace). 0: none. Like
+	// Recovery's Within, it runs in the machine's time: in a real run,
+	// it is moved on by the time the dependencies waited for a CPU after
+	// the heal (at most Grace more; see Recovery).
 	Grace time.Duration
 }
 
@@ -147,15 +150,22 @@ func (is Isolation) ownFault(h *sim.History, op sim.Op) bool {
 		if !f.Applied() || !slices.Contains(is.Uses[op.Kind], f.Target) {
 			continue
 		}
-		end := f.End
-		if end == 0 {
-			end = h.Duration
-		}
-		if f.Start < op.End && op.Intended < end+is.Grace {
+		if f.Start < op.End && op.Intended < is.graceEnd(h, f) {
 			return true
 		}
 	}
 	return false
+}
+
+// graceEnd is when f's Grace ends in h: Grace after f healed (the run's
+// end for a fault never reverted), moved on by the time the dependencies
+// waited for a CPU in between, as Recovery's deadline is. A client
+// recovering from its own dependency's fault on a machine that keeps that
+// dependency from the CPUs recovers in the machine's time, not the
+// wall's: its breaker, still open on the backlog, is its own fault's.
+func (is Isolation) graceEnd(h *sim.History, f sim.FaultEvent) time.Duration {
+	end := faultEnd(h, f)
+	return end + is.Grace + dependenciesWaited(h, end, is.Grace)
 }
 
 // Amplification holds when the calls that reached a dependency stay at or

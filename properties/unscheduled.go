@@ -300,7 +300,7 @@ func isolationSpans(is Isolation) unscheduledSpans {
 			part := []interval{{f.Start, faultEnd(h, f)}}
 			for _, own := range h.Faults {
 				if own.Applied() && own.Target == target {
-					part = subtract(part, interval{own.Start, faultEnd(h, own) + is.Grace})
+					part = subtract(part, interval{own.Start, is.graceEnd(h, own)})
 				}
 			}
 			out = append(out, part...)
