@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -203,16 +204,17 @@ func (kv *FakeKV) serve(c net.Conn) {
 }
 
 // readCommand reads one request: a RESP array of bulk strings, or an
-// inline command (words on a line).
+// inline command (words on a line). The lines and bulk strings already
+// in r's buffer are parsed in place: an argument costs one string.
 func readCommand(r *bufio.Reader) ([]string, error) {
 	line, err := readLine(r)
 	if err != nil {
 		return nil, err
 	}
 	if len(line) == 0 || line[0] != '*' {
-		return strings.Fields(line), nil
+		return strings.Fields(string(line)), nil
 	}
-	n, err := strconv.Atoi(line[1:])
+	n, err := atoi(line[1:])
 	if err != nil || n > kvMaxArgs {
 		return nil, errProtocol("invalid multibulk length")
 	}
@@ -228,17 +230,25 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 		if len(line) == 0 || line[0] != '$' {
 			got := "''"
 			if len(line) > 0 {
-				got = "'" + line[:1] + "'"
+				got = "'" + string(line[:1]) + "'"
 			}
 			return nil, errProtocol("expected '$', got " + got)
 		}
-		size, err := strconv.Atoi(line[1:])
+		size, err := atoi(line[1:])
 		if err != nil || size < 0 || size > kvMaxBulk {
 			return nil, errProtocol("invalid bulk length")
 		}
-		buf := make([]byte, size+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
+		var buf []byte
+		if r.Buffered() >= size+2 {
+			// All of it is in the buffer, where io.ReadFull would
+			// only copy it from.
+			buf, _ = r.Peek(size + 2)
+			r.Discard(size + 2)
+		} else {
+			buf = make([]byte, size+2)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return nil, err
+			}
 		}
 		if buf[size] != '\r' || buf[size+1] != '\n' {
 			return nil, errProtocol("bulk string not followed by CRLF")
@@ -248,23 +258,44 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 	return args, nil
 }
 
-func readLine(r *bufio.Reader) (string, error) {
-	var sb []byte
+// readLine reads a line and returns it without its "\n" and one "\r"
+// before it. The line is valid until the next read from r.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	part, err := r.ReadSlice('\n')
+	if err == nil { // the usual case: the whole line was in the buffer
+		return bytes.TrimSuffix(part[:len(part)-1], []byte{'\r'}), nil
+	}
+	sb := append([]byte(nil), part...)
 	for {
-		part, err := r.ReadSlice('\n')
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+		if len(sb) > kvMaxInline {
+			return nil, errProtocol("too big request line")
+		}
+		part, err = r.ReadSlice('\n')
 		sb = append(sb, part...)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return "", err
-		}
-		if len(sb) > kvMaxInline {
-			return "", errProtocol("too big request line")
-		}
 	}
-	s := string(sb[:len(sb)-1])
-	return strings.TrimSuffix(s, "\r"), nil
+	return bytes.TrimSuffix(sb[:len(sb)-1], []byte{'\r'}), nil
+}
+
+// atoi is strconv.Atoi of b, without making a string of b when b is a
+// few decimal digits.
+func atoi(b []byte) (int, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return strconv.Atoi(string(b))
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return strconv.Atoi(string(b))
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
 }
 
 // exec runs one command and writes its reply. It reports whether the

@@ -370,6 +370,10 @@ func TestFakeKVProtocol(t *testing.T) {
 			{"not bulk", "*1\r\n:1\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"},
 			{"huge bulk", "*1\r\n$999999999999\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
 			{"flush", "FLUSHALL\r\nDBSIZE\r\n", "+OK\r\n:0\r\n"},
+			{"signed lengths", "*+2\r\n$+4\r\nECHO\r\n$02\r\nhi\r\n", "$2\r\nhi\r\n"},
+			{"long inline", "ECHO " + strings.Repeat("x", 5000) + "\r\n", "$5000\r\n" + strings.Repeat("x", 5000) + "\r\n"},
+			{"long bulk", "*2\r\n$4\r\nECHO\r\n$6000\r\n" + strings.Repeat("y", 6000) + "\r\n", "$6000\r\n" + strings.Repeat("y", 6000) + "\r\n"},
+			{"bulk without CRLF", "*1\r\n$4\r\nPINGxx", "-ERR Protocol error: bulk string not followed by CRLF\r\n"},
 		} {
 			require.Equal(t, tc.want, rawKV(t, n, tc.req), tc.name)
 		}
