@@ -2,12 +2,14 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,6 +86,20 @@ func TestRecorderConcurrent(t *testing.T) {
 	for i, op := range ops {
 		require.EqualValues(t, i, op.ID)
 	}
+}
+
+// TestRecorderOpsOrder: Ops orders by ID, and ops with the same ID keep
+// the order they were recorded in, as a stable sort would.
+func TestRecorderOpsOrder(t *testing.T) {
+	var r Recorder
+	var want []Op
+	for i := range 300 {
+		op := Op{ID: uint64((i * 7919) % 97), Input: fmt.Sprint(i)}
+		r.Record(op)
+		want = append(want, op)
+	}
+	slices.SortStableFunc(want, func(a, b Op) int { return cmp.Compare(a.ID, b.ID) })
+	require.Equal(t, want, r.Ops())
 }
 
 // sampleHistory is a small history with two kinds of op and three faults

@@ -52,6 +52,35 @@ func (r *Recorder) Ops() []Op {
 		ops = append(ops, c...)
 	}
 	r.mu.Unlock()
-	slices.SortStableFunc(ops, func(a, b Op) int { return cmp.Compare(a.ID, b.ID) })
+	byID := func(a, b Op) int { return cmp.Compare(a.ID, b.ID) }
+	if slices.IsSortedFunc(ops, byID) {
+		return ops
+	}
+	// A stable sort moves the ops (large structs) many times over:
+	// sorting their indexes by ID, then by the order recorded, gives
+	// the same order, and following the permutation's cycles moves
+	// each op once.
+	idx := make([]int, len(ops))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(i, j int) int { return cmp.Or(cmp.Compare(ops[i].ID, ops[j].ID), cmp.Compare(i, j)) })
+	for start := range idx {
+		if idx[start] == start {
+			continue
+		}
+		held := ops[start]
+		k := start
+		for {
+			j := idx[k]
+			idx[k] = k
+			if j == start {
+				ops[k] = held
+				break
+			}
+			ops[k] = ops[j]
+			k = j
+		}
+	}
 	return ops
 }
