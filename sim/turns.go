@@ -63,9 +63,14 @@ type turns struct {
 	mu   sync.Mutex
 	q    turnQueue
 	seq  uint64
-	kick chan struct{} // capacity 1: the queue changed
-	stop chan struct{}
-	done chan struct{}
+	kick chan struct{} // capacity 1: the queue has a turn the keeper must wake for
+	// asleep: the keeper waits for a kick, or for its timer at wakeAt
+	// (zero: no timer). A turn asked at or after wakeAt needs no kick:
+	// the keeper wakes by then and reads the queue again.
+	asleep bool
+	wakeAt time.Time
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // startTurns returns a running turn keeper if the calling goroutine is in
@@ -126,6 +131,7 @@ func (ts *turns) loop() {
 	rested := false
 	for {
 		ts.mu.Lock()
+		ts.asleep = false
 		// The first turn and its instant, read under ts.mu: once it is
 		// unlocked, the turn may be withdrawn and asked again.
 		var next *turn
@@ -141,6 +147,9 @@ func (ts *turns) loop() {
 			rested = false
 			ts.mu.Unlock()
 			continue
+		}
+		if !due {
+			ts.asleep, ts.wakeAt = true, at
 		}
 		ts.mu.Unlock()
 		if due {
@@ -189,11 +198,12 @@ func (ts *turns) askAgain(at time.Time, key turnKey, spare *turn) *turn {
 	default:
 		heap.Push(&ts.q, tn)
 	}
-	// Only a new first turn changes what the keeper waits for: a turn
-	// behind it is found when the keeper wakes for the first.
-	first := tn.index == 0
+	// Only a turn before the keeper's next wake needs it woken: the
+	// keeper, awake, reads the queue again before it sleeps, and a turn
+	// at or after its timer is found when the timer fires.
+	kick := ts.asleep && (ts.wakeAt.IsZero() || at.Before(ts.wakeAt))
 	ts.mu.Unlock()
-	if first {
+	if kick {
 		select {
 		case ts.kick <- struct{}{}:
 		default:
