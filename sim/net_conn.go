@@ -30,6 +30,10 @@ type chunk struct {
 	held     bool // stalled (bandwidth 0) until the fault is reverted
 	boundary bool // a read stops at the end of this chunk (slicer)
 	eof      bool // the writer's end of the stream: no data
+	// buf, if not nil, is the start of the array data was taken from,
+	// which no other chunk uses: once the chunk is read, the pipe
+	// writes the next bytes into it.
+	buf []byte
 }
 
 func (c *chunk) plain() bool { return !c.held && !c.eof && !c.boundary && c.rate == 0 }
@@ -119,6 +123,7 @@ type pipe struct {
 	rdl, wdl time.Time // the reader's read deadline, the writer's write deadline
 	rq, wq   waitq     // the reader and the writers waiting
 	rng      *rand.Rand
+	spare    []byte           // the array of a chunk read, reused by the next write
 	limits   map[uint64]int64 // bytes passed per data_limit fault
 	lossBad  map[uint64]bool  // per loss fault: its Gilbert–Elliott state is bad
 }
@@ -268,7 +273,13 @@ func (p *pipe) rand() *rand.Rand {
 	return p.rng
 }
 
+// spareMax is the largest array a pipe keeps for reuse once read.
+const spareMax = 64 << 10
+
 func (p *pipe) pop() {
+	if b := p.q[p.head].buf; b != nil && cap(b) <= spareMax {
+		p.spare = b[:0]
+	}
 	p.q[p.head] = chunk{}
 	p.head++
 	switch {
@@ -330,7 +341,9 @@ func (p *pipe) push(b []byte, pol *policy, now time.Time) (limitHit bool) {
 				return false
 			}
 		}
-		p.enqueue(chunk{data: append([]byte(nil), b...)}, now, -1)
+		data := append(p.spare, b...)
+		p.spare = nil
+		p.enqueue(chunk{data: data, buf: data[:0]}, now, -1)
 		return false
 	}
 	if len(pol.limits) > 0 {

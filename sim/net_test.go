@@ -474,3 +474,23 @@ func TestNetNilAndDoneContext(t *testing.T) {
 		require.Empty(t, ep.Active())
 	})
 }
+
+// TestPipeReusesReadChunks: a pipe writes into the array of a chunk
+// once it is read; what the reader gets is still what was written,
+// whether a write lands in a read chunk, is appended to an unread one,
+// or is only partly read.
+func TestPipeReusesReadChunks(t *testing.T) {
+	inBubble(t, 1, func(t *testing.T, n *Network) {
+		client, server, _ := connPair(t, n, "db")
+		write(t, client, strings.Repeat("a", 100))
+		require.Equal(t, strings.Repeat("a", 100), readN(t, server, 100))
+		write(t, client, "bbb")
+		write(t, client, "cc")
+		require.Equal(t, "bb", readN(t, server, 2))
+		write(t, client, "dddd")
+		require.Equal(t, "bccdddd", readN(t, server, 7))
+		write(t, client, strings.Repeat("e", 300))
+		write(t, client, "f")
+		require.Equal(t, strings.Repeat("e", 300)+"f", readN(t, server, 301))
+	})
+}
