@@ -298,10 +298,42 @@ func atoi(b []byte) (int, error) {
 	return n, nil
 }
 
+// kvNames maps the name of each command FakeKV knows (and of those a
+// client sends when it connects), in upper case, to itself.
+var kvNames = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{"PING", "ECHO", "GET", "SET", "DEL", "EXISTS", "INCR", "INCRBY", "DECR", "DECRBY",
+		"EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "PERSIST", "DBSIZE", "SELECT", "FLUSHDB",
+		"FLUSHALL", "QUIT", "HELLO", "CLIENT", "AUTH"} {
+		m[name] = name
+	}
+	return m
+}()
+
+// upperName is strings.ToUpper(name), without making a string when
+// name is that of a command in kvNames in any case.
+func upperName(name string) string {
+	var buf [16]byte
+	if len(name) > len(buf) {
+		return strings.ToUpper(name)
+	}
+	for i := range len(name) {
+		c := name[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	if upper, ok := kvNames[string(buf[:len(name)])]; ok {
+		return upper
+	}
+	return strings.ToUpper(name)
+}
+
 // exec runs one command and writes its reply. It reports whether the
 // connection should close (QUIT).
 func (kv *FakeKV) exec(w *bufio.Writer, args []string) (quit bool) {
-	name := strings.ToUpper(args[0])
+	name := upperName(args[0])
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
 	kv.calls[name]++

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -124,7 +123,7 @@ func (kv *FakeKV) newConnFaults() *kvConnFaults {
 // has answered them would), then reports the error reply of the first
 // RedisError that selects it, if any.
 func (kv *FakeKV) meet(cf *kvConnFaults, w *bufio.Writer, name string) (reply string, answered bool) {
-	name = strings.ToUpper(name)
+	name = upperName(name)
 	seed := uint64(kv.Endpoint.n.seed)
 	var hold time.Duration
 	var holders []*kvFault

@@ -400,3 +400,11 @@ func FuzzFakeKV(f *testing.F) {
 		require.NoError(t, kv.Err())
 	})
 }
+
+// TestUpperName: upperName is strings.ToUpper, names outside kvNames and
+// outside ASCII included.
+func TestUpperName(t *testing.T) {
+	for _, name := range []string{"incr", "INCR", "InCr", "hello", "client", "pexpireat", "nope", "", "ſet", "ınc", "é", "averyveryverylongname", "get\x00"} {
+		require.Equal(t, strings.ToUpper(name), upperName(name), name)
+	}
+}
