@@ -227,7 +227,8 @@ func recoveriesBrokeBy(invs []Invariant, names []string) func(h *sim.History) ti
 	}
 }
 
-// upTo is the parts of spans before end (all of them when until is nil).
+// upTo is the parts of spans before until(h), the end of what broke
+// (all of them when until is nil).
 func upTo(spans []interval, h *sim.History, until func(h *sim.History) time.Duration) []interval {
 	if until == nil {
 		return spans
