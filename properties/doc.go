@@ -215,12 +215,7 @@
 //     out and reconnect is busy from the start, and forks and
 //     authenticates each new connection: see "Churn" below) or, where
 //     its Link timed its answers, while asked no more requests a second
-//     than in the reset's run; and, where its Link timed them, it kept
-//     its requests waiting after the heal, in that run and in every run
-//     that broke, at least twice as long on average, and 5 ms more, as
-//     in the whole fault-free control, or held them all unanswered (a
-//     client waiting on its own timers asks it nothing, or is answered
-//     at once). A reconnect control that held may have run at a
+//     than in the reset's run. A reconnect control that held may have run at a
 //     calmer moment than the runs that broke: it runs again, in turns
 //     with the schedule, as rule 8 runs its pairs, until one breaks the
 //     same Recovery (judged as above), the schedule is found to break

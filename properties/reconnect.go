@@ -75,16 +75,6 @@ import (
 //     second than in the reset's run from the same moment is no storm
 //     either (a starved database burns more on the same requests, a
 //     storm sends more: answers.go);
-//   - where its Link timed its answers, that target kept its requests
-//     waiting after the heal, in the reconnect control and in every run
-//     that broke: on average starvedRatio times as long, and lateGap
-//     more, as in the whole fault-free control, or held them all
-//     unanswered. One that answered as it does without faults, or that
-//     nobody asked anything after the heal, slowed nothing: a client
-//     whose recovery waits on its own timers (a breaker open too long, a
-//     pool that never dials again) leaves it idle however starved, and
-//     an idle database's background processes wait for CPUs on a loaded
-//     runner too.
 //
 // A reconnect control that held may have held only because it ran at a
 // calmer moment than the runs that broke: a contended machine's state
@@ -273,19 +263,18 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	// more CPU on the same requests; a storm sends more)?
 	ref, known := compared(answersOver(c.History, target, wholeRun))
 	var slow []string
-	for i, x := range append([]*Iteration{r}, bad...) {
+	for _, x := range append([]*Iteration{r}, bad...) {
 		heal, why := lastHeal(x.History)
 		if why != "" {
 			return "", unknown
 		}
 		spans := upTo([]interval{{heal, math.MaxInt64}}, x.History, until)
-		got, which := answersOver(x.History, target, spans), "the reset's run"
-		if i > 0 {
-			which = brokeRun(i - 1)
-		}
-		if why := late(x.History, target, spans, got, ref, known, "after the heal", which, "in a whole run without faults"); why != "" {
-			return "", why
-		}
+		got := answersOver(x.History, target, spans)
+		// Not required: on a machine that starves the database in the
+		// fault-free control too, that control's answers are as late as
+		// any (a loaded suite run saw 2.7 s there against 1.5 s after the
+		// heal), and a reset that broke Recovery beside it is the
+		// machine's all the same. Said in the figures only.
 		if got.n > 0 && known {
 			slow = append(slow, roundWait(got.wait).String())
 		}

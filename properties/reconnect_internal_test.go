@@ -107,14 +107,10 @@ func TestReconnectStarvedOnAlwaysStarvedMachine(t *testing.T) {
 }
 
 // TestReconnectStarvedAnswers: rule 7 with db's answers timed by its
-// Link. A starved db that kept its requests waiting after the heal, in
-// the reset's run and in the runs that broke, or held them all
-// unanswered there, explains the failure, even where it burned more CPU
-// from the first fault on than the reset's run on no more requests. One
-// that answered as it does without faults, or that nobody asked anything
-// after the heal (a client waiting on its own timers: a breaker open too
-// long, a pool that never dials again), slowed nothing; and a client that
-// asked it three times the reset's requests is a storm: each stands.
+// Link. Its lateness after the heal is said in the figures (not required:
+// the fault-free control is as starved on such a machine); more CPU from
+// the first fault on than the reset's run on no more requests is no
+// storm, and three times the reset's requests is.
 func TestReconnectStarvedAnswers(t *testing.T) {
 	const s = time.Second
 	const usual = 5 * time.Millisecond
@@ -152,38 +148,6 @@ func TestReconnectStarvedAnswers(t *testing.T) {
 	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(0, 0, 3)}, nil, nil)
 	require.Empty(t, not, "held every request unanswered after the heal")
 	require.NotEmpty(t, why)
-
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, paused(4, 6*time.Millisecond, 0)}, nil, nil)
-	require.Empty(t, why)
-	require.Equal(t, "db: answered in 6ms on average after the heal (run 2 of those that broke), against 5ms in a whole run without faults: not late, so it slowed nothing", not)
-	why, not = reconnectStarved("db", reset, control, []*Iteration{paused(0, 0, 0), late}, nil, nil)
-	require.Empty(t, why)
-	require.Equal(t, "db: answered no request after the heal, and none waited (run 1 of those that broke): the ops that broke did not wait for it", not)
-	fast := timed(pausedRun(toxics.Reset{}, 2900*time.Millisecond, 3*s, 0.6, func(time.Duration) float64 { return 0.1 }), 2900*time.Millisecond, 3*s, 4, usual, 0)
-	why, not = reconnectStarved("db", fast, control, []*Iteration{late}, nil, nil)
-	require.Empty(t, why)
-	require.Contains(t, not, "(the reset's run), against 5ms in a whole run without faults: not late")
-
-	// Late for the 500 ms up to the last op that broke the Recovery, then
-	// quick and often: late where it broke, though not over the whole
-	// stretch after the heal.
-	diluted := answered(pausedRun(toxics.Pause{}, s, 3*s, 0.6, caughtUp), "db", func(at time.Duration) (float64, time.Duration, float64) {
-		switch {
-		case at < s:
-			return 4, usual, 0
-		case at < 3*s:
-			return 0, 0, 2
-		case at < 3500*time.Millisecond:
-			return 4, 80 * time.Millisecond, 0
-		}
-		return 40, 2 * time.Millisecond, 0
-	})
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, diluted}, nil, nil)
-	require.Empty(t, why)
-	require.Contains(t, not, "not late, so it slowed nothing")
-	why, not = reconnectStarved("db", reset, control, []*Iteration{late, diluted}, nil, func(*sim.History) time.Duration { return 3500 * time.Millisecond })
-	require.Empty(t, not)
-	require.Contains(t, why, "kept its requests waiting after the heal 80ms/80ms/80ms on average")
 
 	// Busier from the first fault on than the reset's run (0.25 CPUs
 	// against 0.10, and more than before the fault), on as many requests
