@@ -3,6 +3,7 @@ package properties
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/shakedown/shakedown/sim"
@@ -151,6 +152,20 @@ func late(h *sim.History, target string, spans []interval, got, ref answerFigure
 		return fmt.Sprintf("%s: answered in %v on average %s (%s), against %v %s: not late, so it slowed nothing", target, roundWait(got.wait), what, which, roundWait(ref.wait), against)
 	}
 	return ""
+}
+
+// answeredNote is what a rule's reason says of the answers: ", kept its
+// requests waiting (on average run 1: 80ms against 5ms <against>) while
+// asked no more than <than> (...)", or "" where they were not timed.
+func answeredNote(lates, asked []string, against, than string) string {
+	note := ""
+	if len(lates) > 0 {
+		note = ", kept its requests waiting (on average " + strings.Join(lates, "; ") + " " + against + ")"
+	}
+	if len(asked) > 0 {
+		note += " while asked no more than " + than + " (" + strings.Join(asked, "; ") + ")"
+	}
+	return note
 }
 
 // brokeRun is "run 2 of those that broke".

@@ -282,13 +282,7 @@ func starvedOne(target string, sc starvedScope, bad, good []*Iteration, uses fun
 			churned = append(churned, fmt.Sprintf("run %d: %s", i+1, figures))
 		}
 	}
-	answered := ""
-	if len(lates) > 0 {
-		answered = ", kept its requests waiting (on average " + strings.Join(lates, "; ") + " in the runs that held)"
-	}
-	if len(asked) > 0 {
-		answered += " while asked no more than in them (" + strings.Join(asked, "; ") + ")"
-	}
+	answered := answeredNote(lates, asked, "in the runs that held", "in them")
 	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke and %s in the %d that held%s, and used %s CPUs against %s%s, while the machine's CPU pressure was %s: something outside the test had the CPUs",
 		sc.what, target, percents(bw), runsWord(len(bw)), percents(gw), len(gw), answered, cpus(bu), cpus(gu), churnNote(churned), pressuresOf(bad))
 }

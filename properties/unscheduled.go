@@ -472,13 +472,7 @@ func unscheduledOne(target string, sc unscheduledSpans, bad []*Iteration, kinds 
 	if most >= 0 {
 		without = fmt.Sprintf("at most %.2f", most)
 	}
-	answered := ""
-	if len(lates) > 0 {
-		answered = ", kept its requests waiting (on average " + strings.Join(lates, "; ") + " before the first fault and in the runs compared with)"
-	}
-	if len(asked) > 0 {
-		answered += " while asked no more than before (" + strings.Join(asked, "; ") + ")"
-	}
+	answered := answeredNote(lates, asked, "before the first fault and in the runs compared with", "before")
 	return fmt.Sprintf("%s, %s waited for a CPU %s of the time in the %s that broke (at least %.0f%%)%s, and used %s CPUs there against %s before the first fault and %s without faults and in the runs that held%s, while the machine's CPU pressure was %s",
 		sc.what, target, percents(waits), runsWord(len(waits)), 100*unscheduledWait, answered, cpus(uses), cpusOrNone(befores), without, churnNote(churned), pressuresOf(bad)), ""
 }
