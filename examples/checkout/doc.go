@@ -163,7 +163,9 @@
 // no acknowledged order is lost, and a failing dependency does not take
 // the other endpoints down with it. The naive variant is caught, with the
 // smallest schedule that still breaks it and a report; the resilient
-// variant passes. Run it with
+// variant passes; and the resilient variant with one bug, a Postgres
+// breaker that stays open for a minute (Limits.BreakerDelay left at the
+// breaker libraries' default), is caught by the recovery claim. Run it with
 //
 //	make check
 //
