@@ -98,6 +98,13 @@ load_stop() {
 	done
 	wait 2>/dev/null || true
 	loaders=()
+	# What the killed loaders' tests had started (the next Env would reap
+	# it too): containers labelled with a process that is gone.
+	local c pid
+	for c in $(docker ps -aq --filter label=shakedown.pid 2>/dev/null); do
+		pid=$(docker inspect -f '{{index .Config.Labels "shakedown.pid"}}' "$c" 2>/dev/null) || continue
+		kill -0 "$pid" 2>/dev/null || docker rm -f "$c" >/dev/null 2>&1 || true
+	done
 	[ -n "${loaders_dir:-}" ] && rm -rf "$loaders_dir"
 	loaders_dir=""
 }
