@@ -224,14 +224,7 @@ func recoveriesBrokeBy(invs []Invariant, names []string) func(h *sim.History) ti
 			if !ok {
 				continue
 			}
-			var rec *Recovery
-			switch v := inv.(type) {
-			case Recovery:
-				rec = &v
-			case *Recovery:
-				rec = v
-			}
-			if rec != nil {
+			if rec, ok := asRecovery(inv); ok {
 				end, found = max(end, rec.brokeBy(h)), true
 			}
 		}

@@ -2,6 +2,8 @@ package properties
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,15 +126,114 @@ func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
 	// baseline, judged the same way, must hold: if it breaks too, the
 	// system does not hold without faults, which is no news of the
 	// machine, and the failure stands.
-	if f := Evaluate(graft(c, it), []Invariant{inv})[0]; f.Verdict == Broken {
+	g := graft(c, it)
+	if f := Evaluate(g, []Invariant{inv})[0]; f.Verdict == Broken {
 		if Evaluate(graft(x.base, it), []Invariant{inv})[0].Verdict == Broken {
 			x.t.Logf("shakedown: %s: the first baseline breaks it too when judged with the failing run's fault times: not the machine's", name)
+			return ""
+		}
+		if away := stayedAway(g, inv, usesOf(x.cfg.Invariants)); away != "" {
+			x.t.Logf("shakedown: %s: the control broke it too, judged with the failing run's fault times, but %s: a slower machine does not explain it", name, away)
 			return ""
 		}
 		msg, _, _ := strings.Cut(f.Err.Error(), "\n")
 		return "the control broke it too, judged with the failing run's fault times laid over it, though no fault was applied, where the first baseline judged so held (" + msg + ")"
 	}
 	return ""
+}
+
+// stayedAway says how h, a control run judged with a failing run's fault
+// times laid over it, shows the client staying away from its
+// dependencies on its own where it breaks inv, a Recovery ("" when it
+// does not, when inv is no Recovery, or where the Links did not time
+// their answers): the ops that broke it were still failing at the last
+// of them, refused at once (each that began in the Within before it
+// ended within a tenth of Within), and for that whole Within no request
+// reached any dependency those ops use (none answered there, none
+// waiting at its Link). A slower machine makes a dependency answer late,
+// or freezes the service so that its ops time out; it does not make a
+// running service refuse its ops without asking. A client whose breaker, tripped by a slow
+// spell of the machine, stays open long after it (the slow-recovery bug),
+// or whose pool never dials again, does: its failure stands. A client
+// that recovers probes its dependency again within its recovery bound,
+// and a probe is a request. The dependencies an op uses are those
+// Isolation.Uses names for its kind; an op of a kind it names none for
+// might use any, and then every target whose Link timed its answers must
+// have been asked nothing.
+func stayedAway(h *sim.History, inv Invariant, uses map[string][]string) string {
+	r, ok := asRecovery(inv)
+	if !ok || r.Within <= 0 || h == nil || h.Machine == nil {
+		return ""
+	}
+	heal, why := lastHeal(h)
+	if why != "" {
+		return ""
+	}
+	deadline, _ := r.deadline(h, heal)
+	last, kinds := time.Duration(-1), map[string]bool{}
+	for _, op := range r.late(h, deadline) {
+		if op.Outcome != sim.OK {
+			last, kinds[op.Kind] = max(last, op.End), true
+		}
+	}
+	if last < r.Within {
+		return ""
+	}
+	// The service answered them at once, refusing: every one that began
+	// in the stretch ended within a tenth of Within. A process that the
+	// machine froze answers nothing, and its ops fail late, on their
+	// own timeouts.
+	from, refused := last-r.Within, 0
+	for _, op := range r.late(h, deadline) {
+		if op.Outcome == sim.OK || op.Start < from {
+			continue
+		}
+		if op.End-op.Start > r.Within/10 {
+			return ""
+		}
+		refused++
+	}
+	if refused == 0 {
+		return ""
+	}
+	var targets []string
+	for kind := range kinds {
+		if len(uses[kind]) == 0 {
+			targets = nil
+			for _, d := range h.Machine.Dependencies {
+				targets = append(targets, d.Target)
+			}
+			break
+		}
+		targets = append(targets, uses[kind]...)
+	}
+	slices.Sort(targets)
+	targets = slices.Compact(targets)
+	span := []interval{{from, last}}
+	for _, t := range targets {
+		if f := answersOver(h, t, span); f.n != 0 || waitingOver(h, t, span) != 0 {
+			return "" // asked, or not known
+		}
+	}
+	if len(targets) == 0 {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(kinds))
+	return fmt.Sprintf("its %s ops were still failing at %v, and in the %v before, nothing was asked of %s (no request answered or waiting at its Link): the client stayed away on its own",
+		strings.Join(names, ", "), last.Round(time.Millisecond), r.Within, strings.Join(targets, " or "))
+}
+
+// asRecovery is inv as a Recovery, whether held by value or by pointer.
+func asRecovery(inv Invariant) (Recovery, bool) {
+	switch v := inv.(type) {
+	case Recovery:
+		return v, true
+	case *Recovery:
+		if v != nil {
+			return *v, true
+		}
+	}
+	return Recovery{}, false
 }
 
 // hangsStand reports whether the ops that it, the failing run, left

@@ -163,8 +163,21 @@
 //     an answer through the whole drain (sim.ErrHung: a client with no
 //     timeout, hung) and the control left none, the control explains
 //     no invariant those ops break, judged alone or by their absence,
-//     however far its noise floor rose. The shrunk failure gets a control
-//     too; when the machine explains it, the first failure is reported.
+//     however far its noise floor rose. Nor does it keep a running
+//     service from asking: where the control breaks a Recovery only
+//     judged with the fault times laid over it, and its Links say that
+//     for a whole Within before the last op that broke it the ops were
+//     refused at once while nothing was asked of the dependencies they
+//     use (Isolation.Uses; every timed one where it names none), the
+//     client stayed away on its own (a breaker that a slow spell of the
+//     machine tripped and that stays open long after it: the
+//     slow-recovery bug), and the control does not explain it. The
+//     same goes for the failure's own runs: where one that broke a
+//     Recovery shows its client staying away so after the heal, the
+//     failure stands, flaky or not, and none of the rules below is
+//     asked (the machine may have tripped the breaker; keeping it open
+//     is the client's). The shrunk failure gets a control too; when the
+//     machine explains it, the first failure is reported.
 //     In simulation time is virtual, and there is no control.
 //  6. A dependency starved of CPU (real runs): before its controls, a
 //     flaky failure that broke only Recovery and Isolation bounds is set

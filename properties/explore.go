@@ -365,7 +365,9 @@ func (x *explorer) search(rt *rapid.T) bool {
 
 // explained returns why it, a failure that has been rerun (subject names
 // it: "iteration 3"), is the machine's and not the schedule's ("" when it
-// stands). First, whether it ever broke without a second fault, the
+// stands). A failure one of whose runs shows its client staying away on
+// its own after the heal stands, and no rule is asked (stands). First,
+// whether it ever broke without a second fault, the
 // machine's: a dependency the schedule was not faulting, starved of CPU
 // (unscheduled.go). Then, a failure that
 // came and went may be the machine's as much as one that stayed: first
@@ -378,6 +380,9 @@ func (x *explorer) search(rt *rapid.T) bool {
 // is slow at recovering. One that reproduced gets the controls
 // (machine).
 func (x *explorer) explained(it *Iteration, subject string) string {
+	if x.stands(it, subject) {
+		return ""
+	}
 	why, not := unscheduled(it, x.base, x.cfg.Invariants)
 	if why != "" {
 		return why
@@ -400,6 +405,39 @@ func (x *explorer) explained(it *Iteration, subject string) string {
 		return why
 	}
 	return x.reconnect(it, c, subject)
+}
+
+// stands reports whether a run of it that broke a Recovery shows the
+// client staying away from its dependencies on its own after the heal
+// (stayedAway, control.go), logging how (subject names it: "iteration
+// 3"): no rule of the machine's then applies. A loaded machine makes
+// answers late and can trip a breaker; it does not keep a running client
+// from asking again for a whole Within after the heal while it refuses
+// its ops. Such a client does not recover, whatever tripped it.
+func (x *explorer) stands(it *Iteration, subject string) bool {
+	away := awayIn(it, x.cfg.Invariants)
+	if away != "" {
+		x.t.Logf("shakedown: %s: no rule of the machine's applies: %s", subject, away)
+	}
+	return away != ""
+}
+
+// awayIn is how a run of it that broke a Recovery of invs shows its
+// client staying away on its own ("" when none does).
+func awayIn(it *Iteration, invs []Invariant) string {
+	uses := usesOf(invs)
+	for i, r := range brokenRuns(it) {
+		for _, name := range r.Findings.brokenNames() {
+			inv, ok := invariantNamed(invs, name)
+			if !ok {
+				continue
+			}
+			if away := stayedAway(r.History, inv, uses); away != "" {
+				return fmt.Sprintf("%s, %s: %s", name, brokeRun(i), away)
+			}
+		}
+	}
+	return ""
 }
 
 // shrink judges one candidate of rapid's shrinking (rapid reruns the
@@ -430,6 +468,9 @@ func (x *explorer) finish() {
 			x.last.Reproduced, x.last.Reruns, x.first.Reproduced, x.first.Reruns, x.last.Schedule)
 		x.flakies = append(x.flakies, x.last)
 		x.last = x.first
+		return
+	}
+	if x.stands(x.last, "the shrunk schedule") {
 		return
 	}
 	// The shrunk schedule was judged by rule 9 (unscheduled.go) with one
