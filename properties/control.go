@@ -142,21 +142,21 @@ func (x *explorer) explains(it, c *Iteration, now floor, name string) string {
 	return ""
 }
 
-// stayedAway says how h, a control run judged with a failing run's fault
-// times laid over it, shows the client staying away from its
-// dependencies on its own where it breaks inv, a Recovery ("" when it
-// does not, when inv is no Recovery, or where the Links did not time
-// their answers): the ops that broke it were still failing at the last
-// of them, refused at once (each that began in the Within before it
-// ended within a tenth of Within), and for that whole Within no request
-// reached any dependency those ops use (none answered there, none
-// waiting at its Link). A slower machine makes a dependency answer late,
-// or freezes the service so that its ops time out; it does not make a
-// running service refuse its ops without asking. A client whose breaker, tripped by a slow
-// spell of the machine, stays open long after it (the slow-recovery bug),
-// or whose pool never dials again, does: its failure stands. A client
-// that recovers probes its dependency again within its recovery bound,
-// and a probe is a request. The dependencies an op uses are those
+// stayedAway says how h, a run that breaks inv, a Recovery (a failing
+// run, or a control judged with a failing run's fault times laid over
+// it), shows the client staying away from its dependencies on its own
+// ("" when it does not, when inv is no Recovery, or where the Links did
+// not time their answers): the ops that broke it were still failing at
+// the last of them, refused at once (each that began in the Within
+// before it ended within a tenth of Within), and for that whole Within
+// no request reached any dependency those ops use (none answered there,
+// none waiting at its Link). A slower machine makes a dependency answer
+// late, or freezes the service so that its ops time out; it does not
+// make a running service refuse its ops without asking. A client whose
+// breaker, tripped by a slow spell of the machine, stays open long after
+// it (the slow-recovery bug), or whose pool never dials again, does. A
+// client that recovers probes its dependency again within its recovery
+// bound, and a probe is a request. The dependencies an op uses are those
 // Isolation.Uses names for its kind; an op of a kind it names none for
 // might use any, and then every target whose Link timed its answers must
 // have been asked nothing.
@@ -170,10 +170,11 @@ func stayedAway(h *sim.History, inv Invariant, uses map[string][]string) string 
 		return ""
 	}
 	deadline, _ := r.deadline(h, heal)
-	last, kinds := time.Duration(-1), map[string]bool{}
-	for _, op := range r.late(h, deadline) {
+	late := r.late(h, deadline)
+	last := time.Duration(-1)
+	for _, op := range late {
 		if op.Outcome != sim.OK {
-			last, kinds[op.Kind] = max(last, op.End), true
+			last = max(last, op.End)
 		}
 	}
 	if last < r.Within {
@@ -183,18 +184,15 @@ func stayedAway(h *sim.History, inv Invariant, uses map[string][]string) string 
 	// in the stretch ended within a tenth of Within. A process that the
 	// machine froze answers nothing, and its ops fail late, on their
 	// own timeouts.
-	from, refused := last-r.Within, 0
-	for _, op := range r.late(h, deadline) {
+	from, kinds := last-r.Within, map[string]bool{}
+	for _, op := range late {
 		if op.Outcome == sim.OK || op.Start < from {
 			continue
 		}
 		if op.End-op.Start > r.Within/10 {
 			return ""
 		}
-		refused++
-	}
-	if refused == 0 {
-		return ""
+		kinds[op.Kind] = true
 	}
 	var targets []string
 	for kind := range kinds {
@@ -207,6 +205,9 @@ func stayedAway(h *sim.History, inv Invariant, uses map[string][]string) string 
 		}
 		targets = append(targets, uses[kind]...)
 	}
+	if len(targets) == 0 {
+		return ""
+	}
 	slices.Sort(targets)
 	targets = slices.Compact(targets)
 	span := []interval{{from, last}}
@@ -215,11 +216,8 @@ func stayedAway(h *sim.History, inv Invariant, uses map[string][]string) string 
 			return "" // asked, or not known
 		}
 	}
-	if len(targets) == 0 {
-		return ""
-	}
 	names := slices.Sorted(maps.Keys(kinds))
-	return fmt.Sprintf("its %s ops were still failing at %v, and in the %v before, nothing was asked of %s (no request answered or waiting at its Link): the client stayed away on its own",
+	return fmt.Sprintf("its %s ops were still failing at %v, refused at once, and in the %v before, nothing was asked of %s (no request answered or waiting at its Link): the client stayed away on its own",
 		strings.Join(names, ", "), last.Round(time.Millisecond), r.Within, strings.Join(targets, " or "))
 }
 

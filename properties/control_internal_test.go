@@ -68,7 +68,7 @@ func TestStayedAway(t *testing.T) {
 	away := awayRun(s, untilTrip)
 	require.Equal(t, Broken, Evaluate(away.History, []Invariant{rec})[0].Verdict, "the run breaks the Recovery")
 
-	require.Equal(t, "its orders ops were still failing at 3.452s, and in the 2s before, nothing was asked of db (no request answered or waiting at its Link): the client stayed away on its own",
+	require.Equal(t, "its orders ops were still failing at 3.452s, refused at once, and in the 2s before, nothing was asked of db (no request answered or waiting at its Link): the client stayed away on its own",
 		stayedAway(away.History, rec, uses))
 	require.NotEmpty(t, stayedAway(away.History, &rec, uses), "a *Recovery is a Recovery")
 	require.Empty(t, stayedAway(awayRun(s, probing).History, rec, uses), "a breaker that probes asks")
@@ -177,7 +177,7 @@ func TestStandsWhenTheClientStayedAway(t *testing.T) {
 	held := judged(awayRun(10*s, probing))
 	first := judged(awayRun(s, probing))
 	first.again = []*Iteration{held, judged(awayRun(s, away))}
-	require.Equal(t, rec.Name()+", run 2 of those that broke: its orders ops were still failing at 3.452s, and in the 2s before, nothing was asked of db (no request answered or waiting at its Link): the client stayed away on its own",
+	require.Equal(t, rec.Name()+", run 2 of those that broke: its orders ops were still failing at 3.452s, refused at once, and in the 2s before, nothing was asked of db (no request answered or waiting at its Link): the client stayed away on its own",
 		awayIn(first, invs))
 
 	log := &logTB{TB: t}
