@@ -69,38 +69,43 @@ export SHAKEDOWN_TESTSERVER_IMAGE=${SHAKEDOWN_TESTSERVER_IMAGE:-shakedown.local/
 export TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
 
 loaders=()
+# loader CMD runs CMD over and over in a process group of its own, so that
+# load_stop stops it with everything it started (go test's test binary
+# among them).
+loader() {
+	setsid bash -c "while :; do $1; done" >/dev/null 2>&1 &
+	loaders+=($!)
+}
 load_start() {
 	local cache
 	cache=$(mktemp -d /tmp/shakedown-load.XXXXXX)
 	loaders_dir=$cache
 	# A cold race build of the whole module, again and again.
-	(while :; do GOCACHE=$cache/gocache go build -race -o /dev/null ./... >/dev/null 2>&1 || true; rm -rf "$cache/gocache"; done) &
-	loaders+=($!)
+	loader "GOCACHE=$cache/gocache go build -race -o /dev/null ./... || true; rm -rf $cache/gocache"
 	# The race detector on a test suite, in a loop.
-	(while :; do GOCACHE=$cache/testcache go test -race -count=1 ./sim/ >/dev/null 2>&1 || true; done) &
-	loaders+=($!)
+	loader "GOCACHE=$cache/testcache go test -race -count=1 ./sim/ || true"
 	# Two container suites beside: other containers starting, faulted and
 	# going.
-	(while :; do GOCACHE=$cache/testcache go test -race -count=1 -run 'TestPostgres$|TestRedis$' ./harness/ >/dev/null 2>&1 || true; done) &
-	loaders+=($!)
-	(while :; do GOCACHE=$cache/testcache2 go test -race -count=1 -run 'TestContainer' ./harness/ >/dev/null 2>&1 || true; done) &
-	loaders+=($!)
+	loader "GOCACHE=$cache/testcache go test -race -count=1 -run 'TestPostgres\$|TestRedis\$' ./harness/ || true"
+	loader "GOCACHE=$cache/testcache2 go test -race -count=1 -run 'TestContainer' ./harness/ || true"
 	[ "$1" = harsh ] || return 0
 	for _ in $(seq $((2 * $(nproc)))); do
-		(while :; do :; done) &
-		loaders+=($!)
+		loader ":"
 	done
 }
 load_stop() {
+	local p c pid
 	for p in "${loaders[@]}"; do
-		pkill -P "$p" 2>/dev/null || true
-		kill "$p" 2>/dev/null || true
+		kill -- "-$p" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
+	for p in "${loaders[@]}"; do # until every process of each group is gone
+		for _ in $(seq 50); do pgrep -g "$p" >/dev/null || break; sleep 0.1; done
+		pkill -9 -g "$p" 2>/dev/null || true
+	done
 	loaders=()
 	# What the killed loaders' tests had started (the next Env would reap
 	# it too): containers labelled with a process that is gone.
-	local c pid
 	for c in $(docker ps -aq --filter label=shakedown.pid 2>/dev/null); do
 		pid=$(docker inspect -f '{{index .Config.Labels "shakedown.pid"}}' "$c" 2>/dev/null) || continue
 		kill -0 "$pid" 2>/dev/null || docker rm -f "$c" >/dev/null 2>&1 || true
