@@ -45,7 +45,9 @@ import (
 //	    faulted, and orders while Redis is            (isolation)
 //
 // The naive variant must break at least one of them, and the suite fails
-// if it does not; the resilient variant must hold them all.
+// if it does not; the resilient variant must hold them all; and the
+// resilient variant with its Postgres breaker open for a minute must
+// break recovery.
 
 // Limits of the exploration: modest, so the whole suite takes a few
 // minutes on two cores.
@@ -459,7 +461,7 @@ func (r *rig) noAckedOrderLost() properties.Invariant {
 	})
 }
 
-// caught writes the naive variant's shrunk failing schedule and its
+// caught writes a buggy variant's shrunk failing schedule and its
 // report where Check would, and returns the lines that tell a person what
 // broke and how to see it again.
 func caught(t *testing.T, variant string, res *properties.Result) string {
