@@ -60,6 +60,11 @@ func TestMinimizeBreakerWithoutTime(t *testing.T) {
 	cfg := breaker.Config{New: brkFailsafe(3, 2, 0), Spec: probes, Iterations: 300, ShrinkTime: time.Nanosecond}
 
 	t.Run("explore", func(t *testing.T) {
+		if !*anySeed {
+			// TestExploreCatches' seed for this bug: a new seed each run
+			// would now and then need more than 300 schedules.
+			fixSeed(t, 5)
+		}
 		res, err := breaker.Explore(t, cfg)
 		require.NoError(t, err)
 		require.NotNil(t, res.Failure, "not caught in %d schedules: %s", res.Iterations, res.Coverage)
