@@ -42,6 +42,30 @@ func awayRun(tripAt time.Duration, db func(t time.Duration) float64) *Iteration 
 	return answered(it, "db", func(t time.Duration) (float64, time.Duration, float64) { return db(t), time.Millisecond, 0 })
 }
 
+// awayUses are the dependencies awayRun's ops use, as Isolation names them.
+var awayUses = map[string][]string{"orders": {"db"}, "stock": {"cache"}}
+
+// dbUntil is db answering two requests in each 100 ms until trip, and
+// none after it (a breaker open for good); dbProbing answers none after
+// trip either, but for a probe every 500 ms.
+func dbUntil(trip time.Duration) func(t time.Duration) float64 {
+	return func(t time.Duration) float64 {
+		if t < trip {
+			return 2
+		}
+		return 0
+	}
+}
+
+func dbProbing(trip time.Duration) func(t time.Duration) float64 {
+	return func(t time.Duration) float64 {
+		if t < trip || t%(500*time.Millisecond) == 0 {
+			return 2
+		}
+		return 0
+	}
+}
+
 // TestStayedAway: a control whose orders fail from 1 s to its end breaks
 // a Recovery of 2 s judged with a fault healing at 100 ms laid over it.
 // Where db, which orders use, was asked nothing for the 2 s before the
@@ -51,20 +75,9 @@ func awayRun(tripAt time.Duration, db func(t time.Duration) float64) *Iteration 
 // Link did not time db's answers, it may.
 func TestStayedAway(t *testing.T) {
 	rec := Recovery{Within: 2 * time.Second}
-	uses := map[string][]string{"orders": {"db"}, "stock": {"cache"}}
+	uses := awayUses
 	const s = time.Second
-	untilTrip := func(t time.Duration) float64 {
-		if t < s {
-			return 2
-		}
-		return 0
-	}
-	probing := func(t time.Duration) float64 {
-		if t < s || t%(500*time.Millisecond) == 0 {
-			return 2
-		}
-		return 0
-	}
+	untilTrip, probing := dbUntil(s), dbProbing(s)
 	away := awayRun(s, untilTrip)
 	require.Equal(t, Broken, Evaluate(away.History, []Invariant{rec})[0].Verdict, "the run breaks the Recovery")
 
@@ -88,12 +101,7 @@ func TestStayedAway(t *testing.T) {
 	})
 	require.Empty(t, stayedAway(held.History, rec, uses), "a request held unanswered was asked")
 
-	early := awayRun(2500*time.Millisecond, func(t time.Duration) float64 {
-		if t < 2*s {
-			return 2
-		}
-		return 0
-	})
+	early := awayRun(2500*time.Millisecond, dbUntil(2*s))
 	require.Empty(t, stayedAway(early.History, rec, uses), "db was asked within the 2 s before the last failing order")
 
 	frozen := awayRun(s, untilTrip)
@@ -111,7 +119,7 @@ func TestStayedAway(t *testing.T) {
 // control's client stayed away from db on its own.
 func TestControlDoesNotExplainAClientThatStayedAway(t *testing.T) {
 	rec := Recovery{Within: 2 * time.Second}
-	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, Q: 0.99, Max: time.Second, MaxErrorRate: 0.05}
+	iso := Isolation{Uses: awayUses, Q: 0.99, Max: time.Second, MaxErrorRate: 0.05}
 	const s = time.Second
 	always := func(time.Duration) float64 { return 2 }
 	failing := awayRun(s, always)
@@ -124,18 +132,8 @@ func TestControlDoesNotExplainAClientThatStayedAway(t *testing.T) {
 		control *Iteration
 		explain bool
 	}{
-		{"a breaker open for a minute", awayRun(s, func(t time.Duration) float64 {
-			if t < s {
-				return 2
-			}
-			return 0
-		}), false},
-		{"a breaker that probes", awayRun(s, func(t time.Duration) float64 {
-			if t < s || t%(500*time.Millisecond) == 0 {
-				return 2
-			}
-			return 0
-		}), true},
+		{"a breaker open for a minute", awayRun(s, dbUntil(s)), false},
+		{"a breaker that probes", awayRun(s, dbProbing(s)), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.control.History.Faults = nil
@@ -158,22 +156,11 @@ func TestControlDoesNotExplainAClientThatStayedAway(t *testing.T) {
 // client asking again is left to them.
 func TestStandsWhenTheClientStayedAway(t *testing.T) {
 	rec := Recovery{Within: 2 * time.Second}
-	iso := Isolation{Uses: map[string][]string{"orders": {"db"}, "stock": {"cache"}}, Q: 0.99, Max: time.Second, MaxErrorRate: 0.05}
+	iso := Isolation{Uses: awayUses, Q: 0.99, Max: time.Second, MaxErrorRate: 0.05}
 	invs := []Invariant{rec, iso}
 	const s = time.Second
 	judged := func(it *Iteration) *Iteration { it.Findings = Evaluate(it.History, invs); return it }
-	probing := func(t time.Duration) float64 {
-		if t < s || t%(500*time.Millisecond) == 0 {
-			return 2
-		}
-		return 0
-	}
-	away := func(t time.Duration) float64 {
-		if t < s {
-			return 2
-		}
-		return 0
-	}
+	probing, away := dbProbing(s), dbUntil(s)
 	held := judged(awayRun(10*s, probing))
 	first := judged(awayRun(s, probing))
 	first.again = []*Iteration{held, judged(awayRun(s, away))}

@@ -254,13 +254,12 @@ func reconnectStarved(target string, r, c *Iteration, bad []*Iteration, uses fun
 	rc := depConns(r.History, target, from, math.MaxInt64)
 	price := priceConns([]*Iteration{r, c}, target)
 	price.cost = max(price.cost, resetPrice(r, target))
-	// Where the Link timed its answers: kept from the CPUs, did it keep
-	// its requests waiting after the heal, in the reset's run and in every
-	// run that broke, against a whole run without faults (a client whose
-	// recovery waits on its own timers, a breaker open too long, asks it
-	// nothing or is answered at once)? And was it asked no more from the
-	// first fault on than in the reset's run (a starved database burns
-	// more CPU on the same requests; a storm sends more)?
+	// Where the Link timed its answers: how long it kept its requests
+	// waiting after the heal, in the reset's run and in every run that
+	// broke, against a whole run without faults (for the figures), and
+	// whether it was asked no more from the first fault on than in the
+	// reset's run (a starved database burns more CPU on the same
+	// requests; a storm sends more).
 	ref, known := compared(answersOver(c.History, target, wholeRun))
 	var slow []string
 	for _, x := range append([]*Iteration{r}, bad...) {
