@@ -3,10 +3,12 @@ package harness
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -192,4 +194,53 @@ func TestCopyTreeRefusesLinks(t *testing.T) {
 	require.NoError(t, err)
 	defer to.Close()
 	require.ErrorContains(t, copyTree(from, to, "data", nil), "neither a directory nor a regular file")
+}
+
+// TestCopyTreeCopiesEveryFile: the files copied side by side arrive whole,
+// each with its own content and mode, the directories with theirs.
+func TestCopyTreeCopiesEveryFile(t *testing.T) {
+	src := t.TempDir()
+	want := map[string]string{}
+	for d := range 5 {
+		dir := filepath.Join(src, "base", strconv.Itoa(d))
+		require.NoError(t, os.MkdirAll(dir, 0o700))
+		require.NoError(t, os.Chmod(dir, os.FileMode(0o700|d%2*0o050)))
+		for f := range 60 {
+			name := filepath.Join(dir, strconv.Itoa(f))
+			body := strings.Repeat(fmt.Sprintf("%d/%d;", d, f), (d*60+f)%97*13)
+			require.NoError(t, os.WriteFile(name, []byte(body), 0o600))
+			require.NoError(t, os.Chmod(name, os.FileMode(0o600|f%2*0o040)))
+			rel, err := filepath.Rel(src, name)
+			require.NoError(t, err)
+			want[rel] = body
+		}
+	}
+	from, err := os.OpenRoot(src)
+	require.NoError(t, err)
+	defer from.Close()
+	dst := t.TempDir()
+	to, err := os.OpenRoot(dst)
+	require.NoError(t, err)
+	defer to.Close()
+	require.NoError(t, copyTree(from, to, "data", nil))
+
+	got := 0
+	require.NoError(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		rel, err := filepath.Rel(src, p)
+		require.NoError(t, err)
+		fi, err := d.Info()
+		require.NoError(t, err)
+		cfi, err := os.Lstat(filepath.Join(dst, "data", rel))
+		require.NoError(t, err, rel)
+		require.Equal(t, fi.Mode(), cfi.Mode(), rel)
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dst, "data", rel))
+			require.NoError(t, err)
+			require.Equal(t, want[rel], string(b), rel)
+			got++
+		}
+		return nil
+	}))
+	require.Equal(t, len(want), got)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,9 @@ type Result struct {
 	flaky  []*Iteration // flaky failures seen besides Failure
 	early  int          // confirming runs that ended early
 	unrun  int          // candidates of the 1-minimal pass left unrun: budget or deadline (see shrink.go)
+	// walkedBack says why Failure is not the shrunk schedule ("" when
+	// it is): see explorer.finish.
+	walkedBack string
 }
 
 // cost is the wall time an exploration spent on its baseline, on
@@ -164,7 +168,8 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	}
 	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
-		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, unrun: x.unrun, slower: x.slower}
+		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, unrun: x.unrun, slower: x.slower,
+		walkedBack: x.walkedBack}
 	res.cost.Controls = x.controls
 	for _, sl := range x.slower {
 		res.Slower = append(res.Slower, sl.it)
@@ -223,6 +228,11 @@ type explorer struct {
 	early        int // confirming runs that ended early
 	unrun        int // candidates of the 1-minimal pass left unrun (see shrink.go)
 	minimizing   bool
+	// path holds the failing schedules shrinking accepted, in order (see
+	// accept); walkedBack says why the failure reported is not the shrunk
+	// one ("" when it is).
+	path       []*Iteration
+	walkedBack string
 }
 
 // broke reports whether it broke an invariant that the schedule is to
@@ -450,50 +460,112 @@ func (x *explorer) shrink(rt *rapid.T) bool {
 	if it == nil {
 		return false
 	}
-	x.last = it
+	x.accept(it)
 	return true
 }
 
-// finish confirms the shrunk failure as often as the first one was; when
-// it does not hold up, the first failure is the one reported.
+// finish confirms the shrunk failure as often as the first one was. When
+// it does not hold up (it broke again in fewer reruns, or the machine
+// explained it), it looks back along the schedules shrinking accepted on
+// the way from the first failure: a bug that shows only some of the time
+// (a breaker that trips on some runs of a short fault) shrinks to the
+// edge where it shows in one run of two, and the schedules before the
+// edge reproduce every time. It tries them, the latest first, or, on a
+// path of more than walkBack, bisects it (the first failure at one end,
+// which held up, and the shrunk schedule at the other) trying walkBack,
+// and reports the latest it found to hold up, said not to be 1-minimal;
+// the first failure when none did.
 func (x *explorer) finish() {
 	if x.fatal != nil || x.last == nil || x.last == x.first {
 		return
 	}
-	if n := x.reproduce - x.last.Reruns; n > 0 {
-		x.confirm(x.last, n, "confirming the shrunk schedule", broke)
-	}
-	if !x.last.confirmed() {
-		x.t.Logf("shakedown: the shrunk schedule broke again in only %d of %d reruns; reporting the first failure, which reproduced %d of %d:\n%s",
-			x.last.Reproduced, x.last.Reruns, x.first.Reproduced, x.first.Reruns, x.last.Schedule)
-		x.flakies = append(x.flakies, x.last)
-		x.last = x.first
+	shrunk := x.last
+	if x.holdsUp(shrunk, "the shrunk schedule") {
 		return
 	}
-	if x.stands(x.last, "the shrunk schedule") {
+	path := []*Iteration{x.first}
+	for _, c := range x.path {
+		if c != shrunk && !slices.Contains(path, c) {
+			path = append(path, c)
+		}
+	}
+	path = append(path, shrunk)
+	lo, hi := 0, len(path)-1 // path[lo] held up, path[hi] did not
+	try := func(i int) bool {
+		return x.holdsUp(path[i], fmt.Sprintf("schedule %d of the %d shrinking accepted", i, len(path)-1))
+	}
+	if hi-1 <= walkBack {
+		// Few enough to try each, the latest first: shrinking's path
+		// need not go from schedules that hold up to ones that do not
+		// in one step.
+		for i := hi - 1; i > 0; i-- {
+			if try(i) {
+				lo = i
+				break
+			}
+		}
+	} else {
+		for tried := 0; hi-lo > 1 && tried < walkBack; tried++ {
+			mid := (lo + hi) / 2
+			if try(mid) {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+	}
+	x.last = path[lo]
+	if lo == 0 {
+		x.walkedBack = fmt.Sprintf("not shrunk: the shrunk schedule (%s) did not hold up, nor any schedule shrinking accepted before it that was tried", oneLineOr(shrunk.Schedule))
+		x.t.Logf("shakedown: reporting the first failure, which reproduced %d of %d:\n%s", x.first.Reproduced, x.first.Reruns, x.first.Schedule)
 		return
 	}
-	// The shrunk schedule was judged by rule 9 (unscheduled.go) with one
-	// rerun while shrinking; its confirmations since are more runs that
-	// broke, each of which may show the second fault, the machine's, or
-	// show it was not there.
-	why, not := unscheduled(x.last, x.base, x.cfg.Invariants)
+	x.walkedBack = fmt.Sprintf("not 1-minimal: the shrunk schedule (%s) did not hold up; this is schedule %d of the %d shrinking accepted, the latest found that did", oneLineOr(shrunk.Schedule), lo, len(path)-1)
+	x.t.Logf("shakedown: reporting schedule %d of the %d shrinking accepted, which reproduced %d of %d:\n%s", lo, len(path)-1, x.last.Reproduced, x.last.Reruns, x.last.Schedule)
+}
+
+// walkBack bounds the schedules finish tries after the shrunk one (each
+// costs up to Exploration.Reproduce reruns): every one of a path of 5,
+// and enough to bisect a path of 32.
+const walkBack = 5
+
+// holdsUp confirms c, a schedule shrinking accepted (subject names it),
+// as often as the first failure was, and reports whether it reproduced
+// every time and stands: its client stayed away on its own, or neither
+// rule 9 nor a control run beside it finds it the machine's.
+func (x *explorer) holdsUp(c *Iteration, subject string) bool {
+	if n := x.reproduce - c.Reruns; n > 0 {
+		x.confirm(c, n, "confirming "+subject, broke)
+	}
+	if !c.confirmed() {
+		x.t.Logf("shakedown: %s broke again in only %d of %d reruns:\n%s", subject, c.Reproduced, c.Reruns, c.Schedule)
+		x.flakies = append(x.flakies, c)
+		return false
+	}
+	if x.stands(c, subject) {
+		return true
+	}
+	// A schedule shrinking accepted was judged by rule 9 (unscheduled.go)
+	// with one rerun; its confirmations since are more runs that broke,
+	// each of which may show the second fault, the machine's, or show it
+	// was not there.
+	why, not := unscheduled(c, x.base, x.cfg.Invariants)
 	if why != "" {
-		x.t.Logf("shakedown: the shrunk schedule's failure is the machine's; reporting the first failure, which rule 9 did not set aside")
-		x.setAside(x.last, why)
-		x.last = x.first
-		return
+		x.t.Logf("shakedown: %s: its failure is the machine's", subject)
+		x.setAside(c, why)
+		return false
 	}
 	if not != "" {
-		x.t.Logf("shakedown: the shrunk schedule: not a second fault of the machine's: %s", not)
+		x.t.Logf("shakedown: %s: not a second fault of the machine's: %s", subject, not)
 	}
 	// Shrinking against a machine that got slower ends at a schedule only
 	// the noise breaks: one more control run beside it.
-	if why := x.machine(x.last, "the shrunk schedule"); why != "" {
-		x.t.Logf("shakedown: the shrunk schedule's failure is the machine's; reporting the first failure, which a control run did not explain")
-		x.setAside(x.last, why)
-		x.last = x.first
+	if why := x.machine(c, subject); why != "" {
+		x.t.Logf("shakedown: %s: its failure is the machine's", subject)
+		x.setAside(c, why)
+		return false
 	}
+	return true
 }
 
 // missing returns an error when runs went missing: rapid reported a

@@ -187,6 +187,16 @@ func (is Isolation) graceEnd(h *sim.History, f sim.FaultEvent) time.Duration {
 // ops those of Kinds whose interval overlaps that stretch: every call
 // counted was made by one of them, so a client that makes at most K calls
 // per op never breaks it.
+//
+// Count the calls where every attempt passes, not where the service asks
+// its client library: a library's own retries happen below its hooks. A
+// go-redis ProcessHook, for one, runs once per command, around the
+// retries go-redis makes itself (Options.MaxRetries, 3 by default), so a
+// counter in it never sees that storm. In virtual time the fakes count
+// what reaches them (FakeKV.Requests, FakeHTTP.Requests); against a real
+// dependency, count at the server (Redis's INFO commandstats, the
+// dependency's own Prometheus counter through sim/promscrape) or in the
+// connection the client's dialer returns.
 type Amplification struct {
 	// Counter is the sample name of the dependency's call counter.
 	Counter string

@@ -69,7 +69,11 @@ func (x *explorer) minimize() {
 	runs, hits := x.runs, x.hits
 	x.minimizing = true
 	s := Minimize(x.cfg.Bounds, from.Schedule, func(c sim.Schedule) bool {
-		return x.candidate(c, func() bool { return x.runs-runs >= minimizeRuns }) != nil
+		it := x.candidate(c, func() bool { return x.runs-runs >= minimizeRuns })
+		if it != nil {
+			x.accept(it)
+		}
+		return it != nil
 	})
 	x.minimizing = false
 	if it := x.cache[scheduleKey(s)]; it != nil && broke(it) && it.confirmed() {
@@ -84,6 +88,24 @@ func (x *explorer) noteUnrun() {
 	if x.minimizing {
 		x.unrun++
 	}
+}
+
+// accept notes it, a failing schedule, as the one shrinking goes on
+// from, and keeps it on the path finish may walk back along.
+func (x *explorer) accept(it *Iteration) {
+	x.last = it
+	if n := len(x.path); n == 0 || x.path[n-1] != it {
+		x.path = append(x.path, it)
+	}
+}
+
+// minimality says whether the failure reported is the shrunk schedule,
+// and whether that is 1-minimal.
+func (r *Result) minimality() string {
+	if r.walkedBack != "" {
+		return r.walkedBack
+	}
+	return minimality(r.unrun)
 }
 
 // minimality says whether the shrunk schedule is 1-minimal: it is when

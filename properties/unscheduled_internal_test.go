@@ -235,7 +235,7 @@ func TestFinishJudgesTheShrunkFailure(t *testing.T) {
 		setAside bool
 		log      string
 	}{
-		{"starved in every confirmation", 0.40, true, "the shrunk schedule's failure is the machine's"},
+		{"starved in every confirmation", 0.40, true, "the shrunk schedule: its failure is the machine's"},
 		{"fed in one confirmation", 0.02, false, "db: waited for a CPU 2% of the time after the last heal (run 4 of those that broke)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
