@@ -139,7 +139,15 @@
 //     search goes on for a failure that does reproduce). While shrinking,
 //     a candidate that breaks is rerun once and counts only if it breaks
 //     again, and the shrunk schedule is rerun until it has been Reproduce
-//     times; the report says "reproduced k of n".
+//     times; the report says "reproduced k of n". A bug that shows only
+//     some of the time (a breaker that trips on some runs of a short
+//     fault) shrinks to the edge where it shows in one run of two; when
+//     the shrunk schedule does not reproduce every time (or the machine
+//     explains it, below), the schedules shrinking accepted on its way
+//     are tried, the latest first (bisected on a long path, at most 5),
+//     and the latest that reproduces every time and stands is reported,
+//     said to be "not 1-minimal"; the first failure, "not shrunk", when
+//     none does.
 //  5. A control beside the failure (real runs): a machine that runs the
 //     test process, but slowly (every timer late by tens of
 //     milliseconds, as on a loaded CI runner), breaks latency bounds and
@@ -177,7 +185,8 @@
 //     failure stands, flaky or not, and none of the rules below is
 //     asked (the machine may have tripped the breaker; keeping it open
 //     is the client's). The shrunk failure gets a control too; when the
-//     machine explains it, the first failure is reported.
+//     machine explains it, a schedule shrinking accepted before it is
+//     tried, as above.
 //     In simulation time is virtual, and there is no control.
 //  6. A dependency starved of CPU (real runs): before its controls, a
 //     flaky failure that broke only Recovery and Isolation bounds is set
