@@ -19,8 +19,11 @@ import (
 type Result struct {
 	// Failure is the shrunk failing iteration when some schedule broke an
 	// invariant and broke it again every time it was rerun (nil when
-	// none did): the smallest schedule found that still fails, with its
-	// history and findings.
+	// none did): the smallest schedule found that still fails every time,
+	// with its history and findings. When the shrunk schedule itself did
+	// not (a bug that shows in some runs only shrinks to the edge where
+	// it shows in one of two), it is a schedule shrinking accepted before
+	// it, or the first failure, and Check's report says so.
 	Failure *Iteration
 	// Flaky is true when Failure is a schedule that broke, but did not
 	// break again every time it was rerun (Failure.Reproduced <
