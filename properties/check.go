@@ -187,7 +187,7 @@ func reportFailure(t testing.TB, cfg Config, res *Result) {
 		b.WriteString(":\n")
 	default:
 		fmt.Fprintf(&b, "shakedown: an invariant broke after %d iterations; reproduced %d of %d; shrunk in %v (%d runs, %d cached verdicts), %s:\n",
-			res.Iterations, it.Reproduced, it.Reruns, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits, res.minimality())
+			res.Iterations, it.Reproduced, it.Reruns, res.Shrinking.Round(time.Millisecond), res.Runs, res.CacheHits, res.Minimality())
 	}
 	writeFindings(&b, it.Findings)
 	fmt.Fprintf(&b, "schedule (seed %d):\n%s\n", it.Seed, data)

@@ -99,9 +99,13 @@ func (x *explorer) accept(it *Iteration) {
 	}
 }
 
-// minimality says whether the failure reported is the shrunk schedule,
-// and whether that is 1-minimal.
-func (r *Result) minimality() string {
+// Minimality says how small Failure is, when it is not flaky: "1-minimal"
+// (no neighbour one move milder fails: see [Minimize]); "not shown
+// 1-minimal" when the 1-minimal pass ran out of runs or time; "not
+// 1-minimal" when the shrunk schedule did not hold up and Failure is a
+// schedule shrinking accepted before it; "not shrunk" when Failure is the
+// first failure. Each but the first with the reason.
+func (r *Result) Minimality() string {
 	if r.walkedBack != "" {
 		return r.walkedBack
 	}

@@ -159,8 +159,8 @@ for m in "${modes[@]}"; do
 			fi
 			load=$(cut -d' ' -f1 /proc/loadavg)
 			caught="" # the main job: after how many schedules each buggy variant was caught
-			[ "$w" = check ] && caught=$(grep -oE 'the (naive|slow-recovery) variant is caught, as expected, after [0-9]+ schedule\(s\); [^;.]*' "$log" |
-				sed -E 's/.*the ([a-z-]+) variant is caught, as expected, after ([0-9]+) schedule\(s\); /\1 caught after \2 schedules; /' | paste -sd'|' - |
+			[ "$w" = check ] && caught=$(grep -oE 'the (naive|slow-recovery) variant is caught, as expected, after [0-9]+ schedule\(s\); [^;.]*(; shrunk in [^,]* over [0-9]+ runs, (1-minimal|not shown 1-minimal|not 1-minimal|not shrunk))?' "$log" |
+				sed -E 's/.*the ([a-z-]+) variant is caught, as expected, after ([0-9]+) schedule\(s\); /\1 caught after \2 schedules; /; s/; shrunk in [^,]* over [0-9]+ runs, /, /' | paste -sd'|' - |
 				sed -E 's/\|/, /g; s/^(.+)$/  (\1)/' || true)
 			printf '%-7s %-10s %3d %8d %6s  %s%s\n' "$m" "$w" "$i" $((SECONDS - start)) "$load" "$v" "$caught"
 			k=$m/$w

@@ -471,12 +471,12 @@ func caught(t *testing.T, variant string, res *properties.Result) string {
 	abs, _ := filepath.Abs(reportPath)
 
 	var b strings.Builder
-	how := fmt.Sprintf("reproduced %d of %d; shrunk in %v over %d runs", it.Reproduced, it.Reruns, res.Shrinking.Round(time.Second), res.Runs)
+	how := fmt.Sprintf("reproduced %d of %d; shrunk in %v over %d runs, %s", it.Reproduced, it.Reruns, res.Shrinking.Round(time.Second), res.Runs, res.Minimality())
 	if res.Flaky {
 		how = fmt.Sprintf("flaky, not shrunk: the failing schedule broke again in only %d of %d reruns", it.Reproduced, it.Reruns)
 	}
 	fmt.Fprintf(&b, "shakedown: VERDICT: the %s variant is caught, as expected, after %d schedule(s); %s.\n", variant, res.Iterations, how)
-	fmt.Fprintf(&b, "smallest failing schedule (seed %d):\n    %s\n", it.Seed, strings.ReplaceAll(it.Schedule.String(), "\n", "\n    "))
+	fmt.Fprintf(&b, "failing schedule (seed %d):\n    %s\n", it.Seed, strings.ReplaceAll(it.Schedule.String(), "\n", "\n    "))
 	b.WriteString("what broke:\n")
 	for _, fd := range it.Findings {
 		if fd.Verdict == properties.Broken {
