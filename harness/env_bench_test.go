@@ -3,8 +3,6 @@ package harness
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -206,63 +204,5 @@ func BenchmarkPollLateness(b *testing.B) {
 				b.ReportMetric(float64(late.Microseconds())/1000/float64(b.N), "late-ms/op")
 			})
 		}
-	}
-}
-
-// BenchmarkCopyTemplate copies a Postgres template (built before the
-// timing starts) as the process backend does for each new Postgres, one
-// file at a time and with copyTree's workers, side by side: run it with
-// -count to interleave them. It copies into the temporary directory, as
-// the process backend does (TMPDIR moves both).
-func BenchmarkCopyTemplate(b *testing.B) {
-	if _, err := lookBinary("initdb"); err != nil {
-		b.Skip(err)
-	}
-	benchOnce(b, Process, false, func(e *Env) { e.Postgres("pg") }) // builds the template
-	dir, err := templatesDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cache, err := os.OpenRoot(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cache.Close()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var tmpl string
-	for _, ent := range ents {
-		if ent.IsDir() && templateExists(cache, ent.Name()) {
-			tmpl = ent.Name()
-		}
-	}
-	if tmpl == "" {
-		b.Fatalf("no template in %s", dir)
-	}
-	from, err := cache.OpenRoot(tmpl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer from.Close()
-	for _, workers := range []int{1, copyWorkers} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			for b.Loop() {
-				b.StopTimer()
-				to, err := os.OpenRoot(b.TempDir())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				err = copyTreeBy(from, to, "data", nil, workers)
-				b.StopTimer()
-				to.Close()
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-		})
 	}
 }

@@ -17,8 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -332,26 +330,8 @@ func appendFile(name, s string) error {
 // regular files: a data directory has no symbolic links, and the copy
 // follows none. File contents move with copy_file_range, which clones
 // them on filesystems that share extents (btrfs, XFS).
-//
-// The directories are made first, in the walk's order; then the files
-// are copied by copyWorkers at once: a fresh data directory holds about
-// 1,300 files, and creating each costs the filesystem more than copying
-// its few kilobytes, work that several goroutines overlap.
 func copyTree(src, dst *os.Root, name string, cred *syscall.Credential) error {
-	return copyTreeBy(src, dst, name, cred, copyWorkers)
-}
-
-// copyWorkers is how many files copyTree copies at once.
-const copyWorkers = 4
-
-// copyTreeBy is copyTree with workers goroutines copying files.
-func copyTreeBy(src, dst *os.Root, name string, cred *syscall.Credential, workers int) error {
-	type file struct {
-		from, to string
-		perm     fs.FileMode
-	}
-	var files []file
-	err := fs.WalkDir(src.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(src.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -374,40 +354,10 @@ func copyTreeBy(src, dst *os.Root, name string, cred *syscall.Credential, worker
 			}
 			return nil
 		case d.Type().IsRegular():
-			files = append(files, file{p, to, perm})
-			return nil
+			return copyFile(src, dst, p, to, perm, cred)
 		}
 		return fmt.Errorf("copy %s: %s is neither a directory nor a regular file (%v)", name, p, d.Type())
 	})
-	if err != nil {
-		return err
-	}
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for range min(workers, len(files)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(files) {
-					return
-				}
-				f := files[i]
-				if err := copyFile(src, dst, f.from, f.to, f.perm, cred); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					next.Store(int64(len(files))) // the others stop after the file in hand
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 func copyFile(src, dst *os.Root, from, to string, perm fs.FileMode, cred *syscall.Credential) error {
