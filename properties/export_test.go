@@ -85,7 +85,3 @@ func SetMinimizeRuns(t testing.TB, n int) {
 	minimizeRuns = n
 	t.Cleanup(func() { minimizeRuns = was })
 }
-
-// WalkedBack says why res.Failure is not the shrunk schedule ("" when it
-// is): see explorer.finish.
-func WalkedBack(res *Result) string { return res.walkedBack }

@@ -345,7 +345,7 @@ func TestShrunkFailureThatDoesNotHoldUp(t *testing.T) {
 		total += st.For
 	}
 	require.GreaterOrEqual(t, total, solid, "a schedule that fails every time:\n%s", it.Schedule)
-	why := properties.WalkedBack(res)
+	why := res.Minimality()
 	require.True(t, strings.HasPrefix(why, "not 1-minimal: the shrunk schedule (+"), "%q", why)
 	require.Contains(t, why, "did not hold up; this is schedule ")
 	t.Logf("reported %s: %s", it.Schedule, why)
@@ -359,7 +359,7 @@ func TestShrunkFailureThatDoesNotHoldUp(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure)
 	require.Equal(t, 3, res.Failure.Reproduced)
-	why = properties.WalkedBack(res)
+	why = res.Minimality()
 	require.True(t, strings.HasPrefix(why, "not shrunk: the shrunk schedule (+"), "%q", why)
 	require.Contains(t, why, "did not hold up, nor any schedule shrinking accepted before it that was tried")
 }
