@@ -196,8 +196,8 @@ func TestCopyTreeRefusesLinks(t *testing.T) {
 	require.ErrorContains(t, copyTree(from, to, "data", nil), "neither a directory nor a regular file")
 }
 
-// TestCopyTreeCopiesEveryFile: the files copied side by side arrive whole,
-// each with its own content and mode, the directories with theirs.
+// TestCopyTreeCopiesEveryFile: every file of the tree arrives whole, with
+// its own content and mode, and every directory with its mode.
 func TestCopyTreeCopiesEveryFile(t *testing.T) {
 	src := t.TempDir()
 	want := map[string]string{}

@@ -75,22 +75,21 @@ func dbProbing(trip time.Duration) func(t time.Duration) float64 {
 // Link did not time db's answers, it may.
 func TestStayedAway(t *testing.T) {
 	rec := Recovery{Within: 2 * time.Second}
-	uses := awayUses
 	const s = time.Second
 	untilTrip, probing := dbUntil(s), dbProbing(s)
 	away := awayRun(s, untilTrip)
 	require.Equal(t, Broken, Evaluate(away.History, []Invariant{rec})[0].Verdict, "the run breaks the Recovery")
 
 	require.Equal(t, "its orders ops were still failing at 3.452s, refused at once, and in the 2s before, nothing was asked of db (no request answered or waiting at its Link): the client stayed away on its own",
-		stayedAway(away.History, rec, uses))
-	require.NotEmpty(t, stayedAway(away.History, &rec, uses), "a *Recovery is a Recovery")
-	require.Empty(t, stayedAway(awayRun(s, probing).History, rec, uses), "a breaker that probes asks")
-	require.Empty(t, stayedAway(away.History, MaxLatency{Max: s}, uses), "not a Recovery")
+		stayedAway(away.History, rec, awayUses))
+	require.NotEmpty(t, stayedAway(away.History, &rec, awayUses), "a *Recovery is a Recovery")
+	require.Empty(t, stayedAway(awayRun(s, probing).History, rec, awayUses), "a breaker that probes asks")
+	require.Empty(t, stayedAway(away.History, MaxLatency{Max: s}, awayUses), "not a Recovery")
 	require.Empty(t, stayedAway(away.History, rec, nil), "without Uses an order might use cache, which was asked")
 
 	untimed := awayRun(s, untilTrip)
 	untimed.History.Machine.Dependencies[1].Answered, untimed.History.Machine.Dependencies[1].AnswerTime = nil, nil
-	require.Empty(t, stayedAway(untimed.History, rec, uses), "db's answers not timed")
+	require.Empty(t, stayedAway(untimed.History, rec, awayUses), "db's answers not timed")
 
 	held := awayRun(s, untilTrip)
 	answered(held, "db", func(t time.Duration) (float64, time.Duration, float64) {
@@ -99,10 +98,10 @@ func TestStayedAway(t *testing.T) {
 		}
 		return 0, 0, 1 // one request waiting, never answered
 	})
-	require.Empty(t, stayedAway(held.History, rec, uses), "a request held unanswered was asked")
+	require.Empty(t, stayedAway(held.History, rec, awayUses), "a request held unanswered was asked")
 
 	early := awayRun(2500*time.Millisecond, dbUntil(2*s))
-	require.Empty(t, stayedAway(early.History, rec, uses), "db was asked within the 2 s before the last failing order")
+	require.Empty(t, stayedAway(early.History, rec, awayUses), "db was asked within the 2 s before the last failing order")
 
 	frozen := awayRun(s, untilTrip)
 	for i, op := range frozen.History.Ops {
@@ -110,7 +109,7 @@ func TestStayedAway(t *testing.T) {
 			frozen.History.Ops[i].End = op.Start + 800*time.Millisecond // timed out, not refused
 		}
 	}
-	require.Empty(t, stayedAway(frozen.History, rec, uses), "orders timing out, not refused")
+	require.Empty(t, stayedAway(frozen.History, rec, awayUses), "orders timing out, not refused")
 }
 
 // TestControlDoesNotExplainAClientThatStayedAway: the control beside a

@@ -91,12 +91,11 @@ func (x *explorer) noteUnrun() {
 }
 
 // accept notes it, a failing schedule, as the one shrinking goes on
-// from, and keeps it on the path finish may walk back along.
+// from, and keeps it on the path finish may walk back along (finish
+// drops the repeats a cached verdict makes).
 func (x *explorer) accept(it *Iteration) {
 	x.last = it
-	if n := len(x.path); n == 0 || x.path[n-1] != it {
-		x.path = append(x.path, it)
-	}
+	x.path = append(x.path, it)
 }
 
 // Minimality says how small Failure is, when it is not flaky: "1-minimal"
