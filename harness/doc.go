@@ -195,11 +195,12 @@
 // directory to reclaim the space (about 50 MB a template), and the next
 // run builds what it needs. The template holds no password: every Env
 // still sets a random one of its own, and only a SCRAM verifier of it
-// ever reaches the server. Where creating files is slow, TMPDIR=/dev/shm
-// puts the Envs' directories, and so their copies, in memory. On the
-// development machine (2 cores, load 4) a local Postgres is ready in 1.0
-// to 1.2 s on ext4 and 0.25 s on tmpfs, 4.8 s on the run that builds the
-// template:
+// ever reaches the server. Each Env's servers live in a directory of its
+// own, in memory (/dev/shm) when that is a tmpfs with 1 GiB free, else in
+// os.TempDir(); SHAKEDOWN_PROCESS_DIR ([EnvProcessDir]) chooses another
+// parent. On the development machine (2 cores) a local Postgres is ready
+// in 0.2 to 0.25 s on tmpfs, where a copy of the template on ext4 took
+// 1.0 to 1.2 s (load 4), and in 4.8 s on the run that builds the template:
 //
 //	go test ./harness/ -run '^$' -bench 'Ready/postgres/process' -benchtime 3x
 //

@@ -23,7 +23,7 @@ import (
 const defaultGrace = 10 * time.Second
 
 // processRuntime runs an Env's local processes. Everything lives under
-// one directory of its own (os.TempDir()/shakedown-<run>-*), owned by the
+// one directory of its own (<processParent()>/shakedown-<run>-*), owned by the
 // unprivileged user the servers run as, and is recorded in a run file
 // (see [Reap] and runrecord.go) so that a later run can kill what a
 // killed run left.
@@ -50,9 +50,9 @@ func (e *Env) processes() (*processRuntime, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := os.MkdirTemp("", "shakedown-"+e.runID+"-")
+	root, err := os.MkdirTemp(processParent(), "shakedown-"+e.runID+"-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("harness: the process backend's directory: %w", err)
 	}
 	if cred != nil {
 		if err := os.Chown(root, int(cred.Uid), int(cred.Gid)); err != nil {
@@ -72,6 +72,48 @@ func (e *Env) processes() (*processRuntime, error) {
 		return errors.Join(os.RemoveAll(root), rec.remove())
 	}})
 	return pr, nil
+}
+
+// EnvProcessDir, when set, is the directory under which the process
+// backend keeps each Env's servers (their data directories, sockets and
+// logs, in a directory of the Env's own, removed when it closes). By
+// default that is /dev/shm when it is a tmpfs with at least 1 GiB free,
+// and os.TempDir() otherwise: a Postgres data directory is about 1,300
+// files, which a copy of the template creates in a quarter of a second
+// in memory and in a second or more on a disk. A server killed by a
+// crash fault keeps its files either way (a tmpfs lives until it is
+// unmounted); only the machine's own crash loses them, which a test
+// database does not need to survive.
+const EnvProcessDir = "SHAKEDOWN_PROCESS_DIR"
+
+// memDir is the tmpfs the process backend prefers, and memDirMin the
+// room it must have left.
+const (
+	memDir    = "/dev/shm"
+	memDirMin = 1 << 30
+)
+
+// processParent is the directory the process backend makes each Env's
+// directory in (see EnvProcessDir).
+func processParent() string {
+	if d := os.Getenv(EnvProcessDir); d != "" {
+		return d
+	}
+	if roomyTmpfs(memDir, memDirMin) {
+		return memDir
+	}
+	return os.TempDir()
+}
+
+// processParents are the directories an Env's process directory can be
+// in, for the reaper: what a killed run chose may not be what this one
+// would.
+func processParents() []string {
+	ps := []string{filepath.Clean(os.TempDir()), memDir}
+	if d := os.Getenv(EnvProcessDir); d != "" {
+		ps = append(ps, filepath.Clean(d))
+	}
+	return ps
 }
 
 // unprivileged returns the credential servers run with when the test

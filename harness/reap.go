@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -289,7 +290,7 @@ func signalIfSame(k procInfo, sig syscall.Signal) {
 // ownedRoot guards RemoveAll: only directories the process runtime
 // makes, and no symbolic link.
 func ownedRoot(dir string) bool {
-	if dir == "" || filepath.Dir(dir) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(dir), "shakedown-") {
+	if dir == "" || !slices.Contains(processParents(), filepath.Dir(dir)) || !strings.HasPrefix(filepath.Base(dir), "shakedown-") {
 		return false
 	}
 	fi, err := os.Lstat(dir)
