@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -51,7 +52,9 @@ func benchOnce(b *testing.B, backend Backend, timed bool, body func(e *Env)) {
 // Postgres process, "postgres/process" copies a template built before
 // the timing starts (the usual case: the template stays in the cache),
 // and "postgres/process-cold" builds it in an empty cache every time
-// (a new machine, or new binaries).
+// (a new machine, or new binaries); "postgres/process-tempdir" copies
+// the template into os.TempDir() instead of the default (see
+// EnvProcessDir).
 func BenchmarkReady(b *testing.B) {
 	for _, backend := range backends {
 		b.Run("postgres/"+backend.String(), func(b *testing.B) {
@@ -62,6 +65,14 @@ func BenchmarkReady(b *testing.B) {
 			benchEnv(b, backend, func(e *Env) { e.Postgres("pg") })
 		})
 		if backend == Process {
+			// The same, with the Env's directory on os.TempDir()'s
+			// filesystem instead of the default (/dev/shm where it is a
+			// roomy tmpfs): what memory saves.
+			b.Run("postgres/process-tempdir", func(b *testing.B) {
+				b.StopTimer()
+				b.Setenv(EnvProcessDir, os.TempDir())
+				benchEnv(b, backend, func(e *Env) { e.Postgres("pg") })
+			})
 			b.Run("postgres/process-cold", func(b *testing.B) {
 				b.StopTimer()
 				for i := 0; i < b.N; i++ {

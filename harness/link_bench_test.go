@@ -105,6 +105,31 @@ func plainToxiproxy(b *testing.B, upstream string) string {
 	return proxy.Listen
 }
 
+// bareRelay starts the least a relay in user space can be in front of
+// upstream: per connection, one goroutine each way in io.Copy between the
+// two TCP connections (splice(2) on Linux, as the Link's fast path), no
+// fault, no bookkeeping. It is the floor of any proxy that moves bytes
+// through a process, the Link's included; b.Cleanup stops it.
+func bareRelay(b *testing.B, upstream string) string {
+	b.Helper()
+	return serveTCP(b, func(c *net.TCPConn) {
+		_ = c.SetDeadline(time.Time{})
+		up, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(up, c)
+			_ = up.Close()
+		}()
+		_, _ = io.Copy(c, up)
+		_ = c.Close()
+		<-done
+	})
+}
+
 // benchPath is one way to the benchmark's servers.
 type benchPath struct {
 	name       string
@@ -152,15 +177,18 @@ func (p *benchPath) bulk(b *testing.B, n int64) {
 	p.bytes += n
 }
 
-// BenchmarkLinkSideBySide measures three ways to the same echo server and
-// the same counting sink, side by side in one run: direct loopback, a
-// plain in-process Toxiproxy v2.12.0 proxy with no toxics, and a Link with
-// no fault. Each iteration is a round: 2,000 1-byte round trips on each way
+// BenchmarkLinkSideBySide measures four ways to the same echo server and
+// the same counting sink, side by side in one run: direct loopback, a bare
+// relay (bareRelay: the floor of any proxy in user space), a plain
+// in-process Toxiproxy v2.12.0 proxy with no toxics, and a Link with no
+// fault. Each iteration is a round: 2,000 1-byte round trips on each way
 // in turn, then 64 MiB in 64 KiB writes on each way in turn, so that a
-// change of load between rounds hits all three alike. Reported over all
-// rounds: p50 and p99 of the round trips and the throughput of each way,
-// and for the Toxiproxy proxy and the Link what they add to direct at p50,
-// their p99 over direct's, and their throughput over direct's.
+// change of load between rounds hits all alike. Reported over all rounds:
+// p50 and p99 of the round trips and the throughput of each way, and for
+// the others what they add to direct at p50, their p99 over direct's, and
+// their throughput over direct's; and the Link's p50 over the bare
+// relay's (link-added-over-relay-p50-us) and its throughput over the
+// relay's (link-MB/s/relay): what the Link costs beyond moving the bytes.
 func BenchmarkLinkSideBySide(b *testing.B) {
 	if raceDetector {
 		// Its instrumentation of every channel operation and lock would be
@@ -175,6 +203,7 @@ func BenchmarkLinkSideBySide(b *testing.B) {
 	echoLink, sinkLink := NewLink(b, "echo", echoAddr), NewLink(b, "sink", sinkAddr)
 	paths := []*benchPath{
 		{name: "direct", echo: benchDial(b, echoAddr), sink: benchDial(b, sinkAddr)},
+		{name: "relay", echo: benchDial(b, bareRelay(b, echoAddr)), sink: benchDial(b, bareRelay(b, sinkAddr))},
 		{name: "toxiproxy", echo: benchDial(b, plainToxiproxy(b, echoAddr)), sink: benchDial(b, plainToxiproxy(b, sinkAddr))},
 		{name: "link", echo: benchDial(b, echoLink.Addr()), sink: benchDial(b, sinkLink.Addr())},
 	}
@@ -194,7 +223,7 @@ func BenchmarkLinkSideBySide(b *testing.B) {
 	}
 	b.StopTimer()
 	type figures struct{ p50, p99, mbps float64 }
-	var direct figures
+	var direct, relay figures
 	for _, p := range paths {
 		var f figures
 		f.p50, f.p99 = reportPercentiles(b, p.name+"-", p.rtts)
@@ -207,6 +236,13 @@ func BenchmarkLinkSideBySide(b *testing.B) {
 		b.ReportMetric(f.p50-direct.p50, p.name+"-added-p50-us")
 		b.ReportMetric(f.p99/direct.p99, p.name+"-p99/direct")
 		b.ReportMetric(f.mbps/direct.mbps, p.name+"-MB/s/direct")
+		switch p.name {
+		case "relay":
+			relay = f
+		case "link":
+			b.ReportMetric(f.p50-relay.p50, "link-added-over-relay-p50-us")
+			b.ReportMetric(f.mbps/relay.mbps, "link-MB/s/relay")
+		}
 	}
 }
 
