@@ -23,7 +23,7 @@ import (
 const defaultGrace = 10 * time.Second
 
 // processRuntime runs an Env's local processes. Everything lives under
-// one directory of its own (<processParent()>/shakedown-<run>-*), owned by the
+// one directory of its own (shakedown-<run>-* in processParent()), owned by the
 // unprivileged user the servers run as, and is recorded in a run file
 // (see [Reap] and runrecord.go) so that a later run can kill what a
 // killed run left.
@@ -50,9 +50,10 @@ func (e *Env) processes() (*processRuntime, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := os.MkdirTemp(processParent(), "shakedown-"+e.runID+"-")
+	parent, from := processParent()
+	root, err := os.MkdirTemp(parent, "shakedown-"+e.runID+"-")
 	if err != nil {
-		return nil, fmt.Errorf("harness: the process backend's directory: %w", err)
+		return nil, fmt.Errorf("harness: the process backend's directory in %s (%s): %w", parent, from, err)
 	}
 	if cred != nil {
 		if err := os.Chown(root, int(cred.Uid), int(cred.Gid)); err != nil {
@@ -94,15 +95,20 @@ const (
 )
 
 // processParent is the directory the process backend makes each Env's
-// directory in (see EnvProcessDir).
-func processParent() string {
+// directory in (see EnvProcessDir), absolute (the run record names what
+// it makes there, for a reaper in another working directory), and where
+// that choice came from, for errors.
+func processParent() (dir, from string) {
 	if d := os.Getenv(EnvProcessDir); d != "" {
-		return d
+		if abs, err := filepath.Abs(d); err == nil {
+			d = abs
+		}
+		return d, EnvProcessDir
 	}
 	if roomyTmpfs(memDir, memDirMin) {
-		return memDir
+		return memDir, "a tmpfs with room, the default"
 	}
-	return os.TempDir()
+	return os.TempDir(), "os.TempDir(), the default where " + memDir + " is no tmpfs with room"
 }
 
 // processParents are the directories an Env's process directory can be
@@ -111,7 +117,9 @@ func processParent() string {
 func processParents() []string {
 	ps := []string{filepath.Clean(os.TempDir()), memDir}
 	if d := os.Getenv(EnvProcessDir); d != "" {
-		ps = append(ps, filepath.Clean(d))
+		if abs, err := filepath.Abs(d); err == nil {
+			ps = append(ps, abs)
+		}
 	}
 	return ps
 }

@@ -34,15 +34,22 @@ func TestProcessDir(t *testing.T) {
 	require.False(t, roomyTmpfs(memDir, 1<<62), "no tmpfs has 4 EiB free")
 
 	t.Setenv(EnvProcessDir, "")
+	parent, _ := processParent()
 	if roomyTmpfs(memDir, memDirMin) {
-		require.Equal(t, memDir, processParent())
+		require.Equal(t, memDir, parent)
 	} else {
-		require.Equal(t, os.TempDir(), processParent())
+		require.Equal(t, os.TempDir(), parent)
 	}
 
+	// A relative directory is taken from the working directory, and
+	// recorded absolute.
 	mine := t.TempDir()
+	t.Chdir(filepath.Dir(mine))
+	t.Setenv(EnvProcessDir, filepath.Base(mine))
+	parent, from := processParent()
+	require.Equal(t, mine, parent)
+	require.Equal(t, EnvProcessDir, from)
 	t.Setenv(EnvProcessDir, mine)
-	require.Equal(t, mine, processParent())
 	for _, parent := range []string{mine, os.TempDir()} {
 		d, err := os.MkdirTemp(parent, "shakedown-owned-")
 		require.NoError(t, err)
@@ -66,4 +73,11 @@ func TestProcessDir(t *testing.T) {
 	pr, err := e.processes()
 	require.NoError(t, err)
 	require.Equal(t, mine, filepath.Dir(pr.root))
+
+	// One that does not exist is an error that names it and the variable.
+	missing := filepath.Join(mine, "missing")
+	t.Setenv(EnvProcessDir, missing)
+	_, err = New(t, WithBackend(Process)).processes()
+	require.ErrorContains(t, err, missing)
+	require.ErrorContains(t, err, EnvProcessDir)
 }
