@@ -199,7 +199,7 @@
 // own, in memory (/dev/shm) when that is a tmpfs with 1 GiB free, else in
 // os.TempDir(); SHAKEDOWN_PROCESS_DIR ([EnvProcessDir]) chooses another
 // parent. On the development machine (2 cores) a local Postgres is ready
-// in 0.2 to 0.25 s on tmpfs, where a copy of the template on ext4 took
+// in 0.14 to 0.25 s on tmpfs, where a copy of the template on ext4 took
 // 1.0 to 1.2 s (load 4), and in 4.8 s on the run that builds the template:
 //
 //	go test ./harness/ -run '^$' -bench 'Ready/postgres/process' -benchtime 3x

@@ -73,13 +73,17 @@ loaders=()
 # load_stop stops it with everything it started (go test's test binary
 # among them).
 loader() {
-	setsid bash -c "while :; do $1; done" >/dev/null 2>&1 &
+	# Their temporary files (go's work directories, the tests' own) go
+	# under the loaders' directory, which load_stop removes: a loader
+	# killed mid-build leaves nothing in /tmp.
+	setsid env TMPDIR="$loaders_dir/tmp" GOTMPDIR="$loaders_dir/tmp" bash -c "while :; do $1; done" >/dev/null 2>&1 &
 	loaders+=($!)
 }
 load_start() {
 	local cache
 	cache=$(mktemp -d /tmp/shakedown-load.XXXXXX)
 	loaders_dir=$cache
+	mkdir "$cache/tmp"
 	# A cold race build of the whole module, again and again.
 	loader "GOCACHE=$cache/gocache go build -race -o /dev/null ./... || true; rm -rf $cache/gocache"
 	# The race detector on a test suite, in a loop.
