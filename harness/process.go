@@ -99,10 +99,7 @@ const (
 // it makes there, for a reaper in another working directory), and where
 // that choice came from, for errors.
 func processParent() (dir, from string) {
-	if d := os.Getenv(EnvProcessDir); d != "" {
-		if abs, err := filepath.Abs(d); err == nil {
-			d = abs
-		}
+	if d := envProcessDir(); d != "" {
 		return d, EnvProcessDir
 	}
 	if roomyTmpfs(memDir, memDirMin) {
@@ -111,15 +108,25 @@ func processParent() (dir, from string) {
 	return os.TempDir(), "os.TempDir(), the default where " + memDir + " is no tmpfs with room"
 }
 
+// envProcessDir is EnvProcessDir's directory made absolute, or "".
+func envProcessDir() string {
+	d := os.Getenv(EnvProcessDir)
+	if d == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(d); err == nil {
+		return abs
+	}
+	return filepath.Clean(d)
+}
+
 // processParents are the directories an Env's process directory can be
 // in, for the reaper: what a killed run chose may not be what this one
 // would.
 func processParents() []string {
 	ps := []string{filepath.Clean(os.TempDir()), memDir}
-	if d := os.Getenv(EnvProcessDir); d != "" {
-		if abs, err := filepath.Abs(d); err == nil {
-			ps = append(ps, abs)
-		}
+	if d := envProcessDir(); d != "" {
+		ps = append(ps, d)
 	}
 	return ps
 }
