@@ -101,6 +101,19 @@ type Exploration struct {
 	// break again every time it was rerun, or a steady state that broke
 	// only in some runs) a log line instead of a failed test.
 	AllowFlaky bool
+	// Parallel is how many simulated runs are made at once, each in a
+	// testing/synctest bubble of its own (default 1: one at a time;
+	// runtime.GOMAXPROCS(0) for every core). A simulated search draws
+	// its schedules in batches of 8 whatever Parallel is and judges each
+	// batch in order, so a seed finds the same failure with any value;
+	// with Parallel > 1 a batch's runs, and a failure's confirming runs,
+	// go side by side. World, Reset and the Invariants are then called
+	// from several goroutines at once, and a run must not share state
+	// with another: not with a logs.Capture built outside World and read
+	// by the invariants, nor with process-wide settings (a global
+	// OpenTelemetry provider, slog.SetDefault). Real runs, which share
+	// their dependencies, always go one at a time.
+	Parallel int
 	// Dir is the test's directory of schedules (default
 	// testdata/shakedown/<test name>): Check writes a failing schedule
 	// (schedule.json), its report (report.html) and every run's summary
@@ -150,6 +163,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.Iterations < 0 {
 		errs = append(errs, fmt.Errorf("properties: Exploration.Iterations = %d is negative", c.Iterations))
+	}
+	if c.Parallel < 0 {
+		errs = append(errs, fmt.Errorf("properties: Exploration.Parallel = %d is negative (0 or 1: one simulated run at a time)", c.Parallel))
 	}
 	if c.ShrinkTime < 0 {
 		errs = append(errs, fmt.Errorf("properties: Exploration.ShrinkTime = %v is negative", c.ShrinkTime))

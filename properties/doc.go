@@ -528,6 +528,20 @@
 // wall time and rapid can shrink through hundreds of runs. The same
 // bounds, invariants and schedule files serve both speeds.
 //
+// A simulated search draws its schedules in batches of 8 (one rapid
+// check each) and judges a batch in order, the runs after its first
+// failure counting for nothing, so a seed finds the same failure however
+// the runs are made. With Exploration.Parallel above 1 a batch's runs,
+// and a failure's confirming runs, go side by side on that many
+// goroutines (runtime.GOMAXPROCS(0) for every core): about 1.7 to 1.9
+// times the schedules a second on 2 cores. It is not the default, since
+// runs side by side must share nothing: a logs.Capture built outside
+// World and read by the invariants, or process-wide settings (a global
+// OpenTelemetry provider, slog.SetDefault), would mix their records.
+// Rapid's shrinking, and the 1-minimal pass after it, run one candidate
+// at a time: which candidate comes next depends on the last one's
+// verdict.
+//
 // SHAKEDOWN_SELFCHECK=1 checks the simulation itself: every simulated run
 // runs twice with the same schedule and seed, on a World built afresh
 // (Config.Reset is not called for the second), and if the two histories

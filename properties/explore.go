@@ -210,6 +210,8 @@ type explorer struct {
 	reproduce int
 
 	iterations  int
+	batches     int // of the search (see drawBatch): rapid's checks
+	firstAt     int // the place of the first failure in its batch
 	runs, hits  int
 	stopped     string
 	fatal       error
@@ -292,6 +294,10 @@ func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteratio
 	if !x.baselining && endEarly {
 		e = earlyFor(it, x.cfg.Invariants)
 	}
+	if x.sideBySide(n) && x.fits(it.Schedule.Horizon(), n) {
+		x.confirmAll(it, n, what, bad, e)
+		return
+	}
 	for i := range n {
 		if !x.fits(it.Schedule.Horizon(), 1) {
 			x.stopped = "the test's deadline cut a confirmation short"
@@ -342,38 +348,53 @@ func (x *explorer) search(rt *rapid.T) bool {
 	if x.spent() {
 		rt.SkipNow()
 	}
-	s := x.gen.Draw(rt, "schedule")
-	x.iterations++
-	if x.skips(x.iterations, s) {
-		return false // another shard's (see shard.go)
+	x.batches++
+	b := x.drawBatch(rt)
+	// Coverage guidance learns of a batch's runs once the batch is
+	// judged, in the order they were drawn, and only when the search goes
+	// on: the guide never changes between a failure and rapid's replays
+	// of it, which draw the batch again.
+	var notes []func()
+	for i, s := range b.schedules {
+		x.iterations++
+		if !b.mine[i] {
+			x.part.skipped++
+			notes = append(notes, func() { x.guide.recordDrawn(s) }) // another shard's (see shard.go)
+			continue
+		}
+		it := x.ran(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations), b.outcome(x, i))
+		if it == nil {
+			return false // fatal; recorded
+		}
+		if !broke(it) {
+			// The pairs this run applied are no longer preferred.
+			notes = append(notes, func() { x.note(s, it, false) })
+			continue
+		}
+		x.t.Logf("shakedown: first failure:\n%s", it.Findings)
+		x.confirm(it, x.reproduce, "reproducing", broke)
+		if why := x.explained(it, fmt.Sprintf("iteration %d", x.iterations)); why != "" {
+			x.setAside(it, why)
+			notes = append(notes, func() { x.note(s, it, true) })
+			continue
+		}
+		if !it.confirmed() {
+			x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns%s; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns, pressures(it))
+			x.flakies = append(x.flakies, it)
+			notes = append(notes, func() { x.note(s, it, true) })
+			continue
+		}
+		// The runs after it in its batch count for nothing, as if never
+		// made: a search one schedule at a time would have stopped here.
+		x.first, x.last, x.firstAt = it, it, i
+		x.cache[scheduleKey(s)] = it
+		x.shrinkStart = time.Now()
+		return true
 	}
-	it := x.run(s, fmt.Sprintf("iteration %d/%d", x.iterations, x.cfg.Iterations), nil)
-	if it != nil && !broke(it) {
-		// Coverage guidance: the pairs this run applied are no longer
-		// preferred. Only runs that broke nothing count, so the guide
-		// never changes between a failure and rapid's replays of it.
-		x.note(s, it, false)
+	for _, note := range notes {
+		note()
 	}
-	if it == nil || !broke(it) {
-		return false
-	}
-	x.t.Logf("shakedown: first failure:\n%s", it.Findings)
-	x.confirm(it, x.reproduce, "reproducing", broke)
-	if why := x.explained(it, fmt.Sprintf("iteration %d", x.iterations)); why != "" {
-		x.setAside(it, why)
-		x.note(s, it, true)
-		return false
-	}
-	if !it.confirmed() {
-		x.t.Logf("shakedown: FLAKY: iteration %d broke, then again in only %d of %d reruns%s; not shrunk, the search goes on", x.iterations, it.Reproduced, it.Reruns, pressures(it))
-		x.flakies = append(x.flakies, it)
-		x.note(s, it, true)
-		return false
-	}
-	x.first, x.last = it, it
-	x.cache[scheduleKey(s)] = it
-	x.shrinkStart = time.Now()
-	return true
+	return false
 }
 
 // explained returns why it, a failure that has been rerun (subject names
@@ -459,7 +480,13 @@ func awayIn(it *Iteration, invs []Invariant) string {
 // only if it breaks again.
 func (x *explorer) shrink(rt *rapid.T) bool {
 	budget := x.cfg.ShrinkTime
-	it := x.candidate(x.gen.Draw(rt, "schedule"), func() bool { return budget > 0 && time.Since(x.shrinkStart) > budget })
+	// The candidate draws as the failing batch did; only its schedule at
+	// the failure's place is run.
+	var s sim.Schedule
+	for range x.firstAt + 1 {
+		s = x.gen.Draw(rt, "schedule")
+	}
+	it := x.candidate(s, func() bool { return budget > 0 && time.Since(x.shrinkStart) > budget })
 	if it == nil {
 		return false
 	}
@@ -582,8 +609,8 @@ func (x *explorer) missing(rapidErrs []string) error {
 		return fmt.Errorf("properties: rapid reported a failure that no run recorded, so runs went missing:\n%s", strings.Join(rapidErrs, "\n"))
 	}
 	if x.iterations < x.cfg.Iterations {
-		if n, ok := search.RapidChecks(); ok && x.iterations >= n {
-			x.stopped = fmt.Sprintf("rapid's -rapid.checks bound (%d) is under the %d iterations asked for", n, x.cfg.Iterations)
+		if n, ok := search.RapidChecks(); ok && x.batches >= n {
+			x.stopped = fmt.Sprintf("rapid's -rapid.checks bound (%d%s) is under the %d iterations asked for", n, x.batchesOf(), x.cfg.Iterations)
 			return nil
 		}
 		return fmt.Errorf("properties: only %d of %d iterations ran, and nothing says why: runs went missing", x.iterations, x.cfg.Iterations)
@@ -670,6 +697,15 @@ var endEarly = true
 func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 	x.t.Helper()
 	it, err := runIn(x.t, x.cfg, s, runSeed(x.cfg.Seed, s), e)
+	return x.ran(s, what, outcome{it: it, err: err})
+}
+
+// ran counts and logs a run of s made (by run, or side by side by
+// runAll), what names it for the log; as run, it returns nil for a fatal
+// error, kept in x.fatal.
+func (x *explorer) ran(s sim.Schedule, what string, o outcome) *Iteration {
+	x.t.Helper()
+	it, err := o.it, o.err
 	if err != nil {
 		x.fatal = err
 		return nil

@@ -103,6 +103,7 @@ func cacheConfig(kinds ...toxics.Kind) properties.Config {
 func TestCheckSimulatedRedis(t *testing.T) {
 	cfg := cacheConfig(toxics.KindLatency, toxics.KindBlackhole, toxics.KindReset, toxics.KindDown, toxics.KindRestart, toxics.KindStop)
 	cfg.Iterations = 15
+	cfg.Parallel = 2      // its World shares nothing: runs side by side
 	cfg.Dir = t.TempDir() // no corpus or summary of an earlier run
 	properties.Check(t, cfg)
 }

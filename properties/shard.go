@@ -109,22 +109,17 @@ func rapidSeed() string {
 	return "0"
 }
 
-// skips reports whether the iteration numbered k (from 1, counted over
-// all shards) belongs to another shard; the explorer then notes its
+// mine reports whether the iteration numbered k (from 1, counted over
+// all shards) belongs to this shard. The search notes another shard's
 // schedule in the guide without running it, as the shard that runs it
 // does when it holds, so every shard decodes the draws that follow alike.
-func (x *explorer) skips(k int, s sim.Schedule) bool {
+func (x *explorer) mine(k int, s sim.Schedule) bool {
 	p := x.part
 	mine := p == nil || p.count == 0 || (k-1)%p.count == p.index
 	if drawnHook != nil {
 		drawnHook(k, s, mine)
 	}
-	if mine {
-		return false
-	}
-	p.skipped++
-	x.guide.recordDrawn(s)
-	return true
+	return mine
 }
 
 // note records in the guide what a run of the search that did not fail

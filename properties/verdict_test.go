@@ -307,7 +307,7 @@ func TestShrunkFailureThatDoesNotHoldUp(t *testing.T) {
 	// On this seed shrinking accepts a schedule that holds up, then two
 	// at the edge before the shrunk one; on some others it goes from the
 	// first failure to the edge at once, and the first is reported.
-	rapidSeed(t, 6)
+	rapidSeed(t, 2)
 	var mu sync.Mutex
 	judged := map[string]int{}
 	const solid, edge = 400 * time.Millisecond, 200 * time.Millisecond

@@ -1,11 +1,13 @@
 package breaker
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/shakedown/shakedown/properties/internal/search"
 	"github.com/shakedown/shakedown/sim"
 )
 
@@ -15,6 +17,10 @@ import (
 // size is fixed, so the same rapid seed explores the same schedules and
 // gives the same result on any number of cores.
 const batchSize = 8
+
+// errFailedOffTheTest ends an exploration whose run, made beside others,
+// failed the test itself.
+var errFailedOffTheTest = errors.New("breaker: a run made beside others failed the test (t.Fatal or t.FailNow in the breaker's New, or the race detector in its bubble): see the log above; the exploration stops")
 
 // runBatch runs the schedules of a batch side by side and returns their
 // runs in order, counted as [explorer.run] counts them, up to and
@@ -42,7 +48,9 @@ func (x *explorer) runBatch(batch []sim.Schedule) []*Iteration {
 					return
 				}
 				start := time.Now()
-				runs[i], errs[i] = runIn(x.t, x.cfg, batch[i])
+				if !search.Contained(func() { runs[i], errs[i] = runIn(x.t, x.cfg, batch[i]) }) {
+					errs[i] = errFailedOffTheTest
+				}
 				walls[i] = time.Since(start)
 				if errs[i] != nil || runs[i].Broken() {
 					for {
