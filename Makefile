@@ -4,7 +4,7 @@
 #   make images   setup, then build the local container images (harness/images/build.sh)
 #   make test     images, then the whole test suite: $(GO_TEST)
 #   make check    images, then the checkout example's resilience check
-#   make lint     gofmt, go vet, staticcheck, actionlint
+#   make lint     gofmt, go vet (Linux and macOS), staticcheck, actionlint
 #   make fuzz     every fuzz target of every package, FUZZTIME (50000x) each
 #
 # The images come from Debian packages, so no registry is needed. To use other
@@ -64,10 +64,13 @@ test: images
 check: images
 	$(CHECK)
 
+# lint vets for macOS too, where many users run their tests: everything
+# builds there (without Linux's Pdeathsig); only Linux runs the suite.
 lint:
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	GOOS=darwin go vet ./...
 	$(STATICCHECK) ./...
 	$(ACTIONLINT) .github/workflows/ci.yml .github/workflows/resilience.yml
 

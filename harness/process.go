@@ -186,7 +186,7 @@ func freePort() (int, error) {
 func (pr *processRuntime) run(ctx context.Context, logPath string, argv ...string) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = serverEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: pr.cred}
+	cmd.SysProcAttr = procAttr(true, pr.cred)
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(logPath, out, 0o644)
 	if err != nil {
@@ -264,8 +264,8 @@ func (n *processNode) start(ctx context.Context) (string, error) {
 	cmd.Env = serverEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group (no terminal signals); killed with the test
-	// binary (Pdeathsig), and by the reaper if that did not happen.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: n.cred}
+	// binary (on Linux), and by the reaper if that did not happen.
+	cmd.SysProcAttr = procAttr(true, n.cred)
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}

@@ -67,7 +67,7 @@ func runToxiproxyServer(t testing.TB, bin, logPath string) (string, error) {
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", port)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr(false, nil)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}

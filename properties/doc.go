@@ -538,9 +538,13 @@
 // runs side by side must share nothing: a logs.Capture built outside
 // World and read by the invariants, or process-wide settings (a global
 // OpenTelemetry provider, slog.SetDefault), would mix their records.
-// Rapid's shrinking, and the 1-minimal pass after it, run one candidate
-// at a time: which candidate comes next depends on the last one's
-// verdict.
+// Rapid's shrinking runs one candidate at a time: which one comes next
+// depends on the last one's verdict. The 1-minimal pass after it asks
+// about its candidates in a known order (the steps to remove, the merges,
+// the milder kinds, and in a bisection the next value with the ones after
+// it either way), so with Parallel above 1 it runs up to Parallel of them
+// side by side, ahead of its asking; what it never asks about counts for
+// nothing, and it ends at the same schedule.
 //
 // SHAKEDOWN_SELFCHECK=1 checks the simulation itself: every simulated run
 // runs twice with the same schedule and seed, on a World built afresh

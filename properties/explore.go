@@ -74,6 +74,7 @@ type Result struct {
 	slower []slower
 	flaky  []*Iteration // flaky failures seen besides Failure
 	early  int          // confirming runs that ended early
+	ahead  int          // shrink candidates run ahead, side by side (see shrinkRun)
 	unrun  int          // candidates of the 1-minimal pass left unrun: budget or deadline (see shrink.go)
 	// walkedBack says why Failure is not the shrunk schedule ("" when
 	// it is): see explorer.finish.
@@ -172,7 +173,7 @@ func explore(t testing.TB, cfg Config, keepFailFile bool) (*Result, error) {
 	res := &Result{Iterations: x.iterations - part.skipped, Runs: x.runs, CacheHits: x.hits, Stopped: x.stopped,
 		Elapsed: time.Since(start), Coverage: x.cov, Overhead: x.over.ratio(), over: x.over, Rapid: errs,
 		Baseline: x.base, Steady: x.steady, tight: x.tight, cost: x.cost, early: x.early, unrun: x.unrun, slower: x.slower,
-		walkedBack: x.walkedBack}
+		walkedBack: x.walkedBack, ahead: x.aheadRuns}
 	res.cost.Controls = x.controls
 	for _, sl := range x.slower {
 		res.Slower = append(res.Slower, sl.it)
@@ -233,6 +234,12 @@ type explorer struct {
 	early        int // confirming runs that ended early
 	unrun        int // candidates of the 1-minimal pass left unrun (see shrink.go)
 	minimizing   bool
+	// offered are the candidates the 1-minimal pass is about to ask
+	// about, in order; ahead the outcomes of those run ahead, side by
+	// side (see shrinkRun).
+	offered   []sim.Schedule
+	ahead     map[string]outcome
+	aheadRuns int
 	// path holds the failing schedules shrinking accepted, in order (see
 	// accept); walkedBack says why the failure reported is not the shrunk
 	// one ("" when it is).

@@ -36,6 +36,9 @@ func Neighbours(b Bounds, s sim.Schedule) []sim.Schedule { return neighbours(b, 
 // EarlyEnds counts the confirming runs of res that ended early.
 func EarlyEnds(res *Result) int { return res.early }
 
+// RunsAhead counts the shrink candidates of res run ahead, side by side.
+func RunsAhead(res *Result) int { return res.ahead }
+
 // SetEndEarly turns the early end of confirming runs on or off until the
 // test ends.
 func SetEndEarly(t testing.TB, on bool) {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shakedown/shakedown/properties"
+	"github.com/shakedown/shakedown/sim"
 	"github.com/shakedown/shakedown/toxics"
 )
 
@@ -42,11 +43,30 @@ func TestExploreFigures(t *testing.T) {
 		require.Equal(t, iterations, res.Iterations)
 		return float64(res.Runs) / elapsed.Seconds()
 	}
+	// A failure found and shrunk: latency past the client's 100ms read
+	// timeout fails its ops, which the 1-minimal pass bisects to.
+	failing := func(parallel int) (time.Duration, *properties.Result) {
+		cfg := cacheConfig(toxics.KindLatency, toxics.KindBlackhole)
+		cfg.Invariants = []properties.Invariant{properties.ErrorRate{Max: 0.5, Window: sim.During}}
+		cfg.Iterations, cfg.Parallel = iterations, parallel
+		start := time.Now()
+		res, err := properties.Explore(t, cfg)
+		require.NoError(t, err)
+		require.NotNil(t, res.Failure)
+		return time.Since(start), res
+	}
 	rapidSeed(t, 1)
+	cores := runtime.GOMAXPROCS(0)
 	for round := 1; round <= 3; round++ {
 		one := explore(1)
-		all := explore(runtime.GOMAXPROCS(0))
-		t.Logf("round %d: %.0f schedules a second one at a time, %.0f on %d cores (%.2fx), load %s", round, one, all, runtime.GOMAXPROCS(0), all/one, loadAverage())
+		all := explore(cores)
+		t.Logf("round %d, holding: %.0f schedules a second one at a time, %.0f on %d cores (%.2fx), load %s", round, one, all, cores, all/one, loadAverage())
+		oneWall, oneRes := failing(1)
+		allWall, allRes := failing(cores)
+		require.Equal(t, oneRes.Failure.Schedule, allRes.Failure.Schedule)
+		t.Logf("round %d, failing: found after %d schedules and shrunk in %d runs: %v one at a time, %v on %d cores (%.2fx; shrinking %v and %v, %d candidates run ahead), load %s",
+			round, oneRes.Iterations, oneRes.Runs, oneWall.Round(time.Millisecond), allWall.Round(time.Millisecond), cores, oneWall.Seconds()/allWall.Seconds(),
+			oneRes.Shrinking.Round(time.Millisecond), allRes.Shrinking.Round(time.Millisecond), properties.RunsAhead(allRes), loadAverage())
 	}
 }
 

@@ -39,7 +39,16 @@ import (
 // the horizon, two faults on one target that do not compose) are never
 // asked about. Check and breaker.Check call it after rapid's shrinking.
 func Minimize(b Bounds, s sim.Schedule, fails func(sim.Schedule) bool) sim.Schedule {
+	return minimize(b, s, fails, nil)
+}
+
+// minimize is Minimize; ahead, when not nil, is told the candidates a
+// pass is about to ask about, in the order it asks (those the bounds
+// allow and not asked before), so that it can judge some of them ahead,
+// side by side.
+func minimize(b Bounds, s sim.Schedule, fails func(sim.Schedule) bool, ahead func([]sim.Schedule)) sim.Schedule {
 	m := newMinimizer(b, fails)
+	m.ahead = ahead
 	s = normal(s)
 	for changed := true; changed; {
 		changed = false
@@ -63,6 +72,7 @@ type minimizer struct {
 	targets []sim.Target
 	fails   func(sim.Schedule) bool
 	seen    map[string]bool
+	ahead   func([]sim.Schedule)
 }
 
 func newMinimizer(b Bounds, fails func(sim.Schedule) bool) *minimizer {
@@ -89,6 +99,21 @@ type boundTarget struct {
 }
 
 func (t boundTarget) Supports(k toxics.Kind) bool { return slices.Contains(t.kinds, k) }
+
+// offer tells ahead the candidates of cs that try would ask fails about.
+func (m *minimizer) offer(cs []sim.Schedule) {
+	if m.ahead == nil {
+		return
+	}
+	var out []sim.Schedule
+	for _, c := range cs {
+		c = normal(c)
+		if _, seen := m.seen[scheduleKey(c)]; !seen && m.allowed(c) {
+			out = append(out, c)
+		}
+	}
+	m.ahead(out)
+}
 
 // try reports whether candidate c is allowed by the bounds and fails.
 func (m *minimizer) try(c sim.Schedule) bool {
@@ -144,6 +169,13 @@ func normal(s sim.Schedule) sim.Schedule {
 func (m *minimizer) removeSteps(s sim.Schedule) (sim.Schedule, bool) {
 	changed := false
 	for i := 0; i < len(s.Steps) && len(s.Steps) > 1; {
+		if m.ahead != nil {
+			var rest []sim.Schedule
+			for j := i; j < len(s.Steps); j++ {
+				rest = append(rest, sim.Schedule{Steps: slices.Delete(slices.Clone(s.Steps), j, j+1)})
+			}
+			m.offer(rest)
+		}
 		c := sim.Schedule{Steps: slices.Delete(slices.Clone(s.Steps), i, i+1)}
 		if m.try(c) {
 			s, changed = normal(c), true
@@ -161,7 +193,9 @@ func (m *minimizer) merges(s sim.Schedule) (sim.Schedule, bool) {
 	changed := false
 	for again := true; again; {
 		again = false
-		for _, c := range m.mergeCandidates(s) {
+		cs := m.mergeCandidates(s)
+		m.offer(cs)
+		for _, c := range cs {
 			if m.try(c) {
 				s, changed, again = normal(c), true, true
 				break
@@ -218,9 +252,14 @@ func (m *minimizer) milderKinds(s sim.Schedule) (sim.Schedule, bool) {
 		st := s.Steps[i]
 		kinds := m.kinds(st.Target)
 		at := slices.Index(kinds, st.Fault.Kind())
+		var cs []sim.Schedule
 		for _, k := range kinds[:max(at, 0)] {
 			c := sim.Schedule{Steps: slices.Clone(s.Steps)}
 			c.Steps[i] = m.withKind(st, k)
+			cs = append(cs, c)
+		}
+		m.offer(cs)
+		for _, c := range cs {
 			if m.try(c) {
 				s, changed = c, true
 				break
@@ -404,6 +443,22 @@ func (k knob) milder(v int64) int64 {
 }
 
 // between reports whether x lies strictly between a and b.
+// mid is the value the bisection between bad (fails) and good (believed
+// not to) tries next, halfway on the knob's grain; false when bad is one
+// step from good, and the bisection is over.
+func (k knob) mid(bad, good int64) (int64, bool) {
+	next := k.milder(bad)
+	if next == good {
+		return 0, false
+	}
+	mid := good + (bad-good)/2
+	mid = mid / k.grain * k.grain
+	if !between(mid, good, bad) {
+		mid = next
+	}
+	return mid, true
+}
+
 func between(x, a, b int64) bool { return min(a, b) < x && x < max(a, b) }
 
 func (m *minimizer) magnitudes(s sim.Schedule) (sim.Schedule, bool) {
@@ -420,19 +475,30 @@ func (m *minimizer) magnitudes(s sim.Schedule) (sim.Schedule, bool) {
 				continue // at its mild end, or outside the bounds (a hand-written schedule): left as it is
 			}
 			bad, good := v, k.mild // bad fails; good is believed not to
+			// ahead: the candidate asked about next, then those asked
+			// after it, as it fails or not, when there is an ahead.
+			ahead := func(c int64, after ...[2]int64) {
+				if m.ahead == nil {
+					return
+				}
+				cs := []sim.Schedule{with(c)}
+				for _, a := range after {
+					if mid, ok := k.mid(a[0], a[1]); ok {
+						cs = append(cs, with(mid))
+					}
+				}
+				m.offer(cs)
+			}
+			ahead(good, [2]int64{bad, good})
 			if m.try(with(good)) {
 				bad = good
 			}
 			for bad != good {
-				next := k.milder(bad)
-				if next == good {
+				mid, ok := k.mid(bad, good)
+				if !ok {
 					break
 				}
-				mid := good + (bad-good)/2
-				mid = mid / k.grain * k.grain
-				if !between(mid, good, bad) {
-					mid = next
-				}
+				ahead(mid, [2]int64{mid, good}, [2]int64{bad, mid})
 				if m.try(with(mid)) {
 					bad = mid
 				} else {

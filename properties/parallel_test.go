@@ -11,25 +11,29 @@ import (
 
 	"github.com/shakedown/shakedown/properties"
 	"github.com/shakedown/shakedown/sim"
+	"github.com/shakedown/shakedown/toxics"
 )
 
 // TestParallelFindsWhatOneAtATimeFinds: simulated runs side by side find,
 // seed for seed, the failure a search one run at a time finds, after as
 // many iterations and runs, and shrink it to the same schedule; the runs
-// of a batch made beside the failure, after it, count for nothing.
+// of a batch made beside the failure, after it, and the candidates of the
+// 1-minimal pass run ahead and never asked about, count for nothing.
 func TestParallelFindsWhatOneAtATimeFinds(t *testing.T) {
 	explore := func(parallel int) *properties.Result {
-		cfg := simConfig(newFake(0, allKinds...), properties.MaxLatency{Max: time.Second})
+		// A client without a timeout: a blackhole breaks it, and so does
+		// a latency over 50ms, which the 1-minimal pass bisects to.
+		cfg := simConfig(newFake(0, toxics.KindLatency, toxics.KindBlackhole), properties.MaxLatency{Max: 50 * time.Millisecond})
 		cfg.Iterations, cfg.Parallel = 40, parallel
 		res, err := properties.Explore(t, cfg)
 		require.NoError(t, err)
 		return res
 	}
-	laterInABatch := 0
+	laterInABatch, ahead := 0, 0
 	for seed := 1; seed <= 6; seed++ {
 		rapidSeed(t, seed)
 		one, many := explore(1), explore(4)
-		require.NotNil(t, one.Failure, "seed %d: a client without a timeout hangs in a blackhole", seed)
+		require.NotNil(t, one.Failure, "seed %d: a client without a timeout breaks", seed)
 		require.NotNil(t, many.Failure, "seed %d", seed)
 		require.Equal(t, one.Iterations, many.Iterations, "seed %d: iterations before the failure", seed)
 		require.Equal(t, one.Runs, many.Runs, "seed %d: runs counted", seed)
@@ -41,7 +45,10 @@ func TestParallelFindsWhatOneAtATimeFinds(t *testing.T) {
 		if one.Iterations%8 != 1 {
 			laterInABatch++
 		}
+		require.Zero(t, properties.RunsAhead(one), "seed %d: one at a time, nothing is run ahead", seed)
+		ahead += properties.RunsAhead(many)
 	}
+	require.Positive(t, ahead, "no shrink candidate was run ahead, side by side: the 1-minimal pass went untested")
 	require.Positive(t, laterInABatch, "no seed found its failure after the first schedule of a batch: the discarded runs went untested")
 }
 

@@ -109,7 +109,9 @@ func cutOff(members []string, cut []bool) toxics.Partition {
 func (m *minimizer) smallerGroups(s sim.Schedule) (sim.Schedule, bool) {
 	changed := false
 	for i := range s.Steps {
-		for _, c := range smallerGroupCandidates(s, i) {
+		cs := smallerGroupCandidates(s, i)
+		m.offer(cs)
+		for _, c := range cs {
 			if m.try(c) {
 				s, changed = c, true
 				break

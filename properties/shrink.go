@@ -2,6 +2,7 @@ package properties
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/shakedown/shakedown/sim"
 )
@@ -28,7 +29,7 @@ func (x *explorer) candidate(s sim.Schedule, out func() bool) *Iteration {
 			x.noteUnrun()
 			return nil
 		}
-		if it = x.run(s, "shrinking", nil); it == nil {
+		if it = x.shrinkRun(s); it == nil {
 			return nil // fatal; recorded
 		}
 		if broke(it) {
@@ -68,14 +69,14 @@ func (x *explorer) minimize() {
 	from := x.last
 	runs, hits := x.runs, x.hits
 	x.minimizing = true
-	s := Minimize(x.cfg.Bounds, from.Schedule, func(c sim.Schedule) bool {
+	s := minimize(x.cfg.Bounds, from.Schedule, func(c sim.Schedule) bool {
 		it := x.candidate(c, func() bool { return x.runs-runs >= minimizeRuns })
 		if it != nil {
 			x.accept(it)
 		}
 		return it != nil
-	})
-	x.minimizing = false
+	}, func(cs []sim.Schedule) { x.offered = cs })
+	x.minimizing, x.offered, x.ahead = false, nil, nil
 	if it := x.cache[scheduleKey(s)]; it != nil && broke(it) && it.confirmed() {
 		x.last = it
 	}
@@ -118,4 +119,61 @@ func minimality(unrun int) string {
 		return "1-minimal"
 	}
 	return fmt.Sprintf("not shown 1-minimal: %d smaller candidates were left unrun (the test's deadline, or the pass's bound of %d runs, ran out)", unrun, minimizeRuns)
+}
+
+// shrinkRun runs s, a candidate of shrinking, as run does. In the
+// 1-minimal pass with Parallel above 1, s and the candidates the pass
+// offered after it (see minimize) not yet judged are run side by side,
+// up to Parallel of them, and those after s wait in x.ahead for the pass
+// to ask: it asks in order and stops at the first that fails, so the
+// ones after that are run for nothing, and are not counted.
+func (x *explorer) shrinkRun(s sim.Schedule) *Iteration {
+	key := scheduleKey(s)
+	o, ok := x.ahead[key]
+	if !ok {
+		x.runAhead(key)
+		o, ok = x.ahead[key]
+	}
+	if !ok {
+		return x.run(s, "shrinking", nil)
+	}
+	delete(x.ahead, key)
+	return x.ran(s, "shrinking", o)
+}
+
+// runAhead runs the offered candidate of the given key and the ones
+// after it that are not judged yet, up to x.parallel() in all, side by
+// side, keeping their outcomes in x.ahead. It runs none unless two or
+// more would go side by side.
+func (x *explorer) runAhead(key string) {
+	i := slices.IndexFunc(x.offered, func(c sim.Schedule) bool { return scheduleKey(c) == key })
+	if i < 0 || x.parallel() < 2 {
+		return
+	}
+	var wave []sim.Schedule
+	keys := map[string]bool{}
+	for _, c := range x.offered[i:] {
+		k := scheduleKey(c)
+		if _, judged := x.cache[k]; judged || keys[k] {
+			continue
+		}
+		if _, waiting := x.ahead[k]; waiting {
+			continue
+		}
+		keys[k] = true
+		wave = append(wave, c)
+		if len(wave) == x.parallel() {
+			break
+		}
+	}
+	if len(wave) < 2 {
+		return
+	}
+	if x.ahead == nil {
+		x.ahead = map[string]outcome{}
+	}
+	for j, o := range x.runAll(wave, nil, nil) {
+		x.ahead[scheduleKey(wave[j])] = o
+	}
+	x.aheadRuns += len(wave)
 }
