@@ -533,7 +533,7 @@
 // failure counting for nothing, so a seed finds the same failure however
 // the runs are made. With Exploration.Parallel above 1 a batch's runs,
 // and a failure's confirming runs, go side by side on that many
-// goroutines (runtime.GOMAXPROCS(0) for every core): about 1.7 to 1.9
+// goroutines (runtime.GOMAXPROCS(0) for every core): about 1.6 to 1.9
 // times the schedules a second on 2 cores. It is not the default, since
 // runs side by side must share nothing: a logs.Capture built outside
 // World and read by the invariants, or process-wide settings (a global
