@@ -76,7 +76,7 @@ type Exploration struct {
 	// Iterations is the most schedules explored before shrinking
 	// (default DefaultIterations; SHAKEDOWN_ITERATIONS overrides it).
 	// rapid's own -rapid.checks (default 100, 20 with -short) is an upper
-	// bound too.
+	// bound too: on schedules, or, simulated, on batches of 8 of them.
 	Iterations int
 	// Seed is the base of every run's seed: a run's seed is derived from
 	// Seed and its schedule, so a schedule always runs with the same seed.

@@ -13,10 +13,11 @@ import (
 )
 
 // Simulated runs can go side by side: each has a testing/synctest bubble
-// and a World of its own, so the search's schedules and a failure's
-// confirming runs are made on up to Exploration.Parallel cores at once,
-// and judged in the order a search one run at a time would have made
-// them. Real runs share one set of dependencies and go one at a time.
+// and a World of its own, so the search's schedules, a failure's
+// confirming runs and the 1-minimal pass's candidates (shrink.go,
+// shrinkRun) are made on up to Exploration.Parallel cores at once, and
+// judged in the order a search one run at a time would have made them.
+// Real runs share one set of dependencies and go one at a time.
 
 // searchBatch is how many schedules a simulated search draws at a time
 // (one rapid check). The size is fixed, not the number of cores, so that a
