@@ -443,6 +443,8 @@ func (k knob) milder(v int64) int64 {
 }
 
 // between reports whether x lies strictly between a and b.
+func between(x, a, b int64) bool { return min(a, b) < x && x < max(a, b) }
+
 // mid is the value the bisection between bad (fails) and good (believed
 // not to) tries next, halfway on the knob's grain; false when bad is one
 // step from good, and the bisection is over.
@@ -458,8 +460,6 @@ func (k knob) mid(bad, good int64) (int64, bool) {
 	}
 	return mid, true
 }
-
-func between(x, a, b int64) bool { return min(a, b) < x && x < max(a, b) }
 
 func (m *minimizer) magnitudes(s sim.Schedule) (sim.Schedule, bool) {
 	changed := false
