@@ -107,12 +107,13 @@ type Exploration struct {
 	// its schedules in batches of 8 whatever Parallel is and judges each
 	// batch in order, so a seed finds the same failure with any value;
 	// with Parallel > 1 a batch's runs, a failure's confirming runs and
-	// the candidates of the 1-minimal pass go side by side. World, Reset and the Invariants are then called
-	// from several goroutines at once, and a run must not share state
-	// with another: not with a logs.Capture built outside World and read
-	// by the invariants, nor with process-wide settings (a global
-	// OpenTelemetry provider, slog.SetDefault). Real runs, which share
-	// their dependencies, always go one at a time.
+	// the candidates of the 1-minimal pass go side by side. World, Reset
+	// and the Invariants are then called from several goroutines at
+	// once, and a run must not share state with another: not with a
+	// logs.Capture built outside World and read by the invariants, nor
+	// with process-wide settings (a global OpenTelemetry provider,
+	// slog.SetDefault). Real runs, which share their dependencies, always
+	// go one at a time.
 	Parallel int
 	// Dir is the test's directory of schedules (default
 	// testdata/shakedown/<test name>): Check writes a failing schedule
