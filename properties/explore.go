@@ -301,16 +301,24 @@ func (x *explorer) confirm(it *Iteration, n int, what string, bad func(*Iteratio
 	if !x.baselining && endEarly {
 		e = earlyFor(it, x.cfg.Invariants)
 	}
+	// Side by side, the reruns are made first and counted after, in
+	// order; one at a time, each is made in its turn of the loop.
+	var made []outcome
 	if x.sideBySide(n) && x.fits(it.Schedule.Horizon(), n) {
-		x.confirmAll(it, n, what, bad, e)
-		return
+		made = x.reruns(it.Schedule, n, e)
 	}
 	for i := range n {
-		if !x.fits(it.Schedule.Horizon(), 1) {
-			x.stopped = "the test's deadline cut a confirmation short"
-			return
+		var o outcome
+		if made != nil {
+			o = made[i]
+		} else {
+			if !x.fits(it.Schedule.Horizon(), 1) {
+				x.stopped = "the test's deadline cut a confirmation short"
+				return
+			}
+			o = x.runOne(it.Schedule, e)
 		}
-		again := x.run(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n), e)
+		again := x.ran(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n), o)
 		if again == nil {
 			return // fatal; recorded
 		}
@@ -703,8 +711,15 @@ var endEarly = true
 // nil for a whole run). A nil result means a fatal error, kept in x.fatal.
 func (x *explorer) run(s sim.Schedule, what string, e *early) *Iteration {
 	x.t.Helper()
+	return x.ran(s, what, x.runOne(s, e))
+}
+
+// runOne makes one run of s, with its seed, looking for what e says (nil:
+// a whole run); ran counts and logs it. runAll calls it from several
+// goroutines at once.
+func (x *explorer) runOne(s sim.Schedule, e *early) outcome {
 	it, err := runIn(x.t, x.cfg, s, runSeed(x.cfg.Seed, s), e)
-	return x.ran(s, what, outcome{it: it, err: err})
+	return outcome{it: it, err: err, done: true}
 }
 
 // ran counts and logs a run of s made (by run, or side by side by

@@ -167,18 +167,20 @@ func normal(s sim.Schedule) sim.Schedule {
 }
 
 func (m *minimizer) removeSteps(s sim.Schedule) (sim.Schedule, bool) {
-	changed := false
+	changed, offer := false, true
 	for i := 0; i < len(s.Steps) && len(s.Steps) > 1; {
-		if m.ahead != nil {
+		if offer && m.ahead != nil {
+			// The removals still to try of this s; another s, another list.
 			var rest []sim.Schedule
 			for j := i; j < len(s.Steps); j++ {
 				rest = append(rest, sim.Schedule{Steps: slices.Delete(slices.Clone(s.Steps), j, j+1)})
 			}
 			m.offer(rest)
 		}
+		offer = false
 		c := sim.Schedule{Steps: slices.Delete(slices.Clone(s.Steps), i, i+1)}
 		if m.try(c) {
-			s, changed = normal(c), true
+			s, changed, offer = normal(c), true, true
 			continue
 		}
 		i++

@@ -111,32 +111,19 @@ func (b *batch) outcome(x *explorer, i int) outcome {
 	return b.outcomes[i]
 }
 
-// confirmAll is confirm's loop with its n reruns side by side, each
-// looking for what e says (a copy of its own), counted in the order they
-// were made.
-func (x *explorer) confirmAll(it *Iteration, n int, what string, bad func(*Iteration) bool, e *early) {
+// reruns makes n runs of s side by side for confirm, each looking for
+// what e says (a copy of its own), and returns their outcomes in order.
+func (x *explorer) reruns(s sim.Schedule, n int, e *early) []outcome {
 	ss := make([]sim.Schedule, n)
 	es := make([]*early, n)
 	for i := range n {
-		ss[i] = it.Schedule
+		ss[i] = s
 		if e != nil {
 			c := *e
 			es[i] = &c
 		}
 	}
-	for i, o := range x.runAll(ss, es, nil) {
-		again := x.ran(it.Schedule, fmt.Sprintf("%s (%d/%d)", what, i+1, n), o)
-		if again == nil {
-			return // fatal; recorded
-		}
-		if !x.baselining {
-			it.again = append(it.again, again)
-		}
-		it.Reruns++
-		if bad(again) {
-			it.Reproduced++
-		}
-	}
+	return x.runAll(ss, es, nil)
 }
 
 // runAll runs ss (the i-th looking for what es[i] says, when es is not
@@ -151,8 +138,7 @@ func (x *explorer) runAll(ss []sim.Schedule, es []*early, stop func(outcome) boo
 		if es != nil {
 			e = es[i]
 		}
-		it, err := runIn(x.t, x.cfg, ss[i], runSeed(x.cfg.Seed, ss[i]), e)
-		out[i] = outcome{it: it, err: err, done: true}
+		out[i] = x.runOne(ss[i], e)
 	}
 	workers := min(x.parallel(), len(ss))
 	if workers <= 1 {
